@@ -1,0 +1,169 @@
+"""Frozen dataclasses for a parsed script: one class per grammar rule, each with a span.
+
+Names follow the grammar (rule `shot` -> `Shot`), so the grammar, the transformer in
+`syntax.py` and the phases after it share one vocabulary.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Union
+
+from klingspec.source import Source, Span
+
+
+@dataclass(frozen=True, eq=False)
+class Text:
+    """A string literal. `value` is its content with escapes resolved, before templating.
+
+    `offsets[i]` is the source offset of `value[i]` (one extra entry for the end), so a
+    position inside the expanded-from text maps back to the script exactly. Compared by
+    identity: later phases key their results by the literal they came from.
+    """
+
+    value: str
+    span: Span
+    offsets: tuple[int, ...]
+    triple: bool = False
+
+    def span_of(self, start: int, end: int) -> Span:
+        """The script span of `value[start:end]`."""
+        n = len(self.value)
+        start = max(0, min(start, n))
+        end = max(start, min(end, n))
+        return Span(self.span.source, self.offsets[start], self.offsets[end])
+
+    @property
+    def content_span(self) -> Span:
+        return self.span_of(0, len(self.value))
+
+
+@dataclass(frozen=True)
+class Word:
+    """A bare word value, such as `9:16`, `on` or a model id."""
+
+    value: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Integer:
+    value: int
+    span: Span
+
+
+@dataclass(frozen=True)
+class Boolean:
+    value: bool
+    span: Span
+
+
+@dataclass(frozen=True)
+class ListValue:
+    items: tuple[Value, ...]
+    span: Span
+
+
+Value = Union[Text, Word, Integer, Boolean, ListValue]
+
+
+@dataclass(frozen=True)
+class Name:
+    value: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: Name
+    value: Text | Word
+    span: Span
+
+
+@dataclass(frozen=True)
+class Use:
+    path: Text
+    span: Span
+
+
+@dataclass(frozen=True)
+class Let:
+    name: Name
+    value: Value
+    span: Span
+
+
+@dataclass(frozen=True)
+class Image:
+    name: Name
+    uri: Text
+    span: Span
+
+
+@dataclass(frozen=True)
+class ElementField:
+    """`front URI` or `refs URI, URI ...` inside an element block."""
+
+    kind: str
+    uris: tuple[Text, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Element:
+    name: Name
+    fields: tuple[ElementField, ...]
+    span: Span
+
+    def all(self, kind: str) -> tuple[ElementField, ...]:
+        return tuple(f for f in self.fields if f.kind == kind)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """`start URI` (first frame) or `end URI` (last frame)."""
+
+    kind: str
+    uri: Text
+    span: Span
+
+
+@dataclass(frozen=True)
+class Duration:
+    """A shot length as written (`6s`, `6`, `2.5s`); checked to be whole later."""
+
+    seconds: Decimal
+    span: Span
+
+
+@dataclass(frozen=True)
+class Shot:
+    name: Name | None
+    duration: Duration
+    prompt: Text
+    span: Span
+
+    @property
+    def label(self) -> str:
+        return self.name.value if self.name else f"shot at line {self.span.start_position[0]}"
+
+
+Statement = Union[Setting, Use, Let, Image, Element, Frame, Shot]
+
+
+@dataclass(frozen=True)
+class Comment:
+    text: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Script:
+    """One parsed file: its statements in order, and its comments (kept for `fmt`)."""
+
+    source: Source
+    statements: tuple[Statement, ...]
+    comments: tuple[Comment, ...] = ()
+
+    def of(self, kind: type) -> tuple:
+        return tuple(s for s in self.statements if isinstance(s, kind))

@@ -1,0 +1,245 @@
+"""Binding: names become API positions, and settings become typed values.
+
+`@name` in a prompt becomes `@ImageN` or `@ElementN` by declaration order (including
+declarations taken from `use`d files, at the place of the `use`), so reordering bindings
+never breaks a prompt. Raw `@Image2` / `@Element1` are accepted and range-checked.
+`@@` writes a literal `@`. Bindings taken from a `use`d library are sent only when a
+prompt mentions them, so a shared library of many characters costs no slots.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+from klingspec import ast
+from klingspec.diagnostics import Diagnostic, Related
+from klingspec.loading import Program
+from klingspec.source import Span
+from klingspec.targets import DEFAULT_MODEL, Model, model as lookup_model
+from klingspec.templating import Expansion
+
+_MENTION = re.compile(r"@@|(?<![\w@])@([A-Za-z_][A-Za-z0-9_]*)")
+_RAW = re.compile(r"(Image|Element)([0-9]+)\Z")
+SETTING_KEYS = ("model", "aspect", "audio", "negative", "format", "namespace", "generations")
+ON_WORDS = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}
+FORMAT_WORDS = {"url": "url", "b64": "b64_json", "b64_json": "b64_json"}
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A bound image or element: `@name` -> `@ImageN` / `@ElementN`."""
+
+    kind: str            # "image" or "element"
+    name: str
+    index: int           # 1-based, per kind
+    declaration: ast.Image | ast.Element
+
+    @property
+    def ref(self) -> str:
+        return f"@{'Image' if self.kind == 'image' else 'Element'}{self.index}"
+
+
+@dataclass(frozen=True)
+class Mention:
+    """One `@...` in a prompt, where it is in the script, and what it resolved to."""
+
+    written: str
+    span: Span
+    binding: Binding | None
+
+
+@dataclass(frozen=True)
+class BoundShot:
+    shot: ast.Shot
+    prompt: str                  # what the API receives: expanded, folded, @names rewritten
+    mentions: tuple[Mention, ...]
+    index: int                   # 1-based position among the shots
+
+    @property
+    def seconds(self) -> Decimal:
+        return self.shot.duration.seconds
+
+
+@dataclass(frozen=True)
+class SettingValue:
+    key: str
+    raw: str          # expanded text of the value
+    statement: ast.Setting
+
+    @property
+    def span(self) -> Span:
+        return self.statement.value.span
+
+
+@dataclass(frozen=True)
+class BoundScript:
+    """The script with names resolved: what the checker checks and the compiler compiles."""
+
+    program: Program
+    expansion: Expansion
+    settings: dict[str, SettingValue]
+    images: tuple[Binding, ...]
+    elements: tuple[Binding, ...]
+    start: ast.Frame | None
+    end: ast.Frame | None
+    frames: tuple[ast.Frame, ...]
+    shots: tuple[BoundShot, ...]
+    duplicate_settings: tuple[ast.Setting, ...]
+    library_ok: bool = False     # `check` of a declarations-only file: no shot needed
+
+    @property
+    def model_id(self) -> str:
+        setting = self.settings.get("model")
+        return setting.raw if setting else DEFAULT_MODEL
+
+    @property
+    def model(self) -> Model | None:
+        return lookup_model(self.model_id)
+
+    @property
+    def total_seconds(self) -> Decimal:
+        return sum((shot.seconds for shot in self.shots), Decimal(0))
+
+    def uri(self, text: ast.Text) -> str:
+        return self.expansion[text]
+
+    # typed settings, None where absent or invalid (the checker reports invalid ones)
+    def audio(self) -> bool | None:
+        setting = self.settings.get("audio")
+        return ON_WORDS.get(setting.raw.lower()) if setting else None
+
+    def response_format(self) -> str | None:
+        setting = self.settings.get("format")
+        return FORMAT_WORDS.get(setting.raw.lower()) if setting else None
+
+    def generations(self) -> int:
+        setting = self.settings.get("generations")
+        if setting and setting.raw.isdigit():
+            return int(setting.raw)
+        return 1
+
+
+def bind(program: Program, expansion: Expansion, *, library_ok: bool = False) -> tuple[BoundScript, list[Diagnostic]]:
+    diagnostics: list[Diagnostic] = []
+    settings: dict[str, SettingValue] = {}
+    duplicates: list[ast.Setting] = []
+    images: list[Binding] = []
+    elements: list[Binding] = []
+    names: dict[str, Binding] = {}
+    frames: list[ast.Frame] = []
+    shots: list[ast.Shot] = [s for s in program.statements if isinstance(s, ast.Shot)]
+    mentioned = {m.group(1) for shot in shots for m in _MENTION.finditer(expansion[shot.prompt]) if m.group(1)}
+    main = program.main.source
+    for statement in program.statements:
+        if isinstance(statement, ast.Setting):
+            key = statement.key.value
+            if key in settings:
+                duplicates.append(statement)
+                continue
+            settings[key] = SettingValue(key, _setting_text(statement, expansion), statement)
+        elif isinstance(statement, (ast.Image, ast.Element)):
+            if statement.span.source is not main and statement.name.value not in mentioned:
+                continue  # a library binding the script never mentions is not sent
+            kind = "image" if isinstance(statement, ast.Image) else "element"
+            group = images if kind == "image" else elements
+            name = statement.name.value
+            if _RAW.match(name):
+                diagnostics.append(Diagnostic.of(
+                    "KVS-name-reserved", statement.name.span,
+                    f"`{name}` looks like a raw reference and cannot be a binding name",
+                    "pick a descriptive name; raw `@ImageN`/`@ElementN` always mean positions"))
+            binding = Binding(kind, name, len(group) + 1, statement)
+            group.append(binding)
+            if name in names:
+                diagnostics.append(Diagnostic.of(
+                    "KVS-name-duplicate", statement.name.span, f"`{name}` is already bound",
+                    "rename one of them; every @name must mean one thing",
+                    related=[Related(names[name].declaration.name.span, "first bound here")]))
+            else:
+                names[name] = binding
+        elif isinstance(statement, ast.Frame):
+            frames.append(statement)
+    bound_shots = []
+    for index, shot in enumerate(shots, 1):
+        prompt, mentions, problems = _rewrite(shot.prompt, expansion, names, images, elements)
+        diagnostics.extend(problems)
+        bound_shots.append(BoundShot(shot, prompt, mentions, index))
+    start = next((f for f in frames if f.kind == "start"), None)
+    end = next((f for f in frames if f.kind == "end"), None)
+    bound = BoundScript(program, expansion, settings, tuple(images), tuple(elements), start, end,
+                        tuple(frames), tuple(bound_shots), tuple(duplicates), library_ok)
+    return bound, diagnostics
+
+
+def _setting_text(statement: ast.Setting, expansion: Expansion) -> str:
+    value = statement.value
+    return expansion[value] if isinstance(value, ast.Text) else value.value
+
+
+def _rewrite(text: ast.Text, expansion: Expansion, names: dict[str, Binding],
+             images: list[Binding], elements: list[Binding]):
+    """Rewrite @names in the expanded prompt; spans point into the script."""
+    expanded = expansion[text]
+    locate = _locator(text, expanded)
+    out: list[str] = []
+    mentions: list[Mention] = []
+    problems: list[Diagnostic] = []
+    last = 0
+    for match in _MENTION.finditer(expanded):
+        out.append(expanded[last:match.start()])
+        last = match.end()
+        if match.group(0) == "@@":
+            out.append("@")
+            continue
+        word = match.group(1)
+        span = locate(match.start(), match.end())
+        raw = _RAW.match(word)
+        if word in names:
+            binding = names[word]
+            out.append(binding.ref)
+            mentions.append(Mention(match.group(0), span, binding))
+        elif raw:
+            group = images if raw.group(1) == "Image" else elements
+            index = int(raw.group(2))
+            binding = group[index - 1] if 1 <= index <= len(group) else None
+            if binding is None:
+                kind = raw.group(1).lower()
+                problems.append(Diagnostic.of(
+                    "KVS-ref-range", span,
+                    f"`@{word}` is out of range: the script binds {len(group)} {kind}{'s' if len(group) != 1 else ''}",
+                    f"bind another {kind}, or use @{raw.group(1)}1..@{raw.group(1)}{len(group)}"
+                    if group else f"declare an `{kind}` first"))
+            out.append(match.group(0))
+            mentions.append(Mention(match.group(0), span, binding))
+        else:
+            close = difflib.get_close_matches(word, list(names), n=1)
+            hint = f"did you mean `@{close[0]}`?" if close else \
+                "bind it with `image NAME = \"https://...\"` or an `element` block; write `@@` for a literal @"
+            problems.append(Diagnostic.of("KVS-name-unbound", span, f"`@{word}` is not bound", hint,
+                                          label="unbound name"))
+            out.append(match.group(0))
+            mentions.append(Mention(match.group(0), span, None))
+    out.append(expanded[last:])
+    return "".join(out), tuple(mentions), problems
+
+
+def _locator(text: ast.Text, expanded: str):
+    """Map a range of the expanded prompt back to the script: exact when templating left
+    the literal as it was; otherwise the n-th occurrence of the same `@word` in the
+    literal, else the whole literal."""
+    if expanded == text.value:
+        return text.span_of
+    return lambda start, end: _nth_occurrence(text, expanded, start, end)
+
+
+def _nth_occurrence(text: ast.Text, expanded: str, start: int, end: int) -> Span:
+    word = expanded[start:end]
+    nth = expanded.count(word, 0, start)
+    position = -1
+    for _ in range(nth + 1):
+        position = text.value.find(word, position + 1)
+        if position == -1:
+            return text.span
+    return text.span_of(position, position + len(word))

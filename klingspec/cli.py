@@ -1,0 +1,174 @@
+"""The command line: thin commands over `pipeline`, exit codes from `report.Report`.
+
+The contract is ../shared/design/CLI.md. Heavy imports (rich, jsonschema, httpx,
+watchfiles, pygls) happen inside the commands that need them, so `check` starts fast.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Sequence
+
+import click
+
+from klingspec import __version__
+from klingspec.pipeline import Options, Result, run_pipeline
+from klingspec.report import Exit, Report
+
+
+def _color(stream) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def _print_diagnostics(results: Sequence[Result], fmt: str, stream=None) -> None:
+    from klingspec import render
+    stream = stream or sys.stdout
+    diagnostics = [d for r in results for d in r.diagnostics]
+    if fmt == "json":
+        stream.write(render.as_json(diagnostics))
+    elif fmt == "sarif":
+        stream.write(render.as_sarif(diagnostics, __version__))
+    else:
+        stream.write(render.texts(diagnostics, render.TextStyle(color=_color(stream))))
+
+
+def _report(results: Sequence[Result]) -> Report:
+    return Report(errors=sum(r.errors for r in results), warnings=sum(r.warnings for r in results),
+                  files=len(results))
+
+
+def var_options(function):
+    function = click.option("--vars", "var_files", multiple=True, metavar="FILE",
+                            help="Template variables from a JSON or TOML file (repeatable).")(function)
+    function = click.option("--var", "var_options", multiple=True, metavar="NAME=VALUE",
+                            help="Set a template variable; overrides `let` (repeatable).")(function)
+    return function
+
+
+class _Group(click.Group):
+    """Lists commands in the order of the contract rather than alphabetically."""
+
+    def list_commands(self, ctx):
+        return list(self.commands)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="klingspec")
+def main_group() -> None:
+    """klingspec: scene scripts (.kvs) to checked, priced Kling video requests."""
+
+
+@main_group.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True))
+@var_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text",
+              help="Diagnostics for people (text) or programs (json, sarif).")
+def check(files, var_options, var_files, fmt) -> None:
+    """Parse, expand, bind and check scripts; print diagnostics."""
+    paths = expand_paths(files)
+    options = Options(tuple(var_options), tuple(var_files), validate_schema=False, library_ok=True)
+    results = [run_pipeline(path, options) for path in paths]
+    _print_diagnostics(results, fmt)
+    report = _report(results)
+    if fmt == "text":
+        from klingspec.render import summary
+        click.echo(summary(report.errors, report.warnings, report.files), err=True)
+    raise SystemExit(report.return_code)
+
+
+def expand_paths(files: Sequence[str]) -> list[str]:
+    """A folder stands for the .kvs files inside it (recursively, sorted)."""
+    paths: list[str] = []
+    for item in files:
+        if os.path.isdir(item):
+            for root, dirs, names in os.walk(item):
+                dirs.sort()
+                paths += [os.path.join(root, n) for n in sorted(names) if n.endswith(".kvs")]
+        else:
+            paths.append(item)
+    return paths
+
+
+@main_group.command(name="compile")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the JSON here instead of stdout.")
+@var_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              help="How diagnostics are printed (on stderr).")
+def compile_(file, output, var_options, var_files, fmt) -> None:
+    """Check a script, then print its request body as JSON."""
+    result = run_pipeline(file, Options(tuple(var_options), tuple(var_files)))
+    _print_diagnostics([result], fmt, sys.stderr)
+    report = _report([result])
+    if report.errors or result.request is None:
+        raise SystemExit(Exit.SCRIPT_ERRORS)
+    if output:
+        _write_atomically(output, result.request.json)
+    else:
+        sys.stdout.write(result.request.json)
+    raise SystemExit(report.return_code)
+
+
+def _write_atomically(path: str, text: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+@main_group.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@var_options
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Save the exact request bodies and their content hashes (for `run`).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def plan(files, var_options, var_files, output, fmt) -> None:
+    """Check scripts, then preview the cost: per shot, total seconds, price, generations, USD."""
+    from klingspec import planning
+    options = Options(tuple(var_options), tuple(var_files))
+    results = [run_pipeline(path, options) for path in files]
+    failed = [r for r in results if not r.ok or r.request is None]
+    _print_diagnostics(results, "json" if fmt == "json" and failed else "text", sys.stderr)
+    report = _report(results)
+    if failed:
+        if not report.errors:  # a library given to plan: no shot is an error here
+            report.errors = len(failed)
+        raise SystemExit(report.return_code)
+    plans = [planning.plan_of(r, options) for r in results]
+    if fmt == "json":
+        sys.stdout.write(planning.as_json(plans))
+    else:
+        planning.print_table(plans)
+    if output:
+        _write_atomically(output, planning.saved_file(plans))
+        click.echo(f"saved {len(plans)} request{'s' if len(plans) != 1 else ''} to {output}", err=True)
+    raise SystemExit(report.return_code)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: runs a command and returns its exit code; never shows a traceback."""
+    try:
+        main_group.main(args=list(argv) if argv is not None else None, prog_name="klingspec",
+                        standalone_mode=False)
+    except SystemExit as done:
+        return int(done.code or 0)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        return Exit.INTERRUPTED
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return Exit.INTERRUPTED
+    except BrokenPipeError:
+        return Exit.OK
+    except Exception as error:  # a klingspec bug: say so plainly, without a traceback
+        click.echo(f"klingspec: internal error: {type(error).__name__}: {error}\n"
+                   "please report this with the script that caused it", err=True)
+        if os.environ.get("KLINGSPEC_DEBUG"):
+            raise
+        return Exit.SCRIPT_ERRORS
+    return Exit.OK

@@ -1,0 +1,147 @@
+"""Compiling: a checked script becomes the API's JSON request body.
+
+Keys come in one fixed order and the JSON is written the same way every time, so the
+same script always compiles to the same bytes and a content hash identifies a render.
+Settings the script does not set are left out (the API applies its defaults); settings it
+does set are written even when they equal the default, so the body says what the author
+said. A side map from JSON pointers to script spans lets a schema failure point at the
+script.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from klingspec.binding import BoundScript
+from klingspec.diagnostics import Diagnostic
+from klingspec.resources import read_text
+from klingspec.source import Span
+from klingspec.targets import DEFAULT_MODEL, model as lookup_model
+
+SCHEMA_FILE = "request.schema.json"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request body and what the runner needs beside it."""
+
+    model: str
+    body: dict[str, Any]
+    generations: int
+    pointers: dict[str, Span]
+
+    @property
+    def json(self) -> str:
+        """The body as the API receives it and `compile` prints it."""
+        return to_json(self.body)
+
+    @property
+    def content_hash(self) -> str:
+        """sha256 of the canonical body plus the generation count: one render's identity."""
+        return request_hash(self.body, self.generations)
+
+
+def to_json(body: dict[str, Any]) -> str:
+    return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
+
+
+def request_hash(body: dict[str, Any], generations: int) -> str:
+    canonical = json.dumps({"body": body, "num_generations": generations}, sort_keys=True,
+                           separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def compile_script(script: BoundScript) -> Request:
+    """Build the body. Assumes `check` found no errors (it stays total if it did)."""
+    model = script.model or lookup_model(DEFAULT_MODEL)
+    body: dict[str, Any] = {}
+    pointers: dict[str, Span] = {}
+    settings = script.settings
+
+    def put(pointer: str, value: Any, span: Span) -> None:
+        keys = pointer.strip("/").split("/")
+        target = body
+        for key in keys[:-1]:
+            target = target[int(key)] if isinstance(target, list) else target[key]
+        if isinstance(target, list):
+            target.append(value)
+        else:
+            target[keys[-1]] = value
+        pointers[pointer] = span
+
+    main = script.program.main.source
+    put("/model", script.model_id, settings["model"].span if "model" in settings else main.span(0))
+    if len(script.shots) == 1:
+        shot = script.shots[0]
+        put("/prompt", shot.prompt, shot.shot.prompt.span)
+        put("/duration", int(shot.seconds), shot.shot.duration.span)
+    elif script.shots:
+        put("/multi_prompt", [], script.shots[0].shot.span.cover(script.shots[-1].shot.span))
+        for i, shot in enumerate(script.shots):
+            put(f"/multi_prompt/{i}", {}, shot.shot.span)
+            put(f"/multi_prompt/{i}/prompt", shot.prompt, shot.shot.prompt.span)
+            put(f"/multi_prompt/{i}/duration", int(shot.seconds), shot.shot.duration.span)
+    if script.images:
+        put("/input_image", [], script.images[0].declaration.span)
+        for i, binding in enumerate(script.images):
+            put(f"/input_image/{i}", script.uri(binding.declaration.uri), binding.declaration.uri.span)
+    if script.elements:
+        put("/elements", [], script.elements[0].declaration.span)
+        for i, binding in enumerate(script.elements):
+            element = binding.declaration
+            put(f"/elements/{i}", {}, element.span)
+            for front in element.all("front")[:1]:
+                put(f"/elements/{i}/frontal_image_url", script.uri(front.uris[0]), front.uris[0].span)
+            refs = [u for field in element.all("refs") for u in field.uris]
+            if refs:
+                put(f"/elements/{i}/reference_image_urls", [], element.all("refs")[0].span)
+                for j, uri in enumerate(refs):
+                    put(f"/elements/{i}/reference_image_urls/{j}", script.uri(uri), uri.span)
+    if script.start:
+        put("/" + model.start_key, script.uri(script.start.uri), script.start.uri.span)
+    if script.end:
+        put("/tail_image_url", script.uri(script.end.uri), script.end.uri.span)
+    if "negative" in settings:
+        put("/negative_prompt", settings["negative"].raw, settings["negative"].span)
+    if "aspect" in settings:
+        put("/aspect_ratio", settings["aspect"].raw, settings["aspect"].span)
+    if "audio" in settings and script.audio() is not None:
+        put("/generate_audio", script.audio(), settings["audio"].span)
+    if "format" in settings and script.response_format():
+        put("/response_format", script.response_format(), settings["format"].span)
+    if "namespace" in settings:
+        put("/target_namespace", settings["namespace"].raw, settings["namespace"].span)
+    return Request(script.model_id, body, script.generations(), pointers)
+
+
+@cache
+def _validator():
+    from jsonschema import Draft202012Validator
+    schema = json.loads(read_text("schema", SCHEMA_FILE))
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def validate(request: Request) -> list[Diagnostic]:
+    """Validate the body against schema/request.schema.json; map failures to the script.
+
+    A failure here means the checker missed something: it is reported as KVS-schema at
+    the nearest span the body came from, never as a traceback.
+    """
+    problems = []
+    for error in sorted(_validator().iter_errors(request.body), key=lambda e: list(e.absolute_path)):
+        pointer = "/" + "/".join(str(p) for p in error.absolute_path)
+        span = _nearest(request.pointers, pointer)
+        problems.append(Diagnostic.of("KVS-schema", span,
+                                      f"the request body does not match the API schema at {pointer}: {error.message}",
+                                      "this is a klingspec checker gap; please report it with this script"))
+    return problems
+
+
+def _nearest(pointers: dict[str, Span], pointer: str) -> Span:
+    while pointer not in pointers and pointer.count("/") > 1:
+        pointer = pointer.rsplit("/", 1)[0]
+    return pointers.get(pointer) or pointers["/model"]

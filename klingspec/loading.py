@@ -1,0 +1,255 @@
+"""Loading: the only filesystem reader before running.
+
+Reads scripts as UTF-8 (with a clear diagnostic for anything else), parses them, follows
+`use "file"` relative to the including file, and reads `--vars` files (JSON or TOML) and
+`--var NAME=VALUE` options. The result is a `Program`: the main script, every used file,
+and the declarations the main script sees, in the order it sees them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from klingspec import ast
+from klingspec.diagnostics import Diagnostic, Related
+from klingspec.source import Source, Span
+from klingspec.syntax import parse
+
+MAX_FILE_BYTES = 8 * 1024 * 1024
+_DECLARATIONS = (ast.Let, ast.Image, ast.Element)
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+@dataclass(frozen=True)
+class Var:
+    """A template variable set from outside the script (`--var`, `--vars`)."""
+
+    name: str
+    value: Any
+    span: Span
+    origin: str  # "--var" or the vars file's path
+
+
+@dataclass(frozen=True)
+class Program:
+    """Everything loaded for one main script, before templating."""
+
+    main: ast.Script
+    files: tuple[ast.Script, ...]          # main first, then used files in first-use order
+    statements: tuple[ast.Statement, ...]  # used declarations spliced in at their `use`
+    variables: tuple[Var, ...] = ()
+    dependencies: tuple[str, ...] = field(default=())  # absolute paths read (for watch mode)
+
+
+Reader = Callable[[str], bytes]
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_FILE_BYTES + 1)
+    return data
+
+
+def decode(name: str, data: bytes) -> tuple[Source, list[Diagnostic]]:
+    """UTF-8 text (a BOM is dropped) or a diagnostic at the first bad byte."""
+    if len(data) > MAX_FILE_BYTES:
+        source = Source(name, "")
+        return source, [Diagnostic.of("KVS-file-too-large", source.span(0),
+                                      f"{name} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB",
+                                      "a scene script is a few kilobytes; is this the right file?")]
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        good = data[:error.start].decode("utf-8")
+        source = Source(name, good + data[error.start:].decode("utf-8", "replace"))
+        return source, [Diagnostic.of(
+            "KVS-encoding", source.span(len(good), len(good) + 1),
+            f"{name} is not UTF-8 text: byte 0x{data[error.start]:02X} at offset {error.start} is invalid",
+            "save the file as UTF-8 (most editors: 'Save with Encoding')")]
+    nul = text.find("\x00")
+    if nul != -1:
+        source = Source(name, text)
+        return source, [Diagnostic.of("KVS-encoding", source.span(nul, nul + 1),
+                                      f"{name} looks binary: it contains a NUL character",
+                                      "a .kvs script is plain UTF-8 text")]
+    return Source(name, text), []
+
+
+class Loader:
+    """Loads one main script and what it uses. `overlays` maps absolute paths to
+    unsaved editor text, so the language server sees buffers, not the disk."""
+
+    def __init__(self, overlays: Mapping[str, str] | None = None, reader: Reader = _read_bytes):
+        self.overlays = dict(overlays or {})
+        self.reader = reader
+        self.diagnostics: list[Diagnostic] = []
+        self.scripts: dict[str, ast.Script] = {}
+        self.order: list[str] = []
+
+    def read_source(self, path: str, name: str, at: Span | None) -> Source | None:
+        key = os.path.abspath(path)
+        if key in self.overlays:
+            return Source(name, self.overlays[key])
+        try:
+            data = self.reader(path)
+        except FileNotFoundError:
+            self._missing(name, at)
+            return None
+        except IsADirectoryError:
+            self._unreadable(name, at, "it is a directory")
+            return None
+        except OSError as error:
+            self._unreadable(name, at, error.strerror or str(error))
+            return None
+        source, problems = decode(name, data)
+        self.diagnostics.extend(problems)
+        return None if problems else source
+
+    def _missing(self, name: str, at: Span | None) -> None:
+        span = at or Source(name, "").span(0)
+        self.diagnostics.append(Diagnostic.of("KVS-file-not-found", span, f"no such file: {name}",
+                                              "paths in `use` are relative to the file that uses them"
+                                              if at else None))
+
+    def _unreadable(self, name: str, at: Span | None, why: str) -> None:
+        span = at or Source(name, "").span(0)
+        self.diagnostics.append(Diagnostic.of("KVS-file-unreadable", span, f"cannot read {name}: {why}"))
+
+    def script(self, path: str, name: str, at: Span | None) -> ast.Script | None:
+        key = os.path.abspath(path)
+        if key not in self.scripts:
+            source = self.read_source(path, name, at)
+            if source is None:
+                return None
+            script, problems = parse(source)
+            self.diagnostics.extend(problems)
+            self.scripts[key] = script
+            self.order.append(key)
+        return self.scripts[key]
+
+    def splice(self, script: ast.Script, path: str, stack: tuple[str, ...], done: set[str],
+               top: bool) -> list[ast.Statement]:
+        """The statements `script` contributes: its own, with each `use` replaced by the
+        used file's declarations (each file once; cycles reported at the `use`)."""
+        out: list[ast.Statement] = []
+        ignored: list[ast.Statement] = []
+        for statement in script.statements:
+            if isinstance(statement, ast.Use):
+                out.extend(self.follow(statement, path, stack, done))
+            elif top or isinstance(statement, _DECLARATIONS):
+                out.append(statement)
+            else:
+                ignored.append(statement)
+        if ignored:
+            first = ignored[0]
+            self.diagnostics.append(Diagnostic.of(
+                "KVS-use-ignored", first.span,
+                f"{script.source.name} is used by another file, so its settings, frames and shots are ignored "
+                f"({len(ignored)} statement{'s' if len(ignored) != 1 else ''})",
+                "a used file contributes only `let`, `image` and `element`; move the rest to the main script"))
+        return out
+
+    def follow(self, use: ast.Use, path: str, stack: tuple[str, ...], done: set[str]) -> list[ast.Statement]:
+        target = os.path.join(os.path.dirname(path), use.path.value)
+        key = os.path.abspath(target)
+        including = use.span.source.name
+        name = os.path.normpath(os.path.join(os.path.dirname(including), use.path.value))
+        if key in stack:
+            chain = " -> ".join(os.path.basename(p) for p in (*stack[stack.index(key):], key))
+            self.diagnostics.append(Diagnostic.of("KVS-use-cycle", use.path.span,
+                                                  f"`use` cycle: {chain}",
+                                                  "move the shared declarations into a third file that both use"))
+            return []
+        if key in done:
+            return []
+        done.add(key)
+        script = self.script(target, name, use.path.span)
+        if script is None:
+            return []
+        return self.splice(script, target, (*stack, key), done, top=False)
+
+    def load(self, path: str, name: str | None = None) -> Program | None:
+        name = name or path
+        script = self.script(path, name, None)
+        if script is None:
+            return None
+        key = os.path.abspath(path)
+        statements = self.splice(script, path, (key,), {key}, top=True)
+        return Program(script, tuple(self.scripts[k] for k in self.order), tuple(statements),
+                       dependencies=tuple(self.order))
+
+
+def load(path: str, *, overlays: Mapping[str, str] | None = None,
+         reader: Reader = _read_bytes) -> tuple[Program | None, list[Diagnostic]]:
+    """Load `path` and everything it uses. Returns None for the program when the main
+    file itself could not be read."""
+    loader = Loader(overlays, reader)
+    program = loader.load(path)
+    return program, loader.diagnostics
+
+
+def load_text(name: str, text: str, *, reader: Reader = _read_bytes) -> tuple[Program | None, list[Diagnostic]]:
+    """Load a script given as text (tests, stdin, editor buffers); `use` is relative to `name`."""
+    return load(name, overlays={os.path.abspath(name): text}, reader=reader)
+
+
+# -- template variables from outside ----------------------------------------------
+
+def parse_var_options(options: tuple[str, ...] | list[str]) -> tuple[list[Var], list[Diagnostic]]:
+    """`--var NAME=VALUE` options; values are strings, as typed."""
+    variables, problems = [], []
+    for option in options:
+        source = Source("<--var>", option)
+        name, sep, value = option.partition("=")
+        if not sep or not _VAR_NAME.match(name):
+            problems.append(Diagnostic.of("KVS-var-syntax", source.whole(),
+                                          f"`--var {option}` is not NAME=VALUE",
+                                          "write it as --var mood=dusk (names are letters, digits and _)"))
+            continue
+        variables.append(Var(name, value, source.span(0, len(name)), "--var"))
+    return variables, problems
+
+
+def read_vars_file(path: str, reader: Reader = _read_bytes) -> tuple[list[Var], list[Diagnostic]]:
+    """A `--vars` file: a JSON object or a TOML table of template variables."""
+    try:
+        data = reader(path)
+    except OSError as error:
+        source = Source(path, "")
+        return [], [Diagnostic.of("KVS-vars-file", source.span(0),
+                                  f"cannot read vars file {path}: {error.strerror or error}")]
+    source, problems = decode(path, data)
+    if problems:
+        return [], problems
+    text = source.text
+    as_toml = path.lower().endswith(".toml") or (not path.lower().endswith(".json") and not text.lstrip().startswith("{"))
+    try:
+        values = tomllib.loads(text) if as_toml else json.loads(text)
+    except json.JSONDecodeError as error:
+        return [], [Diagnostic.of("KVS-vars-file", source.span(error.pos, error.pos + 1),
+                                  f"{path} is not valid JSON: {error.msg}")]
+    except tomllib.TOMLDecodeError as error:
+        match = re.search(r"at line (\d+), column (\d+)", str(error))
+        offset = source.offset(int(match.group(1)), int(match.group(2))) if match else 0
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(error))
+        return [], [Diagnostic.of("KVS-vars-file", source.span(offset, offset + 1),
+                                  f"{path} is not valid TOML: {message}")]
+    if not isinstance(values, dict):
+        return [], [Diagnostic.of("KVS-vars-file", source.whole(),
+                                  f"{path} must hold an object of NAME: VALUE pairs")]
+    variables = []
+    for key, value in values.items():
+        found = re.search(r'(?m)^\s*"?' + re.escape(key) + r'"?\s*[:=]', text)
+        span = source.span(found.start(), found.end()) if found else source.span(0)
+        variables.append(Var(key, value, span, path))
+    return variables, []
+
+
+def related_to(var: Var) -> Related:
+    return Related(var.span, f"set by {var.origin}")

@@ -1,0 +1,87 @@
+"""The one composition of the phases: load -> parse -> expand -> bind -> check -> compile -> price.
+
+The CLI, the watcher and the language server all call `run_pipeline`; they differ only in
+how they present the `Result`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from klingspec.binding import BoundScript, bind
+from klingspec.checking import check
+from klingspec.compiling import Request, compile_script, validate
+from klingspec.diagnostics import Diagnostic, has_errors, sort_unique
+from klingspec.loading import Program, Reader, Var, load, parse_var_options, read_vars_file, _read_bytes
+from klingspec.pricing import Estimate, estimate
+from klingspec.templating import expand
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a command adds to a script: template variables and how far to go."""
+
+    var_options: tuple[str, ...] = ()
+    var_files: tuple[str, ...] = ()
+    validate_schema: bool = True
+    library_ok: bool = False   # `check` accepts a declarations-only file (a `use` library)
+    overlays: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Result:
+    path: str
+    diagnostics: tuple[Diagnostic, ...]
+    program: Program | None = None
+    bound: BoundScript | None = None
+    request: Request | None = None
+    estimate: Estimate | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not has_errors(self.diagnostics)
+
+    @property
+    def errors(self) -> int:
+        return sum(d.severity == "error" for d in self.diagnostics)
+
+    @property
+    def warnings(self) -> int:
+        return sum(d.severity == "warning" for d in self.diagnostics)
+
+
+def outside_variables(options: Options, reader: Reader = _read_bytes) -> tuple[list[Var], list[Diagnostic]]:
+    """`--vars` files in order, then `--var` options: later ones win."""
+    variables: list[Var] = []
+    problems: list[Diagnostic] = []
+    for path in options.var_files:
+        found, bad = read_vars_file(path, reader)
+        variables += found
+        problems += bad
+    found, bad = parse_var_options(options.var_options)
+    return variables + found, problems + bad
+
+
+def run_pipeline(path: str, options: Options = Options(), reader: Reader = _read_bytes) -> Result:
+    diagnostics: list[Diagnostic] = []
+    variables, problems = outside_variables(options, reader)
+    diagnostics += problems
+    program, problems = load(path, overlays=options.overlays, reader=reader)
+    diagnostics += problems
+    if program is None:
+        return Result(path, sort_unique(diagnostics))
+    expansion, problems = expand(program, variables)
+    diagnostics += problems
+    bound, problems = bind(program, expansion, library_ok=options.library_ok)
+    diagnostics += problems
+    diagnostics += check(bound)
+    if has_errors(diagnostics) or not bound.shots:
+        return Result(path, sort_unique(diagnostics), program, bound)
+    request = compile_script(bound)
+    if options.validate_schema:
+        diagnostics += validate(request)
+    return Result(path, sort_unique(diagnostics), program, bound, request, estimate(bound))
+
+
+def run_many(paths: Sequence[str], options: Options = Options()) -> list[Result]:
+    return [run_pipeline(path, options) for path in paths]

@@ -1,0 +1,377 @@
+"""Parsing: the Lark LALR parser over grammar/kvs.lark, and the tree -> ast step.
+
+Syntax errors never stop at the first one: after an error the statement around it is
+blanked out (same offsets, so later positions stay true) and the text is parsed again,
+up to `MAX_SYNTAX_ERRORS`. Each error is named from the parser state (Lark's
+`match_examples`) and says what was expected, not which parser state failed.
+"""
+from __future__ import annotations
+
+import difflib
+from decimal import Decimal, InvalidOperation
+from functools import cache
+
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from klingspec import ast
+from klingspec.diagnostics import Diagnostic
+from klingspec.resources import read_text
+from klingspec.source import Source, Span
+
+MAX_SYNTAX_ERRORS = 20
+STATEMENT_KEYWORDS = ("model", "aspect", "audio", "negative", "format", "namespace",
+                      "generations", "use", "let", "image", "element", "start", "end", "shot")
+_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "{": "\\{", "}": "\\}"}
+
+
+@cache
+def parser() -> Lark:
+    """The one cached parser; Lark's own cache keeps the LALR tables across processes."""
+    return Lark(read_text("grammar", "kvs.lark"), parser="lalr", lexer="contextual",
+                propagate_positions=True, maybe_placeholders=False, cache=True)
+
+
+def parse(source: Source) -> tuple[ast.Script, list[Diagnostic]]:
+    """Parse one source into a Script (partial where there were errors) and diagnostics."""
+    diagnostics: list[Diagnostic] = []
+    text = source.text if source.text.endswith("\n") else source.text + "\n"
+    tree = None
+    while tree is None:
+        try:
+            tree = parser().parse(text)
+        except UnexpectedInput as error:
+            diagnostics.append(_describe(error, source, text))
+            text, progressed = _blank_statement(text, _error_offset(error, text))
+            if not progressed or len(diagnostics) >= MAX_SYNTAX_ERRORS:
+                if progressed:
+                    diagnostics.append(Diagnostic.of(
+                        "KVS-syntax-too-many", source.span(_error_offset(error, text)),
+                        f"stopped after {MAX_SYNTAX_ERRORS} syntax errors",
+                        "fix the errors above and check again"))
+                return ast.Script(source, ()), diagnostics
+    builder = _Builder(source)
+    statements = tuple(s for s in (builder.statement(c) for c in tree.children) if s is not None)
+    script = ast.Script(source, statements,
+                        tuple(ast.Comment(t.value, source.span(t.start_pos, t.end_pos))
+                              for t in _comments(source.text)))
+    return script, diagnostics + builder.diagnostics
+
+
+def _comments(text: str) -> list[Token]:
+    """Comments are ignored by the grammar; find them with the same tokenizer rules."""
+    found = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "#":
+            end = text.find("\n", i)
+            end = n if end == -1 else end
+            found.append(Token("COMMENT", text[i:end].rstrip("\r"), start_pos=i, end_pos=i + len(text[i:end].rstrip("\r"))))
+            i = end
+        elif ch == '"':
+            if text.startswith('"""', i):
+                j = i + 3
+                while j < n and not text.startswith('"""', j):
+                    j += 2 if text[j] == "\\" else 1
+                i = j + 3
+            else:
+                j = i + 1
+                while j < n and text[j] not in '"\n':
+                    j += 2 if text[j] == "\\" else 1
+                i = j + 1
+        else:
+            i += 1
+    return found
+
+
+# -- errors -------------------------------------------------------------------
+
+_EXAMPLES: dict[str, tuple[str, str]] = {
+    # label: (message, help)
+    "shot-duration": ("a shot needs a duration before its prompt",
+                      'write it as `shot NAME 5s "prompt"` (whole seconds)'),
+    "shot-prompt": ("a shot needs a prompt string after its duration",
+                    'write it as `shot NAME 5s "prompt"`'),
+    "setting-value": ("this setting needs a value", "for example `aspect 16:9`, `audio on`, `format url`"),
+    "let-equals": ("a `let` needs `=` between the name and the value", 'write it as `let mood = "dusk"`'),
+    "bind-equals": ("a binding needs `=` between the name and the URI",
+                    'write it as `image cafe = "https://..."`'),
+    "bind-uri": ("a binding needs a quoted URI", 'write it as `image cafe = "https://..."`'),
+    "element-brace": ("an element's fields go inside `{ }`",
+                      'write it as `element hero {\n  front "https://..."\n}`'),
+    "element-field": ("an element block holds only `front` and `refs` lines",
+                      'write `front "URI"` once and `refs "URI", "URI"` for extra angles'),
+    "one-per-line": ("one statement per line", "start the next statement on a new line"),
+    "name-expected": ("a name is expected here", "names are letters, digits and `_`, starting with a letter"),
+}
+
+_EXAMPLE_TEXTS: dict[str, list[str]] = {
+    "shot-duration": ['shot a "x"\n', 'shot "x"\n'],
+    "shot-prompt": ["shot a 5s\n", "shot 5s\n", "shot a 5s a\n"],
+    "setting-value": ["aspect\n", "model\n", "audio\n", "negative\n", "format\n", "namespace\n", "generations\n"],
+    "let-equals": ['let a "x"\n', "let a 1\n"],
+    "bind-equals": ['image a "x"\n'],
+    "bind-uri": ["image a =\n", "image a = b\n"],
+    "element-brace": ['element a front "x"\n', "element a\n"],
+    "element-field": ["element a { x\n", 'element a { "x"\n'],
+    "one-per-line": ['aspect 9:16 audio\n', 'use "a" "b"\n', 'image a = "x" "y"\n', 'shot a 5s "x" "y"\n',
+                     'start "x" "y"\n'],
+    "name-expected": ["let\n", "image\n", "element\n", 'let "x"\n', 'image "x"\n', "element {\n"],
+}
+
+@cache
+def _example_index() -> dict[tuple, str]:
+    """Parser state (and found token type) -> example label, like Lark's match_examples.
+
+    Keyed by the LALR state number alone, not the whole stack, so that an error after
+    fifty statements is named the same as one on the first line.
+    """
+    index: dict[tuple, str] = {}
+    for label, texts in _EXAMPLE_TEXTS.items():
+        for text in texts:
+            try:
+                parser().parse(text)
+            except UnexpectedToken as error:
+                index.setdefault((error.state.position, error.token.type), label)
+                index.setdefault((error.state.position, None), label)
+            except UnexpectedInput:
+                pass
+    return index
+
+
+_HUMAN = {
+    "NAME": "a name", "DURATION": "a duration such as `5s`", "INT": "an integer", "WORD": "a value",
+    "STRING": "a string", "TRIPLE_STRING": "a string", "_NL": "end of line", "$END": "end of file",
+    "COMMENT": "a comment",
+}
+
+
+def _human(parser_: Lark, terminal: str) -> str:
+    if terminal in _HUMAN:
+        return _HUMAN[terminal]
+    try:
+        pattern = parser_.get_terminal(terminal).pattern
+    except KeyError:
+        return terminal
+    return f"`{pattern.value}`" if pattern.type == "str" else terminal.lower()
+
+
+def _found(token: Token) -> str:
+    if token.type == "$END":
+        return "end of file"
+    if token.type == "_NL":
+        return "end of line"
+    value = str(token.value)
+    return f"`{value[:40]}`" + ("..." if len(value) > 40 else "")
+
+
+def _error_offset(error: UnexpectedInput, text: str) -> int:
+    if isinstance(error, UnexpectedToken) and error.token.type == "$END":
+        return len(text.rstrip())
+    pos = getattr(error, "pos_in_stream", None)
+    if pos is None and isinstance(error, UnexpectedToken):
+        pos = error.token.start_pos
+    return min(pos if pos is not None else len(text), len(text))
+
+
+def _describe(error: UnexpectedInput, source: Source, text: str) -> Diagnostic:
+    offset = _error_offset(error, text)
+    if isinstance(error, UnexpectedCharacters):
+        char = text[offset] if offset < len(text) else ""
+        if char == '"':
+            end = text.find("\n", offset)
+            span = source.span(offset, end if end != -1 else len(source.text))
+            return Diagnostic.of("KVS-syntax-string", span, "this string is never closed",
+                                 'close it with `"` on the same line, or use `"""` for several lines',
+                                 label="string starts here")
+        shown = repr(char) if char.isprintable() and char else f"U+{ord(char):04X}" if char else "?"
+        return Diagnostic.of("KVS-syntax-character", source.span(offset, offset + 1),
+                             f"unexpected character {shown}",
+                             _character_help(text, offset))
+    token = error.token if isinstance(error, UnexpectedToken) else None
+    if token is None or token.type == "$END" or isinstance(error, UnexpectedEOF):
+        expected = sorted({_human(parser(), t) for t in getattr(error, "expected", ())})
+        return Diagnostic.of("KVS-syntax-eof", source.span(offset),
+                             "the script ends in the middle of a statement",
+                             f"expected {_either(expected)}" if expected else None)
+    span = source.span(token.start_pos, max(token.end_pos, token.start_pos + 1))
+    if token.type in ("NAME", "WORD") and _at_statement_start(error):
+        close = difflib.get_close_matches(str(token.value), STATEMENT_KEYWORDS, n=1)
+        hint = f"did you mean `{close[0]}`?" if close else \
+            "a statement starts with one of: " + ", ".join(f"`{k}`" for k in STATEMENT_KEYWORDS)
+        return Diagnostic.of("KVS-syntax-unexpected", span, f"unknown statement `{token.value}`", hint)
+    if "STRING" in error.expected and "://" in text[token.start_pos:token.start_pos + 12]:
+        end = token.start_pos
+        while end < len(text) and not text[end].isspace():
+            end += 1
+        return Diagnostic.of("KVS-syntax-unexpected", source.span(token.start_pos, end),
+                             "a URI must be a quoted string", "put it in double quotes: \"https://...\"")
+    index = _example_index()
+    position = error.state.position if error.state is not None else None
+    label = index.get((position, token.type)) or index.get((position, None))
+    expected = sorted({_human(parser(), t) for t in error.expected})
+    if label:
+        message, hint = _EXAMPLES[label]
+        return Diagnostic.of("KVS-syntax-unexpected", span, f"{message}; found {_found(token)}", hint,
+                             label=f"expected {_either(expected)}")
+    return Diagnostic.of("KVS-syntax-unexpected", span, f"unexpected {_found(token)}",
+                         f"expected {_either(expected)}")
+
+
+def _at_statement_start(error: UnexpectedToken) -> bool:
+    return "SHOT" in error.expected and "LET" in error.expected
+
+
+def _either(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def _character_help(text: str, offset: int) -> str:
+    line_start = text.rfind("\n", 0, offset) + 1
+    before = text[line_start:offset].split()
+    if before and before[0] in ("image", "start", "end", "use", "front", "refs") or "://" in text[offset:offset + 12]:
+        return 'URIs and paths are strings: put them in double quotes'
+    return "strings go in double quotes; comments start with `#`"
+
+
+def _blank_statement(text: str, offset: int) -> tuple[str, bool]:
+    """Blank the statement holding `offset` (keeping line breaks, so offsets stay true)."""
+    start = text.rfind("\n", 0, offset) + 1
+    # Walk back over continuation lines (indented, or inside an element block).
+    while start > 0 and start < len(text) and text[start] in " \t}" :
+        prev = text.rfind("\n", 0, start - 1) + 1
+        start = prev
+    end = offset
+    while True:
+        nl = text.find("\n", end)
+        if nl == -1:
+            end = len(text)
+            break
+        end = nl + 1
+        if end >= len(text) or (text[end] not in " \t\r\n}#" and _starts_statement(text, end)):
+            break
+    if start >= end:
+        return text, False
+    region = text[start:end]
+    blanked = "".join(c if c == "\n" else " " for c in region)
+    if blanked == region:
+        return text, False
+    return text[:start] + blanked + text[end:], True
+
+
+def _starts_statement(text: str, pos: int) -> bool:
+    word = text[pos:pos + 12].split(None, 1)
+    return bool(word) and word[0] in STATEMENT_KEYWORDS
+
+
+# -- tree -> ast -------------------------------------------------------------------
+
+class _Builder:
+    """Turns Lark trees into ast dataclasses. Collects diagnostics; never raises."""
+
+    def __init__(self, source: Source):
+        self.source = source
+        self.diagnostics: list[Diagnostic] = []
+
+    def span(self, node: Tree | Token) -> Span:
+        if isinstance(node, Token):
+            return Span(self.source, node.start_pos, node.end_pos)
+        return Span(self.source, node.meta.start_pos, node.meta.end_pos)
+
+    def statement(self, tree: Tree):
+        if not isinstance(tree, Tree):
+            return None
+        return getattr(self, "_" + tree.data)(tree)
+
+    def _setting(self, t: Tree) -> ast.Setting:
+        key, value = t.children
+        key_token = key.children[0]
+        return ast.Setting(ast.Name(str(key_token), self.span(key_token)), self.value(value), self.span(t))
+
+    def _use(self, t: Tree) -> ast.Use:
+        return ast.Use(self.text(t.children[0]), self.span(t))
+
+    def _let(self, t: Tree) -> ast.Let:
+        name, value = t.children
+        return ast.Let(self.name(name), self.value(value), self.span(t))
+
+    def _image(self, t: Tree) -> ast.Image:
+        name, uri = t.children
+        return ast.Image(self.name(name), self.text(uri), self.span(t))
+
+    def _element(self, t: Tree) -> ast.Element:
+        name, *fields = t.children
+        built = tuple(
+            ast.ElementField(str(f.children[0].children[0]), tuple(self.text(u) for u in f.children[1:]),
+                             self.span(f))
+            for f in fields if isinstance(f, Tree))
+        return ast.Element(self.name(name), built, self.span(t))
+
+    def _frame(self, t: Tree) -> ast.Frame:
+        kind, uri = t.children
+        return ast.Frame(str(kind.children[0]), self.text(uri), self.span(t))
+
+    def _shot(self, t: Tree) -> ast.Shot:
+        *maybe_name, duration, prompt = t.children
+        name = self.name(maybe_name[0]) if maybe_name else None
+        token = duration.children[0]
+        raw = str(token).removesuffix("s")
+        try:
+            seconds = Decimal(raw)
+        except InvalidOperation:  # the token regex makes this unreachable; stay total anyway
+            seconds = Decimal(0)
+        return ast.Shot(name, ast.Duration(seconds, self.span(token)), self.text(prompt), self.span(t))
+
+    def name(self, token: Token) -> ast.Name:
+        return ast.Name(str(token), self.span(token))
+
+    def value(self, t: Tree) -> ast.Value:
+        kind = t.data
+        if kind == "text":
+            return self.text(t)
+        if kind == "word":
+            token = t.children[0]
+            return ast.Word(str(token), self.span(token))
+        if kind == "integer":
+            token = t.children[0]
+            return ast.Integer(int(str(token)), self.span(token))
+        if kind == "boolean":
+            token = t.children[0]
+            return ast.Boolean(str(token) == "true", self.span(token))
+        return ast.ListValue(tuple(self.value(c) for c in t.children if isinstance(c, Tree)), self.span(t))
+
+    def text(self, t: Tree) -> ast.Text:
+        token: Token = t.children[0]
+        raw = str(token)
+        quote = 3 if token.type == "TRIPLE_STRING" else 1
+        base = token.start_pos + quote
+        body = raw[quote:len(raw) - quote]
+        chars: list[str] = []
+        offsets: list[int] = []
+        i = 0
+        while i < len(body):
+            ch = body[i]
+            if ch == "\\" and i + 1 < len(body):
+                nxt = body[i + 1]
+                replacement = _ESCAPES.get(nxt)
+                if replacement is None:
+                    self.diagnostics.append(Diagnostic.of(
+                        "KVS-syntax-escape", Span(self.source, base + i, base + i + 2),
+                        f"unknown escape `\\{nxt}`",
+                        'known escapes: `\\"`, `\\\\`, `\\n`, `\\t`; write `\\\\` for a backslash'))
+                    replacement = "\\" + nxt
+                if replacement in ("\\{", "\\}"):
+                    replacement = replacement[1]
+                for c in replacement:
+                    chars.append(c)
+                    offsets.append(base + i)
+                i += 2
+                continue
+            chars.append(ch)
+            offsets.append(base + i)
+            i += 1
+        offsets.append(base + len(body))
+        return ast.Text("".join(chars), self.span(token), tuple(offsets), quote == 3)

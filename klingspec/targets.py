@@ -1,0 +1,84 @@
+"""Facts about each target model, read from its capability matrix (`models/<id>.toml`).
+
+The checker, the pricer and the editor's hovers read every API number from here; no
+other module types a limit, an enum or a price. One TOML file per model, versioned by
+its `revision`, so a change in the API is a one-file diff.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
+
+from klingspec.resources import models_dir
+
+DEFAULT_MODEL = "kling-video-o3-pro-reference-to-video"
+
+
+@dataclass(frozen=True)
+class Model:
+    id: str
+    revision: str
+    summary: str
+    price_per_second: Decimal | None
+    billing: str
+    status: str
+    requires: tuple[str, ...]
+    prompt_max_chars: int
+    multi_prompt: bool
+    shot_min: int
+    shot_max: int
+    total_min: int
+    total_max: int
+    allowed_durations: tuple[int, ...]
+    default_duration: int
+    max_images_plus_elements: int
+    max_refs_per_element: int
+    elements: bool
+    input_image: bool
+    frames: bool
+    tail_frame: bool
+    start_key: str
+    aspect_ratios: tuple[str, ...]
+    default_aspect_ratio: str | None
+    audio: bool
+    negative_prompt: bool
+    response_formats: tuple[str, ...]
+    generations_min: int
+    generations_max: int
+    audio_price_note: str | None = None
+
+
+@cache
+def known_ids() -> tuple[str, ...]:
+    return tuple(sorted(p.name.removesuffix(".toml") for p in models_dir().iterdir()
+                        if p.name.endswith(".toml")))
+
+
+@cache
+def model(model_id: str) -> Model | None:
+    """The capability matrix of `model_id`, or None when klingspec does not know it."""
+    if model_id not in known_ids():
+        return None
+    data = tomllib.loads((models_dir() / f"{model_id}.toml").read_text(encoding="utf-8"))
+    prompt, duration, refs, settings = (data[k] for k in ("prompt", "duration", "references", "settings"))
+    price = data.get("price_per_second")
+    return Model(
+        id=data["id"], revision=data["revision"], summary=data["summary"],
+        price_per_second=Decimal(price) if price is not None else None,
+        billing=data["billing"], status=data["status"], requires=tuple(data.get("requires", ())),
+        prompt_max_chars=prompt["max_chars"], multi_prompt=prompt["multi_prompt"],
+        shot_min=duration["shot_min"], shot_max=duration["shot_max"],
+        total_min=duration["total_min"], total_max=duration["total_max"],
+        allowed_durations=tuple(duration.get("allowed", ())), default_duration=duration["default"],
+        max_images_plus_elements=refs["max_images_plus_elements"],
+        max_refs_per_element=refs["max_refs_per_element"], elements=refs["elements"],
+        input_image=refs["input_image"], frames=refs["frames"], tail_frame=refs.get("tail_frame", refs["frames"]),
+        start_key=refs.get("start_key", "start_image_url"),
+        aspect_ratios=tuple(settings["aspect_ratios"]), default_aspect_ratio=settings.get("default_aspect_ratio"),
+        audio=settings["audio"], negative_prompt=settings["negative_prompt"],
+        response_formats=tuple(settings["response_formats"]),
+        generations_min=settings["generations_min"], generations_max=settings["generations_max"],
+        audio_price_note=data.get("audio_price_note"),
+    )

@@ -1,0 +1,266 @@
+"""Templating: Jinja2 inside strings only, sandboxed, strict about undefined names.
+
+Each string literal is its own template, so an error's line is a line of that string and
+maps straight back to the script. Undefined names are found statically (Jinja's runtime
+`UndefinedError` carries no position) and underlined where they are written. Expansion
+is bounded in size and time: a template that loops forever or grows to megabytes is
+stopped and reported, not waited for.
+"""
+from __future__ import annotations
+
+import re
+import sys
+import time
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from typing import Any, Iterable
+
+from klingspec import ast
+from klingspec.diagnostics import Diagnostic, Related
+from klingspec.loading import Program, Var
+
+MAX_EXPANSION_CHARS = 100_000
+MAX_EXPANSION_SECONDS = 0.5
+MAX_REPEAT = 100_000
+_MARKERS = ("{{", "{%", "{#")
+_BLOCK = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """The expanded value of every string literal, keyed by the literal's identity."""
+
+    texts: dict[int, str]
+    variables: dict[str, Any]
+
+    def __getitem__(self, text: ast.Text) -> str:
+        return self.texts.get(id(text), text.value)
+
+
+def has_template(value: str) -> bool:
+    return any(marker in value for marker in _MARKERS)
+
+
+def fold(value: str) -> str:
+    """Triple-quoted strings: lines stripped, blank lines dropped, joined by single spaces."""
+    return " ".join(line.strip() for line in value.splitlines() if line.strip())
+
+
+class _Limit(Exception):
+    pass
+
+
+@cache
+def environment():
+    """One sandboxed environment; imported lazily so template-free scripts never load Jinja."""
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    class Bounded(SandboxedEnvironment):
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call_binop(self, context, operator, left, right):
+            if operator == "**" and isinstance(right, int) and abs(right) > 64:
+                raise _Limit(f"`** {right}` is too large an exponent")
+            if operator == "*" and isinstance(left, (str, list, tuple)) and isinstance(right, int) \
+                    and len(left) * right > MAX_REPEAT:
+                raise _Limit("repeating a value that many times is too large")
+            if operator == "*" and isinstance(right, (str, list, tuple)) and isinstance(left, int) \
+                    and len(right) * left > MAX_REPEAT:
+                raise _Limit("repeating a value that many times is too large")
+            return super().call_binop(context, operator, left, right)
+
+    return Bounded(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True,
+                   cache_size=4096)
+
+
+@lru_cache(maxsize=4096)
+def _compiled(value: str):
+    env = environment()
+    return env.from_string(value), _undeclared(env, value)
+
+
+def _undeclared(env, value: str) -> frozenset[str]:
+    from jinja2 import meta
+    return frozenset(meta.find_undeclared_variables(env.parse(value)))
+
+
+class Expander:
+    def __init__(self, variables: dict[str, Any], var_spans: dict[str, Any]):
+        self.variables = variables
+        self.var_spans = var_spans
+        self.used: set[str] = set()
+        self.diagnostics: list[Diagnostic] = []
+
+    def expand(self, text: ast.Text) -> str | None:
+        value = text.value
+        if has_template(value):
+            value = self._render(text)
+            if value is None:
+                return None
+        return fold(value) if text.triple else value
+
+    def _render(self, text: ast.Text) -> str | None:
+        from jinja2 import TemplateSyntaxError
+        from jinja2.exceptions import SecurityError, UndefinedError
+        try:
+            template, names = _compiled(text.value)
+        except TemplateSyntaxError as error:
+            self.diagnostics.append(Diagnostic.of(
+                "KVS-template-syntax", _line_span(text, error.lineno),
+                f"template error: {error.message}", _syntax_help(error.message or "")))
+            return None
+        env = environment()
+        missing = [n for n in names if n not in self.variables and n not in env.globals]
+        self.used.update(n for n in names if n in self.variables)
+        if missing:
+            for name in sorted(missing):
+                self.diagnostics.append(self._undefined(text, name))
+            return None
+        try:
+            return _bounded_render(template, self.variables, "{%" in text.value)
+        except _Limit as error:
+            self.diagnostics.append(Diagnostic.of(
+                "KVS-template-limit", text.span, f"template expansion stopped: {error}",
+                f"a string may expand to at most {MAX_EXPANSION_CHARS:,} characters within "
+                f"{MAX_EXPANSION_SECONDS:g} s"))
+        except SecurityError as error:
+            self.diagnostics.append(Diagnostic.of("KVS-template-unsafe", text.span,
+                                                  f"the template sandbox refused: {error}",
+                                                  "templates may format values, not reach into Python"))
+        except UndefinedError as error:
+            self.diagnostics.append(Diagnostic.of("KVS-template-undefined", text.span,
+                                                  f"template error: {error.message}",
+                                                  "check the attribute or key name"))
+        except RecursionError:
+            self.diagnostics.append(Diagnostic.of("KVS-template-limit", text.span,
+                                                  "template expansion stopped: recursion too deep",
+                                                  "a macro calls itself without end"))
+        except Exception as error:  # any runtime failure inside the user's template
+            self.diagnostics.append(Diagnostic.of("KVS-template-error", text.span,
+                                                  f"template failed: {type(error).__name__}: {error}"))
+        return None
+
+    def _undefined(self, text: ast.Text, name: str) -> Diagnostic:
+        import difflib
+        span = _name_span(text, name)
+        close = difflib.get_close_matches(name, list(self.variables), n=1)
+        hint = f"did you mean `{close[0]}`?" if close else \
+            f"define it with `let {name} = ...` or pass `--var {name}=...`"
+        return Diagnostic.of("KVS-template-undefined", span, f"`{name}` is not defined", hint,
+                             label="undefined name")
+
+
+def _bounded_render(template, variables: dict[str, Any], statements: bool) -> str:
+    """Render with the size bound always, and a time bound where loops are possible."""
+    deadline = time.monotonic() + MAX_EXPANSION_SECONDS
+    previous = sys.gettrace()
+
+    def tick(frame, event, arg):
+        if time.monotonic() > deadline:
+            raise _Limit(f"it ran longer than {MAX_EXPANSION_SECONDS:g} s")
+        return None
+
+    if statements:
+        sys.settrace(tick)
+    try:
+        size = 0
+        chunks = []
+        for chunk in template.generate(variables):
+            size += len(chunk)
+            if size > MAX_EXPANSION_CHARS:
+                raise _Limit(f"it grew past {MAX_EXPANSION_CHARS:,} characters")
+            chunks.append(chunk)
+        return "".join(chunks)
+    finally:
+        if statements:
+            sys.settrace(previous)
+
+
+def _line_span(text: ast.Text, lineno: int | None):
+    lines = text.value.split("\n")
+    index = max(0, min((lineno or 1) - 1, len(lines) - 1))
+    start = sum(len(line) + 1 for line in lines[:index])
+    line = lines[index]
+    stripped = len(line) - len(line.lstrip())
+    return text.span_of(start + stripped, start + len(line.rstrip()))
+
+
+def _name_span(text: ast.Text, name: str):
+    pattern = re.compile(r"(?<![\w.'\"])" + re.escape(name) + r"\b")
+    for block in _BLOCK.finditer(text.value):
+        found = pattern.search(text.value, block.start(), block.end())
+        if found:
+            return text.span_of(found.start(), found.end())
+    return text.span
+
+
+def _syntax_help(message: str) -> str | None:
+    if "end of template" in message or "Unexpected end" in message:
+        return "a `{{` or `{%` is not closed inside this string"
+    if "unknown tag" in message:
+        return "only Jinja's own tags work here (`if`, `for`, `set`, `macro`, ...)"
+    return None
+
+
+def _python(value: ast.Value, expander: Expander) -> Any:
+    if isinstance(value, ast.Text):
+        return expander.expand(value)
+    if isinstance(value, ast.ListValue):
+        return [_python(item, expander) for item in value.items]
+    return value.value
+
+
+def expand(program: Program, overrides: Iterable[Var] = ()) -> tuple[Expansion, list[Diagnostic]]:
+    """Expand every string literal of `program`.
+
+    `let`s are evaluated in order, each seeing the ones before it; a `--var`/`--vars`
+    value replaces a `let` of the same name (and is used as given, not expanded).
+    """
+    overrides = {var.name: var for var in overrides}
+    variables: dict[str, Any] = {}
+    expander = Expander(variables, {})
+    diagnostics: list[Diagnostic] = []
+    seen: dict[str, ast.Let] = {}
+    texts: dict[int, str] = {}
+    for statement in program.statements:
+        if not isinstance(statement, ast.Let):
+            continue
+        name = statement.name.value
+        if name in seen:
+            diagnostics.append(Diagnostic.of(
+                "KVS-let-duplicate", statement.name.span, f"`{name}` is defined again; this value wins",
+                "remove one of the definitions",
+                related=[Related(seen[name].name.span, "first defined here")]))
+        seen[name] = statement
+        if name in overrides:
+            variables[name] = overrides[name].value
+            continue
+        value = _python(statement.value, expander)
+        if value is not None:
+            variables[name] = value
+    for name, var in overrides.items():
+        variables.setdefault(name, var.value)
+    for statement in program.statements:
+        for text in _texts(statement):
+            value = expander.expand(text)
+            if value is not None:
+                texts[id(text)] = value
+    for name, var in overrides.items():
+        if name not in seen and name not in expander.used:
+            diagnostics.append(Diagnostic.of("KVS-var-unused", var.span,
+                                             f"`{name}` ({var.origin}) is not used by the script",
+                                             "check the spelling against the script's `{{ }}` names"))
+    return Expansion(texts, variables), diagnostics + expander.diagnostics
+
+
+def _texts(statement: ast.Statement) -> Iterable[ast.Text]:
+    if isinstance(statement, ast.Setting) and isinstance(statement.value, ast.Text):
+        yield statement.value
+    elif isinstance(statement, (ast.Image, ast.Frame)):
+        yield statement.uri
+    elif isinstance(statement, ast.Element):
+        for field in statement.fields:
+            yield from field.uris
+    elif isinstance(statement, ast.Shot):
+        yield statement.prompt
