@@ -24,6 +24,7 @@ MAX_EXPANSION_SECONDS = 0.5
 MAX_REPEAT = 100_000
 _MARKERS = ("{{", "{%", "{#")
 _BLOCK = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
+_SIMPLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,9 @@ class Expander:
         return fold(value) if text.triple else value
 
     def _render(self, text: ast.Text) -> str | None:
+        simple = self._substitute(text)
+        if simple is not None:
+            return simple
         from jinja2 import TemplateSyntaxError
         from jinja2.exceptions import SecurityError, UndefinedError
         try:
@@ -141,6 +145,26 @@ class Expander:
                                                   f"template failed: {type(error).__name__}: {error}"))
         return None
 
+    def _substitute(self, text: ast.Text) -> str | None:
+        """Fast path for strings whose only template parts are `{{ name }}` of defined
+        variables: the same result Jinja gives (`str(value)`), without compiling a template
+        (or importing Jinja at all). Anything else returns None and goes to Jinja."""
+        value = text.value
+        if "{%" in value or "{#" in value:
+            return None
+        names = _SIMPLE.findall(value)
+        if not all(name in self.variables for name in names):
+            return None
+        rest = _SIMPLE.sub("", value)
+        if "{{" in rest:
+            return None
+        self.used.update(names)
+        variables = self.variables
+        out = _SIMPLE.sub(lambda m: _to_string(variables[m.group(1)]), value)
+        if len(out) > MAX_EXPANSION_CHARS:
+            return None  # let the bounded renderer report it
+        return out
+
     def _undefined(self, text: ast.Text, name: str) -> Diagnostic:
         import difflib
         span = _name_span(text, name)
@@ -149,6 +173,10 @@ class Expander:
             f"define it with `let {name} = ...` or pass `--var {name}=...`"
         return Diagnostic.of("KVS-template-undefined", span, f"`{name}` is not defined", hint,
                              label="undefined name")
+
+
+def _to_string(value: Any) -> str:
+    return str(value)
 
 
 def _bounded_render(template, variables: dict[str, Any], statements: bool) -> str:
