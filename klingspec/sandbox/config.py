@@ -1,0 +1,56 @@
+"""The sandbox's settings: one frozen `SandboxConfig`, plus `FaultRule` for faults set up front.
+
+Everything that changes how the emulator behaves lives here, so a test, a benchmark and
+the `klingspec sandbox` command all describe a sandbox the same way: by value.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FaultRule:
+    """Inject `fault` into requests matching `method` and `path`, at most `times` times.
+
+    `fault` uses the `X-Sandbox-Fault` header syntax (see `faults.py`), e.g.
+    ``"status=429, retry-after=2"``. `path` is an exact request path such as
+    ``/api/ai/queue`` or ``*`` for every path; `method` is an HTTP method or ``*``.
+    `times=None` means every matching request, forever.
+    """
+
+    fault: str
+    path: str = "*"
+    method: str = "*"
+    times: int | None = None
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """How the sandbox behaves. The defaults suit the README quick start.
+
+    Attributes:
+        api_key: If set, the only bearer token accepted; otherwise any non-empty token is
+            (each token is its own user: jobs and events are scoped to it).
+        username: Namespace reported for jobs without a `target_namespace`.
+        queue_seconds: Time a generation spends `queued` before a worker picks it up.
+        processing_seconds: Time a generation spends `processing` before it succeeds.
+            The sync endpoint blocks for `queue_seconds + processing_seconds`.
+        keepalive_seconds: Idle interval between `: keep-alive` comments on `/api/events`
+            (Oxen documents 15 s).
+        file_size: Pad every result MP4 to this many bytes (`None`: natural size, < 1 KB).
+            The padding is streamed in `chunk_size` pieces, never held in memory.
+        chunk_size: Size of each body chunk of a download.
+        slow_bytes_per_second: Default download rate of the `slow` fault when the fault
+            does not give one.
+        faults: Faults applied to matching requests before any per-request header.
+    """
+
+    api_key: str | None = None
+    username: str = "sandbox-user"
+    queue_seconds: float = 0.3
+    processing_seconds: float = 0.3
+    keepalive_seconds: float = 15.0
+    file_size: int | None = None
+    chunk_size: int = 64 * 1024
+    slow_bytes_per_second: int = 256 * 1024
+    faults: tuple[FaultRule, ...] = field(default=())
