@@ -1,0 +1,181 @@
+"""The documentation stays true: code pages, their examples, and the example scripts.
+
+(a) every code in the catalogue has a page under docs/codes/ and every page names a real
+    code; the index lists them all;
+(b) each page's example, replayed through `run_pipeline` exactly as its `$ klingspec ...`
+    line says, produces the page's code (pages marked `<!-- docs-test: skip ... -->`
+    are kept but not replayed);
+(c) every script under examples/ passes `check` with no errors and no warnings, and
+    compiles (libraries are checked alone, as `klingspec check` does).
+
+Page conventions: the main script is the ```kvs block without `file=`; other files are
+blocks whose info string has `file=NAME` (```kvs file=cast.kvs, ```toml file=vars.toml);
+the first `$ klingspec COMMAND FILE [--var NAME=VALUE] [--vars FILE]` line in a
+```console block is the command to replay; `<!-- docs-test: mkdir DIR -->` creates a folder.
+"""
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from klingspec.codes import CODES
+from klingspec.pipeline import Options, run_pipeline
+
+ROOT = Path(__file__).resolve().parent.parent
+CODES_DIR = ROOT / "docs" / "codes"
+EXAMPLES = ROOT / "examples"
+
+_FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```$", re.S | re.M)
+_SKIP = re.compile(r"<!--\s*docs-test:\s*skip\s+(.*?)\s*-->", re.S)
+_MKDIR = re.compile(r"<!--\s*docs-test:\s*mkdir\s+(\S+)\s*-->")
+
+
+def _pages() -> list[Path]:
+    return sorted(p for p in CODES_DIR.glob("*.md") if p.name != "README.md")
+
+
+def _blocks(text: str) -> list[tuple[str, str]]:
+    return [(m.group(1).strip(), m.group(2)) for m in _FENCE.finditer(text)]
+
+
+# -- (a) pages and codes ----------------------------------------------------------
+
+def test_every_code_has_a_page():
+    missing = [code for code in CODES if not (CODES_DIR / f"{code}.md").is_file()]
+    assert not missing, f"codes without a page in docs/codes/: {missing}"
+
+
+def test_every_page_names_a_real_code():
+    strays = [p.name for p in _pages() if p.stem not in CODES]
+    assert not strays, f"pages for codes not in klingspec.codes.CODES: {strays}"
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: p.stem)
+def test_page_title_and_severity(page: Path):
+    text = page.read_text(encoding="utf-8")
+    code = CODES[page.stem]
+    assert text.startswith(f"# {code.code}\n"), "the page's title is its code"
+    assert f"**{code.severity}**" in text, "the page states the code's severity"
+
+
+def test_index_lists_every_code():
+    index = (CODES_DIR / "README.md").read_text(encoding="utf-8")
+    for code in CODES.values():
+        assert f"| [`{code.code}`]({code.code}.md) | {code.severity} | {code.title} |" in index, code.code
+
+
+# -- (b) every page's example produces its code -------------------------------------
+
+def _replay(page: Path, tmp_path: Path, monkeypatch) -> tuple[str, list[str]]:
+    text = page.read_text(encoding="utf-8")
+    blocks = _blocks(text)
+    command = next((line[2:] for info, body in blocks if info == "console"
+                    for line in body.splitlines() if line.startswith("$ klingspec ")), None)
+    assert command, "the page shows the `$ klingspec ...` command of its example"
+    words = shlex.split(command)[1:]
+    verb, args = words[0], words[1:]
+    main, var_options, var_files = None, [], []
+    while args:
+        arg = args.pop(0)
+        if arg == "--var":
+            var_options.append(args.pop(0))
+        elif arg == "--vars":
+            var_files.append(args.pop(0))
+        elif not arg.startswith("-") and main is None:
+            main = arg
+    assert verb in ("check", "compile", "plan") and main, command
+    scripts = [body for info, body in blocks if info == "kvs"]
+    assert len(scripts) == 1, "one main ```kvs block per page"
+    monkeypatch.chdir(tmp_path)
+    for directory in _MKDIR.findall(text):
+        (tmp_path / directory).mkdir(parents=True, exist_ok=True)
+    files = {main: scripts[0]}
+    for info, body in blocks:
+        named = re.search(r"\bfile=(\S+)", info)
+        if named:
+            files[named.group(1)] = body
+    for name, body in files.items():
+        target = tmp_path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(body, encoding="utf-8")
+    if verb == "check":
+        options = Options(tuple(var_options), tuple(var_files), validate_schema=False, library_ok=True)
+    else:
+        options = Options(tuple(var_options), tuple(var_files))
+    result = run_pipeline(main, options)
+    return verb, [d.code for d in result.diagnostics]
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: p.stem)
+def test_page_example_produces_its_code(page: Path, tmp_path: Path, monkeypatch):
+    text = page.read_text(encoding="utf-8")
+    skipped = _SKIP.search(text)
+    if skipped:
+        pytest.skip(skipped.group(1))
+    _, codes = _replay(page, tmp_path, monkeypatch)
+    assert page.stem in codes, f"the example produced {codes}, not {page.stem}"
+
+
+def test_most_pages_are_replayed():
+    skipped = [p.stem for p in _pages() if _SKIP.search(p.read_text(encoding="utf-8"))]
+    assert len(skipped) <= 6, f"too many pages skip their example: {skipped}"
+
+
+# -- (c) the example scripts are clean ---------------------------------------------
+
+def _example_runs():
+    runs = []
+    for script in sorted(EXAMPLES.rglob("*.kvs")):
+        name = script.relative_to(EXAMPLES).as_posix()
+        runs.append(pytest.param(script, (), id=name))
+        for vars_file in sorted(EXAMPLES.glob(f"{script.stem}.vars.*")):
+            runs.append(pytest.param(script, (str(vars_file),), id=f"{name}+{vars_file.name}"))
+    return runs
+
+
+def test_the_required_examples_exist():
+    for name in ("teaser", "dialogue", "morph", "storyboard", "library", "campaign", "minimal"):
+        assert (EXAMPLES / f"{name}.kvs").is_file(), name
+    assert (EXAMPLES / "lib" / "characters.kvs").is_file()
+    assert (EXAMPLES / "campaign.vars.toml").is_file()
+
+
+@pytest.mark.parametrize("script, var_files", _example_runs())
+def test_example_checks_clean(script: Path, var_files: tuple[str, ...]):
+    result = run_pipeline(str(script), Options(var_files=var_files, validate_schema=False, library_ok=True))
+    shown = [f"{d.code} {d.span.start_position}: {d.message}" for d in result.diagnostics]
+    assert result.errors == 0 and result.warnings == 0, shown
+
+
+@pytest.mark.parametrize("script, var_files", [p for p in _example_runs() if "lib/" not in p.id])
+def test_example_compiles(script: Path, var_files: tuple[str, ...]):
+    result = run_pipeline(str(script), Options(var_files=var_files))
+    assert result.ok and result.request is not None, [d.message for d in result.diagnostics]
+    total = sum(int(s.seconds) for s in result.bound.shots)
+    assert 3 <= total <= 15
+    assert len(result.bound.images) + len(result.bound.elements) <= 4
+    for shot in result.bound.shots:
+        assert len(shot.prompt) <= 512
+
+
+def test_storyboard_is_five_three_second_shots():
+    result = run_pipeline(str(EXAMPLES / "storyboard.kvs"))
+    assert [int(s.seconds) for s in result.bound.shots] == [3, 3, 3, 3, 3]
+    assert result.request.body["multi_prompt"]
+
+
+def test_library_sends_only_mentioned_bindings():
+    result = run_pipeline(str(EXAMPLES / "library.kvs"))
+    assert [b.name for b in result.bound.elements] == ["ada"]
+    assert [b.name for b in result.bound.images] == ["workshop"]
+
+
+def test_campaign_vars_override_lets():
+    default = run_pipeline(str(EXAMPLES / "campaign.kvs"))
+    toml = run_pipeline(str(EXAMPLES / "campaign.kvs"),
+                        Options(var_files=(str(EXAMPLES / "campaign.vars.toml"),)))
+    assert "Halo Desk Lamp" in default.request.json
+    assert "Nimbus Headphones" in toml.request.json and "Halo Desk Lamp" not in toml.request.json
