@@ -11,7 +11,9 @@ marker line `-- NAME --` and holds every line up to the next marker:
 
 Two flags in the marker keep odd contents exact (the writer picks them itself):
 `-- NAME (noeol) --` drops the section's final newline, and `-- NAME (hex) --` holds
-raw bytes as hex digits (whitespace ignored), e.g. for a script that is not UTF-8.
+raw bytes as hex digits (whitespace ignored): a script that is not UTF-8, or text with a
+control character (NUL, CR) or a line that looks like a marker. A hex section reads as
+bytes, every other one as str; `text` turns either into str for comparing.
 Reading then writing a bundle gives back the same bytes; section order is kept.
 """
 from __future__ import annotations
@@ -20,6 +22,7 @@ import re
 from pathlib import Path
 
 _MARKER = re.compile(r"^-- (\S+?)(?: \((hex|noeol)\))? --$", re.M)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # CR, NUL, ...: invisible or mangled by tools
 
 
 def parse(text: str) -> tuple[str, dict[str, str | bytes]]:
@@ -41,8 +44,8 @@ def format(comment: str, sections: dict[str, str | bytes]) -> str:
     """The inverse of `parse`: picks `(hex)` or `(noeol)` where plain text would be lossy."""
     out = [comment]
     for name, body in sections.items():
-        if isinstance(body, str) and _MARKER.search(body):
-            body = body.encode("utf-8")  # a line that looks like a marker: only hex is safe
+        if isinstance(body, str) and (_MARKER.search(body) or _CONTROL.search(body)):
+            body = body.encode("utf-8")  # a marker-like line or a control character: only hex is safe
         if isinstance(body, bytes):
             hexed = body.hex()
             out.append(f"-- {name} (hex) --\n" + "".join(hexed[i:i + 64] + "\n" for i in range(0, len(hexed), 64)))
@@ -51,6 +54,11 @@ def format(comment: str, sections: dict[str, str | bytes]) -> str:
         else:
             out.append(f"-- {name} --\n{body}")
     return "".join(out)
+
+
+def text(body: str | bytes | None) -> str | None:
+    """A section as text, whichever way it was stored."""
+    return body.decode("utf-8") if isinstance(body, bytes) else body
 
 
 def read(path: Path) -> tuple[str, dict[str, str | bytes]]:

@@ -89,10 +89,11 @@ def observe(run: Cli, args: list[str], path: str) -> dict[str, str]:
 def compare(path: Path, comment: str, sections: dict, found: dict[str, str], outputs: tuple[str, ...],
             update: bool) -> None:
     """Rewrite the expected sections (update mode) or fail with a diff of each that differs."""
-    expected = {name: body for name, body in sections.items() if name in outputs}
+    expected = {name: golden.text(body) for name, body in sections.items() if name in outputs}
     if update:
-        if expected != found:
-            inputs = {name: body for name, body in sections.items() if name not in outputs}
+        inputs = {name: body for name, body in sections.items() if name not in outputs}
+        new = golden.format(comment, {**inputs, **found})
+        if new != path.read_bytes().decode("utf-8"):
             golden.write(path, comment, {**inputs, **found})
         return
     problems = []
@@ -105,7 +106,7 @@ def compare(path: Path, comment: str, sections: dict, found: dict[str, str], out
         elif want is None:
             problems.append(f"section `{name}`: produced but not in the golden file:\n{got}")
         else:
-            diff = difflib.unified_diff(str(want).splitlines(keepends=True), got.splitlines(keepends=True),
+            diff = difflib.unified_diff(want.splitlines(keepends=True), got.splitlines(keepends=True),
                                         f"{name} (golden)", f"{name} (actual)")
             problems.append("".join(line if line.endswith("\n") else line + "\n\\ no newline\n" for line in diff))
     if problems:
@@ -191,9 +192,10 @@ def test_no_orphan_example_goldens(update_golden: bool) -> None:
 def test_golden_format_round_trips() -> None:
     """Reading and writing a bundle gives back the same bytes, whatever the contents."""
     sections = {"a.kvs": "x\n", "empty": "", "blank": "\n", "noeol": "no newline", "raw": b"\xff\x00ok",
-                "marker": "-- fake --\n", "lib/b.kvs": "  indented\n\n"}
+                "marker": "-- fake --\n", "nul": "a\x00b\n", "crlf": "a\r\n", "lib/b.kvs": "  indented\n\n"}
     text = golden.format("comment\n", sections)
-    assert golden.parse(text) == ("comment\n", sections | {"marker": "-- fake --\n".encode()})
+    as_bytes = {name: sections[name].encode() for name in ("marker", "nul", "crlf")}
+    assert golden.parse(text) == ("comment\n", sections | as_bytes)
     assert golden.format(*golden.parse(text)) == text
     for case in _case_files():
         raw = case.read_bytes().decode("utf-8")
