@@ -1,0 +1,24 @@
+"""klingspec's offline emulator of the Oxen.ai inference API, served over real HTTP.
+
+It speaks Oxen's era-C API for `kling-video-o3-pro-reference-to-video` and
+`kling-video-o3-omni` (fact sheet: /work/shared/api/oxen-api.md), produces small valid MP4
+results, and injects faults on request. Used by the README quick start
+(`klingspec run --sandbox`), the tests and the benchmarks.
+
+    from klingspec.sandbox import SandboxConfig, running_sandbox
+
+    with running_sandbox(SandboxConfig(queue_seconds=0.05)) as base_url:
+        ...  # point an httpx client at base_url
+
+Modules: `config` (settings), `app` (routes), `validation` (model rules and messages),
+`jobs` (generation store), `state` (per-app state and the worker), `events` (SSE),
+`faults` (fault syntax), `media` (MP4 files), `streams` (downloads and drops),
+`catalog` (models and prices), `errors` (error bodies), `server` (running it).
+"""
+from klingspec.sandbox.app import SandboxApp, create_app
+from klingspec.sandbox.config import FaultRule, SandboxConfig
+from klingspec.sandbox.faults import HEADER as FAULT_HEADER
+from klingspec.sandbox.server import running_sandbox, serve
+
+__all__ = ["FAULT_HEADER", "FaultRule", "SandboxApp", "SandboxConfig", "create_app",
+           "running_sandbox", "serve"]

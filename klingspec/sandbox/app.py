@@ -1,0 +1,330 @@
+"""The HTTP surface: Oxen's routes on Starlette, plus the sandbox's own `/_sandbox` controls.
+
+Every API route goes through `_endpoint`, which counts the request, authenticates it and
+applies faults (config rules, then the `X-Sandbox-Fault` header) before the handler runs.
+Handlers are small: parse, validate, touch the state, answer with the documented shape.
+
+Choices where the fact sheet is silent (section 9) are made here and in `errors.py`:
+results download from `/files/{id}.mp4` on the sandbox itself without a bearer token (they
+stand in for presigned URLs); sync generations are not queue generations (not listed,
+no SSE event); cancelling a finished job succeeds and changes nothing.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from klingspec.sandbox import errors
+from klingspec.sandbox.catalog import MODELS
+from klingspec.sandbox.config import FaultRule, SandboxConfig
+from klingspec.sandbox.events import EventStream
+from klingspec.sandbox.faults import HEADER, Fault, FaultSyntaxError, parse
+from klingspec.sandbox.jobs import ACTIVE, STATUSES, Job, now
+from klingspec.sandbox.media import VideoSpec, mp4_bytes
+from klingspec.sandbox.state import SandboxState
+from klingspec.sandbox.streams import RAW_SEND, Dropped, FileStream
+from klingspec.sandbox.validation import (find_model, model_error, num_generations,
+                                          num_generations_error, total_seconds)
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a handler knows about its request besides the request itself."""
+
+    state: SandboxState
+    owner: str
+    fault: Fault
+
+
+Handler = Callable[[Request, Call], Awaitable[Any]]
+
+
+class SandboxApp:
+    """The ASGI app: Starlette inside, with uvicorn's raw `send` kept for connection drops.
+
+    `state` is exposed so the process that runs the sandbox can inspect or stop it.
+    """
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.state = SandboxState(config)
+        self._app = _starlette(self.state)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            scope[RAW_SEND] = send
+        await self._app(scope, receive, send)
+
+
+def create_app(config: SandboxConfig | None = None) -> SandboxApp:
+    """A new sandbox ASGI app with its own empty state.
+
+    Args:
+        config: Behaviour of the emulator; `SandboxConfig()` when omitted.
+    Returns:
+        The ASGI app, to run with uvicorn (see `serve` and `running_sandbox`).
+    """
+    return SandboxApp(config or SandboxConfig())
+
+
+def _starlette(state: SandboxState) -> Starlette:
+    def api(method: str, path: str, handler: Handler, auth: bool = True) -> Route:
+        return Route(path, _endpoint(state, f"{method} {path}", handler, auth), methods=[method])
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        state.broker.close()
+        state.cancel_tasks()
+
+    routes = [
+        api("POST", "/api/ai/videos/generate", generate),
+        api("POST", "/api/ai/queue", enqueue),
+        api("GET", "/api/ai/queue", list_queue),
+        api("GET", "/api/ai/queue/{generation_id}", get_generation),
+        api("DELETE", "/api/ai/queue/{generation_id}", cancel_generation),
+        api("GET", "/api/events", events),
+        api("GET", "/api/ai/models", list_models),
+        api("GET", "/api/ai/models/search", search_models),
+        api("GET", "/api/ai/models/{model_id}", get_model),
+        api("GET", "/files/{file_id}.mp4", download, auth=False),
+        Route("/_sandbox/stats", _control(state, _stats), methods=["GET"]),
+        Route("/_sandbox/reset", _control(state, _reset), methods=["POST"]),
+        Route("/_sandbox/faults", _control(state, _add_fault), methods=["POST"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={
+        HTTPException: _http_error})
+
+
+def _endpoint(state: SandboxState, route: str, handler: Handler,
+              auth: bool) -> Callable[[Request], Awaitable[Any]]:
+    async def endpoint(request: Request) -> Any:
+        state.stats.count(route)
+        fault = state.faults.take(request.method, request.url.path)
+        if HEADER in request.headers:
+            try:
+                fault = fault.merge(parse(request.headers[HEADER]))
+            except FaultSyntaxError as exc:
+                return errors.invalid_params(str(exc))
+        if fault.latency:
+            await asyncio.sleep(fault.latency)
+        owner = _bearer(request, state.config) if auth else ""
+        if owner is None:
+            return errors.unauthenticated()
+        if fault.status is not None:
+            return _fault_response(fault)
+        if fault.drop and route not in _DROP_AFTER_CREATE:
+            state.stats.dropped()
+            return Dropped()
+        return await handler(request, Call(state, owner, fault))
+    return endpoint
+
+
+_DROP_AFTER_CREATE = {"POST /api/ai/queue", "POST /api/ai/videos/generate"}
+
+
+def _bearer(request: Request, config: SandboxConfig) -> str | None:
+    """The caller's token (their identity here), or None when they are not authenticated."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    if config.api_key is not None and token != config.api_key:
+        return None
+    return token
+
+
+def _fault_response(fault: Fault) -> Response:
+    status = fault.status or 500
+    headers = {}
+    retry_after = fault.retry_after if fault.retry_after is not None else (
+        1 if status == 429 else None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(int(-(-retry_after // 1)))  # whole seconds, rounded up
+    if status == 429:  # the chat docs' wording, the only 429 Oxen documents
+        return JSONResponse({"error": {"message": "Rate limit exceeded"}}, 429, headers)
+    kind = "service_unavailable" if status == 503 else "unknown_error"
+    body = errors.format1(kind, f"Injected fault: HTTP {status}")
+    return JSONResponse(body, status, headers)
+
+
+async def _json_object(request: Request) -> dict[str, Any] | None:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+_NOT_AN_OBJECT = "Request body must be a JSON object"  # OWN WORDING
+
+
+# --- generation -------------------------------------------------------------------------
+
+async def generate(request: Request, call: Call) -> Any:
+    """Sync: validate now, block for the whole generation, answer with the video."""
+    body = await _json_object(request)
+    if body is None:
+        return errors.invalid_params(_NOT_AN_OBJECT)
+    spec, name = find_model(body)
+    if spec is None:
+        return errors.model_not_found(name)
+    error = call.fault.fail or model_error(body, spec)
+    if error is not None:
+        return errors.invalid_params(error)
+    if call.fault.drop:
+        call.state.stats.dropped()
+        return Dropped()
+    config = call.state.config
+    await asyncio.sleep(config.queue_seconds + config.processing_seconds)
+    video = VideoSpec(total_seconds(body, spec), config.file_size)
+    if body.get("response_format") == "b64_json":
+        item = {"b64_json": base64.b64encode(mp4_bytes(video)).decode("ascii")}
+    else:
+        file_id = str(uuid.uuid4())
+        call.state.files.add(file_id, video)
+        item = {"url": f"{request.base_url}files/{file_id}.mp4"}
+    return JSONResponse({"created": now(), "model": spec.id, "videos": [item]})
+
+
+async def enqueue(request: Request, call: Call) -> Any:
+    """Queue: only the model and `num_generations` are checked now (era C)."""
+    body = await _json_object(request)
+    if body is None:
+        return errors.invalid_params(_NOT_AN_OBJECT)
+    spec, name = find_model(body)
+    if spec is None:
+        return errors.model_not_found(name)
+    error = num_generations_error(body)
+    if error is not None:
+        return errors.invalid_params(error)
+    namespace = body.get("target_namespace") or call.state.config.username
+    jobs = [call.state.jobs.add(Job.new(call.owner, str(namespace), spec.id, body,
+                                        forced_error=call.fault.fail))
+            for _ in range(num_generations(body))]
+    for job in jobs:
+        call.state.start(job, str(request.base_url))
+    if call.fault.drop:  # the generations exist; the client just never hears of them
+        call.state.stats.dropped()
+        return Dropped()
+    return JSONResponse({"generations": [
+        {"generation_id": job.generation_id, "status": job.status} for job in jobs]})
+
+
+async def list_queue(request: Request, call: Call) -> Any:
+    """Active generations by default; `status` selects one status, terminal ones included."""
+    query = request.query_params
+    status = query.get("status")
+    if status is not None and status not in STATUSES:
+        return errors.invalid_params(f"status must be one of {', '.join(STATUSES)}")  # OWN
+    media_type = query.get("media_type")
+    if media_type not in (None, "video"):  # the sandbox only makes videos
+        return JSONResponse({"count": 0, "generations": []})
+    # `repo` and `folder` are accepted and ignored: the sandbox stores no repositories.
+    jobs = call.state.jobs.select(call.owner, (status,) if status else ACTIVE,
+                                  model_name=query.get("model"),
+                                  namespace=query.get("namespace"))
+    return JSONResponse({"count": len(jobs), "generations": [job.public() for job in jobs]})
+
+
+async def get_generation(request: Request, call: Call) -> Any:
+    job = call.state.jobs.get(call.owner, request.path_params["generation_id"])
+    return errors.not_found() if job is None else JSONResponse(job.public())
+
+
+async def cancel_generation(request: Request, call: Call) -> Any:
+    """Cancel an active job; a terminal one stays as it is ("has no effect"), still 200."""
+    gid = request.path_params["generation_id"]
+    if call.state.jobs.get(call.owner, gid) is None:
+        return errors.not_found()
+    # No SSE event for a cancel. completed_at records when it was cancelled (a choice).
+    call.state.jobs.transition(gid, ACTIVE, status="cancelled", completed_at=now())
+    return JSONResponse({"status": "success", "generation_id": gid})
+
+
+async def events(request: Request, call: Call) -> Any:
+    subscription = call.state.broker.subscribe(call.owner)
+    return EventStream(call.state.broker, subscription, call.state.config.keepalive_seconds)
+
+
+# --- models and files -------------------------------------------------------------------
+
+async def list_models(request: Request, call: Call) -> Any:
+    return JSONResponse({"object": "list",
+                         "data": [spec.model_object() for spec in MODELS.values()]})
+
+
+async def search_models(request: Request, call: Call) -> Any:
+    term = request.query_params.get("search", "").lower()
+    return JSONResponse({"object": "list", "data": [
+        spec.model_object() for spec in MODELS.values()
+        if term in spec.id.lower() or term in spec.display_name.lower()]})
+
+
+async def get_model(request: Request, call: Call) -> Any:
+    spec = MODELS.get(request.path_params["model_id"])
+    if spec is None:
+        return errors.model_not_found(request.path_params["model_id"])
+    return JSONResponse(spec.model_object())
+
+
+async def download(request: Request, call: Call) -> Any:
+    config = call.state.config
+    video = call.state.files.get(request.path_params["file_id"])
+    if video is None:
+        return errors.not_found()
+    fault = call.fault
+    rate = (fault.slow or config.slow_bytes_per_second) if fault.slow is not None else None
+    return FileStream(video, config.chunk_size, rate=rate, truncate=fault.truncate)
+
+
+# --- sandbox controls (no auth: they are not part of the emulated API) ------------------
+
+def _control(state: SandboxState, handler: Callable[[SandboxState, Request], Awaitable[Response]]
+             ) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        return await handler(state, request)
+    return endpoint
+
+
+async def _stats(state: SandboxState, request: Request) -> Response:
+    """Requests per route, total, dropped connections, and jobs per status."""
+    return JSONResponse(state.stats.snapshot() | {"jobs": state.jobs.counts()})
+
+
+async def _reset(state: SandboxState, request: Request) -> Response:
+    state.reset()
+    return JSONResponse({"status": "success"})
+
+
+async def _add_fault(state: SandboxState, request: Request) -> Response:
+    """Add a fault rule at run time: `{"fault": "...", "path": "*", "method": "*", "times": 1}`."""
+    body = await _json_object(request)
+    try:
+        if body is None or not isinstance(body.get("fault"), str):
+            raise FaultSyntaxError('expected {"fault": "<spec>", "path", "method", "times"}')
+        state.faults.add(FaultRule(fault=body["fault"], path=body.get("path", "*"),
+                                   method=body.get("method", "*"), times=body.get("times")))
+    except FaultSyntaxError as exc:
+        return errors.invalid_params(str(exc))
+    return JSONResponse({"status": "success"})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown paths and methods answer in Oxen's format 1, not Starlette's plain text."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if status == 404:
+        return errors.not_found()
+    return JSONResponse(errors.format1("invalid_params", str(getattr(exc, "detail", ""))),
+                        status_code=status)

@@ -1,0 +1,101 @@
+"""Everything one running sandbox remembers, in one object owned by its app (no globals).
+
+Also the request counter behind `GET /_sandbox/stats`, and the worker that moves each
+generation queued -> processing -> succeeded/failed on the configured clock.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from typing import Any
+
+from klingspec.sandbox.catalog import MODELS
+from klingspec.sandbox.config import SandboxConfig
+from klingspec.sandbox.events import Broker
+from klingspec.sandbox.faults import FaultBook
+from klingspec.sandbox.jobs import FileStore, Job, JobStore, now
+from klingspec.sandbox.media import VideoSpec
+from klingspec.sandbox.validation import model_error, total_seconds
+
+
+class Stats:
+    """Requests counted per route, keyed `"METHOD /path/{template}"`; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: Counter[str] = Counter()
+        self._dropped = 0
+
+    def count(self, route: str) -> None:
+        with self._lock:
+            self._requests[route] += 1
+
+    def dropped(self) -> None:
+        with self._lock:
+            self._dropped += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"requests": dict(sorted(self._requests.items())),
+                    "total": sum(self._requests.values()), "dropped": self._dropped}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._requests.clear()
+            self._dropped = 0
+
+
+class SandboxState:
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.jobs = JobStore()
+        self.files = FileStore()
+        self.broker = Broker()
+        self.faults = FaultBook(config.faults)
+        self.stats = Stats()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, job: Job, base_url: str) -> None:
+        """Run `job` in the background on the server's event loop."""
+        task = asyncio.get_running_loop().create_task(self._run(job, base_url))
+        self._tasks.add(task)  # keep a reference: the loop holds tasks only weakly
+        task.add_done_callback(self._tasks.discard)
+
+    def reset(self) -> None:
+        """Forget all jobs, files, counts and used-up faults (`POST /_sandbox/reset`)."""
+        self.cancel_tasks()
+        self.jobs.clear()
+        self.files.clear()
+        self.stats.clear()
+        self.faults.reset()
+
+    def cancel_tasks(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def _run(self, job: Job, base_url: str) -> None:
+        config, gid = self.config, job.generation_id
+        await asyncio.sleep(config.queue_seconds)
+        job = self.jobs.transition(gid, ("queued",), status="processing", started_at=now())
+        if job is None:  # cancelled while queued
+            return
+        # Era C: model parameters are checked when the generation runs, not at enqueue.
+        spec = MODELS[job.model_name]
+        error = job.forced_error or model_error(job.body, spec)
+        if error is None:
+            await asyncio.sleep(config.processing_seconds)
+            self.files.add(gid, VideoSpec(total_seconds(job.body, spec), config.file_size))
+            done = self.jobs.transition(gid, ("processing",), status="succeeded",
+                                        result_url=f"{base_url}files/{gid}.mp4",
+                                        completed_at=now())
+            if done is not None:
+                self.broker.publish(done.owner, {
+                    "generation_id": gid, "status": "succeeded", "media_type": "video",
+                    "model": done.model_name, "url": done.result_url})
+            return
+        done = self.jobs.transition(gid, ("processing",), status="failed",
+                                    error_message=error, completed_at=now())
+        if done is not None:
+            self.broker.publish(done.owner, {"generation_id": gid, "status": "failed",
+                                             "media_type": "video", "error": error})

@@ -1,0 +1,82 @@
+"""Responses that need finer control than Starlette's: downloads, and dropped connections.
+
+Both faults that cut a connection (`drop`, `truncate`) must close the socket *without*
+the server finishing the response, which ASGI cannot express. The sandbox's outer ASGI
+wrapper stashes uvicorn's own `send` in the scope; its owner (uvicorn's request cycle)
+holds the transport, which we close. After closing we wait for uvicorn to notice the
+disconnect, so it neither sends a 500 nor logs an error. If the server is not uvicorn,
+`drop_connection` raises, and the client gets a 500 instead of silence.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import MutableMapping
+from typing import Any
+
+from klingspec.sandbox.media import VideoSpec, iter_mp4
+
+RAW_SEND = "klingspec.sandbox.raw_send"
+
+Scope = MutableMapping[str, Any]
+
+
+async def drop_connection(scope: Scope, receive: Any) -> None:
+    """Close the client's connection now, with nothing (more) sent."""
+    transport = getattr(getattr(scope.get(RAW_SEND), "__self__", None), "transport", None)
+    if transport is None:
+        raise RuntimeError("the drop fault needs uvicorn (no transport found)")
+    transport.close()  # flushes bytes already written (truncate), then closes
+    try:
+        await asyncio.wait_for(_until_disconnect(receive), timeout=2.0)
+    except TimeoutError:
+        pass
+
+
+async def _until_disconnect(receive: Any) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+class Dropped:
+    """An ASGI 'response' that closes the connection instead of answering."""
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        await drop_connection(scope, receive)
+
+
+class FileStream:
+    """Stream an MP4 in chunks, optionally throttled (`rate`) or cut short (`truncate`).
+
+    Content-Length is always the full size, so a truncated body is detectable by the
+    client as fewer bytes than announced followed by a closed connection.
+    """
+
+    def __init__(self, spec: VideoSpec, chunk_size: int, rate: int | None = None,
+                 truncate: int | None = None) -> None:
+        self.spec, self.chunk_size, self.rate, self.truncate = spec, chunk_size, rate, truncate
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"video/mp4"),
+            (b"content-length", str(self.spec.size).encode()),
+            (b"accept-ranges", b"none"),
+        ]})
+        budget = self.spec.size if self.truncate is None else min(self.truncate, self.spec.size)
+        loop = asyncio.get_running_loop()
+        started, sent = loop.time(), 0
+        for chunk in iter_mp4(self.spec, self.chunk_size):
+            for piece in _split(chunk[:budget - sent], self.chunk_size):
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+                sent += len(piece)
+                if self.rate:  # sleep until the average rate is back under the limit
+                    await asyncio.sleep(max(0.0, started + sent / self.rate - loop.time()))
+            if sent >= budget:
+                break
+        if self.truncate is not None and sent < self.spec.size:
+            await drop_connection(scope, receive)
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _split(data: bytes, size: int) -> list[bytes]:
+    return [data[i:i + size] for i in range(0, len(data), size)]
