@@ -538,3 +538,25 @@ def test_warnings_do_not_block_and_errors_do(tmp_path):
     warn = run(tmp_path, f'image cafe = "{A}"\nshot a 5s "x"\n')
     assert warn.ok and warn.warnings == 1 and warn.errors == 0
     assert json.loads(warn.request.json)["prompt"] == "x"
+
+
+# -- checker gaps found while writing these tests -----------------------------------------
+
+@pytest.mark.xfail(strict=True, reason="BUG: o3-pro-image-to-video sends its start frame as `input_image` "
+                   "(start_key) but the checker still allows `end`, so the body has tail_image_url without "
+                   "start_image_url and only the schema (KVS-schema, 'checker gap') catches it")
+def test_end_frame_on_model_whose_start_is_input_image(tmp_path):
+    text = f'model kling-video-o3-pro-image-to-video\nstart "{A}"\nend "{B}"\nshot a 5s "x"\n'
+    result = run(tmp_path, text)
+    assert "KVS-schema" not in codes(result)
+    assert errors(result), "the checker should report the end frame at its line"
+    assert any(d.span.start_position[0] == 3 for d in result.diagnostics if d.is_error)
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: an image-to-video model (kling-video-v2-6-pro-image-to-video, "
+                   "'Animate a single image') compiles without any `start` image: the queue would fail, "
+                   "the checker says nothing")
+def test_image_to_video_needs_its_image(tmp_path):
+    result = run(tmp_path, 'model kling-video-v2-6-pro-image-to-video\nshot a 5s "x"\n')
+    assert errors(result)
+    assert result.request is None
