@@ -172,3 +172,77 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         return Exit.SCRIPT_ERRORS
     return Exit.OK
+
+
+# -- running ---------------------------------------------------------------------------
+
+def _api_options(function):
+    function = click.option("--api-url", envvar="KLINGSPEC_API_URL", default=None, metavar="URL",
+                            help="API base URL (default https://hub.oxen.ai/api; env KLINGSPEC_API_URL).")(function)
+    function = click.option("--ledger", "ledger_path", envvar="KLINGSPEC_LEDGER", default=None, metavar="FILE",
+                            help="The job ledger (default ~/.klingspec/ledger.sqlite; env KLINGSPEC_LEDGER).")(function)
+    return function
+
+
+@main_group.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@var_options
+@click.option("--dry-run", is_flag=True, help="Show the plan and the exact request bodies; send nothing.")
+@click.option("--sandbox", is_flag=True, help="Run against the built-in emulator: no key, no money.")
+@click.option("--queue/--sync", "queue", default=True, help="Use the async queue (default) or the sync endpoint.")
+@click.option("--budget", type=click.FLOAT, default=None, metavar="USD",
+              help="Refuse (exit 4) if this run plus renders in flight would cost more.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Where videos land (default: renders/ beside each script).")
+@click.option("--again", is_flag=True, help="Render anew even if this exact request was rendered before.")
+@click.option("--concurrency", type=click.IntRange(1, 16), default=4, help="Renders in flight at once.")
+@click.option("--poll", "poll_only", is_flag=True, help="Follow by polling only (no server-sent events).")
+@_api_options
+def run(files, var_options, var_files, dry_run, sandbox, queue, budget, yes, out_dir, again, concurrency,
+        poll_only, api_url, ledger_path) -> None:
+    """Plan, confirm, submit, follow and download renders. FILE is a script or a saved plan.json."""
+    from klingspec import runcommand
+    raise SystemExit(runcommand.run(
+        files=files, options=Options(tuple(var_options), tuple(var_files)), dry_run=dry_run, sandbox=sandbox,
+        mode="queue" if queue else "sync", budget=budget, yes=yes, out_dir=out_dir, again=again,
+        concurrency=concurrency, sse=not poll_only, api_url=api_url, ledger_path=ledger_path))
+
+
+@main_group.command()
+@click.option("--all", "show_all", is_flag=True, help="Also finished renders.")
+@click.option("--refresh", is_flag=True, help="Ask the API for the current state of renders in flight.")
+@_api_options
+def status(show_all, refresh, api_url, ledger_path) -> None:
+    """Show renders in flight (from the local ledger)."""
+    from klingspec import runcommand
+    raise SystemExit(runcommand.status(active_only=not show_all, refresh=refresh, api_url=api_url,
+                                       ledger_path=ledger_path))
+
+
+@main_group.command(name="ls")
+@click.option("-n", "limit", type=click.IntRange(1, 10_000), default=20, help="How many renders.")
+@_api_options
+def ls_(limit, api_url, ledger_path) -> None:
+    """List recent renders and their files."""
+    from klingspec import runcommand
+    raise SystemExit(runcommand.listing(limit=limit, ledger_path=ledger_path))
+
+
+@main_group.command()
+@click.argument("render_or_generation")
+@_api_options
+def cancel(render_or_generation, api_url, ledger_path) -> None:
+    """Cancel a render (ledger id) or one generation (its id) that is still in flight."""
+    from klingspec import runcommand
+    raise SystemExit(runcommand.cancel(render_or_generation, api_url=api_url, ledger_path=ledger_path))
+
+
+@main_group.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, help="Port on 127.0.0.1 (0: any free port).")
+@click.option("--host", default="127.0.0.1", help="Interface to bind (loopback by default).")
+@click.option("--processing-seconds", type=click.FLOAT, default=None, help="How long each job takes to render.")
+def sandbox(port, host, processing_seconds) -> None:
+    """Serve the local emulator of the Oxen API until Ctrl-C."""
+    from klingspec import runcommand
+    raise SystemExit(runcommand.serve_sandbox(host=host, port=port, processing_seconds=processing_seconds))

@@ -1,0 +1,326 @@
+"""A thin client of the Oxen.ai inference API over an injected `httpx.Client`.
+
+What it knows: the endpoints and both documented error shapes, which calls are safe to
+repeat (reads, cancel) and which are not (submits). It retries reads with exponential
+backoff and jitter, honours `Retry-After`, and never repeats a submit on its own: when a
+submit's outcome is unknown (sent, then the connection dropped or timed out), it raises
+`SubmitOutcomeUnknown` so the runner can reconcile against the queue before anything is
+sent again. The API key is attached only to requests for the API's own host and never
+appears in an error message.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import httpx
+
+DEFAULT_API_URL = "https://hub.oxen.ai/api"
+TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=10.0)
+SYNC_TIMEOUT = httpx.Timeout(connect=10.0, read=20 * 60.0, write=60.0, pool=10.0)
+SSE_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=10.0, pool=10.0)  # keep-alives come every 15 s
+CHUNK = 1 << 16
+
+
+class ApiError(Exception):
+    """The API answered with an error, or could not be reached. Carries the request
+    (method and path, never headers) and, where known, the generation id."""
+
+    def __init__(self, message: str, *, status: int | None = None, method: str = "", path: str = "",
+                 generation_id: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.method = method
+        self.path = path
+        self.generation_id = generation_id
+
+    def __str__(self) -> str:
+        where = f"{self.method} {self.path}".strip()
+        status = f" ({self.status})" if self.status else ""
+        job = f" [generation {self.generation_id}]" if self.generation_id else ""
+        return f"{where}{status}: {self.message}{job}" if where else self.message
+
+
+class SubmitOutcomeUnknown(ApiError):
+    """A submit was sent but no answer came back: a job may or may not exist."""
+
+
+def error_message(response: httpx.Response) -> str:
+    """The API's own words from either documented error body, else the status text."""
+    try:
+        payload = response.json()
+    except ValueError:
+        text = response.text.strip()
+        return text[:300] or response.reason_phrase
+    if isinstance(payload, dict):
+        error = payload.get("error")
+        if isinstance(error, str):
+            return error
+        if isinstance(error, dict):
+            for key in ("detail", "message", "title"):
+                if isinstance(error.get(key), str) and error[key]:
+                    return error[key]
+        for key in ("error_message", "status_message", "message", "detail"):
+            if isinstance(payload.get(key), str) and payload[key]:
+                return payload[key]
+    return response.reason_phrase or f"HTTP {response.status_code}"
+
+
+class HostBearer(httpx.Auth):
+    """Bearer auth sent only to the API's scheme, host and port: a result URL that
+    redirects to a storage host never receives the key."""
+
+    def __init__(self, key: str | None, api_url: str):
+        self._key = key
+        origin = httpx.URL(api_url)
+        self._origin = (origin.scheme, origin.host, origin.port)
+
+    def auth_flow(self, request: httpx.Request):
+        if self._key and (request.url.scheme, request.url.host, request.url.port) == self._origin:
+            request.headers["Authorization"] = f"Bearer {self._key}"
+        yield request
+
+    def __repr__(self) -> str:  # never show the key in a repr
+        return "HostBearer(<redacted>)"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 6
+    base: float = 0.5
+    cap: float = 30.0
+    max_retry_after: float = 120.0
+
+    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+        if retry_after:
+            try:
+                return min(max(float(retry_after), 0.0), self.max_retry_after)
+            except ValueError:
+                pass
+        return random.uniform(0, min(self.cap, self.base * (2 ** attempt)))  # full jitter
+
+
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    by_route: dict[str, int] = field(default_factory=dict)
+
+
+class OxenClient:
+    """Submit, enqueue, poll, follow events, cancel and download."""
+
+    def __init__(self, http: httpx.Client, api_url: str = DEFAULT_API_URL, *,
+                 retry: RetryPolicy = RetryPolicy(), sleep: Callable[[float], None] = time.sleep):
+        self.http = http
+        self.api_url = api_url.rstrip("/")
+        self.retry = retry
+        self.sleep = sleep
+        self.stats = Stats()
+
+    @classmethod
+    def create(cls, api_url: str, key: str | None, **kwargs) -> OxenClient:
+        http = httpx.Client(auth=HostBearer(key, api_url), timeout=TIMEOUT, follow_redirects=True,
+                            headers={"User-Agent": "klingspec"})
+        return cls(http, api_url, **kwargs)
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- plumbing -------------------------------------------------------------------
+    def _url(self, path: str) -> str:
+        return self.api_url + path
+
+    def _count(self, method: str, path: str) -> None:
+        self.stats.requests += 1
+        key = f"{method} {path.split('?')[0]}"
+        self.stats.by_route[key] = self.stats.by_route.get(key, 0) + 1
+
+    def _read(self, method: str, path: str, **kwargs) -> httpx.Response:
+        """An idempotent request: retried on network errors, 429 and 5xx."""
+        last: Exception | None = None
+        for attempt in range(self.retry.attempts):
+            self._count(method, path)
+            try:
+                response = self.http.request(method, self._url(path), **kwargs)
+            except httpx.TransportError as error:
+                last = ApiError(f"network error: {type(error).__name__}", method=method, path=path)
+                self.sleep(self.retry.delay(attempt))
+                continue
+            if response.status_code in RETRY_STATUSES and attempt + 1 < self.retry.attempts:
+                last = ApiError(error_message(response), status=response.status_code, method=method, path=path)
+                self.sleep(self.retry.delay(attempt, response.headers.get("Retry-After")))
+                continue
+            return response
+        assert last is not None
+        raise last
+
+    def _json(self, response: httpx.Response, method: str, path: str, generation_id: str | None = None) -> Any:
+        if response.status_code >= 400:
+            raise ApiError(error_message(response), status=response.status_code, method=method, path=path,
+                           generation_id=generation_id)
+        try:
+            return response.json()
+        except ValueError:
+            raise ApiError("the API answered with something that is not JSON", status=response.status_code,
+                           method=method, path=path) from None
+
+    def _submit(self, path: str, payload: dict, timeout: httpx.Timeout) -> Any:
+        """A non-idempotent request. Retried only when it surely did not arrive (the
+        connection never opened, or the API said 429/503 before doing anything)."""
+        for attempt in range(self.retry.attempts):
+            self._count("POST", path)
+            try:
+                response = self.http.post(self._url(path), json=payload, timeout=timeout)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
+                if attempt + 1 == self.retry.attempts:
+                    raise ApiError(f"cannot reach the API: {type(error).__name__}", method="POST", path=path) \
+                        from None
+                self.sleep(self.retry.delay(attempt))
+                continue
+            except httpx.TransportError as error:
+                raise SubmitOutcomeUnknown(
+                    f"the request was sent but no answer came back ({type(error).__name__})",
+                    method="POST", path=path) from None
+            if response.status_code in (429, 503) and attempt + 1 < self.retry.attempts:
+                self.sleep(self.retry.delay(attempt, response.headers.get("Retry-After")))
+                continue
+            if response.status_code >= 500:
+                raise SubmitOutcomeUnknown(f"the API failed after receiving the request: {error_message(response)}",
+                                           status=response.status_code, method="POST", path=path)
+            return self._json(response, "POST", path)
+        raise ApiError("the API kept refusing the request (rate limited)", status=429, method="POST", path=path)
+
+    # -- endpoints --------------------------------------------------------------------
+    def generate(self, body: dict) -> dict:
+        """POST /ai/videos/generate: blocks until the video is ready."""
+        return self._submit("/ai/videos/generate", body, SYNC_TIMEOUT)
+
+    def generate_to_file(self, body: dict, path: str) -> None:
+        """POST /ai/videos/generate, streaming the answer to `path` (a `b64_json` answer
+        holds whole videos; it is decoded from the file by `media.decode_b64_videos`)."""
+        route = "/ai/videos/generate"
+        self._count("POST", route)
+        try:
+            with self.http.stream("POST", self._url(route), json=body, timeout=SYNC_TIMEOUT) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    if response.status_code >= 500:
+                        raise SubmitOutcomeUnknown(error_message(response), status=response.status_code,
+                                                   method="POST", path=route)
+                    raise ApiError(error_message(response), status=response.status_code, method="POST", path=route)
+                with open(path, "wb") as handle:
+                    for chunk in response.iter_bytes(CHUNK):
+                        handle.write(chunk)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            raise ApiError(f"cannot reach the API: {type(error).__name__}", method="POST", path=route) from None
+        except httpx.TransportError as error:
+            raise SubmitOutcomeUnknown(f"the request was sent but no answer came back ({type(error).__name__})",
+                                       method="POST", path=route) from None
+
+    def enqueue(self, body: dict, generations: int) -> list[str]:
+        """POST /ai/queue; returns the generation ids."""
+        payload = dict(body)
+        payload["num_generations"] = generations
+        answer = self._submit("/ai/queue", payload, TIMEOUT)
+        items = answer.get("generations") if isinstance(answer, dict) else None
+        if not items:
+            raise ApiError(error_message_of(answer) or "the queue returned no generation", method="POST",
+                           path="/ai/queue")
+        return [item["generation_id"] for item in items]
+
+    def generation(self, generation_id: str) -> dict:
+        path = f"/ai/queue/{generation_id}"
+        return self._json(self._read("GET", path), "GET", path, generation_id)
+
+    def generations(self, status: str | None = None, model: str | None = None) -> list[dict]:
+        params = {k: v for k, v in (("status", status), ("model", model)) if v}
+        answer = self._json(self._read("GET", "/ai/queue", params=params), "GET", "/ai/queue")
+        return list(answer.get("generations", [])) if isinstance(answer, dict) else []
+
+    def cancel(self, generation_id: str) -> dict:
+        path = f"/ai/queue/{generation_id}"
+        return self._json(self._read("DELETE", path), "DELETE", path, generation_id)
+
+    def model(self, model_id: str) -> dict:
+        path = f"/ai/models/{model_id}"
+        return self._json(self._read("GET", path), "GET", path)
+
+    def events(self, on_open: Callable[[], None] = lambda: None) -> Iterator[tuple[str, dict]]:
+        """Server-sent events from /events as (event name, data). `on_open` runs once the
+        stream is established (subscribe before enqueueing: there is no replay). Ends
+        when the stream closes; the caller decides whether to reconnect or poll."""
+        path = "/events"
+        self._count("GET", path)
+        with self.http.stream("GET", self._url(path), timeout=SSE_TIMEOUT,
+                              headers={"Accept": "text/event-stream"}) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise ApiError(error_message(response), status=response.status_code, method="GET", path=path)
+            on_open()
+            event, data = "message", []
+            for line in response.iter_lines():
+                if line == "":
+                    if data:
+                        try:
+                            yield event, json.loads("\n".join(data))
+                        except ValueError:
+                            pass
+                    event, data = "message", []
+                elif line.startswith(":"):
+                    continue
+                elif line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].removeprefix(" "))
+
+    def download(self, url: str, destination: str) -> tuple[str, int]:
+        """Stream `url` into `destination` + '.part', verify its length, then rename it
+        into place. Returns (sha256, size). Retried from scratch if cut short."""
+        part = destination + ".part"
+        for attempt in range(self.retry.attempts):
+            self._count("GET", "download")
+            digest, size = hashlib.sha256(), 0
+            try:
+                with self.http.stream("GET", url) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        if response.status_code in RETRY_STATUSES and attempt + 1 < self.retry.attempts:
+                            self.sleep(self.retry.delay(attempt, response.headers.get("Retry-After")))
+                            continue
+                        raise ApiError(error_message(response), status=response.status_code, method="GET",
+                                       path="download")
+                    expected = response.headers.get("Content-Length")
+                    with open(part, "wb") as handle:
+                        for chunk in response.iter_raw(CHUNK) if "Content-Encoding" not in response.headers \
+                                else response.iter_bytes(CHUNK):
+                            handle.write(chunk)
+                            digest.update(chunk)
+                            size += len(chunk)
+                        handle.flush()
+                        os.fsync(handle.fileno())
+                if expected is not None and int(expected) != size:
+                    raise httpx.ReadError(f"download cut short: {size} of {expected} bytes")
+            except httpx.TransportError:
+                if attempt + 1 == self.retry.attempts:
+                    raise ApiError("the download kept failing", method="GET", path="download") from None
+                self.sleep(self.retry.delay(attempt))
+                continue
+            os.replace(part, destination)
+            return "sha256:" + digest.hexdigest(), size
+        raise ApiError("the download kept failing", method="GET", path="download")
+
+
+def error_message_of(answer: Any) -> str | None:
+    if isinstance(answer, dict) and isinstance(answer.get("error"), (dict, str)):
+        error = answer["error"]
+        return error if isinstance(error, str) else error.get("detail") or error.get("message")
+    return None

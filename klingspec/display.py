@@ -1,0 +1,82 @@
+"""Showing a run: one rich progress display for every render, and the closing summary.
+
+`running.py` reports `Event`s and never prints; this module turns them into a live view
+on stderr (so stdout stays clean for `--format json`).
+"""
+from __future__ import annotations
+
+import sys
+import threading
+from decimal import Decimal
+from typing import Sequence
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from klingspec.running import Event, Job, Outcome
+
+_STEPS = {"submit": 1, "submitted": 2, "reattach": 2, "reconcile": 2, "queued": 2, "processing": 3,
+          "succeeded": 4, "downloading": 4, "download": 5, "done": 6, "failed": 6, "cancelled": 6}
+TOTAL_STEPS = 6
+
+
+class LiveView:
+    """A progress row per render, updated from worker threads."""
+
+    def __init__(self, jobs: Sequence[Job], console: Console | None = None):
+        self.console = console or Console(stderr=True, highlight=False)
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                 TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
+                                 console=self.console, transient=False)
+        self.tasks = {id(job): self.progress.add_task(_label(job), total=TOTAL_STEPS, status="waiting")
+                      for job in jobs}
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> LiveView:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def __call__(self, event: Event) -> None:
+        task = self.tasks.get(id(event.job))
+        if task is None:
+            return
+        step = _STEPS.get(event.status or event.kind)
+        with self.lock:
+            fields = {"status": event.status or event.kind}
+            if step is not None:
+                self.progress.update(task, completed=max(step, self.progress.tasks[task].completed), **fields)
+            else:
+                self.progress.update(task, **fields)
+            if event.kind in ("reconcile", "note", "failed", "reattach"):
+                self.progress.console.print(f"  [dim]{_label(event.job)}:[/] {event.message}")
+
+
+def _label(job: Job) -> str:
+    return f"{job.stem} [dim]{job.request_hash.removeprefix('sha256:')[:8]}[/]"
+
+
+def summary(outcomes: Sequence[Outcome], console: Console | None = None) -> None:
+    console = console or Console(highlight=False)
+    table = Table(title="renders", title_justify="left")
+    for column in ("script", "state", "seconds", "cost", "files"):
+        table.add_column(column, justify="right" if column in ("seconds", "cost") else "left")
+    spent = Decimal(0)
+    for outcome in outcomes:
+        body = outcome.job.body
+        seconds = body.get("duration") or sum(s.get("duration", 5) for s in body.get("multi_prompt", []))
+        cost = "reused ($0 new)" if outcome.reused else (
+            f"${outcome.spent_usd:.2f}" if outcome.spent_usd is not None else "unknown")
+        if outcome.spent_usd and not outcome.reused:
+            spent += outcome.spent_usd
+        files = "\n".join(f.path for f in outcome.files) or (outcome.error or "")
+        table.add_row(outcome.job.script, outcome.state, f"{seconds} s × {outcome.job.generations}", cost, files)
+    console.print(table)
+    console.print(f"new spend this run: [bold]${spent:.2f}[/]")
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True, highlight=False, force_terminal=sys.stderr.isatty())

@@ -1,0 +1,217 @@
+"""The job ledger: a SQLite file that makes sure nothing is paid for twice or lost.
+
+Every render is recorded as an *intent* before its request is sent, then as *sent*
+(outcome unknown until the API answers), then *submitted* with its generation ids, then
+terminal. Downloads are recorded with their sha256 once they are in place. A render is
+identified by the content hash of its request, so running the same script again
+reattaches to the render already in flight or finished instead of paying again.
+
+Writes are single statements or short transactions in WAL mode, so a process killed at
+any point leaves a consistent file that the next run picks up.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+SCHEMA_VERSION = 1
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS renders (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_hash  TEXT NOT NULL,
+    api_url       TEXT NOT NULL,
+    script        TEXT NOT NULL,
+    model         TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    generations   INTEGER NOT NULL,
+    mode          TEXT NOT NULL,          -- queue | sync
+    out_dir       TEXT NOT NULL,
+    estimate_usd  TEXT,                   -- Decimal as text; NULL when the price is unknown
+    state         TEXT NOT NULL,          -- intent | sent | submitted | done | failed | cancelled | unknown
+    error         TEXT,
+    created_at    REAL NOT NULL,
+    sent_at       REAL,
+    updated_at    REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS renders_by_hash ON renders (request_hash, api_url);
+CREATE TABLE IF NOT EXISTS generations (
+    generation_id TEXT PRIMARY KEY,
+    render_id     INTEGER NOT NULL REFERENCES renders(id),
+    position      INTEGER NOT NULL,
+    status        TEXT NOT NULL,          -- queued | processing | succeeded | failed | cancelled
+    result_url    TEXT,
+    error         TEXT,
+    updated_at    REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS files (
+    generation_id TEXT PRIMARY KEY REFERENCES generations(generation_id),
+    path          TEXT NOT NULL,
+    sha256        TEXT NOT NULL,
+    bytes         INTEGER NOT NULL,
+    created_at    REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Render:
+    id: int
+    request_hash: str
+    api_url: str
+    script: str
+    model: str
+    body: dict
+    generations: int
+    mode: str
+    out_dir: str
+    estimate_usd: str | None
+    state: str
+    error: str | None
+    created_at: float
+    sent_at: float | None
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("intent", "sent", "submitted", "unknown")
+
+
+@dataclass(frozen=True)
+class Generation:
+    generation_id: str
+    render_id: int
+    position: int
+    status: str
+    result_url: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class File:
+    generation_id: str
+    path: str
+    sha256: str
+    bytes: int
+
+
+def default_path() -> str:
+    home = os.environ.get("KLINGSPEC_HOME") or os.path.join(os.path.expanduser("~"), ".klingspec")
+    return os.path.join(home, "ledger.sqlite")
+
+
+class Ledger:
+    def __init__(self, path: str | None = None):
+        self.path = path or default_path()
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.executescript(_SCHEMA)
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- renders ------------------------------------------------------------------------
+    def record_intent(self, *, request_hash: str, api_url: str, script: str, model: str, body: dict,
+                      generations: int, mode: str, out_dir: str, estimate_usd: str | None) -> Render:
+        now = time.time()
+        cursor = self.db.execute(
+            "INSERT INTO renders (request_hash, api_url, script, model, body, generations, mode, out_dir,"
+            " estimate_usd, state, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,'intent',?,?)",
+            (request_hash, api_url, script, model, json.dumps(body, sort_keys=True), generations, mode,
+             out_dir, estimate_usd, now, now))
+        return self.render(cursor.lastrowid)
+
+    def mark_sent(self, render_id: int) -> None:
+        now = time.time()
+        self.db.execute("UPDATE renders SET state='sent', sent_at=?, updated_at=? WHERE id=?", (now, now, render_id))
+
+    def mark_submitted(self, render_id: int, generation_ids: list[str]) -> None:
+        now = time.time()
+        with self.db:  # one transaction: ids and state together
+            self.db.execute("BEGIN IMMEDIATE")
+            for position, generation_id in enumerate(generation_ids):
+                self.db.execute("INSERT OR IGNORE INTO generations VALUES (?,?,?,?,?,?,?)",
+                                (generation_id, render_id, position, "queued", None, None, now))
+            self.db.execute("UPDATE renders SET state='submitted', updated_at=? WHERE id=?", (now, render_id))
+
+    def set_state(self, render_id: int, state: str, error: str | None = None) -> None:
+        self.db.execute("UPDATE renders SET state=?, error=?, updated_at=? WHERE id=?",
+                        (state, error, time.time(), render_id))
+
+    def render(self, render_id: int) -> Render | None:
+        row = self.db.execute("SELECT * FROM renders WHERE id=?", (render_id,)).fetchone()
+        return _render(row) if row else None
+
+    def latest_for(self, request_hash: str, api_url: str) -> Render | None:
+        """The newest render of this exact request that is not failed or cancelled."""
+        row = self.db.execute(
+            "SELECT * FROM renders WHERE request_hash=? AND api_url=? AND state NOT IN ('failed','cancelled')"
+            " ORDER BY id DESC LIMIT 1", (request_hash, api_url)).fetchone()
+        return _render(row) if row else None
+
+    def renders(self, *, active_only: bool = False, limit: int = 50) -> list[Render]:
+        query = "SELECT * FROM renders"
+        if active_only:
+            query += " WHERE state IN ('intent','sent','submitted','unknown')"
+        rows = self.db.execute(query + " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [_render(r) for r in rows]
+
+    def committed_usd(self, exclude: int | None = None) -> float:
+        """Spend already committed: renders in flight or done (for `--budget`)."""
+        rows = self.db.execute("SELECT id, estimate_usd FROM renders WHERE state IN "
+                               "('sent','submitted','done','unknown')").fetchall()
+        return sum(float(r["estimate_usd"] or 0) for r in rows if r["id"] != exclude)
+
+    # -- generations and files -----------------------------------------------------------------
+    def generations(self, render_id: int) -> list[Generation]:
+        rows = self.db.execute("SELECT * FROM generations WHERE render_id=? ORDER BY position", (render_id,))
+        return [Generation(r["generation_id"], r["render_id"], r["position"], r["status"], r["result_url"],
+                           r["error"]) for r in rows]
+
+    def find_generation(self, generation_id: str) -> Generation | None:
+        r = self.db.execute("SELECT * FROM generations WHERE generation_id=?", (generation_id,)).fetchone()
+        return Generation(r["generation_id"], r["render_id"], r["position"], r["status"], r["result_url"],
+                          r["error"]) if r else None
+
+    def known_generation_ids(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT generation_id FROM generations")}
+
+    def update_generation(self, generation_id: str, status: str, result_url: str | None = None,
+                          error: str | None = None) -> None:
+        self.db.execute("UPDATE generations SET status=?, result_url=COALESCE(?, result_url), error=?, updated_at=?"
+                        " WHERE generation_id=?", (status, result_url, error, time.time(), generation_id))
+
+    def record_file(self, generation_id: str, path: str, sha256: str, size: int) -> None:
+        self.db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?)",
+                        (generation_id, path, sha256, size, time.time()))
+
+    def file(self, generation_id: str) -> File | None:
+        r = self.db.execute("SELECT * FROM files WHERE generation_id=?", (generation_id,)).fetchone()
+        return File(r["generation_id"], r["path"], r["sha256"], r["bytes"]) if r else None
+
+    def all_files(self, render_id: int) -> Iterator[File]:
+        for r in self.db.execute("SELECT f.* FROM files f JOIN generations g USING (generation_id)"
+                                 " WHERE g.render_id=? ORDER BY g.position", (render_id,)):
+            yield File(r["generation_id"], r["path"], r["sha256"], r["bytes"])
+
+
+def _render(row: sqlite3.Row) -> Render:
+    return Render(row["id"], row["request_hash"], row["api_url"], row["script"], row["model"],
+                  json.loads(row["body"]), row["generations"], row["mode"], row["out_dir"], row["estimate_usd"],
+                  row["state"], row["error"], row["created_at"], row["sent_at"])

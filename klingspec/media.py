@@ -1,0 +1,97 @@
+"""Writing results to disk: streamed base64 decoding and atomic placement.
+
+A `b64_json` response carries the whole video inside a JSON string. Decoding it with
+`json.loads` + `base64.b64decode` holds three copies; here the response is first
+streamed to a file, then the base64 text is decoded in fixed-size chunks straight into
+the destination's temporary file, which is renamed into place only when complete.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+
+_KEY = b'"b64_json"'
+CHUNK = 1 << 16
+
+
+def decode_b64_videos(json_path: str, destinations: list[str]) -> list[tuple[str, int]]:
+    """Decode each `"b64_json": "..."` string in the JSON file at `json_path`, in order,
+    into `destinations` (renamed into place when done). Returns (sha256, size) for each."""
+    results = []
+    with open(json_path, "rb") as handle:
+        for destination in destinations:
+            if not _seek_past(handle, _KEY):
+                break
+            _skip_to_quote(handle)
+            results.append(_decode_string(handle, destination))
+    return results
+
+
+def _seek_past(handle, needle: bytes) -> bool:
+    window = b""
+    while True:
+        chunk = handle.read(CHUNK)
+        if not chunk:
+            return False
+        window += chunk
+        index = window.find(needle)
+        if index != -1:
+            handle.seek(handle.tell() - (len(window) - index - len(needle)))
+            return True
+        window = window[-len(needle):]
+
+
+def _skip_to_quote(handle) -> None:
+    while True:
+        byte = handle.read(1)
+        if not byte or byte == b'"':
+            return
+
+
+def _decode_string(handle, destination: str) -> tuple[str, int]:
+    part = destination + ".part"
+    digest = hashlib.sha256()
+    size = 0
+    pending = b""
+    carry = b""
+    with open(part, "wb") as out:
+        done = False
+        while not done:
+            chunk = handle.read(CHUNK)
+            if not chunk:
+                break
+            end = chunk.find(b'"')
+            if end != -1:
+                handle.seek(handle.tell() - (len(chunk) - end - 1))
+                chunk = chunk[:end]
+                done = True
+            chunk, carry = carry + chunk, b""
+            if chunk.endswith(b"\\") and not done:  # an escape split across two reads
+                chunk, carry = chunk[:-1], b"\\"
+            # JSON may escape "/" as "\/" and wrap lines with "\n": drop the escapes.
+            chunk = chunk.replace(b"\\/", b"/").replace(b"\\n", b"").replace(b"\\r", b"")
+            data = pending + chunk
+            usable = len(data) - len(data) % 4
+            decoded = base64.b64decode(data[:usable]) if usable else b""
+            pending = data[usable:]
+            out.write(decoded)
+            digest.update(decoded)
+            size += len(decoded)
+        if pending:
+            decoded = base64.b64decode(pending + b"=" * (-len(pending) % 4))
+            out.write(decoded)
+            digest.update(decoded)
+            size += len(decoded)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(part, destination)
+    return "sha256:" + digest.hexdigest(), size
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()

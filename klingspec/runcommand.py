@@ -1,0 +1,276 @@
+"""The `run`, `status`, `ls`, `cancel` and `sandbox` commands: wiring, not logic.
+
+Compiles scripts (or reads a saved plan), checks the budget, asks for confirmation, then
+hands `Job`s to `running.Runner` with a live display. The API key is read from
+`OXEN_API_KEY` here and passed to the client only; it is never printed or stored.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from decimal import Decimal
+from typing import Iterator, Sequence
+
+import click
+
+from klingspec.pipeline import Options, Result, run_pipeline
+from klingspec.report import Exit
+
+SANDBOX_LEDGER_URL = "sandbox://local"
+
+
+def _diagnostics(results: Sequence[Result]) -> None:
+    from klingspec import render
+    diagnostics = [d for r in results for d in r.diagnostics]
+    if diagnostics:
+        sys.stderr.write(render.texts(diagnostics, render.TextStyle(color=sys.stderr.isatty())))
+
+
+def _jobs_from_scripts(files: Sequence[str], options: Options, out_dir: str | None):
+    from klingspec.running import Job
+    results = [run_pipeline(path, options) for path in files]
+    _diagnostics(results)
+    if any(not r.ok or r.request is None for r in results):
+        return None, results
+    jobs = []
+    for r in results:
+        est = r.estimate.total if r.estimate else None
+        jobs.append(Job(r.path, r.request.body, r.request.generations, r.request.content_hash,
+                        r.estimate.exact if est is not None else None,
+                        out_dir or os.path.join(os.path.dirname(os.path.abspath(r.path)), "renders")))
+    return jobs, results
+
+
+def _jobs_from_plan(path: str, out_dir: str | None):
+    """A saved plan: the exact bodies, refused if any input file changed since."""
+    from klingspec.compiling import request_hash
+    from klingspec.planning import PLAN_FORMAT, file_hash
+    from klingspec.running import Job
+    from klingspec.targets import model as lookup_model
+    with open(path, encoding="utf-8") as handle:
+        saved = json.load(handle)
+    if saved.get("format") != PLAN_FORMAT:
+        raise click.UsageError(f"{path} is not a klingspec plan (format {saved.get('format')!r})")
+    jobs = []
+    for item in saved["requests"]:
+        for input_path, digest in item["inputs"].items():
+            if not os.path.exists(input_path) or file_hash(input_path) != digest:
+                click.echo(f"klingspec: {input_path} changed since {path} was saved; "
+                           "run `klingspec plan -o` again to preview the new cost", err=True)
+                return None
+        if request_hash(item["body"], item["num_generations"]) != item["request_hash"]:
+            click.echo(f"klingspec: {path} was edited by hand (request hash mismatch); refusing", err=True)
+            return None
+        model = lookup_model(item["body"].get("model", ""))
+        seconds = item["body"].get("duration") or sum(s.get("duration", 5) for s in item["body"].get("multi_prompt", []))
+        exact = model.price_per_second * seconds * item["num_generations"] \
+            if model and model.price_per_second is not None else None
+        script = item["path"]
+        jobs.append(Job(script, item["body"], item["num_generations"], item["request_hash"], exact,
+                        out_dir or os.path.join(os.path.dirname(os.path.abspath(script)), "renders")))
+    return jobs
+
+
+@contextlib.contextmanager
+def _api(sandbox: bool, api_url: str | None) -> Iterator[tuple[str, str | None, str]]:
+    """(base URL, key, ledger identity of the API)."""
+    if sandbox:
+        from klingspec.sandbox import SandboxConfig, running_sandbox
+        with running_sandbox(SandboxConfig()) as base_url:
+            yield base_url, "sandbox", SANDBOX_LEDGER_URL
+        return
+    from klingspec.client import DEFAULT_API_URL
+    url = (api_url or DEFAULT_API_URL).rstrip("/")
+    key = os.environ.get("OXEN_API_KEY")
+    if not key:
+        raise click.UsageError("set OXEN_API_KEY to your Oxen API key (or use --sandbox to try it for free)")
+    yield url, key, url
+
+
+def run(*, files, options: Options, dry_run: bool, sandbox: bool, mode: str, budget: float | None, yes: bool,
+        out_dir: str | None, again: bool, concurrency: int, sse: bool, api_url: str | None,
+        ledger_path: str | None) -> int:
+    from klingspec import planning
+    if len(files) == 1 and files[0].endswith(".json"):
+        jobs = _jobs_from_plan(files[0], out_dir)
+        if jobs is None:
+            return Exit.SCRIPT_ERRORS
+        results = None
+    else:
+        jobs, results = _jobs_from_scripts(files, options, out_dir)
+        if jobs is None:
+            return Exit.SCRIPT_ERRORS
+    if mode == "sync" and any(j.generations > 1 for j in jobs):
+        raise click.UsageError("`generations` above 1 needs the queue; drop --sync")
+    if results is not None:
+        plans = [planning.plan_of(r, options) for r in results]
+        planning.print_table(plans)
+    if dry_run:
+        for job in jobs:
+            payload = dict(job.body)
+            if mode == "queue":
+                payload["num_generations"] = job.generations
+            click.echo(f"# {job.script}  {job.request_hash}\n"
+                       f"POST {'/ai/queue' if mode == 'queue' else '/ai/videos/generate'}")
+            click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        click.echo("dry run: nothing was sent", err=True)
+        return Exit.OK
+    from klingspec import display
+    from klingspec.client import OxenClient
+    from klingspec.ledger import Ledger
+    from klingspec.running import BudgetRefused, PollPolicy, Runner
+    with _api(sandbox, api_url) as (base_url, key, ledger_url), Ledger(ledger_path) as ledger:
+        client = OxenClient.create(base_url, key)
+        poll = PollPolicy(initial=0.2, factor=1.5, cap=2.0, sse_check=5.0) if sandbox else PollPolicy()
+        runner = Runner(client, ledger, api_url=ledger_url, mode=mode, sse=sse, poll=poll, again=again,
+                        concurrency=concurrency)
+        if budget is not None:
+            try:
+                runner.check_budget(jobs, Decimal(str(budget)))
+            except BudgetRefused as refused:
+                click.echo(f"klingspec: budget refused: {refused}", err=True)
+                return Exit.BUDGET_REFUSED
+        new = [j for j in jobs if runner.reusable(j) is None]
+        if new and not yes and not sandbox:
+            cost = sum((j.estimate_usd or Decimal(0) for j in new), Decimal(0))
+            unknown = any(j.estimate_usd is None for j in new)
+            if not sys.stdin.isatty():
+                raise click.UsageError("confirmation needed: pass --yes to submit without a prompt")
+            if not click.confirm(f"Submit {len(new)} render{'s' if len(new) != 1 else ''} for "
+                                 f"{'an unknown amount' if unknown else f'${cost:.2f}'}?", err=True):
+                click.echo("nothing was sent", err=True)
+                return Exit.OK
+        view = display.LiveView(jobs)
+        runner.on_event = view
+        try:
+            with view:
+                outcomes = runner.run(jobs)
+        except KeyboardInterrupt:
+            click.echo("interrupted: renders in flight keep going; `klingspec status` shows them, and running "
+                       "the same command again picks them up without paying twice", err=True)
+            return Exit.INTERRUPTED
+        finally:
+            client.close()
+        display.summary(outcomes)
+        if any(o.state != "done" for o in outcomes):
+            return Exit.API_FAILURE
+        return Exit.OK
+
+
+def _ledger(ledger_path: str | None):
+    from klingspec.ledger import Ledger
+    return Ledger(ledger_path)
+
+
+def status(*, active_only: bool, refresh: bool, api_url: str | None, ledger_path: str | None) -> int:
+    from rich.console import Console
+    from rich.table import Table
+    console = Console(highlight=False)
+    code = Exit.OK
+    with _ledger(ledger_path) as ledger:
+        renders = ledger.renders(active_only=active_only, limit=200)
+        if refresh and renders:
+            code = _refresh(ledger, renders, api_url)
+            renders = ledger.renders(active_only=active_only, limit=200)
+        if not renders:
+            console.print("no renders in flight" if active_only else "the ledger is empty")
+            return code
+        table = Table(title="renders in flight" if active_only else "renders", title_justify="left")
+        for column in ("id", "script", "state", "generations", "cost", "api"):
+            table.add_column(column)
+        for r in renders:
+            gens = ledger.generations(r.id)
+            detail = ", ".join(f"{g.generation_id[:8]} {g.status}" for g in gens) or "-"
+            table.add_row(str(r.id), r.script, r.state, detail,
+                          f"${Decimal(r.estimate_usd):.2f}" if r.estimate_usd else "?", r.api_url)
+        console.print(table)
+    return code
+
+
+def _refresh(ledger, renders, api_url: str | None) -> int:
+    from klingspec.client import ApiError, OxenClient
+    key = os.environ.get("OXEN_API_KEY")
+    code = Exit.OK
+    for render in renders:
+        if render.api_url.startswith("sandbox:") or not render.active:
+            continue
+        client = OxenClient.create(api_url or render.api_url, key)
+        try:
+            for g in ledger.generations(render.id):
+                try:
+                    item = client.generation(g.generation_id)
+                except ApiError as error:
+                    click.echo(f"klingspec: {error}", err=True)
+                    code = Exit.API_FAILURE
+                    continue
+                ledger.update_generation(g.generation_id, item.get("status", g.status), item.get("result_url"),
+                                         item.get("error_message"))
+        finally:
+            client.close()
+    return code
+
+
+def listing(*, limit: int, ledger_path: str | None) -> int:
+    from rich.console import Console
+    from rich.table import Table
+    console = Console(highlight=False)
+    with _ledger(ledger_path) as ledger:
+        renders = ledger.renders(limit=limit)
+        if not renders:
+            console.print("the ledger is empty")
+            return Exit.OK
+        table = Table(title="renders", title_justify="left")
+        for column in ("id", "script", "model", "state", "cost", "files"):
+            table.add_column(column)
+        for r in renders:
+            files = "\n".join(f"{f.path} ({f.bytes:,} B)" for f in ledger.all_files(r.id)) or "-"
+            table.add_row(str(r.id), r.script, r.model, r.state,
+                          f"${Decimal(r.estimate_usd):.2f}" if r.estimate_usd else "?", files)
+        console.print(table)
+    return Exit.OK
+
+
+def cancel(target: str, *, api_url: str | None, ledger_path: str | None) -> int:
+    from klingspec.client import ApiError, OxenClient
+    with _ledger(ledger_path) as ledger:
+        if target.isdigit():
+            render = ledger.render(int(target))
+            generations = ledger.generations(int(target)) if render else []
+        else:
+            one = ledger.find_generation(target)
+            render = ledger.render(one.render_id) if one else None
+            generations = [one] if one else []
+        if render is None:
+            click.echo(f"klingspec: no render or generation {target} in the ledger", err=True)
+            return Exit.API_FAILURE
+        if render.api_url.startswith("sandbox:"):
+            click.echo("klingspec: this render ran in the in-process sandbox, which is gone", err=True)
+            return Exit.API_FAILURE
+        client = OxenClient.create(api_url or render.api_url, os.environ.get("OXEN_API_KEY"))
+        code = Exit.OK
+        try:
+            for g in generations:
+                if g.status in ("succeeded", "failed", "cancelled"):
+                    continue
+                try:
+                    client.cancel(g.generation_id)
+                    ledger.update_generation(g.generation_id, "cancelled")
+                    click.echo(f"cancelled {g.generation_id}")
+                except ApiError as error:
+                    click.echo(f"klingspec: {error}", err=True)
+                    code = Exit.API_FAILURE
+            if code == Exit.OK:
+                ledger.set_state(render.id, "cancelled")
+        finally:
+            client.close()
+        return code
+
+
+def serve_sandbox(*, host: str, port: int, processing_seconds: float | None) -> int:
+    from klingspec.sandbox import SandboxConfig, serve
+    config = SandboxConfig() if processing_seconds is None else SandboxConfig(processing_seconds=processing_seconds)
+    click.echo(f"klingspec sandbox: http://{host}:{port}/api (any bearer key; Ctrl-C stops)", err=True)
+    serve(host, port, config)
+    return Exit.OK

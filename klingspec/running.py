@@ -1,0 +1,423 @@
+"""Running: ledger -> client -> files, for one or many renders. Never prints.
+
+The order of every render is fixed so that no crash can pay twice or lose a video:
+record the intent, mark it sent, submit, record the generation ids, follow them, download
+each result to a temporary file, verify it, rename it into place, record its sha256. A
+render whose submit outcome is unknown is reconciled against the queue listing before
+anything is sent again. Progress is reported as `Event` values to a callback; the CLI and
+the watcher decide how to show them.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Callable, Sequence
+
+from klingspec.client import ApiError, OxenClient, SubmitOutcomeUnknown
+from klingspec.ledger import TERMINAL, File, Ledger, Render
+from klingspec.media import decode_b64_videos, file_sha256
+
+EVENT = "media_generation_completed"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One render to make: a compiled request and where its videos go."""
+
+    script: str
+    body: dict
+    generations: int
+    request_hash: str
+    estimate_usd: Decimal | None
+    out_dir: str
+
+    @property
+    def model(self) -> str:
+        return self.body.get("model", "")
+
+    @property
+    def stem(self) -> str:
+        return os.path.splitext(os.path.basename(self.script))[0]
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str            # reattach | submit | submitted | reconcile | status | download | done | failed | note
+    job: Job
+    message: str = ""
+    generation_id: str | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job: Job
+    render_id: int | None
+    state: str           # done | failed | cancelled | interrupted | unknown
+    files: tuple[File, ...] = ()
+    spent_usd: Decimal | None = Decimal(0)   # new money committed by this run
+    reused: bool = False
+    error: str | None = None
+
+
+class BudgetRefused(Exception):
+    def __init__(self, needed: Decimal | None, budget: Decimal, in_flight: Decimal):
+        self.needed, self.budget, self.in_flight = needed, budget, in_flight
+        what = "an unknown amount (a model has no published price)" if needed is None else f"${needed:.2f}"
+        super().__init__(f"this run would spend {what} with ${in_flight:.2f} already in flight; "
+                         f"the budget is ${budget:.2f}")
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    initial: float = 2.0
+    factor: float = 1.5
+    cap: float = 20.0
+    sse_check: float = 30.0   # with events flowing, still look every this often
+
+
+@dataclass
+class _Waiters:
+    """Completion events from the SSE stream, handed to the threads that wait for them."""
+
+    condition: threading.Condition = field(default_factory=threading.Condition)
+    events: dict[str, dict] = field(default_factory=dict)
+    healthy: bool = False
+
+    def publish(self, generation_id: str, payload: dict) -> None:
+        with self.condition:
+            self.events[generation_id] = payload
+            self.condition.notify_all()
+
+    def fail(self) -> None:
+        with self.condition:
+            self.healthy = False
+            self.condition.notify_all()
+
+    def wait(self, generation_id: str, timeout: float) -> dict | None:
+        with self.condition:
+            self.condition.wait_for(lambda: generation_id in self.events or not self.healthy, timeout)
+            return self.events.pop(generation_id, None)
+
+
+class Runner:
+    def __init__(self, client: OxenClient, ledger: Ledger, *, api_url: str, mode: str = "queue",
+                 sse: bool = True, poll: PollPolicy = PollPolicy(), again: bool = False, concurrency: int = 4,
+                 on_event: Callable[[Event], None] = lambda e: None):
+        self.client = client
+        self.ledger = ledger
+        self.api_url = api_url
+        self.mode = mode
+        self.sse = sse and mode == "queue"
+        self.poll = poll
+        self.again = again
+        self.concurrency = max(1, concurrency)
+        self.on_event = on_event
+        self.stop = threading.Event()
+        self.lock = threading.RLock()   # one ledger connection, used from several threads
+        self.waiters = _Waiters()
+
+    # -- budget -------------------------------------------------------------------------
+    def reusable(self, job: Job) -> Render | None:
+        if self.again:
+            return None
+        with self.lock:
+            return self.ledger.latest_for(job.request_hash, self.api_url)
+
+    def check_budget(self, jobs: Sequence[Job], budget: Decimal) -> Decimal | None:
+        """Refuse (BudgetRefused) when in-flight renders plus the new ones exceed `budget`."""
+        with self.lock:
+            in_flight = Decimal(str(round(sum(float(r.estimate_usd or 0) for r in self.ledger.renders(
+                active_only=True, limit=10_000)), 4)))
+        new = [j for j in jobs if self.reusable(j) is None]
+        if any(j.estimate_usd is None for j in new):
+            raise BudgetRefused(None, budget, in_flight)
+        needed = sum((j.estimate_usd for j in new), Decimal(0))
+        if in_flight + needed > budget:
+            raise BudgetRefused(needed, budget, in_flight)
+        return needed
+
+    # -- running -------------------------------------------------------------------------
+    def run(self, jobs: Sequence[Job]) -> list[Outcome]:
+        """Render every job (concurrently, within the bound). On Ctrl-C the workers stop
+        waiting, the ledger keeps every id, and KeyboardInterrupt is raised again."""
+        listener = self._start_events() if self.sse else None
+        try:
+            with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="render") as pool:
+                futures = [pool.submit(self._render_safely, job) for job in jobs]
+                try:
+                    while not all(f.done() for f in futures):
+                        time.sleep(0.05)
+                except KeyboardInterrupt:
+                    self.stop.set()
+                    self.waiters.fail()
+                    raise
+                return [f.result() for f in futures]
+        finally:
+            self.stop.set()
+            self.waiters.fail()
+            if listener is not None:
+                listener.join(timeout=0.2)
+
+    def _start_events(self) -> threading.Thread | None:
+        opened = threading.Event()
+
+        def listen() -> None:
+            try:
+                for name, payload in self.client.events(on_open=lambda: (setattr(self.waiters, "healthy", True),
+                                                                         opened.set())):
+                    if self.stop.is_set():
+                        break
+                    if name == EVENT and isinstance(payload, dict) and payload.get("generation_id"):
+                        self.waiters.publish(payload["generation_id"], payload)
+            except Exception:  # any stream failure: fall back to polling
+                pass
+            finally:
+                self.waiters.fail()
+                opened.set()
+
+        thread = threading.Thread(target=listen, name="sse", daemon=True)
+        thread.start()
+        opened.wait(timeout=10)  # subscribe before enqueueing
+        return thread
+
+    def _emit(self, kind: str, job: Job, message: str = "", generation_id: str | None = None,
+              status: str | None = None) -> None:
+        self.on_event(Event(kind, job, message, generation_id, status))
+
+    def _render_safely(self, job: Job) -> Outcome:
+        try:
+            return self._render(job)
+        except ApiError as error:
+            self._emit("failed", job, str(error))
+            return Outcome(job, None, "failed", error=str(error), spent_usd=None)
+
+    def _render(self, job: Job) -> Outcome:
+        existing = self.reusable(job)
+        if existing is not None:
+            self._emit("reattach", job, f"reattaching to render #{existing.id} ({existing.state})")
+            return self._resume(job, existing, reused=True)
+        with self.lock:
+            render = self.ledger.record_intent(
+                request_hash=job.request_hash, api_url=self.api_url, script=job.script, model=job.model,
+                body=job.body, generations=job.generations, mode=self.mode, out_dir=job.out_dir,
+                estimate_usd=None if job.estimate_usd is None else str(job.estimate_usd))
+        return self._submit(job, render)
+
+    def _resume(self, job: Job, render: Render, reused: bool) -> Outcome:
+        if render.state == "intent":                      # recorded, never sent: safe to send
+            return self._submit(job, render)
+        if render.state in ("sent", "unknown"):
+            if render.mode == "sync":
+                message = ("a synchronous render was sent but its answer never arrived; it may have been "
+                           "billed. Use --again to render anew on purpose.")
+                with self.lock:
+                    self.ledger.set_state(render.id, "unknown", message)
+                self._emit("failed", job, message)
+                return Outcome(job, render.id, "unknown", error=message, reused=True)
+            ids = self._reconcile(job, render)
+            if not ids:
+                return self._submit(job, render)
+            return self._follow(job, render.id, ids, reused)
+        ids = [g.generation_id for g in self.ledger.generations(render.id)]
+        return self._follow(job, render.id, ids, reused)
+
+    def _submit(self, job: Job, render: Render) -> Outcome:
+        with self.lock:
+            self.ledger.mark_sent(render.id)
+        self._emit("submit", job, f"submitting ({self.mode})")
+        if self.mode == "sync":
+            return self._submit_sync(job, render)
+        try:
+            ids = self.client.enqueue(job.body, job.generations)
+        except SubmitOutcomeUnknown as error:
+            self._emit("reconcile", job, f"{error.message}; looking for the job in the queue")
+            ids = self._reconcile(job, self.ledger.render(render.id), attempts=3)
+            if not ids:
+                self._emit("note", job, "no job was created; sending once more")
+                ids = self.client.enqueue(job.body, job.generations)
+                with self.lock:
+                    self.ledger.mark_submitted(render.id, ids)
+        except ApiError as error:
+            with self.lock:
+                self.ledger.set_state(render.id, "failed", error.message)
+            self._emit("failed", job, str(error))
+            return Outcome(job, render.id, "failed", error=str(error))
+        else:
+            with self.lock:
+                self.ledger.mark_submitted(render.id, ids)
+        self._emit("submitted", job, f"{len(ids)} generation{'s' if len(ids) != 1 else ''} queued")
+        return self._follow(job, render.id, ids, reused=False)
+
+    def _reconcile(self, job: Job, render: Render, attempts: int = 1) -> list[str]:
+        """Find generations the API created for this render although we never heard back."""
+        for attempt in range(attempts):
+            with self.lock:
+                known = self.ledger.known_generation_ids()
+            found: dict[str, dict] = {}
+            for status in (None, "succeeded", "failed", "cancelled"):
+                for item in self.client.generations(status=status, model=job.model):
+                    gid = item.get("generation_id")
+                    if gid and gid not in known and _matches(item, job, render):
+                        found[gid] = item
+            if found:
+                ids = [gid for gid, _ in sorted(found.items(), key=lambda kv: kv[1].get("enqueued_at") or 0)]
+                ids = ids[:job.generations]
+                with self.lock:
+                    self.ledger.mark_submitted(render.id, ids)
+                self._emit("reconcile", job, f"found {len(ids)} generation{'s' if len(ids) != 1 else ''} "
+                                              "already created: not sending again")
+                return ids
+            if attempt + 1 < attempts:
+                self.stop.wait(self.poll.initial)
+        return []
+
+    def _submit_sync(self, job: Job, render: Render) -> Outcome:
+        os.makedirs(job.out_dir, exist_ok=True)
+        fd, answer_path = tempfile.mkstemp(prefix=".answer-", suffix=".json", dir=job.out_dir)
+        os.close(fd)
+        try:
+            try:
+                self.client.generate_to_file(job.body, answer_path)
+            except SubmitOutcomeUnknown as error:
+                message = f"{error.message}; the render may have been made and billed. Use --again to retry."
+                with self.lock:
+                    self.ledger.set_state(render.id, "unknown", message)
+                self._emit("failed", job, message)
+                return Outcome(job, render.id, "unknown", error=message)
+            except ApiError as error:
+                with self.lock:
+                    self.ledger.set_state(render.id, "failed", error.message)
+                self._emit("failed", job, str(error))
+                return Outcome(job, render.id, "failed", error=str(error))
+            ids = [f"sync-{render.id}-{i + 1}" for i in range(1)]
+            with self.lock:
+                self.ledger.mark_submitted(render.id, ids)
+            files = self._store_sync_answer(job, render.id, ids, answer_path)
+        finally:
+            if os.path.exists(answer_path):
+                os.unlink(answer_path)
+        return self._finish(job, render.id, files, reused=False)
+
+    def _store_sync_answer(self, job: Job, render_id: int, ids: list[str], answer_path: str) -> list[File]:
+        destinations = [self._destination(job, i) for i in range(len(ids))]
+        files = []
+        if job.body.get("response_format") == "b64_json":
+            for gid, dest, (sha, size) in zip(ids, destinations, decode_b64_videos(answer_path, destinations)):
+                files.append(self._record(job, gid, dest, sha, size))
+        else:
+            import json
+            with open(answer_path, "rb") as handle:
+                answer = json.load(handle)
+            for gid, dest, video in zip(ids, destinations, answer.get("videos", [])):
+                with self.lock:
+                    self.ledger.update_generation(gid, "succeeded", video.get("url"))
+                sha, size = self.client.download(video["url"], dest)
+                files.append(self._record(job, gid, dest, sha, size))
+        for gid in ids:
+            with self.lock:
+                self.ledger.update_generation(gid, "succeeded")
+        return files
+
+    def _record(self, job: Job, gid: str, dest: str, sha: str, size: int) -> File:
+        with self.lock:
+            self.ledger.record_file(gid, dest, sha, size)
+        self._emit("download", job, f"saved {dest}", gid)
+        return File(gid, dest, sha, size)
+
+    def _destination(self, job: Job, position: int) -> str:
+        return os.path.join(job.out_dir, f"{job.stem}-{job.request_hash.removeprefix('sha256:')[:8]}-{position + 1}.mp4")
+
+    def _follow(self, job: Job, render_id: int, ids: list[str], reused: bool) -> Outcome:
+        files: list[File] = []
+        errors: list[str] = []
+        states: list[str] = []
+        for position, gid in enumerate(ids):
+            existing = self.ledger.file(gid)
+            if existing and os.path.exists(existing.path) and file_sha256(existing.path) == existing.sha256:
+                files.append(existing)
+                states.append("succeeded")
+                continue
+            final = self._wait(job, gid)
+            if final is None:  # interrupted
+                return Outcome(job, render_id, "interrupted", tuple(files), reused=reused)
+            status = final.get("status")
+            states.append(status)
+            if status == "succeeded":
+                url = final.get("result_url") or final.get("url")
+                if not url:
+                    final = self.client.generation(gid)
+                    url = final.get("result_url")
+                dest = self._destination(job, position)
+                os.makedirs(job.out_dir, exist_ok=True)
+                self._emit("status", job, "downloading", gid, "downloading")
+                sha, size = self.client.download(url, dest)
+                files.append(self._record(job, gid, dest, sha, size))
+            else:
+                errors.append(final.get("error_message") or final.get("error") or status)
+        if errors:
+            state = "cancelled" if all(s == "cancelled" for s in states if s != "succeeded") else "failed"
+            with self.lock:
+                self.ledger.set_state(render_id, state, "; ".join(errors))
+            self._emit("failed", job, "; ".join(errors))
+            return Outcome(job, render_id, state, tuple(files), reused=reused, error="; ".join(errors),
+                           spent_usd=None if reused else job.estimate_usd)
+        return self._finish(job, render_id, files, reused)
+
+    def _finish(self, job: Job, render_id: int, files: list[File], reused: bool) -> Outcome:
+        with self.lock:
+            self.ledger.set_state(render_id, "done")
+        self._emit("done", job, f"{len(files)} video{'s' if len(files) != 1 else ''} ready")
+        return Outcome(job, render_id, "done", tuple(files), reused=reused,
+                       spent_usd=Decimal(0) if reused else job.estimate_usd)
+
+    def _wait(self, job: Job, gid: str) -> dict | None:
+        """Until `gid` is terminal: SSE when it flows, else polling with backoff."""
+        interval = self.poll.initial
+        first = True
+        while not self.stop.is_set():
+            if self.waiters.healthy and not first:
+                payload = self.waiters.wait(gid, self.poll.sse_check)
+                if payload is not None:
+                    self._update(job, gid, payload.get("status"), payload.get("url"), payload.get("error"))
+                    return payload
+                if self.stop.is_set():
+                    return None
+            item = self.client.generation(gid)
+            first = False
+            status = item.get("status")
+            self._update(job, gid, status, item.get("result_url"), item.get("error_message"))
+            if status in TERMINAL:
+                return item
+            if not self.waiters.healthy:
+                self.stop.wait(interval)
+                interval = min(interval * self.poll.factor, self.poll.cap)
+        return None
+
+    def _update(self, job: Job, gid: str, status: str | None, url: str | None, error: str | None) -> None:
+        if not status:
+            return
+        with self.lock:
+            self.ledger.update_generation(gid, status, url, error)
+        self._emit("status", job, status, gid, status)
+
+
+def _matches(item: dict, job: Job, render: Render) -> bool:
+    """Does a queue listing item look like this render's request? The listing echoes
+    the model, the prompt and the other submitted parameters."""
+    if item.get("model_name", item.get("model")) != job.model:
+        return False
+    enqueued = item.get("enqueued_at")
+    if render.sent_at and isinstance(enqueued, (int, float)) and enqueued < render.sent_at - 120:
+        return False
+    for key, value in job.body.items():
+        if key in ("model",):
+            continue
+        if key in item and item[key] is not None and item[key] != value:
+            return False
+    return True
