@@ -62,14 +62,17 @@ class FileStream:
             (b"accept-ranges", b"none"),
         ]})
         budget = self.spec.size if self.truncate is None else min(self.truncate, self.spec.size)
+        # When throttled, send about 20 pieces a second so the rate is smooth.
+        piece_size = min(self.chunk_size, max(1024, self.rate // 20)) if self.rate else self.chunk_size
         loop = asyncio.get_running_loop()
         started, sent = loop.time(), 0
         for chunk in iter_mp4(self.spec, self.chunk_size):
-            for piece in _split(chunk[:budget - sent], self.chunk_size):
+            for piece in _split(chunk[:budget - sent], piece_size):
+                if self.rate:  # wait until this piece fits under the average rate
+                    await asyncio.sleep(max(0.0, started + (sent + len(piece)) / self.rate
+                                            - loop.time()))
                 await send({"type": "http.response.body", "body": piece, "more_body": True})
                 sent += len(piece)
-                if self.rate:  # sleep until the average rate is back under the limit
-                    await asyncio.sleep(max(0.0, started + sent / self.rate - loop.time()))
             if sent >= budget:
                 break
         if self.truncate is not None and sent < self.spec.size:
