@@ -12,6 +12,16 @@ from typing import Union
 from klingspec.source import Source, Span
 
 
+# `\{` and `\}` are literal braces that templating must not see: they travel through
+# Jinja as these private-use characters and become braces again afterwards.
+OPEN_BRACE, CLOSE_BRACE = "\ue000", "\ue001"
+_RESTORE = str.maketrans({OPEN_BRACE: "{", CLOSE_BRACE: "}"})
+
+
+def restore_braces(value: str) -> str:
+    return value.translate(_RESTORE)
+
+
 @dataclass(frozen=True, eq=False)
 class Text:
     """A string literal. `value` is its content with escapes resolved, before templating.
@@ -32,6 +42,11 @@ class Text:
         start = max(0, min(start, n))
         end = max(start, min(end, n))
         return Span(self.span.source, self.offsets[start], self.offsets[end])
+
+    @property
+    def literal(self) -> str:
+        """The content as written, escapes resolved, templates not expanded."""
+        return restore_braces(self.value)
 
     @property
     def content_span(self) -> Span:
@@ -164,6 +179,7 @@ class Script:
     source: Source
     statements: tuple[Statement, ...]
     comments: tuple[Comment, ...] = ()
+    partial: bool = False   # syntax errors: some statements were skipped
 
     def of(self, kind: type) -> tuple:
         return tuple(s for s in self.statements if isinstance(s, kind))

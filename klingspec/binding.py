@@ -20,7 +20,7 @@ from klingspec.source import Span
 from klingspec.targets import DEFAULT_MODEL, Model, model as lookup_model
 from klingspec.templating import Expansion
 
-_MENTION = re.compile(r"@@|(?<![\w@])@([A-Za-z_][A-Za-z0-9_]*)")
+_MENTION = re.compile(r"@@|(?<![\w@])@([^\W\d]\w*)")
 _RAW = re.compile(r"(Image|Element)([0-9]+)\Z")
 SETTING_KEYS = ("model", "aspect", "audio", "negative", "format", "namespace", "generations")
 ON_WORDS = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}
@@ -87,7 +87,8 @@ class BoundScript:
     frames: tuple[ast.Frame, ...]
     shots: tuple[BoundShot, ...]
     duplicate_settings: tuple[ast.Setting, ...]
-    library_ok: bool = False     # `check` of a declarations-only file: no shot needed
+    library_ok: bool = False
+    partial: bool = False        # a file had syntax errors: set-level rules hold back     # `check` of a declarations-only file: no shot needed
 
     @property
     def model_id(self) -> str:
@@ -150,26 +151,28 @@ def bind(program: Program, expansion: Expansion, *, library_ok: bool = False) ->
                     "KVS-name-reserved", statement.name.span,
                     f"`{name}` looks like a raw reference and cannot be a binding name",
                     "pick a descriptive name; raw `@ImageN`/`@ElementN` always mean positions"))
-            binding = Binding(kind, name, len(group) + 1, statement)
-            group.append(binding)
             if name in names:
                 diagnostics.append(Diagnostic.of(
                     "KVS-name-duplicate", statement.name.span, f"`{name}` is already bound",
                     "rename one of them; every @name must mean one thing",
                     related=[Related(names[name].declaration.name.span, "first bound here")]))
-            else:
-                names[name] = binding
+                continue  # the duplicate takes no slot
+            binding = Binding(kind, name, len(group) + 1, statement)
+            group.append(binding)
+            names[name] = binding
         elif isinstance(statement, ast.Frame):
             frames.append(statement)
     bound_shots = []
     for index, shot in enumerate(shots, 1):
-        prompt, mentions, problems = _rewrite(shot.prompt, expansion, names, images, elements)
+        prompt, mentions, problems = _rewrite(shot.prompt, expansion, names, images, elements,
+                                              any(f.partial for f in program.files))
         diagnostics.extend(problems)
         bound_shots.append(BoundShot(shot, prompt, mentions, index))
     start = next((f for f in frames if f.kind == "start"), None)
     end = next((f for f in frames if f.kind == "end"), None)
     bound = BoundScript(program, expansion, settings, tuple(images), tuple(elements), start, end,
-                        tuple(frames), tuple(bound_shots), tuple(duplicates), library_ok)
+                        tuple(frames), tuple(bound_shots), tuple(duplicates), library_ok,
+                        any(f.partial for f in program.files))
     return bound, diagnostics
 
 
@@ -179,7 +182,7 @@ def _setting_text(statement: ast.Setting, expansion: Expansion) -> str:
 
 
 def _rewrite(text: ast.Text, expansion: Expansion, names: dict[str, Binding],
-             images: list[Binding], elements: list[Binding]):
+             images: list[Binding], elements: list[Binding], partial: bool = False):
     """Rewrite @names in the expanded prompt; spans point into the script."""
     expanded = expansion[text]
     locate = _locator(text, expanded)
@@ -209,10 +212,14 @@ def _rewrite(text: ast.Text, expansion: Expansion, names: dict[str, Binding],
                 problems.append(Diagnostic.of(
                     "KVS-ref-range", span,
                     f"`@{word}` is out of range: the script binds {len(group)} {kind}{'s' if len(group) != 1 else ''}",
-                    f"bind another {kind}, or use @{raw.group(1)}1..@{raw.group(1)}{len(group)}"
+                    (f"bind another {kind}, or use @{raw.group(1)}1" if len(group) == 1 else
+                     f"bind another {kind}, or use @{raw.group(1)}1..@{raw.group(1)}{len(group)}")
                     if group else f"declare an `{kind}` first"))
             out.append(match.group(0))
             mentions.append(Mention(match.group(0), span, binding))
+        elif partial:
+            out.append(match.group(0))  # its binding may be on a line lost to a syntax error
+            mentions.append(Mention(match.group(0), span, None))
         else:
             close = difflib.get_close_matches(word, list(names), n=1)
             hint = f"did you mean `@{close[0]}`?" if close else \
@@ -229,7 +236,7 @@ def _locator(text: ast.Text, expanded: str):
     """Map a range of the expanded prompt back to the script: exact when templating left
     the literal as it was; otherwise the n-th occurrence of the same `@word` in the
     literal, else the whole literal."""
-    if expanded == text.value:
+    if expanded == text.literal:
         return text.span_of
     return lambda start, end: _nth_occurrence(text, expanded, start, end)
 
@@ -239,7 +246,7 @@ def _nth_occurrence(text: ast.Text, expanded: str, start: int, end: int) -> Span
     nth = expanded.count(word, 0, start)
     position = -1
     for _ in range(nth + 1):
-        position = text.value.find(word, position + 1)
+        position = text.literal.find(word, position + 1)
         if position == -1:
             return text.span
     return text.span_of(position, position + len(word))

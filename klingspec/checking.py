@@ -131,6 +131,8 @@ def namespace(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
 # -- shots and durations -------------------------------------------------------------
 
 def has_shots(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
+    if script.partial:
+        return  # a shot may have been lost to a syntax error: do not pile on
     if not script.shots and not (script.library_ok and is_library(script)):
         source = script.program.main.source
         yield Diagnostic.of("KVS-no-shots", source.span(len(source.text.rstrip())),
@@ -192,7 +194,7 @@ def shot_durations(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
 def total_duration(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     shots = [s for s in script.shots if s.seconds == s.seconds.to_integral_value()
              and model.shot_min <= s.seconds <= model.shot_max]
-    if not shots or len(shots) != len(script.shots) or model.allowed_durations:
+    if not shots or len(shots) != len(script.shots) or model.allowed_durations or script.partial:
         return
     total = sum((s.seconds for s in shots), Decimal(0))
     parts = " + ".join(f"{s.shot.label} {_s(s.seconds)}" for s in shots)
@@ -225,6 +227,8 @@ def total_duration(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
 
 def reference_count(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     limit = model.max_images_plus_elements
+    if not script.shots:
+        return  # a library: only what a script mentions is sent, and counted there
     bindings = sorted(script.images + script.elements, key=lambda b: _order(script, b.declaration))
     if limit and len(bindings) > limit:
         extra = bindings[limit]
@@ -305,6 +309,9 @@ def _all_uris(script: BoundScript):
 def _uri_problem(uri: str) -> tuple[str, str, str] | None:
     if any(c.isspace() for c in uri):
         return ("KVS-uri-invalid", "a URI cannot contain spaces", "encode spaces as %20")
+    if any(not c.isprintable() for c in uri):
+        return ("KVS-uri-invalid", "a URI cannot contain control characters",
+                "check the template or escape that produced this URI")
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
@@ -319,15 +326,23 @@ def _uri_problem(uri: str) -> tuple[str, str, str] | None:
 
 
 def unused_bindings(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
-    if not script.shots:
-        return  # a library: its bindings are for other scripts
+    if not script.shots or script.partial:
+        return  # a library (its bindings are for other scripts), or mentions may be lost
     used = {id(m.binding) for shot in script.shots for m in shot.mentions if m.binding}
+    misspelt = _suggested(script)
     for binding in script.images + script.elements:
-        if id(binding) not in used:
+        if id(binding) not in used and binding.name not in misspelt:
             yield Diagnostic.of("KVS-binding-unused", binding.declaration.name.span,
                                 f"{binding.kind} `{binding.name}` ({binding.ref}) is never mentioned in a prompt",
                                 f"mention it as `@{binding.name}`, or remove it (it still counts toward the "
                                 f"limit of {model.max_images_plus_elements})")
+
+
+def _suggested(script: BoundScript) -> set[str]:
+    """Names that an unbound `@mention` is probably a typo of (already reported there)."""
+    names = [b.name for b in script.images + script.elements]
+    return {close for shot in script.shots for m in shot.mentions if m.binding is None
+            for close in difflib.get_close_matches(m.written.lstrip("@"), names, n=1)}
 
 
 def duplicate_uris(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
@@ -346,6 +361,8 @@ def elements_mentioned(script: BoundScript, model: Model) -> Iterator[Diagnostic
     if not script.elements:
         return
     for shot in script.shots:
+        if any(m.binding is None for m in shot.mentions):
+            continue  # an unbound mention is already reported; it may be the element
         if not any(m.binding and m.binding.kind == "element" for m in shot.mentions):
             names = ", ".join(f"@{b.name}" for b in script.elements)
             yield Diagnostic.of("KVS-elements-unmentioned", shot.shot.prompt.span,

@@ -44,6 +44,7 @@ CODES: dict[str, Code] = _catalogue(
     ("KVS-syntax-string", "error", "a string is not terminated"),
     ("KVS-syntax-escape", "error", "an unknown escape sequence in a string"),
     ("KVS-syntax-too-many", "error", "too many syntax errors; the rest are not reported"),
+    ("KVS-syntax-nesting", "error", "lists nested too deeply"),
     # settings
     ("KVS-setting-unknown-value", "error", "a setting has a value it does not accept"),
     ("KVS-setting-duplicate", "error", "a setting is given twice"),

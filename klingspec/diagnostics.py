@@ -45,7 +45,8 @@ class Diagnostic:
         return self.severity == "error"
 
     def sort_key(self) -> tuple:
-        return (self.span.path, self.span.start, self.span.end, self.code, self.message)
+        rank = {"error": 0, "warning": 1, "note": 2}[self.severity]
+        return (self.span.path, self.span.start, self.span.end, rank, self.code, self.message)
 
 
 def sort_unique(diagnostics: Iterable[Diagnostic]) -> tuple[Diagnostic, ...]:

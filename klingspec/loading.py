@@ -21,7 +21,7 @@ from klingspec.syntax import parse
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
 _DECLARATIONS = (ast.Let, ast.Image, ast.Element)
-_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_VAR_NAME = re.compile(r"[^\W\d]\w*\Z")
 
 
 @dataclass(frozen=True)

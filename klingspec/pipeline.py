@@ -14,6 +14,7 @@ from klingspec.compiling import Request, compile_script, validate
 from klingspec.diagnostics import Diagnostic, has_errors, sort_unique
 from klingspec.loading import Program, Reader, Var, load, parse_var_options, read_vars_file, _read_bytes
 from klingspec.pricing import Estimate, estimate
+from klingspec.source import Source
 from klingspec.templating import expand
 
 
@@ -63,6 +64,17 @@ def outside_variables(options: Options, reader: Reader = _read_bytes) -> tuple[l
 
 
 def run_pipeline(path: str, options: Options = Options(), reader: Reader = _read_bytes) -> Result:
+    """Run every phase on `path`. Never raises: a klingspec bug becomes KVS-internal."""
+    try:
+        return _run(path, options, reader)
+    except Exception as error:  # a bug, not the user's fault (RecursionError, MemoryError too)
+        source = Source(path, "")
+        return Result(path, (Diagnostic.of(
+            "KVS-internal", source.span(0), f"klingspec failed: {type(error).__name__}: {error}",
+            "please report this with the script that caused it"),))
+
+
+def _run(path: str, options: Options, reader: Reader) -> Result:
     diagnostics: list[Diagnostic] = []
     variables, problems = outside_variables(options, reader)
     diagnostics += problems
@@ -80,7 +92,14 @@ def run_pipeline(path: str, options: Options = Options(), reader: Reader = _read
     request = compile_script(bound)
     if options.validate_schema:
         diagnostics += validate(request)
-    return Result(path, sort_unique(diagnostics), program, bound, request, estimate(bound))
+    cost = estimate(bound)
+    if cost.price_per_second is None:
+        model = bound.settings.get("model")
+        diagnostics.append(Diagnostic.of(
+            "KVS-price-unknown", model.span if model else program.main.source.span(0),
+            f"`{cost.model}` has no published price: the cost cannot be previewed",
+            "plan shows the seconds; check the price on the model page before running"))
+    return Result(path, sort_unique(diagnostics), program, bound, request, cost)
 
 
 def run_many(paths: Sequence[str], options: Options = Options()) -> list[Result]:

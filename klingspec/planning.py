@@ -90,9 +90,10 @@ def print_table(plans: Sequence[Plan]) -> None:
     unknown = False
     for plan in plans:
         e = plan.estimate
-        table = Table(title=f"{plan.path}  ·  {e.model}", title_justify="left", show_footer=True)
+        console.print(f"[bold]{plan.path}[/]  [dim]{e.model}[/]")
+        table = Table(show_footer=True)
         rate = e.price_per_second
-        table.add_column("shot", footer="total")
+        table.add_column("shot", footer="one video")
         table.add_column("line", justify="right")
         table.add_column("seconds", justify="right", footer=f"{e.seconds} s")
         table.add_column("cost", justify="right",

@@ -37,6 +37,14 @@ def _width(text: str) -> int:
     return width
 
 
+_VISIBLE = {i: 0x2400 + i for i in range(32) if i not in (9,)} | {127: 0x2421}
+
+
+def _visible(line: str) -> str:
+    """Control characters shown as their Unicode pictures (NUL as ␀), one column each."""
+    return line.translate(_VISIBLE)
+
+
 def location(diagnostic: Diagnostic) -> tuple[int, int, int, int]:
     line, column = diagnostic.span.start_position
     end_line, end_column = diagnostic.span.end_position
@@ -54,7 +62,7 @@ def text(diagnostic: Diagnostic, style: TextStyle = TextStyle()) -> str:
     source = diagnostic.span.source
     if style.snippet and source.text:
         gutter = len(str(line))
-        code_line = source.line_text(line)
+        code_line = _visible(source.line_text(line))
         prefix = code_line[:column - 1]
         last = end_column - 1 if end_line == line else len(code_line)
         marked = code_line[column - 1:max(last, column - 1)]

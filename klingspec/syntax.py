@@ -20,9 +20,10 @@ from klingspec.resources import read_text
 from klingspec.source import Source, Span
 
 MAX_SYNTAX_ERRORS = 20
+MAX_NESTING = 16
 STATEMENT_KEYWORDS = ("model", "aspect", "audio", "negative", "format", "namespace",
                       "generations", "use", "let", "image", "element", "start", "end", "shot")
-_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "{": "\\{", "}": "\\}"}
+_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "{": ast.OPEN_BRACE, "}": ast.CLOSE_BRACE}
 
 
 @cache
@@ -41,20 +42,22 @@ def parse(source: Source) -> tuple[ast.Script, list[Diagnostic]]:
         try:
             tree = parser().parse(text)
         except UnexpectedInput as error:
-            diagnostics.append(_describe(error, source, text))
-            text, progressed = _blank_statement(text, _error_offset(error, text))
+            diagnostic, region = _describe(error, source, text)
+            diagnostics.append(diagnostic)
+            text, progressed = _blank_statement(text, _error_offset(error, text), *region)
             if not progressed or len(diagnostics) >= MAX_SYNTAX_ERRORS:
                 if progressed:
+                    end = len(source.text.rstrip())
                     diagnostics.append(Diagnostic.of(
-                        "KVS-syntax-too-many", source.span(_error_offset(error, text)),
-                        f"stopped after {MAX_SYNTAX_ERRORS} syntax errors",
+                        "KVS-syntax-too-many", source.span(end),
+                        f"stopped after {MAX_SYNTAX_ERRORS} syntax errors; the rest of the file was not checked",
                         "fix the errors above and check again"))
-                return ast.Script(source, ()), diagnostics
+                return ast.Script(source, (), partial=True), diagnostics
     builder = _Builder(source)
     statements = tuple(s for s in (builder.statement(c) for c in tree.children) if s is not None)
     script = ast.Script(source, statements,
                         tuple(ast.Comment(t.value, source.span(t.start_pos, t.end_pos))
-                              for t in _comments(source.text)))
+                              for t in _comments(source.text)), partial=bool(diagnostics))
     return script, diagnostics + builder.diagnostics
 
 
@@ -175,23 +178,71 @@ def _error_offset(error: UnexpectedInput, text: str) -> int:
     return min(pos if pos is not None else len(text), len(text))
 
 
-def _describe(error: UnexpectedInput, source: Source, text: str) -> Diagnostic:
+def _expected(error: UnexpectedInput) -> set[str]:
+    """What the parser would accept here: asked of the parser state itself, which is
+    exact, unlike the LALR lookahead set that merged states share."""
+    try:
+        return set(error.interactive_parser.accepts())
+    except Exception:  # not every error carries a parser; fall back to Lark's estimate
+        return set(getattr(error, "expected", ()) or ())
+
+
+def _describe(error: UnexpectedInput, source: Source, text: str) -> tuple[Diagnostic, tuple]:
+    """The diagnostic for one syntax error, and the region to blank before re-parsing
+    ((None, None): the statement around the error)."""
+    unclosed = _unclosed_element(error, source, text)
+    if unclosed:
+        return unclosed
+    return _describe_one(error, source, text), (None, None)
+
+
+def _unclosed_element(error: UnexpectedInput, source: Source, text: str):
+    """`element x {` whose `}` never comes: say so at the `{`, and drop the block, so
+    the statements after it are still parsed."""
+    if not isinstance(error, UnexpectedToken) or "RBRACE" not in _expected(error):
+        return None
+    token = error.token
+    at_eof = token.type == "$END"
+    line_start = text.rfind("\n", 0, token.start_pos) + 1 if not at_eof else len(text)
+    if not at_eof and (token.start_pos != line_start or str(token) not in STATEMENT_KEYWORDS):
+        return None
+    element = text.rfind("\nelement", 0, line_start)
+    element = element + 1 if element != -1 else (0 if text.startswith("element") else -1)
+    brace = text.find("{", element, line_start) if element != -1 else -1
+    if brace == -1:
+        return None
+    name = text[element + len("element"):brace].strip()
+    diagnostic = Diagnostic.of("KVS-syntax-unexpected", source.span(brace, brace + 1),
+                               f"the block of element `{name}` is never closed",
+                               "add `}` on its own line after the element's `front` and `refs`",
+                               label="opened here")
+    return diagnostic, (element, line_start)
+
+
+def _describe_one(error: UnexpectedInput, source: Source, text: str) -> Diagnostic:
     offset = _error_offset(error, text)
     if isinstance(error, UnexpectedCharacters):
         char = text[offset] if offset < len(text) else ""
         if char == '"':
+            if text[max(0, offset - 2):offset] == '""':  # lexed as "" then a lone quote
+                return Diagnostic.of("KVS-syntax-string", source.span(offset - 2, offset + 1),
+                                     'this `"""` string is never closed', 'close it with `"""`',
+                                     label="string starts here")
             end = text.find("\n", offset)
             span = source.span(offset, end if end != -1 else len(source.text))
             return Diagnostic.of("KVS-syntax-string", span, "this string is never closed",
                                  'close it with `"` on the same line, or use `"""` for several lines',
                                  label="string starts here")
-        shown = repr(char) if char.isprintable() and char else f"U+{ord(char):04X}" if char else "?"
-        return Diagnostic.of("KVS-syntax-character", source.span(offset, offset + 1),
-                             f"unexpected character {shown}",
-                             _character_help(text, offset))
+        return _bad_character(source, text, offset, char)
     token = error.token if isinstance(error, UnexpectedToken) else None
-    if token is None or token.type == "$END" or isinstance(error, UnexpectedEOF):
-        expected = sorted({_human(parser(), t) for t in getattr(error, "expected", ())})
+    at_end = token is not None and token.type == "_NL" and not text[token.end_pos:].strip()
+    if token is None or token.type == "$END" or isinstance(error, UnexpectedEOF) or at_end:
+        expected = sorted({_human(parser(), t) for t in _expected(error)})
+        label = _label(error, token) if token is not None else None
+        if label:
+            message, hint = _EXAMPLES[label]
+            return Diagnostic.of("KVS-syntax-eof", source.span(offset), f"the script ends early: {message}", hint,
+                                 label=f"expected {_either(expected)}")
         return Diagnostic.of("KVS-syntax-eof", source.span(offset),
                              "the script ends in the middle of a statement",
                              f"expected {_either(expected)}" if expected else None)
@@ -201,16 +252,15 @@ def _describe(error: UnexpectedInput, source: Source, text: str) -> Diagnostic:
         hint = f"did you mean `{close[0]}`?" if close else \
             "a statement starts with one of: " + ", ".join(f"`{k}`" for k in STATEMENT_KEYWORDS)
         return Diagnostic.of("KVS-syntax-unexpected", span, f"unknown statement `{token.value}`", hint)
-    if "STRING" in error.expected and "://" in text[token.start_pos:token.start_pos + 12]:
+    accepted = _expected(error)
+    if "STRING" in accepted and "://" in text[token.start_pos:token.start_pos + 12]:
         end = token.start_pos
         while end < len(text) and not text[end].isspace():
             end += 1
         return Diagnostic.of("KVS-syntax-unexpected", source.span(token.start_pos, end),
                              "a URI must be a quoted string", "put it in double quotes: \"https://...\"")
-    index = _example_index()
-    position = error.state.position if error.state is not None else None
-    label = index.get((position, token.type)) or index.get((position, None))
-    expected = sorted({_human(parser(), t) for t in error.expected})
+    label = _label(error, token)
+    expected = sorted({_human(parser(), t) for t in accepted})
     if label:
         message, hint = _EXAMPLES[label]
         return Diagnostic.of("KVS-syntax-unexpected", span, f"{message}; found {_found(token)}", hint,
@@ -219,14 +269,34 @@ def _describe(error: UnexpectedInput, source: Source, text: str) -> Diagnostic:
                          f"expected {_either(expected)}")
 
 
+def _label(error: UnexpectedToken, token: Token) -> str | None:
+    index = _example_index()
+    position = error.state.position if error.state is not None else None
+    return index.get((position, token.type)) or index.get((position, None))
+
+
 def _at_statement_start(error: UnexpectedToken) -> bool:
-    return "SHOT" in error.expected and "LET" in error.expected
+    expected = _expected(error)
+    return "SHOT" in expected and "LET" in expected
 
 
 def _either(items: list[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def _bad_character(source: Source, text: str, offset: int, char: str) -> Diagnostic:
+    import unicodedata
+    span = source.span(offset, offset + 1)
+    code = f"U+{ord(char):04X}" if char else "?"
+    name = unicodedata.name(char, "").lower() if char else ""
+    if char and (unicodedata.category(char) in ("Zs", "Cf") or char in "\u00a0\u3000"):
+        return Diagnostic.of("KVS-syntax-character", span, f"unexpected {name or 'invisible character'} ({code})",
+                             "replace it with a normal space (editors often paste these from documents)")
+    shown = f"`{char}`" if char.isprintable() and char else code
+    return Diagnostic.of("KVS-syntax-character", span, f"unexpected character {shown}",
+                         _character_help(text, offset))
 
 
 def _character_help(text: str, offset: int) -> str:
@@ -237,22 +307,27 @@ def _character_help(text: str, offset: int) -> str:
     return "strings go in double quotes; comments start with `#`"
 
 
-def _blank_statement(text: str, offset: int) -> tuple[str, bool]:
-    """Blank the statement holding `offset` (keeping line breaks, so offsets stay true)."""
-    start = text.rfind("\n", 0, offset) + 1
-    # Walk back over continuation lines (indented, or inside an element block).
-    while start > 0 and start < len(text) and text[start] in " \t}" :
-        prev = text.rfind("\n", 0, start - 1) + 1
-        start = prev
-    end = offset
-    while True:
-        nl = text.find("\n", end)
-        if nl == -1:
-            end = len(text)
-            break
-        end = nl + 1
-        if end >= len(text) or (text[end] not in " \t\r\n}#" and _starts_statement(text, end)):
-            break
+def _blank_statement(text: str, offset: int, start: int | None = None,
+                     end: int | None = None) -> tuple[str, bool]:
+    """Blank the statement holding `offset`, keeping line breaks so offsets stay true.
+
+    The statement runs from the last line at or before `offset` that starts at column 0
+    (indented lines and `}` lines continue a statement) up to the next such line.
+    """
+    if start is None:
+        start = text.rfind("\n", 0, offset) + 1
+        while start > 0 and text[start:start + 1] in (" ", "\t", "}"):
+            start = text.rfind("\n", 0, start - 1) + 1
+    if end is None:
+        end = offset
+        while True:
+            nl = text.find("\n", end)
+            if nl == -1:
+                end = len(text)
+                break
+            end = nl + 1
+            if end >= len(text) or text[end] not in " \t\r\n}#":
+                break
     if start >= end:
         return text, False
     region = text[start:end]
@@ -328,7 +403,7 @@ class _Builder:
     def name(self, token: Token) -> ast.Name:
         return ast.Name(str(token), self.span(token))
 
-    def value(self, t: Tree) -> ast.Value:
+    def value(self, t: Tree, depth: int = 0) -> ast.Value:
         kind = t.data
         if kind == "text":
             return self.text(t)
@@ -341,7 +416,13 @@ class _Builder:
         if kind == "boolean":
             token = t.children[0]
             return ast.Boolean(str(token) == "true", self.span(token))
-        return ast.ListValue(tuple(self.value(c) for c in t.children if isinstance(c, Tree)), self.span(t))
+        if depth >= MAX_NESTING:
+            self.diagnostics.append(Diagnostic.of(
+                "KVS-syntax-nesting", self.span(t), f"lists are nested more than {MAX_NESTING} deep",
+                "a template variable holds text, numbers and simple lists"))
+            return ast.ListValue((), self.span(t))
+        return ast.ListValue(tuple(self.value(c, depth + 1) for c in t.children if isinstance(c, Tree)),
+                             self.span(t))
 
     def text(self, t: Tree) -> ast.Text:
         token: Token = t.children[0]
@@ -361,10 +442,8 @@ class _Builder:
                     self.diagnostics.append(Diagnostic.of(
                         "KVS-syntax-escape", Span(self.source, base + i, base + i + 2),
                         f"unknown escape `\\{nxt}`",
-                        'known escapes: `\\"`, `\\\\`, `\\n`, `\\t`; write `\\\\` for a backslash'))
+                        'known escapes: `\\"`, `\\\\`, `\\n`, `\\t`, `\\{`, `\\}`; write `\\\\` for a backslash'))
                     replacement = "\\" + nxt
-                if replacement in ("\\{", "\\}"):
-                    replacement = replacement[1]
                 for c in replacement:
                     chars.append(c)
                     offsets.append(base + i)

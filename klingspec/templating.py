@@ -24,7 +24,7 @@ MAX_EXPANSION_SECONDS = 0.5
 MAX_REPEAT = 100_000
 _MARKERS = ("{{", "{%", "{#")
 _BLOCK = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
-_SIMPLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_SIMPLE = re.compile(r"\{\{\s*([^\W\d]\w*)\s*\}\}")
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,8 @@ class Expansion:
     variables: dict[str, Any]
 
     def __getitem__(self, text: ast.Text) -> str:
-        return self.texts.get(id(text), text.value)
+        found = self.texts.get(id(text))
+        return found if found is not None else text.literal
 
 
 def has_template(value: str) -> bool:
@@ -99,6 +100,7 @@ class Expander:
             value = self._render(text)
             if value is None:
                 return None
+        value = ast.restore_braces(value)
         return fold(value) if text.triple else value
 
     def _render(self, text: ast.Text) -> str | None:
@@ -136,6 +138,10 @@ class Expander:
             self.diagnostics.append(Diagnostic.of("KVS-template-undefined", text.span,
                                                   f"template error: {error.message}",
                                                   "check the attribute or key name"))
+        except OverflowError as error:
+            self.diagnostics.append(Diagnostic.of(
+                "KVS-template-limit", text.span, "template expansion stopped: a range or number is too large",
+                f"ranges may have at most {MAX_REPEAT:,} items" if "range" in str(error).lower() else None))
         except RecursionError:
             self.diagnostics.append(Diagnostic.of("KVS-template-limit", text.span,
                                                   "template expansion stopped: recursion too deep",
@@ -224,6 +230,8 @@ def _name_span(text: ast.Text, name: str):
 
 
 def _syntax_help(message: str) -> str | None:
+    if "expected token" in message:
+        return "check the expression inside `{{ }}`: a filter after `|` needs a name, e.g. `{{ mood | upper }}`"
     if "end of template" in message or "Unexpected end" in message:
         return "a `{{` or `{%` is not closed inside this string"
     if "unknown tag" in message:

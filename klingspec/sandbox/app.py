@@ -5,7 +5,7 @@ applies faults (config rules, then the `X-Sandbox-Fault` header) before the hand
 Handlers are small: parse, validate, touch the state, answer with the documented shape.
 
 Choices where the fact sheet is silent (section 9) are made here and in `errors.py`:
-results download from `/files/{id}.mp4` on the sandbox itself without a bearer token (they
+results download from `/api/files/{id}.mp4` on the sandbox itself without a bearer token (they
 stand in for presigned URLs); sync generations are not queue generations (not listed,
 no SSE event); cancelling a finished job succeeds and changes nothing.
 """
@@ -98,11 +98,16 @@ def _starlette(state: SandboxState) -> Starlette:
         api("GET", "/api/ai/models", list_models),
         api("GET", "/api/ai/models/search", search_models),
         api("GET", "/api/ai/models/{model_id}", get_model),
-        api("GET", "/files/{file_id}.mp4", download, auth=False),
-        Route("/_sandbox/stats", _control(state, _stats), methods=["GET"]),
-        Route("/_sandbox/reset", _control(state, _reset), methods=["POST"]),
-        Route("/_sandbox/faults", _control(state, _add_fault), methods=["POST"]),
+        api("GET", "/api/files/{file_id}.mp4", download, auth=False),
     ]
+    # The controls answer both under the API base (what `running_sandbox` yields) and at
+    # the root, so either `<base>/_sandbox/stats` or `http://host:port/_sandbox/stats` works.
+    for prefix in ("/api/_sandbox", "/_sandbox"):
+        routes += [
+            Route(f"{prefix}/stats", _control(state, _stats), methods=["GET"]),
+            Route(f"{prefix}/reset", _control(state, _reset), methods=["POST"]),
+            Route(f"{prefix}/faults", _control(state, _add_fault), methods=["POST"]),
+        ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={
         HTTPException: _http_error})
 
@@ -170,6 +175,12 @@ async def _json_object(request: Request) -> dict[str, Any] | None:
 _NOT_AN_OBJECT = "Request body must be a JSON object"  # OWN WORDING
 
 
+def _file_url(request: Request, file_id: str) -> str:
+    """Where a result downloads from: the sandbox itself, under the API base like Oxen's
+    `https://hub.oxen.ai/api/repos/.../video.mp4` result URLs."""
+    return f"{request.base_url}api/files/{file_id}.mp4"
+
+
 # --- generation -------------------------------------------------------------------------
 
 async def generate(request: Request, call: Call) -> Any:
@@ -194,7 +205,7 @@ async def generate(request: Request, call: Call) -> Any:
     else:
         file_id = str(uuid.uuid4())
         call.state.files.add(file_id, video)
-        item = {"url": f"{request.base_url}files/{file_id}.mp4"}
+        item = {"url": _file_url(request, file_id)}
     return JSONResponse({"created": now(), "model": spec.id, "videos": [item]})
 
 
@@ -214,7 +225,7 @@ async def enqueue(request: Request, call: Call) -> Any:
                                         forced_error=call.fault.fail))
             for _ in range(num_generations(body))]
     for job in jobs:
-        call.state.start(job, str(request.base_url))
+        call.state.start(job, _file_url(request, job.generation_id))
     if call.fault.drop:  # the generations exist; the client just never hears of them
         call.state.stats.dropped()
         return Dropped()

@@ -36,9 +36,10 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT,
 def running_sandbox(config: SandboxConfig | None = None) -> Iterator[str]:
     """Run a sandbox on 127.0.0.1 and an ephemeral port for the `with` block.
 
-    Yields the base URL without a trailing slash, e.g. ``http://127.0.0.1:50123``; API
-    paths go after it (``/api/ai/queue``). On exit, open event streams are ended, pending
-    generations cancelled, and the server thread joined.
+    Yields the API base URL, shaped like Oxen's ``https://hub.oxen.ai/api``: e.g.
+    ``http://127.0.0.1:50123/api``, so a client appends ``/ai/queue`` or ``/events`` as
+    it would for Oxen; the sandbox controls are at ``<base>/_sandbox/stats``. On exit, open
+    event streams are ended, pending generations cancelled and the server thread joined.
     """
     app = create_app(config)
     server = uvicorn.Server(uvicorn.Config(
@@ -49,7 +50,7 @@ def running_sandbox(config: SandboxConfig | None = None) -> Iterator[str]:
     try:
         _wait_started(server, thread)
         port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}/api"
     finally:
         _stop(app, server, thread)
 

@@ -56,9 +56,10 @@ class SandboxState:
         self.stats = Stats()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def start(self, job: Job, base_url: str) -> None:
-        """Run `job` in the background on the server's event loop."""
-        task = asyncio.get_running_loop().create_task(self._run(job, base_url))
+    def start(self, job: Job, result_url: str) -> None:
+        """Run `job` in the background on the server's event loop; `result_url` is where
+        its video will download from once it succeeds."""
+        task = asyncio.get_running_loop().create_task(self._run(job, result_url))
         self._tasks.add(task)  # keep a reference: the loop holds tasks only weakly
         task.add_done_callback(self._tasks.discard)
 
@@ -74,7 +75,7 @@ class SandboxState:
         for task in list(self._tasks):
             task.cancel()
 
-    async def _run(self, job: Job, base_url: str) -> None:
+    async def _run(self, job: Job, result_url: str) -> None:
         config, gid = self.config, job.generation_id
         await asyncio.sleep(config.queue_seconds)
         job = self.jobs.transition(gid, ("queued",), status="processing", started_at=now())
@@ -87,7 +88,7 @@ class SandboxState:
             await asyncio.sleep(config.processing_seconds)
             self.files.add(gid, VideoSpec(total_seconds(job.body, spec), config.file_size))
             done = self.jobs.transition(gid, ("processing",), status="succeeded",
-                                        result_url=f"{base_url}files/{gid}.mp4",
+                                        result_url=result_url,
                                         completed_at=now())
             if done is not None:
                 self.broker.publish(done.owner, {
