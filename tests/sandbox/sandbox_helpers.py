@@ -23,7 +23,7 @@ def wait_terminal(client: httpx.Client, generation_id: str, timeout: float = 5.0
     """Poll until the generation is succeeded, failed or cancelled."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = client.get(f"/api/ai/queue/{generation_id}").json()
+        job = client.get(f"/ai/queue/{generation_id}").json()
         if job["status"] in ("succeeded", "failed", "cancelled"):
             return job
         time.sleep(0.02)
@@ -31,6 +31,6 @@ def wait_terminal(client: httpx.Client, generation_id: str, timeout: float = 5.0
 
 
 def enqueue(client: httpx.Client, **body: Any) -> list[str]:
-    response = client.post("/api/ai/queue", json={"model": REF} | body)
+    response = client.post("/ai/queue", json={"model": REF} | body)
     assert response.status_code == 200, response.text
     return [g["generation_id"] for g in response.json()["generations"]]

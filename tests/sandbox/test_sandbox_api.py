@@ -20,8 +20,8 @@ WRAP = UPSTREAM_PREFIX
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer"}, {"Authorization": "Basic abc"}])
 @pytest.mark.parametrize("method,path", [
-    ("GET", "/api/ai/models"), ("POST", "/api/ai/queue"), ("GET", "/api/ai/queue"),
-    ("GET", "/api/events"), ("POST", "/api/ai/videos/generate"),
+    ("GET", "/ai/models"), ("POST", "/ai/queue"), ("GET", "/ai/queue"),
+    ("GET", "/events"), ("POST", "/ai/videos/generate"),
 ])
 def test_every_api_route_needs_a_bearer_token(base_url: str, headers: dict[str, str],
                                                method: str, path: str) -> None:
@@ -36,14 +36,14 @@ def test_every_api_route_needs_a_bearer_token(base_url: str, headers: dict[str, 
 def test_a_pinned_api_key_rejects_other_keys(sandbox_with: Any) -> None:
     with sandbox_with(api_key="secret") as url:
         with make_client(url, token="other") as wrong, make_client(url, token="secret") as right:
-            assert wrong.get("/api/ai/models").status_code == 401
-            assert right.get("/api/ai/models").status_code == 200
+            assert wrong.get("/ai/models").status_code == 401
+            assert right.get("/ai/models").status_code == 200
 
 
 # --- models --------------------------------------------------------------------------------
 
 def test_models_are_listed_with_their_pricing(client: httpx.Client) -> None:
-    body = client.get("/api/ai/models").json()
+    body = client.get("/ai/models").json()
     assert body["object"] == "list"
     by_id = {m["id"]: m for m in body["data"]}
     assert set(by_id) == {REF, OMNI}
@@ -54,15 +54,15 @@ def test_models_are_listed_with_their_pricing(client: httpx.Client) -> None:
 
 
 def test_one_model_and_an_unknown_model(client: httpx.Client) -> None:
-    model = client.get(f"/api/ai/models/{REF}").json()
+    model = client.get(f"/ai/models/{REF}").json()
     assert model["id"] == REF and model["endpoint"] == "/videos/generate"
-    missing = client.get("/api/ai/models/bad-model-name")
+    missing = client.get("/ai/models/bad-model-name")
     assert missing.status_code == 404
     assert missing.json() == {"error": {"message": "Model not found: bad-model-name"}}
 
 
 def test_model_search(client: httpx.Client) -> None:
-    found = client.get("/api/ai/models/search", params={"search": "omni"}).json()["data"]
+    found = client.get("/ai/models/search", params={"search": "omni"}).json()["data"]
     assert [m["id"] for m in found] == [OMNI]
 
 
@@ -71,7 +71,7 @@ def test_model_search(client: httpx.Client) -> None:
 @pytest.mark.parametrize("model", [REF, OMNI])
 def test_sync_generate_returns_a_downloadable_mp4_of_the_right_length(
         client: httpx.Client, model: str) -> None:
-    response = client.post("/api/ai/videos/generate", json={
+    response = client.post("/ai/videos/generate", json={
         "model": model, "multi_prompt": [{"prompt": "a", "duration": 4},
                                          {"prompt": "b", "duration": 3}]})
     assert response.status_code == 200
@@ -85,7 +85,7 @@ def test_sync_generate_returns_a_downloadable_mp4_of_the_right_length(
 
 
 def test_sync_generate_b64_json(client: httpx.Client) -> None:
-    body = client.post("/api/ai/videos/generate", json={
+    body = client.post("/ai/videos/generate", json={
         "model": REF, "prompt": "a puppy", "response_format": "b64_json"}).json()
     data = base64.b64decode(body["videos"][0]["b64_json"])
     assert data[4:8] == b"ftyp" and _mvhd_seconds(data) == 5
@@ -126,7 +126,7 @@ DURATIONS = ("Input should be '1', '2', '3', '4', '5', '6', '7', '8', '9', '10',
 ])
 def test_sync_validation_errors_have_the_documented_messages(
         client: httpx.Client, body: dict[str, Any], message: str) -> None:
-    response = client.post("/api/ai/videos/generate", json={"model": REF} | body)
+    response = client.post("/ai/videos/generate", json={"model": REF} | body)
     assert response.status_code == 400
     assert response.json() == {
         "error": {"type": "invalid_params",
@@ -142,16 +142,16 @@ def test_sync_validation_errors_have_the_documented_messages(
     {"multi_prompt": [{"prompt": p, "duration": 5} for p in "abc"]},
 ])
 def test_the_documented_working_durations_pass(client: httpx.Client, body: dict[str, Any]) -> None:
-    assert client.post("/api/ai/videos/generate", json={"model": REF} | body).status_code == 200
+    assert client.post("/ai/videos/generate", json={"model": REF} | body).status_code == 200
 
 
 def test_omni_allows_seven_images(client: httpx.Client) -> None:
     images = {"prompt": "a", "input_image": [f"https://e.com/{i}.jpg" for i in range(7)]}
-    assert client.post("/api/ai/videos/generate", json={"model": OMNI} | images).status_code == 200
-    assert client.post("/api/ai/videos/generate", json={"model": REF} | images).status_code == 400
+    assert client.post("/ai/videos/generate", json={"model": OMNI} | images).status_code == 200
+    assert client.post("/ai/videos/generate", json={"model": REF} | images).status_code == 400
 
 
-@pytest.mark.parametrize("path", ["/api/ai/videos/generate", "/api/ai/queue"])
+@pytest.mark.parametrize("path", ["/ai/videos/generate", "/ai/queue"])
 def test_an_unknown_model_is_not_found(client: httpx.Client, path: str) -> None:
     response = client.post(path, json={"model": "bad-model-name", "prompt": "a"})
     assert response.status_code == 404
@@ -162,7 +162,7 @@ def test_an_unknown_model_is_not_found(client: httpx.Client, path: str) -> None:
 
 @pytest.mark.parametrize("model", [REF, OMNI])
 def test_a_queued_generation_succeeds_with_a_result_url(client: httpx.Client, model: str) -> None:
-    response = client.post("/api/ai/queue", json={"model": model, "prompt": "astronaut",
+    response = client.post("/ai/queue", json={"model": model, "prompt": "astronaut",
                                                   "duration": 10, "aspect_ratio": "16:9",
                                                   "num_generations": 2})
     generations = response.json()["generations"]
@@ -180,11 +180,11 @@ def test_a_queued_generation_succeeds_with_a_result_url(client: httpx.Client, mo
 def test_a_generation_passes_through_queued_and_processing(sandbox_with: Any) -> None:
     with sandbox_with(queue_seconds=0.2, processing_seconds=0.2) as url, make_client(url) as c:
         (gid,) = enqueue(c, prompt="a")
-        first = c.get(f"/api/ai/queue/{gid}").json()
+        first = c.get(f"/ai/queue/{gid}").json()
         assert first["status"] == "queued" and first["started_at"] is None
         seen = [first["status"]]
         for _ in range(200):
-            status = c.get(f"/api/ai/queue/{gid}").json()["status"]
+            status = c.get(f"/ai/queue/{gid}").json()["status"]
             if status == "succeeded":
                 break
             seen.append(status)
@@ -203,7 +203,7 @@ def test_invalid_parameters_are_accepted_then_fail_with_the_message(client: http
 
 @pytest.mark.parametrize("count", [0, 5, "2", 1.5, True])
 def test_num_generations_out_of_range_is_rejected_at_enqueue(client: httpx.Client, count: Any) -> None:
-    response = client.post("/api/ai/queue", json={"model": REF, "prompt": "a", "num_generations": count})
+    response = client.post("/ai/queue", json={"model": REF, "prompt": "a", "num_generations": count})
     assert response.status_code == 400
     assert response.json()["error"]["detail"] == "num_generations must be an integer between 1 and 4"
 
@@ -213,26 +213,26 @@ def test_the_list_shows_active_jobs_by_default_and_filters_by_status(client: htt
     failed = enqueue(client, prompt="a", duration=99)[0]
     wait_terminal(client, done), wait_terminal(client, failed)
     active = enqueue(client, prompt="a")[0]
-    listing = client.get("/api/ai/queue").json()
+    listing = client.get("/ai/queue").json()
     assert listing["count"] == 1 and [g["generation_id"] for g in listing["generations"]] == [active]
-    ok = client.get("/api/ai/queue", params={"status": "succeeded"}).json()
+    ok = client.get("/ai/queue", params={"status": "succeeded"}).json()
     assert [g["generation_id"] for g in ok["generations"]] == [done]
-    bad = client.get("/api/ai/queue", params={"status": "failed"}).json()
+    bad = client.get("/ai/queue", params={"status": "failed"}).json()
     assert [g["generation_id"] for g in bad["generations"]] == [failed]
-    assert client.get("/api/ai/queue", params={"model": OMNI}).json()["count"] == 0
-    assert client.get("/api/ai/queue", params={"status": "nope"}).status_code == 400
+    assert client.get("/ai/queue", params={"model": OMNI}).json()["count"] == 0
+    assert client.get("/ai/queue", params={"status": "nope"}).status_code == 400
 
 
 def test_jobs_are_private_to_their_token(client: httpx.Client, base_url: str) -> None:
     (gid,) = enqueue(client, prompt="a")
     with make_client(base_url) as stranger:
-        assert stranger.get(f"/api/ai/queue/{gid}").status_code == 404
-        assert stranger.get("/api/ai/queue").json()["count"] == 0
+        assert stranger.get(f"/ai/queue/{gid}").status_code == 404
+        assert stranger.get("/ai/queue").json()["count"] == 0
 
 
 def test_an_unknown_generation_is_not_found(client: httpx.Client) -> None:
     for method in ("GET", "DELETE"):
-        response = client.request(method, "/api/ai/queue/00000000-0000-4000-8000-000000000000")
+        response = client.request(method, "/ai/queue/00000000-0000-4000-8000-000000000000")
         assert response.status_code == 404
         assert response.json() == {
             "error": {"type": "resource_not_found",
@@ -243,28 +243,28 @@ def test_an_unknown_generation_is_not_found(client: httpx.Client) -> None:
 def test_cancel_stops_a_queued_generation(sandbox_with: Any) -> None:
     with sandbox_with(queue_seconds=0.2) as url, make_client(url) as c:
         (gid,) = enqueue(c, prompt="a")
-        response = c.delete(f"/api/ai/queue/{gid}")
+        response = c.delete(f"/ai/queue/{gid}")
         assert response.json() == {"status": "success", "generation_id": gid}
         job = wait_terminal(c, gid)
         assert job["status"] == "cancelled" and job["result_url"] is None
-        assert c.get("/api/ai/queue").json()["count"] == 0
-        assert c.get("/api/ai/queue", params={"status": "cancelled"}).json()["count"] == 1
+        assert c.get("/ai/queue").json()["count"] == 0
+        assert c.get("/ai/queue", params={"status": "cancelled"}).json()["count"] == 1
 
 
 def test_cancelling_a_finished_generation_changes_nothing(client: httpx.Client) -> None:
     (gid,) = enqueue(client, prompt="a")
     wait_terminal(client, gid)
-    assert client.delete(f"/api/ai/queue/{gid}").status_code == 200
-    assert client.get(f"/api/ai/queue/{gid}").json()["status"] == "succeeded"
+    assert client.delete(f"/ai/queue/{gid}").status_code == 200
+    assert client.get(f"/ai/queue/{gid}").json()["status"] == "succeeded"
 
 
 # --- events --------------------------------------------------------------------------------
 
 def _first_event(client: httpx.Client, body: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
     """Subscribe, then enqueue `body` from another thread; the first event and its raw data line."""
-    with client.stream("GET", "/api/events") as stream:
+    with client.stream("GET", "/events") as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
-        threading.Thread(target=lambda: client.post("/api/ai/queue", json=body)).start()
+        threading.Thread(target=lambda: client.post("/ai/queue", json=body)).start()
         lines = stream.iter_lines()
         event = next(line for line in lines if line.startswith("event:"))
         data = next(lines)
@@ -288,7 +288,7 @@ def test_events_deliver_a_failure(client: httpx.Client) -> None:
 
 def test_events_send_keep_alive_comments_when_idle(sandbox_with: Any) -> None:
     with sandbox_with(keepalive_seconds=0.05) as url, make_client(url) as c:
-        with c.stream("GET", "/api/events") as stream:
+        with c.stream("GET", "/events") as stream:
             lines = stream.iter_lines()
             assert next(lines) == ": keep-alive"
 

@@ -19,36 +19,36 @@ def fault(value: str) -> dict[str, str]:
 
 
 def test_429_carries_retry_after(client: httpx.Client) -> None:
-    response = client.post("/api/ai/queue", json=BODY, headers=fault("status=429, retry-after=3"))
+    response = client.post("/ai/queue", json=BODY, headers=fault("status=429, retry-after=3"))
     assert response.status_code == 429
     assert response.headers["Retry-After"] == "3"
     assert response.json() == {"error": {"message": "Rate limit exceeded"}}
-    default = client.get("/api/ai/queue", headers=fault("429"))
+    default = client.get("/ai/queue", headers=fault("429"))
     assert default.headers["Retry-After"] == "1"
 
 
 @pytest.mark.parametrize("status,kind", [(500, "unknown_error"), (503, "service_unavailable")])
 def test_server_errors(client: httpx.Client, status: int, kind: str) -> None:
-    response = client.get("/api/ai/queue", headers=fault(str(status)))
+    response = client.get("/ai/queue", headers=fault(str(status)))
     assert response.status_code == status
     assert response.json()["status_message"] == kind
 
 
 def test_a_faulted_enqueue_creates_nothing(client: httpx.Client) -> None:
-    client.post("/api/ai/queue", json=BODY, headers=fault("503"))
-    assert client.get("/api/ai/queue").json()["count"] == 0
+    client.post("/ai/queue", json=BODY, headers=fault("503"))
+    assert client.get("/ai/queue").json()["count"] == 0
 
 
 def test_latency_delays_the_answer(client: httpx.Client) -> None:
     started = time.monotonic()
-    assert client.get("/api/ai/models", headers=fault("latency=0.2")).status_code == 200
+    assert client.get("/ai/models", headers=fault("latency=0.2")).status_code == 200
     assert time.monotonic() - started >= 0.2
 
 
 def test_a_dropped_enqueue_still_creates_the_job_exactly_once(client: httpx.Client) -> None:
     with pytest.raises(httpx.RemoteProtocolError):
-        client.post("/api/ai/queue", json=BODY, headers=fault("drop"))
-    listing = client.get("/api/ai/queue").json()
+        client.post("/ai/queue", json=BODY, headers=fault("drop"))
+    listing = client.get("/ai/queue").json()
     assert listing["count"] == 1
     job = wait_terminal(client, listing["generations"][0]["generation_id"])
     assert job["status"] == "succeeded"
@@ -56,18 +56,18 @@ def test_a_dropped_enqueue_still_creates_the_job_exactly_once(client: httpx.Clie
 
 def test_a_dropped_read_gets_no_response(client: httpx.Client) -> None:
     with pytest.raises(httpx.RemoteProtocolError):
-        client.get("/api/ai/queue", headers=fault("drop"))
-    assert client.get("/api/ai/queue").status_code == 200  # the server carries on
+        client.get("/ai/queue", headers=fault("drop"))
+    assert client.get("/ai/queue").status_code == 200  # the server carries on
 
 
 def test_fail_makes_the_generation_fail_with_the_message(client: httpx.Client) -> None:
-    response = client.post("/api/ai/queue", json=BODY, headers=fault("fail=Insufficient credits"))
+    response = client.post("/ai/queue", json=BODY, headers=fault("fail=Insufficient credits"))
     job = wait_terminal(client, response.json()["generations"][0]["generation_id"])
     assert (job["status"], job["error_message"]) == ("failed", "Insufficient credits")
 
 
 def _video_url(client: httpx.Client) -> str:
-    body = client.post("/api/ai/videos/generate", json=BODY).json()
+    body = client.post("/ai/videos/generate", json=BODY).json()
     return body["videos"][0]["url"]
 
 
@@ -105,21 +105,21 @@ def test_a_large_padded_download_streams_in_chunks(sandbox_with: Any) -> None:
 def test_config_rules_fire_the_given_number_of_times(sandbox_with: Any) -> None:
     rule = FaultRule("status=503, retry-after=0", path="/api/ai/queue", method="POST", times=2)
     with sandbox_with(faults=(rule,)) as url, make_client(url) as c:
-        statuses = [c.post("/api/ai/queue", json=BODY).status_code for _ in range(3)]
+        statuses = [c.post("/ai/queue", json=BODY).status_code for _ in range(3)]
         assert statuses == [503, 503, 200]
-        assert c.get("/api/ai/queue").status_code == 200  # other routes untouched
+        assert c.get("/ai/queue").status_code == 200  # other routes untouched
 
 
 def test_rules_can_be_added_at_run_time(sandbox_with: Any) -> None:
     with sandbox_with() as url, make_client(url) as c:
         added = c.post("/_sandbox/faults", json={"fault": "500", "path": "/api/ai/models", "times": 1})
         assert added.status_code == 200
-        assert [c.get("/api/ai/models").status_code for _ in range(2)] == [500, 200]
+        assert [c.get("/ai/models").status_code for _ in range(2)] == [500, 200]
         assert c.post("/_sandbox/faults", json={"fault": "bogus"}).status_code == 400
 
 
 def test_a_bad_fault_header_is_a_400_that_explains(client: httpx.Client) -> None:
-    response = client.get("/api/ai/models", headers=fault("explode"))
+    response = client.get("/ai/models", headers=fault("explode"))
     assert response.status_code == 400
     assert "expected latency=SECONDS" in response.json()["error"]["detail"]
 
@@ -127,11 +127,11 @@ def test_a_bad_fault_header_is_a_400_that_explains(client: httpx.Client) -> None
 def test_stats_count_requests_per_route_and_reset_clears_them(sandbox_with: Any) -> None:
     with sandbox_with() as url, make_client(url) as c:
         (gid,) = enqueue(c, prompt="a")
-        c.get(f"/api/ai/queue/{gid}")
-        c.get("/api/ai/models")
-        httpx.get(url + "/api/ai/models")  # unauthenticated still counts
+        c.get(f"/ai/queue/{gid}")
+        c.get("/ai/models")
+        httpx.get(url + "/ai/models")  # unauthenticated still counts
         with pytest.raises(httpx.RemoteProtocolError):
-            c.post("/api/ai/queue", json=BODY, headers=fault("drop"))
+            c.post("/ai/queue", json=BODY, headers=fault("drop"))
         stats = c.get("/_sandbox/stats").json()
         assert stats["requests"] == {"GET /api/ai/models": 2,
                                      "GET /api/ai/queue/{generation_id}": 1,
