@@ -246,3 +246,23 @@ def sandbox(port, host, processing_seconds) -> None:
     """Serve the local emulator of the Oxen API until Ctrl-C."""
     from klingspec import runcommand
     raise SystemExit(runcommand.serve_sandbox(host=host, port=port, processing_seconds=processing_seconds))
+
+
+@main_group.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@var_options
+@click.option("--run", "render", is_flag=True, help="Re-render when the compiled request changes.")
+@click.option("--budget", type=click.FLOAT, default=None, metavar="USD",
+              help="With --run: never spend more than this in the whole watch session.")
+@click.option("--cancel-stale", is_flag=True, help="With --run: cancel an in-flight render a newer edit superseded.")
+@click.option("--sandbox", is_flag=True, help="With --run: render against the built-in emulator.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Where videos land (default: renders/ beside each script).")
+@_api_options
+def watch(paths, var_options, var_files, render, budget, cancel_stale, sandbox, out_dir, api_url,
+          ledger_path) -> None:
+    """Re-check (and with --run re-render) scripts on every save. PATH: scripts or folders."""
+    from klingspec import runcommand
+    raise SystemExit(runcommand.watch(paths=paths, options=Options(tuple(var_options), tuple(var_files)),
+                                      render=render, budget=budget, cancel_stale=cancel_stale, sandbox=sandbox,
+                                      out_dir=out_dir, api_url=api_url, ledger_path=ledger_path))

@@ -274,3 +274,48 @@ def serve_sandbox(*, host: str, port: int, processing_seconds: float | None) -> 
     click.echo(f"klingspec sandbox: http://{host}:{port}/api (any bearer key; Ctrl-C stops)", err=True)
     serve(host, port, config)
     return Exit.OK
+
+
+def watch(*, paths, options: Options, render: bool, budget: float | None, cancel_stale: bool, sandbox: bool,
+          out_dir: str | None, api_url: str | None, ledger_path: str | None) -> int:
+    """`klingspec watch`: runs until Ctrl-C, then exits 0 with the ledger consistent."""
+    import threading
+    from klingspec.watching import SessionRenders, Watcher, loop
+
+    lock = threading.Lock()
+
+    def out(line: str) -> None:
+        with lock:
+            click.echo(line)
+            sys.stdout.flush()
+
+    stack = contextlib.ExitStack()
+    renders = None
+    try:
+        if render:
+            from klingspec.client import OxenClient
+            from klingspec.ledger import Ledger
+            from klingspec.running import PollPolicy, Runner
+            base_url, key, ledger_url = stack.enter_context(_api(sandbox, api_url))
+            poll = PollPolicy(initial=0.2, factor=1.5, cap=2.0, sse_check=5.0) if sandbox else PollPolicy()
+
+            def make_runner():
+                return Runner(OxenClient.create(base_url, key), Ledger(ledger_path), api_url=ledger_url, poll=poll)
+
+            renders = SessionRenders(make_runner=make_runner, out=out,
+                                     budget=Decimal(str(budget)) if budget is not None else None,
+                                     cancel_stale=cancel_stale, out_dir=out_dir)
+        watcher = Watcher(paths, options, out=out, render=renders)
+        try:
+            loop(watcher)
+        except KeyboardInterrupt:
+            pass
+        in_flight = renders.stop() if renders else 0
+        out("watch: stopped" + (f"; {in_flight} render{'s' if in_flight != 1 else ''} still in flight "
+                                "(`klingspec status` shows them; `klingspec run` picks them up)" if in_flight else ""))
+        return Exit.OK
+    finally:
+        try:
+            stack.close()
+        except KeyboardInterrupt:
+            pass

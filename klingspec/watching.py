@@ -1,0 +1,275 @@
+"""Watch mode: re-check (and with `--run`, re-render) scripts whenever they change on disk.
+
+Built on watchfiles. It watches the *folders* that hold the scripts and everything they
+depend on (used files, `--vars` files), so editors that save by writing a temporary file
+and renaming it over the original are seen like any other save, as are new scripts in a
+watched folder and deleted or renamed ones. A burst of events becomes one re-check.
+
+The checking itself is `pipeline.run_pipeline`, exactly as for `klingspec check`. Renders
+go through `running.Runner` and the same ledger as `klingspec run`, so nothing is paid
+twice; a script with errors is never submitted and its last good render is left alone.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Callable, Iterable, Sequence
+
+from klingspec.pipeline import Options, Result, run_pipeline
+
+DEBOUNCE_MS = 60   # longest wait to group a burst of events
+STEP_MS = 15       # quiet time that ends a burst
+
+
+@dataclass
+class Tracked:
+    """What the watcher knows about one script."""
+
+    path: str
+    dependencies: frozenset[str] = frozenset()
+    last_hash: str | None = None        # request hash last checked clean
+    submitted_hash: str | None = None   # request hash last sent to render
+    render: RenderThread | None = None
+
+
+@dataclass
+class RenderThread:
+    thread: threading.Thread
+    runner: object
+    request_hash: str
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class Watcher:
+    """Keeps the set of scripts, their dependencies and their last results."""
+
+    def __init__(self, paths: Sequence[str], options: Options, *, out: Callable[[str], None],
+                 render: Callable[[Tracked, Result], None] | None = None):
+        self.roots = [os.path.abspath(p) for p in paths]
+        self.options = options
+        self.out = out
+        self.render = render
+        self.scripts: dict[str, Tracked] = {}
+        self.checks = 0
+
+    # -- which files matter --------------------------------------------------------------
+    def discover(self) -> list[str]:
+        found = []
+        for root in self.roots:
+            if os.path.isdir(root):
+                for folder, dirs, names in os.walk(root):
+                    dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "renders")
+                    found += [os.path.join(folder, n) for n in sorted(names) if n.endswith(".kvs")]
+            elif os.path.exists(root) or root.endswith(".kvs"):
+                found.append(root)
+        return found
+
+    def folders(self) -> set[str]:
+        """Folders to hand to watchfiles: the roots and every dependency's folder."""
+        folders = {r if os.path.isdir(r) else os.path.dirname(r) for r in self.roots}
+        for tracked in self.scripts.values():
+            folders |= {os.path.dirname(d) for d in tracked.dependencies}
+        folders |= {os.path.dirname(os.path.abspath(v)) for v in self.options.var_files}
+        return {f for f in folders if os.path.isdir(f)}
+
+    def relevant(self, path: str) -> bool:
+        path = os.path.abspath(path)
+        if path.endswith(".kvs") and any(path == r or path.startswith(r + os.sep) for r in self.roots):
+            return True
+        if path in {os.path.abspath(v) for v in self.options.var_files}:
+            return True
+        return any(path in t.dependencies for t in self.scripts.values())
+
+    # -- checking ------------------------------------------------------------------------------
+    def start(self) -> None:
+        for path in self.discover():
+            self.check(path)
+
+    def changed(self, paths: Iterable[str]) -> None:
+        """One burst of changes: re-check each affected script once."""
+        paths = {os.path.abspath(p) for p in paths}
+        var_files = {os.path.abspath(v) for v in self.options.var_files}
+        affected: set[str] = set()
+        for path in paths:
+            if path in self.scripts or (path.endswith(".kvs") and self._under_root(path) and not self._library(path)):
+                affected.add(path)
+            for script, tracked in self.scripts.items():
+                if path in tracked.dependencies or path in var_files:
+                    affected.add(script)
+        for script in sorted(affected):
+            if not os.path.exists(script) and script not in self.dependencies_of_others(script):
+                if script in self.scripts:
+                    self.forget(script)
+                continue
+            if os.path.exists(script):
+                self.check(script)
+
+    def _under_root(self, path: str) -> bool:
+        return any(path == r or path.startswith(r + os.sep) for r in self.roots)
+
+    def _library(self, path: str) -> bool:
+        """A used file that is not itself a watched script is checked through its users."""
+        return path not in self.scripts and any(path in t.dependencies for t in self.scripts.values())
+
+    def dependencies_of_others(self, script: str) -> set[str]:
+        return {d for s, t in self.scripts.items() if s != script for d in t.dependencies}
+
+    def forget(self, script: str) -> None:
+        self.scripts.pop(script, None)
+        self.out(f"watch: {_rel(script)}: removed")
+
+    def check(self, script: str) -> Result:
+        from klingspec import render
+        start = time.perf_counter()
+        options = Options(self.options.var_options, self.options.var_files, validate_schema=True,
+                          library_ok=True)
+        result = run_pipeline(_rel(script), options)
+        self.checks += 1
+        tracked = self.scripts.setdefault(script, Tracked(script))
+        if result.program is not None:
+            deps = {os.path.abspath(d) for d in result.program.dependencies}
+            tracked.dependencies = frozenset(deps - {script})
+        elapsed = (time.perf_counter() - start) * 1000
+        text = render.texts(result.diagnostics)
+        if text:
+            self.out(text.rstrip("\n"))
+        summary = f"{result.errors} error{'s' if result.errors != 1 else ''}, " \
+                  f"{result.warnings} warning{'s' if result.warnings != 1 else ''}"
+        if result.request is not None and result.estimate is not None:
+            e = result.estimate
+            cost = f"${e.total}" if e.total is not None else "price unknown"
+            tracked.last_hash = result.request.content_hash
+            self.out(f"watch: {_rel(script)}: ok ({summary}) · {e.seconds} s × {e.generations} · {cost} · "
+                     f"{result.request.content_hash[:15]} · {elapsed:.1f} ms")
+            if self.render is not None:
+                self.render(tracked, result)
+        else:
+            self.out(f"watch: {_rel(script)}: {summary}"
+                     + (" · not rendered" if self.render is not None and result.errors else "")
+                     + f" · {elapsed:.1f} ms")
+        return result
+
+
+def _rel(path: str) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
+def loop(watcher: Watcher, stop: threading.Event | None = None) -> None:
+    """Run until Ctrl-C (or `stop`): watchfiles on the folders that matter."""
+    import watchfiles
+
+    watcher.start()
+    watcher.out(f"watch: watching {len(watcher.scripts)} script{'s' if len(watcher.scripts) != 1 else ''}; "
+                "Ctrl-C stops")
+    while stop is None or not stop.is_set():
+        folders = sorted(watcher.folders())
+        if not folders:
+            return
+        # The folder set changes when a script starts using a file elsewhere: watch the
+        # current set until a burst arrives, then recompute.
+        for changes in watchfiles.watch(*folders, watch_filter=lambda change, path: watcher.relevant(path),
+                                        debounce=DEBOUNCE_MS, step=STEP_MS, stop_event=stop,
+                                        rust_timeout=1000, yield_on_timeout=False, raise_interrupt=True):
+            before = set(watcher.folders())
+            watcher.changed(path for _, path in changes)
+            if set(watcher.folders()) != before:
+                break
+
+
+class SessionRenders:
+    """`--run`: submit a script when its compiled request changed, within one budget.
+
+    Renders run in background threads through `running.Runner` (each with its own ledger
+    connection), so the watcher keeps checking while a video renders.
+    """
+
+    def __init__(self, *, make_runner: Callable[[], object], out: Callable[[str], None],
+                 budget: Decimal | None, cancel_stale: bool, out_dir: str | None):
+        self.make_runner = make_runner
+        self.out = out
+        self.budget = budget
+        self.cancel_stale = cancel_stale
+        self.out_dir = out_dir
+        self.spent = Decimal(0)
+        self.lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
+
+    def __call__(self, tracked: Tracked, result: Result) -> None:
+        from klingspec.running import Job
+        request = result.request
+        if request is None or result.estimate is None:
+            return
+        if request.content_hash == tracked.submitted_hash:
+            self.out(f"watch: {_rel(tracked.path)}: request unchanged, not re-rendering")
+            return
+        cost = result.estimate.exact
+        job = Job(result.path, request.body, request.generations, request.content_hash, cost,
+                  self.out_dir or os.path.join(os.path.dirname(os.path.abspath(tracked.path)), "renders"))
+        runner = self.make_runner()
+        new = runner.reusable(job) is None
+        with self.lock:
+            if new and self.budget is not None and (cost is None or self.spent + cost > self.budget):
+                need = "an unknown amount" if cost is None else f"${cost:.2f}"
+                self.out(f"watch: {_rel(tracked.path)}: budget refused: {need} more would pass "
+                         f"${self.budget:.2f} (spent ${self.spent:.2f} this session)")
+                return
+            if new and cost is not None:
+                self.spent += cost
+        previous = tracked.render
+        if previous is not None and not previous.done.is_set():
+            if self.cancel_stale:
+                self.out(f"watch: {_rel(tracked.path)}: cancelling the stale render {previous.request_hash[:15]}")
+                _cancel(previous)
+            else:
+                self.out(f"watch: {_rel(tracked.path)}: earlier render still in flight; it keeps going")
+        tracked.submitted_hash = request.content_hash
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                outcomes = runner.run([job])
+                for o in outcomes:
+                    files = ", ".join(_rel(f.path) for f in o.files)
+                    self.out(f"watch: {_rel(tracked.path)}: render {o.state}"
+                             + (f": {files}" if files else "") + (f" ({o.error})" if o.error else ""))
+            except Exception as error:  # keep watching whatever happens to one render
+                self.out(f"watch: {_rel(tracked.path)}: render failed: {error}")
+            finally:
+                done.set()
+                runner.ledger.close()
+
+        thread = threading.Thread(target=work, name=f"render-{os.path.basename(tracked.path)}", daemon=True)
+        tracked.render = RenderThread(thread, runner, request.content_hash, done)
+        self.out(f"watch: {_rel(tracked.path)}: rendering {request.content_hash[:15]}"
+                 + (f" · session spend ${self.spent:.2f}" + (f" of ${self.budget:.2f}" if self.budget else "")))
+        thread.start()
+        self.threads.append(thread)
+
+    def stop(self) -> int:
+        """Ctrl-C: stop following; renders in flight keep going on the server."""
+        running = [t for t in self.threads if t.is_alive()]
+        return len(running)
+
+
+def _cancel(previous: RenderThread) -> None:
+    runner = previous.runner
+    runner.stop.set()
+    runner.waiters.fail()
+    ledger = runner.ledger
+    for render in ledger.renders(active_only=True, limit=1000):
+        if render.request_hash == previous.request_hash:
+            for generation in ledger.generations(render.id):
+                if generation.status not in ("succeeded", "failed", "cancelled"):
+                    try:
+                        runner.client.cancel(generation.generation_id)
+                        ledger.update_generation(generation.generation_id, "cancelled")
+                    except Exception:  # the render may have finished meanwhile
+                        pass
+            ledger.set_state(render.id, "cancelled")
