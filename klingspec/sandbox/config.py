@@ -14,7 +14,8 @@ class FaultRule:
 
     `fault` uses the `X-Sandbox-Fault` header syntax (see `faults.py`), e.g.
     ``"status=429, retry-after=2"``. `path` is an exact request path such as
-    ``/api/ai/queue`` or ``*`` for every path; `method` is an HTTP method or ``*``.
+    ``/api/ai/queue``, a prefix ending in ``*`` such as ``/api/files/*`` (downloads), or
+    ``*`` for every path; `method` is an HTTP method or ``*``.
     `times=None` means every matching request, forever.
     """
 

@@ -122,8 +122,13 @@ class FaultBook:
         fault = Fault()
         with self._lock:
             for index, (rule, parsed, left) in enumerate(self._rules):
-                if left == 0 or rule.method not in ("*", method) or rule.path not in ("*", path):
+                if left == 0 or rule.method not in ("*", method) or not _matches(rule.path, path):
                     continue
                 fault = fault.merge(parsed)
                 self._rules[index] = (rule, parsed, None if left is None else left - 1)
         return fault
+
+
+def _matches(pattern: str, path: str) -> bool:
+    """`*` matches every path, `/api/files/*` every path under it, else exact equality."""
+    return path.startswith(pattern[:-1]) if pattern.endswith("*") else path == pattern

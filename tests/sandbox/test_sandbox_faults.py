@@ -9,7 +9,7 @@ import pytest
 from sandbox_helpers import REF, enqueue, make_client, wait_terminal
 
 from klingspec.sandbox import FAULT_HEADER, FaultRule
-from klingspec.sandbox.faults import Fault, FaultSyntaxError, parse
+from klingspec.sandbox.faults import Fault, FaultBook, FaultSyntaxError, parse
 
 BODY = {"model": REF, "prompt": "a"}
 
@@ -151,3 +151,10 @@ def test_fault_syntax() -> None:
     for bad in ("status=200", "latency=-1", "truncate", "drop=1", "nonsense"):
         with pytest.raises(FaultSyntaxError):
             parse(bad)
+
+
+def test_rule_paths_match_exactly_by_prefix_or_all() -> None:
+    book = FaultBook((FaultRule("500", path="/api/files/*"), FaultRule("latency=1", times=1)))
+    assert book.take("GET", "/api/files/x.mp4") == Fault(status=500, latency=1)
+    assert book.take("GET", "/api/files/y.mp4") == Fault(status=500)  # latency used up
+    assert book.take("GET", "/api/ai/queue") == Fault()
