@@ -128,14 +128,18 @@ def test_errors_row_neither_prompt_nor_multi_prompt(tmp_path, text):
     assert "Either 'prompt' or 'multi_prompt' must be provided" in diagnostic.help
 
 
-def test_errors_row_shot_missing_prompt_is_a_syntax_error(tmp_path):
+@pytest.mark.parametrize("text, code", [
+    ('shot a 5s "fine"\nshot b 5s\n', "KVS-syntax-eof"),
+    ('shot a 5s "fine"\nshot b 5s\nshot c 5s "after"\n', "KVS-syntax-unexpected"),
+], ids=["at-end", "in-the-middle"])
+def test_errors_row_shot_missing_prompt_is_a_syntax_error(tmp_path, text, code):
     """'Field required' (multi_prompt item missing prompt): a shot without a prompt does not parse."""
-    text = 'shot a 5s "fine"\nshot b 5s\n'
     result = run(tmp_path, text)
     assert result.request is None
-    diagnostic = only(result, "KVS-syntax-unexpected")
+    diagnostic = only(result, code)
     assert diagnostic.span.start_position[0] == 2
-    assert "prompt" in diagnostic.message
+    assert "a shot needs a prompt string after its duration" in diagnostic.message
+    assert errors(result) == [code]   # no cascade (e.g. no total-duration from the lost shot)
 
 
 def test_errors_row_shot_with_empty_prompt(tmp_path):
@@ -560,3 +564,29 @@ def test_image_to_video_needs_its_image(tmp_path):
     result = run(tmp_path, 'model kling-video-v2-6-pro-image-to-video\nshot a 5s "x"\n')
     assert errors(result)
     assert result.request is None
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: checking.generations (and BoundScript.generations) test "
+                   "`raw.isdigit()` and then call int(raw); '¹' (and other non-decimal digits) pass isdigit, "
+                   "so int() raises ValueError out of check() instead of giving KVS-generations")
+def test_generations_unicode_digit(tmp_path):
+    text = 'generations ¹\nshot a 5s "x"\n'
+    diagnostic = only(run(tmp_path, text), "KVS-generations")
+    assert where(diagnostic) == locate(text, "¹")
+
+
+def test_generations_non_ascii_decimal_digit_is_not_a_count(tmp_path):
+    # "٣" is Arabic-Indic three: the API wants an ASCII integer, so the checker must not pass it on
+    text = 'generations ٣\nshot a 5s "x"\n'
+    result = run(tmp_path, text)
+    assert "KVS-generations" in codes(result) or result.request.generations == 3
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: checking._uri_problem calls urllib.parse.urlsplit, which raises "
+                   "ValueError('Invalid IPv6 URL') for a host with an unbalanced `[`/`]`; the exception escapes "
+                   "check() instead of giving KVS-uri-invalid")
+@pytest.mark.parametrize("uri", ["http://[e.com/i.png", "https://e.com]/i.png"])
+def test_rule_uris_unbalanced_bracket_in_host(tmp_path, uri):
+    text = f'image i = "{uri}"\nshot a 5s "@i"\n'
+    diagnostic = only(run(tmp_path, text), "KVS-uri-invalid")
+    assert where(diagnostic) == locate(text, f'"{uri}"')
