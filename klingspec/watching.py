@@ -22,6 +22,7 @@ from klingspec.pipeline import Options, Result, run_pipeline
 
 DEBOUNCE_MS = 60   # longest wait to group a burst of events
 STEP_MS = 15       # quiet time that ends a burst
+READY_TIMEOUT_MS = 50  # the first wake-up after the OS watch is set: then "watching" is printed
 
 
 @dataclass
@@ -166,20 +167,29 @@ def loop(watcher: Watcher, stop: threading.Event | None = None) -> None:
     import watchfiles
 
     watcher.start()
-    watcher.out(f"watch: watching {len(watcher.scripts)} script{'s' if len(watcher.scripts) != 1 else ''}; "
-                "Ctrl-C stops")
+    announced = False
     while stop is None or not stop.is_set():
         folders = sorted(watcher.folders())
         if not folders:
             return
         # The folder set changes when a script starts using a file elsewhere: watch the
-        # current set until a burst arrives, then recompute.
+        # current set until a burst arrives, then recompute. The first (empty) yield says
+        # the OS watch is in place; only then is "watching" announced, so nothing saved
+        # after that line can be missed.
         for changes in watchfiles.watch(*folders, watch_filter=lambda change, path: watcher.relevant(path),
                                         debounce=DEBOUNCE_MS, step=STEP_MS, stop_event=stop,
-                                        rust_timeout=1000, yield_on_timeout=False, raise_interrupt=True):
+                                        rust_timeout=READY_TIMEOUT_MS, yield_on_timeout=True,
+                                        raise_interrupt=True):
+            if not announced:
+                announced = True
+                count = len(watcher.scripts)
+                watcher.out(f"watch: watching {count} script{'s' if count != 1 else ''}; Ctrl-C stops")
+            if not changes:
+                continue
             before = set(watcher.folders())
             watcher.changed(path for _, path in changes)
             if set(watcher.folders()) != before:
+                watcher.start()  # re-check everything once: a save during the switch is not lost
                 break
 
 
@@ -199,7 +209,7 @@ class SessionRenders:
         self.out_dir = out_dir
         self.spent = Decimal(0)
         self.lock = threading.Lock()
-        self.threads: list[threading.Thread] = []
+        self.threads: list[RenderThread] = []
 
     def __call__(self, tracked: Tracked, result: Result) -> None:
         from klingspec.running import Job
@@ -250,11 +260,17 @@ class SessionRenders:
         self.out(f"watch: {_rel(tracked.path)}: rendering {request.content_hash[:15]}"
                  + (f" · session spend ${self.spent:.2f}" + (f" of ${self.budget:.2f}" if self.budget else "")))
         thread.start()
-        self.threads.append(thread)
+        self.threads.append(tracked.render)
 
     def stop(self) -> int:
-        """Ctrl-C: stop following; renders in flight keep going on the server."""
-        running = [t for t in self.threads if t.is_alive()]
+        """Ctrl-C: stop following; renders in flight keep going on the server, and the
+        ledger keeps their ids for `klingspec status` and a later run."""
+        running = [r for r in self.threads if not r.done.is_set()]
+        for render in running:
+            render.runner.stop.set()
+            render.runner.waiters.fail()
+        for render in running:
+            render.thread.join(timeout=5)
         return len(running)
 
 

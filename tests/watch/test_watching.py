@@ -1,0 +1,166 @@
+"""Watch mode driven for real: a watcher process on a temporary folder, files edited by
+the test, diagnostics read from the watcher's output; `--run` against the sandbox."""
+from __future__ import annotations
+
+import os
+import time
+
+import httpx
+import pytest
+
+from klingspec.sandbox import SandboxConfig, running_sandbox
+from tests.watch.watchproc import WatchProcess
+
+SCRIPT = '''aspect 16:9
+image cafe = "https://assets.example.com/cafe.jpg"
+shot opening 5s "a quiet morning in @cafe"
+'''
+
+
+def write(path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def replace_atomically(path, text: str) -> None:
+    """How many editors save: write a temporary file, rename it over the original."""
+    tmp = path.with_name(f".{path.name}.swp-tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@pytest.fixture
+def watched(tmp_path):
+    processes = []
+
+    def start(*args: str, env: dict | None = None) -> WatchProcess:
+        process = WatchProcess(list(args), tmp_path, {"KLINGSPEC_HOME": str(tmp_path / "home"), **(env or {})})
+        processes.append(process)
+        process.wait_for(r"^watch: watching \d+ script")
+        return process
+
+    yield start
+    for process in processes:
+        process.stop()
+
+
+def test_save_shows_fresh_diagnostics_and_cost(tmp_path, watched):
+    script = tmp_path / "scene.kvs"
+    write(script, SCRIPT)
+    watch = watched(".")
+    assert any("scene.kvs: ok" in line and "$1.12" in line for line in watch.lines)
+    write(script, SCRIPT.replace("5s", "17s"))
+    watch.wait_for(r"scene\.kvs:3:14: error\[KVS-shot-duration\]")
+    watch.wait_for(r"^watch: scene\.kvs: 1 error")
+    write(script, SCRIPT.replace("5s", "6s"))
+    assert "$1.34" in watch.wait_for(r"^watch: scene\.kvs: ok")
+
+
+def test_editor_rename_save_is_seen(tmp_path, watched):
+    script = tmp_path / "scene.kvs"
+    write(script, SCRIPT)
+    watch = watched("scene.kvs")
+    replace_atomically(script, SCRIPT.replace("5s", "7s"))
+    assert "7 s" in watch.wait_for(r"^watch: scene\.kvs: ok")
+
+
+def test_used_file_and_vars_file_changes_recheck_the_script(tmp_path, watched):
+    write(tmp_path / "lib" / "chars.kvs", 'element hero {\n  front "https://assets.example.com/hero.png"\n}\n')
+    write(tmp_path / "vars.toml", 'mood = "dusk"\n')
+    write(tmp_path / "scenes" / "scene.kvs",
+          'use "../lib/chars.kvs"\nshot 5s "@hero walks at {{ mood }}"\n')
+    watch = watched("scenes", "--vars", "vars.toml")
+    replace_atomically(tmp_path / "lib" / "chars.kvs", 'element hero {\n  front "ftp://nope"\n}\n')
+    watch.wait_for(r"lib/chars\.kvs:2:9: error\[KVS-uri-scheme\]")
+    write(tmp_path / "lib" / "chars.kvs", 'element hero {\n  front "https://assets.example.com/hero.png"\n}\n')
+    watch.wait_for(r"^watch: scenes/scene\.kvs: ok")
+    write(tmp_path / "vars.toml", 'mood = "' + "x" * 600 + '"\n')
+    watch.wait_for(r"error\[KVS-prompt-length\]")
+
+
+def test_new_deleted_and_renamed_scripts_in_a_folder(tmp_path, watched):
+    write(tmp_path / "shots" / "a.kvs", SCRIPT)
+    watch = watched("shots")
+    write(tmp_path / "shots" / "b.kvs", SCRIPT.replace("5s", "4s"))
+    watch.wait_for(r"^watch: shots/b\.kvs: ok")
+    os.rename(tmp_path / "shots" / "b.kvs", tmp_path / "shots" / "c.kvs")
+    watch.wait_for(r"^watch: shots/c\.kvs: ok")
+    (tmp_path / "shots" / "a.kvs").unlink()
+    watch.wait_for(r"^watch: shots/a\.kvs: removed")
+
+
+def test_a_burst_of_saves_is_one_recheck(tmp_path, watched):
+    script = tmp_path / "scene.kvs"
+    write(script, SCRIPT)
+    watch = watched(".")
+    for seconds in range(3, 9):  # six saves in a row, as an editor's auto-save might
+        write(script, SCRIPT.replace("5s", f"{seconds}s"))
+    watch.wait_for(r"^watch: scene\.kvs: ok .* 8 s")
+    rechecks = [line for line in watch.drain() + watch.lines[-1:] if line.startswith("watch: scene.kvs")]
+    assert len(rechecks) == 1, watch.lines
+
+
+def test_ctrl_c_exits_zero(tmp_path, watched):
+    write(tmp_path / "scene.kvs", SCRIPT)
+    watch = watched(".")
+    assert watch.stop() == 0
+    assert watch.lines[-1].startswith("watch: stopped")
+
+
+def _jobs(base_url: str) -> int:
+    stats = httpx.get(base_url + "/_sandbox/stats", timeout=5).json()
+    return sum(stats["jobs"].values())
+
+
+def test_run_renders_only_when_the_request_changes(tmp_path, watched):
+    script = tmp_path / "scene.kvs"
+    write(script, SCRIPT)
+    config = SandboxConfig(queue_seconds=0.05, processing_seconds=0.1)
+    with running_sandbox(config) as base_url:
+        watch = watched(".", "--run", "--api-url", base_url, env={"OXEN_API_KEY": "test-key"})
+        watch.seen_or_wait(r"render done: renders/scene-", timeout=20)
+        assert _jobs(base_url) == 1
+        write(script, "# a comment changes nothing\n" + SCRIPT + "\n\n")
+        watch.wait_for(r"scene\.kvs: request unchanged, not re-rendering")
+        write(script, SCRIPT.replace("quiet", "busy"))
+        watch.wait_for(r"render done: renders/scene-", timeout=20)
+        assert _jobs(base_url) == 2
+        write(script, SCRIPT.replace("5s", "50s"))
+        watch.wait_for(r"scene\.kvs: 1 error.*not rendered")
+        time.sleep(0.5)
+        assert _jobs(base_url) == 2
+        assert len(list((tmp_path / "renders").glob("*.mp4"))) == 2  # the last good renders stay
+        assert watch.stop() == 0
+
+
+def test_run_honours_the_session_budget(tmp_path, watched):
+    script = tmp_path / "scene.kvs"
+    write(script, SCRIPT)  # $1.12 a render
+    config = SandboxConfig(queue_seconds=0.05, processing_seconds=0.1)
+    with running_sandbox(config) as base_url:
+        watch = watched(".", "--run", "--budget", "2.00", "--api-url", base_url, env={"OXEN_API_KEY": "k"})
+        watch.seen_or_wait(r"render done", timeout=20)
+        write(script, SCRIPT.replace("quiet", "rainy"))
+        line = watch.wait_for(r"budget refused")
+        assert "$1.12" in line and "$2.00" in line
+        assert _jobs(base_url) == 1
+
+
+def test_cancel_stale_cancels_the_superseded_render(tmp_path, watched):
+    script = tmp_path / "scene.kvs"
+    write(script, SCRIPT)
+    config = SandboxConfig(queue_seconds=0.05, processing_seconds=30)  # long renders
+    with running_sandbox(config) as base_url:
+        watch = watched(".", "--run", "--cancel-stale", "--api-url", base_url, env={"OXEN_API_KEY": "k"})
+        watch.seen_or_wait(r"rendering sha256:")
+        time.sleep(0.5)
+        write(script, SCRIPT.replace("quiet", "stormy"))
+        watch.wait_for(r"cancelling the stale render")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            stats = httpx.get(base_url + "/_sandbox/stats", timeout=5).json()["jobs"]
+            if stats.get("cancelled") == 1:
+                break
+            time.sleep(0.1)
+        assert stats.get("cancelled") == 1 and sum(stats.values()) == 2
+        assert watch.stop() == 0
