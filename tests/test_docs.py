@@ -119,6 +119,35 @@ def test_page_example_produces_its_code(page: Path, tmp_path: Path, monkeypatch)
     assert page.stem in codes, f"the example produced {codes}, not {page.stem}"
 
 
+def _console_output(verb: str, command: str, capsys) -> str:
+    """What a terminal shows for the page's command, run through the real CLI."""
+    from klingspec.cli import main
+    capsys.readouterr()
+    main(shlex.split(command)[1:])
+    captured = capsys.readouterr()
+    return captured.out + captured.err if verb == "check" else captured.err + captured.out
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: p.stem)
+def test_page_output_is_current(page: Path, tmp_path: Path, monkeypatch, capsys, update_golden):
+    """The console block shows exactly what klingspec prints today (--update-golden rewrites it)."""
+    text = page.read_text(encoding="utf-8")
+    if _SKIP.search(text):
+        pytest.skip("page not replayed")
+    monkeypatch.setenv("NO_COLOR", "1")
+    verb, _ = _replay(page, tmp_path, monkeypatch)
+    block = next(m for m in _FENCE.finditer(text) if m.group(1).strip() == "console")
+    command = block.group(2).splitlines()[0][2:]
+    actual = _console_output(verb, command, capsys)
+    expected = block.group(2)[len(block.group(2).splitlines()[0]) + 1:]
+    if update_golden:
+        if actual != expected:
+            new = text[:block.start(2)] + f"$ {command}\n{actual}" + text[block.end(2):]
+            page.write_text(new, encoding="utf-8")
+        return
+    assert actual == expected, f"{page.name} shows stale output; rerun with --update-golden"
+
+
 def test_most_pages_are_replayed():
     skipped = [p.stem for p in _pages() if _SKIP.search(p.read_text(encoding="utf-8"))]
     assert len(skipped) <= 6, f"too many pages skip their example: {skipped}"
