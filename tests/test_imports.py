@@ -1,0 +1,51 @@
+"""Each command imports only what it needs: `check` starts without the network client,
+the watcher, the language server, the schema validator or the terminal UI library."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("httpx", "watchfiles", "pygls", "lsprotocol", "jsonschema", "rich", "starlette", "uvicorn")
+PROBE = """
+import json, sys
+from klingspec.cli import main
+code = main({argv!r})
+print(json.dumps({{"code": code, "loaded": [m for m in {heavy!r} if m in sys.modules]}}))
+"""
+
+
+def _loaded(argv: list[str], cwd) -> dict:
+    probe = PROBE.format(argv=argv, heavy=HEAVY)
+    done = subprocess.run([sys.executable, "-c", probe], cwd=cwd, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def script(tmp_path):
+    path = tmp_path / "scene.kvs"
+    path.write_text('let mood = "dusk"\nshot opening 5s "a red balloon at {{ mood }}"\n', encoding="utf-8")
+    return path
+
+
+def test_check_loads_no_heavy_module(script, tmp_path):
+    result = _loaded(["check", str(script)], tmp_path)
+    assert result == {"code": 0, "loaded": []}
+
+
+def test_check_json_loads_no_heavy_module(script, tmp_path):
+    result = _loaded(["check", "--format", "json", str(script)], tmp_path)
+    assert result == {"code": 0, "loaded": []}
+
+
+def test_compile_needs_only_the_schema_validator(script, tmp_path):
+    result = _loaded(["compile", str(script)], tmp_path)
+    assert result == {"code": 0, "loaded": ["jsonschema"]}
+
+
+def test_plan_adds_the_table_but_no_network(script, tmp_path):
+    result = _loaded(["plan", str(script)], tmp_path)
+    assert result["code"] == 0
+    assert set(result["loaded"]) == {"jsonschema", "rich"}
