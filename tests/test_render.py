@@ -1,0 +1,181 @@
+"""render.py: the text format, JSON per CLI.md, SARIF 2.1.0."""
+from __future__ import annotations
+
+import json
+import re
+
+from helpers import run
+from klingspec import render
+from klingspec.diagnostics import Diagnostic, Related
+from klingspec.source import Source
+
+HEADER = re.compile(r"^(?P<path>[^\n]+):(?P<line>\d+):(?P<col>\d+): (?P<sev>error|warning|note)\[(?P<code>KVS-[a-z0-9-]+)\]: (?P<msg>.+)$")
+
+
+def one(text: str, name="teaser.kvs", code="KVS-name-unbound", needle="@ghost", help="a hint", label=None,
+        related=()):
+    source = Source(name, text)
+    start = text.index(needle)
+    return Diagnostic.of(code, source.span(start, start + len(needle)), "the message", help, label=label,
+                         related=related)
+
+
+def caret_column(rendered: str) -> tuple[int, int]:
+    """(index of the first caret, number of carets) relative to the code after the gutter."""
+    lines = rendered.split("\n")
+    code_line = next(line for line in lines[1:] if re.match(r"^\d+ \| ", line))
+    caret_line = next(line for line in lines if "^" in line)
+    offset = code_line.index("| ") + 2
+    first = caret_line.index("^")
+    return first - offset, len(re.match(r"\^+", caret_line[first:]).group(0))
+
+
+def test_header_is_greppable():
+    rendered = render.text(one('shot a 5s "x @ghost"\n'))
+    match = HEADER.match(rendered.split("\n")[0])
+    assert match and match.group("path") == "teaser.kvs"
+    assert (match.group("line"), match.group("col")) == ("1", "14")
+    assert match.group("sev") == "error" and match.group("code") == "KVS-name-unbound"
+    assert match.group("msg") == "the message"
+
+
+def test_snippet_carets_and_help():
+    text = 'shot arrival 6s "x"\nshot sip 10s "y"\n'
+    d = one(text, code="KVS-total-duration", needle="10s", help="shorten a shot by 1 s",
+            label="this shot brings the total to 16 s")
+    lines = render.text(d).split("\n")
+    assert lines[0] == "teaser.kvs:2:10: error[KVS-total-duration]: the message"
+    assert lines[1] == "  |"
+    assert lines[2] == '2 | shot sip 10s "y"'
+    assert lines[3] == "  |          ^^^ this shot brings the total to 16 s"
+    assert lines[4] == "  = help: shorten a shot by 1 s"
+
+
+def test_gutter_widens_with_line_numbers():
+    text = "\n" * 120 + 'shot a 5s "@ghost"\n'
+    lines = render.text(one(text)).split("\n")
+    assert lines[1] == "    |" and lines[2].startswith("121 | ")
+    assert lines[-1].startswith("    = help: ")
+
+
+def test_carets_under_wide_characters():
+    text = 'shot a 5s "東京 @ghost"\n'
+    first, count = caret_column(render.text(one(text)))
+    assert first == len('shot a 5s "') + 4 + 1   # each CJK character is two columns wide
+    assert count == 6
+
+
+def test_carets_under_tabs():
+    text = '\tshot a 5s "x @ghost"\n'
+    rendered = render.text(one(text))
+    assert "\t" not in rendered
+    first, count = caret_column(rendered)
+    assert first == 4 + len('shot a 5s "x ')
+    assert count == 6
+
+
+def test_empty_span_gets_one_caret():
+    source = Source("a.kvs", 'shot a 5s "x"\n')
+    d = Diagnostic.of("KVS-no-shots", source.span(3), "m")
+    assert caret_column(render.text(d)) == (3, 1)
+
+
+def test_multiline_span_underlines_to_end_of_first_line():
+    text = 'shot a 5s """\nfoo\n"""\n'
+    source = Source("a.kvs", text)
+    d = Diagnostic.of("KVS-prompt-empty", source.span(10, len(text) - 1), "m")
+    first, count = caret_column(render.text(d))
+    assert (first, count) == (10, 3)
+
+
+def test_control_characters_are_shown_visibly():
+    source = Source("a.kvs", 'ab\x00cd\n')
+    d = Diagnostic.of("KVS-encoding", source.span(2, 3), "m")
+    rendered = render.text(d)
+    assert "\x00" not in rendered
+    assert caret_column(rendered) == (2, 1)
+
+
+def test_related_and_multiline_help():
+    text = 'aspect 9:16\naspect 1:1\nshot a 5s "x"\n'
+    source = Source("a.kvs", text)
+    d = Diagnostic.of("KVS-setting-duplicate", source.span(12, 22), "dup", "line one\nline two",
+                      related=[Related(source.span(0, 11), "first set here")])
+    lines = render.text(d).split("\n")
+    assert "  = note: first set here at a.kvs:1:1" in lines
+    assert lines[-2:] == ["  = help: line one", "          line two"]
+
+
+def test_no_help_no_help_line():
+    assert "= help" not in render.text(one('shot a 5s "@ghost"\n', help=None))
+
+
+def test_colour_only_when_asked():
+    d = one('shot a 5s "@ghost"\n')
+    assert "\x1b[" not in render.text(d)
+    assert "\x1b[" in render.text(d, render.TextStyle(color=True))
+
+
+def test_texts_and_summary():
+    d = one('shot a 5s "@ghost"\n')
+    assert render.texts([d, d]).count("error[KVS-name-unbound]") == 2
+    assert render.summary(1, 2, 1) == "1 file checked: 1 error, 2 warnings"
+    assert render.summary(0, 1, 3) == "3 files checked: 0 errors, 1 warning"
+
+
+def test_json_shape_matches_cli_md(tmp_path):
+    result = run(tmp_path, 'image cafe = "https://e.com/c.png"\nshot sip 16s "x"\n')
+    payload = json.loads(render.as_json(result.diagnostics))
+    assert set(payload) == {"diagnostics", "errors", "warnings"}
+    assert (payload["errors"], payload["warnings"]) == (1, 1)
+    for item in payload["diagnostics"]:
+        assert {"path", "line", "column", "end_line", "end_column", "severity", "code", "message",
+                "help"} <= set(item)
+        assert all(isinstance(item[k], int) for k in ("line", "column", "end_line", "end_column"))
+    error = next(d for d in payload["diagnostics"] if d["severity"] == "error")
+    assert (error["line"], error["column"], error["end_line"], error["end_column"]) == (2, 10, 2, 13)
+    assert error["code"] == "KVS-shot-duration"
+
+
+def test_json_related(tmp_path):
+    result = run(tmp_path, 'aspect 9:16\naspect 1:1\nshot a 5s "x"\n')
+    [item] = json.loads(render.as_json(result.diagnostics))["diagnostics"]
+    assert item["related"] == [{"path": item["path"], "line": 1, "column": 1, "message": "first set here"}]
+
+
+def test_sarif_structure(tmp_path):
+    result = run(tmp_path, 'aspect 9:16\naspect 1:1\nimage c = "https://e.com/c.png"\nshot a 2s "x"\n')
+    sarif = json.loads(render.as_sarif(result.diagnostics, "9.9.9"))
+    assert sarif["version"] == "2.1.0"
+    assert "sarif-2.1.0" in sarif["$schema"]
+    [run_] = sarif["runs"]
+    driver = run_["tool"]["driver"]
+    assert driver["name"] == "klingspec" and driver["version"] == "9.9.9"
+    rule_ids = [r["id"] for r in driver["rules"]]
+    assert rule_ids == sorted(set(d.code for d in result.diagnostics))
+    for rule in driver["rules"]:
+        assert rule["shortDescription"]["text"]
+        assert rule["defaultConfiguration"]["level"] in ("error", "warning", "note")
+    assert len(run_["results"]) == len(result.diagnostics)
+    for item, diagnostic in zip(run_["results"], result.diagnostics):
+        assert item["ruleId"] == diagnostic.code
+        assert driver["rules"][item["ruleIndex"]]["id"] == item["ruleId"]
+        assert item["level"] == diagnostic.severity
+        region = item["locations"][0]["physicalLocation"]["region"]
+        assert (region["startLine"], region["startColumn"]) == diagnostic.span.start_position
+        assert (region["endLine"], region["endColumn"]) == diagnostic.span.end_position
+        assert diagnostic.message in item["message"]["text"]
+    dup = next(r for r in run_["results"] if r["ruleId"] == "KVS-setting-duplicate")
+    assert dup["relatedLocations"][0]["physicalLocation"]["region"]["startLine"] == 1
+
+
+def test_sarif_uses_forward_slashes():
+    d = one('shot a 5s "@ghost"\n', name="dir\\sub\\a.kvs")
+    sarif = json.loads(render.as_sarif([d], "0"))
+    assert sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == \
+        "dir/sub/a.kvs"
+
+
+def test_sarif_empty():
+    sarif = json.loads(render.as_sarif([], "0"))
+    assert sarif["runs"][0]["results"] == [] and sarif["runs"][0]["tool"]["driver"]["rules"] == []
