@@ -44,9 +44,9 @@ class Plan:
         }
 
 
-def _money(value: Decimal | None):
-    return None if value is None else float(value.quantize(Decimal("0.0001")).normalize()) \
-        if value != value.quantize(Decimal("0.01")) else float(value)
+def _money(value: Decimal | None) -> float | None:
+    """A Decimal amount as a JSON number (exact for per-shot costs, cents for totals)."""
+    return None if value is None else float(value)
 
 
 def file_hash(path: str) -> str:

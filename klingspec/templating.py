@@ -166,7 +166,7 @@ class Expander:
             return None
         self.used.update(names)
         variables = self.variables
-        out = _SIMPLE.sub(lambda m: _to_string(variables[m.group(1)]), value)
+        out = _SIMPLE.sub(lambda m: str(variables[m.group(1)]), value)
         if len(out) > MAX_EXPANSION_CHARS:
             return None  # let the bounded renderer report it
         return out
@@ -179,10 +179,6 @@ class Expander:
             f"define it with `let {name} = ...` or pass `--var {name}=...`"
         return Diagnostic.of("KVS-template-undefined", span, f"`{name}` is not defined", hint,
                              label="undefined name")
-
-
-def _to_string(value: Any) -> str:
-    return str(value)
 
 
 def _bounded_render(template, variables: dict[str, Any], statements: bool) -> str:
