@@ -14,7 +14,10 @@ import hashlib
 import json
 import os
 import random
+import socket
+import threading
 import time
+from email.utils import parsedate_to_datetime
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -49,6 +52,10 @@ class ApiError(Exception):
 
 class SubmitOutcomeUnknown(ApiError):
     """A submit was sent but no answer came back: a job may or may not exist."""
+
+
+class Stopped(Exception):
+    """A download was abandoned because the run is stopping (Ctrl-C)."""
 
 
 def error_message(response: httpx.Response) -> str:
@@ -98,12 +105,25 @@ class RetryPolicy:
     max_retry_after: float = 120.0
 
     def delay(self, attempt: int, retry_after: str | None = None) -> float:
-        if retry_after:
-            try:
-                return min(max(float(retry_after), 0.0), self.max_retry_after)
-            except ValueError:
-                pass
+        """`Retry-After` (seconds or an HTTP date) when the API gave one, else exponential
+        backoff with full jitter."""
+        wait = _retry_after_seconds(retry_after)
+        if wait is not None:
+            return min(max(wait, 0.0), self.max_retry_after)
         return random.uniform(0, min(self.cap, self.base * (2 ** attempt)))  # full jitter
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(value).timestamp() - time.time()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
 
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
@@ -125,6 +145,9 @@ class OxenClient:
         self.retry = retry
         self.sleep = sleep
         self.stats = Stats()
+        self._secret = getattr(http.auth, "_key", None)  # only to scrub it from messages
+        self._streams: set[httpx.Response] = set()
+        self._streams_lock = threading.Lock()
 
     @classmethod
     def create(cls, api_url: str, key: str | None, **kwargs) -> OxenClient:
@@ -135,7 +158,18 @@ class OxenClient:
     def close(self) -> None:
         self.http.close()
 
+    def __enter__(self) -> OxenClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     # -- plumbing -------------------------------------------------------------------
+    def _message(self, response: httpx.Response) -> str:
+        """The API's own words, with the key scrubbed should the API ever echo it."""
+        text = error_message(response)
+        return text.replace(self._secret, "<redacted>") if self._secret else text
+
     def _url(self, path: str) -> str:
         return self.api_url + path
 
@@ -153,10 +187,10 @@ class OxenClient:
                 response = self.http.request(method, self._url(path), **kwargs)
             except httpx.TransportError as error:
                 last = ApiError(f"network error: {type(error).__name__}", method=method, path=path)
-                self.sleep(self.retry.delay(attempt))
+                if attempt + 1 < self.retry.attempts:
+                    self.sleep(self.retry.delay(attempt))
                 continue
             if response.status_code in RETRY_STATUSES and attempt + 1 < self.retry.attempts:
-                last = ApiError(error_message(response), status=response.status_code, method=method, path=path)
                 self.sleep(self.retry.delay(attempt, response.headers.get("Retry-After")))
                 continue
             return response
@@ -165,7 +199,7 @@ class OxenClient:
 
     def _json(self, response: httpx.Response, method: str, path: str, generation_id: str | None = None) -> Any:
         if response.status_code >= 400:
-            raise ApiError(error_message(response), status=response.status_code, method=method, path=path,
+            raise ApiError(self._message(response), status=response.status_code, method=method, path=path,
                            generation_id=generation_id)
         try:
             return response.json()
@@ -194,7 +228,7 @@ class OxenClient:
                 self.sleep(self.retry.delay(attempt, response.headers.get("Retry-After")))
                 continue
             if response.status_code >= 500:
-                raise SubmitOutcomeUnknown(f"the API failed after receiving the request: {error_message(response)}",
+                raise SubmitOutcomeUnknown(f"the API failed after receiving the request: {self._message(response)}",
                                            status=response.status_code, method="POST", path=path)
             return self._json(response, "POST", path)
         raise ApiError("the API kept refusing the request (rate limited)", status=429, method="POST", path=path)
@@ -214,9 +248,9 @@ class OxenClient:
                 if response.status_code >= 400:
                     response.read()
                     if response.status_code >= 500:
-                        raise SubmitOutcomeUnknown(error_message(response), status=response.status_code,
+                        raise SubmitOutcomeUnknown(self._message(response), status=response.status_code,
                                                    method="POST", path=route)
-                    raise ApiError(error_message(response), status=response.status_code, method="POST", path=route)
+                    raise ApiError(self._message(response), status=response.status_code, method="POST", path=route)
                 with open(path, "wb") as handle:
                     for chunk in response.iter_bytes(CHUNK):
                         handle.write(chunk)
@@ -232,10 +266,11 @@ class OxenClient:
         payload["num_generations"] = generations
         answer = self._submit("/ai/queue", payload, TIMEOUT)
         items = answer.get("generations") if isinstance(answer, dict) else None
-        if not items:
-            raise ApiError(error_message_of(answer) or "the queue returned no generation", method="POST",
-                           path="/ai/queue")
-        return [item["generation_id"] for item in items]
+        ids = [item.get("generation_id") for item in items or () if isinstance(item, dict)]
+        if not ids or not all(isinstance(i, str) and i for i in ids):
+            raise ApiError(error_message_of(answer) or "the queue answered without generation ids",
+                           method="POST", path="/ai/queue")
+        return ids
 
     def generation(self, generation_id: str) -> dict:
         path = f"/ai/queue/{generation_id}"
@@ -264,59 +299,99 @@ class OxenClient:
                               headers={"Accept": "text/event-stream"}) as response:
             if response.status_code >= 400:
                 response.read()
-                raise ApiError(error_message(response), status=response.status_code, method="GET", path=path)
-            on_open()
-            event, data = "message", []
-            for line in response.iter_lines():
-                if line == "":
-                    if data:
-                        try:
-                            yield event, json.loads("\n".join(data))
-                        except ValueError:
-                            pass
-                    event, data = "message", []
-                elif line.startswith(":"):
-                    continue
-                elif line.startswith("event:"):
-                    event = line[6:].strip()
-                elif line.startswith("data:"):
-                    data.append(line[5:].removeprefix(" "))
-
-    def download(self, url: str, destination: str) -> tuple[str, int]:
-        """Stream `url` into `destination` + '.part', verify its length, then rename it
-        into place. Returns (sha256, size). Retried from scratch if cut short."""
-        part = destination + ".part"
-        for attempt in range(self.retry.attempts):
-            self._count("GET", "download")
-            digest, size = hashlib.sha256(), 0
+                raise ApiError(self._message(response), status=response.status_code, method="GET", path=path)
+            with self._streams_lock:
+                self._streams.add(response)
             try:
-                with self.http.stream("GET", url) as response:
-                    if response.status_code >= 400:
-                        response.read()
-                        if response.status_code in RETRY_STATUSES and attempt + 1 < self.retry.attempts:
-                            self.sleep(self.retry.delay(attempt, response.headers.get("Retry-After")))
-                            continue
-                        raise ApiError(error_message(response), status=response.status_code, method="GET",
-                                       path="download")
-                    expected = response.headers.get("Content-Length")
-                    with open(part, "wb") as handle:
-                        for chunk in response.iter_raw(CHUNK) if "Content-Encoding" not in response.headers \
-                                else response.iter_bytes(CHUNK):
-                            handle.write(chunk)
-                            digest.update(chunk)
-                            size += len(chunk)
-                        handle.flush()
-                        os.fsync(handle.fileno())
-                if expected is not None and int(expected) != size:
-                    raise httpx.ReadError(f"download cut short: {size} of {expected} bytes")
-            except httpx.TransportError:
-                if attempt + 1 == self.retry.attempts:
-                    raise ApiError("the download kept failing", method="GET", path="download") from None
-                self.sleep(self.retry.delay(attempt))
-                continue
-            os.replace(part, destination)
-            return "sha256:" + digest.hexdigest(), size
-        raise ApiError("the download kept failing", method="GET", path="download")
+                on_open()
+                yield from _sse(response)
+            finally:
+                with self._streams_lock:
+                    self._streams.discard(response)
+
+    def close_events(self) -> None:
+        """End every open event stream, from any thread: the socket is shut down, which
+        wakes a reader blocked waiting for the next event (closing alone would not)."""
+        with self._streams_lock:
+            streams = list(self._streams)
+        for response in streams:
+            stream = response.extensions.get("network_stream")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            try:
+                if sock is not None:
+                    sock.shutdown(socket.SHUT_RDWR)
+                else:
+                    response.close()
+            except Exception:  # already closed, or racing the reader: either way it ends
+                pass
+
+    def download(self, url: str, destination: str, stop: threading.Event | None = None) -> tuple[str, int]:
+        """Stream `url` into `destination` + '.part', verify its length against
+        Content-Length, fsync, then rename it into place. Returns (sha256, size). A cut-off
+        download is retried from scratch; the `.part` file never outlives a failure.
+        Raises `Stopped` as soon as `stop` is set."""
+        if not url:
+            raise ApiError("the API gave no result URL", method="GET", path="download")
+        part = destination + ".part"
+        try:
+            for attempt in range(self.retry.attempts):
+                self._count("GET", "download")
+                digest, size = hashlib.sha256(), 0
+                try:
+                    with self.http.stream("GET", url) as response:
+                        if response.status_code >= 400:
+                            response.read()
+                            if response.status_code in RETRY_STATUSES and attempt + 1 < self.retry.attempts:
+                                self.sleep(self.retry.delay(attempt, response.headers.get("Retry-After")))
+                                continue
+                            raise ApiError(self._message(response), status=response.status_code, method="GET",
+                                           path="download")
+                        expected = response.headers.get("Content-Length")
+                        raw = "Content-Encoding" not in response.headers
+                        with open(part, "wb") as handle:
+                            for chunk in response.iter_raw(CHUNK) if raw else response.iter_bytes(CHUNK):
+                                if stop is not None and stop.is_set():
+                                    raise Stopped()
+                                handle.write(chunk)
+                                digest.update(chunk)
+                                size += len(chunk)
+                            handle.flush()
+                            os.fsync(handle.fileno())
+                    if raw and expected is not None and int(expected) != size:
+                        raise httpx.ReadError(f"download cut short: {size} of {expected} bytes")
+                    if size == 0:
+                        raise httpx.ReadError("the download was empty")
+                except httpx.TransportError:
+                    if attempt + 1 == self.retry.attempts:
+                        raise ApiError("the download kept failing (cut short or unreachable)", method="GET",
+                                       path="download") from None
+                    self.sleep(self.retry.delay(attempt))
+                    continue
+                os.replace(part, destination)
+                return "sha256:" + digest.hexdigest(), size
+            raise ApiError("the download kept failing", method="GET", path="download")
+        finally:
+            if os.path.exists(part):
+                os.unlink(part)
+
+
+def _sse(response: httpx.Response) -> Iterator[tuple[str, dict]]:
+    """Parse a text/event-stream body into (event name, JSON data) pairs."""
+    event, data = "message", []
+    for line in response.iter_lines():
+        if line == "":
+            if data:
+                try:
+                    yield event, json.loads("\n".join(data))
+                except ValueError:
+                    pass
+            event, data = "message", []
+        elif line.startswith(":"):
+            continue
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
 
 
 def error_message_of(answer: Any) -> str | None:

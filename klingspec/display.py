@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from klingspec.running import Event, Job, Outcome
+from klingspec.running import Event, Job, Outcome, seconds_of
 
 _STEPS = {"submit": 1, "submitted": 2, "reattach": 2, "reconcile": 2, "queued": 2, "processing": 3,
           "succeeded": 4, "downloading": 4, "download": 5, "done": 6, "failed": 6, "cancelled": 6}
@@ -66,8 +66,7 @@ def summary(outcomes: Sequence[Outcome], console: Console | None = None) -> None
         table.add_column(column, justify="right" if column in ("seconds", "cost") else "left")
     spent = Decimal(0)
     for outcome in outcomes:
-        body = outcome.job.body
-        seconds = body.get("duration") or sum(s.get("duration", 5) for s in body.get("multi_prompt", []))
+        seconds = seconds_of(outcome.job.body)
         cost = "reused ($0 new)" if outcome.reused else (
             f"${outcome.spent_usd:.2f}" if outcome.spent_usd is not None else "unknown")
         if outcome.spent_usd and not outcome.reused:

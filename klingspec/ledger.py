@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import os
+import functools
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from decimal import Decimal
 
 SCHEMA_VERSION = 1
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -105,9 +107,22 @@ def default_path() -> str:
     return os.path.join(home, "ledger.sqlite")
 
 
+def _locked(method):
+    """One connection is shared by the runner's threads: every method holds the lock for
+    its whole statement or transaction (and for reading all of its rows)."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self.lock:
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
 class Ledger:
+    """The ledger file; safe to share between threads (each method holds `lock`)."""
+
     def __init__(self, path: str | None = None):
         self.path = path or default_path()
+        self.lock = threading.RLock()
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
@@ -117,6 +132,7 @@ class Ledger:
         self.db.executescript(_SCHEMA)
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
+    @_locked
     def close(self) -> None:
         self.db.close()
 
@@ -127,6 +143,7 @@ class Ledger:
         self.close()
 
     # -- renders ------------------------------------------------------------------------
+    @_locked
     def record_intent(self, *, request_hash: str, api_url: str, script: str, model: str, body: dict,
                       generations: int, mode: str, out_dir: str, estimate_usd: str | None) -> Render:
         now = time.time()
@@ -137,10 +154,12 @@ class Ledger:
              out_dir, estimate_usd, now, now))
         return self.render(cursor.lastrowid)
 
+    @_locked
     def mark_sent(self, render_id: int) -> None:
         now = time.time()
         self.db.execute("UPDATE renders SET state='sent', sent_at=?, updated_at=? WHERE id=?", (now, now, render_id))
 
+    @_locked
     def mark_submitted(self, render_id: int, generation_ids: list[str]) -> None:
         now = time.time()
         with self.db:  # one transaction: ids and state together
@@ -150,14 +169,17 @@ class Ledger:
                                 (generation_id, render_id, position, "queued", None, None, now))
             self.db.execute("UPDATE renders SET state='submitted', updated_at=? WHERE id=?", (now, render_id))
 
+    @_locked
     def set_state(self, render_id: int, state: str, error: str | None = None) -> None:
         self.db.execute("UPDATE renders SET state=?, error=?, updated_at=? WHERE id=?",
                         (state, error, time.time(), render_id))
 
+    @_locked
     def render(self, render_id: int) -> Render | None:
         row = self.db.execute("SELECT * FROM renders WHERE id=?", (render_id,)).fetchone()
         return _render(row) if row else None
 
+    @_locked
     def latest_for(self, request_hash: str, api_url: str) -> Render | None:
         """The newest render of this exact request that is not failed or cancelled."""
         row = self.db.execute(
@@ -165,6 +187,7 @@ class Ledger:
             " ORDER BY id DESC LIMIT 1", (request_hash, api_url)).fetchone()
         return _render(row) if row else None
 
+    @_locked
     def renders(self, *, active_only: bool = False, limit: int = 50) -> list[Render]:
         query = "SELECT * FROM renders"
         if active_only:
@@ -172,43 +195,60 @@ class Ledger:
         rows = self.db.execute(query + " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [_render(r) for r in rows]
 
-    def committed_usd(self, exclude: int | None = None) -> float:
-        """Spend already committed: renders in flight or done (for `--budget`)."""
-        rows = self.db.execute("SELECT id, estimate_usd FROM renders WHERE state IN "
-                               "('sent','submitted','done','unknown')").fetchall()
-        return sum(float(r["estimate_usd"] or 0) for r in rows if r["id"] != exclude)
+    @_locked
+    def in_flight_usd(self, api_url: str) -> Decimal:
+        """What renders still in flight at `api_url` will cost (for `--budget`); a render
+        whose price is unknown counts as 0 here, and is refused before it is recorded."""
+        rows = self.db.execute("SELECT estimate_usd FROM renders WHERE api_url=? AND state IN "
+                               "('intent','sent','submitted','unknown')", (api_url,)).fetchall()
+        return sum((Decimal(r["estimate_usd"]) for r in rows if r["estimate_usd"]), Decimal(0))
 
     # -- generations and files -----------------------------------------------------------------
+    @_locked
     def generations(self, render_id: int) -> list[Generation]:
-        rows = self.db.execute("SELECT * FROM generations WHERE render_id=? ORDER BY position", (render_id,))
+        rows = self.db.execute("SELECT * FROM generations WHERE render_id=? ORDER BY position",
+                               (render_id,)).fetchall()
         return [Generation(r["generation_id"], r["render_id"], r["position"], r["status"], r["result_url"],
                            r["error"]) for r in rows]
 
+    @_locked
     def find_generation(self, generation_id: str) -> Generation | None:
         r = self.db.execute("SELECT * FROM generations WHERE generation_id=?", (generation_id,)).fetchone()
         return Generation(r["generation_id"], r["render_id"], r["position"], r["status"], r["result_url"],
                           r["error"]) if r else None
 
+    @_locked
     def known_generation_ids(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT generation_id FROM generations")}
 
+    @_locked
     def update_generation(self, generation_id: str, status: str, result_url: str | None = None,
                           error: str | None = None) -> None:
         self.db.execute("UPDATE generations SET status=?, result_url=COALESCE(?, result_url), error=?, updated_at=?"
                         " WHERE generation_id=?", (status, result_url, error, time.time(), generation_id))
 
+    @_locked
     def record_file(self, generation_id: str, path: str, sha256: str, size: int) -> None:
         self.db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?)",
                         (generation_id, path, sha256, size, time.time()))
 
+    @_locked
     def file(self, generation_id: str) -> File | None:
         r = self.db.execute("SELECT * FROM files WHERE generation_id=?", (generation_id,)).fetchone()
         return File(r["generation_id"], r["path"], r["sha256"], r["bytes"]) if r else None
 
-    def all_files(self, render_id: int) -> Iterator[File]:
-        for r in self.db.execute("SELECT f.* FROM files f JOIN generations g USING (generation_id)"
-                                 " WHERE g.render_id=? ORDER BY g.position", (render_id,)):
-            yield File(r["generation_id"], r["path"], r["sha256"], r["bytes"])
+    @_locked
+    def render_of_file(self, path: str) -> int | None:
+        """The render whose video is recorded at `path`, if any."""
+        r = self.db.execute("SELECT g.render_id FROM files f JOIN generations g USING (generation_id)"
+                            " WHERE f.path=? ORDER BY f.created_at DESC LIMIT 1", (path,)).fetchone()
+        return r[0] if r else None
+
+    @_locked
+    def all_files(self, render_id: int) -> list[File]:
+        rows = self.db.execute("SELECT f.* FROM files f JOIN generations g USING (generation_id)"
+                               " WHERE g.render_id=? ORDER BY g.position", (render_id,)).fetchall()
+        return [File(r["generation_id"], r["path"], r["sha256"], r["bytes"]) for r in rows]
 
 
 def _render(row: sqlite3.Row) -> Render:

@@ -47,16 +47,23 @@ def _jobs_from_plan(path: str, out_dir: str | None):
     """A saved plan: the exact bodies, refused if any input file changed since."""
     from klingspec.compiling import request_hash
     from klingspec.planning import PLAN_FORMAT, file_hash
-    from klingspec.running import Job
+    from klingspec.running import Job, seconds_of
     from klingspec.targets import model as lookup_model
-    with open(path, encoding="utf-8") as handle:
-        saved = json.load(handle)
-    if saved.get("format") != PLAN_FORMAT:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            saved = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise click.UsageError(f"cannot read the plan {path}: {error}") from None
+    if not isinstance(saved, dict) or saved.get("format") != PLAN_FORMAT:
         raise click.UsageError(f"{path} is not a klingspec plan (format {saved.get('format')!r})")
     jobs = []
     for item in saved["requests"]:
         for input_path, digest in item["inputs"].items():
-            if not os.path.exists(input_path) or file_hash(input_path) != digest:
+            if not os.path.exists(input_path):
+                click.echo(f"klingspec: {input_path}, which {path} was planned from, is missing; "
+                           "run `klingspec plan -o` again (from the same folder)", err=True)
+                return None
+            if file_hash(input_path) != digest:
                 click.echo(f"klingspec: {input_path} changed since {path} was saved; "
                            "run `klingspec plan -o` again to preview the new cost", err=True)
                 return None
@@ -64,8 +71,7 @@ def _jobs_from_plan(path: str, out_dir: str | None):
             click.echo(f"klingspec: {path} was edited by hand (request hash mismatch); refusing", err=True)
             return None
         model = lookup_model(item["body"].get("model", ""))
-        seconds = item["body"].get("duration") or sum(s.get("duration", 5) for s in item["body"].get("multi_prompt", []))
-        exact = model.price_per_second * seconds * item["num_generations"] \
+        exact = model.price_per_second * seconds_of(item["body"]) * item["num_generations"] \
             if model and model.price_per_second is not None else None
         script = item["path"]
         jobs.append(Job(script, item["body"], item["num_generations"], item["request_hash"], exact,
@@ -107,6 +113,8 @@ def run(*, files, options: Options, dry_run: bool, sandbox: bool, mode: str, bud
     if results is not None:
         plans = [planning.plan_of(r, options) for r in results]
         planning.print_table(plans)
+    else:
+        _print_saved_plan(jobs)
     if dry_run:
         for job in jobs:
             payload = dict(job.body)
@@ -132,7 +140,7 @@ def run(*, files, options: Options, dry_run: bool, sandbox: bool, mode: str, bud
             except BudgetRefused as refused:
                 click.echo(f"klingspec: budget refused: {refused}", err=True)
                 return Exit.BUDGET_REFUSED
-        new = [j for j in jobs if runner.reusable(j) is None]
+        new = runner.new_jobs(jobs)
         if new and not yes and not sandbox:
             cost = sum((j.estimate_usd or Decimal(0) for j in new), Decimal(0))
             unknown = any(j.estimate_usd is None for j in new)
@@ -154,9 +162,28 @@ def run(*, files, options: Options, dry_run: bool, sandbox: bool, mode: str, bud
         finally:
             client.close()
         display.summary(outcomes)
+        if any(o.state == "interrupted" for o in outcomes):
+            return Exit.INTERRUPTED
         if any(o.state != "done" for o in outcomes):
+            if any(o.error and "(401)" in o.error for o in outcomes):
+                click.echo("klingspec: the API refused the key: check OXEN_API_KEY", err=True)
             return Exit.API_FAILURE
         return Exit.OK
+
+
+def _print_saved_plan(jobs) -> None:
+    """What a saved plan will submit (its scripts are not compiled again)."""
+    from klingspec.running import seconds_of
+    total, unknown = Decimal(0), False
+    for job in jobs:
+        cost = "unknown" if job.estimate_usd is None else f"${job.estimate_usd:.2f}"
+        click.echo(f"{job.script}  {job.model}  {seconds_of(job.body)} s × {job.generations} = {cost}")
+        if job.estimate_usd is None:
+            unknown = True
+        else:
+            total += job.estimate_usd
+    if len(jobs) > 1:
+        click.echo(f"total: {'unknown' if unknown else f'${total:.2f}'}")
 
 
 def _ledger(ledger_path: str | None):
@@ -192,6 +219,8 @@ def status(*, active_only: bool, refresh: bool, api_url: str | None, ledger_path
 def _refresh(ledger, renders, api_url: str | None) -> int:
     from klingspec.client import ApiError, OxenClient
     key = os.environ.get("OXEN_API_KEY")
+    if not key:
+        raise click.UsageError("set OXEN_API_KEY to refresh from the API")
     code = Exit.OK
     for render in renders:
         if render.api_url.startswith("sandbox:") or not render.active:
@@ -248,20 +277,41 @@ def cancel(target: str, *, api_url: str | None, ledger_path: str | None) -> int:
         if render.api_url.startswith("sandbox:"):
             click.echo("klingspec: this render ran in the in-process sandbox, which is gone", err=True)
             return Exit.API_FAILURE
-        client = OxenClient.create(api_url or render.api_url, os.environ.get("OXEN_API_KEY"))
+        if not render.active:
+            click.echo(f"render {render.id} is {render.state}: nothing to cancel")
+            return Exit.OK
+        live = [g for g in generations if g.status not in ("succeeded", "failed", "cancelled")]
+        if not live:
+            if render.state == "intent" and target.isdigit():  # recorded, never sent
+                ledger.set_state(render.id, "cancelled", "cancelled before it was sent")
+                click.echo(f"cancelled render {render.id} (it was never sent)")
+                return Exit.OK
+            if render.state in ("sent", "unknown"):
+                click.echo(f"klingspec: render {render.id} was sent but its generation ids are not known yet; "
+                           "`klingspec run` the script again to find them, then cancel", err=True)
+                return Exit.API_FAILURE
+            click.echo(f"render {render.id}: no generation is still in flight")
+            return Exit.OK
+        key = os.environ.get("OXEN_API_KEY")
+        if not key:
+            raise click.UsageError("set OXEN_API_KEY to cancel a render at the API")
+        client = OxenClient.create(api_url or render.api_url, key)
         code = Exit.OK
         try:
-            for g in generations:
-                if g.status in ("succeeded", "failed", "cancelled"):
-                    continue
+            for g in live:
                 try:
                     client.cancel(g.generation_id)
-                    ledger.update_generation(g.generation_id, "cancelled")
-                    click.echo(f"cancelled {g.generation_id}")
+                    item = client.generation(g.generation_id)
                 except ApiError as error:
                     click.echo(f"klingspec: {error}", err=True)
                     code = Exit.API_FAILURE
-            if code == Exit.OK:
+                    continue
+                status = item.get("status", "cancelled")
+                ledger.update_generation(g.generation_id, status, item.get("result_url"), item.get("error_message"))
+                click.echo(f"{g.generation_id}: {status}")
+            statuses = [g.status for g in ledger.generations(render.id)]
+            if all(s in ("succeeded", "failed", "cancelled") for s in statuses) and "cancelled" in statuses \
+                    and "succeeded" not in statuses:
                 ledger.set_state(render.id, "cancelled")
         finally:
             client.close()

@@ -1,0 +1,200 @@
+"""runcommand.py: `klingspec run/status/ls/cancel` end to end, in-process, against the sandbox."""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+
+import pytest
+from run_helpers import FAST_RETRY, my_generations, new_key, oxen, posts, script, shots, stats
+
+from klingspec.cli import main
+from klingspec.ledger import Ledger, default_path
+from klingspec.report import Exit
+from klingspec.sandbox import FaultRule
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_sandbox_run_then_rerun_reattaches(tmp_path, capsys):
+    path = script(tmp_path, shots(generations=2))
+    code, out, err = run_cli(capsys, "run", "--sandbox", "--yes", path)
+    assert code == Exit.OK, err
+    videos = sorted(os.listdir(tmp_path / "renders"))
+    assert len(videos) == 2 and all(v.endswith(".mp4") for v in videos)
+    assert "new spend this run: $2.24" in out
+    code, out, err = run_cli(capsys, "run", "--sandbox", "--yes", path)
+    assert code == Exit.OK, err
+    assert "reused" in out and "new spend this run: $0.00" in out
+    assert sorted(os.listdir(tmp_path / "renders")) == videos
+    with Ledger() as ledger:
+        assert len(ledger.renders()) == 1
+    code, out, err = run_cli(capsys, "run", "--sandbox", "--yes", "--again", path)
+    assert code == Exit.OK, err
+    assert len(os.listdir(tmp_path / "renders")) == 4  # --again never overwrites the first take
+    with Ledger() as ledger:
+        assert len(ledger.renders()) == 2
+
+
+def test_api_run_queue_and_sync(tmp_path, capsys, monkeypatch, sandbox_with):
+    monkeypatch.setenv("OXEN_API_KEY", new_key())
+    a = script(tmp_path, shots(prompt="first"), "a.kvs")
+    b = script(tmp_path, shots(prompt="second", fmt="b64_json"), "b.kvs")
+    with sandbox_with() as url:
+        code, out, err = run_cli(capsys, "run", "--api-url", url, "--yes", a, b)
+        assert code == Exit.OK, err
+        assert stats(url)["requests"]["POST /api/ai/queue"] == 2
+        c = script(tmp_path, shots(prompt="third"), "c.kvs")
+        code, out, err = run_cli(capsys, "run", "--api-url", url, "--yes", "--sync", c)
+        assert code == Exit.OK, err
+        assert stats(url)["requests"]["POST /api/ai/videos/generate"] == 1
+    assert len(os.listdir(tmp_path / "renders")) == 3
+
+
+def test_dry_run_prints_bodies_and_sends_nothing(tmp_path, capsys, monkeypatch, sandbox_with):
+    monkeypatch.setenv("OXEN_API_KEY", new_key())
+    path = script(tmp_path, shots(generations=3))
+    with sandbox_with() as url:
+        code, out, err = run_cli(capsys, "run", "--api-url", url, "--dry-run", path)
+        assert code == Exit.OK
+        assert stats(url)["total"] == 0
+    body = json.loads(out[out.index("{"):])
+    assert body["num_generations"] == 3 and body["prompt"] == "A red paper boat drifts"
+    assert "POST /ai/queue" in out and "nothing was sent" in err
+    assert not os.path.exists(default_path())
+
+
+def test_budget_refusal_sends_nothing(tmp_path, capsys, monkeypatch, sandbox_with):
+    monkeypatch.setenv("OXEN_API_KEY", new_key())
+    path = script(tmp_path, shots(generations=2))  # 2 x 5 s x $0.224 = $2.24
+    with sandbox_with() as url:
+        code, out, err = run_cli(capsys, "run", "--api-url", url, "--yes", "--budget", "2.00", path)
+        assert code == Exit.BUDGET_REFUSED
+        assert "budget" in err and "$2.24" in err
+        assert posts(url) == 0 and stats(url)["total"] == 0
+        with Ledger() as ledger:
+            assert ledger.renders() == []
+
+
+def test_budget_counts_renders_in_flight(tmp_path, capsys, monkeypatch, sandbox_with):
+    key = new_key()
+    monkeypatch.setenv("OXEN_API_KEY", key)
+    path = script(tmp_path, shots())  # $1.12
+    with sandbox_with(processing_seconds=30) as url:
+        with Ledger() as ledger, oxen(url, key) as client:  # another render already in flight there
+            render = ledger.record_intent(request_hash="sha256:other", api_url=url, script="other.kvs",
+                                          model="m", body={}, generations=1, mode="queue", out_dir=str(tmp_path),
+                                          estimate_usd="3.00")
+            ledger.mark_sent(render.id)
+            ledger.mark_submitted(render.id, client.enqueue({"model": "kling-video-o3-pro-reference-to-video",
+                                                             "prompt": "x"}, 1))
+        before = posts(url)
+        code, out, err = run_cli(capsys, "run", "--api-url", url, "--yes", "--budget", "4.00", path)
+        assert code == Exit.BUDGET_REFUSED, err
+        assert "$3.00 already in flight" in err
+        assert posts(url) == before
+        # the same render in flight at a *different* API does not count here
+        with Ledger() as ledger:
+            ledger.db.execute("UPDATE renders SET api_url='https://elsewhere.example/api'")
+        code, out, err = run_cli(capsys, "run", "--api-url", url, "--yes", "--budget", "4.00",
+                                 "--dry-run", path)
+        assert code == Exit.OK
+
+
+def test_saved_plan_runs_exactly_those_bodies_and_refuses_changes(tmp_path, capsys, monkeypatch, sandbox_with):
+    key = new_key()
+    monkeypatch.setenv("OXEN_API_KEY", key)
+    monkeypatch.chdir(tmp_path)
+    script(tmp_path, shots(prompt="planned shot", extra="aspect 9:16"), "s.kvs")
+    code, out, err = run_cli(capsys, "plan", "-o", "plan.json", "s.kvs")
+    assert code == Exit.OK, err
+    saved = json.loads((tmp_path / "plan.json").read_text())["requests"][0]["body"]
+    with sandbox_with() as url:
+        code, out, err = run_cli(capsys, "run", "--api-url", url, "--yes", "plan.json")
+        assert code == Exit.OK, err
+        [gen] = my_generations(url, key)
+        assert gen["aspect_ratio"] == saved["aspect_ratio"] == "9:16"
+        assert gen["duration"] == saved["duration"]
+        assert "$1.12" in out
+        (tmp_path / "s.kvs").write_text(shots(prompt="changed shot"))
+        before = stats(url)["total"]
+        code, out, err = run_cli(capsys, "run", "--api-url", url, "--yes", "plan.json")
+        assert code == Exit.SCRIPT_ERRORS
+        assert "changed since plan.json" in err
+        assert stats(url)["total"] == before
+
+
+def test_failed_generation_shows_the_api_message(tmp_path, capsys, monkeypatch, sandbox_with):
+    monkeypatch.setenv("OXEN_API_KEY", new_key())
+    path = script(tmp_path, shots())
+    rule = FaultRule("fail=Insufficient credits", path="/api/ai/queue", method="POST", times=1)
+    with sandbox_with(faults=(rule,)) as url:
+        code, out, err = run_cli(capsys, "run", "--api-url", url, "--yes", path)
+    assert code == Exit.API_FAILURE
+    assert "Insufficient credits" in out + err
+
+
+def test_sync_validation_error_shows_the_api_message(tmp_path, capsys, monkeypatch, sandbox_with):
+    monkeypatch.setenv("OXEN_API_KEY", new_key())
+    path = script(tmp_path, shots())
+    rule = FaultRule("fail=Total shot duration (16s) exceeds maximum allowed (15s).",
+                     path="/api/ai/videos/generate", method="POST", times=1)
+    with sandbox_with(faults=(rule,)) as url:
+        code, out, err = run_cli(capsys, "run", "--api-url", url, "--yes", "--sync", path)
+    assert code == Exit.API_FAILURE
+    assert "exceeds maximum allowed" in out + err
+
+
+def test_wrong_key_is_an_api_failure(tmp_path, capsys, monkeypatch, sandbox_with):
+    monkeypatch.setenv("OXEN_API_KEY", new_key())
+    path = script(tmp_path, shots())
+    with sandbox_with(api_key="the-only-valid-key") as url:
+        code, out, err = run_cli(capsys, "run", "--api-url", url, "--yes", path)
+    assert code == Exit.API_FAILURE
+    assert "(401): You must be authenticated" in err and "OXEN_API_KEY" in err
+
+
+def test_missing_key_is_a_usage_error(tmp_path, capsys):
+    code, out, err = run_cli(capsys, "run", "--api-url", "http://127.0.0.1:9/api", "--yes",
+                             script(tmp_path, shots()))
+    assert code == Exit.USAGE and "OXEN_API_KEY" in err
+
+
+def test_status_ls_and_cancel(tmp_path, capsys, monkeypatch, sandbox_with):
+    key = new_key()
+    monkeypatch.setenv("OXEN_API_KEY", key)
+    with sandbox_with(processing_seconds=30) as url:
+        with Ledger() as ledger, oxen(url, key) as client:
+            render = ledger.record_intent(request_hash="sha256:abc", api_url=url, script="slow.kvs",
+                                          model="kling-video-o3-pro-reference-to-video", body={}, generations=2,
+                                          mode="queue", out_dir=str(tmp_path), estimate_usd="2.24")
+            ledger.mark_sent(render.id)
+            ids = client.enqueue({"model": "kling-video-o3-pro-reference-to-video", "prompt": "slow"}, 2)
+            ledger.mark_submitted(render.id, ids)
+        code, out, err = run_cli(capsys, "status", "--refresh")
+        assert code == Exit.OK, err
+        assert "slow.kvs" in out and "submitted" in out
+        code, out, err = run_cli(capsys, "cancel", str(render.id))
+        assert code == Exit.OK, err
+        assert [g["status"] for g in my_generations(url, key)] == ["cancelled", "cancelled"]
+        with Ledger() as ledger:
+            assert ledger.render(render.id).state == "cancelled"
+        code, out, err = run_cli(capsys, "status")
+        assert "no renders in flight" in out
+        code, out, err = run_cli(capsys, "cancel", str(render.id))
+        assert code == Exit.OK and "nothing to cancel" in out
+        code, out, err = run_cli(capsys, "cancel", "no-such-id")
+        assert code == Exit.API_FAILURE
+        code, out, err = run_cli(capsys, "ls")
+        assert code == Exit.OK and "slow.kvs" in out and "cancelled" in out
+
+
+def test_ls_lists_files(tmp_path, capsys):
+    path = script(tmp_path, shots())
+    assert run_cli(capsys, "run", "--sandbox", "--yes", path)[0] == Exit.OK
+    code, out, err = run_cli(capsys, "ls", "-n", "5")
+    assert code == Exit.OK and "scene.kvs" in out and "done" in out and ".mp4" in out

@@ -1,0 +1,172 @@
+"""running.py: the Runner against the real sandbox over loopback (no mocked functions)."""
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+
+import pytest
+from run_helpers import (FAST_POLL, Sleeps, job, my_generations, new_key, oxen, posts, runner, script,
+                         shots, stats)
+
+from klingspec.ledger import Ledger
+from klingspec.media import file_sha256
+from klingspec.sandbox import FaultRule
+
+MP4_MAGIC = b"ftyp"
+
+
+def _check_files(outcome, ledger, count):
+    assert outcome.state == "done", outcome.error
+    assert len(outcome.files) == count
+    for f in outcome.files:
+        assert os.path.exists(f.path) and not os.path.exists(f.path + ".part")
+        with open(f.path, "rb") as handle:
+            assert MP4_MAGIC in handle.read(64)
+        assert file_sha256(f.path) == f.sha256 == ledger.file(f.generation_id).sha256
+        assert os.path.getsize(f.path) == f.bytes
+
+
+@pytest.mark.parametrize("generations", [1, 2, 3, 4])
+@pytest.mark.parametrize("fmt", ["url", "b64_json"])
+def test_queue_renders_every_generation(base_url, tmp_path, generations, fmt):
+    key = new_key()
+    path = script(tmp_path, shots(generations=generations, fmt=fmt))
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger, oxen(base_url, key) as client:
+        [outcome] = runner(client, ledger, base_url).run([job(path)])
+        _check_files(outcome, ledger, generations)
+        render = ledger.render(outcome.render_id)
+        assert render.state == "done" and render.mode == "queue"
+        assert [g.status for g in ledger.generations(render.id)] == ["succeeded"] * generations
+    assert len(my_generations(base_url, key)) == generations
+    assert outcome.spent_usd == Decimal("0.224") * 5 * generations
+
+
+@pytest.mark.parametrize("fmt", ["url", "b64_json"])
+def test_sync_renders_one_video(base_url, tmp_path, fmt):
+    key = new_key()
+    path = script(tmp_path, shots(fmt=fmt))
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger, oxen(base_url, key) as client:
+        [outcome] = runner(client, ledger, base_url, mode="sync").run([job(path)])
+        _check_files(outcome, ledger, 1)
+        assert ledger.render(outcome.render_id).mode == "sync"
+    assert my_generations(base_url, key) == []  # sync renders are not queue jobs
+    assert not [n for n in os.listdir(tmp_path / "renders") if n.startswith(".answer")]
+
+
+def test_polling_only_also_works(base_url, tmp_path):
+    key = new_key()
+    path = script(tmp_path, shots(generations=2))
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger, oxen(base_url, key) as client:
+        [outcome] = runner(client, ledger, base_url, sse=False).run([job(path)])
+        _check_files(outcome, ledger, 2)
+        assert "GET /events" not in client.stats.by_route
+
+
+# -- faults -----------------------------------------------------------------------------
+
+def _run_one(url, tmp_path, *, key=None, sleep=None, text=None, **kwargs):
+    key = key or new_key()
+    path = script(tmp_path, text or shots())
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger, oxen(url, key, sleep=sleep) as client:
+        [outcome] = runner(client, ledger, url, **kwargs).run([job(path)])
+        if outcome.state == "done":
+            _check_files(outcome, ledger, len(outcome.files))
+        return outcome, client, ledger.render(outcome.render_id) if outcome.render_id else None, key
+
+
+def test_enqueue_429_waits_retry_after_then_sends_once(sandbox_with, tmp_path):
+    rule = FaultRule("status=429, retry-after=2", path="/api/ai/queue", method="POST", times=1)
+    sleeps = Sleeps()
+    with sandbox_with(faults=(rule,)) as url:
+        outcome, client, render, key = _run_one(url, tmp_path, sleep=sleeps)
+        assert outcome.state == "done"
+        assert 2.0 in sleeps.delays
+        assert stats(url)["requests"]["POST /api/ai/queue"] == 2
+        assert len(my_generations(url, key)) == 1
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_enqueue_5xx_creates_exactly_one_job(sandbox_with, tmp_path, status):
+    rule = FaultRule(f"status={status}", path="/api/ai/queue", method="POST", times=1)
+    with sandbox_with(faults=(rule,)) as url:
+        outcome, client, render, key = _run_one(url, tmp_path)
+        assert outcome.state == "done"
+        assert len(my_generations(url, key)) == 1
+
+
+def test_enqueue_dropped_after_create_is_reconciled_not_resent(sandbox_with, tmp_path):
+    rule = FaultRule("drop", path="/api/ai/queue", method="POST", times=1)
+    with sandbox_with(faults=(rule,)) as url:
+        outcome, client, render, key = _run_one(url, tmp_path, text=shots(generations=2))
+        assert outcome.state == "done", outcome.error
+        assert stats(url)["requests"]["POST /api/ai/queue"] == 1
+        assert stats(url)["dropped"] == 1
+        gens = my_generations(url, key)
+        assert len(gens) == 2
+        assert sorted(g["generation_id"] for g in gens) == sorted(f.generation_id for f in outcome.files)
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_poll_errors_are_retried(sandbox_with, tmp_path, status):
+    # every other status read fails once; polling only, so every read is a GET
+    rule = FaultRule(f"status={status}", path="*", method="GET", times=2)
+    with sandbox_with(faults=(rule,)) as url:
+        outcome, client, render, key = _run_one(url, tmp_path, sse=False)
+        assert outcome.state == "done", outcome.error
+        assert len(my_generations(url, key)) == 1
+
+
+def _download_fault(spec, times=1):
+    left = [times]
+
+    def hook(request):
+        if "/files/" in request.url.path and left[0] > 0:
+            left[0] -= 1
+            request.headers["X-Sandbox-Fault"] = spec
+    return hook
+
+
+def test_truncated_download_is_retried_and_verified(base_url, tmp_path):
+    key = new_key()
+    path = script(tmp_path, shots())
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger, \
+            oxen(base_url, key, event_hooks={"request": [_download_fault("truncate=100")]}) as client:
+        [outcome] = runner(client, ledger, base_url).run([job(path)])
+        _check_files(outcome, ledger, 1)
+        assert client.stats.by_route["GET download"] == 2
+
+
+def test_truncated_download_every_time_fails_and_leaves_nothing(base_url, tmp_path):
+    key = new_key()
+    path = script(tmp_path, shots())
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger, \
+            oxen(base_url, key, event_hooks={"request": [_download_fault("truncate=100", 99)]}) as client:
+        [outcome] = runner(client, ledger, base_url).run([job(path)])
+        assert outcome.state == "failed"
+        assert not os.path.exists(tmp_path / "renders") or os.listdir(tmp_path / "renders") == []
+        render = ledger.render(outcome.render_id)
+        assert render.state == "submitted"  # the video still exists: a re-run fetches it
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger, oxen(base_url, key) as client:
+        [again] = runner(client, ledger, base_url).run([job(path)])
+        _check_files(again, ledger, 1)
+        assert again.reused
+    assert len(my_generations(base_url, key)) == 1
+
+
+def test_slow_download_completes(base_url, tmp_path):
+    key = new_key()
+    path = script(tmp_path, shots())
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger, \
+            oxen(base_url, key, event_hooks={"request": [_download_fault("slow=4000")]}) as client:
+        [outcome] = runner(client, ledger, base_url).run([job(path)])
+        _check_files(outcome, ledger, 1)
+
+
+def test_unreachable_api_fails_the_render_without_a_job(tmp_path):
+    path = script(tmp_path, shots())
+    sleeps = Sleeps()
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger, oxen("http://127.0.0.1:9/api", new_key(), sleep=sleeps) as client:
+        [outcome] = runner(client, ledger, "http://127.0.0.1:9/api", sse=False).run([job(path)])
+        assert outcome.state == "failed" and "cannot reach the API" in outcome.error
+        assert ledger.render(outcome.render_id).state == "failed"  # surely never arrived: a re-run sends afresh
+        assert len(sleeps.delays) == 3  # connect errors are retried with backoff
