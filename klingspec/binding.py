@@ -117,7 +117,7 @@ class BoundScript:
 
     def generations(self) -> int:
         setting = self.settings.get("generations")
-        if setting and setting.raw.isdigit():
+        if setting and setting.raw.isascii() and setting.raw.isdigit():
             return int(setting.raw)
         return 1
 

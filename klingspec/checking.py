@@ -73,6 +73,13 @@ def model_requirements(script: BoundScript, model: Model) -> Iterator[Diagnostic
                                 f"`{model.id}` does not take {what}", "remove this setting")
 
 
+def start_required(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
+    if model.requires_start and script.start is None and script.shots:
+        yield Diagnostic.of("KVS-start-required", script.shots[0].shot.span,
+                            f"`{model.id}` animates an image: the script needs a `start` frame",
+                            'add `start "https://..."` with the image to animate')
+
+
 def setting_duplicates(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     for statement in script.duplicate_settings:
         first = script.settings[statement.key.value].statement
@@ -112,13 +119,18 @@ def generations(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     if not setting:
         return
     raw = setting.raw
-    ok = raw.isdigit() and model.generations_min <= int(raw) <= model.generations_max
+    ok = _whole(raw) and model.generations_min <= int(raw) <= model.generations_max
     if not ok:
         yield Diagnostic.of("KVS-generations", setting.span,
                             f"generations must be a whole number from {model.generations_min} to "
                             f"{model.generations_max}, not `{raw}`",
                             f"the API would answer \"num_generations must be an integer between "
                             f"{model.generations_min} and {model.generations_max}\"")
+
+
+def _whole(raw: str) -> bool:
+    """ASCII digits only: `¹` is a digit to str.isdigit but not to int()."""
+    return raw.isascii() and raw.isdigit()
 
 
 def namespace(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
@@ -312,7 +324,11 @@ def _uri_problem(uri: str) -> tuple[str, str, str] | None:
     if any(not c.isprintable() for c in uri):
         return ("KVS-uri-invalid", "a URI cannot contain control characters",
                 "check the template or escape that produced this URI")
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname
+    except ValueError as error:  # e.g. an unbalanced "[" in the host
+        return ("KVS-uri-invalid", f"`{uri[:60]}` is not a valid URL: {error}", "check the host part")
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         if not scheme:
@@ -320,7 +336,7 @@ def _uri_problem(uri: str) -> tuple[str, str, str] | None:
                     "the API downloads every image itself: give a public https:// URL, not a local path")
         return ("KVS-uri-scheme", f"`{scheme}:` URIs are not accepted",
                 "give a public https:// URL the API can download")
-    if not parts.hostname:
+    if not host:
         return ("KVS-uri-invalid", f"`{uri[:60]}` has no host", "write it as https://host/path")
     return None
 
@@ -371,7 +387,7 @@ def elements_mentioned(script: BoundScript, model: Model) -> Iterator[Diagnostic
 
 
 RULES: tuple[Rule, ...] = (
-    model_known, model_requirements, setting_duplicates, aspect_ratio, setting_words, generations, namespace,
+    model_known, model_requirements, start_required, setting_duplicates, aspect_ratio, setting_words, generations, namespace,
     has_shots, prompts, whole_seconds, shot_durations, total_duration,
     reference_count, element_fields, frames, uris,
     unused_bindings, duplicate_uris, elements_mentioned,

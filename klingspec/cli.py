@@ -38,10 +38,21 @@ def _report(results: Sequence[Result]) -> Report:
                   files=len(results))
 
 
+def _name_value(ctx, param, values):
+    """`--var` must be NAME=VALUE: anything else is a usage error (exit 2)."""
+    import re
+    for value in values:
+        name, sep, _ = value.partition("=")
+        if not sep or not re.fullmatch(r"[^\W\d]\w*", name):
+            raise click.BadParameter(f"{value!r} is not NAME=VALUE (names are letters, digits and _)")
+    return values
+
+
 def var_options(function):
     function = click.option("--vars", "var_files", multiple=True, metavar="FILE",
+                            type=click.Path(exists=True, dir_okay=False),
                             help="Template variables from a JSON or TOML file (repeatable).")(function)
-    function = click.option("--var", "var_options", multiple=True, metavar="NAME=VALUE",
+    function = click.option("--var", "var_options", multiple=True, metavar="NAME=VALUE", callback=_name_value,
                             help="Set a template variable; overrides `let` (repeatable).")(function)
     return function
 
@@ -266,3 +277,25 @@ def watch(paths, var_options, var_files, render, budget, cancel_stale, sandbox, 
     raise SystemExit(runcommand.watch(paths=paths, options=Options(tuple(var_options), tuple(var_files)),
                                       render=render, budget=budget, cancel_stale=cancel_stale, sandbox=sandbox,
                                       out_dir=out_dir, api_url=api_url, ledger_path=ledger_path))
+
+
+@main_group.command()
+@var_options
+def lsp(var_options, var_files) -> None:
+    """Run the language server on stdin/stdout (for editors; needs the [lsp] extra)."""
+    try:
+        from klingspec import server
+    except ImportError as error:  # pygls is an optional dependency
+        raise click.ClickException(f"the language server needs pygls: pip install 'klingspec[lsp]' ({error})")
+    server.main(Options(tuple(var_options), tuple(var_files)))
+
+
+@main_group.command(name="fmt")
+@click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@click.option("--check", is_flag=True, help="Write nothing; list the files that would change and exit 1 if any.")
+@click.option("--diff", "show_diff", is_flag=True, help="Write nothing; print what would change as a unified diff.")
+def fmt_command(files, check, show_diff) -> None:
+    """Rewrite scripts in the canonical layout (`-`: stdin to stdout). FILE may be a folder."""
+    from klingspec import formatting
+    paths = [f if f == "-" else p for f in files for p in ([f] if f == "-" else expand_paths([f]))]
+    raise SystemExit(formatting.run_fmt(paths, check=check, diff=show_diff, color=_color(sys.stderr)))

@@ -81,6 +81,7 @@ CODES: dict[str, Code] = _catalogue(
     ("KVS-element-front", "error", "an element has no front image"),
     ("KVS-element-duplicate-field", "error", "an element gives front or refs twice"),
     ("KVS-end-without-start", "error", "an end frame needs a start frame"),
+    ("KVS-start-required", "error", "the model animates an image and needs a start frame"),
     ("KVS-frame-duplicate", "error", "a start or end frame is given twice"),
     ("KVS-uri-scheme", "error", "a URI is not an absolute http(s) URL"),
     ("KVS-uri-invalid", "error", "a URI is malformed"),

@@ -133,12 +133,21 @@ def validate(request: Request) -> list[Diagnostic]:
     """
     problems = []
     for error in sorted(_validator().iter_errors(request.body), key=lambda e: list(e.absolute_path)):
+        error = _deepest(error)
         pointer = "/" + "/".join(str(p) for p in error.absolute_path)
         span = _nearest(request.pointers, pointer)
         problems.append(Diagnostic.of("KVS-schema", span,
                                       f"the request body does not match the API schema at {pointer}: {error.message}",
                                       "this is a klingspec checker gap; please report it with this script"))
     return problems
+
+
+def _deepest(error):
+    """For anyOf/oneOf failures, the alternative's error that reaches furthest into the
+    body (an `input_image` item, not the whole array)."""
+    while error.context:
+        error = max(error.context, key=lambda e: len(e.absolute_path))
+    return error
 
 
 def _nearest(pointers: dict[str, Span], pointer: str) -> Span:

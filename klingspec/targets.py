@@ -40,6 +40,7 @@ class Model:
     frames: bool
     tail_frame: bool
     start_key: str
+    requires_start: bool
     aspect_ratios: tuple[str, ...]
     default_aspect_ratio: str | None
     audio: bool
@@ -75,7 +76,7 @@ def model(model_id: str) -> Model | None:
         max_images_plus_elements=refs["max_images_plus_elements"],
         max_refs_per_element=refs["max_refs_per_element"], elements=refs["elements"],
         input_image=refs["input_image"], frames=refs["frames"], tail_frame=refs.get("tail_frame", refs["frames"]),
-        start_key=refs.get("start_key", "start_image_url"),
+        start_key=refs.get("start_key", "start_image_url"), requires_start=refs.get("requires_start", False),
         aspect_ratios=tuple(settings["aspect_ratios"]), default_aspect_ratio=settings.get("default_aspect_ratio"),
         audio=settings["audio"], negative_prompt=settings["negative_prompt"],
         response_formats=tuple(settings["response_formats"]),

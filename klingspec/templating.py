@@ -59,9 +59,11 @@ def environment():
     from jinja2.sandbox import SandboxedEnvironment
 
     class Bounded(SandboxedEnvironment):
-        intercepted_binops = frozenset({"*", "**"})
+        intercepted_binops = frozenset({"*", "**", "%"})
 
         def call_binop(self, context, operator, left, right):
+            if operator == "%" and isinstance(left, str):
+                _check_format(left)
             if operator == "**" and isinstance(right, int) and abs(right) > 64:
                 raise _Limit(f"`** {right}` is too large an exponent")
             if operator == "*" and isinstance(left, (str, list, tuple)) and isinstance(right, int) \
@@ -72,8 +74,46 @@ def environment():
                 raise _Limit("repeating a value that many times is too large")
             return super().call_binop(context, operator, left, right)
 
-    return Bounded(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True,
-                   cache_size=4096)
+        def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (Jinja's own signature)
+            _check_sizes(args, kwargs)
+            if getattr(__obj, "__name__", "") == "format" and isinstance(getattr(__obj, "__self__", None), str):
+                _check_format(__obj.__self__)
+            return super().call(__context, __obj, *args, **kwargs)
+
+    env = Bounded(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, cache_size=4096)
+    for name in ("center", "indent", "wordwrap", "format", "truncate", "batch", "slice"):
+        env.filters[name] = _sized(env.filters[name])
+    env.globals["lipsum"] = _sized(env.globals["lipsum"])
+    return env
+
+
+def _check_sizes(args, kwargs) -> None:
+    """Any whole number past the expansion bound given to a call or filter is refused
+    before the call can build a value that large."""
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_EXPANSION_CHARS:
+            raise _Limit(f"{value:,} is larger than the {MAX_EXPANSION_CHARS:,}-character bound")
+
+
+_WIDTH = re.compile(r"\d{6,}")
+
+
+def _check_format(spec: str) -> None:
+    if _WIDTH.search(spec) or "*" in spec:
+        raise _Limit("a format width that large is refused")
+
+
+def _sized(function):
+    def bounded(*args, **kwargs):
+        _check_sizes(args, kwargs)
+        if function.__name__ == "do_format" and args and isinstance(args[0], str):
+            _check_format(args[0])
+        return function(*args, **kwargs)
+    bounded.__name__ = function.__name__
+    for attribute in ("jinja_pass_arg",):
+        if hasattr(function, attribute):
+            setattr(bounded, attribute, getattr(function, attribute))
+    return bounded
 
 
 @lru_cache(maxsize=4096)
@@ -92,6 +132,7 @@ class Expander:
         self.variables = variables
         self.var_spans = var_spans
         self.used: set[str] = set()
+        self.failed: set[str] = set()   # lets whose value could not be expanded
         self.diagnostics: list[Diagnostic] = []
 
     def expand(self, text: ast.Text) -> str | None:
@@ -120,11 +161,11 @@ class Expander:
         missing = [n for n in names if n not in self.variables and n not in env.globals]
         self.used.update(n for n in names if n in self.variables)
         if missing:
-            for name in sorted(missing):
+            for name in sorted(set(missing) - self.failed):  # a failed let is reported once, at the let
                 self.diagnostics.append(self._undefined(text, name))
             return None
         try:
-            return _bounded_render(template, self.variables, "{%" in text.value)
+            return _bounded_render(template, self.variables)
         except _Limit as error:
             self.diagnostics.append(Diagnostic.of(
                 "KVS-template-limit", text.span, f"template expansion stopped: {error}",
@@ -181,8 +222,9 @@ class Expander:
                              label="undefined name")
 
 
-def _bounded_render(template, variables: dict[str, Any], statements: bool) -> str:
-    """Render with the size bound always, and a time bound where loops are possible."""
+def _bounded_render(template, variables: dict[str, Any]) -> str:
+    """Render under the size bound and the time bound (checked on every Python call, so a
+    loop or a slow global cannot run on; plain `{{ name }}` never gets here)."""
     deadline = time.monotonic() + MAX_EXPANSION_SECONDS
     previous = sys.gettrace()
 
@@ -191,8 +233,7 @@ def _bounded_render(template, variables: dict[str, Any], statements: bool) -> st
             raise _Limit(f"it ran longer than {MAX_EXPANSION_SECONDS:g} s")
         return None
 
-    if statements:
-        sys.settrace(tick)
+    sys.settrace(tick)
     try:
         size = 0
         chunks = []
@@ -203,8 +244,7 @@ def _bounded_render(template, variables: dict[str, Any], statements: bool) -> st
             chunks.append(chunk)
         return "".join(chunks)
     finally:
-        if statements:
-            sys.settrace(previous)
+        sys.settrace(previous)
 
 
 def _line_span(text: ast.Text, lineno: int | None):
@@ -271,6 +311,9 @@ def expand(program: Program, overrides: Iterable[Var] = ()) -> tuple[Expansion, 
         value = _python(statement.value, expander)
         if value is not None:
             variables[name] = value
+            expander.failed.discard(name)
+        else:
+            expander.failed.add(name)
     for name, var in overrides.items():
         variables.setdefault(name, var.value)
     for statement in program.statements:

@@ -196,6 +196,7 @@ def test_errors_row_num_generations(tmp_path, count, ok):
 RULE_CODES = {
     "model_known": {"KVS-model-unknown"},
     "model_requirements": {"KVS-model-unsupported"},
+    "start_required": {"KVS-start-required"},
     "setting_duplicates": {"KVS-setting-duplicate"},
     "aspect_ratio": {"KVS-aspect-ratio"},
     "setting_words": {"KVS-setting-unknown-value"},
@@ -242,7 +243,7 @@ def test_rule_model_known(tmp_path):
 def test_rule_model_known_accepts_every_listed_model(tmp_path):
     from klingspec.targets import known_ids
     for model_id in known_ids():
-        result = run(tmp_path, f'model {model_id}\nshot a 5s "x"\n')
+        result = run(tmp_path, f'model {model_id}\nstart "{A}"\nshot a 5s "x"\n')
         assert "KVS-model-unknown" not in codes(result), model_id
 
 
@@ -546,38 +547,31 @@ def test_warnings_do_not_block_and_errors_do(tmp_path):
 
 # -- checker gaps found while writing these tests -----------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="BUG: o3-pro-image-to-video sends its start frame as `input_image` "
-                   "(start_key) but the checker still allows `end`, so the body has tail_image_url without "
-                   "start_image_url and only the schema (KVS-schema, 'checker gap') catches it")
 def test_end_frame_on_model_whose_start_is_input_image(tmp_path):
+    """o3-pro image-to-video takes its start frame as `input_image` and an optional
+    `tail_image_url` (fact sheet 6.3): start + end compile, and the schema agrees."""
     text = f'model kling-video-o3-pro-image-to-video\nstart "{A}"\nend "{B}"\nshot a 5s "x"\n'
     result = run(tmp_path, text)
-    assert "KVS-schema" not in codes(result)
-    assert errors(result), "the checker should report the end frame at its line"
-    assert any(d.span.start_position[0] == 3 for d in result.diagnostics if d.is_error)
+    assert codes(result) == []
+    assert result.request.body == {"model": "kling-video-o3-pro-image-to-video", "prompt": "x", "duration": 5,
+                                   "input_image": A, "tail_image_url": B}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an image-to-video model (kling-video-v2-6-pro-image-to-video, "
-                   "'Animate a single image') compiles without any `start` image: the queue would fail, "
-                   "the checker says nothing")
 def test_image_to_video_needs_its_image(tmp_path):
-    result = run(tmp_path, 'model kling-video-v2-6-pro-image-to-video\nshot a 5s "x"\n')
-    assert errors(result)
+    text = 'model kling-video-v2-6-pro-image-to-video\nshot a 5s "x"\n'
+    result = run(tmp_path, text)
+    diagnostic = only(result, "KVS-start-required")
+    assert where(diagnostic) == locate(text, 'shot a 5s "x"')
     assert result.request is None
+    assert _rule_emits(tmp_path, "start_required", text) == {"KVS-start-required"}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: checking.generations (and BoundScript.generations) test "
-                   "`raw.isdigit()` and then call int(raw); '¹' (and other non-decimal digits) pass isdigit, "
-                   "so int() raises ValueError out of check() instead of giving KVS-generations")
 def test_generations_unicode_digit(tmp_path):
     text = 'generations ¹\nshot a 5s "x"\n'
     diagnostic = only(run(tmp_path, text), "KVS-generations")
     assert where(diagnostic) == locate(text, "¹")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: checking._uri_problem calls urllib.parse.urlsplit, which raises "
-                   "ValueError('Invalid IPv6 URL') for a host with an unbalanced `[`/`]`; the exception escapes "
-                   "check() instead of giving KVS-uri-invalid")
 @pytest.mark.parametrize("uri", ["http://[e.com/i.png", "https://e.com]/i.png"])
 def test_rule_uris_unbalanced_bracket_in_host(tmp_path, uri):
     text = f'image i = "{uri}"\nshot a 5s "@i"\n'

@@ -339,9 +339,6 @@ def test_schema_violation_bad_enum_maps_to_setting(tmp_path):
     assert [where(d) for d in problems] == [locate(text, "9:16")]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: compiling.validate maps an anyOf failure (input_image is array-or-uri) "
-                   "to /input_image, i.e. the first image's declaration, not the bad item /input_image/1; "
-                   "it should descend into error.context (jsonschema best_match) for the deepest path")
 def test_schema_violation_bad_uri_maps_to_binding(tmp_path):
     text = 'image cafe = "https://e.com/cafe.png"\nimage p = "https://e.com/p.png"\nshot a 5s "@cafe @p"\n'
     request = _compiled(tmp_path, text)
