@@ -1,0 +1,165 @@
+"""Whole processes: `klingspec sandbox --port N` in one, `klingspec run` in another, killed
+with SIGKILL at the worst moments and started again. Also: the key is never written anywhere."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from run_helpers import new_key, script, shots
+
+from klingspec.report import Exit
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def sandbox_process(tmp_path):
+    """A `klingspec sandbox` process: yields its API base URL."""
+    port = _free_port()
+    log = open(tmp_path / "sandbox.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "klingspec", "sandbox", "--port", str(port),
+                             "--processing-seconds", "1"], stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}/api"
+    try:
+        for _ in range(200):
+            try:
+                httpx.get(base + "/_sandbox/stats", timeout=0.5)
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        else:
+            pytest.fail("the sandbox process did not start")
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _env(tmp_path: Path, key: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("KLINGSPEC_LEDGER", "KLINGSPEC_API_URL")}
+    env.update(OXEN_API_KEY=key, KLINGSPEC_HOME=str(tmp_path / "home"), COLUMNS="200")
+    return env
+
+
+def _klingspec(*args: str, env: dict, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "klingspec", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, **kwargs)
+
+
+def _ledger_state(tmp_path: Path) -> str | None:
+    path = tmp_path / "home" / "ledger.sqlite"
+    if not path.exists():
+        return None
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as db:
+            row = db.execute("SELECT state FROM renders ORDER BY id DESC LIMIT 1").fetchone()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None
+
+
+def _wait_for(predicate, timeout: float = 15.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _stats(base: str) -> dict:
+    return httpx.get(base + "/_sandbox/stats", timeout=5).json()
+
+
+def _no_key_anywhere(key: str, tmp_path: Path, *outputs: bytes) -> None:
+    for output in outputs:
+        assert key.encode() not in output
+    for root, _, names in os.walk(tmp_path):
+        for name in names:
+            with open(os.path.join(root, name), "rb") as handle:
+                assert key.encode() not in handle.read(), os.path.join(root, name)
+
+
+def test_kill_9_mid_poll_then_rerun_creates_no_second_job(sandbox_process, tmp_path):
+    key = new_key()
+    env = _env(tmp_path, key)
+    path = script(tmp_path, shots(generations=2))
+    first = _klingspec("run", "--api-url", sandbox_process, "--yes", path, env=env)
+    _wait_for(lambda: _ledger_state(tmp_path) == "submitted", what="the first run to submit")
+    time.sleep(0.3)  # now it is following (events and polls)
+    first.send_signal(signal.SIGKILL)
+    out1, err1 = first.communicate(timeout=10)
+    assert first.returncode == -signal.SIGKILL
+    assert not (tmp_path / "renders").exists() or not list((tmp_path / "renders").glob("*.mp4"))
+
+    second = _klingspec("run", "--api-url", sandbox_process, "--yes", path, env=env)
+    out2, err2 = second.communicate(timeout=30)
+    assert second.returncode == Exit.OK, err2.decode()
+    assert b"reattach" in err2
+    stats = _stats(sandbox_process)
+    assert stats["requests"]["POST /api/ai/queue"] == 1
+    assert stats["jobs"]["succeeded"] == 2
+    videos = sorted((tmp_path / "renders").glob("*.mp4"))
+    assert len(videos) == 2 and all(v.stat().st_size > 0 for v in videos)
+    assert not list((tmp_path / "renders").glob("*.part"))
+    _no_key_anywhere(key, tmp_path, out1, err1, out2, err2)
+
+
+def test_kill_9_while_the_enqueue_is_in_flight_then_rerun_makes_exactly_one_job(sandbox_process, tmp_path):
+    key = new_key()
+    env = _env(tmp_path, key)
+    path = script(tmp_path, shots())
+    # the enqueue is answered 1.5 s late: the run is killed while waiting for the answer
+    # (the sandbox reads the body after the latency, so this request never makes a job)
+    httpx.post(sandbox_process + "/_sandbox/faults", json={"fault": "latency=1.5", "path": "/api/ai/queue",
+                                                          "method": "POST", "times": 1}, timeout=5)
+    first = _klingspec("run", "--api-url", sandbox_process, "--yes", path, env=env)
+    _wait_for(lambda: _ledger_state(tmp_path) == "sent", what="the first run to send")
+    time.sleep(0.2)
+    first.send_signal(signal.SIGKILL)
+    out1, err1 = first.communicate(timeout=10)
+    time.sleep(1.5)  # let the sandbox finish with the orphaned request
+
+    second = _klingspec("run", "--api-url", sandbox_process, "--yes", path, env=env)
+    out2, err2 = second.communicate(timeout=30)
+    assert second.returncode == Exit.OK, err2.decode()
+    assert b"looking for it in the queue" in err2  # reconciled before anything was re-sent
+    jobs = _stats(sandbox_process)["jobs"]
+    assert sum(jobs.values()) == jobs["succeeded"] == 1
+    assert len(list((tmp_path / "renders").glob("*.mp4"))) == 1
+    _no_key_anywhere(key, tmp_path, out1, err1, out2, err2)
+
+
+def test_key_never_printed_even_in_errors(sandbox_process, tmp_path):
+    key = new_key()
+    env = _env(tmp_path, key)
+    path = script(tmp_path, shots())
+    outputs = []
+    for args in (["--api-url", sandbox_process, "--yes", "--poll", path],               # success
+                 ["--api-url", "http://127.0.0.1:9/api", "--yes", "--dry-run", path],   # dry run
+                 ["--api-url", sandbox_process, "--yes", "--sync", path, "--var", "x=1"]):
+        proc = _klingspec("run", *args, env=env)
+        outputs += proc.communicate(timeout=30)
+    for command in (["status", "--all", "--refresh"], ["ls"], ["cancel", "1"]):
+        proc = _klingspec(*command, env=env)
+        outputs += proc.communicate(timeout=30)
+    assert b".mp4" in b"".join(outputs)
+    _no_key_anywhere(key, tmp_path, *outputs)
