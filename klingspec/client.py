@@ -305,6 +305,9 @@ class OxenClient:
             try:
                 on_open()
                 yield from _sse(response)
+            except httpx.TransportError:
+                if not response.extensions.get("klingspec_closed"):
+                    raise  # the stream broke; `close_events` ends it quietly
             finally:
                 with self._streams_lock:
                     self._streams.discard(response)
@@ -315,6 +318,7 @@ class OxenClient:
         with self._streams_lock:
             streams = list(self._streams)
         for response in streams:
+            response.extensions["klingspec_closed"] = True
             stream = response.extensions.get("network_stream")
             sock = stream.get_extra_info("socket") if stream is not None else None
             try:

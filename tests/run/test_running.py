@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 from decimal import Decimal
 
 import pytest
@@ -170,3 +171,119 @@ def test_unreachable_api_fails_the_render_without_a_job(tmp_path):
         assert outcome.state == "failed" and "cannot reach the API" in outcome.error
         assert ledger.render(outcome.render_id).state == "failed"  # surely never arrived: a re-run sends afresh
         assert len(sleeps.delays) == 3  # connect errors are retried with backoff
+
+
+# -- reattach, again, concurrency, interruption ------------------------------------------
+
+def test_interrupted_run_is_finished_by_the_next_without_paying_twice(sandbox_with, tmp_path):
+    key = new_key()
+    path = script(tmp_path, shots(generations=2))
+    with sandbox_with(processing_seconds=0.5) as url:
+        with Ledger(str(tmp_path / "l.sqlite")) as ledger, oxen(url, key) as client:
+            first = runner(client, ledger, url)
+            first.on_event = lambda e: e.kind == "submitted" and first._halt()  # Ctrl-C right after submit
+            [outcome] = first.run([job(path)])
+            assert outcome.state == "interrupted" and outcome.files == ()
+            assert ledger.render(outcome.render_id).state == "submitted"
+        with Ledger(str(tmp_path / "l.sqlite")) as ledger, oxen(url, key) as client:
+            events = []
+            [again] = runner(client, ledger, url, on_event=events.append).run([job(path)])
+            _check_files(again, ledger, 2)
+            assert again.reused and again.spent_usd == 0 and events[0].kind == "reattach"
+        assert stats(url)["requests"]["POST /api/ai/queue"] == 1
+        assert len(my_generations(url, key)) == 2
+
+
+def test_again_renders_anew_and_keeps_the_first_take(base_url, tmp_path):
+    key = new_key()
+    path = script(tmp_path, shots())
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger, oxen(base_url, key) as client:
+        [one] = runner(client, ledger, base_url).run([job(path)])
+        [same] = runner(client, ledger, base_url).run([job(path)])
+        [two] = runner(client, ledger, base_url, again=True).run([job(path)])
+        assert same.reused and same.files == one.files
+        assert not two.reused and two.render_id != one.render_id
+        assert one.files[0].path != two.files[0].path
+        for outcome in (one, two):
+            assert file_sha256(outcome.files[0].path) == outcome.files[0].sha256
+    assert len(my_generations(base_url, key)) == 2
+
+
+def test_deleted_video_is_downloaded_again_without_a_new_job(base_url, tmp_path):
+    key = new_key()
+    path = script(tmp_path, shots())
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger, oxen(base_url, key) as client:
+        [one] = runner(client, ledger, base_url).run([job(path)])
+        os.unlink(one.files[0].path)
+        [two] = runner(client, ledger, base_url).run([job(path)])
+        _check_files(two, ledger, 1)
+        assert two.reused
+    assert len(my_generations(base_url, key)) == 1
+
+
+def test_identical_scripts_in_one_run_render_once(base_url, tmp_path):
+    key = new_key()
+    a = script(tmp_path, shots(), "a.kvs")
+    b = script(tmp_path, shots(), "b.kvs")
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger, oxen(base_url, key) as client:
+        r = runner(client, ledger, base_url)
+        assert len(r.new_jobs([job(a), job(b)])) == 1
+        first, second = r.run([job(a), job(b)])
+        assert first.state == second.state == "done" and second.reused and second.spent_usd == 0
+    assert len(my_generations(base_url, key)) == 1
+
+
+def test_renders_run_concurrently(sandbox_with, tmp_path):
+    key = new_key()
+    paths = [script(tmp_path, shots(prompt=f"take {i}"), f"s{i}.kvs") for i in range(4)]
+    with sandbox_with(processing_seconds=0.6) as url:
+        with Ledger(str(tmp_path / "l.sqlite")) as ledger, oxen(url, key) as client:
+            started = time.monotonic()
+            outcomes = runner(client, ledger, url, concurrency=4).run([job(p) for p in paths])
+            elapsed = time.monotonic() - started
+        assert all(o.state == "done" for o in outcomes)
+        assert elapsed < 2 * (0.6 + 0.05), elapsed  # about one generation time, not four
+
+
+def test_a_generation_the_api_forgot_fails_the_render(base_url, tmp_path):
+    key = new_key()
+    path = script(tmp_path, shots())
+    j = job(path)
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger, oxen(base_url, key) as client:
+        render = ledger.record_intent(request_hash=j.request_hash, api_url=base_url, script=path, model=j.model,
+                                      body=j.body, generations=1, mode="queue", out_dir=j.out_dir,
+                                      estimate_usd="1.12")
+        ledger.mark_sent(render.id)
+        ledger.mark_submitted(render.id, ["00000000-0000-4000-8000-000000000000"])
+        [outcome] = runner(client, ledger, base_url).run([j])
+        assert outcome.state == "failed" and "no longer knows" in outcome.error
+        assert ledger.render(render.id).state == "failed"
+        [fresh] = runner(client, ledger, base_url).run([j])  # so the next run renders anew
+        assert fresh.state == "done" and fresh.render_id != render.id
+
+
+def test_sent_but_never_created_is_sent_by_the_next_run(base_url, tmp_path):
+    key = new_key()
+    path = script(tmp_path, shots())
+    j = job(path)
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger, oxen(base_url, key) as client:
+        render = ledger.record_intent(request_hash=j.request_hash, api_url=base_url, script=path, model=j.model,
+                                      body=j.body, generations=1, mode="queue", out_dir=j.out_dir,
+                                      estimate_usd="1.12")
+        ledger.mark_sent(render.id)  # killed before the request left
+        [outcome] = runner(client, ledger, base_url).run([j])
+        _check_files(outcome, ledger, 1)
+        assert outcome.render_id == render.id and not outcome.reused
+    assert len(my_generations(base_url, key)) == 1
+
+
+def test_budget(base_url, tmp_path):
+    from klingspec.running import BudgetRefused
+    path = script(tmp_path, shots(generations=2))
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger, oxen(base_url, new_key()) as client:
+        r = runner(client, ledger, base_url)
+        assert r.check_budget([job(path)], Decimal("2.24")) == Decimal("2.24")
+        with pytest.raises(BudgetRefused):
+            r.check_budget([job(path)], Decimal("2.23"))
+        r.run([job(path)])
+        assert r.check_budget([job(path)], Decimal("0")) == 0  # reattaching costs nothing
