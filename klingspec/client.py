@@ -240,25 +240,37 @@ class OxenClient:
 
     def generate_to_file(self, body: dict, path: str) -> None:
         """POST /ai/videos/generate, streaming the answer to `path` (a `b64_json` answer
-        holds whole videos; it is decoded from the file by `media.decode_b64_videos`)."""
+        holds whole videos; it is decoded from the file by `media.decode_b64_videos`).
+        Repeated only when the request surely did not arrive or was refused unprocessed
+        (connect errors, 429, 503), like `_submit`."""
         route = "/ai/videos/generate"
-        self._count("POST", route)
-        try:
-            with self.http.stream("POST", self._url(route), json=body, timeout=SYNC_TIMEOUT) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    if response.status_code >= 500:
-                        raise SubmitOutcomeUnknown(self._message(response), status=response.status_code,
-                                                   method="POST", path=route)
-                    raise ApiError(self._message(response), status=response.status_code, method="POST", path=route)
-                with open(path, "wb") as handle:
-                    for chunk in response.iter_bytes(CHUNK):
-                        handle.write(chunk)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
-            raise ApiError(f"cannot reach the API: {type(error).__name__}", method="POST", path=route) from None
-        except httpx.TransportError as error:
-            raise SubmitOutcomeUnknown(f"the request was sent but no answer came back ({type(error).__name__})",
-                                       method="POST", path=route) from None
+        for attempt in range(self.retry.attempts):
+            last = attempt + 1 == self.retry.attempts
+            self._count("POST", route)
+            try:
+                with self.http.stream("POST", self._url(route), json=body, timeout=SYNC_TIMEOUT) as response:
+                    if response.status_code in (429, 503) and not last:
+                        response.read()
+                        self.sleep(self.retry.delay(attempt, response.headers.get("Retry-After")))
+                        continue
+                    if response.status_code >= 400:
+                        response.read()
+                        error = SubmitOutcomeUnknown if response.status_code >= 500 else ApiError
+                        raise error(self._message(response), status=response.status_code, method="POST",
+                                    path=route)
+                    with open(path, "wb") as handle:
+                        for chunk in response.iter_bytes(CHUNK):
+                            handle.write(chunk)
+                    return
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
+                if last:
+                    raise ApiError(f"cannot reach the API: {type(error).__name__}", method="POST",
+                                   path=route) from None
+                self.sleep(self.retry.delay(attempt))
+            except httpx.TransportError as error:
+                raise SubmitOutcomeUnknown(
+                    f"the request was sent but no answer came back ({type(error).__name__})",
+                    method="POST", path=route) from None
 
     def enqueue(self, body: dict, generations: int) -> list[str]:
         """POST /ai/queue; returns the generation ids."""

@@ -203,3 +203,20 @@ def test_sync_b64_answer_is_streamed_to_a_file(tmp_path, base_url):
             expected = base64.b64decode(json.load(handle)["videos"][0]["b64_json"])
         [(sha, size)] = decode_b64_videos(answer, [str(tmp_path / "v.mp4")])
         assert (tmp_path / "v.mp4").read_bytes() == expected and size == len(expected)
+
+
+def test_sync_retries_429_and_503_but_never_an_unknown_outcome(tmp_path, sandbox_with):
+    sleeps = Sleeps()
+    rules = (FaultRule("status=429, retry-after=2", path="/api/ai/videos/generate", method="POST", times=1),
+             FaultRule("status=503", path="/api/ai/videos/generate", method="POST", times=1))
+    body = {"model": MODEL, "prompt": "x", "duration": 3}
+    with sandbox_with(faults=rules) as url, oxen(url, new_key(), sleep=sleeps) as client:
+        client.generate_to_file(body, str(tmp_path / "a.json"))
+        assert json.loads((tmp_path / "a.json").read_text())["videos"][0]["url"]
+        assert stats(url)["requests"]["POST /api/ai/videos/generate"] == 2  # one rule per request: merged
+    for fault in ("drop", "status=500"):
+        rule = FaultRule(fault, path="/api/ai/videos/generate", method="POST", times=1)
+        with sandbox_with(faults=(rule,)) as url, oxen(url, new_key()) as client:
+            with pytest.raises(SubmitOutcomeUnknown):
+                client.generate_to_file(body, str(tmp_path / "b.json"))
+            assert stats(url)["requests"]["POST /api/ai/videos/generate"] == 1

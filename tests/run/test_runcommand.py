@@ -198,3 +198,30 @@ def test_ls_lists_files(tmp_path, capsys):
     assert run_cli(capsys, "run", "--sandbox", "--yes", path)[0] == Exit.OK
     code, out, err = run_cli(capsys, "ls", "-n", "5")
     assert code == Exit.OK and "scene.kvs" in out and "done" in out and ".mp4" in out
+
+
+def test_without_yes_a_prompt_is_needed(tmp_path, capsys, monkeypatch, sandbox_with):
+    monkeypatch.setenv("OXEN_API_KEY", new_key())
+    with sandbox_with() as url:
+        code, out, err = run_cli(capsys, "run", "--api-url", url, script(tmp_path, shots()))
+        assert code == Exit.USAGE and "--yes" in err
+        assert stats(url)["total"] == 0
+
+
+def test_a_sandbox_render_that_died_with_its_process_is_rendered_anew(tmp_path, capsys):
+    from klingspec.runcommand import SANDBOX_LEDGER_URL
+    from run_helpers import job
+    path = script(tmp_path, shots())
+    j = job(path)
+    with Ledger() as ledger:
+        render = ledger.record_intent(request_hash=j.request_hash, api_url=SANDBOX_LEDGER_URL, script=path,
+                                      model=j.model, body=j.body, generations=1, mode="queue", out_dir=j.out_dir,
+                                      estimate_usd="1.12")
+        ledger.mark_sent(render.id)
+        ledger.mark_submitted(render.id, ["00000000-0000-4000-8000-000000000000"])
+    code, out, err = run_cli(capsys, "run", "--sandbox", "--yes", path)
+    assert code == Exit.OK, err
+    with Ledger() as ledger:
+        old, new = ledger.render(render.id), ledger.renders()[0]
+        assert old.state == "failed" and "sandbox" in old.error
+        assert new.id != old.id and new.state == "done"
