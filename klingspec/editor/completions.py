@@ -1,0 +1,178 @@
+"""Completion: what may be typed at a cursor, as plain items.
+
+The context comes from the text around the cursor, not from the parse, because the line
+being typed is usually not valid yet (`shot a 5s "@he` is an unclosed string). The
+candidates come from the last pipeline result of the same buffer: declarations are on
+other lines, which still parse. Values for settings come from the capability matrix of
+the script's model (`targets.py`), so completion offers what the checker accepts.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from klingspec import ast
+from klingspec.binding import FORMAT_WORDS
+from klingspec.pipeline import Result
+from klingspec.syntax import STATEMENT_KEYWORDS
+from klingspec.targets import DEFAULT_MODEL, known_ids, model as lookup_model
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One candidate: `new_text` replaces the text from `start` to the cursor."""
+
+    label: str
+    kind: str          # "keyword" | "value" | "variable" | "reference"
+    detail: str
+    new_text: str
+    start: int
+
+
+_MENTION = re.compile(r"(?<![\w@])@(\w*)\Z")
+_WORD = re.compile(r"[^\W\d]?\w*\Z")
+_SETTING = re.compile(r"^[ \t]*(aspect|format|audio|model)[ \t]+(\S*)\Z")
+_STATEMENT = re.compile(r"^[ \t]*(\w*)\Z")
+
+
+def complete(result: Result | None, text: str, offset: int) -> list[Completion]:
+    """Candidates at `offset` of `text` (the buffer that `result` was computed from)."""
+    line_start = text.rfind("\n", 0, offset) + 1
+    prefix = text[line_start:offset]
+    string = string_start(text, offset)
+    if string is not None:
+        inside = text[string:offset]
+        if _in_template(inside):
+            word = _WORD.search(inside).group()
+            return _variables(result, offset - len(word))
+        mention = _MENTION.search(inside)
+        if mention:
+            return _references(result, offset - len(mention.group()))
+        return []
+    setting = _SETTING.match(prefix)
+    if setting:
+        return _values(result, setting.group(1), offset - len(setting.group(2)))
+    statement = _STATEMENT.match(prefix)
+    if statement:
+        start = offset - len(statement.group(1))
+        if _in_element_block(text, line_start):
+            return [Completion(k, "keyword", "element field", k, start) for k in ("front", "refs")]
+        return [Completion(k, "keyword", "statement", k, start) for k in STATEMENT_KEYWORDS]
+    return []
+
+
+def string_start(text: str, offset: int) -> int | None:
+    """The offset of the opening quote of the string literal holding `offset`, if any.
+
+    Scans like the tokenizer: a comment ends at the line break, `"..."` at its closing
+    quote or the line break (an unclosed string is what is being typed), `\"\"\"...\"\"\"`
+    at its closing quotes or the end of the text.
+    """
+    i, n = 0, len(text)
+    while i < offset:
+        ch = text[i]
+        if ch == "#":
+            end = text.find("\n", i)
+            if end == -1:
+                return None
+            i = end + 1
+        elif ch == '"':
+            start = i
+            if text.startswith('"""', i):
+                j = i + 3
+                while j < n and not text.startswith('"""', j):
+                    j += 2 if text[j] == "\\" else 1
+                content_end, end = min(j, n), min(j + 3, n)
+            else:
+                j = i + 1
+                while j < n and text[j] not in '"\n':
+                    j += 2 if text[j] == "\\" else 1
+                content_end = min(j, n)
+                end = j + 1 if j < n and text[j] == '"' else content_end
+            if start < offset <= content_end:
+                return start
+            i = max(end, i + 1)
+        else:
+            i += 1
+    return None
+
+
+def _in_template(inside: str) -> bool:
+    """Whether the end of `inside` (a string up to the cursor) is within `{{ }}`/`{% %}`."""
+    opened = max(inside.rfind("{{"), inside.rfind("{%"))
+    closed = max(inside.rfind("}}"), inside.rfind("%}"))
+    return opened != -1 and opened > closed
+
+
+def _in_element_block(text: str, line_start: int) -> bool:
+    before = text[:line_start]
+    opened = before.rfind("{")
+    while opened != -1 and string_start(text, opened) is not None:
+        opened = before.rfind("{", 0, opened)
+    if opened == -1 or "}" in _code(before[opened:]):
+        return False
+    head = before[before.rfind("\n", 0, opened) + 1:opened]
+    return head.lstrip().startswith("element")
+
+
+def _code(text: str) -> str:
+    return re.sub(r'"""[\s\S]*?"""|"[^"\n]*"|#[^\n]*', "", text)
+
+
+def _model(result: Result | None):
+    model_id = result.bound.model_id if result and result.bound else DEFAULT_MODEL
+    return lookup_model(model_id) or lookup_model(DEFAULT_MODEL)
+
+
+def _values(result: Result | None, setting: str, start: int) -> list[Completion]:
+    model = _model(result)
+    if setting == "aspect":
+        return [Completion(r, "value", f"aspect ratio of {model.id}", r, start) for r in model.aspect_ratios]
+    if setting == "format":
+        return [Completion(w, "value", f"response_format {api}", w, start)
+                for w, api in FORMAT_WORDS.items() if api in model.response_formats]
+    if setting == "audio":
+        return [Completion(w, "value", f"generate_audio {w == 'on'}".lower(), w, start) for w in ("on", "off")]
+    return [Completion(i, "value", lookup_model(i).summary, i, start) for i in known_ids()]
+
+
+def _variables(result: Result | None, start: int) -> list[Completion]:
+    if result is None or result.program is None:
+        return []
+    items: dict[str, Completion] = {}
+    variables = result.bound.expansion.variables if result.bound else {}
+    for statement in result.program.statements:
+        if isinstance(statement, ast.Let):
+            name = statement.name.value
+            value = variables.get(name)
+            shown = repr(value) if value is not None else "let"
+            items[name] = Completion(name, "variable", _short(f"let {name} = {shown}"), name, start)
+    for var in result.program.variables:
+        items[var.name] = Completion(var.name, "variable", _short(f"{var.origin}: {var.value!r}"), var.name, start)
+    for name, value in variables.items():
+        items.setdefault(name, Completion(name, "variable", _short(f"--var/--vars: {value!r}"), name, start))
+    return sorted(items.values(), key=lambda c: c.label)
+
+
+def _references(result: Result | None, start: int) -> list[Completion]:
+    """`@name` for every image and element the script can see (a library's too: mentioning
+    it is what sends it), then raw `@ImageN`/`@ElementN` of what is bound now."""
+    if result is None or result.program is None:
+        return []
+    bound = result.bound
+    bindings = {b.name: b for b in (*bound.images, *bound.elements)} if bound else {}
+    items: dict[str, Completion] = {}
+    for statement in result.program.statements:
+        if isinstance(statement, (ast.Image, ast.Element)):
+            name = statement.name.value
+            kind = "image" if isinstance(statement, ast.Image) else "element"
+            binding = bindings.get(name)
+            detail = f"{kind} → {binding.ref}" if binding else f"{kind} (sent once mentioned)"
+            items.setdefault(name, Completion("@" + name, "reference", detail, "@" + name, start))
+    raw = [Completion(b.ref, "reference", f"{b.kind} @{b.name}", b.ref, start)
+           for b in (*(bound.images if bound else ()), *(bound.elements if bound else ()))]
+    return list(items.values()) + raw
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"

@@ -1,0 +1,161 @@
+"""Hover texts (Markdown): what a shot will cost and send, what an `@name` binds to.
+
+The point of hovering a shot is to see the prompt exactly as the API will receive it
+(templates expanded, triple-quoted text folded, `@names` rewritten) with its length
+against the model's limit, and the shot's share of the bill: the same numbers `plan`
+prints, read from the pipeline's `BoundShot` and `Estimate`, never recomputed by hand.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+from klingspec import ast
+from klingspec.binding import Binding, BoundShot
+from klingspec.editor.symbols import Index, Symbol
+from klingspec.pipeline import Result
+from klingspec.pricing import Estimate, estimate
+from klingspec.source import Span
+from klingspec.targets import DEFAULT_MODEL, model as lookup_model
+
+
+@dataclass(frozen=True)
+class Hover:
+    span: Span
+    markdown: str
+
+
+def hover(result: Result, index: Index, path: str, offset: int) -> Hover | None:
+    """The hover at `offset` of the file `path` (the main script or a used file)."""
+    bound = result.bound
+    if bound is None:
+        return None
+    for shot in bound.shots:
+        for mention in shot.mentions:
+            span = mention.span
+            if span.path == path and span.start <= offset <= span.end and span.text == mention.written:
+                return Hover(span, mention_text(mention.written, mention.binding, result))
+    occurrence = index.at(path, offset)
+    if occurrence is not None:
+        return Hover(occurrence.span, symbol_text(occurrence.symbol, result))
+    for shot in bound.shots:
+        span = shot.shot.span
+        if span.path == path and span.start <= offset <= span.end:
+            return Hover(span, shot_text(shot, result))
+    return None
+
+
+def shot_text(shot: BoundShot, result: Result) -> str:
+    """`**shot arrival** · 6 s · $1.344`, then the prompt as sent and its length."""
+    bound = result.bound
+    model = bound.model or lookup_model(DEFAULT_MODEL)
+    cost = _estimate(result)
+    title = shot.shot.name.value if shot.shot.name else f"#{shot.index}"
+    seconds = shot.seconds
+    line = f"**shot {title}** · {_seconds(seconds)} s · {_cost(cost, shot.index)}"
+    limit = model.prompt_max_chars
+    length = f"{len(shot.prompt)}/{limit} characters"
+    if len(shot.prompt) > limit:
+        length += f" ({len(shot.prompt) - limit} over)"
+    fence = _fence(shot.prompt)
+    return f"{line}\n\nprompt as sent, {length}:\n\n{fence}text\n{shot.prompt}\n{fence}"
+
+
+def mention_text(written: str, binding: Binding | None, result: Result) -> str:
+    if binding is None:
+        return f"`{written}` is not bound"
+    return _binding_text(binding, result, written)
+
+
+def symbol_text(symbol: Symbol, result: Result) -> str:
+    bound = result.bound
+    if symbol.kind == "let":
+        value = bound.expansion.variables.get(symbol.name) if bound else None
+        shown = "(not evaluated: see the diagnostics)" if value is None else f"`{_short(repr(value), 200)}`"
+        return f"**let {symbol.name}** = {shown}\n\n{_where(symbol.span, result)}"
+    binding = _binding_of(symbol, result)
+    if binding is not None:
+        return _binding_text(binding, result, "@" + symbol.name)
+    uris = ", ".join(_uris(symbol.statement, result)) or "(no URI)"
+    return (f"**@{symbol.name}** ({symbol.kind}) is not sent: no prompt of this script mentions it\n\n"
+            f"{uris}\n\n{_where(symbol.span, result)}")
+
+
+def _binding_text(binding: Binding, result: Result, written: str) -> str:
+    raw = written != "@" + binding.name
+    head = (f"**{written}** → `@{binding.name}`" if raw else f"**{written}** → `{binding.ref}`")
+    uris: list[str] = []
+    declaration = binding.declaration
+    if isinstance(declaration, ast.Element):
+        for field in declaration.fields:
+            uris.append(f"- {field.kind}: " + ", ".join(_uri(t, result) for t in field.uris))
+    else:
+        uris.append(f"- {_uri(declaration.uri, result)}")
+    return (f"{head} ({binding.kind} {binding.index})\n\n" + "\n".join(uris)
+            + f"\n\n{_where(declaration.name.span, result)}")
+
+
+def _binding_of(symbol: Symbol, result: Result) -> Binding | None:
+    bound = result.bound
+    for binding in (*bound.images, *bound.elements):
+        if binding.declaration.name.span.path == symbol.span.path and \
+                binding.declaration.name.span.start == symbol.span.start:
+            return binding
+    return None
+
+
+def _uris(statement, result: Result) -> list[str]:
+    if isinstance(statement, ast.Element):
+        return [_uri(t, result) for f in statement.fields for t in f.uris]
+    return [_uri(statement.uri, result)]
+
+
+def _uri(text: ast.Text, result: Result) -> str:
+    return result.bound.uri(text) if result.bound else text.literal
+
+
+def _where(span: Span, result: Result) -> str:
+    line = span.start_position[0]
+    main = result.program.main.source.name if result.program else ""
+    if span.path == main:
+        return f"declared on line {line}"
+    base = os.path.dirname(main)
+    return f"declared in {os.path.relpath(span.path, base) if base else span.path}, line {line}"
+
+
+def _estimate(result: Result) -> Estimate | None:
+    if result.estimate is not None:
+        return result.estimate
+    if result.bound is not None and result.bound.shots:
+        return estimate(result.bound)  # a script with errors still has a price per shot
+    return None
+
+
+def _cost(cost: Estimate | None, index: int) -> str:
+    if cost is None or index > len(cost.shots) or cost.shots[index - 1].cost is None:
+        return f"cost unknown (no published price for `{cost.model if cost else '?'}`)"
+    money = f"${_money(cost.shots[index - 1].cost)}"
+    if cost.generations > 1:
+        money += f" × {cost.generations} generations"
+    return money
+
+
+def _money(value: Decimal) -> str:
+    text = format(value.normalize(), "f")
+    whole, _, cents = text.partition(".")
+    return f"{whole}.{cents.ljust(2, '0')}"
+
+
+def _seconds(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _fence(text: str) -> str:
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)

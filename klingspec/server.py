@@ -1,0 +1,465 @@
+"""`klingspec lsp`: a pygls language server, a thin adapter over `run_pipeline`.
+
+Open buffers are passed to the pipeline as `overlays`, so the editor sees the same
+diagnostics `klingspec check` prints (same codes, messages and spans) for what is on
+screen, not what is on disk; the features themselves are plain functions of a `Result`
+in `klingspec.editor`. This module only translates: offsets to LSP positions (the one
+`Positions` helper below: the only place in klingspec that counts UTF-16), our values
+to lsprotocol types, and editor events to pipeline runs.
+
+State lives on the server instance (no module globals), so tests and benches can start
+as many servers as they like.
+"""
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import os
+import re
+from dataclasses import replace
+from functools import lru_cache
+from typing import Iterable
+
+from lsprotocol import types as lsp
+from pygls.exceptions import JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+from pygls.uris import from_fs_path, to_fs_path
+
+from klingspec import __version__, ast
+from klingspec.codes import CODES
+from klingspec.diagnostics import Diagnostic
+from klingspec.editor import completions, fixes, hovers, outline, symbols
+from klingspec.pipeline import Options, Result, run_pipeline
+from klingspec.source import Span
+
+DEBOUNCE_SECONDS = 0.05
+DOCS_URL = "https://github.com/klingspec/klingspec/blob/main/"   # as SARIF's helpUri (render.TOOL_URI)
+MAX_WORKSPACE_FILES = 500
+_SKIP_DIRS = {"node_modules", "__pycache__", "venv", "site-packages"}
+_RAW_REF = re.compile(r"(Image|Element)[0-9]+\Z")
+log = logging.getLogger(__name__)
+
+
+# -- positions: code-point offsets <-> LSP positions ----------------------------------
+
+@lru_cache(maxsize=64)
+def _line_starts(text: str) -> tuple[int, ...]:
+    return (0, *(m.end() for m in re.finditer("\r\n|\n|\r", text)))
+
+
+class Positions:
+    """Offsets (code points, as everywhere in klingspec) to LSP positions and back.
+
+    LSP counts a line's characters in the negotiated encoding: UTF-16 code units unless
+    the client offered utf-8 or utf-32. An astral character (an emoji) is 2 UTF-16
+    units, 4 UTF-8 bytes, 1 code point. Lines break at \\n, \\r\\n and \\r, as LSP says.
+    """
+
+    def __init__(self, encoding: str = lsp.PositionEncodingKind.Utf16):
+        self.encoding = getattr(encoding, "value", encoding)  # the enum or the client's plain string
+
+    def units(self, chunk: str) -> int:
+        if self.encoding == "utf-32":
+            return len(chunk)
+        if self.encoding == "utf-8":
+            return len(chunk.encode("utf-8", "surrogatepass"))
+        if chunk.isascii():
+            return len(chunk)
+        return len(chunk.encode("utf-16-le", "surrogatepass")) // 2
+
+    def position(self, text: str, offset: int) -> lsp.Position:
+        offset = max(0, min(offset, len(text)))
+        starts = _line_starts(text)
+        line = bisect.bisect_right(starts, offset) - 1
+        return lsp.Position(line, self.units(text[starts[line]:offset]))
+
+    def offset(self, text: str, position: lsp.Position) -> int:
+        starts = _line_starts(text)
+        if position.line >= len(starts):
+            return len(text)
+        start = starts[position.line]
+        end = starts[position.line + 1] if position.line + 1 < len(starts) else len(text)
+        line = text[start:end].rstrip("\r\n")
+        if self.encoding == "utf-32" or line.isascii():
+            return start + min(position.character, len(line))
+        count = 0
+        for index, char in enumerate(line):
+            if count >= position.character:
+                return start + index
+            count += self.units(char)
+        return start + len(line)
+
+    def range(self, span: Span) -> lsp.Range:
+        text = span.source.text
+        return lsp.Range(self.position(text, span.start), self.position(text, span.end))
+
+
+# -- the server --------------------------------------------------------------------
+
+class KlingspecServer(LanguageServer):
+    """Open documents -> pipeline results (cached per buffer state) -> LSP answers."""
+
+    def __init__(self, options: Options = Options()):
+        super().__init__("klingspec", __version__)
+        self.options = replace(options, validate_schema=False, library_ok=True)  # as `check`
+        self.generation = 0        # bumped on every buffer event: cached results go stale
+        self.cache: dict[str, tuple[int, str, Result]] = {}
+        self.pending: dict[str, asyncio.TimerHandle] = {}
+        self.last_check: dict[str, float] = {}
+
+    # documents and paths
+    @property
+    def positions(self) -> Positions:
+        return Positions(self.workspace.position_encoding or lsp.PositionEncodingKind.Utf16)
+
+    def path(self, uri: str) -> str:
+        path = to_fs_path(uri) if uri.startswith("file:") else None
+        return os.path.abspath(path or re.sub(r"[^\w.-]", "_", uri))
+
+    def uri(self, path: str) -> str:
+        for uri in self.workspace.text_documents:
+            if self.path(uri) == path:
+                return uri
+        return from_fs_path(path) or path
+
+    def overlays(self) -> dict[str, str]:
+        return {self.path(uri): doc.source for uri, doc in self.workspace.text_documents.items()}
+
+    def text(self, uri: str) -> str:
+        return self.workspace.get_text_document(uri).source
+
+    def result(self, uri: str) -> tuple[str, Result]:
+        """The pipeline result of the buffer as it is now (cached until any buffer changes)."""
+        text = self.text(uri)
+        cached = self.cache.get(uri)
+        if cached and cached[0] == self.generation and cached[1] == text:
+            return text, cached[2]
+        result = run_pipeline(self.path(uri), replace(self.options, overlays=self.overlays()))
+        self.cache[uri] = (self.generation, text, result)
+        return text, result
+
+    def results_around(self, uri: str) -> Iterable[Result]:
+        """This document's result, then every other open document's and workspace script's:
+        the scripts a rename or a reference search must look through."""
+        yield self.result(uri)[1]
+        seen = {self.path(uri)}
+        for other in list(self.workspace.text_documents):
+            if self.path(other) not in seen:
+                seen.add(self.path(other))
+                yield self.result(other)[1]
+        overlays = self.overlays()
+        for path in self.workspace_scripts():
+            if path not in seen:
+                seen.add(path)
+                yield run_pipeline(path, replace(self.options, overlays=overlays))
+
+    def workspace_scripts(self) -> list[str]:
+        roots = [to_fs_path(f.uri) for f in self.workspace.folders.values()] or [self.workspace.root_path]
+        found: list[str] = []
+        for root in filter(None, roots):
+            for folder, dirs, files in os.walk(root):
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS)
+                found += [os.path.join(folder, f) for f in sorted(files) if f.endswith(".kvs")]
+                if len(found) >= MAX_WORKSPACE_FILES:
+                    return found[:MAX_WORKSPACE_FILES]
+        return [os.path.abspath(p) for p in found]
+
+    # diagnostics: at most one check per document per DEBOUNCE_SECONDS; the first of a
+    # burst runs at once (no added latency when typing pauses), the last always runs
+    def schedule(self, uri: str) -> None:
+        if uri in self.pending:
+            return  # a check is coming and will read the newest text
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, self.last_check.get(uri, float("-inf")) + DEBOUNCE_SECONDS - loop.time())
+        self.pending[uri] = loop.call_later(delay, self.check_now, uri)
+
+    def check_now(self, uri: str) -> None:
+        self.pending.pop(uri, None)
+        if uri not in self.workspace.text_documents:
+            return
+        self.last_check[uri] = asyncio.get_running_loop().time()
+        try:
+            self.publish(uri)
+        except Exception as error:  # a bug: tell the editor, keep serving
+            log.exception("checking %s failed", uri)
+            self.window_log_message(lsp.LogMessageParams(lsp.MessageType.Error, f"klingspec: {error!r}"))
+
+    def publish(self, uri: str) -> None:
+        text, result = self.result(uri)
+        version = self.workspace.get_text_document(uri).version
+        diagnostics = [self.diagnostic(d, result, uri) for d in result.diagnostics]
+        self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri, diagnostics, version))
+
+    def dependents(self, uri: str) -> list[str]:
+        """Other open documents whose last result read `uri`'s file (a `use`d library)."""
+        path = self.path(uri)
+        return [other for other, (_, _, result) in self.cache.items()
+                if other != uri and other in self.workspace.text_documents
+                and result.program is not None and path in result.program.dependencies]
+
+    def changed(self, uri: str) -> None:
+        self.generation += 1
+        for target in (uri, *self.dependents(uri)):
+            self.schedule(target)
+
+    # conversions
+    def diagnostic(self, d: Diagnostic, result: Result, uri: str) -> lsp.Diagnostic:
+        """One klingspec diagnostic for the document `uri`. One found in a used file is
+        shown on the `use` that brings that file in, pointing at the real place."""
+        positions = self.positions
+        path = self.path(uri)
+        related = [lsp.DiagnosticRelatedInformation(self.location(r.span), r.message)
+                   for r in d.related if os.path.isabs(r.span.path)]
+        message = d.message
+        if d.span.path == path:
+            where = positions.range(d.span)
+        else:
+            use = _use_reaching(result, d.span.path)
+            where = positions.range(use.span) if use else lsp.Range(lsp.Position(0, 0), lsp.Position(0, 0))
+            line, column = d.span.start_position
+            message = f"{os.path.relpath(d.span.path, os.path.dirname(path))}:{line}:{column}: {message}"
+            if os.path.isabs(d.span.path):
+                related.insert(0, lsp.DiagnosticRelatedInformation(self.location(d.span), d.message))
+        if d.help:
+            if self._supports_related():
+                related.append(lsp.DiagnosticRelatedInformation(self.location(d.span, uri if d.span.path == path
+                                                                               else None), f"help: {d.help}"))
+            else:
+                message += f"\n= help: {d.help}"
+        severity = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSeverity.Warning}.get(
+            d.severity, lsp.DiagnosticSeverity.Information)
+        doc = CODES[d.code].doc if d.code in CODES else None
+        return lsp.Diagnostic(where, message, severity=severity, code=d.code,
+                              code_description=lsp.CodeDescription(DOCS_URL + doc) if doc else None,
+                              source="klingspec", related_information=related or None,
+                              data={"help": d.help} if d.help else None)
+
+    def location(self, span: Span, uri: str | None = None) -> lsp.Location:
+        return lsp.Location(uri or self.uri(span.path), self.positions.range(span))
+
+    def _supports_related(self) -> bool:
+        publish = self.client_capabilities.text_document and self.client_capabilities.text_document.publish_diagnostics
+        return bool(publish and publish.related_information)
+
+    def offset(self, uri: str, position: lsp.Position) -> tuple[str, int]:
+        text = self.text(uri)
+        return text, self.positions.offset(text, position)
+
+
+def _use_reaching(result: Result, path: str) -> ast.Use | None:
+    """The main script's `use` through which the file `path` was loaded."""
+    program = result.program
+    if program is None:
+        return None
+    by_path = {s.source.name: s for s in program.files}
+
+    def reaches(script: ast.Script, seen: set[str]) -> bool:
+        for use in script.of(ast.Use):
+            target = os.path.abspath(os.path.join(os.path.dirname(script.source.name), use.path.value))
+            if target == path:
+                return True
+            if target in by_path and target not in seen:
+                seen.add(target)
+                if reaches(by_path[target], seen):
+                    return True
+        return False
+
+    main = program.main
+    for use in main.of(ast.Use):
+        target = os.path.abspath(os.path.join(os.path.dirname(main.source.name), use.path.value))
+        if target == path or (target in by_path and reaches(by_path[target], {target})):
+            return use
+    return None
+
+
+# -- features ------------------------------------------------------------------------
+
+_COMPLETION_KINDS = {"keyword": lsp.CompletionItemKind.Keyword, "value": lsp.CompletionItemKind.EnumMember,
+                     "variable": lsp.CompletionItemKind.Variable, "reference": lsp.CompletionItemKind.Reference}
+_SYMBOL_KINDS = {"shot": lsp.SymbolKind.Event, "image": lsp.SymbolKind.File, "element": lsp.SymbolKind.Object,
+                 "let": lsp.SymbolKind.Variable, "field": lsp.SymbolKind.Field}
+
+
+def create_server(options: Options = Options()) -> KlingspecServer:
+    """A server with every feature registered; `start_io()` runs it on stdio."""
+    server = KlingspecServer(options)
+
+    @server.feature(lsp.INITIALIZE)
+    def initialize(ls: KlingspecServer, params: lsp.InitializeParams) -> None:
+        settings = params.initialization_options or {}
+        if isinstance(settings, dict) and (settings.get("var") or settings.get("vars")):
+            ls.options = replace(ls.options, var_options=ls.options.var_options + tuple(settings.get("var", ())),
+                                 var_files=ls.options.var_files + tuple(settings.get("vars", ())))
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: KlingspecServer, params: lsp.DidOpenTextDocumentParams) -> None:
+        ls.changed(params.text_document.uri)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: KlingspecServer, params: lsp.DidChangeTextDocumentParams) -> None:
+        ls.changed(params.text_document.uri)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(ls: KlingspecServer, params: lsp.DidSaveTextDocumentParams) -> None:
+        ls.changed(params.text_document.uri)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: KlingspecServer, params: lsp.DidCloseTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        ls.generation += 1
+        ls.cache.pop(uri, None)
+        handle = ls.pending.pop(uri, None)
+        if handle:
+            handle.cancel()
+        ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri, []))
+
+    @server.feature(lsp.TEXT_DOCUMENT_COMPLETION,
+                    lsp.CompletionOptions(trigger_characters=["@", "{", " "]))
+    def completion(ls: KlingspecServer, params: lsp.CompletionParams) -> lsp.CompletionList:
+        uri = params.text_document.uri
+        text, offset = ls.offset(uri, params.position)
+        _, result = ls.result(uri)
+        end = ls.positions.position(text, offset)
+        items = [lsp.CompletionItem(
+            c.label, kind=_COMPLETION_KINDS[c.kind], detail=c.detail, filter_text=c.label,
+            sort_text=f"{i:04}",
+            text_edit=lsp.TextEdit(lsp.Range(ls.positions.position(text, c.start), end), c.new_text))
+            for i, c in enumerate(completions.complete(result, text, offset))]
+        return lsp.CompletionList(is_incomplete=False, items=items)
+
+    @server.feature(lsp.TEXT_DOCUMENT_HOVER)
+    def hover(ls: KlingspecServer, params: lsp.HoverParams) -> lsp.Hover | None:
+        uri = params.text_document.uri
+        _, offset = ls.offset(uri, params.position)
+        _, result = ls.result(uri)
+        found = hovers.hover(result, symbols.build(result), ls.path(uri), offset)
+        if found is None:
+            return None
+        hover_caps = ls.client_capabilities.text_document and ls.client_capabilities.text_document.hover
+        formats = (hover_caps.content_format if hover_caps else None) or [lsp.MarkupKind.Markdown]
+        kind = lsp.MarkupKind.Markdown if lsp.MarkupKind.Markdown in formats else lsp.MarkupKind.PlainText
+        return lsp.Hover(lsp.MarkupContent(kind, found.markdown), ls.positions.range(found.span))
+
+    @server.feature(lsp.TEXT_DOCUMENT_DEFINITION)
+    def definition(ls: KlingspecServer, params: lsp.DefinitionParams) -> list[lsp.Location] | None:
+        uri = params.text_document.uri
+        _, offset = ls.offset(uri, params.position)
+        _, result = ls.result(uri)
+        path = ls.path(uri)
+        occurrence = symbols.build(result).at(path, offset)
+        if occurrence is not None:
+            return [ls.location(occurrence.symbol.span)]
+        if result.program is not None:
+            for use in result.program.main.of(ast.Use):
+                if use.span.start <= offset <= use.span.end:
+                    target = os.path.abspath(os.path.join(os.path.dirname(path), use.path.value))
+                    if os.path.exists(target) or target in ls.overlays():
+                        start = lsp.Position(0, 0)
+                        return [lsp.Location(ls.uri(target), lsp.Range(start, start))]
+        return None
+
+    def symbol_at(ls: KlingspecServer, uri: str, position: lsp.Position):
+        _, offset = ls.offset(uri, position)
+        _, result = ls.result(uri)
+        return symbols.build(result).at(ls.path(uri), offset)
+
+    @server.feature(lsp.TEXT_DOCUMENT_REFERENCES)
+    def references(ls: KlingspecServer, params: lsp.ReferenceParams) -> list[lsp.Location] | None:
+        uri = params.text_document.uri
+        occurrence = symbol_at(ls, uri, params.position)
+        if occurrence is None:
+            return None
+        index = symbols.merge(symbols.build(r) for r in ls.results_around(uri))
+        return [ls.location(o.span) for o in index.of(occurrence.symbol.key)
+                if params.context.include_declaration or not o.declaration]
+
+    @server.feature(lsp.TEXT_DOCUMENT_PREPARE_RENAME)
+    def prepare_rename(ls: KlingspecServer, params: lsp.PrepareRenameParams):
+        occurrence = symbol_at(ls, params.text_document.uri, params.position)
+        if occurrence is None:
+            return None
+        return lsp.PrepareRenamePlaceholder(ls.positions.range(occurrence.name_span), occurrence.symbol.name)
+
+    @server.feature(lsp.TEXT_DOCUMENT_RENAME)
+    def rename(ls: KlingspecServer, params: lsp.RenameParams) -> lsp.WorkspaceEdit | None:
+        uri = params.text_document.uri
+        occurrence = symbol_at(ls, uri, params.position)
+        if occurrence is None:
+            return None
+        new = params.new_name.lstrip("@") if occurrence.symbol.kind != "let" else params.new_name
+        if not symbols.NAME.match(new):
+            raise JsonRpcInvalidParams(f"`{params.new_name}` is not a name: letters, digits and _, "
+                                       "not starting with a digit")
+        if occurrence.symbol.kind != "let" and _RAW_REF.match(new):
+            raise JsonRpcInvalidParams(f"`{new}` looks like a raw @ImageN/@ElementN reference")
+        index = symbols.merge(symbols.build(r) for r in ls.results_around(uri))
+        changes: dict[str, list[lsp.TextEdit]] = {}
+        for found in index.of(occurrence.symbol.key):
+            changes.setdefault(ls.uri(found.name_span.path), []).append(
+                lsp.TextEdit(ls.positions.range(found.name_span), new))
+        return lsp.WorkspaceEdit(changes=changes)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+    def document_symbol(ls: KlingspecServer, params: lsp.DocumentSymbolParams):
+        uri = params.text_document.uri
+        _, result = ls.result(uri)
+        entries = outline.outline(result, ls.path(uri))
+        caps = ls.client_capabilities.text_document and ls.client_capabilities.text_document.document_symbol
+        positions = ls.positions
+
+        def convert(entry: outline.Entry) -> lsp.DocumentSymbol:
+            return lsp.DocumentSymbol(entry.name, _SYMBOL_KINDS[entry.kind], positions.range(entry.span),
+                                      positions.range(entry.selection), detail=entry.detail,
+                                      children=[convert(c) for c in entry.children] or None)
+
+        if caps and caps.hierarchical_document_symbol_support:
+            return [convert(e) for e in entries]
+        return [lsp.SymbolInformation(e.name, _SYMBOL_KINDS[e.kind], lsp.Location(uri, positions.range(e.span)))
+                for e in entries]
+
+    @server.feature(lsp.TEXT_DOCUMENT_FORMATTING)
+    def formatting(ls: KlingspecServer, params: lsp.DocumentFormattingParams) -> list[lsp.TextEdit]:
+        try:
+            from klingspec.formatting import format_text
+        except ImportError:  # `fmt` not available in this build: nothing to offer
+            return []
+        uri = params.text_document.uri
+        text = ls.text(uri)
+        try:
+            formatted = format_text(text, ls.path(uri))
+        except Exception as error:  # the formatter refused its own output: change nothing
+            log.warning("formatting %s failed: %r", uri, error)
+            return []
+        if formatted is None or formatted == text:
+            return []
+        whole = lsp.Range(lsp.Position(0, 0), ls.positions.position(text, len(text)))
+        return [lsp.TextEdit(whole, formatted)]
+
+    @server.feature(lsp.TEXT_DOCUMENT_CODE_ACTION,
+                    lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix]))
+    def code_action(ls: KlingspecServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
+        uri = params.text_document.uri
+        text, result = ls.result(uri)
+        positions = ls.positions
+        start = positions.offset(text, params.range.start)
+        end = positions.offset(text, params.range.end)
+        path = ls.path(uri)
+        actions = []
+        for d in result.diagnostics:
+            if d.span.path != path or d.span.end < start or d.span.start > end:
+                continue
+            for fix in fixes.quick_fixes(d):
+                edits = [lsp.TextEdit(positions.range(e.span), e.new_text) for e in fix.edits]
+                actions.append(lsp.CodeAction(fix.title, kind=lsp.CodeActionKind.QuickFix,
+                                              diagnostics=[ls.diagnostic(d, result, uri)],
+                                              is_preferred=fix.preferred or None,
+                                              edit=lsp.WorkspaceEdit(changes={uri: edits})))
+        return actions
+
+    return server
+
+
+def main(options: Options = Options()) -> None:
+    """Serve on stdin/stdout until the client says exit."""
+    create_server(options).start_io()
