@@ -187,8 +187,6 @@ class Runner:
         """Render every job (concurrently, within the bound), one outcome per job in order.
         Identical requests are rendered once. On Ctrl-C the workers stop waiting, the
         ledger keeps every id, and KeyboardInterrupt is raised again."""
-        self.stop = threading.Event()
-        self.waiters = _Waiters()
         first: dict[str, Job] = {}
         for job in jobs:
             first.setdefault(job.request_hash, job)
@@ -200,13 +198,15 @@ class Runner:
                     while not all(f.done() for f in futures.values()):
                         time.sleep(0.02)
                 except KeyboardInterrupt:
-                    self._halt()
+                    self.halt()
                     raise
                 done = {h: f.result() for h, f in futures.items()}
         finally:
-            self._halt()
+            self.halt()
             if listener is not None:
                 listener.join(timeout=2)
+            # ready for another run; a `halt()` that came before this run still counted
+            self.stop, self.waiters = threading.Event(), _Waiters()
         outcomes = []
         for job in jobs:
             outcome = done[job.request_hash]
@@ -215,7 +215,9 @@ class Runner:
             outcomes.append(outcome)
         return outcomes
 
-    def _halt(self) -> None:
+    def halt(self) -> None:
+        """Stop following (from any thread; Ctrl-C): workers return `interrupted` soon,
+        renders keep going at the API and the ledger keeps their ids."""
         self.stop.set()
         self.waiters.fail()
         self.client.close_events()

@@ -163,3 +163,22 @@ def test_key_never_printed_even_in_errors(sandbox_process, tmp_path):
         outputs += proc.communicate(timeout=30)
     assert b".mp4" in b"".join(outputs)
     _no_key_anywhere(key, tmp_path, *outputs)
+
+
+def test_ctrl_c_exits_130_and_the_rerun_finishes(sandbox_process, tmp_path):
+    key = new_key()
+    env = _env(tmp_path, key)
+    path = script(tmp_path, shots())
+    first = _klingspec("run", "--api-url", sandbox_process, "--yes", path, env=env)
+    _wait_for(lambda: _ledger_state(tmp_path) == "submitted", what="the first run to submit")
+    started = time.monotonic()
+    first.send_signal(signal.SIGINT)
+    out1, err1 = first.communicate(timeout=10)
+    assert first.returncode == Exit.INTERRUPTED and time.monotonic() - started < 3
+    assert b"without paying twice" in err1 and b"Traceback" not in err1
+    assert _ledger_state(tmp_path) == "submitted"
+    second = _klingspec("run", "--api-url", sandbox_process, "--yes", path, env=env)
+    out2, err2 = second.communicate(timeout=30)
+    assert second.returncode == Exit.OK, err2.decode()
+    assert _stats(sandbox_process)["requests"]["POST /api/ai/queue"] == 1
+    assert len(list((tmp_path / "renders").glob("*.mp4"))) == 1

@@ -181,7 +181,7 @@ def test_interrupted_run_is_finished_by_the_next_without_paying_twice(sandbox_wi
     with sandbox_with(processing_seconds=0.5) as url:
         with Ledger(str(tmp_path / "l.sqlite")) as ledger, oxen(url, key) as client:
             first = runner(client, ledger, url)
-            first.on_event = lambda e: e.kind == "submitted" and first._halt()  # Ctrl-C right after submit
+            first.on_event = lambda e: e.kind == "submitted" and first.halt()  # Ctrl-C right after submit
             [outcome] = first.run([job(path)])
             assert outcome.state == "interrupted" and outcome.files == ()
             assert ledger.render(outcome.render_id).state == "submitted"
