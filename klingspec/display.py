@@ -62,8 +62,9 @@ def _label(job: Job) -> str:
 def summary(outcomes: Sequence[Outcome], console: Console | None = None) -> None:
     console = console or Console(highlight=False)
     table = Table(title="renders", title_justify="left")
-    for column in ("script", "state", "seconds", "cost", "files"):
-        table.add_column(column, justify="right" if column in ("seconds", "cost") else "left")
+    for column in ("script", "state", "seconds", "cost", "files"):  # paths fold, never cut to "…"
+        table.add_column(column, justify="right" if column in ("seconds", "cost") else "left",
+                         overflow="fold", no_wrap=column in ("state", "seconds", "cost"))
     spent = Decimal(0)
     for outcome in outcomes:
         seconds = seconds_of(outcome.job.body)
