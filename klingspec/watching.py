@@ -146,7 +146,10 @@ class Watcher:
             self.out(f"watch: {_rel(script)}: ok ({summary}) · {e.seconds} s × {e.generations} · {cost} · "
                      f"{result.request.content_hash[:15]} · {elapsed:.1f} ms")
             if self.render is not None:
-                self.render(tracked, result)
+                try:
+                    self.render(tracked, result)
+                except Exception as error:  # one render's trouble must not stop the watcher
+                    self.out(f"watch: {_rel(script)}: render not started: {type(error).__name__}: {error}")
         else:
             self.out(f"watch: {_rel(script)}: {summary}"
                      + (" · not rendered" if self.render is not None and result.errors else "")
@@ -267,20 +270,24 @@ class SessionRenders:
         ledger keeps their ids for `klingspec status` and a later run."""
         running = [r for r in self.threads if not r.done.is_set()]
         for render in running:
-            render.runner.stop.set()
-            render.runner.waiters.fail()
+            render.runner.halt()
         for render in running:
             render.thread.join(timeout=5)
         return len(running)
 
 
 def _cancel(previous: RenderThread) -> None:
+    """Cancel a superseded render at the API and in the ledger, then stop following it.
+
+    Uses its own ledger connection: the stale render's thread closes its connection as
+    soon as it is halted, which must not race with the cancellation.
+    """
+    from klingspec.ledger import Ledger
     runner = previous.runner
-    runner.stop.set()
-    runner.waiters.fail()
-    ledger = runner.ledger
-    for render in ledger.renders(active_only=True, limit=1000):
-        if render.request_hash == previous.request_hash:
+    with Ledger(runner.ledger.path) as ledger:
+        for render in ledger.renders(active_only=True, limit=1000):
+            if render.request_hash != previous.request_hash:
+                continue
             for generation in ledger.generations(render.id):
                 if generation.status not in ("succeeded", "failed", "cancelled"):
                     try:
@@ -289,3 +296,4 @@ def _cancel(previous: RenderThread) -> None:
                     except Exception:  # the render may have finished meanwhile
                         pass
             ledger.set_state(render.id, "cancelled")
+    runner.halt()

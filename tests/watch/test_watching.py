@@ -162,5 +162,5 @@ def test_cancel_stale_cancels_the_superseded_render(tmp_path, watched):
             if stats.get("cancelled") == 1 and sum(stats.values()) == 2:
                 break  # the stale render cancelled, the new one enqueued
             time.sleep(0.1)
-        assert stats.get("cancelled") == 1 and sum(stats.values()) == 2
+        assert stats.get("cancelled") == 1 and sum(stats.values()) == 2, watch.lines + watch.drain()
         assert watch.stop() == 0
