@@ -5,7 +5,6 @@ watchfiles, pygls) happen inside the commands that need them, so `check` starts 
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Sequence

@@ -10,7 +10,6 @@ script.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -45,10 +44,12 @@ class Request:
 
 
 def to_json(body: dict[str, Any]) -> str:
+    import json  # imported where used: `check` compiles but never serialises
     return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
 
 
 def request_hash(body: dict[str, Any], generations: int) -> str:
+    import json
     canonical = json.dumps({"body": body, "num_generations": generations}, sort_keys=True,
                            separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
@@ -120,6 +121,7 @@ def compile_script(script: BoundScript) -> Request:
 @cache
 def _validator():
     from jsonschema import Draft202012Validator
+    import json
     schema = json.loads(read_text("schema", SCHEMA_FILE))
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)

@@ -7,7 +7,6 @@ and the declarations the main script sees, in the order it sees them.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import tomllib
@@ -218,6 +217,7 @@ def parse_var_options(options: tuple[str, ...] | list[str]) -> tuple[list[Var], 
 
 def read_vars_file(path: str, reader: Reader = _read_bytes) -> tuple[list[Var], list[Diagnostic]]:
     """A `--vars` file: a JSON object or a TOML table of template variables."""
+    import json  # only `--vars` needs it: kept off `check`'s start-up path
     try:
         data = reader(path)
     except OSError as error:

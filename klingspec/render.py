@@ -6,7 +6,6 @@ characters and tabs, since they are placed by display width, not by code points.
 """
 from __future__ import annotations
 
-import json
 import unicodedata
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -110,6 +109,7 @@ def as_dict(diagnostic: Diagnostic) -> dict:
 
 def as_json(diagnostics: Sequence[Diagnostic]) -> str:
     """CLI.md's shape: {"diagnostics": [...], "errors": N, "warnings": N}."""
+    import json
     payload = {"diagnostics": [as_dict(d) for d in diagnostics],
                "errors": sum(d.severity == "error" for d in diagnostics),
                "warnings": sum(d.severity == "warning" for d in diagnostics)}
@@ -121,6 +121,7 @@ _SARIF_LEVEL = {"error": "error", "warning": "warning", "note": "note"}
 
 def as_sarif(diagnostics: Sequence[Diagnostic], version: str) -> str:
     """SARIF 2.1.0, one run, the rules that fired described from the code catalogue."""
+    import json
     used = sorted({d.code for d in diagnostics})
     rules = [{"id": code, "name": code.removeprefix("KVS-"),
               "shortDescription": {"text": CODES[code].title},
