@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Union
+from typing import Iterator, Union
 
 from klingspec.source import Source, Span
 
@@ -183,3 +183,26 @@ class Script:
 
     def of(self, kind: type) -> tuple:
         return tuple(s for s in self.statements if isinstance(s, kind))
+
+
+def template_texts(statement: Statement) -> Iterator[Text]:
+    """Every string literal of a statement that templating expands (all but `use` paths)."""
+    if isinstance(statement, Setting) and isinstance(statement.value, Text):
+        yield statement.value
+    elif isinstance(statement, (Image, Frame)):
+        yield statement.uri
+    elif isinstance(statement, Element):
+        for field in statement.fields:
+            yield from field.uris
+    elif isinstance(statement, Shot):
+        yield statement.prompt
+    elif isinstance(statement, Let):
+        yield from _value_texts(statement.value)
+
+
+def _value_texts(value: Value) -> Iterator[Text]:
+    if isinstance(value, Text):
+        yield value
+    elif isinstance(value, ListValue):
+        for item in value.items:
+            yield from _value_texts(item)

@@ -317,7 +317,9 @@ def expand(program: Program, overrides: Iterable[Var] = ()) -> tuple[Expansion, 
     for name, var in overrides.items():
         variables.setdefault(name, var.value)
     for statement in program.statements:
-        for text in _texts(statement):
+        if isinstance(statement, ast.Let):
+            continue  # expanded above, in order
+        for text in ast.template_texts(statement):
             value = expander.expand(text)
             if value is not None:
                 texts[id(text)] = value
@@ -327,15 +329,3 @@ def expand(program: Program, overrides: Iterable[Var] = ()) -> tuple[Expansion, 
                                              f"`{name}` ({var.origin}) is not used by the script",
                                              "check the spelling against the script's `{{ }}` names"))
     return Expansion(texts, variables), diagnostics + expander.diagnostics
-
-
-def _texts(statement: ast.Statement) -> Iterable[ast.Text]:
-    if isinstance(statement, ast.Setting) and isinstance(statement.value, ast.Text):
-        yield statement.value
-    elif isinstance(statement, (ast.Image, ast.Frame)):
-        yield statement.uri
-    elif isinstance(statement, ast.Element):
-        for field in statement.fields:
-            yield from field.uris
-    elif isinstance(statement, ast.Shot):
-        yield statement.prompt

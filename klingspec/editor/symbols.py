@@ -179,27 +179,6 @@ def _visible_lets(statements: Iterable[ast.Statement], by_node: dict[int, Symbol
 def _all_texts(scripts: Iterable[ast.Script]) -> Iterator[ast.Text]:
     for script in scripts:
         for statement in script.statements:
-            yield from statement_texts(statement)
+            yield from ast.template_texts(statement)
 
 
-def statement_texts(statement: ast.Statement) -> Iterator[ast.Text]:
-    """Every string literal of a statement that is a template (not `use` paths)."""
-    if isinstance(statement, ast.Setting) and isinstance(statement.value, ast.Text):
-        yield statement.value
-    elif isinstance(statement, (ast.Image, ast.Frame)):
-        yield statement.uri
-    elif isinstance(statement, ast.Element):
-        for field in statement.fields:
-            yield from field.uris
-    elif isinstance(statement, ast.Shot):
-        yield statement.prompt
-    elif isinstance(statement, ast.Let):
-        yield from _value_texts(statement.value)
-
-
-def _value_texts(value: ast.Value) -> Iterator[ast.Text]:
-    if isinstance(value, ast.Text):
-        yield value
-    elif isinstance(value, ast.ListValue):
-        for item in value.items:
-            yield from _value_texts(item)
