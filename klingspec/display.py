@@ -5,6 +5,7 @@ on stderr (so stdout stays clean for `--format json`).
 """
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from decimal import Decimal
@@ -59,7 +60,13 @@ def _label(job: Job) -> str:
     return f"{job.stem} [dim]{job.request_hash.removeprefix('sha256:')[:8]}[/]"
 
 
-def summary(outcomes: Sequence[Outcome], console: Console | None = None) -> None:
+def _shown(path: str) -> str:
+    """Paths under the working folder are shown relative to it."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
+def summary(outcomes: Sequence[Outcome], console: Console | None = None, *, sandbox: bool = False) -> None:
     console = console or Console(highlight=False)
     table = Table(title="renders", title_justify="left")
     for column in ("script", "state", "seconds", "cost", "files"):  # paths fold, never cut to "…"
@@ -72,10 +79,13 @@ def summary(outcomes: Sequence[Outcome], console: Console | None = None) -> None
             f"${outcome.spent_usd:.2f}" if outcome.spent_usd is not None else "unknown")
         if outcome.spent_usd and not outcome.reused:
             spent += outcome.spent_usd
-        files = "\n".join(f.path for f in outcome.files) or (outcome.error or "")
+        files = "\n".join(_shown(f.path) for f in outcome.files) or (outcome.error or "")
         table.add_row(outcome.job.script, outcome.state, f"{seconds} s × {outcome.job.generations}", cost, files)
     console.print(table)
-    console.print(f"new spend this run: [bold]${spent:.2f}[/]")
+    if sandbox:
+        console.print(f"sandbox: nothing was charged (the same renders would cost ${spent:.2f} at the API)")
+    else:
+        console.print(f"new spend this run: [bold]${spent:.2f}[/]")
 
 
 def stderr_console() -> Console:

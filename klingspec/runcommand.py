@@ -161,7 +161,7 @@ def run(*, files, options: Options, dry_run: bool, sandbox: bool, mode: str, bud
             return Exit.INTERRUPTED
         finally:
             client.close()
-        display.summary(outcomes)
+        display.summary(outcomes, sandbox=sandbox)
         if any(o.state == "interrupted" for o in outcomes):
             return Exit.INTERRUPTED
         if any(o.state != "done" for o in outcomes):
