@@ -26,10 +26,10 @@ def test_sandbox_run_then_rerun_reattaches(tmp_path, capsys):
     assert code == Exit.OK, err
     videos = sorted(os.listdir(tmp_path / "renders"))
     assert len(videos) == 2 and all(v.endswith(".mp4") for v in videos)
-    assert "new spend this run: $2.24" in out
+    assert "sandbox: nothing was charged (the same renders would cost $2.24 at the API)" in out
     code, out, err = run_cli(capsys, "run", "--sandbox", "--yes", path)
     assert code == Exit.OK, err
-    assert "reused" in out and "new spend this run: $0.00" in out
+    assert "reused" in out and "would cost $0.00 at the API" in out
     assert sorted(os.listdir(tmp_path / "renders")) == videos
     with Ledger() as ledger:
         assert len(ledger.renders()) == 1
