@@ -164,3 +164,29 @@ def test_cancel_stale_cancels_the_superseded_render(tmp_path, watched):
             time.sleep(0.1)
         assert stats.get("cancelled") == 1 and sum(stats.values()) == 2, watch.lines + watch.drain()
         assert watch.stop() == 0
+
+
+def test_ctrl_c_leaves_renders_in_flight_for_status_and_a_later_run(tmp_path, watched):
+    """Ctrl-C stops the watcher (exit 0) without cancelling the render; the ledger keeps
+    it, `klingspec status` shows it, and a later `klingspec run` finishes it unpaid."""
+    import subprocess
+    import sys
+    script = tmp_path / "scene.kvs"
+    write(script, SCRIPT)
+    config = SandboxConfig(queue_seconds=0.05, processing_seconds=2.0)
+    env = dict(os.environ, KLINGSPEC_HOME=str(tmp_path / "home"), OXEN_API_KEY="k", NO_COLOR="1")
+    with running_sandbox(config) as base_url:
+        watch = watched(".", "--run", "--api-url", base_url, env={"OXEN_API_KEY": "k"})
+        watch.seen_or_wait(r"rendering sha256:")
+        time.sleep(0.3)
+        assert watch.stop() == 0
+        assert "still in flight" in watch.lines[-1]
+        status = subprocess.run([sys.executable, "-m", "klingspec", "status"], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=30)
+        assert status.returncode == 0 and "scene.kvs" in status.stdout and "submitted" in status.stdout
+        rerun = subprocess.run([sys.executable, "-m", "klingspec", "run", "--yes", "--api-url", base_url,
+                                "scene.kvs"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        assert rerun.returncode == 0, rerun.stderr
+        assert "reattach" in rerun.stdout + rerun.stderr
+        assert _jobs(base_url) == 1
+        assert len(list((tmp_path / "renders").glob("*.mp4"))) == 1
