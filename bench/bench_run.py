@@ -19,7 +19,7 @@ import tempfile
 import time
 from decimal import Decimal
 
-from klingspec.client import OxenClient, RetryPolicy
+from klingspec.client import OxenClient
 from klingspec.compiling import request_hash
 from klingspec.ledger import Ledger
 from klingspec.running import Job, PollPolicy, Runner

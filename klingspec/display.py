@@ -6,7 +6,6 @@ on stderr (so stdout stays clean for `--format json`).
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from decimal import Decimal
 from typing import Sequence
@@ -86,7 +85,3 @@ def summary(outcomes: Sequence[Outcome], console: Console | None = None, *, sand
         console.print(f"sandbox: nothing was charged (the same renders would cost ${spent:.2f} at the API)")
     else:
         console.print(f"new spend this run: [bold]${spent:.2f}[/]")
-
-
-def stderr_console() -> Console:
-    return Console(stderr=True, highlight=False, force_terminal=sys.stderr.isatty())

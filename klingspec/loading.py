@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from klingspec import ast
-from klingspec.diagnostics import Diagnostic, Related
+from klingspec.diagnostics import Diagnostic
 from klingspec.source import Source, Span
 from klingspec.syntax import parse
 
@@ -249,7 +249,3 @@ def read_vars_file(path: str, reader: Reader = _read_bytes) -> tuple[list[Var], 
         span = source.span(found.start(), found.end()) if found else source.span(0)
         variables.append(Var(key, value, span, path))
     return variables, []
-
-
-def related_to(var: Var) -> Related:
-    return Related(var.span, f"set by {var.origin}")

@@ -6,7 +6,7 @@ how they present the `Result`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Mapping
 
 from klingspec.binding import BoundScript, bind
 from klingspec.checking import check
@@ -100,7 +100,3 @@ def _run(path: str, options: Options, reader: Reader) -> Result:
             f"`{cost.model}` has no published price: the cost cannot be previewed",
             "plan shows the seconds; check the price on the model page before running"))
     return Result(path, sort_unique(diagnostics), program, bound, request, cost)
-
-
-def run_many(paths: Sequence[str], options: Options = Options()) -> list[Result]:
-    return [run_pipeline(path, options) for path in paths]

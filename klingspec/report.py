@@ -1,7 +1,7 @@
 """Exit codes, in one place (CLI.md): what a command returns is decided here only."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 
 
@@ -24,7 +24,6 @@ class Report:
     api_failures: int = 0
     budget_refused: bool = False
     interrupted: bool = False
-    notes: list[str] = field(default_factory=list)
 
     @property
     def return_code(self) -> int:

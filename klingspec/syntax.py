@@ -337,11 +337,6 @@ def _blank_statement(text: str, offset: int, start: int | None = None,
     return text[:start] + blanked + text[end:], True
 
 
-def _starts_statement(text: str, pos: int) -> bool:
-    word = text[pos:pos + 12].split(None, 1)
-    return bool(word) and word[0] in STATEMENT_KEYWORDS
-
-
 # -- tree -> ast -------------------------------------------------------------------
 
 class _Builder:

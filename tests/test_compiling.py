@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from helpers import codes, errors, locate, only, run, where, write
+from helpers import codes, errors, locate, run, where, write
 from klingspec import compiling
 from klingspec.compiling import Request, validate
 

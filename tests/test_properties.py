@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 
-import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from klingspec import render

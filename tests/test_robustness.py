@@ -6,11 +6,10 @@ pipeline, so both the diagnostic and the user-visible behaviour are pinned.
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
-from helpers import codes, locate, only, run, where, write
+from helpers import codes, only, run, where, write
 from klingspec.cli import main
 
 

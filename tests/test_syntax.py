@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import codes, errors, locate, only, run, where
+from helpers import codes, errors, locate, run, where
 from klingspec import ast
 from klingspec.source import Source
 from klingspec.syntax import MAX_SYNTAX_ERRORS, parse

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 
-import pytest
-from run_helpers import FAST_RETRY, my_generations, new_key, oxen, posts, script, shots, stats
+from run_helpers import my_generations, new_key, oxen, posts, script, shots, stats
 
 from klingspec.cli import main
 from klingspec.ledger import Ledger, default_path

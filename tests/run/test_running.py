@@ -6,8 +6,7 @@ import time
 from decimal import Decimal
 
 import pytest
-from run_helpers import (FAST_POLL, Sleeps, job, my_generations, new_key, oxen, posts, runner, script,
-                         shots, stats)
+from run_helpers import (Sleeps, job, my_generations, new_key, oxen, runner, script, shots, stats)
 
 from klingspec.ledger import Ledger
 from klingspec.media import file_sha256
