@@ -161,9 +161,8 @@ def test_close_events_ends_a_blocked_reader_promptly(base_url):
             ended.set()
         threading.Thread(target=listen, daemon=True).start()
         assert opened.wait(5)
-        started = time.monotonic()
         client.close_events()
-        assert ended.wait(2) and time.monotonic() - started < 1
+        assert ended.wait(5)  # without the close, the stream would idle until the next keep-alive (15 s)
 
 
 def test_download_streams_verifies_and_renames(tmp_path, sandbox_with):
