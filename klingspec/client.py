@@ -103,17 +103,18 @@ class RetryPolicy:
     base: float = 0.5
     cap: float = 30.0
     max_retry_after: float = 120.0
+    clock: Callable[[], float] = field(default=time.time, compare=False, repr=False)  # for HTTP-date Retry-After
 
     def delay(self, attempt: int, retry_after: str | None = None) -> float:
         """`Retry-After` (seconds or an HTTP date) when the API gave one, else exponential
         backoff with full jitter."""
-        wait = _retry_after_seconds(retry_after)
+        wait = _retry_after_seconds(retry_after, self.clock)
         if wait is not None:
             return min(max(wait, 0.0), self.max_retry_after)
         return random.uniform(0, min(self.cap, self.base * (2 ** attempt)))  # full jitter
 
 
-def _retry_after_seconds(value: str | None) -> float | None:
+def _retry_after_seconds(value: str | None, clock: Callable[[], float]) -> float | None:
     if not value:
         return None
     try:
@@ -121,7 +122,7 @@ def _retry_after_seconds(value: str | None) -> float | None:
     except ValueError:
         pass
     try:
-        return parsedate_to_datetime(value).timestamp() - time.time()
+        return parsedate_to_datetime(value).timestamp() - clock()
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
 
