@@ -183,14 +183,23 @@ def _file_url(request: Request, file_id: str) -> str:
 
 # --- generation -------------------------------------------------------------------------
 
-async def generate(request: Request, call: Call) -> Any:
-    """Sync: validate now, block for the whole generation, answer with the video."""
+async def _body_and_model(request: Request) -> tuple[dict | None, Any, Response | None]:
+    """The JSON body and its model, or the documented error answer (both submit routes
+    check these first, in this order)."""
     body = await _json_object(request)
     if body is None:
-        return errors.invalid_params(_NOT_AN_OBJECT)
+        return None, None, errors.invalid_params(_NOT_AN_OBJECT)
     spec, name = find_model(body)
     if spec is None:
-        return errors.model_not_found(name)
+        return body, None, errors.model_not_found(name)
+    return body, spec, None
+
+
+async def generate(request: Request, call: Call) -> Any:
+    """Sync: validate now, block for the whole generation, answer with the video."""
+    body, spec, refused = await _body_and_model(request)
+    if refused is not None:
+        return refused
     error = call.fault.fail or model_error(body, spec)
     if error is not None:
         return errors.invalid_params(error)
@@ -211,12 +220,9 @@ async def generate(request: Request, call: Call) -> Any:
 
 async def enqueue(request: Request, call: Call) -> Any:
     """Queue: only the model and `num_generations` are checked now (era C)."""
-    body = await _json_object(request)
-    if body is None:
-        return errors.invalid_params(_NOT_AN_OBJECT)
-    spec, name = find_model(body)
-    if spec is None:
-        return errors.model_not_found(name)
+    body, spec, refused = await _body_and_model(request)
+    if refused is not None:
+        return refused
     error = num_generations_error(body)
     if error is not None:
         return errors.invalid_params(error)
