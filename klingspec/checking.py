@@ -73,6 +73,14 @@ def model_requirements(script: BoundScript, model: Model) -> Iterator[Diagnostic
                                 f"`{model.id}` does not take {what}", "remove this setting")
 
 
+def price_known(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
+    setting = script.settings.get("model")
+    if setting and model.price_per_second is None and lookup_model(setting.raw) is model:
+        yield Diagnostic.of("KVS-price-unknown", setting.span,
+                            f"`{model.id}` has no published price: the cost cannot be previewed",
+                            "plan shows the seconds; check the price on the model page before running")
+
+
 def start_required(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     if model.requires_start and script.start is None and script.shots:
         yield Diagnostic.of("KVS-start-required", script.shots[0].shot.span,
@@ -387,7 +395,7 @@ def elements_mentioned(script: BoundScript, model: Model) -> Iterator[Diagnostic
 
 
 RULES: tuple[Rule, ...] = (
-    model_known, model_requirements, start_required, setting_duplicates, aspect_ratio, setting_words, generations, namespace,
+    model_known, model_requirements, price_known, start_required, setting_duplicates, aspect_ratio, setting_words, generations, namespace,
     has_shots, prompts, whole_seconds, shot_durations, total_duration,
     reference_count, element_fields, frames, uris,
     unused_bindings, duplicate_uris, elements_mentioned,

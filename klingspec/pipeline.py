@@ -92,11 +92,4 @@ def _run(path: str, options: Options, reader: Reader) -> Result:
     request = compile_script(bound)
     if options.validate_schema:
         diagnostics += validate(request)
-    cost = estimate(bound)
-    if cost.price_per_second is None:
-        model = bound.settings.get("model")
-        diagnostics.append(Diagnostic.of(
-            "KVS-price-unknown", model.span if model else program.main.source.span(0),
-            f"`{cost.model}` has no published price: the cost cannot be previewed",
-            "plan shows the seconds; check the price on the model page before running"))
-    return Result(path, sort_unique(diagnostics), program, bound, request, cost)
+    return Result(path, sort_unique(diagnostics), program, bound, request, estimate(bound))

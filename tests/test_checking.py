@@ -197,6 +197,7 @@ RULE_CODES = {
     "model_known": {"KVS-model-unknown"},
     "model_requirements": {"KVS-model-unsupported"},
     "start_required": {"KVS-start-required"},
+    "price_known": {"KVS-price-unknown"},
     "setting_duplicates": {"KVS-setting-duplicate"},
     "aspect_ratio": {"KVS-aspect-ratio"},
     "setting_words": {"KVS-setting-unknown-value"},
@@ -577,3 +578,14 @@ def test_rule_uris_unbalanced_bracket_in_host(tmp_path, uri):
     text = f'image i = "{uri}"\nshot a 5s "@i"\n'
     diagnostic = only(run(tmp_path, text), "KVS-uri-invalid")
     assert where(diagnostic) == locate(text, f'"{uri}"')
+
+
+def test_rule_price_known(tmp_path):
+    text = 'model kling-video-o3-omni\nshot a 5s "x"\n'
+    result = run(tmp_path, text)
+    diagnostic = only(result, "KVS-price-unknown")
+    assert diagnostic.severity == "warning"
+    assert where(diagnostic) == locate(text, "kling-video-o3-omni")
+    assert result.ok and result.estimate.total is None
+    assert _rule_emits(tmp_path, "price_known", text) == {"KVS-price-unknown"}
+    assert _rule_emits(tmp_path, "price_known", 'shot a 5s "x"\n') == set()
