@@ -19,10 +19,10 @@ import tempfile
 import time
 from decimal import Decimal
 
-from klingspec.client import OxenClient
+from klingspec.run.client import OxenClient
 from klingspec.compiling import request_hash
-from klingspec.ledger import Ledger
-from klingspec.running import Job, PollPolicy, Runner
+from klingspec.run.ledger import Ledger
+from klingspec.run.runner import Job, PollPolicy, Runner
 from klingspec.sandbox import SandboxConfig, running_sandbox
 
 QUICK = "--quick" in sys.argv
@@ -73,8 +73,8 @@ def bench_requests() -> None:
 
 _CHILD = r'''
 import json, os, sys, time, tracemalloc
-from klingspec.client import OxenClient
-from klingspec.media import decode_b64_videos
+from klingspec.run.client import OxenClient
+from klingspec.run.media import decode_b64_videos
 url, mode, out = sys.argv[1:4]
 client = OxenClient.create(url, "bench")
 

@@ -418,16 +418,16 @@ def run_fmt(paths: Sequence[str], *, check: bool = False, diff: bool = False, co
     Returns 0, or 1 when a file has syntax errors or cannot be read, or (with `check`)
     when a file would change. Files with errors are never written.
     """
-    from klingspec import render
+    from klingspec import printing
     from klingspec.source import Source as _Source
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
-    style = render.TextStyle(color=color)
+    style = printing.TextStyle(color=color)
     failed = changed = False
 
     def report(diagnostics: Iterable[Diagnostic]) -> None:
-        stderr.write(render.texts(list(diagnostics), style))
+        stderr.write(printing.texts(list(diagnostics), style))
 
     for path in paths:
         name = "<stdin>" if path == "-" else path

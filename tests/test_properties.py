@@ -12,7 +12,7 @@ import os
 
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from klingspec import render
+from klingspec import printing
 from klingspec.compiling import validate
 from klingspec.pipeline import Options, run_pipeline
 
@@ -125,12 +125,12 @@ def test_pipeline_never_raises_and_spans_stay_inside(text):
 @given(any_script)
 def test_every_diagnostic_renders(text):
     result = pipeline(text)
-    rendered = render.texts(result.diagnostics)
+    rendered = printing.texts(result.diagnostics)
     for diagnostic in result.diagnostics:
         assert f"[{diagnostic.code}]" in rendered
-    payload = json.loads(render.as_json(result.diagnostics))
+    payload = json.loads(printing.as_json(result.diagnostics))
     assert payload["errors"] == result.errors and payload["warnings"] == result.warnings
-    sarif = json.loads(render.as_sarif(result.diagnostics, "0"))
+    sarif = json.loads(printing.as_sarif(result.diagnostics, "0"))
     assert len(sarif["runs"][0]["results"]) == len(result.diagnostics)
 
 

@@ -18,7 +18,7 @@ Modules: `config` (settings), `app` (routes), `validation` (model rules and mess
 from klingspec.sandbox.app import SandboxApp, create_app
 from klingspec.sandbox.config import FaultRule, SandboxConfig
 from klingspec.sandbox.faults import HEADER as FAULT_HEADER
-from klingspec.sandbox.server import running_sandbox, serve
+from klingspec.sandbox.serving import running_sandbox, serve
 
 __all__ = ["FAULT_HEADER", "FaultRule", "SandboxApp", "SandboxConfig", "create_app",
            "running_sandbox", "serve"]

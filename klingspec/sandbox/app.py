@@ -31,8 +31,8 @@ from klingspec.sandbox.catalog import MODELS
 from klingspec.sandbox.config import FaultRule, SandboxConfig
 from klingspec.sandbox.events import EventStream
 from klingspec.sandbox.faults import HEADER, Fault, FaultSyntaxError, parse
-from klingspec.sandbox.jobs import ACTIVE, STATUSES, Job, now
-from klingspec.sandbox.media import VideoSpec, mp4_bytes
+from klingspec.sandbox.queue import ACTIVE, STATUSES, Job, now
+from klingspec.sandbox.mp4 import VideoSpec, mp4_bytes
 from klingspec.sandbox.state import SandboxState
 from klingspec.sandbox.streams import RAW_SEND, Dropped, FileStream
 from klingspec.sandbox.validation import (find_model, model_error, num_generations,

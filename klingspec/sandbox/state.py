@@ -14,8 +14,8 @@ from klingspec.sandbox.catalog import MODELS
 from klingspec.sandbox.config import SandboxConfig
 from klingspec.sandbox.events import Broker
 from klingspec.sandbox.faults import FaultBook
-from klingspec.sandbox.jobs import FileStore, Job, JobStore, now
-from klingspec.sandbox.media import VideoSpec
+from klingspec.sandbox.queue import FileStore, Job, JobStore, now
+from klingspec.sandbox.mp4 import VideoSpec
 from klingspec.sandbox.validation import model_error, total_seconds
 
 

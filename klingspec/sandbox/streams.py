@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import MutableMapping
 from typing import Any
 
-from klingspec.sandbox.media import VideoSpec, iter_mp4
+from klingspec.sandbox.mp4 import VideoSpec, iter_mp4
 
 RAW_SEND = "klingspec.sandbox.raw_send"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from klingspec.editor.completions import string_start
-from klingspec.editor.symbols import template_names
+from klingspec.lsp.completions import string_start
+from klingspec.lsp.symbols import template_names
 
 
 def test_template_names_skip_attributes_filters_locals_and_literals():

@@ -10,10 +10,10 @@ from typing import Any
 
 import httpx
 
-from klingspec.client import OxenClient, RetryPolicy
-from klingspec.ledger import Ledger
+from klingspec.run.client import OxenClient, RetryPolicy
+from klingspec.run.ledger import Ledger
 from klingspec.pipeline import Options, run_pipeline
-from klingspec.running import Job, PollPolicy, Runner
+from klingspec.run.runner import Job, PollPolicy, Runner
 from klingspec.sandbox import SandboxConfig
 
 FAST = SandboxConfig(queue_seconds=0.05, processing_seconds=0.05)
@@ -43,7 +43,7 @@ def oxen(base_url: str, key: str, *, sleep: Sleeps | None = None, **http: Any) -
     client = OxenClient.create(base_url, key, retry=FAST_RETRY, sleep=sleep or Sleeps())
     if http:  # rebuild the httpx client with extra options (event hooks, transport …)
         client.http.close()
-        from klingspec.client import TIMEOUT, HostBearer
+        from klingspec.run.client import TIMEOUT, HostBearer
         client.http = httpx.Client(auth=HostBearer(key, base_url), timeout=TIMEOUT, follow_redirects=True, **http)
     return client
 

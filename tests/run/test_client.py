@@ -12,7 +12,7 @@ import httpx
 import pytest
 from run_helpers import MODEL, Sleeps, new_key, oxen, stats
 
-from klingspec.client import ApiError, HostBearer, RetryPolicy, SubmitOutcomeUnknown, error_message
+from klingspec.run.client import ApiError, HostBearer, RetryPolicy, SubmitOutcomeUnknown, error_message
 from klingspec.sandbox import FAULT_HEADER, FaultRule
 
 
@@ -179,7 +179,7 @@ def test_download_streams_verifies_and_renames(tmp_path, sandbox_with):
 
 
 def test_download_stops_when_asked(tmp_path, sandbox_with):
-    from klingspec.client import Stopped
+    from klingspec.run.client import Stopped
     stop = threading.Event()
     with sandbox_with(file_size=1_000_000) as url, \
             oxen(url, new_key(), headers={FAULT_HEADER: "slow=200000"}) as client:
@@ -193,7 +193,7 @@ def test_download_stops_when_asked(tmp_path, sandbox_with):
 
 
 def test_sync_b64_answer_is_streamed_to_a_file(tmp_path, base_url):
-    from klingspec.media import decode_b64_videos
+    from klingspec.run.media import decode_b64_videos
     with oxen(base_url, new_key()) as client:
         answer = str(tmp_path / "answer.json")
         client.generate_to_file({"model": MODEL, "prompt": "x", "duration": 3, "response_format": "b64_json"},

@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 from decimal import Decimal
 
-from klingspec.ledger import Ledger
+from klingspec.run.ledger import Ledger
 
 
 def _intent(ledger, h="sha256:a", url="https://api", usd="1.12", **kw):

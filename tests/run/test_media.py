@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from klingspec import media
+from klingspec.run import media
 
 
 @pytest.mark.parametrize("chunk", [3, 7, 64, 1 << 16])

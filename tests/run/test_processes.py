@@ -15,7 +15,7 @@ import httpx
 import pytest
 from run_helpers import new_key, script, shots
 
-from klingspec.report import Exit
+from klingspec.cli.report import Exit
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
 

@@ -7,8 +7,8 @@ import os
 from run_helpers import my_generations, new_key, oxen, posts, script, shots, stats
 
 from klingspec.cli import main
-from klingspec.ledger import Ledger, default_path
-from klingspec.report import Exit
+from klingspec.run.ledger import Ledger, default_path
+from klingspec.cli.report import Exit
 from klingspec.sandbox import FaultRule
 
 
@@ -207,7 +207,7 @@ def test_without_yes_a_prompt_is_needed(tmp_path, capsys, monkeypatch, sandbox_w
 
 
 def test_a_sandbox_render_that_died_with_its_process_is_rendered_anew(tmp_path, capsys):
-    from klingspec.runcommand import SANDBOX_LEDGER_URL
+    from klingspec.cli.renders import SANDBOX_LEDGER_URL
     from run_helpers import job
     path = script(tmp_path, shots())
     j = job(path)

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 from run_helpers import (Sleeps, job, my_generations, new_key, oxen, runner, script, shots, stats)
 
-from klingspec.ledger import Ledger
-from klingspec.media import file_sha256
+from klingspec.run.ledger import Ledger
+from klingspec.run.media import file_sha256
 from klingspec.sandbox import FaultRule
 
 MP4_MAGIC = b"ftyp"
@@ -280,7 +280,7 @@ def test_sent_but_never_created_is_sent_by_the_next_run(base_url, tmp_path):
 
 
 def test_budget(base_url, tmp_path):
-    from klingspec.running import BudgetRefused
+    from klingspec.run.runner import BudgetRefused
     path = script(tmp_path, shots(generations=2))
     with Ledger(str(tmp_path / "l.sqlite")) as ledger, oxen(base_url, new_key()) as client:
         r = runner(client, ledger, base_url)

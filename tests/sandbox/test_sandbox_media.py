@@ -5,7 +5,7 @@ import struct
 
 import pytest
 
-from klingspec.sandbox.media import TIMESCALE, VideoSpec, iter_mp4, mp4_bytes
+from klingspec.sandbox.mp4 import TIMESCALE, VideoSpec, iter_mp4, mp4_bytes
 
 CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"dinf"}
 

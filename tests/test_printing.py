@@ -5,7 +5,7 @@ import json
 import re
 
 from helpers import run
-from klingspec import render
+from klingspec import printing
 from klingspec.diagnostics import Diagnostic, Related
 from klingspec.source import Source
 
@@ -31,7 +31,7 @@ def caret_column(rendered: str) -> tuple[int, int]:
 
 
 def test_header_is_greppable():
-    rendered = render.text(one('shot a 5s "x @ghost"\n'))
+    rendered = printing.text(one('shot a 5s "x @ghost"\n'))
     match = HEADER.match(rendered.split("\n")[0])
     assert match and match.group("path") == "teaser.kvs"
     assert (match.group("line"), match.group("col")) == ("1", "14")
@@ -43,7 +43,7 @@ def test_snippet_carets_and_help():
     text = 'shot arrival 6s "x"\nshot sip 10s "y"\n'
     d = one(text, code="KVS-total-duration", needle="10s", help="shorten a shot by 1 s",
             label="this shot brings the total to 16 s")
-    lines = render.text(d).split("\n")
+    lines = printing.text(d).split("\n")
     assert lines[0] == "teaser.kvs:2:10: error[KVS-total-duration]: the message"
     assert lines[1] == "  |"
     assert lines[2] == '2 | shot sip 10s "y"'
@@ -53,21 +53,21 @@ def test_snippet_carets_and_help():
 
 def test_gutter_widens_with_line_numbers():
     text = "\n" * 120 + 'shot a 5s "@ghost"\n'
-    lines = render.text(one(text)).split("\n")
+    lines = printing.text(one(text)).split("\n")
     assert lines[1] == "    |" and lines[2].startswith("121 | ")
     assert lines[-1].startswith("    = help: ")
 
 
 def test_carets_under_wide_characters():
     text = 'shot a 5s "東京 @ghost"\n'
-    first, count = caret_column(render.text(one(text)))
+    first, count = caret_column(printing.text(one(text)))
     assert first == len('shot a 5s "') + 4 + 1   # each CJK character is two columns wide
     assert count == 6
 
 
 def test_carets_under_tabs():
     text = '\tshot a 5s "x @ghost"\n'
-    rendered = render.text(one(text))
+    rendered = printing.text(one(text))
     assert "\t" not in rendered
     first, count = caret_column(rendered)
     assert first == 4 + len('shot a 5s "x ')
@@ -77,21 +77,21 @@ def test_carets_under_tabs():
 def test_empty_span_gets_one_caret():
     source = Source("a.kvs", 'shot a 5s "x"\n')
     d = Diagnostic.of("KVS-no-shots", source.span(3), "m")
-    assert caret_column(render.text(d)) == (3, 1)
+    assert caret_column(printing.text(d)) == (3, 1)
 
 
 def test_multiline_span_underlines_to_end_of_first_line():
     text = 'shot a 5s """\nfoo\n"""\n'
     source = Source("a.kvs", text)
     d = Diagnostic.of("KVS-prompt-empty", source.span(10, len(text) - 1), "m")
-    first, count = caret_column(render.text(d))
+    first, count = caret_column(printing.text(d))
     assert (first, count) == (10, 3)
 
 
 def test_control_characters_are_shown_visibly():
     source = Source("a.kvs", 'ab\x00cd\n')
     d = Diagnostic.of("KVS-encoding", source.span(2, 3), "m")
-    rendered = render.text(d)
+    rendered = printing.text(d)
     assert "\x00" not in rendered
     assert caret_column(rendered) == (2, 1)
 
@@ -101,31 +101,31 @@ def test_related_and_multiline_help():
     source = Source("a.kvs", text)
     d = Diagnostic.of("KVS-setting-duplicate", source.span(12, 22), "dup", "line one\nline two",
                       related=[Related(source.span(0, 11), "first set here")])
-    lines = render.text(d).split("\n")
+    lines = printing.text(d).split("\n")
     assert "  = note: first set here at a.kvs:1:1" in lines
     assert lines[-2:] == ["  = help: line one", "          line two"]
 
 
 def test_no_help_no_help_line():
-    assert "= help" not in render.text(one('shot a 5s "@ghost"\n', help=None))
+    assert "= help" not in printing.text(one('shot a 5s "@ghost"\n', help=None))
 
 
 def test_colour_only_when_asked():
     d = one('shot a 5s "@ghost"\n')
-    assert "\x1b[" not in render.text(d)
-    assert "\x1b[" in render.text(d, render.TextStyle(color=True))
+    assert "\x1b[" not in printing.text(d)
+    assert "\x1b[" in printing.text(d, printing.TextStyle(color=True))
 
 
 def test_texts_and_summary():
     d = one('shot a 5s "@ghost"\n')
-    assert render.texts([d, d]).count("error[KVS-name-unbound]") == 2
-    assert render.summary(1, 2, 1) == "1 file checked: 1 error, 2 warnings"
-    assert render.summary(0, 1, 3) == "3 files checked: 0 errors, 1 warning"
+    assert printing.texts([d, d]).count("error[KVS-name-unbound]") == 2
+    assert printing.summary(1, 2, 1) == "1 file checked: 1 error, 2 warnings"
+    assert printing.summary(0, 1, 3) == "3 files checked: 0 errors, 1 warning"
 
 
 def test_json_shape_matches_cli_md(tmp_path):
     result = run(tmp_path, 'image cafe = "https://e.com/c.png"\nshot sip 16s "x"\n')
-    payload = json.loads(render.as_json(result.diagnostics))
+    payload = json.loads(printing.as_json(result.diagnostics))
     assert set(payload) == {"diagnostics", "errors", "warnings"}
     assert (payload["errors"], payload["warnings"]) == (1, 1)
     for item in payload["diagnostics"]:
@@ -139,13 +139,13 @@ def test_json_shape_matches_cli_md(tmp_path):
 
 def test_json_related(tmp_path):
     result = run(tmp_path, 'aspect 9:16\naspect 1:1\nshot a 5s "x"\n')
-    [item] = json.loads(render.as_json(result.diagnostics))["diagnostics"]
+    [item] = json.loads(printing.as_json(result.diagnostics))["diagnostics"]
     assert item["related"] == [{"path": item["path"], "line": 1, "column": 1, "message": "first set here"}]
 
 
 def test_sarif_structure(tmp_path):
     result = run(tmp_path, 'aspect 9:16\naspect 1:1\nimage c = "https://e.com/c.png"\nshot a 2s "x"\n')
-    sarif = json.loads(render.as_sarif(result.diagnostics, "9.9.9"))
+    sarif = json.loads(printing.as_sarif(result.diagnostics, "9.9.9"))
     assert sarif["version"] == "2.1.0"
     assert "sarif-2.1.0" in sarif["$schema"]
     [run_] = sarif["runs"]
@@ -171,11 +171,11 @@ def test_sarif_structure(tmp_path):
 
 def test_sarif_uses_forward_slashes():
     d = one('shot a 5s "@ghost"\n', name="dir\\sub\\a.kvs")
-    sarif = json.loads(render.as_sarif([d], "0"))
+    sarif = json.loads(printing.as_sarif([d], "0"))
     assert sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == \
         "dir/sub/a.kvs"
 
 
 def test_sarif_empty():
-    sarif = json.loads(render.as_sarif([], "0"))
+    sarif = json.loads(printing.as_sarif([], "0"))
     assert sarif["runs"][0]["results"] == [] and sarif["runs"][0]["tool"]["driver"]["rules"] == []

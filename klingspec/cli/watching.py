@@ -123,7 +123,7 @@ class Watcher:
         self.out(f"watch: {_rel(script)}: removed")
 
     def check(self, script: str) -> Result:
-        from klingspec import render
+        from klingspec import printing
         start = time.perf_counter()
         options = Options(self.options.var_options, self.options.var_files, validate_schema=True,
                           library_ok=True)
@@ -134,7 +134,7 @@ class Watcher:
             deps = {os.path.abspath(d) for d in result.program.dependencies}
             tracked.dependencies = frozenset(deps - {script})
         elapsed = (time.perf_counter() - start) * 1000
-        text = render.texts(result.diagnostics)
+        text = printing.texts(result.diagnostics)
         if text:
             self.out(text.rstrip("\n"))
         summary = f"{result.errors} error{'s' if result.errors != 1 else ''}, " \
@@ -215,7 +215,7 @@ class SessionRenders:
         self.threads: list[RenderThread] = []
 
     def __call__(self, tracked: Tracked, result: Result) -> None:
-        from klingspec.running import Job
+        from klingspec.run.runner import Job
         request = result.request
         if request is None or result.estimate is None:
             return
@@ -282,7 +282,7 @@ def _cancel(previous: RenderThread) -> None:
     Uses its own ledger connection: the stale render's thread closes its connection as
     soon as it is halted, which must not race with the cancellation.
     """
-    from klingspec.ledger import Ledger
+    from klingspec.run.ledger import Ledger
     runner = previous.runner
     with Ledger(runner.ledger.path) as ledger:
         for render in ledger.renders(active_only=True, limit=1000):

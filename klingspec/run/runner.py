@@ -19,9 +19,9 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Callable, Sequence
 
-from klingspec.client import ApiError, OxenClient, Stopped, SubmitOutcomeUnknown
-from klingspec.ledger import TERMINAL, File, Ledger, Render
-from klingspec.media import decode_b64_videos, file_sha256
+from klingspec.run.client import ApiError, OxenClient, Stopped, SubmitOutcomeUnknown
+from klingspec.run.ledger import TERMINAL, File, Ledger, Render
+from klingspec.run.media import decode_b64_videos, file_sha256
 
 EVENT = "media_generation_completed"
 

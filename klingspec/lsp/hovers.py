@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from klingspec import ast
 from klingspec.binding import Binding, BoundShot
-from klingspec.editor.symbols import Index, Symbol
+from klingspec.lsp.symbols import Index, Symbol
 from klingspec.pipeline import Result
 from klingspec.pricing import Estimate, estimate
 from klingspec.source import Span

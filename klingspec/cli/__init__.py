@@ -13,7 +13,7 @@ import click
 
 from klingspec import __version__
 from klingspec.pipeline import Options, Result, run_pipeline
-from klingspec.report import Exit, Report
+from klingspec.cli.report import Exit, Report
 
 
 def _color(stream) -> bool:
@@ -21,15 +21,15 @@ def _color(stream) -> bool:
 
 
 def _print_diagnostics(results: Sequence[Result], fmt: str, stream=None) -> None:
-    from klingspec import render
+    from klingspec import printing
     stream = stream or sys.stdout
     diagnostics = [d for r in results for d in r.diagnostics]
     if fmt == "json":
-        stream.write(render.as_json(diagnostics))
+        stream.write(printing.as_json(diagnostics))
     elif fmt == "sarif":
-        stream.write(render.as_sarif(diagnostics, __version__))
+        stream.write(printing.as_sarif(diagnostics, __version__))
     else:
-        stream.write(render.texts(diagnostics, render.TextStyle(color=_color(stream))))
+        stream.write(printing.texts(diagnostics, printing.TextStyle(color=_color(stream))))
 
 
 def _report(results: Sequence[Result]) -> Report:
@@ -82,7 +82,7 @@ def check(files, var_options, var_files, fmt) -> None:
     _print_diagnostics(results, fmt)
     report = _report(results)
     if fmt == "text":
-        from klingspec.render import summary
+        from klingspec.printing import summary
         click.echo(summary(report.errors, report.warnings, report.files), err=True)
     raise SystemExit(report.return_code)
 
@@ -136,7 +136,7 @@ def _write_atomically(path: str, text: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def plan(files, var_options, var_files, output, fmt) -> None:
     """Check scripts, then preview the cost: per shot, total seconds, price, generations, USD."""
-    from klingspec import planning
+    from klingspec.cli import plans as planning
     options = Options(tuple(var_options), tuple(var_files))
     results = [run_pipeline(path, options) for path in files]
     failed = [r for r in results if not r.ok or r.request is None]
@@ -212,7 +212,7 @@ def _api_options(function):
 def run(files, var_options, var_files, dry_run, sandbox, queue, budget, yes, out_dir, again, concurrency,
         poll_only, api_url, ledger_path) -> None:
     """Plan, confirm, submit, follow and download renders. FILE is a script or a saved plan.json."""
-    from klingspec import runcommand
+    from klingspec.cli import renders as runcommand
     raise SystemExit(runcommand.run(
         files=files, options=Options(tuple(var_options), tuple(var_files)), dry_run=dry_run, sandbox=sandbox,
         mode="queue" if queue else "sync", budget=budget, yes=yes, out_dir=out_dir, again=again,
@@ -225,7 +225,7 @@ def run(files, var_options, var_files, dry_run, sandbox, queue, budget, yes, out
 @_api_options
 def status(show_all, refresh, api_url, ledger_path) -> None:
     """Show renders in flight (from the local ledger)."""
-    from klingspec import runcommand
+    from klingspec.cli import renders as runcommand
     raise SystemExit(runcommand.status(active_only=not show_all, refresh=refresh, api_url=api_url,
                                        ledger_path=ledger_path))
 
@@ -235,7 +235,7 @@ def status(show_all, refresh, api_url, ledger_path) -> None:
 @_api_options
 def ls_(limit, api_url, ledger_path) -> None:
     """List recent renders and their files."""
-    from klingspec import runcommand
+    from klingspec.cli import renders as runcommand
     raise SystemExit(runcommand.listing(limit=limit, ledger_path=ledger_path))
 
 
@@ -244,7 +244,7 @@ def ls_(limit, api_url, ledger_path) -> None:
 @_api_options
 def cancel(render_or_generation, api_url, ledger_path) -> None:
     """Cancel a render (ledger id) or one generation (its id) that is still in flight."""
-    from klingspec import runcommand
+    from klingspec.cli import renders as runcommand
     raise SystemExit(runcommand.cancel(render_or_generation, api_url=api_url, ledger_path=ledger_path))
 
 
@@ -254,7 +254,7 @@ def cancel(render_or_generation, api_url, ledger_path) -> None:
 @click.option("--processing-seconds", type=click.FLOAT, default=None, help="How long each job takes to render.")
 def sandbox(port, host, processing_seconds) -> None:
     """Serve the local emulator of the Oxen API until Ctrl-C."""
-    from klingspec import runcommand
+    from klingspec.cli import renders as runcommand
     raise SystemExit(runcommand.serve_sandbox(host=host, port=port, processing_seconds=processing_seconds))
 
 
@@ -272,7 +272,7 @@ def sandbox(port, host, processing_seconds) -> None:
 def watch(paths, var_options, var_files, render, budget, cancel_stale, sandbox, out_dir, api_url,
           ledger_path) -> None:
     """Re-check (and with --run re-render) scripts on every save. PATH: scripts or folders."""
-    from klingspec import runcommand
+    from klingspec.cli import renders as runcommand
     raise SystemExit(runcommand.watch(paths=paths, options=Options(tuple(var_options), tuple(var_files)),
                                       render=render, budget=budget, cancel_stale=cancel_stale, sandbox=sandbox,
                                       out_dir=out_dir, api_url=api_url, ledger_path=ledger_path))
@@ -283,7 +283,7 @@ def watch(paths, var_options, var_files, render, budget, cancel_stale, sandbox, 
 def lsp(var_options, var_files) -> None:
     """Run the language server on stdin/stdout (for editors; needs the [lsp] extra)."""
     try:
-        from klingspec import server
+        from klingspec.lsp import server
     except ImportError as error:  # pygls is an optional dependency
         raise click.ClickException(f"the language server needs pygls: pip install 'klingspec[lsp]' ({error})")
     server.main(Options(tuple(var_options), tuple(var_files)))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
-from klingspec.sandbox.media import VideoSpec
+from klingspec.sandbox.mp4 import VideoSpec
 
 STATUSES = ("queued", "processing", "succeeded", "failed", "cancelled")
 ACTIVE = ("queued", "processing")

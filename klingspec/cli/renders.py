@@ -16,20 +16,20 @@ from typing import Iterator, Sequence
 import click
 
 from klingspec.pipeline import Options, Result, run_pipeline
-from klingspec.report import Exit
+from klingspec.cli.report import Exit
 
 SANDBOX_LEDGER_URL = "sandbox://local"
 
 
 def _diagnostics(results: Sequence[Result]) -> None:
-    from klingspec import render
+    from klingspec import printing
     diagnostics = [d for r in results for d in r.diagnostics]
     if diagnostics:
-        sys.stderr.write(render.texts(diagnostics, render.TextStyle(color=sys.stderr.isatty())))
+        sys.stderr.write(printing.texts(diagnostics, printing.TextStyle(color=sys.stderr.isatty())))
 
 
 def _jobs_from_scripts(files: Sequence[str], options: Options, out_dir: str | None):
-    from klingspec.running import Job
+    from klingspec.run.runner import Job
     results = [run_pipeline(path, options) for path in files]
     _diagnostics(results)
     if any(not r.ok or r.request is None for r in results):
@@ -46,8 +46,8 @@ def _jobs_from_scripts(files: Sequence[str], options: Options, out_dir: str | No
 def _jobs_from_plan(path: str, out_dir: str | None):
     """A saved plan: the exact bodies, refused if any input file changed since."""
     from klingspec.compiling import request_hash
-    from klingspec.planning import PLAN_FORMAT, file_hash
-    from klingspec.running import Job, seconds_of
+    from klingspec.cli.plans import PLAN_FORMAT, file_hash
+    from klingspec.run.runner import Job, seconds_of
     from klingspec.targets import model as lookup_model
     try:
         with open(path, encoding="utf-8") as handle:
@@ -87,7 +87,7 @@ def _api(sandbox: bool, api_url: str | None) -> Iterator[tuple[str, str | None, 
         with running_sandbox(SandboxConfig()) as base_url:
             yield base_url, "sandbox", SANDBOX_LEDGER_URL
         return
-    from klingspec.client import DEFAULT_API_URL
+    from klingspec.run.client import DEFAULT_API_URL
     url = (api_url or DEFAULT_API_URL).rstrip("/")
     key = os.environ.get("OXEN_API_KEY")
     if not key:
@@ -98,7 +98,7 @@ def _api(sandbox: bool, api_url: str | None) -> Iterator[tuple[str, str | None, 
 def run(*, files, options: Options, dry_run: bool, sandbox: bool, mode: str, budget: float | None, yes: bool,
         out_dir: str | None, again: bool, concurrency: int, sse: bool, api_url: str | None,
         ledger_path: str | None) -> int:
-    from klingspec import planning
+    from klingspec.cli import plans as planning
     if len(files) == 1 and files[0].endswith(".json"):
         jobs = _jobs_from_plan(files[0], out_dir)
         if jobs is None:
@@ -125,10 +125,10 @@ def run(*, files, options: Options, dry_run: bool, sandbox: bool, mode: str, bud
             click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
         click.echo("dry run: nothing was sent", err=True)
         return Exit.OK
-    from klingspec import display
-    from klingspec.client import OxenClient
-    from klingspec.ledger import Ledger
-    from klingspec.running import BudgetRefused, PollPolicy, Runner
+    from klingspec.run import display
+    from klingspec.run.client import OxenClient
+    from klingspec.run.ledger import Ledger
+    from klingspec.run.runner import BudgetRefused, PollPolicy, Runner
     with _api(sandbox, api_url) as (base_url, key, ledger_url), Ledger(ledger_path) as ledger:
         client = OxenClient.create(base_url, key)
         poll = PollPolicy(initial=0.2, factor=1.5, cap=2.0, sse_check=5.0) if sandbox else PollPolicy()
@@ -173,7 +173,7 @@ def run(*, files, options: Options, dry_run: bool, sandbox: bool, mode: str, bud
 
 def _print_saved_plan(jobs) -> None:
     """What a saved plan will submit (its scripts are not compiled again)."""
-    from klingspec.running import seconds_of
+    from klingspec.run.runner import seconds_of
     total, unknown = Decimal(0), False
     for job in jobs:
         cost = "unknown" if job.estimate_usd is None else f"${job.estimate_usd:.2f}"
@@ -187,7 +187,7 @@ def _print_saved_plan(jobs) -> None:
 
 
 def _ledger(ledger_path: str | None):
-    from klingspec.ledger import Ledger
+    from klingspec.run.ledger import Ledger
     return Ledger(ledger_path)
 
 
@@ -217,7 +217,7 @@ def status(*, active_only: bool, refresh: bool, api_url: str | None, ledger_path
 
 
 def _refresh(ledger, renders, api_url: str | None) -> int:
-    from klingspec.client import ApiError, OxenClient
+    from klingspec.run.client import ApiError, OxenClient
     key = os.environ.get("OXEN_API_KEY")
     if not key:
         raise click.UsageError("set OXEN_API_KEY to refresh from the API")
@@ -262,7 +262,7 @@ def listing(*, limit: int, ledger_path: str | None) -> int:
 
 
 def cancel(target: str, *, api_url: str | None, ledger_path: str | None) -> int:
-    from klingspec.client import ApiError, OxenClient
+    from klingspec.run.client import ApiError, OxenClient
     with _ledger(ledger_path) as ledger:
         if target.isdigit():
             render = ledger.render(int(target))
@@ -330,7 +330,7 @@ def watch(*, paths, options: Options, render: bool, budget: float | None, cancel
           out_dir: str | None, api_url: str | None, ledger_path: str | None) -> int:
     """`klingspec watch`: runs until Ctrl-C, then exits 0 with the ledger consistent."""
     import threading
-    from klingspec.watching import SessionRenders, Watcher, loop
+    from klingspec.cli.watching import SessionRenders, Watcher, loop
 
     lock = threading.Lock()
 
@@ -343,9 +343,9 @@ def watch(*, paths, options: Options, render: bool, budget: float | None, cancel
     renders = None
     try:
         if render:
-            from klingspec.client import OxenClient
-            from klingspec.ledger import Ledger
-            from klingspec.running import PollPolicy, Runner
+            from klingspec.run.client import OxenClient
+            from klingspec.run.ledger import Ledger
+            from klingspec.run.runner import PollPolicy, Runner
             base_url, key, ledger_url = stack.enter_context(_api(sandbox, api_url))
             poll = PollPolicy(initial=0.2, factor=1.5, cap=2.0, sse_check=5.0) if sandbox else PollPolicy()
 

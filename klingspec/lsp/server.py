@@ -3,7 +3,7 @@
 Open buffers are passed to the pipeline as `overlays`, so the editor sees the same
 diagnostics `klingspec check` prints (same codes, messages and spans) for what is on
 screen, not what is on disk; the features themselves are plain functions of a `Result`
-in `klingspec.editor`. This module only translates: offsets to LSP positions (the one
+in `klingspec.lsp`. This module only translates: offsets to LSP positions (the one
 `Positions` helper below: the only place in klingspec that counts UTF-16), our values
 to lsprotocol types, and editor events to pipeline runs.
 
@@ -29,7 +29,7 @@ from pygls.uris import from_fs_path, to_fs_path
 from klingspec import __version__, ast
 from klingspec.codes import CODES
 from klingspec.diagnostics import Diagnostic
-from klingspec.editor import completions, fixes, hovers, outline, symbols
+from klingspec.lsp import completions, fixes, hovers, outline, symbols
 from klingspec.pipeline import Options, Result, run_pipeline
 from klingspec.source import Span
 

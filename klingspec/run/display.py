@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from klingspec.running import Event, Job, Outcome, seconds_of
+from klingspec.run.runner import Event, Job, Outcome, seconds_of
 
 _STEPS = {"submit": 1, "submitted": 2, "reattach": 2, "reconcile": 2, "queued": 2, "processing": 3,
           "succeeded": 4, "downloading": 4, "download": 5, "done": 6, "failed": 6, "cancelled": 6}
