@@ -8,6 +8,7 @@
 
 Run: python bench/bench_check.py [--quick]. Nothing here asserts a time; it prints.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 
 QUICK = "--quick" in sys.argv
-SCRIPT = '''# a 3-shot teaser
+SCRIPT = """# a 3-shot teaser
 aspect 9:16
 let mood = "golden hour"
 image cafe = "https://assets.example.com/cafe.jpg"
@@ -29,7 +30,7 @@ element hero {
 shot arrival 4s "@hero walks into @cafe, {{ mood }}"
 shot order 4s "@hero orders at the counter of @cafe"
 shot sip 4s "close-up: @hero sips, steam curling up"
-'''
+"""
 PLAIN = SCRIPT.replace("{{ mood }}", "golden hour")
 
 
@@ -54,12 +55,15 @@ def cold(folder: Path) -> None:
         path = folder / f"three-{label[:4]}.kvs"
         path.write_text(text, encoding="utf-8")
         check = _median_run([*_klingspec(), "check", str(path)], runs)
-        print(f"(a) cold check, 3 shots {label}: {check * 1000:.1f} ms vs python -c pass "
-              f"{baseline * 1000:.1f} ms = {check / baseline:.1f}x (goal <= 5x)")
+        print(
+            f"(a) cold check, 3 shots {label}: {check * 1000:.1f} ms vs python -c pass "
+            f"{baseline * 1000:.1f} ms = {check / baseline:.1f}x (goal <= 5x)"
+        )
 
 
 def warm(folder: Path) -> None:
     from klingspec.pipeline import Options, run_pipeline
+
     path = folder / "warm.kvs"
     path.write_text(SCRIPT, encoding="utf-8")
     options = Options(validate_schema=False, library_ok=True)
@@ -70,14 +74,19 @@ def warm(folder: Path) -> None:
         result = run_pipeline(str(path), options)
         times.append(time.perf_counter() - start)
     assert result.ok, result.diagnostics
-    print(f"(b) warm re-check in process: median {statistics.median(times) * 1000:.3f} ms, "
-          f"p95 {sorted(times)[int(len(times) * .95)] * 1000:.3f} ms (goal < 2 ms)")
+    print(
+        f"(b) warm re-check in process: median {statistics.median(times) * 1000:.3f} ms, "
+        f"p95 {sorted(times)[int(len(times) * 0.95)] * 1000:.3f} ms (goal < 2 ms)"
+    )
 
 
 def generated(index: int) -> str:
     shots = 1 + index % 3
-    lines = [f'aspect {["16:9", "9:16", "1:1"][index % 3]}', f'let n = {index}',
-             f'image ref{index} = "https://assets.example.com/{index}.jpg"']
+    lines = [
+        f"aspect {['16:9', '9:16', '1:1'][index % 3]}",
+        f"let n = {index}",
+        f'image ref{index} = "https://assets.example.com/{index}.jpg"',
+    ]
     for s in range(shots):
         lines.append(f'shot s{s} {3 + (index + s) % 3}s "take {{{{ n }}}}.{s}: @ref{index} in motion"')
     return "\n".join(lines) + "\n"
@@ -85,6 +94,7 @@ def generated(index: int) -> str:
 
 def throughput(folder: Path) -> None:
     from klingspec.pipeline import Options, run_pipeline
+
     count = 200 if QUICK else 1000
     paths = []
     for i in range(count):
@@ -95,19 +105,23 @@ def throughput(folder: Path) -> None:
     start = time.perf_counter()
     errors = sum(not run_pipeline(p, options).ok for p in paths)
     elapsed = time.perf_counter() - start
-    print(f"(c) {count} generated scripts in one process: {count / elapsed:,.0f} scripts/s "
-          f"({errors} with errors) (goal >= 1,000/s)")
+    print(
+        f"(c) {count} generated scripts in one process: {count / elapsed:,.0f} scripts/s "
+        f"({errors} with errors) (goal >= 1,000/s)"
+    )
 
 
 def scaling(folder: Path) -> None:
     from klingspec.pipeline import Options, run_pipeline
+
     options = Options(validate_schema=False, library_ok=True)
     sizes = (10, 100, 1000) if QUICK else (10, 100, 1000, 10000)
     rows = []
     for n in sizes:
         path = folder / f"shots{n}.kvs"
-        path.write_text("".join(f'shot s{i} 1s "shot number {i} of the storyboard"\n' for i in range(n)),
-                        encoding="utf-8")
+        path.write_text(
+            "".join(f'shot s{i} 1s "shot number {i} of the storyboard"\n' for i in range(n)), encoding="utf-8"
+        )
         run_pipeline(str(path), options)
         times = []
         for _ in range(3):
@@ -115,12 +129,11 @@ def scaling(folder: Path) -> None:
             run_pipeline(str(path), options)
             times.append(time.perf_counter() - start)
         rows.append((n, min(times)))
-    base_n, base_t = rows[0]
+    _base_n, _base_t = rows[0]
     for n, t in rows:
         print(f"(d) {n:>6} shots: {t * 1000:8.1f} ms, {t / n * 1e6:7.1f} us/shot")
     (n1, t1), (n2, t2) = rows[-2], rows[-1]
-    print(f"(d) growth {n1} -> {n2} shots: time x{t2 / t1:.1f} for size x{n2 / n1:.0f} "
-          f"(linear = x{n2 / n1:.0f})")
+    print(f"(d) growth {n1} -> {n2} shots: time x{t2 / t1:.1f} for size x{n2 / n1:.0f} (linear = x{n2 / n1:.0f})")
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ under 20 ms.
 
 Run: python bench/bench_lsp.py [--quick]
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -37,8 +38,10 @@ def script(edit: int) -> str:
     lines = ['use "lib.kvs"', "aspect 16:9", 'let city = "Lisbon"', 'let palette = ["ochre", "tile blue"]']
     for i in range(15):
         who = "@ada" if not (i == edit % 15 and edit % 2) else "@adda"
-        lines.append(f'shot s{i} 1s "{who} rides @tram through {{{{ city }}}} in {{{{ palette[0] }}}}, '
-                     f'take {edit}, {{{{ look }}}}"')
+        lines.append(
+            f'shot s{i} 1s "{who} rides @tram through {{{{ city }}}} in {{{{ palette[0] }}}}, '
+            f'take {edit}, {{{{ look }}}}"'
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -76,30 +79,40 @@ async def main() -> None:
         for version in range(2, rounds + 2):
             await asyncio.sleep(0.06)  # past the debounce window: a pause in typing
             start = time.perf_counter()
-            client.text_document_did_change(lsp.DidChangeTextDocumentParams(
-                lsp.VersionedTextDocumentIdentifier(version, uri),
-                [lsp.TextDocumentContentChangeWholeDocument(script(version))]))
+            client.text_document_did_change(
+                lsp.DidChangeTextDocumentParams(
+                    lsp.VersionedTextDocumentIdentifier(version, uri),
+                    [lsp.TextDocumentContentChangeWholeDocument(script(version))],
+                )
+            )
             latencies.append(await wait_for(version) - start)
         ms = sorted(x * 1000 for x in latencies)
         median = statistics.median(ms)
-        print(f"didChange -> publishDiagnostics, 15-shot script, {rounds} edits: "
-              f"median {median:.1f} ms, p90 {ms[int(len(ms) * 0.9) - 1]:.1f} ms, worst {ms[-1]:.1f} ms "
-              f"(goal: median < 20 ms) {'OK' if median < 20 else 'SLOW'}")
+        print(
+            f"didChange -> publishDiagnostics, 15-shot script, {rounds} edits: "
+            f"median {median:.1f} ms, p90 {ms[int(len(ms) * 0.9) - 1]:.1f} ms, worst {ms[-1]:.1f} ms "
+            f"(goal: median < 20 ms) {'OK' if median < 20 else 'SLOW'}"
+        )
 
         # a burst: 20 edits 5 ms apart (faster than anyone types)
         await asyncio.sleep(0.1)
         first = rounds + 2
         before = len(arrived)
         for version in range(first, first + 20):
-            client.text_document_did_change(lsp.DidChangeTextDocumentParams(
-                lsp.VersionedTextDocumentIdentifier(version, uri),
-                [lsp.TextDocumentContentChangeWholeDocument(script(version))]))
+            client.text_document_did_change(
+                lsp.DidChangeTextDocumentParams(
+                    lsp.VersionedTextDocumentIdentifier(version, uri),
+                    [lsp.TextDocumentContentChangeWholeDocument(script(version))],
+                )
+            )
             last = time.perf_counter()
             await asyncio.sleep(0.005)
         done = await wait_for(first + 19)
         await asyncio.sleep(0.1)
-        print(f"burst of 20 edits 5 ms apart: {len(arrived) - before} checks published, "
-              f"last edit's diagnostics after {(done - last) * 1000:.1f} ms (debounce {50} ms included)")
+        print(
+            f"burst of 20 edits 5 ms apart: {len(arrived) - before} checks published, "
+            f"last edit's diagnostics after {(done - last) * 1000:.1f} ms (debounce {50} ms included)"
+        )
 
         await client.shutdown_async(None)
         client.exit(None)

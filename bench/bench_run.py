@@ -9,6 +9,7 @@
 
 Run: python bench/bench_run.py [--quick]. Nothing here asserts; it prints.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,8 @@ import tempfile
 import time
 from decimal import Decimal
 
-from klingspec.run.client import OxenClient
 from klingspec.compiling import request_hash
+from klingspec.run.client import OxenClient
 from klingspec.run.ledger import Ledger
 from klingspec.run.runner import Job, PollPolicy, Runner
 from klingspec.sandbox import SandboxConfig, running_sandbox
@@ -41,16 +42,21 @@ def _jobs(n: int, out: str) -> list[Job]:
 def _render(n: int, seconds: float, sse: bool) -> tuple[float, int, int]:
     """(elapsed, client requests, sandbox requests) for n renders of `seconds` each."""
     config = SandboxConfig(queue_seconds=0.0, processing_seconds=seconds)
-    with running_sandbox(config) as url, tempfile.TemporaryDirectory() as tmp:
-        with Ledger(os.path.join(tmp, "l.sqlite")) as ledger, OxenClient.create(url, "bench") as client:
-            runner = Runner(client, ledger, api_url=url, sse=sse, poll=CLI_SANDBOX_POLL, concurrency=n)
-            started = time.perf_counter()
-            outcomes = runner.run(_jobs(n, tmp))
-            elapsed = time.perf_counter() - started
-            assert all(o.state == "done" for o in outcomes), [o.error for o in outcomes]
-            import httpx
-            served = httpx.get(url + "/_sandbox/stats").json()["total"]
-            return elapsed, client.stats.requests, served
+    with (
+        running_sandbox(config) as url,
+        tempfile.TemporaryDirectory() as tmp,
+        Ledger(os.path.join(tmp, "l.sqlite")) as ledger,
+        OxenClient.create(url, "bench") as client,
+    ):
+        runner = Runner(client, ledger, api_url=url, sse=sse, poll=CLI_SANDBOX_POLL, concurrency=n)
+        started = time.perf_counter()
+        outcomes = runner.run(_jobs(n, tmp))
+        elapsed = time.perf_counter() - started
+        assert all(o.state == "done" for o in outcomes), [o.error for o in outcomes]
+        import httpx
+
+        served = httpx.get(url + "/_sandbox/stats").json()["total"]
+        return elapsed, client.stats.requests, served
 
 
 def bench_concurrency() -> None:
@@ -63,15 +69,19 @@ def bench_concurrency() -> None:
 
 def bench_requests() -> None:
     seconds, n = (1.0, 4) if QUICK else (3.0, 8)
-    print(f"(b) HTTP requests per completed render ({n} renders of {seconds:.0f} s; "
-          f"polling {CLI_SANDBOX_POLL.initial}s x{CLI_SANDBOX_POLL.factor} up to {CLI_SANDBOX_POLL.cap}s)")
+    print(
+        f"(b) HTTP requests per completed render ({n} renders of {seconds:.0f} s; "
+        f"polling {CLI_SANDBOX_POLL.initial}s x{CLI_SANDBOX_POLL.factor} up to {CLI_SANDBOX_POLL.cap}s)"
+    )
     for sse in (True, False):
         elapsed, sent, served = _render(n, seconds, sse=sse)
-        print(f"    {'SSE    ' if sse else 'polling'}: {sent / n:5.2f} requests/render "
-              f"(client counted {sent}, sandbox served {served}), {elapsed:.2f} s")
+        print(
+            f"    {'SSE    ' if sse else 'polling'}: {sent / n:5.2f} requests/render "
+            f"(client counted {sent}, sandbox served {served}), {elapsed:.2f} s"
+        )
 
 
-_CHILD = r'''
+_CHILD = r"""
 import json, os, sys, time, tracemalloc
 from klingspec.run.client import OxenClient
 from klingspec.run.media import decode_b64_videos
@@ -105,7 +115,7 @@ else:
     os.unlink(answer)
 traced = tracemalloc.get_traced_memory()[1]
 print(json.dumps({"base": base, "peak": vm("VmHWM"), "traced": traced, "size": size}))
-'''
+"""
 
 
 def bench_memory() -> None:
@@ -115,12 +125,15 @@ def bench_memory() -> None:
     with running_sandbox(config) as url, tempfile.TemporaryDirectory() as tmp:
         for mode in ("url", "b64_json"):
             out = os.path.join(tmp, f"{mode}.mp4")
-            done = subprocess.run([sys.executable, "-c", _CHILD, url, mode, out], capture_output=True,
-                                  text=True, check=True)
+            done = subprocess.run(
+                [sys.executable, "-c", _CHILD, url, mode, out], capture_output=True, text=True, check=True
+            )
             m = json.loads(done.stdout)
             growth = m["peak"] - m["base"]
-            print(f"    {mode:8}: file {m['size'] / 2**20:5.1f} MB, peak RSS growth {growth / 2**20:5.1f} MB "
-                  f"= {growth / m['size']:.3f} x the file; Python heap peak {m['traced'] / 2**20:.2f} MB")
+            print(
+                f"    {mode:8}: file {m['size'] / 2**20:5.1f} MB, peak RSS growth {growth / 2**20:5.1f} MB "
+                f"= {growth / m['size']:.3f} x the file; Python heap peak {m['traced'] / 2**20:.2f} MB"
+            )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ median under 150 ms. Also counts re-checks for a burst of saves (goal: one).
 
 Run: python bench/bench_watch.py [--quick]
 """
+
 from __future__ import annotations
 
 import statistics
@@ -16,9 +17,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.watch.watchproc import WatchProcess  # noqa: E402
+from tests.watch.watchproc import WatchProcess
 
-SCRIPT = 'aspect 16:9\nimage cafe = "https://assets.example.com/cafe.jpg"\nshot opening {n}s "a quiet morning in @cafe"\n'
+SCRIPT = (
+    'aspect 16:9\nimage cafe = "https://assets.example.com/cafe.jpg"\nshot opening {n}s "a quiet morning in @cafe"\n'
+)
 
 
 def main() -> None:
@@ -39,10 +42,12 @@ def main() -> None:
                 watch.wait_for(rf"^watch: scene\.kvs: ok .*· {n} s ×")
                 latencies.append(time.perf_counter() - start)
             latencies.sort()
-            print(f"watch latency, change on disk -> diagnostics printed, {rounds} saves: "
-                  f"median {statistics.median(latencies) * 1000:.0f} ms, "
-                  f"p90 {latencies[int(len(latencies) * 0.9)] * 1000:.0f} ms, "
-                  f"max {latencies[-1] * 1000:.0f} ms (goal: median < 150 ms)")
+            print(
+                f"watch latency, change on disk -> diagnostics printed, {rounds} saves: "
+                f"median {statistics.median(latencies) * 1000:.0f} ms, "
+                f"p90 {latencies[int(len(latencies) * 0.9)] * 1000:.0f} ms, "
+                f"max {latencies[-1] * 1000:.0f} ms (goal: median < 150 ms)"
+            )
             time.sleep(0.3)
             watch.drain(0.3)
             before = len(watch.lines)

@@ -4,6 +4,7 @@ The public API is the pipeline (`run_pipeline`, `Options`, `Result`) and the val
 returns; everything else is internal and may change. Names are imported on first use so
 that `import klingspec` (and commands that need no parser) stay cheap.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -3,14 +3,14 @@
 Names follow the grammar (rule `shot` -> `Shot`), so the grammar, the transformer in
 `syntax.py` and the phases after it share one vocabulary.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Iterator, Union
 
 from klingspec.source import Source, Span
-
 
 # `\{` and `\}` are literal braces that templating must not see: they travel through
 # Jinja as these private-use characters and become braces again afterwards.
@@ -79,7 +79,7 @@ class ListValue:
     span: Span
 
 
-Value = Union[Text, Word, Integer, Boolean, ListValue]
+Value = Text | Word | Integer | Boolean | ListValue
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ class Shot:
         return self.name.value if self.name else f"shot at line {self.span.start_position[0]}"
 
 
-Statement = Union[Setting, Use, Let, Image, Element, Frame, Shot]
+Statement = Setting | Use | Let | Image | Element | Frame | Shot
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ class Script:
     source: Source
     statements: tuple[Statement, ...]
     comments: tuple[Comment, ...] = ()
-    partial: bool = False   # syntax errors: some statements were skipped
+    partial: bool = False  # syntax errors: some statements were skipped
 
     def of(self, kind: type) -> tuple:
         return tuple(s for s in self.statements if isinstance(s, kind))

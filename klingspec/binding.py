@@ -6,6 +6,7 @@ never breaks a prompt. Raw `@Image2` / `@Element1` are accepted and range-checke
 `@@` writes a literal `@`. Bindings taken from a `use`d library are sent only when a
 prompt mentions them, so a shared library of many characters costs no slots.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -17,7 +18,8 @@ from klingspec import ast
 from klingspec.diagnostics import Diagnostic, Related
 from klingspec.loading import Program
 from klingspec.source import Span
-from klingspec.targets import DEFAULT_MODEL, Model, model as lookup_model
+from klingspec.targets import DEFAULT_MODEL, Model
+from klingspec.targets import model as lookup_model
 from klingspec.templating import Expansion
 
 _MENTION = re.compile(r"@@|(?<![\w@])@([^\W\d]\w*)")
@@ -31,9 +33,9 @@ FORMAT_WORDS = {"url": "url", "b64": "b64_json", "b64_json": "b64_json"}
 class Binding:
     """A bound image or element: `@name` -> `@ImageN` / `@ElementN`."""
 
-    kind: str            # "image" or "element"
+    kind: str  # "image" or "element"
     name: str
-    index: int           # 1-based, per kind
+    index: int  # 1-based, per kind
     declaration: ast.Image | ast.Element
 
     @property
@@ -53,9 +55,9 @@ class Mention:
 @dataclass(frozen=True)
 class BoundShot:
     shot: ast.Shot
-    prompt: str                  # what the API receives: expanded, folded, @names rewritten
+    prompt: str  # what the API receives: expanded, folded, @names rewritten
     mentions: tuple[Mention, ...]
-    index: int                   # 1-based position among the shots
+    index: int  # 1-based position among the shots
 
     @property
     def seconds(self) -> Decimal:
@@ -65,7 +67,7 @@ class BoundShot:
 @dataclass(frozen=True)
 class SettingValue:
     key: str
-    raw: str          # expanded text of the value
+    raw: str  # expanded text of the value
     statement: ast.Setting
 
     @property
@@ -87,8 +89,8 @@ class BoundScript:
     frames: tuple[ast.Frame, ...]
     shots: tuple[BoundShot, ...]
     duplicate_settings: tuple[ast.Setting, ...]
-    library_ok: bool = False
-    partial: bool = False        # a file had syntax errors: set-level rules hold back     # `check` of a declarations-only file: no shot needed
+    library_ok: bool = False  # `check` of a declarations-only file: no shot needed
+    partial: bool = False  # a file had syntax errors: set-level rules hold back
 
     @property
     def model_id(self) -> str:
@@ -147,15 +149,24 @@ def bind(program: Program, expansion: Expansion, *, library_ok: bool = False) ->
             group = images if kind == "image" else elements
             name = statement.name.value
             if _RAW.match(name):
-                diagnostics.append(Diagnostic.of(
-                    "KVS-name-reserved", statement.name.span,
-                    f"`{name}` looks like a raw reference and cannot be a binding name",
-                    "pick a descriptive name; raw `@ImageN`/`@ElementN` always mean positions"))
+                diagnostics.append(
+                    Diagnostic.of(
+                        "KVS-name-reserved",
+                        statement.name.span,
+                        f"`{name}` looks like a raw reference and cannot be a binding name",
+                        "pick a descriptive name; raw `@ImageN`/`@ElementN` always mean positions",
+                    )
+                )
             if name in names:
-                diagnostics.append(Diagnostic.of(
-                    "KVS-name-duplicate", statement.name.span, f"`{name}` is already bound",
-                    "rename one of them; every @name must mean one thing",
-                    related=[Related(names[name].declaration.name.span, "first bound here")]))
+                diagnostics.append(
+                    Diagnostic.of(
+                        "KVS-name-duplicate",
+                        statement.name.span,
+                        f"`{name}` is already bound",
+                        "rename one of them; every @name must mean one thing",
+                        related=[Related(names[name].declaration.name.span, "first bound here")],
+                    )
+                )
                 continue  # the duplicate takes no slot
             binding = Binding(kind, name, len(group) + 1, statement)
             group.append(binding)
@@ -164,15 +175,27 @@ def bind(program: Program, expansion: Expansion, *, library_ok: bool = False) ->
             frames.append(statement)
     bound_shots = []
     for index, shot in enumerate(shots, 1):
-        prompt, mentions, problems = _rewrite(shot.prompt, expansion, names, images, elements,
-                                              any(f.partial for f in program.files))
+        prompt, mentions, problems = _rewrite(
+            shot.prompt, expansion, names, images, elements, any(f.partial for f in program.files)
+        )
         diagnostics.extend(problems)
         bound_shots.append(BoundShot(shot, prompt, mentions, index))
     start = next((f for f in frames if f.kind == "start"), None)
     end = next((f for f in frames if f.kind == "end"), None)
-    bound = BoundScript(program, expansion, settings, tuple(images), tuple(elements), start, end,
-                        tuple(frames), tuple(bound_shots), tuple(duplicates), library_ok,
-                        any(f.partial for f in program.files))
+    bound = BoundScript(
+        program,
+        expansion,
+        settings,
+        tuple(images),
+        tuple(elements),
+        start,
+        end,
+        tuple(frames),
+        tuple(bound_shots),
+        tuple(duplicates),
+        library_ok,
+        any(f.partial for f in program.files),
+    )
     return bound, diagnostics
 
 
@@ -181,8 +204,14 @@ def _setting_text(statement: ast.Setting, expansion: Expansion) -> str:
     return expansion[value] if isinstance(value, ast.Text) else value.value
 
 
-def _rewrite(text: ast.Text, expansion: Expansion, names: dict[str, Binding],
-             images: list[Binding], elements: list[Binding], partial: bool = False):
+def _rewrite(
+    text: ast.Text,
+    expansion: Expansion,
+    names: dict[str, Binding],
+    images: list[Binding],
+    elements: list[Binding],
+    partial: bool = False,
+):
     """Rewrite @names in the expanded prompt; spans point into the script."""
     expanded = expansion[text]
     locate = _locator(text, expanded)
@@ -191,7 +220,7 @@ def _rewrite(text: ast.Text, expansion: Expansion, names: dict[str, Binding],
     problems: list[Diagnostic] = []
     last = 0
     for match in _MENTION.finditer(expanded):
-        out.append(expanded[last:match.start()])
+        out.append(expanded[last : match.start()])
         last = match.end()
         if match.group(0) == "@@":
             out.append("@")
@@ -209,12 +238,21 @@ def _rewrite(text: ast.Text, expansion: Expansion, names: dict[str, Binding],
             binding = group[index - 1] if 1 <= index <= len(group) else None
             if binding is None:
                 kind = raw.group(1).lower()
-                problems.append(Diagnostic.of(
-                    "KVS-ref-range", span,
-                    f"`@{word}` is out of range: the script binds {len(group)} {kind}{'s' if len(group) != 1 else ''}",
-                    (f"bind another {kind}, or use @{raw.group(1)}1" if len(group) == 1 else
-                     f"bind another {kind}, or use @{raw.group(1)}1..@{raw.group(1)}{len(group)}")
-                    if group else f"declare an `{kind}` first"))
+                problems.append(
+                    Diagnostic.of(
+                        "KVS-ref-range",
+                        span,
+                        f"`@{word}` is out of range: the script binds {len(group)} {kind}"
+                        f"{'s' if len(group) != 1 else ''}",
+                        (
+                            f"bind another {kind}, or use @{raw.group(1)}1"
+                            if len(group) == 1
+                            else f"bind another {kind}, or use @{raw.group(1)}1..@{raw.group(1)}{len(group)}"
+                        )
+                        if group
+                        else f"declare an `{kind}` first",
+                    )
+                )
             out.append(match.group(0))
             mentions.append(Mention(match.group(0), span, binding))
         elif partial:
@@ -222,10 +260,14 @@ def _rewrite(text: ast.Text, expansion: Expansion, names: dict[str, Binding],
             mentions.append(Mention(match.group(0), span, None))
         else:
             close = difflib.get_close_matches(word, list(names), n=1)
-            hint = f"did you mean `@{close[0]}`?" if close else \
-                "bind it with `image NAME = \"https://...\"` or an `element` block; write `@@` for a literal @"
-            problems.append(Diagnostic.of("KVS-name-unbound", span, f"`@{word}` is not bound", hint,
-                                          label="unbound name"))
+            hint = (
+                f"did you mean `@{close[0]}`?"
+                if close
+                else 'bind it with `image NAME = "https://..."` or an `element` block; write `@@` for a literal @'
+            )
+            problems.append(
+                Diagnostic.of("KVS-name-unbound", span, f"`@{word}` is not bound", hint, label="unbound name")
+            )
             out.append(match.group(0))
             mentions.append(Mention(match.group(0), span, None))
     out.append(expanded[last:])

@@ -5,18 +5,20 @@ Each rule is a function `(BoundScript, Model) -> Iterator[Diagnostic]` with one 
 Numbers, enums and prices come from the model's capability matrix (`targets.py`); where
 a rule mirrors an error the API would return, its help quotes the API's own words.
 """
+
 from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
 from klingspec import ast
 from klingspec.binding import FORMAT_WORDS, ON_WORDS, BoundScript
 from klingspec.diagnostics import Diagnostic, Related
-from klingspec.targets import DEFAULT_MODEL, Model, known_ids, model as lookup_model
+from klingspec.targets import DEFAULT_MODEL, Model, known_ids
+from klingspec.targets import model as lookup_model
 
 Rule = Callable[[BoundScript, Model], Iterator[Diagnostic]]
 _NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
@@ -32,94 +34,144 @@ def _plural(n: int, word: str) -> str:
 
 # -- model and settings ----------------------------------------------------------
 
+
 def model_known(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     setting = script.settings.get("model")
     if setting and lookup_model(setting.raw) is None:
         close = difflib.get_close_matches(setting.raw, known_ids(), n=1, cutoff=0.5)
-        yield Diagnostic.of("KVS-model-unknown", setting.span, f"unknown model `{setting.raw}`",
-                            f"did you mean `{close[0]}`?" if close else
-                            "known models: " + ", ".join(known_ids()))
+        yield Diagnostic.of(
+            "KVS-model-unknown",
+            setting.span,
+            f"unknown model `{setting.raw}`",
+            f"did you mean `{close[0]}`?" if close else "known models: " + ", ".join(known_ids()),
+        )
 
 
 def model_requirements(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     setting = script.settings.get("model")
     if setting and model.requires:
-        yield Diagnostic.of("KVS-model-unsupported", setting.span,
-                            f"`{model.id}` needs {', '.join(model.requires)}, which a .kvs script cannot give yet",
-                            f"use `{DEFAULT_MODEL}` for reference-conditioned shots")
+        yield Diagnostic.of(
+            "KVS-model-unsupported",
+            setting.span,
+            f"`{model.id}` needs {', '.join(model.requires)}, which a .kvs script cannot give yet",
+            f"use `{DEFAULT_MODEL}` for reference-conditioned shots",
+        )
     if len(script.shots) > 1 and not model.multi_prompt:
-        yield Diagnostic.of("KVS-model-unsupported", script.shots[1].shot.span,
-                            f"`{model.id}` takes a single prompt, but the script has {len(script.shots)} shots",
-                            "merge the shots into one, or use a multi-shot model such as "
-                            f"`{DEFAULT_MODEL}`")
+        yield Diagnostic.of(
+            "KVS-model-unsupported",
+            script.shots[1].shot.span,
+            f"`{model.id}` takes a single prompt, but the script has {len(script.shots)} shots",
+            f"merge the shots into one, or use a multi-shot model such as `{DEFAULT_MODEL}`",
+        )
     features = [
-        (script.images and not model.input_image, script.images[0].declaration.span if script.images else None,
-         "reference images (`image`)"),
-        (script.elements and not model.elements,
-         script.elements[0].declaration.span if script.elements else None, "elements"),
+        (
+            script.images and not model.input_image,
+            script.images[0].declaration.span if script.images else None,
+            "reference images (`image`)",
+        ),
+        (
+            script.elements and not model.elements,
+            script.elements[0].declaration.span if script.elements else None,
+            "elements",
+        ),
         (script.start and not model.frames, script.start.span if script.start else None, "a start frame"),
         (script.end and not model.tail_frame, script.end.span if script.end else None, "an end frame"),
     ]
     for unsupported, span, what in features:
         if unsupported:
-            yield Diagnostic.of("KVS-model-unsupported", span, f"`{model.id}` does not take {what}",
-                                f"remove it, or choose `{DEFAULT_MODEL}`")
-    for key, supported, what in (("audio", model.audio, "generated audio"),
-                                 ("negative", model.negative_prompt, "a negative prompt"),
-                                 ("aspect", bool(model.aspect_ratios), "an aspect ratio")):
+            yield Diagnostic.of(
+                "KVS-model-unsupported",
+                span,
+                f"`{model.id}` does not take {what}",
+                f"remove it, or choose `{DEFAULT_MODEL}`",
+            )
+    for key, supported, what in (
+        ("audio", model.audio, "generated audio"),
+        ("negative", model.negative_prompt, "a negative prompt"),
+        ("aspect", bool(model.aspect_ratios), "an aspect ratio"),
+    ):
         setting = script.settings.get(key)
         if setting and not supported and not (key == "audio" and ON_WORDS.get(setting.raw.lower()) is False):
-            yield Diagnostic.of("KVS-model-unsupported", setting.statement.span,
-                                f"`{model.id}` does not take {what}", "remove this setting")
+            yield Diagnostic.of(
+                "KVS-model-unsupported",
+                setting.statement.span,
+                f"`{model.id}` does not take {what}",
+                "remove this setting",
+            )
 
 
 def price_known(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     setting = script.settings.get("model")
     if setting and model.price_per_second is None and lookup_model(setting.raw) is model:
-        yield Diagnostic.of("KVS-price-unknown", setting.span,
-                            f"`{model.id}` has no published price: the cost cannot be previewed",
-                            "plan shows the seconds; check the price on the model page before running")
+        yield Diagnostic.of(
+            "KVS-price-unknown",
+            setting.span,
+            f"`{model.id}` has no published price: the cost cannot be previewed",
+            "plan shows the seconds; check the price on the model page before running",
+        )
 
 
 def start_required(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     if model.requires_start and script.start is None and script.shots:
-        yield Diagnostic.of("KVS-start-required", script.shots[0].shot.span,
-                            f"`{model.id}` animates an image: the script needs a `start` frame",
-                            'add `start "https://..."` with the image to animate')
+        yield Diagnostic.of(
+            "KVS-start-required",
+            script.shots[0].shot.span,
+            f"`{model.id}` animates an image: the script needs a `start` frame",
+            'add `start "https://..."` with the image to animate',
+        )
 
 
 def setting_duplicates(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     for statement in script.duplicate_settings:
         first = script.settings[statement.key.value].statement
-        yield Diagnostic.of("KVS-setting-duplicate", statement.span,
-                            f"`{statement.key.value}` is already set",
-                            "keep one; the first one is used",
-                            related=[Related(first.span, "first set here")])
+        yield Diagnostic.of(
+            "KVS-setting-duplicate",
+            statement.span,
+            f"`{statement.key.value}` is already set",
+            "keep one; the first one is used",
+            related=[Related(first.span, "first set here")],
+        )
 
 
 def aspect_ratio(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     setting = script.settings.get("aspect")
     if setting and model.aspect_ratios and setting.raw not in model.aspect_ratios:
-        yield Diagnostic.of("KVS-aspect-ratio", setting.span,
-                            f"aspect ratio `{setting.raw}` is not one the model accepts",
-                            "use one of " + ", ".join(model.aspect_ratios))
+        yield Diagnostic.of(
+            "KVS-aspect-ratio",
+            setting.span,
+            f"aspect ratio `{setting.raw}` is not one the model accepts",
+            "use one of " + ", ".join(model.aspect_ratios),
+        )
 
 
 def setting_words(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     audio = script.settings.get("audio")
     if audio and audio.raw.lower() not in ON_WORDS:
-        yield Diagnostic.of("KVS-setting-unknown-value", audio.span, f"audio must be `on` or `off`, not `{audio.raw}`",
-                            "write `audio on` to generate sound, `audio off` (the default) for silence")
+        yield Diagnostic.of(
+            "KVS-setting-unknown-value",
+            audio.span,
+            f"audio must be `on` or `off`, not `{audio.raw}`",
+            "write `audio on` to generate sound, `audio off` (the default) for silence",
+        )
     fmt = script.settings.get("format")
     if fmt:
         if fmt.raw.lower() not in FORMAT_WORDS:
             close = difflib.get_close_matches(fmt.raw.lower(), FORMAT_WORDS, n=1)
-            yield Diagnostic.of("KVS-setting-unknown-value", fmt.span, f"format must be `url` or `b64`, not `{fmt.raw}`",
-                                f"did you mean `{close[0]}`?" if close else
-                                "`url` returns a hosted link (default); `b64` returns the video inline")
+            yield Diagnostic.of(
+                "KVS-setting-unknown-value",
+                fmt.span,
+                f"format must be `url` or `b64`, not `{fmt.raw}`",
+                f"did you mean `{close[0]}`?"
+                if close
+                else "`url` returns a hosted link (default); `b64` returns the video inline",
+            )
         elif FORMAT_WORDS[fmt.raw.lower()] not in model.response_formats:
-            yield Diagnostic.of("KVS-setting-unknown-value", fmt.span, f"`{model.id}` does not offer format `{fmt.raw}`",
-                                "use one of " + ", ".join(model.response_formats))
+            yield Diagnostic.of(
+                "KVS-setting-unknown-value",
+                fmt.span,
+                f"`{model.id}` does not offer format `{fmt.raw}`",
+                "use one of " + ", ".join(model.response_formats),
+            )
 
 
 def generations(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
@@ -129,11 +181,13 @@ def generations(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     raw = setting.raw
     ok = _whole(raw) and model.generations_min <= int(raw) <= model.generations_max
     if not ok:
-        yield Diagnostic.of("KVS-generations", setting.span,
-                            f"generations must be a whole number from {model.generations_min} to "
-                            f"{model.generations_max}, not `{raw}`",
-                            f"the API would answer \"num_generations must be an integer between "
-                            f"{model.generations_min} and {model.generations_max}\"")
+        yield Diagnostic.of(
+            "KVS-generations",
+            setting.span,
+            f"generations must be a whole number from {model.generations_min} to {model.generations_max}, not `{raw}`",
+            f'the API would answer "num_generations must be an integer between '
+            f'{model.generations_min} and {model.generations_max}"',
+        )
 
 
 def _whole(raw: str) -> bool:
@@ -144,21 +198,29 @@ def _whole(raw: str) -> bool:
 def namespace(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     setting = script.settings.get("namespace")
     if setting and not _NAMESPACE.match(setting.raw):
-        yield Diagnostic.of("KVS-namespace", setting.span, f"`{setting.raw}` is not a valid namespace",
-                            "a user or organisation name: letters, digits, `-`, `_` and `.`")
+        yield Diagnostic.of(
+            "KVS-namespace",
+            setting.span,
+            f"`{setting.raw}` is not a valid namespace",
+            "a user or organisation name: letters, digits, `-`, `_` and `.`",
+        )
 
 
 # -- shots and durations -------------------------------------------------------------
+
 
 def has_shots(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     if script.partial:
         return  # a shot may have been lost to a syntax error: do not pile on
     if not script.shots and not (script.library_ok and is_library(script)):
         source = script.program.main.source
-        yield Diagnostic.of("KVS-no-shots", source.span(len(source.text.rstrip())),
-                            "the script has no shot",
-                            'add one, e.g. `shot opening 5s "a red balloon rises into a blue sky"`; '
-                            "the API would answer \"Either 'prompt' or 'multi_prompt' must be provided\"")
+        yield Diagnostic.of(
+            "KVS-no-shots",
+            source.span(len(source.text.rstrip())),
+            "the script has no shot",
+            'add one, e.g. `shot opening 5s "a red balloon rises into a blue sky"`; '
+            "the API would answer \"Either 'prompt' or 'multi_prompt' must be provided\"",
+        )
 
 
 def is_library(script: BoundScript) -> bool:
@@ -173,15 +235,20 @@ def prompts(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     for shot in script.shots:
         span = shot.shot.prompt.span
         if not shot.prompt.strip():
-            yield Diagnostic.of("KVS-prompt-empty", span, f"the prompt of {shot.shot.label} is empty",
-                                "describe what happens in the shot; the API would answer \"Field required\"")
+            yield Diagnostic.of(
+                "KVS-prompt-empty",
+                span,
+                f"the prompt of {shot.shot.label} is empty",
+                'describe what happens in the shot; the API would answer "Field required"',
+            )
         elif len(shot.prompt) > limit:
             over = len(shot.prompt) - limit
-            yield Diagnostic.of("KVS-prompt-length", span,
-                                f"the prompt of {shot.shot.label} is {len(shot.prompt)} characters; "
-                                f"the API allows at most {limit}",
-                                f"cut {over} character{'s' if over != 1 else ''} (counted after templates "
-                                "and @name rewriting)")
+            yield Diagnostic.of(
+                "KVS-prompt-length",
+                span,
+                f"the prompt of {shot.shot.label} is {len(shot.prompt)} characters; the API allows at most {limit}",
+                f"cut {over} character{'s' if over != 1 else ''} (counted after templates and @name rewriting)",
+            )
 
 
 def whole_seconds(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
@@ -189,9 +256,12 @@ def whole_seconds(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
         seconds = shot.seconds
         if seconds != seconds.to_integral_value():
             down, up = int(seconds), int(seconds) + 1
-            yield Diagnostic.of("KVS-duration-fraction", shot.shot.duration.span,
-                                f"durations are whole seconds, not {seconds} s",
-                                f"use {down}s or {up}s")
+            yield Diagnostic.of(
+                "KVS-duration-fraction",
+                shot.shot.duration.span,
+                f"durations are whole seconds, not {seconds} s",
+                f"use {down}s or {up}s",
+            )
 
 
 def shot_durations(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
@@ -200,20 +270,28 @@ def shot_durations(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
         if seconds != seconds.to_integral_value():
             continue
         if model.allowed_durations and int(seconds) not in model.allowed_durations:
-            yield Diagnostic.of("KVS-shot-duration", shot.shot.duration.span,
-                                f"`{model.id}` makes videos of {' or '.join(map(str, model.allowed_durations))} s, "
-                                f"not {seconds} s",
-                                f"use one of {', '.join(f'{d}s' for d in model.allowed_durations)}")
+            yield Diagnostic.of(
+                "KVS-shot-duration",
+                shot.shot.duration.span,
+                f"`{model.id}` makes videos of {' or '.join(map(str, model.allowed_durations))} s, not {seconds} s",
+                f"use one of {', '.join(f'{d}s' for d in model.allowed_durations)}",
+            )
         elif not model.shot_min <= seconds <= model.shot_max:
-            yield Diagnostic.of("KVS-shot-duration", shot.shot.duration.span,
-                                f"a shot lasts {model.shot_min} to {model.shot_max} s, not {seconds} s",
-                                f"the API would answer \"Input should be '{model.shot_min}', "
-                                f"'{model.shot_min + 1}', ... or '{model.shot_max}'\"")
+            yield Diagnostic.of(
+                "KVS-shot-duration",
+                shot.shot.duration.span,
+                f"a shot lasts {model.shot_min} to {model.shot_max} s, not {seconds} s",
+                f"the API would answer \"Input should be '{model.shot_min}', "
+                f"'{model.shot_min + 1}', ... or '{model.shot_max}'\"",
+            )
 
 
 def total_duration(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
-    shots = [s for s in script.shots if s.seconds == s.seconds.to_integral_value()
-             and model.shot_min <= s.seconds <= model.shot_max]
+    shots = [
+        s
+        for s in script.shots
+        if s.seconds == s.seconds.to_integral_value() and model.shot_min <= s.seconds <= model.shot_max
+    ]
     if not shots or len(shots) != len(script.shots) or model.allowed_durations or script.partial:
         return
     total = sum((s.seconds for s in shots), Decimal(0))
@@ -227,23 +305,30 @@ def total_duration(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
                 crossing = shot
                 break
         over = total - model.total_max
-        yield Diagnostic.of("KVS-total-duration", crossing.shot.duration.span,
-                            f"shots add up to {_s(total)}; the API allows at most {_s(model.total_max)}",
-                            f"{parts}; shorten the shots by {_s(over)}. The API would answer "
-                            f"\"Total shot duration ({total}s) exceeds maximum allowed ({model.total_max}s)\"",
-                            label=f"this shot brings the total to {_s(running)}")
+        yield Diagnostic.of(
+            "KVS-total-duration",
+            crossing.shot.duration.span,
+            f"shots add up to {_s(total)}; the API allows at most {_s(model.total_max)}",
+            f"{parts}; shorten the shots by {_s(over)}. The API would answer "
+            f'"Total shot duration ({total}s) exceeds maximum allowed ({model.total_max}s)"',
+            label=f"this shot brings the total to {_s(running)}",
+        )
     elif total < model.total_min:
         short = model.total_min - total
         last = shots[-1]
         what = "the video is" if len(shots) == 1 else "shots add up to"
-        yield Diagnostic.of("KVS-total-duration", last.shot.duration.span,
-                            f"{what} {_s(total)}; the API needs at least {_s(model.total_min)}",
-                            (f"{parts}; " if len(shots) > 1 else "") +
-                            f"lengthen by {_s(short)}. The API would answer \"duration value '{total}' is invalid\"",
-                            label=f"total {_s(total)}")
+        yield Diagnostic.of(
+            "KVS-total-duration",
+            last.shot.duration.span,
+            f"{what} {_s(total)}; the API needs at least {_s(model.total_min)}",
+            (f"{parts}; " if len(shots) > 1 else "")
+            + f"lengthen by {_s(short)}. The API would answer \"duration value '{total}' is invalid\"",
+            label=f"total {_s(total)}",
+        )
 
 
 # -- bindings, frames and URIs ---------------------------------------------------
+
 
 def reference_count(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     limit = model.max_images_plus_elements
@@ -252,12 +337,15 @@ def reference_count(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     bindings = sorted(script.images + script.elements, key=lambda b: _order(script, b.declaration))
     if limit and len(bindings) > limit:
         extra = bindings[limit]
-        yield Diagnostic.of("KVS-too-many-references", extra.declaration.name.span,
-                            f"{_plural(len(script.images), 'image')} + {_plural(len(script.elements), 'element')} "
-                            f"= {len(bindings)}; the API allows at most {limit} together",
-                            f"remove {len(bindings) - limit} binding{'s' if len(bindings) - limit != 1 else ''}, "
-                            "or fold extra angles into an element's `refs`",
-                            label=f"binding number {limit + 1}")
+        yield Diagnostic.of(
+            "KVS-too-many-references",
+            extra.declaration.name.span,
+            f"{_plural(len(script.images), 'image')} + {_plural(len(script.elements), 'element')} "
+            f"= {len(bindings)}; the API allows at most {limit} together",
+            f"remove {len(bindings) - limit} binding{'s' if len(bindings) - limit != 1 else ''}, "
+            "or fold extra angles into an element's `refs`",
+            label=f"binding number {limit + 1}",
+        )
 
 
 def _order(script: BoundScript, statement: ast.Statement) -> int:
@@ -272,39 +360,60 @@ def element_fields(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
         element = binding.declaration
         fronts, refs = element.all("front"), element.all("refs")
         if not fronts:
-            yield Diagnostic.of("KVS-element-front", element.name.span,
-                                f"element `{element.name.value}` has no `front` image",
-                                'add `front "https://..."`: a frontal view of the character or object is required')
+            yield Diagnostic.of(
+                "KVS-element-front",
+                element.name.span,
+                f"element `{element.name.value}` has no `front` image",
+                'add `front "https://..."`: a frontal view of the character or object is required',
+            )
         for extra in fronts[1:] + refs[1:]:
-            yield Diagnostic.of("KVS-element-duplicate-field", extra.span,
-                                f"`{extra.kind}` is given twice in element `{element.name.value}`",
-                                "give one `front` URI and one `refs` line with up to "
-                                f"{model.max_refs_per_element} URIs separated by commas")
+            yield Diagnostic.of(
+                "KVS-element-duplicate-field",
+                extra.span,
+                f"`{extra.kind}` is given twice in element `{element.name.value}`",
+                "give one `front` URI and one `refs` line with up to "
+                f"{model.max_refs_per_element} URIs separated by commas",
+            )
         for front in fronts:
             if len(front.uris) > 1:
-                yield Diagnostic.of("KVS-element-duplicate-field", front.uris[1].span,
-                                    "`front` takes one URI", "move the other angles to `refs`")
+                yield Diagnostic.of(
+                    "KVS-element-duplicate-field",
+                    front.uris[1].span,
+                    "`front` takes one URI",
+                    "move the other angles to `refs`",
+                )
         count = sum(len(r.uris) for r in refs)
         if refs and count > model.max_refs_per_element:
             first_extra = [u for r in refs for u in r.uris][model.max_refs_per_element]
-            yield Diagnostic.of("KVS-too-many-refs", first_extra.span,
-                                f"element `{element.name.value}` has {count} reference images; "
-                                f"the API allows at most {model.max_refs_per_element}",
-                                "keep the angles that differ most from the front view")
+            yield Diagnostic.of(
+                "KVS-too-many-refs",
+                first_extra.span,
+                f"element `{element.name.value}` has {count} reference images; "
+                f"the API allows at most {model.max_refs_per_element}",
+                "keep the angles that differ most from the front view",
+            )
 
 
 def frames(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     seen: dict[str, ast.Frame] = {}
     for frame in script.frames:
         if frame.kind in seen:
-            yield Diagnostic.of("KVS-frame-duplicate", frame.span, f"`{frame.kind}` frame is given twice",
-                                "a video has one first and one last frame",
-                                related=[Related(seen[frame.kind].span, "first given here")])
+            yield Diagnostic.of(
+                "KVS-frame-duplicate",
+                frame.span,
+                f"`{frame.kind}` frame is given twice",
+                "a video has one first and one last frame",
+                related=[Related(seen[frame.kind].span, "first given here")],
+            )
         else:
             seen[frame.kind] = frame
     if script.end and not script.start:
-        yield Diagnostic.of("KVS-end-without-start", script.end.span, "an `end` frame needs a `start` frame",
-                            'add `start "https://..."`; the API fills in between the two frames')
+        yield Diagnostic.of(
+            "KVS-end-without-start",
+            script.end.span,
+            "an `end` frame needs a `start` frame",
+            'add `start "https://..."`; the API fills in between the two frames',
+        )
 
 
 def uris(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
@@ -330,8 +439,11 @@ def _uri_problem(uri: str) -> tuple[str, str, str] | None:
     if any(c.isspace() for c in uri):
         return ("KVS-uri-invalid", "a URI cannot contain spaces", "encode spaces as %20")
     if any(not c.isprintable() for c in uri):
-        return ("KVS-uri-invalid", "a URI cannot contain control characters",
-                "check the template or escape that produced this URI")
+        return (
+            "KVS-uri-invalid",
+            "a URI cannot contain control characters",
+            "check the template or escape that produced this URI",
+        )
     try:
         parts = urlsplit(uri)
         host = parts.hostname
@@ -340,10 +452,16 @@ def _uri_problem(uri: str) -> tuple[str, str, str] | None:
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         if not scheme:
-            return ("KVS-uri-scheme", f"`{uri[:60]}` is not an absolute URL",
-                    "the API downloads every image itself: give a public https:// URL, not a local path")
-        return ("KVS-uri-scheme", f"`{scheme}:` URIs are not accepted",
-                "give a public https:// URL the API can download")
+            return (
+                "KVS-uri-scheme",
+                f"`{uri[:60]}` is not an absolute URL",
+                "the API downloads every image itself: give a public https:// URL, not a local path",
+            )
+        return (
+            "KVS-uri-scheme",
+            f"`{scheme}:` URIs are not accepted",
+            "give a public https:// URL the API can download",
+        )
     if not host:
         return ("KVS-uri-invalid", f"`{uri[:60]}` has no host", "write it as https://host/path")
     return None
@@ -356,17 +474,25 @@ def unused_bindings(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     misspelt = _suggested(script)
     for binding in script.images + script.elements:
         if id(binding) not in used and binding.name not in misspelt:
-            yield Diagnostic.of("KVS-binding-unused", binding.declaration.name.span,
-                                f"{binding.kind} `{binding.name}` ({binding.ref}) is never mentioned in a prompt",
-                                f"mention it as `@{binding.name}`, or remove it (it still counts toward the "
-                                f"limit of {model.max_images_plus_elements})")
+            yield Diagnostic.of(
+                "KVS-binding-unused",
+                binding.declaration.name.span,
+                f"{binding.kind} `{binding.name}` ({binding.ref}) is never mentioned in a prompt",
+                f"mention it as `@{binding.name}`, or remove it (it still counts toward the "
+                f"limit of {model.max_images_plus_elements})",
+            )
 
 
 def _suggested(script: BoundScript) -> set[str]:
     """Names that an unbound `@mention` is probably a typo of (already reported there)."""
     names = [b.name for b in script.images + script.elements]
-    return {close for shot in script.shots for m in shot.mentions if m.binding is None
-            for close in difflib.get_close_matches(m.written.lstrip("@"), names, n=1)}
+    return {
+        close
+        for shot in script.shots
+        for m in shot.mentions
+        if m.binding is None
+        for close in difflib.get_close_matches(m.written.lstrip("@"), names, n=1)
+    }
 
 
 def duplicate_uris(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
@@ -374,9 +500,13 @@ def duplicate_uris(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     for text in _all_uris(script):
         uri = script.uri(text)
         if uri in seen:
-            yield Diagnostic.of("KVS-uri-duplicate", text.span, "this URI is bound twice",
-                                "bind it once and mention the same name twice",
-                                related=[Related(seen[uri].span, "also bound here")])
+            yield Diagnostic.of(
+                "KVS-uri-duplicate",
+                text.span,
+                "this URI is bound twice",
+                "bind it once and mention the same name twice",
+                related=[Related(seen[uri].span, "also bound here")],
+            )
         else:
             seen[uri] = text
 
@@ -389,16 +519,36 @@ def elements_mentioned(script: BoundScript, model: Model) -> Iterator[Diagnostic
             continue  # an unbound mention is already reported; it may be the element
         if not any(m.binding and m.binding.kind == "element" for m in shot.mentions):
             names = ", ".join(f"@{b.name}" for b in script.elements)
-            yield Diagnostic.of("KVS-elements-unmentioned", shot.shot.prompt.span,
-                                f"the prompt of {shot.shot.label} mentions none of the bound elements",
-                                f"mention {names} where it appears, so the model keeps it consistent")
+            yield Diagnostic.of(
+                "KVS-elements-unmentioned",
+                shot.shot.prompt.span,
+                f"the prompt of {shot.shot.label} mentions none of the bound elements",
+                f"mention {names} where it appears, so the model keeps it consistent",
+            )
 
 
 RULES: tuple[Rule, ...] = (
-    model_known, model_requirements, price_known, start_required, setting_duplicates, aspect_ratio, setting_words, generations, namespace,
-    has_shots, prompts, whole_seconds, shot_durations, total_duration,
-    reference_count, element_fields, frames, uris,
-    unused_bindings, duplicate_uris, elements_mentioned,
+    model_known,
+    model_requirements,
+    price_known,
+    start_required,
+    setting_duplicates,
+    aspect_ratio,
+    setting_words,
+    generations,
+    namespace,
+    has_shots,
+    prompts,
+    whole_seconds,
+    shot_durations,
+    total_duration,
+    reference_count,
+    element_fields,
+    frames,
+    uris,
+    unused_bindings,
+    duplicate_uris,
+    elements_mentioned,
 )
 
 

@@ -4,6 +4,7 @@ Each code has a severity, a one-line title and a page in `docs/codes/<code>.md`.
 are part of the command-line contract (scripts grep for them), so they are never renamed;
 a retired code stays listed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

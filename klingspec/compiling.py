@@ -7,6 +7,7 @@ does set are written even when they equal the default, so the body says what the
 said. A side map from JSON pointers to script spans lets a schema failure point at the
 script.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,7 +19,8 @@ from klingspec.binding import BoundScript
 from klingspec.diagnostics import Diagnostic
 from klingspec.resources import read_text
 from klingspec.source import Span
-from klingspec.targets import DEFAULT_MODEL, model as lookup_model
+from klingspec.targets import DEFAULT_MODEL
+from klingspec.targets import model as lookup_model
 
 SCHEMA_FILE = "request.schema.json"
 
@@ -45,13 +47,16 @@ class Request:
 
 def to_json(body: dict[str, Any]) -> str:
     import json  # imported where used: `check` compiles but never serialises
+
     return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
 
 
 def request_hash(body: dict[str, Any], generations: int) -> str:
     import json
-    canonical = json.dumps({"body": body, "num_generations": generations}, sort_keys=True,
-                           separators=(",", ":"), ensure_ascii=False)
+
+    canonical = json.dumps(
+        {"body": body, "num_generations": generations}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -120,8 +125,10 @@ def compile_script(script: BoundScript) -> Request:
 
 @cache
 def _validator():
-    from jsonschema import Draft202012Validator
     import json
+
+    from jsonschema import Draft202012Validator
+
     schema = json.loads(read_text("schema", SCHEMA_FILE))
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)
@@ -138,9 +145,14 @@ def validate(request: Request) -> list[Diagnostic]:
         error = _deepest(error)
         pointer = "/" + "/".join(str(p) for p in error.absolute_path)
         span = _nearest(request.pointers, pointer)
-        problems.append(Diagnostic.of("KVS-schema", span,
-                                      f"the request body does not match the API schema at {pointer}: {error.message}",
-                                      "this is a klingspec checker gap; please report it with this script"))
+        problems.append(
+            Diagnostic.of(
+                "KVS-schema",
+                span,
+                f"the request body does not match the API schema at {pointer}: {error.message}",
+                "this is a klingspec checker gap; please report it with this script",
+            )
+        )
     return problems
 
 

@@ -3,10 +3,11 @@
 Phases never raise on bad input; they return what they could build plus a list of
 `Diagnostic`. `render.py` is the only module that turns them into text, JSON or SARIF.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from klingspec.codes import Severity, lookup
 from klingspec.source import Span
@@ -31,8 +32,16 @@ class Diagnostic:
     severity: Severity = field(default="error")
 
     @classmethod
-    def of(cls, code: str, span: Span, message: str, help: str | None = None, *,
-           label: str | None = None, related: Iterable[Related] = ()) -> Diagnostic:
+    def of(
+        cls,
+        code: str,
+        span: Span,
+        message: str,
+        help: str | None = None,
+        *,
+        label: str | None = None,
+        related: Iterable[Related] = (),
+    ) -> Diagnostic:
         """Build a diagnostic whose severity comes from the code catalogue."""
         return cls(code, span, message, help, label, tuple(related), lookup(code).severity)
 

@@ -27,16 +27,19 @@ The result is checked before it is returned: it must parse cleanly to the same
 statements (same kinds, names, values, strings) and the same comments, so a formatter
 bug raises `FormattingError` instead of changing a script.
 """
+
 from __future__ import annotations
 
 import bisect
+import contextlib
 import difflib
+import itertools
 import os
 import sys
 import tempfile
 import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from klingspec import ast
 from klingspec.diagnostics import Diagnostic, has_errors
@@ -44,13 +47,20 @@ from klingspec.source import Source
 from klingspec.syntax import parse
 
 INDENT = "  "
-ALIGN_LIMIT = 100      # wider lines do not push the comments of their paragraph right
-COMMENT_GAP = 2        # spaces between code and an end-of-line comment
+ALIGN_LIMIT = 100  # wider lines do not push the comments of their paragraph right
+COMMENT_GAP = 2  # spaces between code and an end-of-line comment
 _FIELD_WIDTH = len("front")
-_KIND = {ast.Setting: "setting", ast.Use: "use", ast.Let: "let", ast.Image: "image",
-         ast.Element: "element", ast.Frame: "frame", ast.Shot: "shot"}
-_BLANKS = " \t\f\r\ufeff"   # what the grammar skips between tokens
-_TRAILING = " \t\f\r"     # stripped at line ends (a BOM may be part of a word)
+_KIND = {
+    ast.Setting: "setting",
+    ast.Use: "use",
+    ast.Let: "let",
+    ast.Image: "image",
+    ast.Element: "element",
+    ast.Frame: "frame",
+    ast.Shot: "shot",
+}
+_BLANKS = " \t\f\r\ufeff"  # what the grammar skips between tokens
+_TRAILING = " \t\f\r"  # stripped at line ends (a BOM may be part of a word)
 
 
 class FormattingError(RuntimeError):
@@ -79,15 +89,16 @@ def format_source(text: str, name: str = "<text>") -> tuple[str | None, list[Dia
 
 # -- layout ----------------------------------------------------------------------------
 
+
 @dataclass
 class _Line:
     """One output line (several physical lines when it holds a triple-quoted string)."""
 
     code: str
-    end: int | None = None         # source offset after its last token (None: a comment line)
-    comment: str | None = None     # end-of-line comment
+    end: int | None = None  # source offset after its last token (None: a comment line)
+    comment: str | None = None  # end-of-line comment
     blank_before: bool = False
-    align: bool = True             # False: a closing line (`}`, the end of a `"""` string)
+    align: bool = True  # False: a closing line (`}`, the end of a `"""` string)
 
 
 @dataclass
@@ -130,7 +141,7 @@ class _Formatter:
         self.end_of_line: list[ast.Comment] = []
         for comment in script.comments:
             line_start = self.text.rfind("\n", 0, comment.span.start) + 1
-            if self.text[line_start:comment.span.start].strip(_BLANKS):
+            if self.text[line_start : comment.span.start].strip(_BLANKS):
                 self.end_of_line.append(comment)
             else:
                 self.full_line.append(comment)
@@ -150,7 +161,7 @@ class _Formatter:
         items += [_Item(c.span.start, c.span.end, comment=c) for c in self.top_comments]
         items.sort(key=lambda i: i.start)
         line = self.source.position
-        for before, item in zip(items, items[1:]):
+        for before, item in itertools.pairwise(items):
             item.blank_before = line(item.start)[0] - line(max(before.end - 1, before.start))[0] > 1
         # statements of different kinds (and element blocks) are always apart
         previous: int | None = None
@@ -159,7 +170,7 @@ class _Formatter:
                 continue
             if previous is not None:
                 a, b = _kind(items[previous].statement), _kind(item.statement)
-                between = items[previous + 1:index + 1]
+                between = items[previous + 1 : index + 1]
                 if (a != b or a == "element") and not any(i.blank_before for i in between):
                     between[0].blank_before = True
             previous = index
@@ -296,7 +307,7 @@ class _Formatter:
         """Put each end-of-line comment on the line of the token before it."""
         anchored = [line for line in lines if line.end is not None]
         ends = [line.end for line in anchored]
-        if any(a > b for a, b in zip(ends, ends[1:])):
+        if any(a > b for a, b in itertools.pairwise(ends)):
             raise FormattingError("output lines are out of source order")
         for comment in self.end_of_line:
             index = bisect.bisect_right(ends, comment.span.start) - 1
@@ -316,10 +327,15 @@ class _Formatter:
         for number, paragraph in enumerate(paragraphs):
             if number:
                 out.append("")
-            aligns = [line.comment is not None and line.align and "\n" not in line.code
-                      and _width(line.code) <= ALIGN_LIMIT for line in paragraph]
-            column = max((_width(line.code) for line, a in zip(paragraph, aligns) if a), default=0) + COMMENT_GAP
-            for line, align in zip(paragraph, aligns):
+            aligns = [
+                line.comment is not None and line.align and "\n" not in line.code and _width(line.code) <= ALIGN_LIMIT
+                for line in paragraph
+            ]
+            column = (
+                max((_width(line.code) for line, a in zip(paragraph, aligns, strict=False) if a), default=0)
+                + COMMENT_GAP
+            )
+            for line, align in zip(paragraph, aligns, strict=False):
                 code = line.code
                 if line.comment is not None:
                     gap = column - _width(code) if align else COMMENT_GAP
@@ -336,6 +352,7 @@ def _strip_trailing(code: str) -> str:
 
 
 # -- verification -----------------------------------------------------------------------
+
 
 def _fingerprint_value(value: ast.Value) -> tuple:
     if isinstance(value, ast.Text):
@@ -358,13 +375,17 @@ def _fingerprint(script: ast.Script) -> tuple:
         elif isinstance(s, ast.Image):
             out.append(("image", s.name.value, _fingerprint_value(s.uri)))
         elif isinstance(s, ast.Element):
-            out.append(("element", s.name.value,
-                        tuple((f.kind, tuple(_fingerprint_value(u) for u in f.uris)) for f in s.fields)))
+            out.append(
+                (
+                    "element",
+                    s.name.value,
+                    tuple((f.kind, tuple(_fingerprint_value(u) for u in f.uris)) for f in s.fields),
+                )
+            )
         elif isinstance(s, ast.Frame):
             out.append(("frame", s.kind, _fingerprint_value(s.uri)))
         else:
-            out.append(("shot", s.name.value if s.name else None, s.duration.seconds,
-                        _fingerprint_value(s.prompt)))
+            out.append(("shot", s.name.value if s.name else None, s.duration.seconds, _fingerprint_value(s.prompt)))
     comments = tuple(c.text.rstrip(_TRAILING) for c in script.comments)
     return tuple(out), comments
 
@@ -379,8 +400,10 @@ def _verify(original: ast.Script, formatted: str, name: str) -> None:
 
 # -- the command -----------------------------------------------------------------------
 
+
 def _decode(name: str, data: bytes) -> tuple[str | None, list[Diagnostic]]:
     from klingspec.loading import decode
+
     source, problems = decode(name, data)
     return (None, problems) if problems else (source.text, [])
 
@@ -392,27 +415,32 @@ def _write_atomically(path: str, text: str) -> None:
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(text.encode("utf-8"))
-        try:
+        with contextlib.suppress(OSError):
             os.chmod(tmp, os.stat(path).st_mode & 0o7777)
-        except OSError:
-            pass
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
 
 
 def _diff(name: str, before: str, after: str) -> str:
-    lines = difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
-                                 f"{name} (original)", f"{name} (formatted)")
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True), f"{name} (original)", f"{name} (formatted)"
+    )
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
-def run_fmt(paths: Sequence[str], *, check: bool = False, diff: bool = False, color: bool = False,
-            stdin=None, stdout=None, stderr=None) -> int:
+def run_fmt(
+    paths: Sequence[str],
+    *,
+    check: bool = False,
+    diff: bool = False,
+    color: bool = False,
+    stdin=None,
+    stdout=None,
+    stderr=None,
+) -> int:
     """`klingspec fmt`: format files in place (or check/diff them); `-` is stdin -> stdout.
 
     Returns 0, or 1 when a file has syntax errors or cannot be read, or (with `check`)
@@ -420,6 +448,7 @@ def run_fmt(paths: Sequence[str], *, check: bool = False, diff: bool = False, co
     """
     from klingspec import printing
     from klingspec.source import Source as _Source
+
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
@@ -442,8 +471,15 @@ def run_fmt(paths: Sequence[str], *, check: bool = False, diff: bool = False, co
                 failed = True
                 continue
             except OSError as error:
-                report([Diagnostic.of("KVS-file-unreadable", _Source(path, "").span(0),
-                                      f"cannot read {path}: {error.strerror or error}")])
+                report(
+                    [
+                        Diagnostic.of(
+                            "KVS-file-unreadable",
+                            _Source(path, "").span(0),
+                            f"cannot read {path}: {error.strerror or error}",
+                        )
+                    ]
+                )
                 failed = True
                 continue
         text, problems = _decode(name, data)
@@ -454,8 +490,10 @@ def run_fmt(paths: Sequence[str], *, check: bool = False, diff: bool = False, co
         try:
             formatted, problems = format_source(text, name)
         except FormattingError as error:
-            stderr.write(f"klingspec: internal error: {error}; {name} left unchanged\n"
-                         "please report this with the script that caused it\n")
+            stderr.write(
+                f"klingspec: internal error: {error}; {name} left unchanged\n"
+                "please report this with the script that caused it\n"
+            )
             failed = True
             continue
         if formatted is None:

@@ -5,13 +5,15 @@ Reads scripts as UTF-8 (with a clear diagnostic for anything else), parses them,
 `--var NAME=VALUE` options. The result is a `Program`: the main script, every used file,
 and the declarations the main script sees, in the order it sees them.
 """
+
 from __future__ import annotations
 
 import os
 import re
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from klingspec import ast
 from klingspec.diagnostics import Diagnostic
@@ -38,7 +40,7 @@ class Program:
     """Everything loaded for one main script, before templating."""
 
     main: ast.Script
-    files: tuple[ast.Script, ...]          # main first, then used files in first-use order
+    files: tuple[ast.Script, ...]  # main first, then used files in first-use order
     statements: tuple[ast.Statement, ...]  # used declarations spliced in at their `use`
     variables: tuple[Var, ...] = ()
     dependencies: tuple[str, ...] = field(default=())  # absolute paths read (for watch mode)
@@ -57,26 +59,40 @@ def decode(name: str, data: bytes) -> tuple[Source, list[Diagnostic]]:
     """UTF-8 text (a BOM is dropped) or a diagnostic at the first bad byte."""
     if len(data) > MAX_FILE_BYTES:
         source = Source(name, "")
-        return source, [Diagnostic.of("KVS-file-too-large", source.span(0),
-                                      f"{name} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB",
-                                      "a scene script is a few kilobytes; is this the right file?")]
+        return source, [
+            Diagnostic.of(
+                "KVS-file-too-large",
+                source.span(0),
+                f"{name} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB",
+                "a scene script is a few kilobytes; is this the right file?",
+            )
+        ]
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        good = data[:error.start].decode("utf-8")
-        source = Source(name, good + data[error.start:].decode("utf-8", "replace"))
-        return source, [Diagnostic.of(
-            "KVS-encoding", source.span(len(good), len(good) + 1),
-            f"{name} is not UTF-8 text: byte 0x{data[error.start]:02X} at offset {error.start} is invalid",
-            "save the file as UTF-8 (most editors: 'Save with Encoding')")]
+        good = data[: error.start].decode("utf-8")
+        source = Source(name, good + data[error.start :].decode("utf-8", "replace"))
+        return source, [
+            Diagnostic.of(
+                "KVS-encoding",
+                source.span(len(good), len(good) + 1),
+                f"{name} is not UTF-8 text: byte 0x{data[error.start]:02X} at offset {error.start} is invalid",
+                "save the file as UTF-8 (most editors: 'Save with Encoding')",
+            )
+        ]
     nul = text.find("\x00")
     if nul != -1:
         source = Source(name, text)
-        return source, [Diagnostic.of("KVS-encoding", source.span(nul, nul + 1),
-                                      f"{name} looks binary: it contains a NUL character",
-                                      "a .kvs script is plain UTF-8 text")]
+        return source, [
+            Diagnostic.of(
+                "KVS-encoding",
+                source.span(nul, nul + 1),
+                f"{name} looks binary: it contains a NUL character",
+                "a .kvs script is plain UTF-8 text",
+            )
+        ]
     return Source(name, text), []
 
 
@@ -112,9 +128,14 @@ class Loader:
 
     def _missing(self, name: str, at: Span | None) -> None:
         span = at or Source(name, "").span(0)
-        self.diagnostics.append(Diagnostic.of("KVS-file-not-found", span, f"no such file: {name}",
-                                              "paths in `use` are relative to the file that uses them"
-                                              if at else None))
+        self.diagnostics.append(
+            Diagnostic.of(
+                "KVS-file-not-found",
+                span,
+                f"no such file: {name}",
+                "paths in `use` are relative to the file that uses them" if at else None,
+            )
+        )
 
     def _unreadable(self, name: str, at: Span | None, why: str) -> None:
         span = at or Source(name, "").span(0)
@@ -132,8 +153,9 @@ class Loader:
             self.order.append(key)
         return self.scripts[key]
 
-    def splice(self, script: ast.Script, path: str, stack: tuple[str, ...], done: set[str],
-               top: bool) -> list[ast.Statement]:
+    def splice(
+        self, script: ast.Script, path: str, stack: tuple[str, ...], done: set[str], top: bool
+    ) -> list[ast.Statement]:
         """The statements `script` contributes: its own, with each `use` replaced by the
         used file's declarations (each file once; cycles reported at the `use`)."""
         out: list[ast.Statement] = []
@@ -147,11 +169,15 @@ class Loader:
                 ignored.append(statement)
         if ignored:
             first = ignored[0]
-            self.diagnostics.append(Diagnostic.of(
-                "KVS-use-ignored", first.span,
-                f"{script.source.name} is used by another file, so its settings, frames and shots are ignored "
-                f"({len(ignored)} statement{'s' if len(ignored) != 1 else ''})",
-                "a used file contributes only `let`, `image` and `element`; move the rest to the main script"))
+            self.diagnostics.append(
+                Diagnostic.of(
+                    "KVS-use-ignored",
+                    first.span,
+                    f"{script.source.name} is used by another file, so its settings, frames and shots are ignored "
+                    f"({len(ignored)} statement{'s' if len(ignored) != 1 else ''})",
+                    "a used file contributes only `let`, `image` and `element`; move the rest to the main script",
+                )
+            )
         return out
 
     def follow(self, use: ast.Use, path: str, stack: tuple[str, ...], done: set[str]) -> list[ast.Statement]:
@@ -160,10 +186,15 @@ class Loader:
         including = use.span.source.name
         name = os.path.normpath(os.path.join(os.path.dirname(including), use.path.value))
         if key in stack:
-            chain = " -> ".join(os.path.basename(p) for p in (*stack[stack.index(key):], key))
-            self.diagnostics.append(Diagnostic.of("KVS-use-cycle", use.path.span,
-                                                  f"`use` cycle: {chain}",
-                                                  "move the shared declarations into a third file that both use"))
+            chain = " -> ".join(os.path.basename(p) for p in (*stack[stack.index(key) :], key))
+            self.diagnostics.append(
+                Diagnostic.of(
+                    "KVS-use-cycle",
+                    use.path.span,
+                    f"`use` cycle: {chain}",
+                    "move the shared declarations into a third file that both use",
+                )
+            )
             return []
         if key in done:
             return []
@@ -180,12 +211,14 @@ class Loader:
             return None
         key = os.path.abspath(path)
         statements = self.splice(script, path, (key,), {key}, top=True)
-        return Program(script, tuple(self.scripts[k] for k in self.order), tuple(statements),
-                       dependencies=tuple(self.order))
+        return Program(
+            script, tuple(self.scripts[k] for k in self.order), tuple(statements), dependencies=tuple(self.order)
+        )
 
 
-def load(path: str, *, overlays: Mapping[str, str] | None = None,
-         reader: Reader = _read_bytes) -> tuple[Program | None, list[Diagnostic]]:
+def load(
+    path: str, *, overlays: Mapping[str, str] | None = None, reader: Reader = _read_bytes
+) -> tuple[Program | None, list[Diagnostic]]:
     """Load `path` and everything it uses. Returns None for the program when the main
     file itself could not be read."""
     loader = Loader(overlays, reader)
@@ -200,6 +233,7 @@ def load_text(name: str, text: str, *, reader: Reader = _read_bytes) -> tuple[Pr
 
 # -- template variables from outside ----------------------------------------------
 
+
 def parse_var_options(options: tuple[str, ...] | list[str]) -> tuple[list[Var], list[Diagnostic]]:
     """`--var NAME=VALUE` options; values are strings, as typed."""
     variables, problems = [], []
@@ -207,9 +241,14 @@ def parse_var_options(options: tuple[str, ...] | list[str]) -> tuple[list[Var], 
         source = Source("<--var>", option)
         name, sep, value = option.partition("=")
         if not sep or not _VAR_NAME.match(name):
-            problems.append(Diagnostic.of("KVS-var-syntax", source.whole(),
-                                          f"`--var {option}` is not NAME=VALUE",
-                                          "write it as --var mood=dusk (names are letters, digits and _)"))
+            problems.append(
+                Diagnostic.of(
+                    "KVS-var-syntax",
+                    source.whole(),
+                    f"`--var {option}` is not NAME=VALUE",
+                    "write it as --var mood=dusk (names are letters, digits and _)",
+                )
+            )
             continue
         variables.append(Var(name, value, source.span(0, len(name)), "--var"))
     return variables, problems
@@ -218,31 +257,38 @@ def parse_var_options(options: tuple[str, ...] | list[str]) -> tuple[list[Var], 
 def read_vars_file(path: str, reader: Reader = _read_bytes) -> tuple[list[Var], list[Diagnostic]]:
     """A `--vars` file: a JSON object or a TOML table of template variables."""
     import json  # only `--vars` needs it: kept off `check`'s start-up path
+
     try:
         data = reader(path)
     except OSError as error:
         source = Source(path, "")
-        return [], [Diagnostic.of("KVS-vars-file", source.span(0),
-                                  f"cannot read vars file {path}: {error.strerror or error}")]
+        return [], [
+            Diagnostic.of("KVS-vars-file", source.span(0), f"cannot read vars file {path}: {error.strerror or error}")
+        ]
     source, problems = decode(path, data)
     if problems:
         return [], problems
     text = source.text
-    as_toml = path.lower().endswith(".toml") or (not path.lower().endswith(".json") and not text.lstrip().startswith("{"))
+    as_toml = path.lower().endswith(".toml") or (
+        not path.lower().endswith(".json") and not text.lstrip().startswith("{")
+    )
     try:
         values = tomllib.loads(text) if as_toml else json.loads(text)
     except json.JSONDecodeError as error:
-        return [], [Diagnostic.of("KVS-vars-file", source.span(error.pos, error.pos + 1),
-                                  f"{path} is not valid JSON: {error.msg}")]
+        return [], [
+            Diagnostic.of(
+                "KVS-vars-file", source.span(error.pos, error.pos + 1), f"{path} is not valid JSON: {error.msg}"
+            )
+        ]
     except tomllib.TOMLDecodeError as error:
         match = re.search(r"at line (\d+), column (\d+)", str(error))
         offset = source.offset(int(match.group(1)), int(match.group(2))) if match else 0
         message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(error))
-        return [], [Diagnostic.of("KVS-vars-file", source.span(offset, offset + 1),
-                                  f"{path} is not valid TOML: {message}")]
+        return [], [
+            Diagnostic.of("KVS-vars-file", source.span(offset, offset + 1), f"{path} is not valid TOML: {message}")
+        ]
     if not isinstance(values, dict):
-        return [], [Diagnostic.of("KVS-vars-file", source.whole(),
-                                  f"{path} must hold an object of NAME: VALUE pairs")]
+        return [], [Diagnostic.of("KVS-vars-file", source.whole(), f"{path} must hold an object of NAME: VALUE pairs")]
     variables = []
     for key, value in values.items():
         found = re.search(r'(?m)^\s*"?' + re.escape(key) + r'"?\s*[:=]', text)

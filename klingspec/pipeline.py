@@ -3,16 +3,17 @@
 The CLI, the watcher and the language server all call `run_pipeline`; they differ only in
 how they present the `Result`.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from klingspec.binding import BoundScript, bind
 from klingspec.checking import check
 from klingspec.compiling import Request, compile_script, validate
 from klingspec.diagnostics import Diagnostic, has_errors, sort_unique
-from klingspec.loading import Program, Reader, Var, load, parse_var_options, read_vars_file, _read_bytes
+from klingspec.loading import Program, Reader, Var, _read_bytes, load, parse_var_options, read_vars_file
 from klingspec.pricing import Estimate, estimate
 from klingspec.source import Source
 from klingspec.templating import expand
@@ -25,7 +26,7 @@ class Options:
     var_options: tuple[str, ...] = ()
     var_files: tuple[str, ...] = ()
     validate_schema: bool = True
-    library_ok: bool = False   # `check` accepts a declarations-only file (a `use` library)
+    library_ok: bool = False  # `check` accepts a declarations-only file (a `use` library)
     overlays: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -69,9 +70,17 @@ def run_pipeline(path: str, options: Options = Options(), reader: Reader = _read
         return _run(path, options, reader)
     except Exception as error:  # a bug, not the user's fault (RecursionError, MemoryError too)
         source = Source(path, "")
-        return Result(path, (Diagnostic.of(
-            "KVS-internal", source.span(0), f"klingspec failed: {type(error).__name__}: {error}",
-            "please report this with the script that caused it"),))
+        return Result(
+            path,
+            (
+                Diagnostic.of(
+                    "KVS-internal",
+                    source.span(0),
+                    f"klingspec failed: {type(error).__name__}: {error}",
+                    "please report this with the script that caused it",
+                ),
+            ),
+        )
 
 
 def _run(path: str, options: Options, reader: Reader) -> Result:

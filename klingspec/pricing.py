@@ -3,6 +3,7 @@
 cost = price per second x total seconds of output x generations, with the price from
 the model's capability matrix. A model without a known price gives `total=None`, never 0.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -47,11 +48,19 @@ class Estimate:
     @property
     def assumptions(self) -> tuple[str, ...]:
         known = lookup_model(self.model)
-        notes = [f"model {self.model}" + (f" (capability matrix {known.revision})" if known else ""),
-                 f"billed {self.billing}"]
+        notes = [
+            f"model {self.model}" + (f" (capability matrix {known.revision})" if known else ""),
+            f"billed {self.billing}",
+        ]
         if self.audio:
-            notes.append("audio on: " + (known.audio_price_note if known and known.audio_price_note
-                                         else "no separate audio price is documented"))
+            notes.append(
+                "audio on: "
+                + (
+                    known.audio_price_note
+                    if known and known.audio_price_note
+                    else "no separate audio price is documented"
+                )
+            )
         if self.price_per_second is None:
             notes.append("no published price for this model: the cost cannot be previewed")
         return tuple(notes)
@@ -61,8 +70,20 @@ def estimate(script: BoundScript) -> Estimate:
     known = script.model
     rate = known.price_per_second if known else None
     shots = tuple(
-        ShotCost(s.shot.name.value if s.shot.name else f"#{s.index}", s.shot.span.start_position[0],
-                 int(s.seconds), None if rate is None else rate * int(s.seconds))
-        for s in script.shots)
-    return Estimate(script.model_id, shots, sum(s.seconds for s in shots), script.generations(), rate,
-                    known.billing if known else "per second of output video (assumed)", bool(script.audio()))
+        ShotCost(
+            s.shot.name.value if s.shot.name else f"#{s.index}",
+            s.shot.span.start_position[0],
+            int(s.seconds),
+            None if rate is None else rate * int(s.seconds),
+        )
+        for s in script.shots
+    )
+    return Estimate(
+        script.model_id,
+        shots,
+        sum(s.seconds for s in shots),
+        script.generations(),
+        rate,
+        known.billing if known else "per second of output video (assumed)",
+        bool(script.audio()),
+    )

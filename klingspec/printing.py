@@ -4,11 +4,12 @@ Text follows the compiler convention `PATH:LINE:COL: SEVERITY[CODE]: MESSAGE`, t
 source line with carets under the span and `= help:`. Carets line up under wide (CJK)
 characters and tabs, since they are placed by display width, not by code points.
 """
+
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from klingspec.codes import CODES
 from klingspec.diagnostics import Diagnostic
@@ -55,22 +56,23 @@ def text(diagnostic: Diagnostic, style: TextStyle = TextStyle()) -> str:
     c = (lambda code, s: f"{code}{s}{_RESET}") if style.color else (lambda code, s: s)
     line, column, end_line, end_column = location(diagnostic)
     severity = diagnostic.severity
-    header = (f"{c(_BOLD, f'{diagnostic.path}:{line}:{column}:')} "
-              f"{c(_COLORS[severity], f'{severity}[{diagnostic.code}]')}: {c(_BOLD, diagnostic.message)}")
+    header = (
+        f"{c(_BOLD, f'{diagnostic.path}:{line}:{column}:')} "
+        f"{c(_COLORS[severity], f'{severity}[{diagnostic.code}]')}: {c(_BOLD, diagnostic.message)}"
+    )
     out = [header]
     source = diagnostic.span.source
     if style.snippet and source.text:
         gutter = len(str(line))
         code_line = _visible(source.line_text(line))
-        prefix = code_line[:column - 1]
+        prefix = code_line[: column - 1]
         last = end_column - 1 if end_line == line else len(code_line)
-        marked = code_line[column - 1:max(last, column - 1)]
+        marked = code_line[column - 1 : max(last, column - 1)]
         carets = "^" * max(1, _width(marked))
         label = f" {diagnostic.label}" if diagnostic.label else ""
         out.append(c(_BLUE, f"{' ' * gutter} |"))
         out.append(c(_BLUE, f"{line} |") + " " + code_line.replace("\t", "    "))
-        out.append(c(_BLUE, f"{' ' * gutter} |") + " " + " " * _width(prefix) +
-                   c(_COLORS[severity], carets + label))
+        out.append(c(_BLUE, f"{' ' * gutter} |") + " " + " " * _width(prefix) + c(_COLORS[severity], carets + label))
         for related in diagnostic.related:
             r_line, r_col = related.span.start_position
             out.append(f"{' ' * gutter} = note: {related.message} at {related.span.path}:{r_line}:{r_col}")
@@ -93,26 +95,45 @@ def texts(diagnostics: Iterable[Diagnostic], style: TextStyle = TextStyle()) -> 
 def summary(errors: int, warnings: int, files: int) -> str:
     def n(count: int, word: str) -> str:
         return f"{count} {word}{'' if count == 1 else 's'}"
+
     return f"{n(files, 'file')} checked: {n(errors, 'error')}, {n(warnings, 'warning')}"
 
 
 def as_dict(diagnostic: Diagnostic) -> dict:
     line, column, end_line, end_column = location(diagnostic)
-    out = {"path": diagnostic.path, "line": line, "column": column, "end_line": end_line,
-           "end_column": end_column, "severity": diagnostic.severity, "code": diagnostic.code,
-           "message": diagnostic.message, "help": diagnostic.help}
+    out = {
+        "path": diagnostic.path,
+        "line": line,
+        "column": column,
+        "end_line": end_line,
+        "end_column": end_column,
+        "severity": diagnostic.severity,
+        "code": diagnostic.code,
+        "message": diagnostic.message,
+        "help": diagnostic.help,
+    }
     if diagnostic.related:
-        out["related"] = [{"path": r.span.path, "line": r.span.start_position[0],
-                           "column": r.span.start_position[1], "message": r.message} for r in diagnostic.related]
+        out["related"] = [
+            {
+                "path": r.span.path,
+                "line": r.span.start_position[0],
+                "column": r.span.start_position[1],
+                "message": r.message,
+            }
+            for r in diagnostic.related
+        ]
     return out
 
 
 def as_json(diagnostics: Sequence[Diagnostic]) -> str:
     """CLI.md's shape: {"diagnostics": [...], "errors": N, "warnings": N}."""
     import json
-    payload = {"diagnostics": [as_dict(d) for d in diagnostics],
-               "errors": sum(d.severity == "error" for d in diagnostics),
-               "warnings": sum(d.severity == "warning" for d in diagnostics)}
+
+    payload = {
+        "diagnostics": [as_dict(d) for d in diagnostics],
+        "errors": sum(d.severity == "error" for d in diagnostics),
+        "warnings": sum(d.severity == "warning" for d in diagnostics),
+    }
     return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -122,29 +143,64 @@ _SARIF_LEVEL = {"error": "error", "warning": "warning", "note": "note"}
 def as_sarif(diagnostics: Sequence[Diagnostic], version: str) -> str:
     """SARIF 2.1.0, one run, the rules that fired described from the code catalogue."""
     import json
+
     used = sorted({d.code for d in diagnostics})
-    rules = [{"id": code, "name": code.removeprefix("KVS-"),
-              "shortDescription": {"text": CODES[code].title},
-              "helpUri": f"{TOOL_URI}/blob/main/{CODES[code].doc}",
-              "defaultConfiguration": {"level": _SARIF_LEVEL[CODES[code].severity]}} for code in used]
+    rules = [
+        {
+            "id": code,
+            "name": code.removeprefix("KVS-"),
+            "shortDescription": {"text": CODES[code].title},
+            "helpUri": f"{TOOL_URI}/blob/main/{CODES[code].doc}",
+            "defaultConfiguration": {"level": _SARIF_LEVEL[CODES[code].severity]},
+        }
+        for code in used
+    ]
     results = []
     for d in diagnostics:
         line, column, end_line, end_column = location(d)
         message = d.message + (f"\nhelp: {d.help}" if d.help else "")
-        results.append({
-            "ruleId": d.code, "ruleIndex": used.index(d.code), "level": _SARIF_LEVEL[d.severity],
-            "message": {"text": message},
-            "locations": [{"physicalLocation": {
-                "artifactLocation": {"uri": d.path.replace("\\", "/")},
-                "region": {"startLine": line, "startColumn": column, "endLine": end_line,
-                           "endColumn": end_column}}}],
-            "relatedLocations": [{"id": i, "message": {"text": r.message}, "physicalLocation": {
-                "artifactLocation": {"uri": r.span.path.replace("\\", "/")},
-                "region": {"startLine": r.span.start_position[0], "startColumn": r.span.start_position[1]}}}
-                for i, r in enumerate(d.related)],
-        })
-    sarif = {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
-             "runs": [{"tool": {"driver": {"name": "klingspec", "version": version,
-                                           "informationUri": TOOL_URI, "rules": rules}},
-                       "results": results}]}
+        results.append(
+            {
+                "ruleId": d.code,
+                "ruleIndex": used.index(d.code),
+                "level": _SARIF_LEVEL[d.severity],
+                "message": {"text": message},
+                "locations": [
+                    {
+                        "physicalLocation": {
+                            "artifactLocation": {"uri": d.path.replace("\\", "/")},
+                            "region": {
+                                "startLine": line,
+                                "startColumn": column,
+                                "endLine": end_line,
+                                "endColumn": end_column,
+                            },
+                        }
+                    }
+                ],
+                "relatedLocations": [
+                    {
+                        "id": i,
+                        "message": {"text": r.message},
+                        "physicalLocation": {
+                            "artifactLocation": {"uri": r.span.path.replace("\\", "/")},
+                            "region": {"startLine": r.span.start_position[0], "startColumn": r.span.start_position[1]},
+                        },
+                    }
+                    for i, r in enumerate(d.related)
+                ],
+            }
+        )
+    sarif = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {"name": "klingspec", "version": version, "informationUri": TOOL_URI, "rules": rules}
+                },
+                "results": results,
+            }
+        ],
+    }
     return json.dumps(sarif, indent=2, ensure_ascii=False) + "\n"

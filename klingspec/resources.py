@@ -5,6 +5,7 @@ the API's definitions, not code) and are copied into the wheel as `klingspec/_da
 An installed klingspec reads them through `importlib.resources`; a source checkout or
 an editable install falls back to the repository folders.
 """
+
 from __future__ import annotations
 
 from functools import cache

@@ -4,6 +4,7 @@ Offsets are the truth. A `Span` is a half-open range of character offsets into o
 `Source`; line and column are derived, 1-based, for people. The language server converts
 to 0-based UTF-16 itself (`server.py`); nothing else counts columns.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -68,7 +69,7 @@ class Span:
 
     @property
     def text(self) -> str:
-        return self.source.text[self.start:self.end]
+        return self.source.text[self.start : self.end]
 
     @property
     def start_position(self) -> tuple[int, int]:

@@ -5,6 +5,7 @@ blanked out (same offsets, so later positions stay true) and the text is parsed 
 up to `MAX_SYNTAX_ERRORS`. Each error is named from the parser state (Lark's
 `match_examples`) and says what was expected, not which parser state failed.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -21,16 +22,36 @@ from klingspec.source import Source, Span
 
 MAX_SYNTAX_ERRORS = 20
 MAX_NESTING = 16
-STATEMENT_KEYWORDS = ("model", "aspect", "audio", "negative", "format", "namespace",
-                      "generations", "use", "let", "image", "element", "start", "end", "shot")
+STATEMENT_KEYWORDS = (
+    "model",
+    "aspect",
+    "audio",
+    "negative",
+    "format",
+    "namespace",
+    "generations",
+    "use",
+    "let",
+    "image",
+    "element",
+    "start",
+    "end",
+    "shot",
+)
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "{": ast.OPEN_BRACE, "}": ast.CLOSE_BRACE}
 
 
 @cache
 def parser() -> Lark:
     """The one cached parser; Lark's own cache keeps the LALR tables across processes."""
-    return Lark(read_text("grammar", "kvs.lark"), parser="lalr", lexer="contextual",
-                propagate_positions=True, maybe_placeholders=False, cache=True)
+    return Lark(
+        read_text("grammar", "kvs.lark"),
+        parser="lalr",
+        lexer="contextual",
+        propagate_positions=True,
+        maybe_placeholders=False,
+        cache=True,
+    )
 
 
 def parse(source: Source) -> tuple[ast.Script, list[Diagnostic]]:
@@ -48,16 +69,23 @@ def parse(source: Source) -> tuple[ast.Script, list[Diagnostic]]:
             if not progressed or len(diagnostics) >= MAX_SYNTAX_ERRORS:
                 if progressed:
                     end = len(source.text.rstrip())
-                    diagnostics.append(Diagnostic.of(
-                        "KVS-syntax-too-many", source.span(end),
-                        f"stopped after {MAX_SYNTAX_ERRORS} syntax errors; the rest of the file was not checked",
-                        "fix the errors above and check again"))
+                    diagnostics.append(
+                        Diagnostic.of(
+                            "KVS-syntax-too-many",
+                            source.span(end),
+                            f"stopped after {MAX_SYNTAX_ERRORS} syntax errors; the rest of the file was not checked",
+                            "fix the errors above and check again",
+                        )
+                    )
                 return ast.Script(source, (), partial=True), diagnostics
     builder = _Builder(source)
     statements = tuple(s for s in (builder.statement(c) for c in tree.children) if s is not None)
-    script = ast.Script(source, statements,
-                        tuple(ast.Comment(t.value, source.span(t.start_pos, t.end_pos))
-                              for t in _comments(source.text)), partial=bool(diagnostics))
+    script = ast.Script(
+        source,
+        statements,
+        tuple(ast.Comment(t.value, source.span(t.start_pos, t.end_pos)) for t in _comments(source.text)),
+        partial=bool(diagnostics),
+    )
     return script, diagnostics + builder.diagnostics
 
 
@@ -70,7 +98,9 @@ def _comments(text: str) -> list[Token]:
         if ch == "#":
             end = text.find("\n", i)
             end = n if end == -1 else end
-            found.append(Token("COMMENT", text[i:end].rstrip("\r"), start_pos=i, end_pos=i + len(text[i:end].rstrip("\r"))))
+            found.append(
+                Token("COMMENT", text[i:end].rstrip("\r"), start_pos=i, end_pos=i + len(text[i:end].rstrip("\r")))
+            )
             i = end
         elif ch == '"':
             if text.startswith('"""', i):
@@ -92,19 +122,20 @@ def _comments(text: str) -> list[Token]:
 
 _EXAMPLES: dict[str, tuple[str, str]] = {
     # label: (message, help)
-    "shot-duration": ("a shot needs a duration before its prompt",
-                      'write it as `shot NAME 5s "prompt"` (whole seconds)'),
-    "shot-prompt": ("a shot needs a prompt string after its duration",
-                    'write it as `shot NAME 5s "prompt"`'),
+    "shot-duration": (
+        "a shot needs a duration before its prompt",
+        'write it as `shot NAME 5s "prompt"` (whole seconds)',
+    ),
+    "shot-prompt": ("a shot needs a prompt string after its duration", 'write it as `shot NAME 5s "prompt"`'),
     "setting-value": ("this setting needs a value", "for example `aspect 16:9`, `audio on`, `format url`"),
     "let-equals": ("a `let` needs `=` between the name and the value", 'write it as `let mood = "dusk"`'),
-    "bind-equals": ("a binding needs `=` between the name and the URI",
-                    'write it as `image cafe = "https://..."`'),
+    "bind-equals": ("a binding needs `=` between the name and the URI", 'write it as `image cafe = "https://..."`'),
     "bind-uri": ("a binding needs a quoted URI", 'write it as `image cafe = "https://..."`'),
-    "element-brace": ("an element's fields go inside `{ }`",
-                      'write it as `element hero {\n  front "https://..."\n}`'),
-    "element-field": ("an element block holds only `front` and `refs` lines",
-                      'write `front "URI"` once and `refs "URI", "URI"` for extra angles'),
+    "element-brace": ("an element's fields go inside `{ }`", 'write it as `element hero {\n  front "https://..."\n}`'),
+    "element-field": (
+        "an element block holds only `front` and `refs` lines",
+        'write `front "URI"` once and `refs "URI", "URI"` for extra angles',
+    ),
     "one-per-line": ("one statement per line", "start the next statement on a new line"),
     "name-expected": ("a name is expected here", "names are letters, digits and `_`, starting with a letter"),
 }
@@ -118,10 +149,16 @@ _EXAMPLE_TEXTS: dict[str, list[str]] = {
     "bind-uri": ["image a =\n", "image a = b\n"],
     "element-brace": ['element a front "x"\n', "element a\n"],
     "element-field": ["element a { x\n", 'element a { "x"\n'],
-    "one-per-line": ['aspect 9:16 audio\n', 'use "a" "b"\n', 'image a = "x" "y"\n', 'shot a 5s "x" "y"\n',
-                     'start "x" "y"\n'],
+    "one-per-line": [
+        "aspect 9:16 audio\n",
+        'use "a" "b"\n',
+        'image a = "x" "y"\n',
+        'shot a 5s "x" "y"\n',
+        'start "x" "y"\n',
+    ],
     "name-expected": ["let\n", "image\n", "element\n", 'let "x"\n', 'image "x"\n', "element {\n"],
 }
+
 
 @cache
 def _example_index() -> dict[tuple, str]:
@@ -144,8 +181,14 @@ def _example_index() -> dict[tuple, str]:
 
 
 _HUMAN = {
-    "NAME": "a name", "DURATION": "a duration such as `5s`", "INT": "an integer", "WORD": "a value",
-    "STRING": "a string", "TRIPLE_STRING": "a string", "_NL": "end of line", "$END": "end of file",
+    "NAME": "a name",
+    "DURATION": "a duration such as `5s`",
+    "INT": "an integer",
+    "WORD": "a value",
+    "STRING": "a string",
+    "TRIPLE_STRING": "a string",
+    "_NL": "end of line",
+    "$END": "end of file",
     "COMMENT": "a comment",
 }
 
@@ -211,11 +254,14 @@ def _unclosed_element(error: UnexpectedInput, source: Source, text: str):
     brace = text.find("{", element, line_start) if element != -1 else -1
     if brace == -1:
         return None
-    name = text[element + len("element"):brace].strip()
-    diagnostic = Diagnostic.of("KVS-syntax-unexpected", source.span(brace, brace + 1),
-                               f"the block of element `{name}` is never closed",
-                               "add `}` on its own line after the element's `front` and `refs`",
-                               label="opened here")
+    name = text[element + len("element") : brace].strip()
+    diagnostic = Diagnostic.of(
+        "KVS-syntax-unexpected",
+        source.span(brace, brace + 1),
+        f"the block of element `{name}` is never closed",
+        "add `}` on its own line after the element's `front` and `refs`",
+        label="opened here",
+    )
     return diagnostic, (element, line_start)
 
 
@@ -224,49 +270,76 @@ def _describe_one(error: UnexpectedInput, source: Source, text: str) -> Diagnost
     if isinstance(error, UnexpectedCharacters):
         char = text[offset] if offset < len(text) else ""
         if char == '"':
-            if text[max(0, offset - 2):offset] == '""':  # lexed as "" then a lone quote
-                return Diagnostic.of("KVS-syntax-string", source.span(offset - 2, offset + 1),
-                                     'this `"""` string is never closed', 'close it with `"""`',
-                                     label="string starts here")
+            if text[max(0, offset - 2) : offset] == '""':  # lexed as "" then a lone quote
+                return Diagnostic.of(
+                    "KVS-syntax-string",
+                    source.span(offset - 2, offset + 1),
+                    'this `"""` string is never closed',
+                    'close it with `"""`',
+                    label="string starts here",
+                )
             end = text.find("\n", offset)
             span = source.span(offset, end if end != -1 else len(source.text))
-            return Diagnostic.of("KVS-syntax-string", span, "this string is never closed",
-                                 'close it with `"` on the same line, or use `"""` for several lines',
-                                 label="string starts here")
+            return Diagnostic.of(
+                "KVS-syntax-string",
+                span,
+                "this string is never closed",
+                'close it with `"` on the same line, or use `"""` for several lines',
+                label="string starts here",
+            )
         return _bad_character(source, text, offset, char)
     token = error.token if isinstance(error, UnexpectedToken) else None
-    at_end = token is not None and token.type == "_NL" and not text[token.end_pos:].strip()
+    at_end = token is not None and token.type == "_NL" and not text[token.end_pos :].strip()
     if token is None or token.type == "$END" or isinstance(error, UnexpectedEOF) or at_end:
         expected = sorted({_human(parser(), t) for t in _expected(error)})
         label = _label(error, token) if token is not None else None
         if label:
             message, hint = _EXAMPLES[label]
-            return Diagnostic.of("KVS-syntax-eof", source.span(offset), f"the script ends early: {message}", hint,
-                                 label=f"expected {_either(expected)}")
-        return Diagnostic.of("KVS-syntax-eof", source.span(offset),
-                             "the script ends in the middle of a statement",
-                             f"expected {_either(expected)}" if expected else None)
+            return Diagnostic.of(
+                "KVS-syntax-eof",
+                source.span(offset),
+                f"the script ends early: {message}",
+                hint,
+                label=f"expected {_either(expected)}",
+            )
+        return Diagnostic.of(
+            "KVS-syntax-eof",
+            source.span(offset),
+            "the script ends in the middle of a statement",
+            f"expected {_either(expected)}" if expected else None,
+        )
     span = source.span(token.start_pos, max(token.end_pos, token.start_pos + 1))
     if token.type in ("NAME", "WORD") and _at_statement_start(error):
         close = difflib.get_close_matches(str(token.value), STATEMENT_KEYWORDS, n=1)
-        hint = f"did you mean `{close[0]}`?" if close else \
-            "a statement starts with one of: " + ", ".join(f"`{k}`" for k in STATEMENT_KEYWORDS)
+        hint = (
+            f"did you mean `{close[0]}`?"
+            if close
+            else "a statement starts with one of: " + ", ".join(f"`{k}`" for k in STATEMENT_KEYWORDS)
+        )
         return Diagnostic.of("KVS-syntax-unexpected", span, f"unknown statement `{token.value}`", hint)
     accepted = _expected(error)
-    if "STRING" in accepted and "://" in text[token.start_pos:token.start_pos + 12]:
+    if "STRING" in accepted and "://" in text[token.start_pos : token.start_pos + 12]:
         end = token.start_pos
         while end < len(text) and not text[end].isspace():
             end += 1
-        return Diagnostic.of("KVS-syntax-unexpected", source.span(token.start_pos, end),
-                             "a URI must be a quoted string", "put it in double quotes: \"https://...\"")
+        return Diagnostic.of(
+            "KVS-syntax-unexpected",
+            source.span(token.start_pos, end),
+            "a URI must be a quoted string",
+            'put it in double quotes: "https://..."',
+        )
     label = _label(error, token)
     expected = sorted({_human(parser(), t) for t in accepted})
     if label:
         message, hint = _EXAMPLES[label]
-        return Diagnostic.of("KVS-syntax-unexpected", span, f"{message}; found {_found(token)}", hint,
-                             label=f"expected {_either(expected)}")
-    return Diagnostic.of("KVS-syntax-unexpected", span, f"unexpected {_found(token)}",
-                         f"expected {_either(expected)}")
+        return Diagnostic.of(
+            "KVS-syntax-unexpected",
+            span,
+            f"{message}; found {_found(token)}",
+            hint,
+            label=f"expected {_either(expected)}",
+        )
+    return Diagnostic.of("KVS-syntax-unexpected", span, f"unexpected {_found(token)}", f"expected {_either(expected)}")
 
 
 def _label(error: UnexpectedToken, token: Token) -> str | None:
@@ -288,27 +361,32 @@ def _either(items: list[str]) -> str:
 
 def _bad_character(source: Source, text: str, offset: int, char: str) -> Diagnostic:
     import unicodedata
+
     span = source.span(offset, offset + 1)
     code = f"U+{ord(char):04X}" if char else "?"
     name = unicodedata.name(char, "").lower() if char else ""
     if char and (unicodedata.category(char) in ("Zs", "Cf") or char in "\u00a0\u3000"):
-        return Diagnostic.of("KVS-syntax-character", span, f"unexpected {name or 'invisible character'} ({code})",
-                             "replace it with a normal space (editors often paste these from documents)")
+        return Diagnostic.of(
+            "KVS-syntax-character",
+            span,
+            f"unexpected {name or 'invisible character'} ({code})",
+            "replace it with a normal space (editors often paste these from documents)",
+        )
     shown = f"`{char}`" if char.isprintable() and char else code
-    return Diagnostic.of("KVS-syntax-character", span, f"unexpected character {shown}",
-                         _character_help(text, offset))
+    return Diagnostic.of("KVS-syntax-character", span, f"unexpected character {shown}", _character_help(text, offset))
 
 
 def _character_help(text: str, offset: int) -> str:
     line_start = text.rfind("\n", 0, offset) + 1
     before = text[line_start:offset].split()
-    if before and before[0] in ("image", "start", "end", "use", "front", "refs") or "://" in text[offset:offset + 12]:
-        return 'URIs and paths are strings: put them in double quotes'
+    if (before and before[0] in ("image", "start", "end", "use", "front", "refs")) or "://" in text[
+        offset : offset + 12
+    ]:
+        return "URIs and paths are strings: put them in double quotes"
     return "strings go in double quotes; comments start with `#`"
 
 
-def _blank_statement(text: str, offset: int, start: int | None = None,
-                     end: int | None = None) -> tuple[str, bool]:
+def _blank_statement(text: str, offset: int, start: int | None = None, end: int | None = None) -> tuple[str, bool]:
     """Blank the statement holding `offset`, keeping line breaks so offsets stay true.
 
     The statement runs from the last line at or before `offset` that starts at column 0
@@ -316,7 +394,7 @@ def _blank_statement(text: str, offset: int, start: int | None = None,
     """
     if start is None:
         start = text.rfind("\n", 0, offset) + 1
-        while start > 0 and text[start:start + 1] in (" ", "\t", "}"):
+        while start > 0 and text[start : start + 1] in (" ", "\t", "}"):
             start = text.rfind("\n", 0, start - 1) + 1
     if end is None:
         end = offset
@@ -338,6 +416,7 @@ def _blank_statement(text: str, offset: int, start: int | None = None,
 
 
 # -- tree -> ast -------------------------------------------------------------------
+
 
 class _Builder:
     """Turns Lark trees into ast dataclasses. Collects diagnostics; never raises."""
@@ -375,9 +454,10 @@ class _Builder:
     def _element(self, t: Tree) -> ast.Element:
         name, *fields = t.children
         built = tuple(
-            ast.ElementField(str(f.children[0].children[0]), tuple(self.text(u) for u in f.children[1:]),
-                             self.span(f))
-            for f in fields if isinstance(f, Tree))
+            ast.ElementField(str(f.children[0].children[0]), tuple(self.text(u) for u in f.children[1:]), self.span(f))
+            for f in fields
+            if isinstance(f, Tree)
+        )
         return ast.Element(self.name(name), built, self.span(t))
 
     def _frame(self, t: Tree) -> ast.Frame:
@@ -412,19 +492,23 @@ class _Builder:
             token = t.children[0]
             return ast.Boolean(str(token) == "true", self.span(token))
         if depth >= MAX_NESTING:
-            self.diagnostics.append(Diagnostic.of(
-                "KVS-syntax-nesting", self.span(t), f"lists are nested more than {MAX_NESTING} deep",
-                "a template variable holds text, numbers and simple lists"))
+            self.diagnostics.append(
+                Diagnostic.of(
+                    "KVS-syntax-nesting",
+                    self.span(t),
+                    f"lists are nested more than {MAX_NESTING} deep",
+                    "a template variable holds text, numbers and simple lists",
+                )
+            )
             return ast.ListValue((), self.span(t))
-        return ast.ListValue(tuple(self.value(c, depth + 1) for c in t.children if isinstance(c, Tree)),
-                             self.span(t))
+        return ast.ListValue(tuple(self.value(c, depth + 1) for c in t.children if isinstance(c, Tree)), self.span(t))
 
     def text(self, t: Tree) -> ast.Text:
         token: Token = t.children[0]
         raw = str(token)
         quote = 3 if token.type == "TRIPLE_STRING" else 1
         base = token.start_pos + quote
-        body = raw[quote:len(raw) - quote]
+        body = raw[quote : len(raw) - quote]
         chars: list[str] = []
         offsets: list[int] = []
         i = 0
@@ -434,10 +518,14 @@ class _Builder:
                 nxt = body[i + 1]
                 replacement = _ESCAPES.get(nxt)
                 if replacement is None:
-                    self.diagnostics.append(Diagnostic.of(
-                        "KVS-syntax-escape", Span(self.source, base + i, base + i + 2),
-                        f"unknown escape `\\{nxt}`",
-                        'known escapes: `\\"`, `\\\\`, `\\n`, `\\t`, `\\{`, `\\}`; write `\\\\` for a backslash'))
+                    self.diagnostics.append(
+                        Diagnostic.of(
+                            "KVS-syntax-escape",
+                            Span(self.source, base + i, base + i + 2),
+                            f"unknown escape `\\{nxt}`",
+                            'known escapes: `\\"`, `\\\\`, `\\n`, `\\t`, `\\{`, `\\}`; write `\\\\` for a backslash',
+                        )
+                    )
                     replacement = "\\" + nxt
                 for c in replacement:
                     chars.append(c)

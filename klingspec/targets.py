@@ -4,6 +4,7 @@ The checker, the pricer and the editor's hovers read every API number from here;
 other module types a limit, an enum or a price. One TOML file per model, versioned by
 its `revision`, so a change in the API is a one-file diff.
 """
+
 from __future__ import annotations
 
 import tomllib
@@ -53,8 +54,7 @@ class Model:
 
 @cache
 def known_ids() -> tuple[str, ...]:
-    return tuple(sorted(p.name.removesuffix(".toml") for p in models_dir().iterdir()
-                        if p.name.endswith(".toml")))
+    return tuple(sorted(p.name.removesuffix(".toml") for p in models_dir().iterdir() if p.name.endswith(".toml")))
 
 
 @cache
@@ -66,20 +66,35 @@ def model(model_id: str) -> Model | None:
     prompt, duration, refs, settings = (data[k] for k in ("prompt", "duration", "references", "settings"))
     price = data.get("price_per_second")
     return Model(
-        id=data["id"], revision=data["revision"], summary=data["summary"],
+        id=data["id"],
+        revision=data["revision"],
+        summary=data["summary"],
         price_per_second=Decimal(price) if price is not None else None,
-        billing=data["billing"], status=data["status"], requires=tuple(data.get("requires", ())),
-        prompt_max_chars=prompt["max_chars"], multi_prompt=prompt["multi_prompt"],
-        shot_min=duration["shot_min"], shot_max=duration["shot_max"],
-        total_min=duration["total_min"], total_max=duration["total_max"],
-        allowed_durations=tuple(duration.get("allowed", ())), default_duration=duration["default"],
+        billing=data["billing"],
+        status=data["status"],
+        requires=tuple(data.get("requires", ())),
+        prompt_max_chars=prompt["max_chars"],
+        multi_prompt=prompt["multi_prompt"],
+        shot_min=duration["shot_min"],
+        shot_max=duration["shot_max"],
+        total_min=duration["total_min"],
+        total_max=duration["total_max"],
+        allowed_durations=tuple(duration.get("allowed", ())),
+        default_duration=duration["default"],
         max_images_plus_elements=refs["max_images_plus_elements"],
-        max_refs_per_element=refs["max_refs_per_element"], elements=refs["elements"],
-        input_image=refs["input_image"], frames=refs["frames"], tail_frame=refs.get("tail_frame", refs["frames"]),
-        start_key=refs.get("start_key", "start_image_url"), requires_start=refs.get("requires_start", False),
-        aspect_ratios=tuple(settings["aspect_ratios"]), default_aspect_ratio=settings.get("default_aspect_ratio"),
-        audio=settings["audio"], negative_prompt=settings["negative_prompt"],
+        max_refs_per_element=refs["max_refs_per_element"],
+        elements=refs["elements"],
+        input_image=refs["input_image"],
+        frames=refs["frames"],
+        tail_frame=refs.get("tail_frame", refs["frames"]),
+        start_key=refs.get("start_key", "start_image_url"),
+        requires_start=refs.get("requires_start", False),
+        aspect_ratios=tuple(settings["aspect_ratios"]),
+        default_aspect_ratio=settings.get("default_aspect_ratio"),
+        audio=settings["audio"],
+        negative_prompt=settings["negative_prompt"],
         response_formats=tuple(settings["response_formats"]),
-        generations_min=settings["generations_min"], generations_max=settings["generations_max"],
+        generations_min=settings["generations_min"],
+        generations_max=settings["generations_max"],
         audio_price_note=data.get("audio_price_note"),
     )

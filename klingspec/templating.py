@@ -6,14 +6,16 @@ maps straight back to the script. Undefined names are found statically (Jinja's 
 is bounded in size and time: a template that loops forever or grows to megabytes is
 stopped and reported, not waited for.
 """
+
 from __future__ import annotations
 
 import re
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from typing import Any, Iterable
+from typing import Any
 
 from klingspec import ast
 from klingspec.diagnostics import Diagnostic, Related
@@ -66,15 +68,23 @@ def environment():
                 _check_format(left)
             if operator == "**" and isinstance(right, int) and abs(right) > 64:
                 raise _Limit(f"`** {right}` is too large an exponent")
-            if operator == "*" and isinstance(left, (str, list, tuple)) and isinstance(right, int) \
-                    and len(left) * right > MAX_REPEAT:
+            if (
+                operator == "*"
+                and isinstance(left, (str, list, tuple))
+                and isinstance(right, int)
+                and len(left) * right > MAX_REPEAT
+            ):
                 raise _Limit("repeating a value that many times is too large")
-            if operator == "*" and isinstance(right, (str, list, tuple)) and isinstance(left, int) \
-                    and len(right) * left > MAX_REPEAT:
+            if (
+                operator == "*"
+                and isinstance(right, (str, list, tuple))
+                and isinstance(left, int)
+                and len(right) * left > MAX_REPEAT
+            ):
                 raise _Limit("repeating a value that many times is too large")
             return super().call_binop(context, operator, left, right)
 
-        def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (Jinja's own signature)
+        def call(__self, __context, __obj, *args, **kwargs):
             _check_sizes(args, kwargs)
             if getattr(__obj, "__name__", "") == "format" and isinstance(getattr(__obj, "__self__", None), str):
                 _check_format(__obj.__self__)
@@ -109,6 +119,7 @@ def _sized(function):
         if function.__name__ == "do_format" and args and isinstance(args[0], str):
             _check_format(args[0])
         return function(*args, **kwargs)
+
     bounded.__name__ = function.__name__
     for attribute in ("jinja_pass_arg",):
         if hasattr(function, attribute):
@@ -124,6 +135,7 @@ def _compiled(value: str):
 
 def _undeclared(env, value: str) -> frozenset[str]:
     from jinja2 import meta
+
     return frozenset(meta.find_undeclared_variables(env.parse(value)))
 
 
@@ -132,7 +144,7 @@ class Expander:
         self.variables = variables
         self.var_spans = var_spans
         self.used: set[str] = set()
-        self.failed: set[str] = set()   # lets whose value could not be expanded
+        self.failed: set[str] = set()  # lets whose value could not be expanded
         self.diagnostics: list[Diagnostic] = []
 
     def expand(self, text: ast.Text) -> str | None:
@@ -150,12 +162,18 @@ class Expander:
             return simple
         from jinja2 import TemplateSyntaxError
         from jinja2.exceptions import SecurityError, UndefinedError
+
         try:
             template, names = _compiled(text.value)
         except TemplateSyntaxError as error:
-            self.diagnostics.append(Diagnostic.of(
-                "KVS-template-syntax", _line_span(text, error.lineno),
-                f"template error: {error.message}", _syntax_help(error.message or "")))
+            self.diagnostics.append(
+                Diagnostic.of(
+                    "KVS-template-syntax",
+                    _line_span(text, error.lineno),
+                    f"template error: {error.message}",
+                    _syntax_help(error.message or ""),
+                )
+            )
             return None
         env = environment()
         missing = [n for n in names if n not in self.variables and n not in env.globals]
@@ -167,29 +185,55 @@ class Expander:
         try:
             return _bounded_render(template, self.variables)
         except _Limit as error:
-            self.diagnostics.append(Diagnostic.of(
-                "KVS-template-limit", text.span, f"template expansion stopped: {error}",
-                f"a string may expand to at most {MAX_EXPANSION_CHARS:,} characters within "
-                f"{MAX_EXPANSION_SECONDS:g} s"))
+            self.diagnostics.append(
+                Diagnostic.of(
+                    "KVS-template-limit",
+                    text.span,
+                    f"template expansion stopped: {error}",
+                    f"a string may expand to at most {MAX_EXPANSION_CHARS:,} characters within "
+                    f"{MAX_EXPANSION_SECONDS:g} s",
+                )
+            )
         except SecurityError as error:
-            self.diagnostics.append(Diagnostic.of("KVS-template-unsafe", text.span,
-                                                  f"the template sandbox refused: {error}",
-                                                  "templates may format values, not reach into Python"))
+            self.diagnostics.append(
+                Diagnostic.of(
+                    "KVS-template-unsafe",
+                    text.span,
+                    f"the template sandbox refused: {error}",
+                    "templates may format values, not reach into Python",
+                )
+            )
         except UndefinedError as error:
-            self.diagnostics.append(Diagnostic.of("KVS-template-undefined", text.span,
-                                                  f"template error: {error.message}",
-                                                  "check the attribute or key name"))
+            self.diagnostics.append(
+                Diagnostic.of(
+                    "KVS-template-undefined",
+                    text.span,
+                    f"template error: {error.message}",
+                    "check the attribute or key name",
+                )
+            )
         except OverflowError as error:
-            self.diagnostics.append(Diagnostic.of(
-                "KVS-template-limit", text.span, "template expansion stopped: a range or number is too large",
-                f"ranges may have at most {MAX_REPEAT:,} items" if "range" in str(error).lower() else None))
+            self.diagnostics.append(
+                Diagnostic.of(
+                    "KVS-template-limit",
+                    text.span,
+                    "template expansion stopped: a range or number is too large",
+                    f"ranges may have at most {MAX_REPEAT:,} items" if "range" in str(error).lower() else None,
+                )
+            )
         except RecursionError:
-            self.diagnostics.append(Diagnostic.of("KVS-template-limit", text.span,
-                                                  "template expansion stopped: recursion too deep",
-                                                  "a macro calls itself without end"))
+            self.diagnostics.append(
+                Diagnostic.of(
+                    "KVS-template-limit",
+                    text.span,
+                    "template expansion stopped: recursion too deep",
+                    "a macro calls itself without end",
+                )
+            )
         except Exception as error:  # any runtime failure inside the user's template
-            self.diagnostics.append(Diagnostic.of("KVS-template-error", text.span,
-                                                  f"template failed: {type(error).__name__}: {error}"))
+            self.diagnostics.append(
+                Diagnostic.of("KVS-template-error", text.span, f"template failed: {type(error).__name__}: {error}")
+            )
         return None
 
     def _substitute(self, text: ast.Text) -> str | None:
@@ -214,12 +258,13 @@ class Expander:
 
     def _undefined(self, text: ast.Text, name: str) -> Diagnostic:
         import difflib
+
         span = _name_span(text, name)
         close = difflib.get_close_matches(name, list(self.variables), n=1)
-        hint = f"did you mean `{close[0]}`?" if close else \
-            f"define it with `let {name} = ...` or pass `--var {name}=...`"
-        return Diagnostic.of("KVS-template-undefined", span, f"`{name}` is not defined", hint,
-                             label="undefined name")
+        hint = (
+            f"did you mean `{close[0]}`?" if close else f"define it with `let {name} = ...` or pass `--var {name}=...`"
+        )
+        return Diagnostic.of("KVS-template-undefined", span, f"`{name}` is not defined", hint, label="undefined name")
 
 
 def _bounded_render(template, variables: dict[str, Any]) -> str:
@@ -300,10 +345,15 @@ def expand(program: Program, overrides: Iterable[Var] = ()) -> tuple[Expansion, 
             continue
         name = statement.name.value
         if name in seen:
-            diagnostics.append(Diagnostic.of(
-                "KVS-let-duplicate", statement.name.span, f"`{name}` is defined again; this value wins",
-                "remove one of the definitions",
-                related=[Related(seen[name].name.span, "first defined here")]))
+            diagnostics.append(
+                Diagnostic.of(
+                    "KVS-let-duplicate",
+                    statement.name.span,
+                    f"`{name}` is defined again; this value wins",
+                    "remove one of the definitions",
+                    related=[Related(seen[name].name.span, "first defined here")],
+                )
+            )
         seen[name] = statement
         if name in overrides:
             variables[name] = overrides[name].value
@@ -325,7 +375,12 @@ def expand(program: Program, overrides: Iterable[Var] = ()) -> tuple[Expansion, 
                 texts[id(text)] = value
     for name, var in overrides.items():
         if name not in seen and name not in expander.used:
-            diagnostics.append(Diagnostic.of("KVS-var-unused", var.span,
-                                             f"`{name}` ({var.origin}) is not used by the script",
-                                             "check the spelling against the script's `{{ }}` names"))
+            diagnostics.append(
+                Diagnostic.of(
+                    "KVS-var-unused",
+                    var.span,
+                    f"`{name}` ({var.origin}) is not used by the script",
+                    "check the spelling against the script's `{{ }}` names",
+                )
+            )
     return Expansion(texts, variables), diagnostics + expander.diagnostics

@@ -6,23 +6,30 @@ Sections, one per concern; add new fixtures in a section of their own:
   rewrite their expected sections instead of comparing; the `update_golden` fixture
   tells a test which mode it is in (see tests/golden.py and tests/test_golden.py).
 """
+
 from __future__ import annotations
 
 import os
 
 import pytest
 
-
 # -- golden files -------------------------------------------------------------
 
+
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--update-golden", action="store_true", default=False,
-                     help="rewrite the expected sections of golden files (tests/cases) "
-                          "from the current output instead of comparing; also KLINGSPEC_UPDATE_GOLDEN=1")
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite the expected sections of golden files (tests/cases) "
+        "from the current output instead of comparing; also KLINGSPEC_UPDATE_GOLDEN=1",
+    )
 
 
 @pytest.fixture(scope="session")
 def update_golden(request: pytest.FixtureRequest) -> bool:
     """True when golden tests should write what they see rather than compare."""
-    return bool(request.config.getoption("--update-golden")) or \
-        os.environ.get("KLINGSPEC_UPDATE_GOLDEN", "") not in ("", "0")
+    return bool(request.config.getoption("--update-golden")) or os.environ.get("KLINGSPEC_UPDATE_GOLDEN", "") not in (
+        "",
+        "0",
+    )

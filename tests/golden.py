@@ -16,6 +16,7 @@ control character (NUL, CR) or a line that looks like a marker. A hex section re
 bytes, every other one as str; `text` turns either into str for comparing.
 Reading then writing a bundle gives back the same bytes; section order is kept.
 """
+
 from __future__ import annotations
 
 import re
@@ -28,15 +29,20 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # CR, NUL, ...: invisible or
 def parse(text: str) -> tuple[str, dict[str, str | bytes]]:
     """(comment, sections); a hex section's value is bytes, every other one str."""
     markers = list(_MARKER.finditer(text))
-    comment = text[:markers[0].start()] if markers else text
+    comment = text[: markers[0].start()] if markers else text
     sections: dict[str, str | bytes] = {}
-    for marker, following in zip(markers, markers[1:] + [None]):
+    for marker, following in zip(markers, [*markers[1:], None], strict=False):
         name, flag = marker.group(1), marker.group(2)
-        body = text[marker.end() + 1:following.start() if following else len(text)]
+        body = text[marker.end() + 1 : following.start() if following else len(text)]
         if name in sections:
             raise ValueError(f"section {name!r} appears twice")
-        sections[name] = bytes.fromhex("".join(body.split())) if flag == "hex" else \
-            body.removesuffix("\n") if flag == "noeol" else body
+        sections[name] = (
+            bytes.fromhex("".join(body.split()))
+            if flag == "hex"
+            else body.removesuffix("\n")
+            if flag == "noeol"
+            else body
+        )
     return comment, sections
 
 
@@ -48,7 +54,7 @@ def format(comment: str, sections: dict[str, str | bytes]) -> str:
             body = body.encode("utf-8")  # a marker-like line or a control character: only hex is safe
         if isinstance(body, bytes):
             hexed = body.hex()
-            out.append(f"-- {name} (hex) --\n" + "".join(hexed[i:i + 64] + "\n" for i in range(0, len(hexed), 64)))
+            out.append(f"-- {name} (hex) --\n" + "".join(hexed[i : i + 64] + "\n" for i in range(0, len(hexed), 64)))
         elif body and not body.endswith("\n"):
             out.append(f"-- {name} (noeol) --\n{body}\n")
         else:

@@ -2,6 +2,7 @@
 and name positions by the text they point at (computed here, independently of
 `klingspec.source`, so a wrong line/column in the core cannot agree with itself).
 """
+
 from __future__ import annotations
 
 import os
@@ -21,12 +22,27 @@ def write(tmp_path, text: str | bytes, name: str = "main.kvs") -> str:
     return path
 
 
-def run(tmp_path, text: str | bytes, name: str = "main.kvs", *, var_options=(), var_files=(),
-        validate_schema: bool = True, library_ok: bool = False) -> Result:
+def run(
+    tmp_path,
+    text: str | bytes,
+    name: str = "main.kvs",
+    *,
+    var_options=(),
+    var_files=(),
+    validate_schema: bool = True,
+    library_ok: bool = False,
+) -> Result:
     """Write the script and run the whole pipeline over it, as `compile` does."""
     path = write(tmp_path, text, name)
-    return run_pipeline(path, Options(var_options=tuple(var_options), var_files=tuple(var_files),
-                                      validate_schema=validate_schema, library_ok=library_ok))
+    return run_pipeline(
+        path,
+        Options(
+            var_options=tuple(var_options),
+            var_files=tuple(var_files),
+            validate_schema=validate_schema,
+            library_ok=library_ok,
+        ),
+    )
 
 
 def codes(result) -> list[str]:

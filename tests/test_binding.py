@@ -1,4 +1,5 @@
 """binding.py: @name -> @ImageN/@ElementN by declaration order, raw refs, @@, library bindings."""
+
 from __future__ import annotations
 
 from helpers import codes, errors, locate, only, run, where, write
@@ -84,7 +85,7 @@ def test_duplicate_name(tmp_path):
     text = img("cafe", "a") + el("cafe") + 'shot s 5s "@cafe"\n'
     result = run(tmp_path, text)
     diagnostic = only(result, "KVS-name-duplicate")
-    assert where(diagnostic) == locate(text, "cafe", 1)   # the element's name, line 2
+    assert where(diagnostic) == locate(text, "cafe", 1)  # the element's name, line 2
     assert diagnostic.related[0].span.start_position == (1, 7)
 
 
@@ -97,7 +98,7 @@ def test_reserved_name(tmp_path):
 def test_library_bindings_only_when_mentioned(tmp_path):
     write(tmp_path, img("one") + img("two") + el("hero") + el("villain") + img("three"), "lib/many.kvs")
     result = run(tmp_path, 'use "lib/many.kvs"\nshot s 5s "@three with @villain"\n')
-    assert codes(result) == []   # the unmentioned library bindings are neither sent nor warned about
+    assert codes(result) == []  # the unmentioned library bindings are neither sent nor warned about
     body = result.request.body
     assert body["prompt"] == "@Image1 with @Element1"
     assert body["input_image"] == ["https://e.com/three.png"]

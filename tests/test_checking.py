@@ -4,13 +4,14 @@ Sources: /work/shared/api/kling-video-o3-pro-reference-to-video.txt (Duration
 Constraints and Errors tables) and LANGUAGE.md's "Rules the checker enforces".
 Everything runs through real files and the real pipeline.
 """
+
 from __future__ import annotations
 
 import json
 
 import pytest
-
 from helpers import codes, errors, locate, only, run, where
+
 from klingspec import checking
 from klingspec.compiling import Request, validate
 from klingspec.source import Source
@@ -70,11 +71,10 @@ def test_duration_constraints_row(tmp_path, durations, works):
                 break
     else:
         crossing = len(durations)  # too short: the last shot is where to lengthen
-    expected_line = crossing + 1   # line 1 is the comment
+    expected_line = crossing + 1  # line 1 is the comment
     line_text = text.split("\n")[expected_line - 1]
     column = line_text.index(f" {durations[crossing - 1]}s ") + 2
-    assert where(diagnostic) == (expected_line, column, expected_line,
-                                 column + len(f"{durations[crossing - 1]}s"))
+    assert where(diagnostic) == (expected_line, column, expected_line, column + len(f"{durations[crossing - 1]}s"))
     assert diagnostic.span.text == f"{durations[crossing - 1]}s"
     assert f"{total} s" in diagnostic.message
 
@@ -110,15 +110,21 @@ def test_errors_row_both_prompt_and_multi_prompt_rejected_by_schema(tmp_path):
     """The schema agrees with the API: a hand-made body with both fails validation."""
     source = Source("both.kvs", 'shot a 5s "x"\n')
     model_span = source.span(0, 4)
-    body = {"model": "kling-video-o3-pro-reference-to-video", "prompt": "x", "duration": 5,
-            "multi_prompt": [{"prompt": "y", "duration": 5}]}
+    body = {
+        "model": "kling-video-o3-pro-reference-to-video",
+        "prompt": "x",
+        "duration": 5,
+        "multi_prompt": [{"prompt": "y", "duration": 5}],
+    }
     problems = validate(Request(body["model"], body, 1, {"/model": model_span}))
     assert problems and {d.code for d in problems} == {"KVS-schema"}
 
 
-@pytest.mark.parametrize("text", ["", "# only a comment\n", "aspect 9:16\naudio on\n",
-                                  f'image cafe = "{A}"\n'],
-                         ids=["empty", "comment", "settings-only", "declarations-only"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "# only a comment\n", "aspect 9:16\naudio on\n", f'image cafe = "{A}"\n'],
+    ids=["empty", "comment", "settings-only", "declarations-only"],
+)
 def test_errors_row_neither_prompt_nor_multi_prompt(tmp_path, text):
     """'Either 'prompt' or 'multi_prompt' must be provided' -> KVS-no-shots."""
     result = run(tmp_path, text)
@@ -128,10 +134,14 @@ def test_errors_row_neither_prompt_nor_multi_prompt(tmp_path, text):
     assert "Either 'prompt' or 'multi_prompt' must be provided" in diagnostic.help
 
 
-@pytest.mark.parametrize("text, code", [
-    ('shot a 5s "fine"\nshot b 5s\n', "KVS-syntax-eof"),
-    ('shot a 5s "fine"\nshot b 5s\nshot c 5s "after"\n', "KVS-syntax-unexpected"),
-], ids=["at-end", "in-the-middle"])
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ('shot a 5s "fine"\nshot b 5s\n', "KVS-syntax-eof"),
+        ('shot a 5s "fine"\nshot b 5s\nshot c 5s "after"\n', "KVS-syntax-unexpected"),
+    ],
+    ids=["at-end", "in-the-middle"],
+)
 def test_errors_row_shot_missing_prompt_is_a_syntax_error(tmp_path, text, code):
     """'Field required' (multi_prompt item missing prompt): a shot without a prompt does not parse."""
     result = run(tmp_path, text)
@@ -139,7 +149,7 @@ def test_errors_row_shot_missing_prompt_is_a_syntax_error(tmp_path, text, code):
     diagnostic = only(result, code)
     assert diagnostic.span.start_position[0] == 2
     assert "a shot needs a prompt string after its duration" in diagnostic.message
-    assert errors(result) == [code]   # no cascade (e.g. no total-duration from the lost shot)
+    assert errors(result) == [code]  # no cascade (e.g. no total-duration from the lost shot)
 
 
 def test_errors_row_shot_with_empty_prompt(tmp_path):
@@ -237,12 +247,13 @@ def test_rule_model_known(tmp_path):
     result = run(tmp_path, text)
     diagnostic = only(result, "KVS-model-unknown")
     assert where(diagnostic) == locate(text, "kling-video-o3-pro-reference-to-vide")
-    assert "did you mean `kling-video-o3-pro-reference-to-video`?" == diagnostic.help
+    assert diagnostic.help == "did you mean `kling-video-o3-pro-reference-to-video`?"
     assert _rule_emits(tmp_path, "model_known", text) == {"KVS-model-unknown"}
 
 
 def test_rule_model_known_accepts_every_listed_model(tmp_path):
     from klingspec.targets import known_ids
+
     for model_id in known_ids():
         result = run(tmp_path, f'model {model_id}\nstart "{A}"\nshot a 5s "x"\n')
         assert "KVS-model-unknown" not in codes(result), model_id
@@ -264,17 +275,22 @@ def test_rule_model_requirements_single_prompt_model(tmp_path):
     assert "2 shots" in diagnostic.message
 
 
-@pytest.mark.parametrize("model, line, needle", [
-    ("kling-video-v2-6-pro-text-to-video", f'image cafe = "{A}"', "image cafe"),
-    ("kling-video-v2-6-pro-text-to-video", f'start "{A}"', "start"),
-    ("kling-video-v2-6-pro-image-to-video", f'start "{A}"\nend "{B}"', "end"),
-    ("kling-video-o3-pro-image-to-video", "audio on", "audio on"),
-    ("kling-video-v2-6-pro-image-to-video", "aspect 9:16", "aspect 9:16"),
-    ("kling-video-o3-pro-image-to-video", "negative \"blur\"", "negative"),
-], ids=["image", "start", "end", "audio", "aspect", "negative"])
+@pytest.mark.parametrize(
+    "model, line, needle",
+    [
+        ("kling-video-v2-6-pro-text-to-video", f'image cafe = "{A}"', "image cafe"),
+        ("kling-video-v2-6-pro-text-to-video", f'start "{A}"', "start"),
+        ("kling-video-v2-6-pro-image-to-video", f'start "{A}"\nend "{B}"', "end"),
+        ("kling-video-o3-pro-image-to-video", "audio on", "audio on"),
+        ("kling-video-v2-6-pro-image-to-video", "aspect 9:16", "aspect 9:16"),
+        ("kling-video-o3-pro-image-to-video", 'negative "blur"', "negative"),
+    ],
+    ids=["image", "start", "end", "audio", "aspect", "negative"],
+)
 def test_rule_model_requirements_features(tmp_path, model, line, needle):
-    text = f"model {model}\n{line}\nshot a 5s \"x @cafe\"\n" if "cafe" in line else \
-        f"model {model}\n{line}\nshot a 5s \"x\"\n"
+    text = (
+        f'model {model}\n{line}\nshot a 5s "x @cafe"\n' if "cafe" in line else f'model {model}\n{line}\nshot a 5s "x"\n'
+    )
     result = run(tmp_path, text)
     diagnostic = only(result, "KVS-model-unsupported")
     line_no, column, _, _ = locate(text, needle)
@@ -322,8 +338,10 @@ def test_rule_generations(tmp_path, value):
     assert where(diagnostic) == locate(text, value, text.count(value) - 1)
 
 
-@pytest.mark.parametrize("value, ok", [("aurora-studio", True), ("org.name_1", True),
-                                        ('"bad name"', False), ("-leading", False), ("a" * 65, False)])
+@pytest.mark.parametrize(
+    "value, ok",
+    [("aurora-studio", True), ("org.name_1", True), ('"bad name"', False), ("-leading", False), ("a" * 65, False)],
+)
 def test_rule_namespace(tmp_path, value, ok):
     text = f'namespace {value}\nshot a 5s "x"\n'
     result = run(tmp_path, text)
@@ -336,7 +354,7 @@ def test_rule_namespace(tmp_path, value, ok):
 
 
 def test_rule_has_shots_position(tmp_path):
-    text = 'aspect 9:16\n\n# nothing else\n\n'
+    text = "aspect 9:16\n\n# nothing else\n\n"
     diagnostic = only(run(tmp_path, text), "KVS-no-shots")
     assert diagnostic.span.start_position == (3, 15)  # end of the last non-blank text
 
@@ -368,7 +386,7 @@ def test_rule_prompts_length_counts_after_rewriting(tmp_path):
 
 
 def test_rule_prompts_length_counts_after_templates(tmp_path):
-    text = 'let n = 600\nshot a 5s "{{ \'z\' * n }}"\n'
+    text = "let n = 600\nshot a 5s \"{{ 'z' * n }}\"\n"
     assert "KVS-prompt-length" in codes(run(tmp_path, text))
 
 
@@ -420,7 +438,7 @@ def test_rule_reference_count(tmp_path):
     mentions = " ".join(f"@i{n}" for n in range(1, 4)) + " @e1 @e2"
     text = "\n".join(lines) + f'\nshot a 5s "{mentions}"\n'
     diagnostic = only(run(tmp_path, text), "KVS-too-many-references")
-    assert where(diagnostic) == locate(text, "e2")      # binding number 5
+    assert where(diagnostic) == locate(text, "e2")  # binding number 5
     assert "3 images + 2 elements = 5" in diagnostic.message
     four = text.replace('element e2 {\n  front "https://cdn.example.com/e2.png"\n}\n', "").replace(" @e2", "")
     assert "KVS-too-many-references" not in codes(run(tmp_path, four))
@@ -443,8 +461,10 @@ def test_rule_element_fields_duplicate(tmp_path):
 
 def test_rule_element_fields_too_many_refs(tmp_path):
     uris = [f'"https://cdn.example.com/r{n}.png"' for n in range(1, 5)]
-    text = f'element hero {{\n  front "{A}"\n  refs {", ".join(uris[:2])},\n       {", ".join(uris[2:])}\n}}\n' \
-           'shot a 5s "@hero"\n'
+    text = (
+        f'element hero {{\n  front "{A}"\n  refs {", ".join(uris[:2])},\n       {", ".join(uris[2:])}\n}}\n'
+        'shot a 5s "@hero"\n'
+    )
     diagnostic = only(run(tmp_path, text), "KVS-too-many-refs")
     assert where(diagnostic) == locate(text, uris[3])
     three = text.replace(", " + uris[3], "")
@@ -455,8 +475,7 @@ def test_rule_element_fields_too_many_refs(tmp_path):
 
 def test_rule_element_fields_emits_all_codes(tmp_path):
     refs = ", ".join(f'"https://cdn.example.com/r{n}.png"' for n in range(4))
-    text = (f'element a {{\n  refs {refs}\n}}\n'
-            f'element b {{\n  front "{A}"\n  front "{B}"\n}}\nshot a 5s "@a @b"\n')
+    text = f'element a {{\n  refs {refs}\n}}\nelement b {{\n  front "{A}"\n  front "{B}"\n}}\nshot a 5s "@a @b"\n'
     assert _rule_emits(tmp_path, "element_fields", text) == RULE_CODES["element_fields"]
 
 
@@ -473,13 +492,17 @@ def test_rule_frames_duplicate(tmp_path):
     assert diagnostic.related[0].span.start_position == (1, 1)
 
 
-@pytest.mark.parametrize("uri, code", [
-    ("file:///home/me/cafe.png", "KVS-uri-scheme"),
-    ("refs/cafe.png", "KVS-uri-scheme"),
-    ("ftp://example.com/a.png", "KVS-uri-scheme"),
-    ("https://cdn.example.com/my cafe.png", "KVS-uri-invalid"),
-    ("https:///nohost.png", "KVS-uri-invalid"),
-], ids=["file", "relative", "ftp", "space", "no-host"])
+@pytest.mark.parametrize(
+    "uri, code",
+    [
+        ("file:///home/me/cafe.png", "KVS-uri-scheme"),
+        ("refs/cafe.png", "KVS-uri-scheme"),
+        ("ftp://example.com/a.png", "KVS-uri-scheme"),
+        ("https://cdn.example.com/my cafe.png", "KVS-uri-invalid"),
+        ("https:///nohost.png", "KVS-uri-invalid"),
+    ],
+    ids=["file", "relative", "ftp", "space", "no-host"],
+)
 def test_rule_uris(tmp_path, uri, code):
     text = f'image cafe = "{uri}"\nshot a 5s "@cafe"\n'
     diagnostic = only(run(tmp_path, text), code)
@@ -503,7 +526,7 @@ def test_rule_unused_bindings(tmp_path):
     diagnostic = only(result, "KVS-binding-unused")
     assert diagnostic.severity == "warning"
     assert where(diagnostic) == locate(text, "palette")
-    assert result.ok and result.request is not None   # a warning does not stop compile
+    assert result.ok and result.request is not None  # a warning does not stop compile
 
 
 def test_rule_duplicate_uris(tmp_path):
@@ -525,15 +548,23 @@ def test_rule_elements_mentioned(tmp_path):
 
 
 def test_check_reports_every_problem_in_one_run(tmp_path):
-    text = (f'aspect 4:3\ngenerations 9\nend "{A}"\nimage x = "cafe.png"\n'
-            'shot a 2.5s "@x @ghost"\nshot b 0s ""\n')
+    text = f'aspect 4:3\ngenerations 9\nend "{A}"\nimage x = "cafe.png"\nshot a 2.5s "@x @ghost"\nshot b 0s ""\n'
     found = set(codes(run(tmp_path, text)))
-    assert {"KVS-aspect-ratio", "KVS-generations", "KVS-end-without-start", "KVS-uri-scheme",
-            "KVS-duration-fraction", "KVS-shot-duration", "KVS-prompt-empty", "KVS-name-unbound"} <= found
+    assert {
+        "KVS-aspect-ratio",
+        "KVS-generations",
+        "KVS-end-without-start",
+        "KVS-uri-scheme",
+        "KVS-duration-fraction",
+        "KVS-shot-duration",
+        "KVS-prompt-empty",
+        "KVS-name-unbound",
+    } <= found
 
 
 def test_every_emitted_code_is_catalogued(tmp_path):
     from klingspec.codes import CODES
+
     emitted = set().union(*RULE_CODES.values())
     assert emitted <= set(CODES)
     for code in emitted:
@@ -548,14 +579,20 @@ def test_warnings_do_not_block_and_errors_do(tmp_path):
 
 # -- checker gaps found while writing these tests -----------------------------------------
 
+
 def test_end_frame_on_model_whose_start_is_input_image(tmp_path):
     """o3-pro image-to-video takes its start frame as `input_image` and an optional
     `tail_image_url` (fact sheet 6.3): start + end compile, and the schema agrees."""
     text = f'model kling-video-o3-pro-image-to-video\nstart "{A}"\nend "{B}"\nshot a 5s "x"\n'
     result = run(tmp_path, text)
     assert codes(result) == []
-    assert result.request.body == {"model": "kling-video-o3-pro-image-to-video", "prompt": "x", "duration": 5,
-                                   "input_image": A, "tail_image_url": B}
+    assert result.request.body == {
+        "model": "kling-video-o3-pro-image-to-video",
+        "prompt": "x",
+        "duration": 5,
+        "input_image": A,
+        "tail_image_url": B,
+    }
 
 
 def test_image_to_video_needs_its_image(tmp_path):

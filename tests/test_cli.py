@@ -1,11 +1,12 @@
 """cli.py: the CLI.md contract for check, compile and plan, driven in-process."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
-
 from helpers import write
+
 from klingspec.cli import main
 
 GOOD = 'generations 2\nshot arrival 6s "x"\nshot sip 5s "y"\n'
@@ -27,13 +28,21 @@ def test_exit_codes(tmp_path, capsys, command, text, expected):
     assert code == expected
 
 
-@pytest.mark.parametrize("args", [
-    ["check"], ["compile"], ["plan"], ["check", "--bogus", "x.kvs"], ["nosuchcommand"],
-    ["check", "--format", "xml", "x.kvs"], ["compile", "--format", "sarif", "x.kvs"],
-    ["compile", "a.kvs", "b.kvs"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check"],
+        ["compile"],
+        ["plan"],
+        ["check", "--bogus", "x.kvs"],
+        ["nosuchcommand"],
+        ["check", "--format", "xml", "x.kvs"],
+        ["compile", "--format", "sarif", "x.kvs"],
+        ["compile", "a.kvs", "b.kvs"],
+    ],
+)
 def test_usage_errors_exit_2(capsys, args):
-    code, out, err = cli(capsys, *args)
+    code, _out, err = cli(capsys, *args)
     assert code == 2
     assert "Usage:" in err or "Error:" in err
 
@@ -49,7 +58,7 @@ def test_check_text_output(tmp_path, capsys):
     code, out, err = cli(capsys, "check", path)
     assert code == 1
     assert out.startswith(f"{path}:2:10: error[KVS-total-duration]: shots add up to 16 s")
-    assert "2 | shot sip 10s \"y\"" in out
+    assert '2 | shot sip 10s "y"' in out
     assert "^^^" in out and "= help:" in out
     assert "1 file checked: 1 error, 0 warnings" in err
 
@@ -58,7 +67,7 @@ def test_check_several_files_and_a_folder(tmp_path, capsys):
     write(tmp_path, GOOD, "d/a.kvs")
     write(tmp_path, BAD, "d/sub/b.kvs")
     write(tmp_path, "not a script", "d/notes.txt")
-    code, out, err = cli(capsys, "check", str(tmp_path / "d"))
+    code, _out, err = cli(capsys, "check", str(tmp_path / "d"))
     assert code == 1
     assert "2 files checked: 1 error" in err
     code, _, err = cli(capsys, "check", str(tmp_path / "d" / "a.kvs"), str(tmp_path / "d" / "a.kvs"))
@@ -106,18 +115,20 @@ def test_check_vars(tmp_path, capsys):
 
 
 def test_compile_stdout_is_the_body(tmp_path, capsys):
-    code, out, err = cli(capsys, "compile", write(tmp_path, GOOD))
+    code, out, _err = cli(capsys, "compile", write(tmp_path, GOOD))
     assert code == 0
     body = json.loads(out)
-    assert body == {"model": "kling-video-o3-pro-reference-to-video",
-                    "multi_prompt": [{"prompt": "x", "duration": 6}, {"prompt": "y", "duration": 5}]}
+    assert body == {
+        "model": "kling-video-o3-pro-reference-to-video",
+        "multi_prompt": [{"prompt": "x", "duration": 6}, {"prompt": "y", "duration": 5}],
+    }
     assert "num_generations" not in body
 
 
 def test_compile_warnings_go_to_stderr(tmp_path, capsys):
     code, out, err = cli(capsys, "compile", write(tmp_path, WARN))
     assert code == 0
-    json.loads(out)            # stdout stays pure JSON
+    json.loads(out)  # stdout stays pure JSON
     assert "warning[KVS-binding-unused]" in err
 
 
@@ -126,7 +137,7 @@ def test_compile_output_file(tmp_path, capsys):
     code, out, _ = cli(capsys, "compile", write(tmp_path, GOOD), "-o", str(target))
     assert code == 0 and out == ""
     assert json.loads(target.read_text())["multi_prompt"][0]["duration"] == 6
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []   # no temp file left
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
 
 
 def test_compile_o_writes_nothing_on_errors(tmp_path, capsys):
@@ -167,7 +178,9 @@ def test_plan_json(tmp_path, capsys):
 
 
 def test_plan_json_unknown_price(tmp_path, capsys):
-    code, out, _ = cli(capsys, "plan", "--format", "json", write(tmp_path, 'model kling-video-o3-omni\nshot a 5s "x"\n'))
+    code, out, _ = cli(
+        capsys, "plan", "--format", "json", write(tmp_path, 'model kling-video-o3-omni\nshot a 5s "x"\n')
+    )
     plan = json.loads(out)
     assert code == 0
     assert plan["price_per_second"] is None and plan["total_usd"] is None
@@ -231,8 +244,10 @@ def test_missing_file(tmp_path, capsys):
 def test_python_dash_m_entry_point(tmp_path):
     import subprocess
     import sys
-    done = subprocess.run([sys.executable, "-m", "klingspec", "check", write(tmp_path, BAD)],
-                          capture_output=True, text=True, timeout=60)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "klingspec", "check", write(tmp_path, BAD)], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 1 and "KVS-total-duration" in done.stdout
 
 

@@ -1,4 +1,5 @@
 """compiling.py: key order, the LANGUAGE.md body, determinism, hashes, schema agreement."""
+
 from __future__ import annotations
 
 import copy
@@ -11,8 +12,8 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import codes, errors, locate, run, where, write
+
 from klingspec import compiling
 from klingspec.compiling import Request, validate
 
@@ -53,15 +54,24 @@ shot sip 5s """
 COMPLETE_BODY = {
     "model": "kling-video-o3-pro-reference-to-video",
     "multi_prompt": [
-        {"prompt": "@Element1 pushes open the door of @Image1, soft morning light, shallow depth of field, "
-                   "colours from @Image2", "duration": 6},
-        {"prompt": "Close-up: @Element1 lifts a cup; steam curls up. The AURORA COFFEE logo turns toward the "
-                   "camera.", "duration": 5},
+        {
+            "prompt": "@Element1 pushes open the door of @Image1, soft morning light, shallow depth of field, "
+            "colours from @Image2",
+            "duration": 6,
+        },
+        {
+            "prompt": "Close-up: @Element1 lifts a cup; steam curls up. The AURORA COFFEE logo turns toward the "
+            "camera.",
+            "duration": 5,
+        },
     ],
     "input_image": ["https://cdn.example.com/refs/cafe-interior.jpg", "https://cdn.example.com/refs/palette.png"],
-    "elements": [{"frontal_image_url": "https://cdn.example.com/hero/front.png",
-                  "reference_image_urls": ["https://cdn.example.com/hero/left.png",
-                                           "https://cdn.example.com/hero/back.png"]}],
+    "elements": [
+        {
+            "frontal_image_url": "https://cdn.example.com/hero/front.png",
+            "reference_image_urls": ["https://cdn.example.com/hero/left.png", "https://cdn.example.com/hero/back.png"],
+        }
+    ],
     "start_image_url": "https://cdn.example.com/frames/door.png",
     "tail_image_url": "https://cdn.example.com/frames/logo.png",
     "negative_prompt": "blur, distort, low quality, text artifacts",
@@ -71,9 +81,21 @@ COMPLETE_BODY = {
     "target_namespace": "aurora-studio",
 }
 
-KEY_ORDER = ["model", "prompt", "duration", "multi_prompt", "input_image", "elements", "start_image_url",
-             "tail_image_url", "negative_prompt", "aspect_ratio", "generate_audio", "response_format",
-             "target_namespace"]
+KEY_ORDER = [
+    "model",
+    "prompt",
+    "duration",
+    "multi_prompt",
+    "input_image",
+    "elements",
+    "start_image_url",
+    "tail_image_url",
+    "negative_prompt",
+    "aspect_ratio",
+    "generate_audio",
+    "response_format",
+    "target_namespace",
+]
 
 
 def _body(tmp_path, text, **kw):
@@ -86,7 +108,7 @@ def test_complete_script_compiles_to_the_documented_body(tmp_path):
     request = _body(tmp_path, COMPLETE)
     parsed = json.loads(request.json)
     assert parsed == COMPLETE_BODY
-    assert list(parsed) == list(COMPLETE_BODY)          # top-level key order
+    assert list(parsed) == list(COMPLETE_BODY)  # top-level key order
     for shot in parsed["multi_prompt"]:
         assert list(shot) == ["prompt", "duration"]
     assert list(parsed["elements"][0]) == ["frontal_image_url", "reference_image_urls"]
@@ -100,7 +122,7 @@ def test_complete_script_has_no_diagnostics_at_all(tmp_path):
 
 def test_key_order_follows_the_sample_whatever_the_script_order(tmp_path):
     # statements written in roughly reverse order of the body's keys
-    text = '''namespace studio
+    text = """namespace studio
 format b64
 audio off
 aspect 1:1
@@ -114,20 +136,30 @@ element hero {
 image cafe = "https://e.com/cafe.png"
 shot a 4s "@hero at @cafe"
 model kling-video-o3-pro-reference-to-video
-'''
+"""
     body = json.loads(_body(tmp_path, text).json)
     present = [k for k in KEY_ORDER if k in body]
     assert list(body) == present
-    assert present == ["model", "prompt", "duration", "input_image", "elements", "start_image_url",
-                       "tail_image_url", "negative_prompt", "aspect_ratio", "generate_audio",
-                       "response_format", "target_namespace"]
+    assert present == [
+        "model",
+        "prompt",
+        "duration",
+        "input_image",
+        "elements",
+        "start_image_url",
+        "tail_image_url",
+        "negative_prompt",
+        "aspect_ratio",
+        "generate_audio",
+        "response_format",
+        "target_namespace",
+    ]
     assert list(body["elements"][0]) == ["frontal_image_url", "reference_image_urls"]
 
 
 def test_single_shot_is_prompt_and_duration(tmp_path):
     body = _body(tmp_path, 'shot only 7s "a lighthouse at dusk"\n').body
-    assert body == {"model": "kling-video-o3-pro-reference-to-video", "prompt": "a lighthouse at dusk",
-                    "duration": 7}
+    assert body == {"model": "kling-video-o3-pro-reference-to-video", "prompt": "a lighthouse at dusk", "duration": 7}
     assert isinstance(body["duration"], int)
 
 
@@ -139,28 +171,40 @@ def test_unnamed_shot_and_bare_duration(tmp_path):
 def test_shot_order_is_script_order(tmp_path):
     text = 'shot z 3s "first"\nshot a 4s "second"\nshot m 5s "third"\n'
     body = _body(tmp_path, text).body
-    assert [(s["prompt"], s["duration"]) for s in body["multi_prompt"]] == \
-        [("first", 3), ("second", 4), ("third", 5)]
+    assert [(s["prompt"], s["duration"]) for s in body["multi_prompt"]] == [("first", 3), ("second", 4), ("third", 5)]
 
 
 def test_settings_omitted_when_not_set(tmp_path):
     body = _body(tmp_path, 'shot a 5s "x"\n').body
-    for key in ("negative_prompt", "aspect_ratio", "generate_audio", "response_format", "target_namespace",
-                "input_image", "elements", "start_image_url", "tail_image_url", "num_generations"):
+    for key in (
+        "negative_prompt",
+        "aspect_ratio",
+        "generate_audio",
+        "response_format",
+        "target_namespace",
+        "input_image",
+        "elements",
+        "start_image_url",
+        "tail_image_url",
+        "num_generations",
+    ):
         assert key not in body
 
 
-@pytest.mark.parametrize("setting, key, value", [
-    ("aspect 16:9", "aspect_ratio", "16:9"),
-    ("aspect 1:1", "aspect_ratio", "1:1"),
-    ("audio off", "generate_audio", False),
-    ("audio on", "generate_audio", True),
-    ("format url", "response_format", "url"),
-    ("format b64", "response_format", "b64_json"),
-    ('negative "blur, distort, and low quality"', "negative_prompt", "blur, distort, and low quality"),
-    ("namespace aurora-studio", "target_namespace", "aurora-studio"),
-    ("model kling-video-o3-pro-reference-to-video", "model", "kling-video-o3-pro-reference-to-video"),
-])
+@pytest.mark.parametrize(
+    "setting, key, value",
+    [
+        ("aspect 16:9", "aspect_ratio", "16:9"),
+        ("aspect 1:1", "aspect_ratio", "1:1"),
+        ("audio off", "generate_audio", False),
+        ("audio on", "generate_audio", True),
+        ("format url", "response_format", "url"),
+        ("format b64", "response_format", "b64_json"),
+        ('negative "blur, distort, and low quality"', "negative_prompt", "blur, distort, and low quality"),
+        ("namespace aurora-studio", "target_namespace", "aurora-studio"),
+        ("model kling-video-o3-pro-reference-to-video", "model", "kling-video-o3-pro-reference-to-video"),
+    ],
+)
 def test_settings_written_when_set_even_at_default(tmp_path, setting, key, value):
     body = _body(tmp_path, f'{setting}\nshot a 5s "x"\n').body
     assert body[key] == value
@@ -185,6 +229,7 @@ def test_output_is_byte_identical_across_runs(tmp_path):
     copy_path = write(tmp_path, COMPLETE, "elsewhere/copy.kvs")
     third = compiling.compile_script(run(tmp_path, COMPLETE).bound).json
     from klingspec.pipeline import run_pipeline
+
     fourth = run_pipeline(copy_path).request.json
     assert first.encode() == second.encode() == third.encode() == fourth.encode()
     assert first.endswith("}\n")
@@ -196,8 +241,9 @@ def test_output_is_byte_identical_across_processes(tmp_path):
     outputs = []
     for seed in ("1", "2", "12345"):
         env = dict(os.environ, PYTHONHASHSEED=seed)
-        done = subprocess.run([sys.executable, "-m", "klingspec", "compile", path], capture_output=True,
-                              env=env, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "klingspec", "compile", path], capture_output=True, env=env, timeout=60
+        )
         assert done.returncode == 0, done.stderr
         outputs.append(done.stdout)
     assert outputs[0] == outputs[1] == outputs[2]
@@ -231,8 +277,9 @@ def test_content_hash_sensitive_to_generations(tmp_path):
     assert run(tmp_path, 'shot a 5s "x"\n').request.content_hash == hashes[1]
 
 
-@pytest.mark.parametrize("change", ['shot a 5s "y"\n', 'shot a 6s "x"\n', 'aspect 1:1\nshot a 5s "x"\n',
-                                    'audio off\nshot a 5s "x"\n'])
+@pytest.mark.parametrize(
+    "change", ['shot a 5s "y"\n', 'shot a 6s "x"\n', 'aspect 1:1\nshot a 5s "x"\n', 'audio off\nshot a 5s "x"\n']
+)
 def test_content_hash_sensitive_to_body(tmp_path, change):
     base = run(tmp_path, 'shot a 5s "x"\n').request
     other = run(tmp_path, change).request
@@ -242,12 +289,14 @@ def test_content_hash_sensitive_to_body(tmp_path, change):
 
 def test_content_hash_is_sha256_of_canonical_body_and_generations(tmp_path):
     request = run(tmp_path, COMPLETE).request
-    canonical = json.dumps({"body": COMPLETE_BODY, "num_generations": 2}, sort_keys=True,
-                           separators=(",", ":"), ensure_ascii=False)
+    canonical = json.dumps(
+        {"body": COMPLETE_BODY, "num_generations": 2}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
     assert request.content_hash == "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 # -- schema agreement -------------------------------------------------------------------
+
 
 def _valid_scripts():
     """A spread of scripts the checker accepts: shot counts x bindings x frames x settings."""
@@ -259,15 +308,21 @@ def _valid_scripts():
         (["cafe", "palette"], ["hero", "villain"]),
     ]
     frame_sets = ["", 'start "https://e.com/s.png"\n', 'start "https://e.com/s.png"\nend "https://e.com/e.png"\n']
-    setting_sets = ["", "aspect 9:16\naudio on\nformat b64\n",
-                    'negative "x"\nnamespace my.org\ngenerations 4\nmodel kling-video-o3-pro-reference-to-video\n']
-    for shots, (images, elements), frames, settings in itertools.product(shot_sets, binding_sets, frame_sets,
-                                                                         setting_sets):
+    setting_sets = [
+        "",
+        "aspect 9:16\naudio on\nformat b64\n",
+        'negative "x"\nnamespace my.org\ngenerations 4\nmodel kling-video-o3-pro-reference-to-video\n',
+    ]
+    for shots, (images, elements), frames, settings in itertools.product(
+        shot_sets, binding_sets, frame_sets, setting_sets
+    ):
         lines = [settings]
         lines += [f'image {n} = "https://e.com/{n}.png"\n' for n in images]
         for n in elements:
-            lines.append(f'element {n} {{\n  front "https://e.com/{n}-f.png"\n'
-                         f'  refs "https://e.com/{n}-1.png", "https://e.com/{n}-2.png"\n}}\n')
+            lines.append(
+                f'element {n} {{\n  front "https://e.com/{n}-f.png"\n'
+                f'  refs "https://e.com/{n}-1.png", "https://e.com/{n}-2.png"\n}}\n'
+            )
         lines.append(frames)
         mention = " ".join(f"@{n}" for n in images + elements)
         for i, seconds in enumerate(shots):
@@ -277,7 +332,9 @@ def _valid_scripts():
 
 def test_schema_accepts_every_valid_script(tmp_path):
     from jsonschema import Draft202012Validator
+
     from klingspec.resources import read_text
+
     validator = Draft202012Validator(json.loads(read_text("schema", "request.schema.json")))
     count = 0
     for text in _valid_scripts():
@@ -316,6 +373,7 @@ def test_schema_violation_in_multi_prompt_maps_to_that_shot(tmp_path):
 
     def mutate(body):
         body["multi_prompt"][1]["prompt"] = "q" * 600
+
     problems = validate(_with_body(request, mutate))
     assert len(problems) == 1
     assert where(problems[0]) == locate(text, '"two"')
@@ -328,6 +386,7 @@ def test_schema_violation_shot_duration_maps_to_duration(tmp_path):
 
     def mutate(body):
         body["multi_prompt"][1]["duration"] = 31
+
     problems = validate(_with_body(request, mutate))
     assert [where(d) for d in problems] == [locate(text, "7s")]
 
@@ -345,6 +404,7 @@ def test_schema_violation_bad_uri_maps_to_binding(tmp_path):
 
     def mutate(body):
         body["input_image"][1] = "relative/p.png"
+
     problems = validate(_with_body(request, mutate))
     assert [where(d) for d in problems] == [locate(text, '"https://e.com/p.png"')]
 

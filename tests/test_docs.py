@@ -13,6 +13,7 @@ blocks whose info string has `file=NAME` (```kvs file=cast.kvs, ```toml file=var
 the first `$ klingspec COMMAND FILE [--var NAME=VALUE] [--vars FILE]` line in a
 ```console block is the command to replay; `<!-- docs-test: mkdir DIR -->` creates a folder.
 """
+
 from __future__ import annotations
 
 import re
@@ -43,6 +44,7 @@ def _blocks(text: str) -> list[tuple[str, str]]:
 
 # -- (a) pages and codes ----------------------------------------------------------
 
+
 def test_every_code_has_a_page():
     missing = [code for code in CODES if not (CODES_DIR / f"{code}.md").is_file()]
     assert not missing, f"codes without a page in docs/codes/: {missing}"
@@ -69,11 +71,20 @@ def test_index_lists_every_code():
 
 # -- (b) every page's example produces its code -------------------------------------
 
+
 def _replay(page: Path, tmp_path: Path, monkeypatch) -> tuple[str, list[str]]:
     text = page.read_text(encoding="utf-8")
     blocks = _blocks(text)
-    command = next((line[2:] for info, body in blocks if info == "console"
-                    for line in body.splitlines() if line.startswith("$ klingspec ")), None)
+    command = next(
+        (
+            line[2:]
+            for info, body in blocks
+            if info == "console"
+            for line in body.splitlines()
+            if line.startswith("$ klingspec ")
+        ),
+        None,
+    )
     assert command, "the page shows the `$ klingspec ...` command of its example"
     words = shlex.split(command)[1:]
     verb, args = words[0], words[1:]
@@ -122,6 +133,7 @@ def test_page_example_produces_its_code(page: Path, tmp_path: Path, monkeypatch)
 def _console_output(verb: str, command: str, capsys) -> str:
     """What a terminal shows for the page's command, run through the real CLI."""
     from klingspec.cli import main
+
     capsys.readouterr()
     main(shlex.split(command)[1:])
     captured = capsys.readouterr()
@@ -139,10 +151,10 @@ def test_page_output_is_current(page: Path, tmp_path: Path, monkeypatch, capsys,
     block = next(m for m in _FENCE.finditer(text) if m.group(1).strip() == "console")
     command = block.group(2).splitlines()[0][2:]
     actual = _console_output(verb, command, capsys)
-    expected = block.group(2)[len(block.group(2).splitlines()[0]) + 1:]
+    expected = block.group(2)[len(block.group(2).splitlines()[0]) + 1 :]
     if update_golden:
         if actual != expected:
-            new = text[:block.start(2)] + f"$ {command}\n{actual}" + text[block.end(2):]
+            new = text[: block.start(2)] + f"$ {command}\n{actual}" + text[block.end(2) :]
             page.write_text(new, encoding="utf-8")
         return
     assert actual == expected, f"{page.name} shows stale output; rerun with --update-golden"
@@ -154,6 +166,7 @@ def test_most_pages_are_replayed():
 
 
 # -- (c) the example scripts are clean ---------------------------------------------
+
 
 def _example_runs():
     runs = []
@@ -204,7 +217,6 @@ def test_library_sends_only_mentioned_bindings():
 
 def test_campaign_vars_override_lets():
     default = run_pipeline(str(EXAMPLES / "campaign.kvs"))
-    toml = run_pipeline(str(EXAMPLES / "campaign.kvs"),
-                        Options(var_files=(str(EXAMPLES / "campaign.vars.toml"),)))
+    toml = run_pipeline(str(EXAMPLES / "campaign.kvs"), Options(var_files=(str(EXAMPLES / "campaign.vars.toml"),)))
     assert "Halo Desk Lamp" in default.request.json
     assert "Nimbus Headphones" in toml.request.json and "Halo Desk Lamp" not in toml.request.json

@@ -44,6 +44,7 @@ def langconf() -> dict:
 
 # -- the manifest ---------------------------------------------------------------------------------
 
+
 def test_manifest_is_a_vscode_extension(manifest):
     assert manifest["name"] == "klingspec"
     assert manifest["publisher"]
@@ -114,11 +115,13 @@ def test_grammar_tests_and_snapshots_exist():
     for example in EXAMPLES:
         copy = EXT / "tests" / "snap" / "examples" / example.relative_to(ROOT / "examples")
         assert copy.is_file() and copy.read_bytes() == example.read_bytes(), (
-            f"{copy} is missing or stale: run `npm run snap:update --prefix editors/vscode`")
+            f"{copy} is missing or stale: run `npm run snap:update --prefix editors/vscode`"
+        )
         assert Path(f"{copy}.snap").is_file()
 
 
 # -- the language configuration -----------------------------------------------------------------
+
 
 def test_language_configuration(langconf):
     assert langconf["comments"] == {"lineComment": "#"}
@@ -134,10 +137,18 @@ def test_language_configuration(langconf):
     assert decrease.search("}") and decrease.search("  }  # end") and not decrease.search('front "}"')
 
 
-@pytest.mark.parametrize("text, word", [
-    ("@hero's cup", "@hero"), ("@Image2,", "@Image2"), ("@josé walks", "@josé"),
-    ("shot café 5s", "café"), ("6s ", "6s"), ("@@aurora", "@@"), ("{{ brand|upper }}", "brand"),
-])
+@pytest.mark.parametrize(
+    "text, word",
+    [
+        ("@hero's cup", "@hero"),
+        ("@Image2,", "@Image2"),
+        ("@josé walks", "@josé"),
+        ("shot café 5s", "café"),
+        ("6s ", "6s"),
+        ("@@aurora", "@@"),
+        ("{{ brand|upper }}", "brand"),
+    ],
+)
 def test_word_pattern(langconf, text, word):
     assert word in [m.group(0) for m in re.finditer(langconf["wordPattern"], text)]
 
@@ -191,10 +202,18 @@ def test_grammar_includes_and_scope_names(grammar):
     names = {rule.get("name") for path, rule in grammar_rules(grammar) if path != "$"} - {None}
     for name in names:
         assert re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)*\.(kvs|jinja)", name), name
-    for scope in ["comment.line.number-sign.kvs", "string.quoted.double.kvs", "string.quoted.triple.kvs",
-                  "constant.character.escape.kvs", "meta.embedded.jinja", "constant.numeric.duration.kvs",
-                  "variable.other.reference.kvs", "support.variable.reference.raw.kvs",
-                  "keyword.operator.assignment.kvs", "support.constant.setting.kvs"]:
+    for scope in [
+        "comment.line.number-sign.kvs",
+        "string.quoted.double.kvs",
+        "string.quoted.triple.kvs",
+        "constant.character.escape.kvs",
+        "meta.embedded.jinja",
+        "constant.numeric.duration.kvs",
+        "variable.other.reference.kvs",
+        "support.variable.reference.raw.kvs",
+        "keyword.operator.assignment.kvs",
+        "support.constant.setting.kvs",
+    ]:
         assert scope in names
 
 
@@ -215,10 +234,13 @@ def test_grammar_names_and_mentions_follow_the_language(grammar):
 
 # -- the grammar through VS Code's tokenizer --------------------------------------------------------
 
+
 def _node_tools():
     if not NODE_MODULES.is_dir():
-        pytest.skip("editors/vscode/node_modules is missing: run `npm ci --prefix editors/vscode` "
-                    "to test the grammar with vscode-textmate")
+        pytest.skip(
+            "editors/vscode/node_modules is missing: run `npm ci --prefix editors/vscode` "
+            "to test the grammar with vscode-textmate"
+        )
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("node/npm are not on PATH")
 
@@ -226,31 +248,49 @@ def _node_tools():
 def test_npm_test_passes():
     """vscode-tmgrammar-test assertions, snapshots of every example, the example checks and extension.js."""
     _node_tools()
-    result = subprocess.run(["npm", "test", "--prefix", str(EXT)], capture_output=True, text=True,
-                            timeout=180, cwd=ROOT)
+    result = subprocess.run(
+        ["npm", "test", "--prefix", str(EXT)], capture_output=True, text=True, timeout=180, cwd=ROOT
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 # Everything the parser's lexer produces, classified the way the highlighting should show it.
 KEYWORD_SCOPES = {
-    **{k: "keyword.control.setting.kvs"
-       for k in ("model", "aspect", "audio", "negative", "format", "namespace", "generations")},
-    "use": "keyword.control.import.kvs", "let": "storage.type.let.kvs", "image": "storage.type.image.kvs",
-    "element": "storage.type.element.kvs", "start": "keyword.control.frame.kvs",
-    "end": "keyword.control.frame.kvs", "shot": "keyword.control.shot.kvs",
-    "front": "keyword.other.field.kvs", "refs": "keyword.other.field.kvs",
-    "true": "constant.language.boolean.kvs", "false": "constant.language.boolean.kvs",
-    "=": "keyword.operator.assignment.kvs", "{": "punctuation.section.block.begin.kvs",
-    "}": "punctuation.section.block.end.kvs", "[": "punctuation.section.list.begin.kvs",
+    **{
+        k: "keyword.control.setting.kvs"
+        for k in ("model", "aspect", "audio", "negative", "format", "namespace", "generations")
+    },
+    "use": "keyword.control.import.kvs",
+    "let": "storage.type.let.kvs",
+    "image": "storage.type.image.kvs",
+    "element": "storage.type.element.kvs",
+    "start": "keyword.control.frame.kvs",
+    "end": "keyword.control.frame.kvs",
+    "shot": "keyword.control.shot.kvs",
+    "front": "keyword.other.field.kvs",
+    "refs": "keyword.other.field.kvs",
+    "true": "constant.language.boolean.kvs",
+    "false": "constant.language.boolean.kvs",
+    "=": "keyword.operator.assignment.kvs",
+    "{": "punctuation.section.block.begin.kvs",
+    "}": "punctuation.section.block.end.kvs",
+    "[": "punctuation.section.list.begin.kvs",
     "]": "punctuation.section.list.end.kvs",
 }
 TERMINAL_SCOPES = {
-    "COMMENT": "comment.line.number-sign.kvs", "STRING": "string.quoted.double.kvs",
-    "TRIPLE_STRING": "string.quoted.triple.kvs", "DURATION": "constant.numeric.duration.kvs",
-    "INT": "constant.numeric.integer.kvs", "WORD": "support.constant.setting.kvs",
+    "COMMENT": "comment.line.number-sign.kvs",
+    "STRING": "string.quoted.double.kvs",
+    "TRIPLE_STRING": "string.quoted.triple.kvs",
+    "DURATION": "constant.numeric.duration.kvs",
+    "INT": "constant.numeric.integer.kvs",
+    "WORD": "support.constant.setting.kvs",
 }
-NAME_SCOPES = {"let": "entity.name.variable.let.kvs", "image": "entity.name.function.image.kvs",
-               "element": "entity.name.function.element.kvs", "shot": "entity.name.tag.shot.kvs"}
+NAME_SCOPES = {
+    "let": "entity.name.variable.let.kvs",
+    "image": "entity.name.function.image.kvs",
+    "element": "entity.name.function.element.kvs",
+    "shot": "entity.name.tag.shot.kvs",
+}
 
 # Valid, and exercising what the examples do not: keywords as names, lists, booleans,
 # escapes, Jinja statements, raw references, CRLF-free non-ASCII text.
@@ -296,8 +336,9 @@ def lark_tokens(text: str) -> list[Token]:
     names = set(re.findall(r"^([A-Z_][A-Z_0-9]*)(?:\.\d+)?:", grammar_text, re.M))
     probe = Lark(grammar_text, parser="lalr", lexer="contextual")
     names |= {t.name for t in probe.terminals}
-    Lark(grammar_text, parser="lalr", lexer="contextual",
-         lexer_callbacks={name: keep for name in names}).parse(text if text.endswith("\n") else text + "\n")
+    Lark(grammar_text, parser="lalr", lexer="contextual", lexer_callbacks={name: keep for name in names}).parse(
+        text if text.endswith("\n") else text + "\n"
+    )
     return tokens
 
 
@@ -319,7 +360,7 @@ def utf16_column(line: str, column: int) -> int:
 def tm_scopes_by_position(tokenized_lines, lines):
     """{(line index, code point column): scopes} from the vscode-textmate output."""
     at = {}
-    for index, (tokens, line) in enumerate(zip(tokenized_lines, lines)):
+    for index, (tokens, line) in enumerate(zip(tokenized_lines, lines, strict=False)):
         columns = [utf16_column(line, c) for c in range(len(line) + 1)]
         for column, unit in enumerate(columns[:-1]):
             for token in tokens:
@@ -330,8 +371,13 @@ def tm_scopes_by_position(tokenized_lines, lines):
 
 
 def tokenize_with_textmate(paths: list[Path]):
-    result = subprocess.run(["node", str(EXT / "scripts" / "tokenize.js"), *map(str, paths)],
-                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    result = subprocess.run(
+        ["node", str(EXT / "scripts" / "tokenize.js"), *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr
     return {Path(entry["file"]): entry["lines"] for entry in json.loads(result.stdout)}
 
@@ -366,8 +412,12 @@ def test_textmate_agrees_with_the_parser_on_every_example(tmp_path):
                 covered[(line, column)] = token.type
                 column += 1
         for (line, column), scopes in at.items():
-            for kind, scope in (("COMMENT", TERMINAL_SCOPES["COMMENT"]), ("STRING", TERMINAL_SCOPES["STRING"]),
-                                ("TRIPLE_STRING", TERMINAL_SCOPES["TRIPLE_STRING"])):
+            for kind, scope in (
+                ("COMMENT", TERMINAL_SCOPES["COMMENT"]),
+                ("STRING", TERMINAL_SCOPES["STRING"]),
+                ("TRIPLE_STRING", TERMINAL_SCOPES["TRIPLE_STRING"]),
+            ):
                 if scope in scopes:
                     assert covered.get((line, column)) == kind, (
-                        f"{path.name}:{line + 1}:{column + 1}: {scope} outside a {kind} token")
+                        f"{path.name}:{line + 1}:{column + 1}: {scope} outside a {kind} token"
+                    )

@@ -1,4 +1,5 @@
 """The public surface: `klingspec.__all__` is sorted and every name in it is importable."""
+
 from __future__ import annotations
 
 import importlib
@@ -31,6 +32,7 @@ def test_exports_are_the_real_objects():
     from klingspec.diagnostics import Diagnostic
     from klingspec.pipeline import Options, Result, run_pipeline
     from klingspec.source import Source, Span
+
     assert klingspec.run_pipeline is run_pipeline
     assert klingspec.Options is Options and klingspec.Result is Result
     assert klingspec.Diagnostic is Diagnostic
@@ -38,8 +40,9 @@ def test_exports_are_the_real_objects():
 
 
 def test_core_api_is_exported():
-    assert {"run_pipeline", "Options", "Result", "Diagnostic", "Source", "Span", "__version__"} <= \
-        set(klingspec.__all__)
+    assert {"run_pipeline", "Options", "Result", "Diagnostic", "Source", "Span", "__version__"} <= set(
+        klingspec.__all__
+    )
 
 
 def test_version_is_a_string():

@@ -9,6 +9,7 @@ does not take them for check cases). Each holds `input.kvs` and, when the input 
 Compile preservation: the formatted text, run through the real pipeline in place of the
 original, gives the same request body and the same diagnostic codes.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -16,10 +17,11 @@ import io
 import os
 from pathlib import Path
 
-import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
-
 import golden
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from klingspec.cli import main
 from klingspec.formatting import format_text
 from klingspec.pipeline import Options, run_pipeline
@@ -42,8 +44,7 @@ def _input(path: Path) -> str:
 def outcome(path: str, options: Options = Options()) -> tuple:
     """What a script compiles to: the request body (or None) and its diagnostic codes."""
     result = run_pipeline(path, options)
-    return (result.request.body if result.request else None,
-            sorted(d.code for d in result.diagnostics))
+    return (result.request.body if result.request else None, sorted(d.code for d in result.diagnostics))
 
 
 def same_compilation(folder: Path, original: str, formatted: str, name: str = "main.kvs") -> None:
@@ -58,6 +59,7 @@ def same_compilation(folder: Path, original: str, formatted: str, name: str = "m
 
 
 # -- golden cases ------------------------------------------------------------------------
+
 
 def test_there_are_golden_cases() -> None:
     assert len(_cases()) >= 10
@@ -78,13 +80,19 @@ def test_golden(case: Path, update_golden: bool) -> None:
     expected = golden.text(sections.get("formatted.kvs"))
     if formatted != expected:
         if expected is None or formatted is None:
-            pytest.fail(f"{case.name}: expected {'no output' if expected is None else 'output'}, "
-                        f"got {'None' if formatted is None else repr(formatted)} (rerun with --update-golden "
-                        "to accept)", pytrace=False)
-        diff = difflib.unified_diff(expected.splitlines(keepends=True), formatted.splitlines(keepends=True),
-                                    "formatted.kvs (golden)", "formatted.kvs (actual)")
-        pytest.fail(f"{case.name} differs (rerun with --update-golden to accept):\n" + "".join(diff),
-                    pytrace=False)
+            pytest.fail(
+                f"{case.name}: expected {'no output' if expected is None else 'output'}, "
+                f"got {'None' if formatted is None else repr(formatted)} (rerun with --update-golden "
+                "to accept)",
+                pytrace=False,
+            )
+        diff = difflib.unified_diff(
+            expected.splitlines(keepends=True),
+            formatted.splitlines(keepends=True),
+            "formatted.kvs (golden)",
+            "formatted.kvs (actual)",
+        )
+        pytest.fail(f"{case.name} differs (rerun with --update-golden to accept):\n" + "".join(diff), pytrace=False)
 
 
 @pytest.mark.parametrize("case", _cases(), ids=lambda p: p.stem)
@@ -98,6 +106,7 @@ def test_golden_compiles_the_same(case: Path, tmp_path: Path) -> None:
 
 # -- idempotence ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("path", EXAMPLES + _cases(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_idempotent(path: Path) -> None:
     text = _input(path) if path.suffix == ".txtar" else path.read_text(encoding="utf-8")
@@ -107,13 +116,14 @@ def test_idempotent(path: Path) -> None:
         return
     assert format_text(once, path.name) == once
     assert once.endswith("\n") or once == ""
-    inside = False   # in a triple-quoted string, whose content is kept as written
+    inside = False  # in a triple-quoted string, whose content is kept as written
     for line in once.split("\n"):
         inside ^= line.count('"""') % 2 == 1
         assert inside or line == line.rstrip(), f"trailing whitespace: {line!r}"
 
 
 # -- compile preservation over the examples ----------------------------------------------
+
 
 @pytest.mark.parametrize("script", [p for p in EXAMPLES if p.parent.name == "examples"], ids=lambda p: p.stem)
 def test_examples_compile_the_same(script: Path) -> None:
@@ -130,11 +140,16 @@ def test_examples_compile_the_same(script: Path) -> None:
 # -- compile preservation over generated scripts -------------------------------------------
 
 NAMES = ["a", "b", "cafe", "hero", "mood", "東京", "x_1"]
-URIS = ["https://e.com/1.png", "https://e.com/2.png", "http://e.com/{{ mood }}.png", "relative.png",
-        "https://e.com/{{ a }}.jpg"]
+URIS = [
+    "https://e.com/1.png",
+    "https://e.com/2.png",
+    "http://e.com/{{ mood }}.png",
+    "relative.png",
+    "https://e.com/{{ a }}.jpg",
+]
 blank = st.sampled_from([" ", "  ", "\t", " \t "])
 optional_blank = st.sampled_from(["", " ", "   ", "\t"])
-comment = st.sampled_from(["# note", "#", "# with \"quotes\" and {{ braces }}", "#  spaced   ", "# 東京"])
+comment = st.sampled_from(["# note", "#", '# with "quotes" and {{ braces }}', "#  spaced   ", "# 東京"])
 
 
 def string(draw, texts) -> str:
@@ -145,11 +160,22 @@ def string(draw, texts) -> str:
     return '"""' + inner + body + draw(st.sampled_from(["\n", "", "   \n"])) + '"""'
 
 
-prompt_texts = st.sampled_from([
-    "@a meets @hero", "@cafe at {{ mood }}", "plain words", "raw @Image1 and @Element1", "@@at",
-    "esc \\\" \\\\ \\n \\t \\{", "{% for i in range(2) %}{{ i }} {% endfor %}@b", "", "# not a comment",
-    "{{ undefined_name }}", "@東京 @x_1 {{ lib_mood }} @lib_set"])
-value_texts = st.sampled_from(["dusk", "{{ a }}", "x y", "", "say \\\"hi\\\""])
+prompt_texts = st.sampled_from(
+    [
+        "@a meets @hero",
+        "@cafe at {{ mood }}",
+        "plain words",
+        "raw @Image1 and @Element1",
+        "@@at",
+        'esc \\" \\\\ \\n \\t \\{',
+        "{% for i in range(2) %}{{ i }} {% endfor %}@b",
+        "",
+        "# not a comment",
+        "{{ undefined_name }}",
+        "@東京 @x_1 {{ lib_mood }} @lib_set",
+    ]
+)
+value_texts = st.sampled_from(["dusk", "{{ a }}", "x y", "", 'say \\"hi\\"'])
 
 
 @st.composite
@@ -172,24 +198,51 @@ def statement(draw) -> str:
     kind = draw(st.sampled_from(["setting", "use", "let", "image", "element", "frame", "shot", "shot"]))
     b = lambda: draw(blank)  # noqa: E731
     if kind == "setting":
-        key, values = draw(st.sampled_from([
-            ("model", ["kling-video-o3-pro-reference-to-video", "nope", '"kling-video-o3-pro-reference-to-video"']),
-            ("aspect", ["9:16", "16:9", "4:3", '"1:1"']), ("audio", ["on", "off", "maybe"]),
-            ("negative", ['"blur"', '"{{ mood }}"']), ("format", ["url", "b64"]),
-            ("namespace", ["my-org", '"bad space"']), ("generations", ["1", "2", '"3"', "9"])]))
+        key, values = draw(
+            st.sampled_from(
+                [
+                    (
+                        "model",
+                        ["kling-video-o3-pro-reference-to-video", "nope", '"kling-video-o3-pro-reference-to-video"'],
+                    ),
+                    ("aspect", ["9:16", "16:9", "4:3", '"1:1"']),
+                    ("audio", ["on", "off", "maybe"]),
+                    ("negative", ['"blur"', '"{{ mood }}"']),
+                    ("format", ["url", "b64"]),
+                    ("namespace", ["my-org", '"bad space"']),
+                    ("generations", ["1", "2", '"3"', "9"]),
+                ]
+            )
+        )
         return key + b() + draw(st.sampled_from(values))
     if kind == "use":
         return "use" + b() + draw(st.sampled_from(['"lib.kvs"', '"missing.kvs"']))
     if kind == "let":
-        return "let" + b() + draw(st.sampled_from(NAMES)) + draw(optional_blank) + "=" + \
-            draw(optional_blank) + draw(let_value())
+        return (
+            "let"
+            + b()
+            + draw(st.sampled_from(NAMES))
+            + draw(optional_blank)
+            + "="
+            + draw(optional_blank)
+            + draw(let_value())
+        )
     if kind == "image":
-        return "image" + b() + draw(st.sampled_from(NAMES)) + draw(optional_blank) + "=" + \
-            draw(optional_blank) + '"' + draw(st.sampled_from(URIS)) + '"'
+        return (
+            "image"
+            + b()
+            + draw(st.sampled_from(NAMES))
+            + draw(optional_blank)
+            + "="
+            + draw(optional_blank)
+            + '"'
+            + draw(st.sampled_from(URIS))
+            + '"'
+        )
     if kind == "frame":
         return draw(st.sampled_from(["start", "end"])) + b() + '"' + draw(st.sampled_from(URIS)) + '"'
     if kind == "shot":
-        name = draw(st.sampled_from(NAMES + [""]))
+        name = draw(st.sampled_from([*NAMES, ""]))
         duration = draw(st.sampled_from(["5", "5s", "3s", "2.5s", "5.0s", "16s", "0"]))
         return "shot" + b() + (name + b() if name else "") + duration + b() + string(draw, prompt_texts)
     return element(draw)
@@ -197,6 +250,7 @@ def statement(draw) -> str:
 
 def element(draw) -> str:
     """An element block laid out in any way the grammar allows, comments inside."""
+
     def newline() -> str:
         out = draw(optional_blank)
         if draw(st.booleans()):
@@ -243,9 +297,16 @@ def folder(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("fmt")
 
 
-@settings(max_examples=int(os.environ.get("KLINGSPEC_PROP_EXAMPLES", "150")), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                 HealthCheck.large_base_example, HealthCheck.data_too_large])
+@settings(
+    max_examples=int(os.environ.get("KLINGSPEC_PROP_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.large_base_example,
+        HealthCheck.data_too_large,
+    ],
+)
 @given(text=script())
 def test_generated_scripts_compile_the_same(text: str, folder: Path) -> None:
     formatted = format_text(text, "main.kvs")
@@ -320,7 +381,7 @@ def test_cli_syntax_error_left_untouched(tmp_path: Path, capsys) -> None:
     bad, good = tmp_path / "bad.kvs", tmp_path / "good.kvs"
     bad.write_text('aspect  9:16\nshot a "x"\n')
     good.write_text(UGLY)
-    code, out, err = _cli(capsys, "fmt", str(bad), str(good))
+    code, _out, err = _cli(capsys, "fmt", str(bad), str(good))
     assert code == 1
     assert f"{bad}:2:8: error[KVS-syntax-unexpected]" in err
     assert bad.read_text() == 'aspect  9:16\nshot a "x"\n'
@@ -331,10 +392,10 @@ def test_cli_missing_and_undecodable_files(tmp_path: Path, capsys) -> None:
     code, _, err = _cli(capsys, "fmt", str(tmp_path / "nope.kvs"))
     assert code == 1 and "KVS-file-not-found" in err
     binary = tmp_path / "b.kvs"
-    binary.write_bytes(b"shot a 5s \"\xff\"\n")
+    binary.write_bytes(b'shot a 5s "\xff"\n')
     code, _, err = _cli(capsys, "fmt", str(binary))
     assert code == 1 and "KVS-encoding" in err
-    assert binary.read_bytes() == b"shot a 5s \"\xff\"\n"
+    assert binary.read_bytes() == b'shot a 5s "\xff"\n'
 
 
 def test_cli_stdin(monkeypatch, capsys) -> None:

@@ -24,22 +24,31 @@ Expected outputs, from `klingspec.cli.main([...])` run in-process:
 Run `pytest tests/test_golden.py --update-golden` (or KLINGSPEC_UPDATE_GOLDEN=1) to rewrite
 the expected sections from the current behaviour, then read the diff before committing.
 """
+
 from __future__ import annotations
 
 import difflib
 import shlex
 from pathlib import Path
 
+import golden
 import pytest
 
 from klingspec import cli
-import golden
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = Path(__file__).resolve().parent / "cases"
 EXAMPLE_CASES = CASES / "examples"
-OUTPUTS = ("diagnostics.txt", "diagnostics.json", "request.json", "plan.json", "exit",
-           "check-json.stderr", "compile.stderr", "plan.stderr")
+OUTPUTS = (
+    "diagnostics.txt",
+    "diagnostics.json",
+    "request.json",
+    "plan.json",
+    "exit",
+    "check-json.stderr",
+    "compile.stderr",
+    "plan.stderr",
+)
 
 
 def _case_files() -> list[Path]:
@@ -76,18 +85,22 @@ def observe(run: Cli, args: list[str], path: str) -> dict[str, str]:
         found["request.json"] = request
     if planned == 0 or plan:
         found["plan.json"] = plan
-    found["exit"] = (f"check: {check}\ncheck --format json: {check_json}\n"
-                     f"compile: {compiled}\nplan --format json: {planned}\n")
-    for name, actual, implied in (("check-json.stderr", check_json_err, ""),
-                                  ("compile.stderr", compile_err, text),
-                                  ("plan.stderr", plan_err, text if planned == 0 else as_json)):
+    found["exit"] = (
+        f"check: {check}\ncheck --format json: {check_json}\ncompile: {compiled}\nplan --format json: {planned}\n"
+    )
+    for name, actual, implied in (
+        ("check-json.stderr", check_json_err, ""),
+        ("compile.stderr", compile_err, text),
+        ("plan.stderr", plan_err, text if planned == 0 else as_json),
+    ):
         if actual != implied:
             found[name] = actual
     return found
 
 
-def compare(path: Path, comment: str, sections: dict, found: dict[str, str], outputs: tuple[str, ...],
-            update: bool) -> None:
+def compare(
+    path: Path, comment: str, sections: dict, found: dict[str, str], outputs: tuple[str, ...], update: bool
+) -> None:
     """Rewrite the expected sections (update mode) or fail with a diff of each that differs."""
     expected = {name: golden.text(body) for name, body in sections.items() if name in outputs}
     if update:
@@ -106,12 +119,16 @@ def compare(path: Path, comment: str, sections: dict, found: dict[str, str], out
         elif want is None:
             problems.append(f"section `{name}`: produced but not in the golden file:\n{got}")
         else:
-            diff = difflib.unified_diff(want.splitlines(keepends=True), got.splitlines(keepends=True),
-                                        f"{name} (golden)", f"{name} (actual)")
+            diff = difflib.unified_diff(
+                want.splitlines(keepends=True), got.splitlines(keepends=True), f"{name} (golden)", f"{name} (actual)"
+            )
             problems.append("".join(line if line.endswith("\n") else line + "\n\\ no newline\n" for line in diff))
     if problems:
-        pytest.fail(f"{path.relative_to(ROOT)} differs from the golden file "
-                    f"(rerun with --update-golden to accept):\n\n" + "\n".join(problems), pytrace=False)
+        pytest.fail(
+            f"{path.relative_to(ROOT)} differs from the golden file "
+            f"(rerun with --update-golden to accept):\n\n" + "\n".join(problems),
+            pytrace=False,
+        )
 
 
 @pytest.fixture
@@ -162,8 +179,9 @@ def test_example(script: Path, monkeypatch, run: Cli, update_golden: bool) -> No
     compiled, request, compile_err = run("compile", *args, path)
     library = check == 0 and compiled != 0 and "KVS-no-shots" in compile_err
     assert compiled == 0 or library, f"{path} does not compile:\n{compile_err}"
-    assert run("compile", *args, path) == (compiled, request, compile_err), \
+    assert run("compile", *args, path) == (compiled, request, compile_err), (
         f"compiling {path} twice gave different bytes"
+    )
     found = {"args": shlex.join(args) + "\n" if args else "", "diagnostics.txt": text + summary}
     if not library:
         found["request.json"] = request
@@ -171,8 +189,11 @@ def test_example(script: Path, monkeypatch, run: Cli, update_golden: bool) -> No
     bundle = EXAMPLE_CASES / f"{script.stem}.txt"
     if not bundle.exists():
         if not update_golden:
-            pytest.fail(f"{path} has no golden file {bundle.relative_to(ROOT)}; "
-                        "run `pytest tests/test_golden.py --update-golden` to create it", pytrace=False)
+            pytest.fail(
+                f"{path} has no golden file {bundle.relative_to(ROOT)}; "
+                "run `pytest tests/test_golden.py --update-golden` to create it",
+                pytrace=False,
+            )
         golden.write(bundle, f"Golden output of {path}; rewrite with --update-golden.\n", {})
     comment, sections = golden.read(bundle)
     compare(bundle, comment, sections, found, EXAMPLE_OUTPUTS, update_golden)
@@ -191,8 +212,17 @@ def test_no_orphan_example_goldens(update_golden: bool) -> None:
 
 def test_golden_format_round_trips() -> None:
     """Reading and writing a bundle gives back the same bytes, whatever the contents."""
-    sections = {"a.kvs": "x\n", "empty": "", "blank": "\n", "noeol": "no newline", "raw": b"\xff\x00ok",
-                "marker": "-- fake --\n", "nul": "a\x00b\n", "crlf": "a\r\n", "lib/b.kvs": "  indented\n\n"}
+    sections = {
+        "a.kvs": "x\n",
+        "empty": "",
+        "blank": "\n",
+        "noeol": "no newline",
+        "raw": b"\xff\x00ok",
+        "marker": "-- fake --\n",
+        "nul": "a\x00b\n",
+        "crlf": "a\r\n",
+        "lib/b.kvs": "  indented\n\n",
+    }
     text = golden.format("comment\n", sections)
     as_bytes = {name: sections[name].encode() for name in ("marker", "nul", "crlf")}
     assert golden.parse(text) == ("comment\n", sections | as_bytes)

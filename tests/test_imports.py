@@ -1,5 +1,6 @@
 """Each command imports only what it needs: `check` starts without the network client,
 the watcher, the language server, the schema validator or the terminal UI library."""
+
 from __future__ import annotations
 
 import json

@@ -1,11 +1,12 @@
 """loading.py: files, `use` relative to the including file, cycles, --vars, encodings."""
+
 from __future__ import annotations
 
 import os
 
 import pytest
-
 from helpers import codes, errors, locate, only, run, where, write
+
 from klingspec.loading import decode, load, load_text, parse_var_options, read_vars_file
 
 HERO = 'element hero {\n  front "https://e.com/hero.png"\n}\n'
@@ -22,8 +23,10 @@ def test_use_is_relative_to_the_including_file(tmp_path):
     assert result.request.body["elements"] == [{"frontal_image_url": "https://e.com/hero.png"}]
     assert len(result.program.files) == 3
     assert set(map(os.path.abspath, result.program.dependencies)) == {
-        str(tmp_path / "main.kvs"), str(tmp_path / "lib" / "chars.kvs"),
-        str(tmp_path / "lib" / "shared" / "places.kvs")}
+        str(tmp_path / "main.kvs"),
+        str(tmp_path / "lib" / "chars.kvs"),
+        str(tmp_path / "lib" / "shared" / "places.kvs"),
+    }
 
 
 def test_use_with_parent_directory(tmp_path):
@@ -37,6 +40,7 @@ def test_use_does_not_depend_on_the_working_directory(tmp_path, monkeypatch):
     path = write(tmp_path, 'use "chars.kvs"\nshot a 5s "@hero"\n', "proj/main.kvs")
     monkeypatch.chdir(tmp_path)
     from klingspec.pipeline import run_pipeline
+
     assert errors(run_pipeline(os.path.relpath(path))) == []
 
 
@@ -52,6 +56,7 @@ def test_missing_used_file_is_reported_at_the_use(tmp_path):
 
 def test_missing_main_file(tmp_path):
     from klingspec.pipeline import run_pipeline
+
     result = run_pipeline(str(tmp_path / "absent.kvs"))
     assert codes(result) == ["KVS-file-not-found"]
     assert result.program is None
@@ -94,8 +99,7 @@ def test_used_file_shots_and_settings_are_ignored_with_warning(tmp_path):
     result = run(tmp_path, 'use "lib.kvs"\nshot a 5s "{{ mood }}"\n')
     diagnostic = only(result, "KVS-use-ignored")
     assert diagnostic.path.endswith("lib.kvs") and diagnostic.span.start_position == (1, 1)
-    assert result.request.body == {"model": "kling-video-o3-pro-reference-to-video", "prompt": "dusk",
-                                   "duration": 5}
+    assert result.request.body == {"model": "kling-video-o3-pro-reference-to-video", "prompt": "dusk", "duration": 5}
 
 
 def test_syntax_error_in_used_file_points_into_it(tmp_path):
@@ -106,7 +110,7 @@ def test_syntax_error_in_used_file_points_into_it(tmp_path):
 
 
 def test_bom_is_dropped_and_columns_unshifted(tmp_path):
-    text = "aspect 4:3\nshot a 5s \"x\"\n"
+    text = 'aspect 4:3\nshot a 5s "x"\n'
     result = run(tmp_path, b"\xef\xbb\xbf" + text.encode())
     diagnostic = only(result, "KVS-aspect-ratio")
     assert where(diagnostic) == (1, 8, 1, 11)
@@ -114,7 +118,7 @@ def test_bom_is_dropped_and_columns_unshifted(tmp_path):
 
 
 def test_decode_reports_first_bad_byte():
-    source, [problem] = decode("x.kvs", b"ok\nab\xc3\x28")
+    _source, [problem] = decode("x.kvs", b"ok\nab\xc3\x28")
     assert problem.code == "KVS-encoding"
     assert problem.span.start_position == (2, 3)
 
@@ -127,6 +131,7 @@ def test_load_text_uses_overlay(tmp_path):
 
 
 # -- --var and --vars ----------------------------------------------------------------------
+
 
 def test_var_options_parse():
     found, problems = parse_var_options(["mood=dusk", "empty=", "eq=a=b"])
@@ -206,8 +211,10 @@ def test_later_vars_win(tmp_path):
 
 def test_load_returns_statements_in_use_order(tmp_path):
     write(tmp_path, 'image b = "https://e.com/b.png"\n', "lib.kvs")
-    path = write(tmp_path, 'image a = "https://e.com/a.png"\nuse "lib.kvs"\nimage c = "https://e.com/c.png"\n'
-                           'shot s 5s "@a @b @c"\n')
+    path = write(
+        tmp_path,
+        'image a = "https://e.com/a.png"\nuse "lib.kvs"\nimage c = "https://e.com/c.png"\nshot s 5s "@a @b @c"\n',
+    )
     program, problems = load(path)
     assert problems == []
     names = [s.name.value for s in program.statements if hasattr(s, "name") and hasattr(s, "uri")]

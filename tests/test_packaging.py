@@ -1,5 +1,6 @@
 """The wheel carries the grammar, the schemas and the capability matrix, byte for byte,
 where `klingspec.resources` looks for them (`klingspec/_data/...` via importlib.resources)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -16,17 +17,35 @@ ROOT = Path(__file__).resolve().parent.parent
 def wheel(tmp_path_factory) -> zipfile.ZipFile:
     pytest.importorskip("hatchling")
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--disable-pip-version-check", "-w", str(out), str(ROOT)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
     [built] = out.glob("klingspec-*.whl")
     return zipfile.ZipFile(built)
 
 
-@pytest.mark.parametrize("source, packaged", [
-    ("grammar/kvs.lark", "klingspec/_data/grammar/kvs.lark"),
-    ("schema/request.schema.json", "klingspec/_data/schema/request.schema.json"),
-    ("schema/queue.schema.json", "klingspec/_data/schema/queue.schema.json"),
-])
+@pytest.mark.parametrize(
+    "source, packaged",
+    [
+        ("grammar/kvs.lark", "klingspec/_data/grammar/kvs.lark"),
+        ("schema/request.schema.json", "klingspec/_data/schema/request.schema.json"),
+        ("schema/queue.schema.json", "klingspec/_data/schema/queue.schema.json"),
+    ],
+)
 def test_definitions_ship_in_the_wheel(wheel, source, packaged):
     assert wheel.read(packaged) == (ROOT / source).read_bytes()
 

@@ -1,11 +1,12 @@
 """pricing.py: Decimal cost previews; unknown prices are None, never 0."""
+
 from __future__ import annotations
 
 from decimal import Decimal
 
 import pytest
-
 from helpers import codes, errors, only, run
+
 from klingspec import targets
 from klingspec.pricing import Estimate
 
@@ -20,7 +21,9 @@ def test_documented_example_eleven_seconds_two_generations(tmp_path):
     assert e.total == Decimal("4.93")
     assert isinstance(e.total, Decimal) and isinstance(e.exact, Decimal)
     assert [(s.name, s.line, s.seconds, s.cost) for s in e.shots] == [
-        ("arrival", 2, 6, Decimal("1.344")), ("sip", 3, 5, Decimal("1.120"))]
+        ("arrival", 2, 6, Decimal("1.344")),
+        ("sip", 3, 5, Decimal("1.120")),
+    ]
 
 
 def test_default_five_second_video_costs_1_12(tmp_path):
@@ -56,14 +59,17 @@ def test_unknown_price_is_none_not_zero(tmp_path):
     assert diagnostic.span.text == "kling-video-o3-omni"
 
 
-@pytest.mark.parametrize("model_id, price", [
-    ("kling-video-v2-6-pro-text-to-video", "0.070"),
-    ("kling-video-v2-6-pro-image-to-video", "0.070"),
-    ("kling-video-o3-pro-image-to-video", "0.224"),
-    ("kling-video-o3-pro-reference-to-video", "0.224"),
-    ("kling-video-o3-pro-video-to-video-edit", "0.336"),
-    ("kling-video-v3-pro-motion-control", "0.168"),
-])
+@pytest.mark.parametrize(
+    "model_id, price",
+    [
+        ("kling-video-v2-6-pro-text-to-video", "0.070"),
+        ("kling-video-v2-6-pro-image-to-video", "0.070"),
+        ("kling-video-o3-pro-image-to-video", "0.224"),
+        ("kling-video-o3-pro-reference-to-video", "0.224"),
+        ("kling-video-o3-pro-video-to-video-edit", "0.336"),
+        ("kling-video-v3-pro-motion-control", "0.168"),
+    ],
+)
 def test_documented_prices(model_id, price):
     """The 'Other Kling Models' table of the API document."""
     model = targets.model(model_id)
@@ -76,11 +82,14 @@ def test_o3_omni_has_no_price():
     assert targets.model("kling-video-o3-omni").price_per_second is None
 
 
-@pytest.mark.parametrize("model_id, seconds, total", [
-    ("kling-video-v2-6-pro-text-to-video", 10, "0.70"),
-    ("kling-video-v2-6-pro-image-to-video", 5, "0.35"),
-    ("kling-video-o3-pro-image-to-video", 15, "3.36"),
-])
+@pytest.mark.parametrize(
+    "model_id, seconds, total",
+    [
+        ("kling-video-v2-6-pro-text-to-video", 10, "0.70"),
+        ("kling-video-v2-6-pro-image-to-video", 5, "0.35"),
+        ("kling-video-o3-pro-image-to-video", 15, "3.36"),
+    ],
+)
 def test_estimate_uses_the_chosen_model(tmp_path, model_id, seconds, total):
     start = 'start "https://e.com/s.png"\n' if "image" in model_id else ""
     result = run(tmp_path, f'model {model_id}\n{start}shot a {seconds}s "x"\n')

@@ -1,23 +1,27 @@
 """render.py: the text format, JSON per CLI.md, SARIF 2.1.0."""
+
 from __future__ import annotations
 
 import json
 import re
 
 from helpers import run
+
 from klingspec import printing
 from klingspec.diagnostics import Diagnostic, Related
 from klingspec.source import Source
 
-HEADER = re.compile(r"^(?P<path>[^\n]+):(?P<line>\d+):(?P<col>\d+): (?P<sev>error|warning|note)\[(?P<code>KVS-[a-z0-9-]+)\]: (?P<msg>.+)$")
+HEADER = re.compile(
+    r"^(?P<path>[^\n]+):(?P<line>\d+):(?P<col>\d+): (?P<sev>error|warning|note)\[(?P<code>KVS-[a-z0-9-]+)\]: (?P<msg>.+)$"
+)
 
 
-def one(text: str, name="teaser.kvs", code="KVS-name-unbound", needle="@ghost", help="a hint", label=None,
-        related=()):
+def one(text: str, name="teaser.kvs", code="KVS-name-unbound", needle="@ghost", help="a hint", label=None, related=()):
     source = Source(name, text)
     start = text.index(needle)
-    return Diagnostic.of(code, source.span(start, start + len(needle)), "the message", help, label=label,
-                         related=related)
+    return Diagnostic.of(
+        code, source.span(start, start + len(needle)), "the message", help, label=label, related=related
+    )
 
 
 def caret_column(rendered: str) -> tuple[int, int]:
@@ -41,8 +45,13 @@ def test_header_is_greppable():
 
 def test_snippet_carets_and_help():
     text = 'shot arrival 6s "x"\nshot sip 10s "y"\n'
-    d = one(text, code="KVS-total-duration", needle="10s", help="shorten a shot by 1 s",
-            label="this shot brings the total to 16 s")
+    d = one(
+        text,
+        code="KVS-total-duration",
+        needle="10s",
+        help="shorten a shot by 1 s",
+        label="this shot brings the total to 16 s",
+    )
     lines = printing.text(d).split("\n")
     assert lines[0] == "teaser.kvs:2:10: error[KVS-total-duration]: the message"
     assert lines[1] == "  |"
@@ -61,7 +70,7 @@ def test_gutter_widens_with_line_numbers():
 def test_carets_under_wide_characters():
     text = 'shot a 5s "東京 @ghost"\n'
     first, count = caret_column(printing.text(one(text)))
-    assert first == len('shot a 5s "') + 4 + 1   # each CJK character is two columns wide
+    assert first == len('shot a 5s "') + 4 + 1  # each CJK character is two columns wide
     assert count == 6
 
 
@@ -89,7 +98,7 @@ def test_multiline_span_underlines_to_end_of_first_line():
 
 
 def test_control_characters_are_shown_visibly():
-    source = Source("a.kvs", 'ab\x00cd\n')
+    source = Source("a.kvs", "ab\x00cd\n")
     d = Diagnostic.of("KVS-encoding", source.span(2, 3), "m")
     rendered = printing.text(d)
     assert "\x00" not in rendered
@@ -99,8 +108,13 @@ def test_control_characters_are_shown_visibly():
 def test_related_and_multiline_help():
     text = 'aspect 9:16\naspect 1:1\nshot a 5s "x"\n'
     source = Source("a.kvs", text)
-    d = Diagnostic.of("KVS-setting-duplicate", source.span(12, 22), "dup", "line one\nline two",
-                      related=[Related(source.span(0, 11), "first set here")])
+    d = Diagnostic.of(
+        "KVS-setting-duplicate",
+        source.span(12, 22),
+        "dup",
+        "line one\nline two",
+        related=[Related(source.span(0, 11), "first set here")],
+    )
     lines = printing.text(d).split("\n")
     assert "  = note: first set here at a.kvs:1:1" in lines
     assert lines[-2:] == ["  = help: line one", "          line two"]
@@ -129,8 +143,7 @@ def test_json_shape_matches_cli_md(tmp_path):
     assert set(payload) == {"diagnostics", "errors", "warnings"}
     assert (payload["errors"], payload["warnings"]) == (1, 1)
     for item in payload["diagnostics"]:
-        assert {"path", "line", "column", "end_line", "end_column", "severity", "code", "message",
-                "help"} <= set(item)
+        assert {"path", "line", "column", "end_line", "end_column", "severity", "code", "message", "help"} <= set(item)
         assert all(isinstance(item[k], int) for k in ("line", "column", "end_line", "end_column"))
     error = next(d for d in payload["diagnostics"] if d["severity"] == "error")
     assert (error["line"], error["column"], error["end_line"], error["end_column"]) == (2, 10, 2, 13)
@@ -157,7 +170,7 @@ def test_sarif_structure(tmp_path):
         assert rule["shortDescription"]["text"]
         assert rule["defaultConfiguration"]["level"] in ("error", "warning", "note")
     assert len(run_["results"]) == len(result.diagnostics)
-    for item, diagnostic in zip(run_["results"], result.diagnostics):
+    for item, diagnostic in zip(run_["results"], result.diagnostics, strict=False):
         assert item["ruleId"] == diagnostic.code
         assert driver["rules"][item["ruleIndex"]]["id"] == item["ruleId"]
         assert item["level"] == diagnostic.severity
@@ -172,8 +185,9 @@ def test_sarif_structure(tmp_path):
 def test_sarif_uses_forward_slashes():
     d = one('shot a 5s "@ghost"\n', name="dir\\sub\\a.kvs")
     sarif = json.loads(printing.as_sarif([d], "0"))
-    assert sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == \
-        "dir/sub/a.kvs"
+    assert (
+        sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "dir/sub/a.kvs"
+    )
 
 
 def test_sarif_empty():

@@ -5,12 +5,14 @@ source; rendering every diagnostic works; compiling twice gives the same bytes; 
 the checker finds no error, the body passes the JSON schema (checker and schema agree).
 Scripts are given to the real pipeline as editor overlays, so no disk IO per example.
 """
+
 from __future__ import annotations
 
 import json
 import os
 
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from klingspec import printing
 from klingspec.compiling import validate
@@ -22,19 +24,76 @@ SEEDS = [
     'shot a 5s "x"\n',
     'aspect 9:16\naudio on\nformat b64\nnegative "blur"\ngenerations 2\nshot a 4s "one"\nshot b 4s "two"\n',
     'let mood = "dusk"\nlet n = 3\nlet xs = ["a", "b"]\nimage cafe = "https://e.com/c.png"\n'
-    'shot a 5s "@cafe at {{ mood }} {{ xs | join(\',\') }} {{ n }}"\n',
+    "shot a 5s \"@cafe at {{ mood }} {{ xs | join(',') }} {{ n }}\"\n",
     'element hero {\n  front "https://e.com/f.png"\n  refs "https://e.com/l.png",\n'
     '       "https://e.com/r.png"\n}\nstart "https://e.com/s.png"\nend "https://e.com/e.png"\n'
     'shot arrival 6s "@hero enters"\nshot sip 5s """\n    Close-up: @hero @@home\n    {{ 1 + 1 }}\n"""\n',
     'namespace my-org\nmodel kling-video-o3-pro-reference-to-video\nshot 3 "raw @Image1"\nimage i = "http://e.com/i.png"\n',
 ]
 
-TOKENS = ["shot", "let", "image", "element", "use", "start", "end", "model", "aspect", "audio", "format",
-          "negative", "namespace", "generations", "front", "refs", " ", "\n", "\r\n", "\t", '"', '"""',
-          "{", "}", "{{", "}}", "{%", "%}", "{#", "[", "]", "=", ",", "@", "@@", "@Image1", "@Element2",
-          "#", "\\", "\\n", "\\q", "5s", "2.5s", "0", "-1", "16s", "9:16", "4:3", "on", "off",
-          "https://e.com/x.png", "file:///x", "é", "東", "\u200b", "\ufeff", "\x0c",
-          "{{ x }}", "{% for i in range(3) %}", "{% endfor %}", "{{ ''.__class__ }}"]
+TOKENS = [
+    "shot",
+    "let",
+    "image",
+    "element",
+    "use",
+    "start",
+    "end",
+    "model",
+    "aspect",
+    "audio",
+    "format",
+    "negative",
+    "namespace",
+    "generations",
+    "front",
+    "refs",
+    " ",
+    "\n",
+    "\r\n",
+    "\t",
+    '"',
+    '"""',
+    "{",
+    "}",
+    "{{",
+    "}}",
+    "{%",
+    "%}",
+    "{#",
+    "[",
+    "]",
+    "=",
+    ",",
+    "@",
+    "@@",
+    "@Image1",
+    "@Element2",
+    "#",
+    "\\",
+    "\\n",
+    "\\q",
+    "5s",
+    "2.5s",
+    "0",
+    "-1",
+    "16s",
+    "9:16",
+    "4:3",
+    "on",
+    "off",
+    "https://e.com/x.png",
+    "file:///x",
+    "é",
+    "東",
+    "\u200b",
+    "\ufeff",
+    "\x0c",
+    "{{ x }}",
+    "{% for i in range(3) %}",
+    "{% endfor %}",
+    "{{ ''.__class__ }}",
+]
 
 token_soup = st.lists(st.one_of(st.sampled_from(TOKENS), st.text(max_size=4)), max_size=40).map("".join)
 
@@ -52,7 +111,7 @@ def mutated(draw) -> str:
             end = draw(st.integers(at, min(n, at + 8)))
             text = text[:at] + text[end:]
         elif kind == "replace" and at < n:
-            text = text[:at] + draw(st.characters()) + text[at + 1:]
+            text = text[:at] + draw(st.characters()) + text[at + 1 :]
         elif kind == "token":
             text = text[:at] + draw(st.sampled_from(TOKENS)) + text[at:]
         else:
@@ -69,7 +128,11 @@ def mutated(draw) -> str:
 
 any_script = st.one_of(st.text(max_size=200), token_soup, mutated())
 
-FAST = settings(max_examples=int(os.environ.get("KLINGSPEC_PROP_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(
+    max_examples=int(os.environ.get("KLINGSPEC_PROP_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def test_seeds_compile_clean():
@@ -93,8 +156,9 @@ def _check_spans(text):
     result = pipeline(text)
     assert isinstance(result.diagnostics, tuple)
     # run_pipeline turns an escaped exception into KVS-internal: that is a klingspec bug
-    assert "KVS-internal" not in [d.code for d in result.diagnostics], \
-        [d.message for d in result.diagnostics if d.code == "KVS-internal"]
+    assert "KVS-internal" not in [d.code for d in result.diagnostics], [
+        d.message for d in result.diagnostics if d.code == "KVS-internal"
+    ]
     assert result.ok == (result.errors == 0)
     if result.ok and result.request is not None:
         assert result.estimate is not None
@@ -112,7 +176,7 @@ def _check_spans(text):
 
 
 @FAST
-@example("shot")          # a syntax error at the end of a file without a final newline
+@example("shot")  # a syntax error at the end of a file without a final newline
 @example("shot a 5s")
 @example('shot a 5s "x')
 @example("element e {")

@@ -3,13 +3,14 @@
 Each case goes through the real CLI in-process (`main(["check", path])`) and through the
 pipeline, so both the diagnostic and the user-visible behaviour are pinned.
 """
+
 from __future__ import annotations
 
 import json
 
 import pytest
-
 from helpers import codes, only, run, where, write
+
 from klingspec.cli import main
 
 
@@ -44,7 +45,7 @@ def test_printable_garbage_gives_syntax_errors(tmp_path, capsys):
     first = payload["diagnostics"][0]
     assert first["code"] == "KVS-syntax-unexpected"
     assert (first["line"], first["column"]) == (1, 1)
-    assert len(payload["diagnostics"]) <= 21   # the error cap (20) plus KVS-syntax-too-many
+    assert len(payload["diagnostics"]) <= 21  # the error cap (20) plus KVS-syntax-too-many
 
 
 def test_binary_file_with_nul(tmp_path, capsys):
@@ -67,13 +68,13 @@ def test_invalid_utf8_position(tmp_path, capsys):
 
 def test_invalid_utf8_after_multibyte_characters(tmp_path):
     # columns count code points: "é" and "東" before the bad byte are one column each
-    result = run(tmp_path, 'shot a 5s "é東x\xff"\n'.encode("utf-8").replace(b"\xc3\xbf", b"\xff"))
+    result = run(tmp_path, 'shot a 5s "é東x\xff"\n'.encode().replace(b"\xc3\xbf", b"\xff"))
     diagnostic = only(result, "KVS-encoding")
     assert diagnostic.span.start_position == (1, 15)
 
 
 def test_truncated_utf8_at_end_of_file(tmp_path):
-    result = run(tmp_path, 'shot a 5s "x"\n# caf'.encode() + b"\xc3")
+    result = run(tmp_path, b'shot a 5s "x"\n# caf' + b"\xc3")
     assert where(only(result, "KVS-encoding"))[:2] == (2, 6)
 
 
@@ -102,6 +103,7 @@ def test_large_used_file_is_refused_at_the_use(tmp_path):
     with open(big, "wb") as handle:
         handle.write(b"# " + b"x" * (20 * 1024 * 1024) + b"\n")
     import os
+
     os.rename(big, os.path.join(str(tmp_path), "big.kvs"))
     result = run(tmp_path, 'use "big.kvs"\nshot a 5s "x"\n')
     diagnostic = only(result, "KVS-file-too-large")
@@ -115,7 +117,7 @@ def test_ten_thousand_shots(tmp_path, capsys):
     payload = check_json(capsys, path)
     found = [d for d in payload["diagnostics"] if d["code"] == "KVS-total-duration"]
     assert len(found) == 1
-    assert found[0]["line"] == 4          # 5 + 5 + 5 = 15 is fine; the 4th shot crosses
+    assert found[0]["line"] == 4  # 5 + 5 + 5 = 15 is fine; the 4th shot crosses
 
 
 def test_unbalanced_nested_lists_in_let(tmp_path, capsys):
@@ -140,8 +142,7 @@ def test_deeply_nested_balanced_lists_in_let(tmp_path, capsys):
 
 
 def test_template_that_loops_forever(tmp_path, capsys):
-    text = ('shot a 5s "{% for i in range(100000) %}{% for j in range(100000) %}'
-            '{% endfor %}{% endfor %}"\n')
+    text = 'shot a 5s "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"\n'
     path = write(tmp_path, text)
     payload = check_json(capsys, path)
     [diagnostic] = payload["diagnostics"]
@@ -149,13 +150,17 @@ def test_template_that_loops_forever(tmp_path, capsys):
     assert (diagnostic["line"], diagnostic["column"]) == (1, 11)
 
 
-@pytest.mark.parametrize("template", [
-    "{{ 'x' * 99999 }}{{ 'x' * 99999 }}",
-    "{% for i in range(1000) %}{{ 'x' * 10000 }}{% endfor %}",
-    "{{ 'x' * 10000000 }}",
-    "{{ (range(10000) | list) * 10000 }}",
-    "{{ range(100000) | join(',') }}",
-], ids=["two-big", "loop-big", "repeat-huge", "list-repeat", "join"])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ 'x' * 99999 }}{{ 'x' * 99999 }}",
+        "{% for i in range(1000) %}{{ 'x' * 10000 }}{% endfor %}",
+        "{{ 'x' * 10000000 }}",
+        "{{ (range(10000) | list) * 10000 }}",
+        "{{ range(100000) | join(',') }}",
+    ],
+    ids=["two-big", "loop-big", "repeat-huge", "list-repeat", "join"],
+)
 def test_template_that_expands_to_megabytes(tmp_path, capsys, template):
     path = write(tmp_path, f'shot a 5s "{template}"\n')
     payload = check_json(capsys, path)
@@ -170,7 +175,8 @@ def test_expression_only_template_is_time_bounded(tmp_path):
 
 def test_single_filter_cannot_allocate_past_the_bound(tmp_path):
     import tracemalloc
-    text = 'let n = 50000000\nshot a 5s "{{ \'x\' | center(n) }}"\n'
+
+    text = "let n = 50000000\nshot a 5s \"{{ 'x' | center(n) }}\"\n"
     run(tmp_path, text.replace("50000000", "5"))  # warm caches outside the measurement
     tracemalloc.start()
     try:
@@ -190,18 +196,21 @@ def test_recursive_macro(tmp_path, capsys):
 
 
 def test_mutually_recursive_macros(tmp_path):
-    text = ('shot a 5s "{% macro f() %}{{ g() }}{% endmacro %}{% macro g() %}{{ f() }}{% endmacro %}'
-            '{{ f() }}"\n')
+    text = 'shot a 5s "{% macro f() %}{{ g() }}{% endmacro %}{% macro g() %}{{ f() }}{% endmacro %}{{ f() }}"\n'
     assert codes(run(tmp_path, text)) == ["KVS-template-limit"]
 
 
-@pytest.mark.parametrize("template", [
-    "{{ ''.__class__ }}",
-    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
-    "{{ lipsum.__globals__ }}",
-    "{{ cycler.__init__.__globals__.os }}",
-    "{{ range.__self__ }}",
-], ids=["class", "subclasses", "globals", "cycler", "self"])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ ''.__class__ }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ lipsum.__globals__ }}",
+        "{{ cycler.__init__.__globals__.os }}",
+        "{{ range.__self__ }}",
+    ],
+    ids=["class", "subclasses", "globals", "cycler", "self"],
+)
 def test_sandbox_escape_attempts(tmp_path, capsys, template):
     path = write(tmp_path, f'shot a 5s "{template}"\n')
     payload = check_json(capsys, path)
@@ -243,7 +252,7 @@ def test_check_on_a_directory_and_a_missing_file(tmp_path, capsys):
     write(tmp_path, 'shot a 5s "x"\n', "sub/a.kvs")
     code, out, err = check_cli(capsys, str(tmp_path / "sub"))
     assert code == 0
-    code, out, err = check_cli(capsys, str(tmp_path / "missing.kvs"))
+    code, out, _err = check_cli(capsys, str(tmp_path / "missing.kvs"))
     assert code == 1 and "KVS-file-not-found" in out
 
 

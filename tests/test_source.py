@@ -1,8 +1,10 @@
 """source.py: offsets are the truth; line/column derived, 1-based, code points; CRLF aware."""
+
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from klingspec.source import Source, Span
 
@@ -11,11 +13,11 @@ def test_positions_of_a_small_text():
     source = Source("a.kvs", "ab\ncd\n\nxyz")
     assert source.position(0) == (1, 1)
     assert source.position(1) == (1, 2)
-    assert source.position(2) == (1, 3)      # the newline itself ends line 1
+    assert source.position(2) == (1, 3)  # the newline itself ends line 1
     assert source.position(3) == (2, 1)
-    assert source.position(6) == (3, 1)      # the empty line
+    assert source.position(6) == (3, 1)  # the empty line
     assert source.position(7) == (4, 1)
-    assert source.position(10) == (4, 4)     # end of text
+    assert source.position(10) == (4, 4)  # end of text
     assert source.line_starts == (0, 3, 6, 7)
 
 
@@ -33,7 +35,7 @@ def test_crlf_lines_and_columns():
     source = Source("a.kvs", text)
     b = text.index("b")
     assert source.position(b) == (2, 6)
-    assert source.line_text(1) == 'shot a 5s "x"'       # no stray \r
+    assert source.line_text(1) == 'shot a 5s "x"'  # no stray \r
     assert source.line_text(2) == 'shot b 5s "y"'
     assert source.offset(2, 6) == b
     assert source.position(text.index("\r")) == (1, 14)
@@ -74,8 +76,8 @@ def test_span_sub_and_cover():
     source = Source("a.kvs", "0123456789")
     span = source.span(2, 8)
     assert span.sub(1, 3).text == "34"
-    assert span.sub(-5, 2) == Span(source, 2, 4)      # clamped at the start
-    assert span.sub(4, 100) == Span(source, 6, 8)     # clamped at the end
+    assert span.sub(-5, 2) == Span(source, 2, 4)  # clamped at the start
+    assert span.sub(4, 100) == Span(source, 6, 8)  # clamped at the end
     assert span.sub(5, 1).start <= span.sub(5, 1).end  # never inverted
     assert source.span(1, 3).cover(source.span(6, 9)) == Span(source, 1, 9)
     assert source.span(6, 9).cover(source.span(1, 3)) == Span(source, 1, 9)
@@ -87,7 +89,7 @@ def test_sources_compare_by_identity():
     assert Span(a, 0, 1) != Span(b, 0, 1)
 
 
-texts = st.text(alphabet=st.sampled_from(list("ab \t\r\n東é🎬\"")), max_size=60)
+texts = st.text(alphabet=st.sampled_from(list('ab \t\r\n東é🎬"')), max_size=60)
 
 
 @settings(max_examples=200, deadline=None)

@@ -1,9 +1,10 @@
 """syntax.py: the parser, its error recovery, comments, strings and escapes."""
+
 from __future__ import annotations
 
 import pytest
-
 from helpers import codes, errors, locate, run, where
+
 from klingspec import ast
 from klingspec.source import Source
 from klingspec.syntax import MAX_SYNTAX_ERRORS, parse
@@ -34,8 +35,20 @@ shot 5 """y"""
     script, problems = parsed(text)
     assert problems == []
     kinds = [type(s).__name__ for s in script.statements]
-    assert kinds == ["Setting", "Setting", "Use", "Let", "Let", "Let", "Image", "Element", "Frame", "Frame",
-                     "Shot", "Shot"]
+    assert kinds == [
+        "Setting",
+        "Setting",
+        "Use",
+        "Let",
+        "Let",
+        "Let",
+        "Image",
+        "Element",
+        "Frame",
+        "Frame",
+        "Shot",
+        "Shot",
+    ]
     lets = script.of(ast.Let)
     assert isinstance(lets[1].value, ast.Integer) and lets[1].value.value == 3
     xs = lets[2].value
@@ -97,7 +110,7 @@ def test_unknown_statement_did_you_mean():
 
 
 def test_unquoted_uri():
-    text = "image cafe = https://e.com/x.png\nshot a 5s \"@cafe\"\n"
+    text = 'image cafe = https://e.com/x.png\nshot a 5s "@cafe"\n'
     _, [problem] = parsed(text)
     assert where(problem) == locate(text, "https://e.com/x.png")
     assert "quoted" in problem.message

@@ -1,16 +1,15 @@
 """templating.py: Jinja inside strings, undefined names at the name, lets in order, --var."""
+
 from __future__ import annotations
 
 import pytest
-
 from helpers import codes, errors, locate, only, run, where
 
 
 def test_undefined_name_caret_inside_triple_quoted_multiline_string(tmp_path):
-    text = ('let mood = "dusk"\nshot a 5s """\n    First line.\n'
-            '    The {{ mod | upper }} light.\n"""\n')
+    text = 'let mood = "dusk"\nshot a 5s """\n    First line.\n    The {{ mod | upper }} light.\n"""\n'
     diagnostic = only(run(tmp_path, text), "KVS-template-undefined")
-    assert where(diagnostic) == locate(text, "mod |")[:2] + (4, locate(text, "mod |")[1] + 3)
+    assert where(diagnostic) == (*locate(text, "mod |")[:2], 4, locate(text, "mod |")[1] + 3)
     assert diagnostic.span.text == "mod"
     assert diagnostic.help == "did you mean `mood`?"
 
@@ -45,7 +44,7 @@ def test_lets_see_earlier_lets(tmp_path):
 def test_lets_do_not_see_later_lets(tmp_path):
     text = 'let b = "{{ a }}-B"\nlet a = "A"\nshot a 5s "x {{ a }}"\n'
     diagnostic = only(run(tmp_path, text), "KVS-template-undefined")
-    assert where(diagnostic) == locate(text, "a }}")[:2] + (1, locate(text, "a }}")[1] + 1)
+    assert where(diagnostic) == (*locate(text, "a }}")[:2], 1, locate(text, "a }}")[1] + 1)
 
 
 @pytest.mark.parametrize("first", ['let mood = "{{ 1 + }}"', 'let mood = "{{ later }}"'])
@@ -55,8 +54,7 @@ def test_failed_let_does_not_cascade(tmp_path, first):
 
 
 def test_let_values_of_every_type(tmp_path):
-    text = ('let xs = ["a", "b", 3]\nlet t = true\nlet n = 4\n'
-            'shot a 5s "{{ xs | join(\'-\') }} {{ t }} {{ n * 2 }}"\n')
+    text = 'let xs = ["a", "b", 3]\nlet t = true\nlet n = 4\nshot a 5s "{{ xs | join(\'-\') }} {{ t }} {{ n * 2 }}"\n'
     assert run(tmp_path, text).request.body["prompt"] == "a-b-3 True 8"
 
 
@@ -90,6 +88,7 @@ def test_unused_var_warns(tmp_path):
 
 def test_vars_file_values_keep_their_types(tmp_path):
     from helpers import write
+
     path = write(tmp_path, '{"n": 3, "xs": ["a", "b"]}', "v.json")
     result = run(tmp_path, 'shot a 5s "{{ n + 1 }} {{ xs | length }}"\n', var_files=[path])
     assert result.request.body["prompt"] == "4 2"
@@ -109,8 +108,10 @@ def test_template_runtime_error(tmp_path):
 
 
 def test_templates_in_uris_and_settings(tmp_path):
-    text = ('let host = "cdn.example.com"\nlet ns = "aurora"\nnamespace "{{ ns }}-studio"\n'
-            'image cafe = "https://{{ host }}/c.png"\nshot a 5s "@cafe"\n')
+    text = (
+        'let host = "cdn.example.com"\nlet ns = "aurora"\nnamespace "{{ ns }}-studio"\n'
+        'image cafe = "https://{{ host }}/c.png"\nshot a 5s "@cafe"\n'
+    )
     body = run(tmp_path, text).request.body
     assert body["input_image"] == ["https://cdn.example.com/c.png"]
     assert body["target_namespace"] == "aurora-studio"
@@ -118,7 +119,7 @@ def test_templates_in_uris_and_settings(tmp_path):
 
 def test_no_templates_outside_strings(tmp_path):
     # `{{` outside a string is not a template: a syntax error, not an expansion
-    result = run(tmp_path, 'shot a 5s {{ x }}\n')
+    result = run(tmp_path, "shot a 5s {{ x }}\n")
     assert all(code.startswith("KVS-syntax") for code in errors(result))
 
 

@@ -3,17 +3,18 @@
 The contract is ../shared/design/CLI.md. Heavy imports (rich, jsonschema, httpx,
 watchfiles, pygls) happen inside the commands that need them, so `check` starts fast.
 """
+
 from __future__ import annotations
 
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import click
 
 from klingspec import __version__
-from klingspec.pipeline import Options, Result, run_pipeline
 from klingspec.cli.report import Exit, Report
+from klingspec.pipeline import Options, Result, run_pipeline
 
 
 def _color(stream) -> bool:
@@ -22,6 +23,7 @@ def _color(stream) -> bool:
 
 def _print_diagnostics(results: Sequence[Result], fmt: str, stream=None) -> None:
     from klingspec import printing
+
     stream = stream or sys.stdout
     diagnostics = [d for r in results for d in r.diagnostics]
     if fmt == "json":
@@ -33,13 +35,13 @@ def _print_diagnostics(results: Sequence[Result], fmt: str, stream=None) -> None
 
 
 def _report(results: Sequence[Result]) -> Report:
-    return Report(errors=sum(r.errors for r in results), warnings=sum(r.warnings for r in results),
-                  files=len(results))
+    return Report(errors=sum(r.errors for r in results), warnings=sum(r.warnings for r in results), files=len(results))
 
 
 def _name_value(ctx, param, values):
     """`--var` must be NAME=VALUE: anything else is a usage error (exit 2)."""
     import re
+
     for value in values:
         name, sep, _ = value.partition("=")
         if not sep or not re.fullmatch(r"[^\W\d]\w*", name):
@@ -48,11 +50,22 @@ def _name_value(ctx, param, values):
 
 
 def var_options(function):
-    function = click.option("--vars", "var_files", multiple=True, metavar="FILE",
-                            type=click.Path(exists=True, dir_okay=False),
-                            help="Template variables from a JSON or TOML file (repeatable).")(function)
-    function = click.option("--var", "var_options", multiple=True, metavar="NAME=VALUE", callback=_name_value,
-                            help="Set a template variable; overrides `let` (repeatable).")(function)
+    function = click.option(
+        "--vars",
+        "var_files",
+        multiple=True,
+        metavar="FILE",
+        type=click.Path(exists=True, dir_okay=False),
+        help="Template variables from a JSON or TOML file (repeatable).",
+    )(function)
+    function = click.option(
+        "--var",
+        "var_options",
+        multiple=True,
+        metavar="NAME=VALUE",
+        callback=_name_value,
+        help="Set a template variable; overrides `let` (repeatable).",
+    )(function)
     return function
 
 
@@ -72,8 +85,13 @@ def main_group() -> None:
 @main_group.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True))
 @var_options
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text",
-              help="Diagnostics for people (text) or programs (json, sarif).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "sarif"]),
+    default="text",
+    help="Diagnostics for people (text) or programs (json, sarif).",
+)
 def check(files, var_options, var_files, fmt) -> None:
     """Parse, expand, bind and check scripts; print diagnostics."""
     paths = expand_paths(files)
@@ -83,6 +101,7 @@ def check(files, var_options, var_files, fmt) -> None:
     report = _report(results)
     if fmt == "text":
         from klingspec.printing import summary
+
         click.echo(summary(report.errors, report.warnings, report.files), err=True)
     raise SystemExit(report.return_code)
 
@@ -104,8 +123,13 @@ def expand_paths(files: Sequence[str]) -> list[str]:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the JSON here instead of stdout.")
 @var_options
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              help="How diagnostics are printed (on stderr).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    help="How diagnostics are printed (on stderr).",
+)
 def compile_(file, output, var_options, var_files, fmt) -> None:
     """Check a script, then print its request body as JSON."""
     result = run_pipeline(file, Options(tuple(var_options), tuple(var_files)))
@@ -131,12 +155,17 @@ def _write_atomically(path: str, text: str) -> None:
 @main_group.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @var_options
-@click.option("-o", "--output", type=click.Path(dir_okay=False),
-              help="Save the exact request bodies and their content hashes (for `run`).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Save the exact request bodies and their content hashes (for `run`).",
+)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def plan(files, var_options, var_files, output, fmt) -> None:
     """Check scripts, then preview the cost: per shot, total seconds, price, generations, USD."""
     from klingspec.cli import plans as planning
+
     options = Options(tuple(var_options), tuple(var_files))
     results = [run_pipeline(path, options) for path in files]
     failed = [r for r in results if not r.ok or r.request is None]
@@ -160,8 +189,7 @@ def plan(files, var_options, var_files, output, fmt) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: runs a command and returns its exit code; never shows a traceback."""
     try:
-        main_group.main(args=list(argv) if argv is not None else None, prog_name="klingspec",
-                        standalone_mode=False)
+        main_group.main(args=list(argv) if argv is not None else None, prog_name="klingspec", standalone_mode=False)
     except SystemExit as done:
         return int(done.code or 0)
     except click.exceptions.Abort:
@@ -176,8 +204,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return Exit.OK
     except Exception as error:  # a klingspec bug: say so plainly, without a traceback
-        click.echo(f"klingspec: internal error: {type(error).__name__}: {error}\n"
-                   "please report this with the script that caused it", err=True)
+        click.echo(
+            f"klingspec: internal error: {type(error).__name__}: {error}\n"
+            "please report this with the script that caused it",
+            err=True,
+        )
         if os.environ.get("KLINGSPEC_DEBUG"):
             raise
         return Exit.SCRIPT_ERRORS
@@ -186,11 +217,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # -- running ---------------------------------------------------------------------------
 
+
 def _api_options(function):
-    function = click.option("--api-url", envvar="KLINGSPEC_API_URL", default=None, metavar="URL",
-                            help="API base URL (default https://hub.oxen.ai/api; env KLINGSPEC_API_URL).")(function)
-    function = click.option("--ledger", "ledger_path", envvar="KLINGSPEC_LEDGER", default=None, metavar="FILE",
-                            help="The job ledger (default ~/.klingspec/ledger.sqlite; env KLINGSPEC_LEDGER).")(function)
+    function = click.option(
+        "--api-url",
+        envvar="KLINGSPEC_API_URL",
+        default=None,
+        metavar="URL",
+        help="API base URL (default https://hub.oxen.ai/api; env KLINGSPEC_API_URL).",
+    )(function)
+    function = click.option(
+        "--ledger",
+        "ledger_path",
+        envvar="KLINGSPEC_LEDGER",
+        default=None,
+        metavar="FILE",
+        help="The job ledger (default ~/.klingspec/ledger.sqlite; env KLINGSPEC_LEDGER).",
+    )(function)
     return function
 
 
@@ -200,23 +243,61 @@ def _api_options(function):
 @click.option("--dry-run", is_flag=True, help="Show the plan and the exact request bodies; send nothing.")
 @click.option("--sandbox", is_flag=True, help="Run against the built-in emulator: no key, no money.")
 @click.option("--queue/--sync", "queue", default=True, help="Use the async queue (default) or the sync endpoint.")
-@click.option("--budget", type=click.FLOAT, default=None, metavar="USD",
-              help="Refuse (exit 4) if this run plus renders in flight would cost more.")
+@click.option(
+    "--budget",
+    type=click.FLOAT,
+    default=None,
+    metavar="USD",
+    help="Refuse (exit 4) if this run plus renders in flight would cost more.",
+)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Where videos land (default: renders/ beside each script).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where videos land (default: renders/ beside each script).",
+)
 @click.option("--again", is_flag=True, help="Render anew even if this exact request was rendered before.")
 @click.option("--concurrency", type=click.IntRange(1, 16), default=4, help="Renders in flight at once.")
 @click.option("--poll", "poll_only", is_flag=True, help="Follow by polling only (no server-sent events).")
 @_api_options
-def run(files, var_options, var_files, dry_run, sandbox, queue, budget, yes, out_dir, again, concurrency,
-        poll_only, api_url, ledger_path) -> None:
+def run(
+    files,
+    var_options,
+    var_files,
+    dry_run,
+    sandbox,
+    queue,
+    budget,
+    yes,
+    out_dir,
+    again,
+    concurrency,
+    poll_only,
+    api_url,
+    ledger_path,
+) -> None:
     """Plan, confirm, submit, follow and download renders. FILE is a script or a saved plan.json."""
     from klingspec.cli import renders as runcommand
-    raise SystemExit(runcommand.run(
-        files=files, options=Options(tuple(var_options), tuple(var_files)), dry_run=dry_run, sandbox=sandbox,
-        mode="queue" if queue else "sync", budget=budget, yes=yes, out_dir=out_dir, again=again,
-        concurrency=concurrency, sse=not poll_only, api_url=api_url, ledger_path=ledger_path))
+
+    raise SystemExit(
+        runcommand.run(
+            files=files,
+            options=Options(tuple(var_options), tuple(var_files)),
+            dry_run=dry_run,
+            sandbox=sandbox,
+            mode="queue" if queue else "sync",
+            budget=budget,
+            yes=yes,
+            out_dir=out_dir,
+            again=again,
+            concurrency=concurrency,
+            sse=not poll_only,
+            api_url=api_url,
+            ledger_path=ledger_path,
+        )
+    )
 
 
 @main_group.command()
@@ -226,8 +307,10 @@ def run(files, var_options, var_files, dry_run, sandbox, queue, budget, yes, out
 def status(show_all, refresh, api_url, ledger_path) -> None:
     """Show renders in flight (from the local ledger)."""
     from klingspec.cli import renders as runcommand
-    raise SystemExit(runcommand.status(active_only=not show_all, refresh=refresh, api_url=api_url,
-                                       ledger_path=ledger_path))
+
+    raise SystemExit(
+        runcommand.status(active_only=not show_all, refresh=refresh, api_url=api_url, ledger_path=ledger_path)
+    )
 
 
 @main_group.command(name="ls")
@@ -236,6 +319,7 @@ def status(show_all, refresh, api_url, ledger_path) -> None:
 def ls_(limit, api_url, ledger_path) -> None:
     """List recent renders and their files."""
     from klingspec.cli import renders as runcommand
+
     raise SystemExit(runcommand.listing(limit=limit, ledger_path=ledger_path))
 
 
@@ -245,6 +329,7 @@ def ls_(limit, api_url, ledger_path) -> None:
 def cancel(render_or_generation, api_url, ledger_path) -> None:
     """Cancel a render (ledger id) or one generation (its id) that is still in flight."""
     from klingspec.cli import renders as runcommand
+
     raise SystemExit(runcommand.cancel(render_or_generation, api_url=api_url, ledger_path=ledger_path))
 
 
@@ -255,6 +340,7 @@ def cancel(render_or_generation, api_url, ledger_path) -> None:
 def sandbox(port, host, processing_seconds) -> None:
     """Serve the local emulator of the Oxen API until Ctrl-C."""
     from klingspec.cli import renders as runcommand
+
     raise SystemExit(runcommand.serve_sandbox(host=host, port=port, processing_seconds=processing_seconds))
 
 
@@ -262,20 +348,40 @@ def sandbox(port, host, processing_seconds) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @var_options
 @click.option("--run", "render", is_flag=True, help="Re-render when the compiled request changes.")
-@click.option("--budget", type=click.FLOAT, default=None, metavar="USD",
-              help="With --run: never spend more than this in the whole watch session.")
+@click.option(
+    "--budget",
+    type=click.FLOAT,
+    default=None,
+    metavar="USD",
+    help="With --run: never spend more than this in the whole watch session.",
+)
 @click.option("--cancel-stale", is_flag=True, help="With --run: cancel an in-flight render a newer edit superseded.")
 @click.option("--sandbox", is_flag=True, help="With --run: render against the built-in emulator.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Where videos land (default: renders/ beside each script).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where videos land (default: renders/ beside each script).",
+)
 @_api_options
-def watch(paths, var_options, var_files, render, budget, cancel_stale, sandbox, out_dir, api_url,
-          ledger_path) -> None:
+def watch(paths, var_options, var_files, render, budget, cancel_stale, sandbox, out_dir, api_url, ledger_path) -> None:
     """Re-check (and with --run re-render) scripts on every save. PATH: scripts or folders."""
     from klingspec.cli import renders as runcommand
-    raise SystemExit(runcommand.watch(paths=paths, options=Options(tuple(var_options), tuple(var_files)),
-                                      render=render, budget=budget, cancel_stale=cancel_stale, sandbox=sandbox,
-                                      out_dir=out_dir, api_url=api_url, ledger_path=ledger_path))
+
+    raise SystemExit(
+        runcommand.watch(
+            paths=paths,
+            options=Options(tuple(var_options), tuple(var_files)),
+            render=render,
+            budget=budget,
+            cancel_stale=cancel_stale,
+            sandbox=sandbox,
+            out_dir=out_dir,
+            api_url=api_url,
+            ledger_path=ledger_path,
+        )
+    )
 
 
 @main_group.command()
@@ -285,7 +391,7 @@ def lsp(var_options, var_files) -> None:
     try:
         from klingspec.lsp import server
     except ImportError as error:  # pygls is an optional dependency
-        raise click.ClickException(f"the language server needs pygls: pip install 'klingspec[lsp]' ({error})")
+        raise click.ClickException(f"the language server needs pygls: pip install 'klingspec[lsp]' ({error})") from None
     server.main(Options(tuple(var_options), tuple(var_files)))
 
 
@@ -296,5 +402,6 @@ def lsp(var_options, var_files) -> None:
 def fmt_command(files, check, show_diff) -> None:
     """Rewrite scripts in the canonical layout (`-`: stdin to stdout). FILE may be a folder."""
     from klingspec import formatting
+
     paths = [f if f == "-" else p for f in files for p in ([f] if f == "-" else expand_paths([f]))]
     raise SystemExit(formatting.run_fmt(paths, check=check, diff=show_diff, color=_color(sys.stderr)))

@@ -4,25 +4,27 @@ Compiles scripts (or reads a saved plan), checks the budget, asks for confirmati
 hands `Job`s to `running.Runner` with a live display. The API key is read from
 `OXEN_API_KEY` here and passed to the client only; it is never printed or stored.
 """
+
 from __future__ import annotations
 
 import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
-from typing import Iterator, Sequence
 
 import click
 
-from klingspec.pipeline import Options, Result, run_pipeline
 from klingspec.cli.report import Exit
+from klingspec.pipeline import Options, Result, run_pipeline
 
 SANDBOX_LEDGER_URL = "sandbox://local"
 
 
 def _diagnostics(results: Sequence[Result]) -> None:
     from klingspec import printing
+
     diagnostics = [d for r in results for d in r.diagnostics]
     if diagnostics:
         sys.stderr.write(printing.texts(diagnostics, printing.TextStyle(color=sys.stderr.isatty())))
@@ -30,6 +32,7 @@ def _diagnostics(results: Sequence[Result]) -> None:
 
 def _jobs_from_scripts(files: Sequence[str], options: Options, out_dir: str | None):
     from klingspec.run.runner import Job
+
     results = [run_pipeline(path, options) for path in files]
     _diagnostics(results)
     if any(not r.ok or r.request is None for r in results):
@@ -37,18 +40,26 @@ def _jobs_from_scripts(files: Sequence[str], options: Options, out_dir: str | No
     jobs = []
     for r in results:
         est = r.estimate.total if r.estimate else None
-        jobs.append(Job(r.path, r.request.body, r.request.generations, r.request.content_hash,
-                        r.estimate.exact if est is not None else None,
-                        out_dir or os.path.join(os.path.dirname(os.path.abspath(r.path)), "renders")))
+        jobs.append(
+            Job(
+                r.path,
+                r.request.body,
+                r.request.generations,
+                r.request.content_hash,
+                r.estimate.exact if est is not None else None,
+                out_dir or os.path.join(os.path.dirname(os.path.abspath(r.path)), "renders"),
+            )
+        )
     return jobs, results
 
 
 def _jobs_from_plan(path: str, out_dir: str | None):
     """A saved plan: the exact bodies, refused if any input file changed since."""
-    from klingspec.compiling import request_hash
     from klingspec.cli.plans import PLAN_FORMAT, file_hash
+    from klingspec.compiling import request_hash
     from klingspec.run.runner import Job, seconds_of
     from klingspec.targets import model as lookup_model
+
     try:
         with open(path, encoding="utf-8") as handle:
             saved = json.load(handle)
@@ -60,22 +71,39 @@ def _jobs_from_plan(path: str, out_dir: str | None):
     for item in saved["requests"]:
         for input_path, digest in item["inputs"].items():
             if not os.path.exists(input_path):
-                click.echo(f"klingspec: {input_path}, which {path} was planned from, is missing; "
-                           "run `klingspec plan -o` again (from the same folder)", err=True)
+                click.echo(
+                    f"klingspec: {input_path}, which {path} was planned from, is missing; "
+                    "run `klingspec plan -o` again (from the same folder)",
+                    err=True,
+                )
                 return None
             if file_hash(input_path) != digest:
-                click.echo(f"klingspec: {input_path} changed since {path} was saved; "
-                           "run `klingspec plan -o` again to preview the new cost", err=True)
+                click.echo(
+                    f"klingspec: {input_path} changed since {path} was saved; "
+                    "run `klingspec plan -o` again to preview the new cost",
+                    err=True,
+                )
                 return None
         if request_hash(item["body"], item["num_generations"]) != item["request_hash"]:
             click.echo(f"klingspec: {path} was edited by hand (request hash mismatch); refusing", err=True)
             return None
         model = lookup_model(item["body"].get("model", ""))
-        exact = model.price_per_second * seconds_of(item["body"]) * item["num_generations"] \
-            if model and model.price_per_second is not None else None
+        exact = (
+            model.price_per_second * seconds_of(item["body"]) * item["num_generations"]
+            if model and model.price_per_second is not None
+            else None
+        )
         script = item["path"]
-        jobs.append(Job(script, item["body"], item["num_generations"], item["request_hash"], exact,
-                        out_dir or os.path.join(os.path.dirname(os.path.abspath(script)), "renders")))
+        jobs.append(
+            Job(
+                script,
+                item["body"],
+                item["num_generations"],
+                item["request_hash"],
+                exact,
+                out_dir or os.path.join(os.path.dirname(os.path.abspath(script)), "renders"),
+            )
+        )
     return jobs
 
 
@@ -84,10 +112,12 @@ def _api(sandbox: bool, api_url: str | None) -> Iterator[tuple[str, str | None, 
     """(base URL, key, ledger identity of the API)."""
     if sandbox:
         from klingspec.sandbox import SandboxConfig, running_sandbox
+
         with running_sandbox(SandboxConfig()) as base_url:
             yield base_url, "sandbox", SANDBOX_LEDGER_URL
         return
     from klingspec.run.client import DEFAULT_API_URL
+
     url = (api_url or DEFAULT_API_URL).rstrip("/")
     key = os.environ.get("OXEN_API_KEY")
     if not key:
@@ -95,10 +125,24 @@ def _api(sandbox: bool, api_url: str | None) -> Iterator[tuple[str, str | None, 
     yield url, key, url
 
 
-def run(*, files, options: Options, dry_run: bool, sandbox: bool, mode: str, budget: float | None, yes: bool,
-        out_dir: str | None, again: bool, concurrency: int, sse: bool, api_url: str | None,
-        ledger_path: str | None) -> int:
+def run(
+    *,
+    files,
+    options: Options,
+    dry_run: bool,
+    sandbox: bool,
+    mode: str,
+    budget: float | None,
+    yes: bool,
+    out_dir: str | None,
+    again: bool,
+    concurrency: int,
+    sse: bool,
+    api_url: str | None,
+    ledger_path: str | None,
+) -> int:
     from klingspec.cli import plans as planning
+
     if len(files) == 1 and files[0].endswith(".json"):
         jobs = _jobs_from_plan(files[0], out_dir)
         if jobs is None:
@@ -120,8 +164,9 @@ def run(*, files, options: Options, dry_run: bool, sandbox: bool, mode: str, bud
             payload = dict(job.body)
             if mode == "queue":
                 payload["num_generations"] = job.generations
-            click.echo(f"# {job.script}  {job.request_hash}\n"
-                       f"POST {'/ai/queue' if mode == 'queue' else '/ai/videos/generate'}")
+            click.echo(
+                f"# {job.script}  {job.request_hash}\nPOST {'/ai/queue' if mode == 'queue' else '/ai/videos/generate'}"
+            )
             click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
         click.echo("dry run: nothing was sent", err=True)
         return Exit.OK
@@ -129,11 +174,13 @@ def run(*, files, options: Options, dry_run: bool, sandbox: bool, mode: str, bud
     from klingspec.run.client import OxenClient
     from klingspec.run.ledger import Ledger
     from klingspec.run.runner import BudgetRefused, PollPolicy, Runner
+
     with _api(sandbox, api_url) as (base_url, key, ledger_url), Ledger(ledger_path) as ledger:
         client = OxenClient.create(base_url, key)
         poll = PollPolicy(initial=0.2, factor=1.5, cap=2.0, sse_check=5.0) if sandbox else PollPolicy()
-        runner = Runner(client, ledger, api_url=ledger_url, mode=mode, sse=sse, poll=poll, again=again,
-                        concurrency=concurrency)
+        runner = Runner(
+            client, ledger, api_url=ledger_url, mode=mode, sse=sse, poll=poll, again=again, concurrency=concurrency
+        )
         if budget is not None:
             try:
                 runner.check_budget(jobs, Decimal(str(budget)))
@@ -146,8 +193,11 @@ def run(*, files, options: Options, dry_run: bool, sandbox: bool, mode: str, bud
             unknown = any(j.estimate_usd is None for j in new)
             if not sys.stdin.isatty():
                 raise click.UsageError("confirmation needed: pass --yes to submit without a prompt")
-            if not click.confirm(f"Submit {len(new)} render{'s' if len(new) != 1 else ''} for "
-                                 f"{'an unknown amount' if unknown else f'${cost:.2f}'}?", err=True):
+            if not click.confirm(
+                f"Submit {len(new)} render{'s' if len(new) != 1 else ''} for "
+                f"{'an unknown amount' if unknown else f'${cost:.2f}'}?",
+                err=True,
+            ):
                 click.echo("nothing was sent", err=True)
                 return Exit.OK
         view = display.LiveView(jobs)
@@ -156,8 +206,11 @@ def run(*, files, options: Options, dry_run: bool, sandbox: bool, mode: str, bud
             with view:
                 outcomes = runner.run(jobs)
         except KeyboardInterrupt:
-            click.echo("interrupted: renders in flight keep going; `klingspec status` shows them, and running "
-                       "the same command again picks them up without paying twice", err=True)
+            click.echo(
+                "interrupted: renders in flight keep going; `klingspec status` shows them, and running "
+                "the same command again picks them up without paying twice",
+                err=True,
+            )
             return Exit.INTERRUPTED
         finally:
             client.close()
@@ -174,6 +227,7 @@ def run(*, files, options: Options, dry_run: bool, sandbox: bool, mode: str, bud
 def _print_saved_plan(jobs) -> None:
     """What a saved plan will submit (its scripts are not compiled again)."""
     from klingspec.run.runner import seconds_of
+
     total, unknown = Decimal(0), False
     for job in jobs:
         cost = "unknown" if job.estimate_usd is None else f"${job.estimate_usd:.2f}"
@@ -188,12 +242,14 @@ def _print_saved_plan(jobs) -> None:
 
 def _ledger(ledger_path: str | None):
     from klingspec.run.ledger import Ledger
+
     return Ledger(ledger_path)
 
 
 def status(*, active_only: bool, refresh: bool, api_url: str | None, ledger_path: str | None) -> int:
     from rich.console import Console
     from rich.table import Table
+
     console = Console(highlight=False)
     code = Exit.OK
     with _ledger(ledger_path) as ledger:
@@ -210,14 +266,21 @@ def status(*, active_only: bool, refresh: bool, api_url: str | None, ledger_path
         for r in renders:
             gens = ledger.generations(r.id)
             detail = ", ".join(f"{g.generation_id[:8]} {g.status}" for g in gens) or "-"
-            table.add_row(str(r.id), r.script, r.state, detail,
-                          f"${Decimal(r.estimate_usd):.2f}" if r.estimate_usd else "?", r.api_url)
+            table.add_row(
+                str(r.id),
+                r.script,
+                r.state,
+                detail,
+                f"${Decimal(r.estimate_usd):.2f}" if r.estimate_usd else "?",
+                r.api_url,
+            )
         console.print(table)
     return code
 
 
 def _refresh(ledger, renders, api_url: str | None) -> int:
     from klingspec.run.client import ApiError, OxenClient
+
     key = os.environ.get("OXEN_API_KEY")
     if not key:
         raise click.UsageError("set OXEN_API_KEY to refresh from the API")
@@ -234,8 +297,9 @@ def _refresh(ledger, renders, api_url: str | None) -> int:
                     click.echo(f"klingspec: {error}", err=True)
                     code = Exit.API_FAILURE
                     continue
-                ledger.update_generation(g.generation_id, item.get("status", g.status), item.get("result_url"),
-                                         item.get("error_message"))
+                ledger.update_generation(
+                    g.generation_id, item.get("status", g.status), item.get("result_url"), item.get("error_message")
+                )
         finally:
             client.close()
     return code
@@ -244,6 +308,7 @@ def _refresh(ledger, renders, api_url: str | None) -> int:
 def listing(*, limit: int, ledger_path: str | None) -> int:
     from rich.console import Console
     from rich.table import Table
+
     console = Console(highlight=False)
     with _ledger(ledger_path) as ledger:
         renders = ledger.renders(limit=limit)
@@ -255,14 +320,21 @@ def listing(*, limit: int, ledger_path: str | None) -> int:
             table.add_column(column)
         for r in renders:
             files = "\n".join(f"{f.path} ({f.bytes:,} B)" for f in ledger.all_files(r.id)) or "-"
-            table.add_row(str(r.id), r.script, r.model, r.state,
-                          f"${Decimal(r.estimate_usd):.2f}" if r.estimate_usd else "?", files)
+            table.add_row(
+                str(r.id),
+                r.script,
+                r.model,
+                r.state,
+                f"${Decimal(r.estimate_usd):.2f}" if r.estimate_usd else "?",
+                files,
+            )
         console.print(table)
     return Exit.OK
 
 
 def cancel(target: str, *, api_url: str | None, ledger_path: str | None) -> int:
     from klingspec.run.client import ApiError, OxenClient
+
     with _ledger(ledger_path) as ledger:
         if target.isdigit():
             render = ledger.render(int(target))
@@ -287,8 +359,11 @@ def cancel(target: str, *, api_url: str | None, ledger_path: str | None) -> int:
                 click.echo(f"cancelled render {render.id} (it was never sent)")
                 return Exit.OK
             if render.state in ("sent", "unknown"):
-                click.echo(f"klingspec: render {render.id} was sent but its generation ids are not known yet; "
-                           "`klingspec run` the script again to find them, then cancel", err=True)
+                click.echo(
+                    f"klingspec: render {render.id} was sent but its generation ids are not known yet; "
+                    "`klingspec run` the script again to find them, then cancel",
+                    err=True,
+                )
                 return Exit.API_FAILURE
             click.echo(f"render {render.id}: no generation is still in flight")
             return Exit.OK
@@ -310,8 +385,11 @@ def cancel(target: str, *, api_url: str | None, ledger_path: str | None) -> int:
                 ledger.update_generation(g.generation_id, status, item.get("result_url"), item.get("error_message"))
                 click.echo(f"{g.generation_id}: {status}")
             statuses = [g.status for g in ledger.generations(render.id)]
-            if all(s in ("succeeded", "failed", "cancelled") for s in statuses) and "cancelled" in statuses \
-                    and "succeeded" not in statuses:
+            if (
+                all(s in ("succeeded", "failed", "cancelled") for s in statuses)
+                and "cancelled" in statuses
+                and "succeeded" not in statuses
+            ):
                 ledger.set_state(render.id, "cancelled")
         finally:
             client.close()
@@ -320,16 +398,28 @@ def cancel(target: str, *, api_url: str | None, ledger_path: str | None) -> int:
 
 def serve_sandbox(*, host: str, port: int, processing_seconds: float | None) -> int:
     from klingspec.sandbox import SandboxConfig, serve
+
     config = SandboxConfig() if processing_seconds is None else SandboxConfig(processing_seconds=processing_seconds)
     click.echo(f"klingspec sandbox: http://{host}:{port}/api (any bearer key; Ctrl-C stops)", err=True)
     serve(host, port, config)
     return Exit.OK
 
 
-def watch(*, paths, options: Options, render: bool, budget: float | None, cancel_stale: bool, sandbox: bool,
-          out_dir: str | None, api_url: str | None, ledger_path: str | None) -> int:
+def watch(
+    *,
+    paths,
+    options: Options,
+    render: bool,
+    budget: float | None,
+    cancel_stale: bool,
+    sandbox: bool,
+    out_dir: str | None,
+    api_url: str | None,
+    ledger_path: str | None,
+) -> int:
     """`klingspec watch`: runs until Ctrl-C, then exits 0 with the ledger consistent."""
     import threading
+
     from klingspec.cli.watching import SessionRenders, Watcher, loop
 
     lock = threading.Lock()
@@ -346,26 +436,34 @@ def watch(*, paths, options: Options, render: bool, budget: float | None, cancel
             from klingspec.run.client import OxenClient
             from klingspec.run.ledger import Ledger
             from klingspec.run.runner import PollPolicy, Runner
+
             base_url, key, ledger_url = stack.enter_context(_api(sandbox, api_url))
             poll = PollPolicy(initial=0.2, factor=1.5, cap=2.0, sse_check=5.0) if sandbox else PollPolicy()
 
             def make_runner():
                 return Runner(OxenClient.create(base_url, key), Ledger(ledger_path), api_url=ledger_url, poll=poll)
 
-            renders = SessionRenders(make_runner=make_runner, out=out,
-                                     budget=Decimal(str(budget)) if budget is not None else None,
-                                     cancel_stale=cancel_stale, out_dir=out_dir)
+            renders = SessionRenders(
+                make_runner=make_runner,
+                out=out,
+                budget=Decimal(str(budget)) if budget is not None else None,
+                cancel_stale=cancel_stale,
+                out_dir=out_dir,
+            )
         watcher = Watcher(paths, options, out=out, render=renders)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             loop(watcher)
-        except KeyboardInterrupt:
-            pass
         in_flight = renders.stop() if renders else 0
-        out("watch: stopped" + (f"; {in_flight} render{'s' if in_flight != 1 else ''} still in flight "
-                                "(`klingspec status` shows them; `klingspec run` picks them up)" if in_flight else ""))
+        out(
+            "watch: stopped"
+            + (
+                f"; {in_flight} render{'s' if in_flight != 1 else ''} still in flight "
+                "(`klingspec status` shows them; `klingspec run` picks them up)"
+                if in_flight
+                else ""
+            )
+        )
         return Exit.OK
     finally:
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stack.close()
-        except KeyboardInterrupt:
-            pass

@@ -1,4 +1,5 @@
 """Exit codes, in one place (CLI.md): what a command returns is decided here only."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +8,7 @@ from enum import IntEnum
 
 class Exit(IntEnum):
     OK = 0
-    SCRIPT_ERRORS = 1      # also: `fmt --check` would change a file
+    SCRIPT_ERRORS = 1  # also: `fmt --check` would change a file
     USAGE = 2
     API_FAILURE = 3
     BUDGET_REFUSED = 4

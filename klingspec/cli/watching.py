@@ -9,19 +9,20 @@ The checking itself is `pipeline.run_pipeline`, exactly as for `klingspec check`
 go through `running.Runner` and the same ledger as `klingspec run`, so nothing is paid
 twice; a script with errors is never submitted and its last good render is left alone.
 """
+
 from __future__ import annotations
 
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Callable, Iterable, Sequence
 
 from klingspec.pipeline import Options, Result, run_pipeline
 
-DEBOUNCE_MS = 60   # longest wait to group a burst of events
-STEP_MS = 15       # quiet time that ends a burst
+DEBOUNCE_MS = 60  # longest wait to group a burst of events
+STEP_MS = 15  # quiet time that ends a burst
 READY_TIMEOUT_MS = 50  # the first wake-up after the OS watch is set: then "watching" is printed
 
 
@@ -31,8 +32,8 @@ class Tracked:
 
     path: str
     dependencies: frozenset[str] = frozenset()
-    last_hash: str | None = None        # request hash last checked clean
-    submitted_hash: str | None = None   # request hash last sent to render
+    last_hash: str | None = None  # request hash last checked clean
+    submitted_hash: str | None = None  # request hash last sent to render
     render: RenderThread | None = None
 
 
@@ -47,8 +48,14 @@ class RenderThread:
 class Watcher:
     """Keeps the set of scripts, their dependencies and their last results."""
 
-    def __init__(self, paths: Sequence[str], options: Options, *, out: Callable[[str], None],
-                 render: Callable[[Tracked, Result], None] | None = None):
+    def __init__(
+        self,
+        paths: Sequence[str],
+        options: Options,
+        *,
+        out: Callable[[str], None],
+        render: Callable[[Tracked, Result], None] | None = None,
+    ):
         self.roots = [os.path.abspath(p) for p in paths]
         self.options = options
         self.out = out
@@ -124,9 +131,9 @@ class Watcher:
 
     def check(self, script: str) -> Result:
         from klingspec import printing
+
         start = time.perf_counter()
-        options = Options(self.options.var_options, self.options.var_files, validate_schema=True,
-                          library_ok=True)
+        options = Options(self.options.var_options, self.options.var_files, validate_schema=True, library_ok=True)
         result = run_pipeline(_rel(script), options)
         self.checks += 1
         tracked = self.scripts.setdefault(script, Tracked(script))
@@ -137,23 +144,29 @@ class Watcher:
         text = printing.texts(result.diagnostics)
         if text:
             self.out(text.rstrip("\n"))
-        summary = f"{result.errors} error{'s' if result.errors != 1 else ''}, " \
-                  f"{result.warnings} warning{'s' if result.warnings != 1 else ''}"
+        summary = (
+            f"{result.errors} error{'s' if result.errors != 1 else ''}, "
+            f"{result.warnings} warning{'s' if result.warnings != 1 else ''}"
+        )
         if result.request is not None and result.estimate is not None:
             e = result.estimate
             cost = f"${e.total}" if e.total is not None else "price unknown"
             tracked.last_hash = result.request.content_hash
-            self.out(f"watch: {_rel(script)}: ok ({summary}) · {e.seconds} s × {e.generations} · {cost} · "
-                     f"{result.request.content_hash[:15]} · {elapsed:.1f} ms")
+            self.out(
+                f"watch: {_rel(script)}: ok ({summary}) · {e.seconds} s × {e.generations} · {cost} · "
+                f"{result.request.content_hash[:15]} · {elapsed:.1f} ms"
+            )
             if self.render is not None:
                 try:
                     self.render(tracked, result)
                 except Exception as error:  # one render's trouble must not stop the watcher
                     self.out(f"watch: {_rel(script)}: render not started: {type(error).__name__}: {error}")
         else:
-            self.out(f"watch: {_rel(script)}: {summary}"
-                     + (" · not rendered" if self.render is not None and result.errors else "")
-                     + f" · {elapsed:.1f} ms")
+            self.out(
+                f"watch: {_rel(script)}: {summary}"
+                + (" · not rendered" if self.render is not None and result.errors else "")
+                + f" · {elapsed:.1f} ms"
+            )
         return result
 
 
@@ -179,10 +192,16 @@ def loop(watcher: Watcher, stop: threading.Event | None = None) -> None:
         # current set until a burst arrives, then recompute. The first (empty) yield says
         # the OS watch is in place; only then is "watching" announced, so nothing saved
         # after that line can be missed.
-        for changes in watchfiles.watch(*folders, watch_filter=lambda change, path: watcher.relevant(path),
-                                        debounce=DEBOUNCE_MS, step=STEP_MS, stop_event=stop,
-                                        rust_timeout=READY_TIMEOUT_MS, yield_on_timeout=True,
-                                        raise_interrupt=True):
+        for changes in watchfiles.watch(
+            *folders,
+            watch_filter=lambda change, path: watcher.relevant(path),
+            debounce=DEBOUNCE_MS,
+            step=STEP_MS,
+            stop_event=stop,
+            rust_timeout=READY_TIMEOUT_MS,
+            yield_on_timeout=True,
+            raise_interrupt=True,
+        ):
             if not announced:
                 announced = True
                 count = len(watcher.scripts)
@@ -203,8 +222,15 @@ class SessionRenders:
     connection), so the watcher keeps checking while a video renders.
     """
 
-    def __init__(self, *, make_runner: Callable[[], object], out: Callable[[str], None],
-                 budget: Decimal | None, cancel_stale: bool, out_dir: str | None):
+    def __init__(
+        self,
+        *,
+        make_runner: Callable[[], object],
+        out: Callable[[str], None],
+        budget: Decimal | None,
+        cancel_stale: bool,
+        out_dir: str | None,
+    ):
         self.make_runner = make_runner
         self.out = out
         self.budget = budget
@@ -216,6 +242,7 @@ class SessionRenders:
 
     def __call__(self, tracked: Tracked, result: Result) -> None:
         from klingspec.run.runner import Job
+
         request = result.request
         if request is None or result.estimate is None:
             return
@@ -223,15 +250,23 @@ class SessionRenders:
             self.out(f"watch: {_rel(tracked.path)}: request unchanged, not re-rendering")
             return
         cost = result.estimate.exact
-        job = Job(result.path, request.body, request.generations, request.content_hash, cost,
-                  self.out_dir or os.path.join(os.path.dirname(os.path.abspath(tracked.path)), "renders"))
+        job = Job(
+            result.path,
+            request.body,
+            request.generations,
+            request.content_hash,
+            cost,
+            self.out_dir or os.path.join(os.path.dirname(os.path.abspath(tracked.path)), "renders"),
+        )
         runner = self.make_runner()
         new = runner.reusable(job) is None
         with self.lock:
             if new and self.budget is not None and (cost is None or self.spent + cost > self.budget):
                 need = "an unknown amount" if cost is None else f"${cost:.2f}"
-                self.out(f"watch: {_rel(tracked.path)}: budget refused: {need} more would pass "
-                         f"${self.budget:.2f} (spent ${self.spent:.2f} this session)")
+                self.out(
+                    f"watch: {_rel(tracked.path)}: budget refused: {need} more would pass "
+                    f"${self.budget:.2f} (spent ${self.spent:.2f} this session)"
+                )
                 return
             if new and cost is not None:
                 self.spent += cost
@@ -250,8 +285,11 @@ class SessionRenders:
                 outcomes = runner.run([job])
                 for o in outcomes:
                     files = ", ".join(_rel(f.path) for f in o.files)
-                    self.out(f"watch: {_rel(tracked.path)}: render {o.state}"
-                             + (f": {files}" if files else "") + (f" ({o.error})" if o.error else ""))
+                    self.out(
+                        f"watch: {_rel(tracked.path)}: render {o.state}"
+                        + (f": {files}" if files else "")
+                        + (f" ({o.error})" if o.error else "")
+                    )
             except Exception as error:  # keep watching whatever happens to one render
                 self.out(f"watch: {_rel(tracked.path)}: render failed: {error}")
             finally:
@@ -260,8 +298,10 @@ class SessionRenders:
 
         thread = threading.Thread(target=work, name=f"render-{os.path.basename(tracked.path)}", daemon=True)
         tracked.render = RenderThread(thread, runner, request.content_hash, done)
-        self.out(f"watch: {_rel(tracked.path)}: rendering {request.content_hash[:15]}"
-                 + (f" · session spend ${self.spent:.2f}" + (f" of ${self.budget:.2f}" if self.budget else "")))
+        self.out(
+            f"watch: {_rel(tracked.path)}: rendering {request.content_hash[:15]}"
+            + (f" · session spend ${self.spent:.2f}" + (f" of ${self.budget:.2f}" if self.budget else ""))
+        )
         thread.start()
         self.threads.append(tracked.render)
 
@@ -283,6 +323,7 @@ def _cancel(previous: RenderThread) -> None:
     soon as it is halted, which must not race with the cancellation.
     """
     from klingspec.run.ledger import Ledger
+
     runner = previous.runner
     with Ledger(runner.ledger.path) as ledger:
         for render in ledger.renders(active_only=True, limit=1000):

@@ -6,6 +6,7 @@ candidates come from the last pipeline result of the same buffer: declarations a
 other lines, which still parse. Values for settings come from the capability matrix of
 the script's model (`targets.py`), so completion offers what the checker accepts.
 """
+
 from __future__ import annotations
 
 import re
@@ -15,7 +16,8 @@ from klingspec import ast
 from klingspec.binding import FORMAT_WORDS
 from klingspec.pipeline import Result
 from klingspec.syntax import STATEMENT_KEYWORDS
-from klingspec.targets import DEFAULT_MODEL, known_ids, model as lookup_model
+from klingspec.targets import DEFAULT_MODEL, known_ids
+from klingspec.targets import model as lookup_model
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,7 @@ class Completion:
     """One candidate: `new_text` replaces the text from `start` to the cursor."""
 
     label: str
-    kind: str          # "keyword" | "value" | "variable" | "reference"
+    kind: str  # "keyword" | "value" | "variable" | "reference"
     detail: str
     new_text: str
     start: int
@@ -111,7 +113,7 @@ def _in_element_block(text: str, line_start: int) -> bool:
         opened = before.rfind("{", 0, opened)
     if opened == -1 or "}" in _code(before[opened:]):
         return False
-    head = before[before.rfind("\n", 0, opened) + 1:opened]
+    head = before[before.rfind("\n", 0, opened) + 1 : opened]
     return head.lstrip().startswith("element")
 
 
@@ -129,8 +131,11 @@ def _values(result: Result | None, setting: str, start: int) -> list[Completion]
     if setting == "aspect":
         return [Completion(r, "value", f"aspect ratio of {model.id}", r, start) for r in model.aspect_ratios]
     if setting == "format":
-        return [Completion(w, "value", f"response_format {api}", w, start)
-                for w, api in FORMAT_WORDS.items() if api in model.response_formats]
+        return [
+            Completion(w, "value", f"response_format {api}", w, start)
+            for w, api in FORMAT_WORDS.items()
+            if api in model.response_formats
+        ]
     if setting == "audio":
         return [Completion(w, "value", f"generate_audio {w == 'on'}".lower(), w, start) for w in ("on", "off")]
     return [Completion(i, "value", lookup_model(i).summary, i, start) for i in known_ids()]
@@ -169,10 +174,12 @@ def _references(result: Result | None, start: int) -> list[Completion]:
             binding = bindings.get(name)
             detail = f"{kind} → {binding.ref}" if binding else f"{kind} (sent once mentioned)"
             items.setdefault(name, Completion("@" + name, "reference", detail, "@" + name, start))
-    raw = [Completion(b.ref, "reference", f"{b.kind} @{b.name}", b.ref, start)
-           for b in (*(bound.images if bound else ()), *(bound.elements if bound else ()))]
+    raw = [
+        Completion(b.ref, "reference", f"{b.kind} @{b.name}", b.ref, start)
+        for b in (*(bound.images if bound else ()), *(bound.elements if bound else ()))
+    ]
     return list(items.values()) + raw
 
 
 def _short(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"

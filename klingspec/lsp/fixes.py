@@ -5,6 +5,7 @@ or the template checker already made (its `help` says "did you mean `@x`?"), rou
 fractional duration (both ways, since only the author knows which), and a `start` line
 for an `end` without one (with a placeholder URI the checker will flag until filled).
 """
+
 from __future__ import annotations
 
 import re
@@ -41,8 +42,13 @@ def _suggestion(diagnostic: Diagnostic) -> list[Fix]:
     if not found:
         return []
     replacement = found.group(1)
-    return [Fix(f"Replace `{diagnostic.span.text}` with `{replacement}`",
-                (Edit(diagnostic.span, replacement),), preferred=True)]
+    return [
+        Fix(
+            f"Replace `{diagnostic.span.text}` with `{replacement}`",
+            (Edit(diagnostic.span, replacement),),
+            preferred=True,
+        )
+    ]
 
 
 def _round_duration(diagnostic: Diagnostic) -> list[Fix]:
@@ -57,8 +63,7 @@ def _round_duration(diagnostic: Diagnostic) -> list[Fix]:
     for rounding, word in ((ROUND_FLOOR, "down"), (ROUND_CEILING, "up")):
         whole = int(seconds.to_integral_value(rounding))
         if whole >= 1:
-            fixes.append(Fix(f"Round {word} to {whole}{suffix or ' s'}",
-                             (Edit(diagnostic.span, f"{whole}{suffix}"),)))
+            fixes.append(Fix(f"Round {word} to {whole}{suffix or ' s'}", (Edit(diagnostic.span, f"{whole}{suffix}"),)))
     return fixes
 
 
@@ -68,8 +73,13 @@ def _add_start(diagnostic: Diagnostic) -> list[Fix]:
     line_start = text.rfind("\n", 0, span.start) + 1
     indent = re.match(r"[ \t]*", text[line_start:]).group()
     newline = "\r\n" if "\r\n" in text else "\n"
-    return [Fix("Add a `start` frame above the `end`",
-                (Edit(span.source.span(line_start), f'{indent}start "https://"{newline}'),), preferred=True)]
+    return [
+        Fix(
+            "Add a `start` frame above the `end`",
+            (Edit(span.source.span(line_start), f'{indent}start "https://"{newline}'),),
+            preferred=True,
+        )
+    ]
 
 
 _FIXERS = {

@@ -5,6 +5,7 @@ The point of hovering a shot is to see the prompt exactly as the API will receiv
 against the model's limit, and the shot's share of the bill: the same numbers `plan`
 prints, read from the pipeline's `BoundShot` and `Estimate`, never recomputed by hand.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,7 +19,8 @@ from klingspec.lsp.symbols import Index, Symbol
 from klingspec.pipeline import Result
 from klingspec.pricing import Estimate, estimate
 from klingspec.source import Span
-from klingspec.targets import DEFAULT_MODEL, model as lookup_model
+from klingspec.targets import DEFAULT_MODEL
+from klingspec.targets import model as lookup_model
 
 
 @dataclass(frozen=True)
@@ -79,13 +81,15 @@ def symbol_text(symbol: Symbol, result: Result) -> str:
     if binding is not None:
         return _binding_text(binding, result, "@" + symbol.name)
     uris = ", ".join(_uris(symbol.statement, result)) or "(no URI)"
-    return (f"**@{symbol.name}** ({symbol.kind}) is not sent: no prompt of this script mentions it\n\n"
-            f"{uris}\n\n{_where(symbol.span, result)}")
+    return (
+        f"**@{symbol.name}** ({symbol.kind}) is not sent: no prompt of this script mentions it\n\n"
+        f"{uris}\n\n{_where(symbol.span, result)}"
+    )
 
 
 def _binding_text(binding: Binding, result: Result, written: str) -> str:
     raw = written != "@" + binding.name
-    head = (f"**{written}** → `@{binding.name}`" if raw else f"**{written}** → `{binding.ref}`")
+    head = f"**{written}** → `@{binding.name}`" if raw else f"**{written}** → `{binding.ref}`"
     uris: list[str] = []
     declaration = binding.declaration
     if isinstance(declaration, ast.Element):
@@ -93,15 +97,20 @@ def _binding_text(binding: Binding, result: Result, written: str) -> str:
             uris.append(f"- {field.kind}: " + ", ".join(_uri(t, result) for t in field.uris))
     else:
         uris.append(f"- {_uri(declaration.uri, result)}")
-    return (f"{head} ({binding.kind} {binding.index})\n\n" + "\n".join(uris)
-            + f"\n\n{_where(declaration.name.span, result)}")
+    return (
+        f"{head} ({binding.kind} {binding.index})\n\n"
+        + "\n".join(uris)
+        + f"\n\n{_where(declaration.name.span, result)}"
+    )
 
 
 def _binding_of(symbol: Symbol, result: Result) -> Binding | None:
     bound = result.bound
     for binding in (*bound.images, *bound.elements):
-        if binding.declaration.name.span.path == symbol.span.path and \
-                binding.declaration.name.span.start == symbol.span.start:
+        if (
+            binding.declaration.name.span.path == symbol.span.path
+            and binding.declaration.name.span.start == symbol.span.start
+        ):
             return binding
     return None
 
@@ -153,7 +162,7 @@ def _seconds(value: Decimal) -> str:
 
 
 def _short(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _fence(text: str) -> str:

@@ -3,6 +3,7 @@
 Shots come first because they are the story; the detail line carries what an author
 scans for (length and, for bindings, the `@ImageN`/`@ElementN` a name becomes).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,11 +16,11 @@ from klingspec.source import Span
 @dataclass(frozen=True)
 class Entry:
     name: str
-    kind: str            # "shot" | "image" | "element" | "let"
+    kind: str  # "shot" | "image" | "element" | "let"
     detail: str
-    span: Span           # the whole statement
-    selection: Span      # the name (or the keyword of an unnamed shot)
-    children: tuple["Entry", ...] = ()
+    span: Span  # the whole statement
+    selection: Span  # the name (or the keyword of an unnamed shot)
+    children: tuple[Entry, ...] = ()
 
 
 def outline(result: Result, path: str) -> list[Entry]:
@@ -50,10 +51,19 @@ def outline(result: Result, path: str) -> list[Entry]:
             detail = refs.get(id(statement), "not sent")
             children = ()
             if isinstance(statement, ast.Element):
-                children = tuple(Entry(f.kind, "field", f"{len(f.uris)} URI{'s' if len(f.uris) != 1 else ''}",
-                                       f.span, f.span.sub(0, len(f.kind))) for f in statement.fields)
-            declarations.append(Entry(statement.name.value, kind, detail, statement.span,
-                                      statement.name.span, children))
+                children = tuple(
+                    Entry(
+                        f.kind,
+                        "field",
+                        f"{len(f.uris)} URI{'s' if len(f.uris) != 1 else ''}",
+                        f.span,
+                        f.span.sub(0, len(f.kind)),
+                    )
+                    for f in statement.fields
+                )
+            declarations.append(
+                Entry(statement.name.value, kind, detail, statement.span, statement.name.span, children)
+            )
         elif isinstance(statement, ast.Let):
             declarations.append(Entry(statement.name.value, "let", "let", statement.span, statement.name.span))
     return shots + declarations

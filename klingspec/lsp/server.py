@@ -10,6 +10,7 @@ to lsprotocol types, and editor events to pipeline runs.
 State lives on the server instance (no module globals), so tests and benches can start
 as many servers as they like.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -17,9 +18,9 @@ import bisect
 import logging
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import replace
 from functools import lru_cache
-from typing import Iterable
 
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcInvalidParams
@@ -34,7 +35,7 @@ from klingspec.pipeline import Options, Result, run_pipeline
 from klingspec.source import Span
 
 DEBOUNCE_SECONDS = 0.05
-DOCS_URL = "https://github.com/klingspec/klingspec/blob/main/"   # as SARIF's helpUri (render.TOOL_URI)
+DOCS_URL = "https://github.com/klingspec/klingspec/blob/main/"  # as SARIF's helpUri (render.TOOL_URI)
 MAX_WORKSPACE_FILES = 500
 _SKIP_DIRS = {"node_modules", "__pycache__", "venv", "site-packages"}
 _RAW_REF = re.compile(r"(Image|Element)[0-9]+\Z")
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 
 # -- positions: code-point offsets <-> LSP positions ----------------------------------
+
 
 @lru_cache(maxsize=64)
 def _line_starts(text: str) -> tuple[int, ...]:
@@ -72,7 +74,7 @@ class Positions:
         offset = max(0, min(offset, len(text)))
         starts = _line_starts(text)
         line = bisect.bisect_right(starts, offset) - 1
-        return lsp.Position(line, self.units(text[starts[line]:offset]))
+        return lsp.Position(line, self.units(text[starts[line] : offset]))
 
     def offset(self, text: str, position: lsp.Position) -> int:
         starts = _line_starts(text)
@@ -97,13 +99,14 @@ class Positions:
 
 # -- the server --------------------------------------------------------------------
 
+
 class KlingspecServer(LanguageServer):
     """Open documents -> pipeline results (cached per buffer state) -> LSP answers."""
 
     def __init__(self, options: Options = Options()):
         super().__init__("klingspec", __version__)
         self.options = replace(options, validate_schema=False, library_ok=True)  # as `check`
-        self.generation = 0        # bumped on every buffer event: cached results go stale
+        self.generation = 0  # bumped on every buffer event: cached results go stale
         self.cache: dict[str, tuple[int, str, Result]] = {}
         self.pending: dict[str, asyncio.TimerHandle] = {}
         self.last_check: dict[str, float] = {}
@@ -186,7 +189,7 @@ class KlingspecServer(LanguageServer):
             self.window_log_message(lsp.LogMessageParams(lsp.MessageType.Error, f"klingspec: {error!r}"))
 
     def publish(self, uri: str) -> None:
-        text, result = self.result(uri)
+        _text, result = self.result(uri)
         version = self.workspace.get_text_document(uri).version
         diagnostics = [self.diagnostic(d, result, uri) for d in result.diagnostics]
         self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri, diagnostics, version))
@@ -194,9 +197,14 @@ class KlingspecServer(LanguageServer):
     def dependents(self, uri: str) -> list[str]:
         """Other open documents whose last result read `uri`'s file (a `use`d library)."""
         path = self.path(uri)
-        return [other for other, (_, _, result) in self.cache.items()
-                if other != uri and other in self.workspace.text_documents
-                and result.program is not None and path in result.program.dependencies]
+        return [
+            other
+            for other, (_, _, result) in self.cache.items()
+            if other != uri
+            and other in self.workspace.text_documents
+            and result.program is not None
+            and path in result.program.dependencies
+        ]
 
     def changed(self, uri: str) -> None:
         self.generation += 1
@@ -209,8 +217,11 @@ class KlingspecServer(LanguageServer):
         shown on the `use` that brings that file in, pointing at the real place."""
         positions = self.positions
         path = self.path(uri)
-        related = [lsp.DiagnosticRelatedInformation(self.location(r.span), r.message)
-                   for r in d.related if os.path.isabs(r.span.path)]
+        related = [
+            lsp.DiagnosticRelatedInformation(self.location(r.span), r.message)
+            for r in d.related
+            if os.path.isabs(r.span.path)
+        ]
         message = d.message
         if d.span.path == path:
             where = positions.range(d.span)
@@ -223,17 +234,27 @@ class KlingspecServer(LanguageServer):
                 related.insert(0, lsp.DiagnosticRelatedInformation(self.location(d.span), d.message))
         if d.help:
             if self._supports_related():
-                related.append(lsp.DiagnosticRelatedInformation(self.location(d.span, uri if d.span.path == path
-                                                                               else None), f"help: {d.help}"))
+                related.append(
+                    lsp.DiagnosticRelatedInformation(
+                        self.location(d.span, uri if d.span.path == path else None), f"help: {d.help}"
+                    )
+                )
             else:
                 message += f"\n= help: {d.help}"
         severity = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSeverity.Warning}.get(
-            d.severity, lsp.DiagnosticSeverity.Information)
+            d.severity, lsp.DiagnosticSeverity.Information
+        )
         doc = CODES[d.code].doc if d.code in CODES else None
-        return lsp.Diagnostic(where, message, severity=severity, code=d.code,
-                              code_description=lsp.CodeDescription(DOCS_URL + doc) if doc else None,
-                              source="klingspec", related_information=related or None,
-                              data={"help": d.help} if d.help else None)
+        return lsp.Diagnostic(
+            where,
+            message,
+            severity=severity,
+            code=d.code,
+            code_description=lsp.CodeDescription(DOCS_URL + doc) if doc else None,
+            source="klingspec",
+            related_information=related or None,
+            data={"help": d.help} if d.help else None,
+        )
 
     def location(self, span: Span, uri: str | None = None) -> lsp.Location:
         return lsp.Location(uri or self.uri(span.path), self.positions.range(span))
@@ -275,10 +296,19 @@ def _use_reaching(result: Result, path: str) -> ast.Use | None:
 
 # -- features ------------------------------------------------------------------------
 
-_COMPLETION_KINDS = {"keyword": lsp.CompletionItemKind.Keyword, "value": lsp.CompletionItemKind.EnumMember,
-                     "variable": lsp.CompletionItemKind.Variable, "reference": lsp.CompletionItemKind.Reference}
-_SYMBOL_KINDS = {"shot": lsp.SymbolKind.Event, "image": lsp.SymbolKind.File, "element": lsp.SymbolKind.Object,
-                 "let": lsp.SymbolKind.Variable, "field": lsp.SymbolKind.Field}
+_COMPLETION_KINDS = {
+    "keyword": lsp.CompletionItemKind.Keyword,
+    "value": lsp.CompletionItemKind.EnumMember,
+    "variable": lsp.CompletionItemKind.Variable,
+    "reference": lsp.CompletionItemKind.Reference,
+}
+_SYMBOL_KINDS = {
+    "shot": lsp.SymbolKind.Event,
+    "image": lsp.SymbolKind.File,
+    "element": lsp.SymbolKind.Object,
+    "let": lsp.SymbolKind.Variable,
+    "field": lsp.SymbolKind.Field,
+}
 
 
 def create_server(options: Options = Options()) -> KlingspecServer:
@@ -289,8 +319,11 @@ def create_server(options: Options = Options()) -> KlingspecServer:
     def initialize(ls: KlingspecServer, params: lsp.InitializeParams) -> None:
         settings = params.initialization_options or {}
         if isinstance(settings, dict) and (settings.get("var") or settings.get("vars")):
-            ls.options = replace(ls.options, var_options=ls.options.var_options + tuple(settings.get("var", ())),
-                                 var_files=ls.options.var_files + tuple(settings.get("vars", ())))
+            ls.options = replace(
+                ls.options,
+                var_options=ls.options.var_options + tuple(settings.get("var", ())),
+                var_files=ls.options.var_files + tuple(settings.get("vars", ())),
+            )
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: KlingspecServer, params: lsp.DidOpenTextDocumentParams) -> None:
@@ -314,18 +347,23 @@ def create_server(options: Options = Options()) -> KlingspecServer:
             handle.cancel()
         ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri, []))
 
-    @server.feature(lsp.TEXT_DOCUMENT_COMPLETION,
-                    lsp.CompletionOptions(trigger_characters=["@", "{", " "]))
+    @server.feature(lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(trigger_characters=["@", "{", " "]))
     def completion(ls: KlingspecServer, params: lsp.CompletionParams) -> lsp.CompletionList:
         uri = params.text_document.uri
         text, offset = ls.offset(uri, params.position)
         _, result = ls.result(uri)
         end = ls.positions.position(text, offset)
-        items = [lsp.CompletionItem(
-            c.label, kind=_COMPLETION_KINDS[c.kind], detail=c.detail, filter_text=c.label,
-            sort_text=f"{i:04}",
-            text_edit=lsp.TextEdit(lsp.Range(ls.positions.position(text, c.start), end), c.new_text))
-            for i, c in enumerate(completions.complete(result, text, offset))]
+        items = [
+            lsp.CompletionItem(
+                c.label,
+                kind=_COMPLETION_KINDS[c.kind],
+                detail=c.detail,
+                filter_text=c.label,
+                sort_text=f"{i:04}",
+                text_edit=lsp.TextEdit(lsp.Range(ls.positions.position(text, c.start), end), c.new_text),
+            )
+            for i, c in enumerate(completions.complete(result, text, offset))
+        ]
         return lsp.CompletionList(is_incomplete=False, items=items)
 
     @server.feature(lsp.TEXT_DOCUMENT_HOVER)
@@ -371,8 +409,11 @@ def create_server(options: Options = Options()) -> KlingspecServer:
         if occurrence is None:
             return None
         index = symbols.merge(symbols.build(r) for r in ls.results_around(uri))
-        return [ls.location(o.span) for o in index.of(occurrence.symbol.key)
-                if params.context.include_declaration or not o.declaration]
+        return [
+            ls.location(o.span)
+            for o in index.of(occurrence.symbol.key)
+            if params.context.include_declaration or not o.declaration
+        ]
 
     @server.feature(lsp.TEXT_DOCUMENT_PREPARE_RENAME)
     def prepare_rename(ls: KlingspecServer, params: lsp.PrepareRenameParams):
@@ -389,15 +430,17 @@ def create_server(options: Options = Options()) -> KlingspecServer:
             return None
         new = params.new_name.lstrip("@") if occurrence.symbol.kind != "let" else params.new_name
         if not symbols.NAME.match(new):
-            raise JsonRpcInvalidParams(f"`{params.new_name}` is not a name: letters, digits and _, "
-                                       "not starting with a digit")
+            raise JsonRpcInvalidParams(
+                f"`{params.new_name}` is not a name: letters, digits and _, not starting with a digit"
+            )
         if occurrence.symbol.kind != "let" and _RAW_REF.match(new):
             raise JsonRpcInvalidParams(f"`{new}` looks like a raw @ImageN/@ElementN reference")
         index = symbols.merge(symbols.build(r) for r in ls.results_around(uri))
         changes: dict[str, list[lsp.TextEdit]] = {}
         for found in index.of(occurrence.symbol.key):
             changes.setdefault(ls.uri(found.name_span.path), []).append(
-                lsp.TextEdit(ls.positions.range(found.name_span), new))
+                lsp.TextEdit(ls.positions.range(found.name_span), new)
+            )
         return lsp.WorkspaceEdit(changes=changes)
 
     @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
@@ -409,14 +452,21 @@ def create_server(options: Options = Options()) -> KlingspecServer:
         positions = ls.positions
 
         def convert(entry: outline.Entry) -> lsp.DocumentSymbol:
-            return lsp.DocumentSymbol(entry.name, _SYMBOL_KINDS[entry.kind], positions.range(entry.span),
-                                      positions.range(entry.selection), detail=entry.detail,
-                                      children=[convert(c) for c in entry.children] or None)
+            return lsp.DocumentSymbol(
+                entry.name,
+                _SYMBOL_KINDS[entry.kind],
+                positions.range(entry.span),
+                positions.range(entry.selection),
+                detail=entry.detail,
+                children=[convert(c) for c in entry.children] or None,
+            )
 
         if caps and caps.hierarchical_document_symbol_support:
             return [convert(e) for e in entries]
-        return [lsp.SymbolInformation(e.name, _SYMBOL_KINDS[e.kind], lsp.Location(uri, positions.range(e.span)))
-                for e in entries]
+        return [
+            lsp.SymbolInformation(e.name, _SYMBOL_KINDS[e.kind], lsp.Location(uri, positions.range(e.span)))
+            for e in entries
+        ]
 
     @server.feature(lsp.TEXT_DOCUMENT_FORMATTING)
     def formatting(ls: KlingspecServer, params: lsp.DocumentFormattingParams) -> list[lsp.TextEdit]:
@@ -436,8 +486,9 @@ def create_server(options: Options = Options()) -> KlingspecServer:
         whole = lsp.Range(lsp.Position(0, 0), ls.positions.position(text, len(text)))
         return [lsp.TextEdit(whole, formatted)]
 
-    @server.feature(lsp.TEXT_DOCUMENT_CODE_ACTION,
-                    lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix]))
+    @server.feature(
+        lsp.TEXT_DOCUMENT_CODE_ACTION, lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix])
+    )
     def code_action(ls: KlingspecServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
         uri = params.text_document.uri
         text, result = ls.result(uri)
@@ -451,10 +502,15 @@ def create_server(options: Options = Options()) -> KlingspecServer:
                 continue
             for fix in fixes.quick_fixes(d):
                 edits = [lsp.TextEdit(positions.range(e.span), e.new_text) for e in fix.edits]
-                actions.append(lsp.CodeAction(fix.title, kind=lsp.CodeActionKind.QuickFix,
-                                              diagnostics=[ls.diagnostic(d, result, uri)],
-                                              is_preferred=fix.preferred or None,
-                                              edit=lsp.WorkspaceEdit(changes={uri: edits})))
+                actions.append(
+                    lsp.CodeAction(
+                        fix.title,
+                        kind=lsp.CodeActionKind.QuickFix,
+                        diagnostics=[ls.diagnostic(d, result, uri)],
+                        is_preferred=fix.preferred or None,
+                        edit=lsp.WorkspaceEdit(changes={uri: edits}),
+                    )
+                )
         return actions
 
     return server

@@ -11,11 +11,12 @@ Symbols are keyed by `(path, offset of the declared name)`, not by object identi
 indexes built from different runs (scene.kvs and lib/chars.kvs checked separately) can
 be merged: that is how a rename in a library reaches the scripts that use it.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 from klingspec import ast
 from klingspec.pipeline import Result
@@ -28,18 +29,62 @@ _BLOCK = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
 _TOKEN = re.compile(r"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\W\d]\w*|\d[\w.]*|==|!=|<=|>=|\S""", re.S)
 _ASSIGNED = re.compile(r"\{%-?\s*(?:for\s+([\w\s,()]+?)\s+in\b|set\s+([\w\s,]+?)\s*=|macro\s+\w+\s*\(([^)]*)\))")
 # Jinja words that are never variable lookups (operators, tag names, literals).
-_KEYWORDS = frozenset("""and or not in is if else elif endif for endfor set endset macro endmacro call
-    endcall filter endfilter block endblock with endwith without context import include from as
-    extends raw endraw recursive true false none True False None loop self varargs kwargs""".split())
+_KEYWORDS = frozenset(
+    [
+        "and",
+        "or",
+        "not",
+        "in",
+        "is",
+        "if",
+        "else",
+        "elif",
+        "endif",
+        "for",
+        "endfor",
+        "set",
+        "endset",
+        "macro",
+        "endmacro",
+        "call",
+        "endcall",
+        "filter",
+        "endfilter",
+        "block",
+        "endblock",
+        "with",
+        "endwith",
+        "without",
+        "context",
+        "import",
+        "include",
+        "from",
+        "as",
+        "extends",
+        "raw",
+        "endraw",
+        "recursive",
+        "true",
+        "false",
+        "none",
+        "True",
+        "False",
+        "None",
+        "loop",
+        "self",
+        "varargs",
+        "kwargs",
+    ]
+)
 
 
 @dataclass(frozen=True)
 class Symbol:
     """A declared name: an image, an element or a `let`."""
 
-    kind: str            # "image" | "element" | "let"
+    kind: str  # "image" | "element" | "let"
     name: str
-    span: Span           # the name where it is declared
+    span: Span  # the name where it is declared
     statement: ast.Image | ast.Element | ast.Let
 
     @property
@@ -125,8 +170,9 @@ def merge(indexes: Iterable[Index]) -> Index:
             symbols.setdefault(symbol.key, symbol)
         for occurrence in index.occurrences:
             occurrences.setdefault((occurrence.span.path, occurrence.span.start, occurrence.symbol.key), occurrence)
-    return Index(tuple(symbols.values()), tuple(sorted(occurrences.values(),
-                                                       key=lambda o: (o.span.path, o.span.start))))
+    return Index(
+        tuple(symbols.values()), tuple(sorted(occurrences.values(), key=lambda o: (o.span.path, o.span.start)))
+    )
 
 
 def template_names(value: str) -> Iterator[tuple[str, int, int]]:
@@ -180,5 +226,3 @@ def _all_texts(scripts: Iterable[ast.Script]) -> Iterator[ast.Text]:
     for script in scripts:
         for statement in script.statements:
             yield from ast.template_texts(statement)
-
-

@@ -8,8 +8,10 @@ submit's outcome is unknown (sent, then the connection dropped or timed out), it
 sent again. The API key is attached only to requests for the API's own host and never
 appears in an error message.
 """
+
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -17,9 +19,10 @@ import random
 import socket
 import threading
 import time
-from email.utils import parsedate_to_datetime
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
 
@@ -34,8 +37,15 @@ class ApiError(Exception):
     """The API answered with an error, or could not be reached. Carries the request
     (method and path, never headers) and, where known, the generation id."""
 
-    def __init__(self, message: str, *, status: int | None = None, method: str = "", path: str = "",
-                 generation_id: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        method: str = "",
+        path: str = "",
+        generation_id: str | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.status = status
@@ -111,7 +121,7 @@ class RetryPolicy:
         wait = _retry_after_seconds(retry_after, self.clock)
         if wait is not None:
             return min(max(wait, 0.0), self.max_retry_after)
-        return random.uniform(0, min(self.cap, self.base * (2 ** attempt)))  # full jitter
+        return random.uniform(0, min(self.cap, self.base * (2**attempt)))  # full jitter
 
 
 def _retry_after_seconds(value: str | None, clock: Callable[[], float]) -> float | None:
@@ -139,8 +149,14 @@ class Stats:
 class OxenClient:
     """Submit, enqueue, poll, follow events, cancel and download."""
 
-    def __init__(self, http: httpx.Client, api_url: str = DEFAULT_API_URL, *,
-                 retry: RetryPolicy = RetryPolicy(), sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        http: httpx.Client,
+        api_url: str = DEFAULT_API_URL,
+        *,
+        retry: RetryPolicy = RetryPolicy(),
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.http = http
         self.api_url = api_url.rstrip("/")
         self.retry = retry
@@ -152,8 +168,9 @@ class OxenClient:
 
     @classmethod
     def create(cls, api_url: str, key: str | None, **kwargs) -> OxenClient:
-        http = httpx.Client(auth=HostBearer(key, api_url), timeout=TIMEOUT, follow_redirects=True,
-                            headers={"User-Agent": "klingspec"})
+        http = httpx.Client(
+            auth=HostBearer(key, api_url), timeout=TIMEOUT, follow_redirects=True, headers={"User-Agent": "klingspec"}
+        )
         return cls(http, api_url, **kwargs)
 
     def close(self) -> None:
@@ -200,13 +217,22 @@ class OxenClient:
 
     def _json(self, response: httpx.Response, method: str, path: str, generation_id: str | None = None) -> Any:
         if response.status_code >= 400:
-            raise ApiError(self._message(response), status=response.status_code, method=method, path=path,
-                           generation_id=generation_id)
+            raise ApiError(
+                self._message(response),
+                status=response.status_code,
+                method=method,
+                path=path,
+                generation_id=generation_id,
+            )
         try:
             return response.json()
         except ValueError:
-            raise ApiError("the API answered with something that is not JSON", status=response.status_code,
-                           method=method, path=path) from None
+            raise ApiError(
+                "the API answered with something that is not JSON",
+                status=response.status_code,
+                method=method,
+                path=path,
+            ) from None
 
     def _submit(self, path: str, payload: dict, timeout: httpx.Timeout) -> Any:
         """A non-idempotent request. Retried only when it surely did not arrive (the
@@ -217,20 +243,23 @@ class OxenClient:
                 response = self.http.post(self._url(path), json=payload, timeout=timeout)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
                 if attempt + 1 == self.retry.attempts:
-                    raise ApiError(f"cannot reach the API: {type(error).__name__}", method="POST", path=path) \
-                        from None
+                    raise ApiError(f"cannot reach the API: {type(error).__name__}", method="POST", path=path) from None
                 self.sleep(self.retry.delay(attempt))
                 continue
             except httpx.TransportError as error:
                 raise SubmitOutcomeUnknown(
-                    f"the request was sent but no answer came back ({type(error).__name__})",
-                    method="POST", path=path) from None
+                    f"the request was sent but no answer came back ({type(error).__name__})", method="POST", path=path
+                ) from None
             if response.status_code in (429, 503) and attempt + 1 < self.retry.attempts:
                 self.sleep(self.retry.delay(attempt, response.headers.get("Retry-After")))
                 continue
             if response.status_code >= 500:
-                raise SubmitOutcomeUnknown(f"the API failed after receiving the request: {self._message(response)}",
-                                           status=response.status_code, method="POST", path=path)
+                raise SubmitOutcomeUnknown(
+                    f"the API failed after receiving the request: {self._message(response)}",
+                    status=response.status_code,
+                    method="POST",
+                    path=path,
+                )
             return self._json(response, "POST", path)
         raise ApiError("the API kept refusing the request (rate limited)", status=429, method="POST", path=path)
 
@@ -257,21 +286,19 @@ class OxenClient:
                     if response.status_code >= 400:
                         response.read()
                         error = SubmitOutcomeUnknown if response.status_code >= 500 else ApiError
-                        raise error(self._message(response), status=response.status_code, method="POST",
-                                    path=route)
+                        raise error(self._message(response), status=response.status_code, method="POST", path=route)
                     with open(path, "wb") as handle:
                         for chunk in response.iter_bytes(CHUNK):
                             handle.write(chunk)
                     return
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
                 if last:
-                    raise ApiError(f"cannot reach the API: {type(error).__name__}", method="POST",
-                                   path=route) from None
+                    raise ApiError(f"cannot reach the API: {type(error).__name__}", method="POST", path=route) from None
                 self.sleep(self.retry.delay(attempt))
             except httpx.TransportError as error:
                 raise SubmitOutcomeUnknown(
-                    f"the request was sent but no answer came back ({type(error).__name__})",
-                    method="POST", path=route) from None
+                    f"the request was sent but no answer came back ({type(error).__name__})", method="POST", path=route
+                ) from None
 
     def enqueue(self, body: dict, generations: int) -> list[str]:
         """POST /ai/queue; returns the generation ids."""
@@ -281,8 +308,9 @@ class OxenClient:
         items = answer.get("generations") if isinstance(answer, dict) else None
         ids = [item.get("generation_id") for item in items or () if isinstance(item, dict)]
         if not ids or not all(isinstance(i, str) and i for i in ids):
-            raise ApiError(error_message_of(answer) or "the queue answered without generation ids",
-                           method="POST", path="/ai/queue")
+            raise ApiError(
+                error_message_of(answer) or "the queue answered without generation ids", method="POST", path="/ai/queue"
+            )
         return ids
 
     def generation(self, generation_id: str) -> dict:
@@ -308,8 +336,9 @@ class OxenClient:
         when the stream closes; the caller decides whether to reconnect or poll."""
         path = "/events"
         self._count("GET", path)
-        with self.http.stream("GET", self._url(path), timeout=SSE_TIMEOUT,
-                              headers={"Accept": "text/event-stream"}) as response:
+        with self.http.stream(
+            "GET", self._url(path), timeout=SSE_TIMEOUT, headers={"Accept": "text/event-stream"}
+        ) as response:
             if response.status_code >= 400:
                 response.read()
                 raise ApiError(self._message(response), status=response.status_code, method="GET", path=path)
@@ -361,8 +390,9 @@ class OxenClient:
                             if response.status_code in RETRY_STATUSES and attempt + 1 < self.retry.attempts:
                                 self.sleep(self.retry.delay(attempt, response.headers.get("Retry-After")))
                                 continue
-                            raise ApiError(self._message(response), status=response.status_code, method="GET",
-                                           path="download")
+                            raise ApiError(
+                                self._message(response), status=response.status_code, method="GET", path="download"
+                            )
                         expected = response.headers.get("Content-Length")
                         raw = "Content-Encoding" not in response.headers
                         with open(part, "wb") as handle:
@@ -380,8 +410,9 @@ class OxenClient:
                         raise httpx.ReadError("the download was empty")
                 except httpx.TransportError:
                     if attempt + 1 == self.retry.attempts:
-                        raise ApiError("the download kept failing (cut short or unreachable)", method="GET",
-                                       path="download") from None
+                        raise ApiError(
+                            "the download kept failing (cut short or unreachable)", method="GET", path="download"
+                        ) from None
                     self.sleep(self.retry.delay(attempt))
                     continue
                 os.replace(part, destination)
@@ -398,10 +429,8 @@ def _sse(response: httpx.Response) -> Iterator[tuple[str, dict]]:
     for line in response.iter_lines():
         if line == "":
             if data:
-                try:
+                with contextlib.suppress(ValueError):
                     yield event, json.loads("\n".join(data))
-                except ValueError:
-                    pass
             event, data = "message", []
         elif line.startswith(":"):
             continue

@@ -3,12 +3,13 @@
 `running.py` reports `Event`s and never prints; this module turns them into a live view
 on stderr (so stdout stays clean for `--format json`).
 """
+
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -16,8 +17,20 @@ from rich.table import Table
 
 from klingspec.run.runner import Event, Job, Outcome, seconds_of
 
-_STEPS = {"submit": 1, "submitted": 2, "reattach": 2, "reconcile": 2, "queued": 2, "processing": 3,
-          "succeeded": 4, "downloading": 4, "download": 5, "done": 6, "failed": 6, "cancelled": 6}
+_STEPS = {
+    "submit": 1,
+    "submitted": 2,
+    "reattach": 2,
+    "reconcile": 2,
+    "queued": 2,
+    "processing": 3,
+    "succeeded": 4,
+    "downloading": 4,
+    "download": 5,
+    "done": 6,
+    "failed": 6,
+    "cancelled": 6,
+}
 TOTAL_STEPS = 6
 
 
@@ -26,11 +39,16 @@ class LiveView:
 
     def __init__(self, jobs: Sequence[Job], console: Console | None = None):
         self.console = console or Console(stderr=True, highlight=False)
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                                 TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
-                                 console=self.console, transient=False)
-        self.tasks = {id(job): self.progress.add_task(_label(job), total=TOTAL_STEPS, status="waiting")
-                      for job in jobs}
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self.tasks = {id(job): self.progress.add_task(_label(job), total=TOTAL_STEPS, status="waiting") for job in jobs}
         self.lock = threading.Lock()
 
     def __enter__(self) -> LiveView:
@@ -69,13 +87,20 @@ def summary(outcomes: Sequence[Outcome], console: Console | None = None, *, sand
     console = console or Console(highlight=False)
     table = Table(title="renders", title_justify="left")
     for column in ("script", "state", "seconds", "cost", "files"):  # paths fold, never cut to "…"
-        table.add_column(column, justify="right" if column in ("seconds", "cost") else "left",
-                         overflow="fold", no_wrap=column in ("state", "seconds", "cost"))
+        table.add_column(
+            column,
+            justify="right" if column in ("seconds", "cost") else "left",
+            overflow="fold",
+            no_wrap=column in ("state", "seconds", "cost"),
+        )
     spent = Decimal(0)
     for outcome in outcomes:
         seconds = seconds_of(outcome.job.body)
-        cost = "reused ($0 new)" if outcome.reused else (
-            f"${outcome.spent_usd:.2f}" if outcome.spent_usd is not None else "unknown")
+        cost = (
+            "reused ($0 new)"
+            if outcome.reused
+            else (f"${outcome.spent_usd:.2f}" if outcome.spent_usd is not None else "unknown")
+        )
         if outcome.spent_usd and not outcome.reused:
             spent += outcome.spent_usd
         files = "\n".join(_shown(f.path) for f in outcome.files) or (outcome.error or "")

@@ -9,11 +9,12 @@ reattaches to the render already in flight or finished instead of paying again.
 Writes are single statements or short transactions in WAL mode, so a process killed at
 any point leaves a consistent file that the next run picks up.
 """
+
 from __future__ import annotations
 
+import functools
 import json
 import os
-import functools
 import sqlite3
 import threading
 import time
@@ -110,10 +111,12 @@ def default_path() -> str:
 def _locked(method):
     """One connection is shared by the runner's threads: every method holds the lock for
     its whole statement or transaction (and for reading all of its rows)."""
+
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         with self.lock:
             return method(self, *args, **kwargs)
+
     return wrapper
 
 
@@ -144,14 +147,37 @@ class Ledger:
 
     # -- renders ------------------------------------------------------------------------
     @_locked
-    def record_intent(self, *, request_hash: str, api_url: str, script: str, model: str, body: dict,
-                      generations: int, mode: str, out_dir: str, estimate_usd: str | None) -> Render:
+    def record_intent(
+        self,
+        *,
+        request_hash: str,
+        api_url: str,
+        script: str,
+        model: str,
+        body: dict,
+        generations: int,
+        mode: str,
+        out_dir: str,
+        estimate_usd: str | None,
+    ) -> Render:
         now = time.time()
         cursor = self.db.execute(
             "INSERT INTO renders (request_hash, api_url, script, model, body, generations, mode, out_dir,"
             " estimate_usd, state, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,'intent',?,?)",
-            (request_hash, api_url, script, model, json.dumps(body, sort_keys=True), generations, mode,
-             out_dir, estimate_usd, now, now))
+            (
+                request_hash,
+                api_url,
+                script,
+                model,
+                json.dumps(body, sort_keys=True),
+                generations,
+                mode,
+                out_dir,
+                estimate_usd,
+                now,
+                now,
+            ),
+        )
         return self.render(cursor.lastrowid)
 
     @_locked
@@ -165,14 +191,17 @@ class Ledger:
         with self.db:  # one transaction: ids and state together
             self.db.execute("BEGIN IMMEDIATE")
             for position, generation_id in enumerate(generation_ids):
-                self.db.execute("INSERT OR IGNORE INTO generations VALUES (?,?,?,?,?,?,?)",
-                                (generation_id, render_id, position, "queued", None, None, now))
+                self.db.execute(
+                    "INSERT OR IGNORE INTO generations VALUES (?,?,?,?,?,?,?)",
+                    (generation_id, render_id, position, "queued", None, None, now),
+                )
             self.db.execute("UPDATE renders SET state='submitted', updated_at=? WHERE id=?", (now, render_id))
 
     @_locked
     def set_state(self, render_id: int, state: str, error: str | None = None) -> None:
-        self.db.execute("UPDATE renders SET state=?, error=?, updated_at=? WHERE id=?",
-                        (state, error, time.time(), render_id))
+        self.db.execute(
+            "UPDATE renders SET state=?, error=?, updated_at=? WHERE id=?", (state, error, time.time(), render_id)
+        )
 
     @_locked
     def render(self, render_id: int) -> Render | None:
@@ -184,7 +213,9 @@ class Ledger:
         """The newest render of this exact request that is not failed or cancelled."""
         row = self.db.execute(
             "SELECT * FROM renders WHERE request_hash=? AND api_url=? AND state NOT IN ('failed','cancelled')"
-            " ORDER BY id DESC LIMIT 1", (request_hash, api_url)).fetchone()
+            " ORDER BY id DESC LIMIT 1",
+            (request_hash, api_url),
+        ).fetchone()
         return _render(row) if row else None
 
     @_locked
@@ -199,38 +230,49 @@ class Ledger:
     def in_flight_usd(self, api_url: str) -> Decimal:
         """What renders still in flight at `api_url` will cost (for `--budget`); a render
         whose price is unknown counts as 0 here, and is refused before it is recorded."""
-        rows = self.db.execute("SELECT estimate_usd FROM renders WHERE api_url=? AND state IN "
-                               "('intent','sent','submitted','unknown')", (api_url,)).fetchall()
+        rows = self.db.execute(
+            "SELECT estimate_usd FROM renders WHERE api_url=? AND state IN ('intent','sent','submitted','unknown')",
+            (api_url,),
+        ).fetchall()
         return sum((Decimal(r["estimate_usd"]) for r in rows if r["estimate_usd"]), Decimal(0))
 
     # -- generations and files -----------------------------------------------------------------
     @_locked
     def generations(self, render_id: int) -> list[Generation]:
-        rows = self.db.execute("SELECT * FROM generations WHERE render_id=? ORDER BY position",
-                               (render_id,)).fetchall()
-        return [Generation(r["generation_id"], r["render_id"], r["position"], r["status"], r["result_url"],
-                           r["error"]) for r in rows]
+        rows = self.db.execute("SELECT * FROM generations WHERE render_id=? ORDER BY position", (render_id,)).fetchall()
+        return [
+            Generation(r["generation_id"], r["render_id"], r["position"], r["status"], r["result_url"], r["error"])
+            for r in rows
+        ]
 
     @_locked
     def find_generation(self, generation_id: str) -> Generation | None:
         r = self.db.execute("SELECT * FROM generations WHERE generation_id=?", (generation_id,)).fetchone()
-        return Generation(r["generation_id"], r["render_id"], r["position"], r["status"], r["result_url"],
-                          r["error"]) if r else None
+        return (
+            Generation(r["generation_id"], r["render_id"], r["position"], r["status"], r["result_url"], r["error"])
+            if r
+            else None
+        )
 
     @_locked
     def known_generation_ids(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT generation_id FROM generations")}
 
     @_locked
-    def update_generation(self, generation_id: str, status: str, result_url: str | None = None,
-                          error: str | None = None) -> None:
-        self.db.execute("UPDATE generations SET status=?, result_url=COALESCE(?, result_url), error=?, updated_at=?"
-                        " WHERE generation_id=?", (status, result_url, error, time.time(), generation_id))
+    def update_generation(
+        self, generation_id: str, status: str, result_url: str | None = None, error: str | None = None
+    ) -> None:
+        self.db.execute(
+            "UPDATE generations SET status=?, result_url=COALESCE(?, result_url), error=?, updated_at=?"
+            " WHERE generation_id=?",
+            (status, result_url, error, time.time(), generation_id),
+        )
 
     @_locked
     def record_file(self, generation_id: str, path: str, sha256: str, size: int) -> None:
-        self.db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?)",
-                        (generation_id, path, sha256, size, time.time()))
+        self.db.execute(
+            "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?)", (generation_id, path, sha256, size, time.time())
+        )
 
     @_locked
     def file(self, generation_id: str) -> File | None:
@@ -240,18 +282,36 @@ class Ledger:
     @_locked
     def render_of_file(self, path: str) -> int | None:
         """The render whose video is recorded at `path`, if any."""
-        r = self.db.execute("SELECT g.render_id FROM files f JOIN generations g USING (generation_id)"
-                            " WHERE f.path=? ORDER BY f.created_at DESC LIMIT 1", (path,)).fetchone()
+        r = self.db.execute(
+            "SELECT g.render_id FROM files f JOIN generations g USING (generation_id)"
+            " WHERE f.path=? ORDER BY f.created_at DESC LIMIT 1",
+            (path,),
+        ).fetchone()
         return r[0] if r else None
 
     @_locked
     def all_files(self, render_id: int) -> list[File]:
-        rows = self.db.execute("SELECT f.* FROM files f JOIN generations g USING (generation_id)"
-                               " WHERE g.render_id=? ORDER BY g.position", (render_id,)).fetchall()
+        rows = self.db.execute(
+            "SELECT f.* FROM files f JOIN generations g USING (generation_id) WHERE g.render_id=? ORDER BY g.position",
+            (render_id,),
+        ).fetchall()
         return [File(r["generation_id"], r["path"], r["sha256"], r["bytes"]) for r in rows]
 
 
 def _render(row: sqlite3.Row) -> Render:
-    return Render(row["id"], row["request_hash"], row["api_url"], row["script"], row["model"],
-                  json.loads(row["body"]), row["generations"], row["mode"], row["out_dir"], row["estimate_usd"],
-                  row["state"], row["error"], row["created_at"], row["sent_at"])
+    return Render(
+        row["id"],
+        row["request_hash"],
+        row["api_url"],
+        row["script"],
+        row["model"],
+        json.loads(row["body"]),
+        row["generations"],
+        row["mode"],
+        row["out_dir"],
+        row["estimate_usd"],
+        row["state"],
+        row["error"],
+        row["created_at"],
+        row["sent_at"],
+    )

@@ -5,6 +5,7 @@ A `b64_json` response carries the whole video inside a JSON string. Decoding it 
 streamed to a file, then the base64 text is decoded in fixed-size chunks straight into
 the destination's temporary file, which is renamed into place only when complete.
 """
+
 from __future__ import annotations
 
 import base64
@@ -39,7 +40,7 @@ def _seek_past(handle, needle: bytes) -> bool:
         if index != -1:
             handle.seek(handle.tell() - (len(window) - index - len(needle)))
             return True
-        window = window[-len(needle):]
+        window = window[-len(needle) :]
 
 
 def _skip_to_quote(handle) -> None:

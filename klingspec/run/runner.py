@@ -7,6 +7,7 @@ render whose submit outcome is unknown is reconciled against the queue listing b
 anything is sent again. Progress is reported as `Event` values to a callback; the CLI and
 the watcher decide how to show them.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,10 +15,10 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Callable, Sequence
 
 from klingspec.run.client import ApiError, OxenClient, Stopped, SubmitOutcomeUnknown
 from klingspec.run.ledger import TERMINAL, File, Ledger, Render
@@ -48,7 +49,7 @@ class Job:
 
 @dataclass(frozen=True)
 class Event:
-    kind: str            # reattach | submit | submitted | reconcile | status | download | done | failed | note
+    kind: str  # reattach | submit | submitted | reconcile | status | download | done | failed | note
     job: Job
     message: str = ""
     generation_id: str | None = None
@@ -59,9 +60,9 @@ class Event:
 class Outcome:
     job: Job
     render_id: int | None
-    state: str           # done | failed | cancelled | interrupted | unknown
+    state: str  # done | failed | cancelled | interrupted | unknown
     files: tuple[File, ...] = ()
-    spent_usd: Decimal | None = Decimal(0)   # new money committed by this run
+    spent_usd: Decimal | None = Decimal(0)  # new money committed by this run
     reused: bool = False
     error: str | None = None
 
@@ -70,8 +71,9 @@ class BudgetRefused(Exception):
     def __init__(self, needed: Decimal | None, budget: Decimal, in_flight: Decimal):
         self.needed, self.budget, self.in_flight = needed, budget, in_flight
         what = "an unknown amount (a model has no published price)" if needed is None else f"${needed:.2f}"
-        super().__init__(f"this run would spend {what} with ${in_flight:.2f} already in flight; "
-                         f"the budget is ${budget:.2f}")
+        super().__init__(
+            f"this run would spend {what} with ${in_flight:.2f} already in flight; the budget is ${budget:.2f}"
+        )
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ class PollPolicy:
     initial: float = 2.0
     factor: float = 1.5
     cap: float = 20.0
-    sse_check: float = 30.0   # with events flowing, still look every this often
+    sse_check: float = 30.0  # with events flowing, still look every this often
 
 
 @dataclass
@@ -121,9 +123,19 @@ class Runner:
         on_event: called with every progress `Event`, from worker threads.
     """
 
-    def __init__(self, client: OxenClient, ledger: Ledger, *, api_url: str, mode: str = "queue",
-                 sse: bool = True, poll: PollPolicy = PollPolicy(), again: bool = False, concurrency: int = 4,
-                 on_event: Callable[[Event], None] = lambda e: None):
+    def __init__(
+        self,
+        client: OxenClient,
+        ledger: Ledger,
+        *,
+        api_url: str,
+        mode: str = "queue",
+        sse: bool = True,
+        poll: PollPolicy = PollPolicy(),
+        again: bool = False,
+        concurrency: int = 4,
+        on_event: Callable[[Event], None] = lambda e: None,
+    ):
         self.client = client
         self.ledger = ledger
         self.api_url = api_url
@@ -155,8 +167,7 @@ class Runner:
         if render.state != "done":
             return True
         files = self.ledger.all_files(render.id)
-        return len(files) < len(self.ledger.generations(render.id)) or \
-            not all(os.path.exists(f.path) for f in files)
+        return len(files) < len(self.ledger.generations(render.id)) or not all(os.path.exists(f.path) for f in files)
 
     def new_jobs(self, jobs: Sequence[Job]) -> list[Job]:
         """The jobs this run would pay for: not reattachable, one per distinct request."""
@@ -248,8 +259,9 @@ class Runner:
         opened.wait(timeout=10)  # subscribe before enqueueing: events are not replayed
         return thread
 
-    def _emit(self, kind: str, job: Job, message: str = "", generation_id: str | None = None,
-              status: str | None = None) -> None:
+    def _emit(
+        self, kind: str, job: Job, message: str = "", generation_id: str | None = None, status: str | None = None
+    ) -> None:
         self.on_event(Event(kind, job, message, generation_id, status))
 
     def _render_safely(self, job: Job) -> Outcome:
@@ -275,24 +287,34 @@ class Runner:
             if stale is not None and stale.state != "done" and self._gone(stale):
                 self.ledger.set_state(stale.id, "failed", "the in-process sandbox that ran it has stopped")
         render = self.ledger.record_intent(
-            request_hash=job.request_hash, api_url=self.api_url, script=job.script, model=job.model,
-            body=job.body, generations=job.generations, mode=self.mode, out_dir=job.out_dir,
-            estimate_usd=None if job.estimate_usd is None else str(job.estimate_usd))
+            request_hash=job.request_hash,
+            api_url=self.api_url,
+            script=job.script,
+            model=job.model,
+            body=job.body,
+            generations=job.generations,
+            mode=self.mode,
+            out_dir=job.out_dir,
+            estimate_usd=None if job.estimate_usd is None else str(job.estimate_usd),
+        )
         self._render_ids[job.request_hash] = render.id
         return self._send(job, render)
 
     def _resume(self, job: Job, render: Render) -> Outcome:
-        if render.state == "intent":                      # recorded, never sent: safe to send
+        if render.state == "intent":  # recorded, never sent: safe to send
             return self._send(job, render)
         if render.state in ("sent", "unknown"):
             if render.mode == "sync":
-                message = ("a synchronous render was sent but its answer never arrived; it may have been "
-                           "billed. Use --again to render anew on purpose.")
+                message = (
+                    "a synchronous render was sent but its answer never arrived; it may have been "
+                    "billed. Use --again to render anew on purpose."
+                )
                 self.ledger.set_state(render.id, "unknown", message)
                 self._emit("failed", job, message)
                 return Outcome(job, render.id, "unknown", error=message, reused=True)
-            self._emit("reconcile", job, "an earlier run sent this render without hearing back; "
-                                         "looking for it in the queue")
+            self._emit(
+                "reconcile", job, "an earlier run sent this render without hearing back; looking for it in the queue"
+            )
             ids = self._reconcile(job, render)
             if not ids:
                 self._emit("note", job, "the earlier request never created a job; sending it now")
@@ -347,10 +369,13 @@ class Runner:
                         found[gid] = item
             if found:
                 ids = [gid for gid, _ in sorted(found.items(), key=lambda kv: kv[1].get("enqueued_at") or 0)]
-                ids = ids[:job.generations]
+                ids = ids[: job.generations]
                 self.ledger.mark_submitted(render.id, ids)
-                self._emit("reconcile", job, f"found {len(ids)} generation{'s' if len(ids) != 1 else ''} "
-                                              "already created: not sending again")
+                self._emit(
+                    "reconcile",
+                    job,
+                    f"found {len(ids)} generation{'s' if len(ids) != 1 else ''} already created: not sending again",
+                )
                 return ids
             if attempt + 1 < attempts and self.stop.wait(self.poll.initial):
                 break
@@ -364,8 +389,12 @@ class Runner:
             try:
                 self.client.generate_to_file(job.body, answer_path)
             except SubmitOutcomeUnknown as error:
-                return self._fail(job, render.id, f"{error}; the render may have been made and billed. "
-                                                  "Use --again to render anew on purpose.", "unknown")
+                return self._fail(
+                    job,
+                    render.id,
+                    f"{error}; the render may have been made and billed. Use --again to render anew on purpose.",
+                    "unknown",
+                )
             except ApiError as error:
                 return self._fail(job, render.id, str(error))
             ids = [f"sync-{render.id}-1"]
@@ -382,7 +411,9 @@ class Runner:
         destinations = [self._destination(job, render_id, i) for i in range(len(ids))]
         files = []
         if job.body.get("response_format") == "b64_json":
-            for gid, dest, (sha, size) in zip(ids, destinations, decode_b64_videos(answer_path, destinations)):
+            for gid, dest, (sha, size) in zip(
+                ids, destinations, decode_b64_videos(answer_path, destinations), strict=False
+            ):
                 self.ledger.update_generation(gid, "succeeded")
                 files.append(self._record(job, gid, dest, sha, size))
         else:
@@ -390,10 +421,11 @@ class Runner:
                 try:
                     answer = json.load(handle)
                 except ValueError:
-                    raise ApiError("the API answered with something that is not JSON", method="POST",
-                                   path="/ai/videos/generate") from None
+                    raise ApiError(
+                        "the API answered with something that is not JSON", method="POST", path="/ai/videos/generate"
+                    ) from None
             videos = answer.get("videos") if isinstance(answer, dict) else None
-            for gid, dest, video in zip(ids, destinations, videos or []):
+            for gid, dest, video in zip(ids, destinations, videos or [], strict=False):
                 url = video.get("url") if isinstance(video, dict) else None
                 self.ledger.update_generation(gid, "succeeded", url)
                 sha, size = self.client.download(url, dest, self.stop)
@@ -456,8 +488,9 @@ class Runner:
     def _finish(self, job: Job, render_id: int, files: list[File], reused: bool) -> Outcome:
         self.ledger.set_state(render_id, "done")
         self._emit("done", job, f"{len(files)} video{'s' if len(files) != 1 else ''} ready")
-        return Outcome(job, render_id, "done", tuple(files), reused=reused,
-                       spent_usd=Decimal(0) if reused else job.estimate_usd)
+        return Outcome(
+            job, render_id, "done", tuple(files), reused=reused, spent_usd=Decimal(0) if reused else job.estimate_usd
+        )
 
     def _wait(self, job: Job, gid: str) -> dict | None:
         """Until `gid` is terminal: SSE when it flows, else polling with backoff. None

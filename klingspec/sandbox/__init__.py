@@ -15,10 +15,10 @@ Modules: `config` (settings), `app` (routes), `validation` (model rules and mess
 `faults` (fault syntax), `media` (MP4 files), `streams` (downloads and drops),
 `catalog` (models and prices), `errors` (error bodies), `server` (running it).
 """
+
 from klingspec.sandbox.app import SandboxApp, create_app
 from klingspec.sandbox.config import FaultRule, SandboxConfig
 from klingspec.sandbox.faults import HEADER as FAULT_HEADER
 from klingspec.sandbox.serving import running_sandbox, serve
 
-__all__ = ["FAULT_HEADER", "FaultRule", "SandboxApp", "SandboxConfig", "create_app",
-           "running_sandbox", "serve"]
+__all__ = ["FAULT_HEADER", "FaultRule", "SandboxApp", "SandboxConfig", "create_app", "running_sandbox", "serve"]

@@ -9,6 +9,7 @@ results download from `/api/files/{id}.mp4` on the sandbox itself without a bear
 stand in for presigned URLs); sync generations are not queue generations (not listed,
 no SSE event); cancelling a finished job succeeds and changes nothing.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -31,12 +32,11 @@ from klingspec.sandbox.catalog import MODELS
 from klingspec.sandbox.config import FaultRule, SandboxConfig
 from klingspec.sandbox.events import EventStream
 from klingspec.sandbox.faults import HEADER, Fault, FaultSyntaxError, parse
-from klingspec.sandbox.queue import ACTIVE, STATUSES, Job, now
 from klingspec.sandbox.mp4 import VideoSpec, mp4_bytes
+from klingspec.sandbox.queue import ACTIVE, STATUSES, Job, now
 from klingspec.sandbox.state import SandboxState
 from klingspec.sandbox.streams import RAW_SEND, Dropped, FileStream
-from klingspec.sandbox.validation import (find_model, model_error, num_generations,
-                                          num_generations_error, total_seconds)
+from klingspec.sandbox.validation import find_model, model_error, num_generations, num_generations_error, total_seconds
 
 
 @dataclass(frozen=True)
@@ -108,12 +108,10 @@ def _starlette(state: SandboxState) -> Starlette:
             Route(f"{prefix}/reset", _control(state, _reset), methods=["POST"]),
             Route(f"{prefix}/faults", _control(state, _add_fault), methods=["POST"]),
         ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={
-        HTTPException: _http_error})
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error})
 
 
-def _endpoint(state: SandboxState, route: str, handler: Handler,
-              auth: bool) -> Callable[[Request], Awaitable[Any]]:
+def _endpoint(state: SandboxState, route: str, handler: Handler, auth: bool) -> Callable[[Request], Awaitable[Any]]:
     async def endpoint(request: Request) -> Any:
         state.stats.count(route)
         fault = state.faults.take(request.method, request.url.path)
@@ -133,6 +131,7 @@ def _endpoint(state: SandboxState, route: str, handler: Handler,
             state.stats.dropped()
             return Dropped()
         return await handler(request, Call(state, owner, fault))
+
     return endpoint
 
 
@@ -153,8 +152,7 @@ def _bearer(request: Request, config: SandboxConfig) -> str | None:
 def _fault_response(fault: Fault) -> Response:
     status = fault.status or 500
     headers = {}
-    retry_after = fault.retry_after if fault.retry_after is not None else (
-        1 if status == 429 else None)
+    retry_after = fault.retry_after if fault.retry_after is not None else (1 if status == 429 else None)
     if retry_after is not None:
         headers["Retry-After"] = str(int(-(-retry_after // 1)))  # whole seconds, rounded up
     if status == 429:  # the chat docs' wording, the only 429 Oxen documents
@@ -182,6 +180,7 @@ def _file_url(request: Request, file_id: str) -> str:
 
 
 # --- generation -------------------------------------------------------------------------
+
 
 async def _body_and_model(request: Request) -> tuple[dict | None, Any, Response | None]:
     """The JSON body and its model, or the documented error answer (both submit routes
@@ -227,16 +226,16 @@ async def enqueue(request: Request, call: Call) -> Any:
     if error is not None:
         return errors.invalid_params(error)
     namespace = body.get("target_namespace") or call.state.config.username
-    jobs = [call.state.jobs.add(Job.new(call.owner, str(namespace), spec.id, body,
-                                        forced_error=call.fault.fail))
-            for _ in range(num_generations(body))]
+    jobs = [
+        call.state.jobs.add(Job.new(call.owner, str(namespace), spec.id, body, forced_error=call.fault.fail))
+        for _ in range(num_generations(body))
+    ]
     for job in jobs:
         call.state.start(job, _file_url(request, job.generation_id))
     if call.fault.drop:  # the generations exist; the client just never hears of them
         call.state.stats.dropped()
         return Dropped()
-    return JSONResponse({"generations": [
-        {"generation_id": job.generation_id, "status": job.status} for job in jobs]})
+    return JSONResponse({"generations": [{"generation_id": job.generation_id, "status": job.status} for job in jobs]})
 
 
 async def list_queue(request: Request, call: Call) -> Any:
@@ -249,9 +248,9 @@ async def list_queue(request: Request, call: Call) -> Any:
     if media_type not in (None, "video"):  # the sandbox only makes videos
         return JSONResponse({"count": 0, "generations": []})
     # `repo` and `folder` are accepted and ignored: the sandbox stores no repositories.
-    jobs = call.state.jobs.select(call.owner, (status,) if status else ACTIVE,
-                                  model_name=query.get("model"),
-                                  namespace=query.get("namespace"))
+    jobs = call.state.jobs.select(
+        call.owner, (status,) if status else ACTIVE, model_name=query.get("model"), namespace=query.get("namespace")
+    )
     return JSONResponse({"count": len(jobs), "generations": [job.public() for job in jobs]})
 
 
@@ -277,16 +276,23 @@ async def events(request: Request, call: Call) -> Any:
 
 # --- models and files -------------------------------------------------------------------
 
+
 async def list_models(request: Request, call: Call) -> Any:
-    return JSONResponse({"object": "list",
-                         "data": [spec.model_object() for spec in MODELS.values()]})
+    return JSONResponse({"object": "list", "data": [spec.model_object() for spec in MODELS.values()]})
 
 
 async def search_models(request: Request, call: Call) -> Any:
     term = request.query_params.get("search", "").lower()
-    return JSONResponse({"object": "list", "data": [
-        spec.model_object() for spec in MODELS.values()
-        if term in spec.id.lower() or term in spec.display_name.lower()]})
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": [
+                spec.model_object()
+                for spec in MODELS.values()
+                if term in spec.id.lower() or term in spec.display_name.lower()
+            ],
+        }
+    )
 
 
 async def get_model(request: Request, call: Call) -> Any:
@@ -308,10 +314,13 @@ async def download(request: Request, call: Call) -> Any:
 
 # --- sandbox controls (no auth: they are not part of the emulated API) ------------------
 
-def _control(state: SandboxState, handler: Callable[[SandboxState, Request], Awaitable[Response]]
-             ) -> Callable[[Request], Awaitable[Response]]:
+
+def _control(
+    state: SandboxState, handler: Callable[[SandboxState, Request], Awaitable[Response]]
+) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         return await handler(state, request)
+
     return endpoint
 
 
@@ -331,8 +340,11 @@ async def _add_fault(state: SandboxState, request: Request) -> Response:
     try:
         if body is None or not isinstance(body.get("fault"), str):
             raise FaultSyntaxError('expected {"fault": "<spec>", "path", "method", "times"}')
-        state.faults.add(FaultRule(fault=body["fault"], path=body.get("path", "*"),
-                                   method=body.get("method", "*"), times=body.get("times")))
+        state.faults.add(
+            FaultRule(
+                fault=body["fault"], path=body.get("path", "*"), method=body.get("method", "*"), times=body.get("times")
+            )
+        )
     except FaultSyntaxError as exc:
         return errors.invalid_params(str(exc))
     return JSONResponse({"status": "success"})
@@ -343,5 +355,4 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     if status == 404:
         return errors.not_found()
-    return JSONResponse(errors.format1("invalid_params", str(getattr(exc, "detail", ""))),
-                        status_code=status)
+    return JSONResponse(errors.format1("invalid_params", str(getattr(exc, "detail", ""))), status_code=status)

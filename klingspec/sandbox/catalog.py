@@ -4,6 +4,7 @@ Deliberately independent of `klingspec.targets`: the sandbox stands in for the s
 so it keeps its own copy of the API's numbers (from the fact sheet) and a mistake in the
 client's tables shows up as a disagreement in tests instead of being mirrored here.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -49,9 +50,11 @@ class ModelSpec:
             "model_type": "base",
             "endpoint": "/videos/generate",
             "capabilities": {"input": ["text", "image"], "output": ["video"]},
-            "pricing": {"method": "per_video_output_second",
-                        "cost_per_second": self.price_per_second,
-                        "cost_per_second_with_audio": self.price_per_second},
+            "pricing": {
+                "method": "per_video_output_second",
+                "cost_per_second": self.price_per_second,
+                "cost_per_second_with_audio": self.price_per_second,
+            },
             "fine_tuning": None,
             "deployments": [],
             "developer": {"name": "Kling AI", "logo": None},
@@ -78,25 +81,28 @@ _REQUEST_SCHEMA: dict[str, Any] = {
     },
 }
 
-MODELS: dict[str, ModelSpec] = {spec.id: spec for spec in (
-    ModelSpec(
-        id="kling-video-o3-pro-reference-to-video",
-        display_name="Kling Video O3 Pro Reference to Video",
-        description="Reference-conditioned, multi-shot video from images + text",
-        price_per_second=0.224,
-        max_images_plus_elements=4,
-        max_images_plus_elements_with_video=4,
-    ),
-    # Price unknown (fact sheet 6.6, 9): reported as null. Limits from its generated page:
-    # 7 images + elements, 4 with an input video. multi_prompt is accepted (not in its
-    # published schema; unknown upstream) so one script can target either id.
-    ModelSpec(
-        id="kling-video-o3-omni",
-        display_name="Kling Video O3 Omni",
-        description="Unified Kling O3 model (reference, edit, frames)",
-        price_per_second=None,
-        max_images_plus_elements=7,
-        max_images_plus_elements_with_video=4,
-        accepts_input_video=True,
-    ),
-)}
+MODELS: dict[str, ModelSpec] = {
+    spec.id: spec
+    for spec in (
+        ModelSpec(
+            id="kling-video-o3-pro-reference-to-video",
+            display_name="Kling Video O3 Pro Reference to Video",
+            description="Reference-conditioned, multi-shot video from images + text",
+            price_per_second=0.224,
+            max_images_plus_elements=4,
+            max_images_plus_elements_with_video=4,
+        ),
+        # Price unknown (fact sheet 6.6, 9): reported as null. Limits from its generated page:
+        # 7 images + elements, 4 with an input video. multi_prompt is accepted (not in its
+        # published schema; unknown upstream) so one script can target either id.
+        ModelSpec(
+            id="kling-video-o3-omni",
+            display_name="Kling Video O3 Omni",
+            description="Unified Kling O3 model (reference, edit, frames)",
+            price_per_second=None,
+            max_images_plus_elements=7,
+            max_images_plus_elements_with_video=4,
+            accepts_input_video=True,
+        ),
+    )
+}

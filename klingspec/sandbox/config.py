@@ -3,6 +3,7 @@
 Everything that changes how the emulator behaves lives here, so a test, a benchmark and
 the `klingspec sandbox` command all describe a sandbox the same way: by value.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -4,6 +4,7 @@ Format 1 (`error.type/title/detail` + `status` + `status_message`) carries auth,
 and not-found errors; format 2 (`error.message`) carries `Model not found`, exactly as the
 documented example shows. Status codes the docs leave UNKNOWN are chosen here, once.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -4,6 +4,7 @@ Events reach only the subscribers connected when they are published (no bufferin
 replay, as Oxen documents). A subscription is registered before the response headers go
 out, so a client that has seen the headers cannot miss a later event.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -67,28 +68,33 @@ class EventStream:
         self.broker, self.subscription, self.keepalive = broker, subscription, keepalive
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"text/event-stream; charset=utf-8"),
-            (b"cache-control", b"no-cache"),
-            (b"x-accel-buffering", b"no"),
-        ]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream; charset=utf-8"),
+                    (b"cache-control", b"no-cache"),
+                    (b"x-accel-buffering", b"no"),
+                ],
+            }
+        )
         disconnected = asyncio.ensure_future(_until_disconnect(receive))
         try:
             while True:
                 item = asyncio.ensure_future(self.subscription.queue.get())
-                done, _ = await asyncio.wait({item, disconnected}, timeout=self.keepalive,
-                                             return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {item, disconnected}, timeout=self.keepalive, return_when=asyncio.FIRST_COMPLETED
+                )
                 if item not in done:
                     item.cancel()
                     if disconnected in done:
                         return
-                    await send({"type": "http.response.body", "body": KEEP_ALIVE,
-                                "more_body": True})
+                    await send({"type": "http.response.body", "body": KEEP_ALIVE, "more_body": True})
                     continue
                 if item.result() is None:  # the server is shutting down
                     break
-                await send({"type": "http.response.body", "body": encode(*item.result()),
-                            "more_body": True})
+                await send({"type": "http.response.body", "body": encode(*item.result()), "more_body": True})
         finally:
             disconnected.cancel()
             self.broker.unsubscribe(self.subscription)

@@ -17,6 +17,7 @@ A fault spec is a list of items separated by `,` or `;`, each `name` or `name=va
 
 Example: `X-Sandbox-Fault: latency=0.2, status=503, retry-after=1`.
 """
+
 from __future__ import annotations
 
 import threading
@@ -45,8 +46,9 @@ class Fault:
 
     def merge(self, other: Fault) -> Fault:
         """`self` overridden by every field `other` sets (a header beats the config)."""
-        changes = {f.name: getattr(other, f.name) for f in fields(other)
-                   if getattr(other, f.name) != getattr(Fault(), f.name)}
+        changes = {
+            f.name: getattr(other, f.name) for f in fields(other) if getattr(other, f.name) != getattr(Fault(), f.name)
+        }
         return replace(self, **changes)
 
 
@@ -88,7 +90,8 @@ def _item(name: str, value: str, item: str) -> dict[str, object]:
         pass
     raise FaultSyntaxError(
         f"{HEADER}: cannot use {item!r}; expected latency=SECONDS, status=4xx|5xx, "
-        "retry-after=SECONDS, drop, slow[=BYTES_PER_SEC], truncate=BYTES or fail=MESSAGE")
+        "retry-after=SECONDS, drop, slow[=BYTES_PER_SEC], truncate=BYTES or fail=MESSAGE"
+    )
 
 
 def _non_negative(value: float) -> float:

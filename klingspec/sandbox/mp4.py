@@ -9,6 +9,7 @@ download benchmarks; `iter_mp4` streams the padding in chunks and never builds i
 Layout ("fast start"): ftyp, moov (mvhd, trak (tkhd, mdia (mdhd, hdlr, minf (vmhd,
 dinf/dref, stbl (stsd/avc1/avcC, stts, stss, stsc, stsz, stco))))), mdat.
 """
+
 from __future__ import annotations
 
 import struct
@@ -85,27 +86,46 @@ def _full_box(kind: bytes, version: int, flags: int, payload: bytes) -> bytes:
 
 def _moov(seconds: int, chunk_offset: int) -> bytes:
     ticks = seconds * TIMESCALE
-    mvhd = _full_box(b"mvhd", 0, 0, struct.pack(">IIII", 0, 0, TIMESCALE, ticks)
-                     + struct.pack(">IH", 0x10000, 0x100) + bytes(10) + _UNITY_MATRIX
-                     + bytes(24) + struct.pack(">I", 2))
-    tkhd = _full_box(b"tkhd", 0, 0x3, struct.pack(">IIIII", 0, 0, 1, 0, ticks) + bytes(8)
-                     + struct.pack(">hhHH", 0, 0, 0, 0) + _UNITY_MATRIX
-                     + struct.pack(">II", WIDTH << 16, HEIGHT << 16))
-    mdhd = _full_box(b"mdhd", 0, 0, struct.pack(">IIII", 0, 0, TIMESCALE, ticks)
-                     + struct.pack(">HH", 0x55C4, 0))  # language "und"
-    hdlr = _full_box(b"hdlr", 0, 0, struct.pack(">I4s", 0, b"vide") + bytes(12)
-                     + b"VideoHandler\0")
+    mvhd = _full_box(
+        b"mvhd",
+        0,
+        0,
+        struct.pack(">IIII", 0, 0, TIMESCALE, ticks)
+        + struct.pack(">IH", 0x10000, 0x100)
+        + bytes(10)
+        + _UNITY_MATRIX
+        + bytes(24)
+        + struct.pack(">I", 2),
+    )
+    tkhd = _full_box(
+        b"tkhd",
+        0,
+        0x3,
+        struct.pack(">IIIII", 0, 0, 1, 0, ticks)
+        + bytes(8)
+        + struct.pack(">hhHH", 0, 0, 0, 0)
+        + _UNITY_MATRIX
+        + struct.pack(">II", WIDTH << 16, HEIGHT << 16),
+    )
+    mdhd = _full_box(
+        b"mdhd", 0, 0, struct.pack(">IIII", 0, 0, TIMESCALE, ticks) + struct.pack(">HH", 0x55C4, 0)
+    )  # language "und"
+    hdlr = _full_box(b"hdlr", 0, 0, struct.pack(">I4s", 0, b"vide") + bytes(12) + b"VideoHandler\0")
     vmhd = _full_box(b"vmhd", 0, 1, bytes(8))
-    dinf = _box(b"dinf", _full_box(b"dref", 0, 0, struct.pack(">I", 1)
-                                   + _full_box(b"url ", 0, 1, b"")))
-    stbl = _box(b"stbl", b"".join((
-        _full_box(b"stsd", 0, 0, struct.pack(">I", 1) + _avc1()),
-        _full_box(b"stts", 0, 0, struct.pack(">III", 1, 1, ticks)),  # one frame, whole length
-        _full_box(b"stss", 0, 0, struct.pack(">II", 1, 1)),
-        _full_box(b"stsc", 0, 0, struct.pack(">IIII", 1, 1, 1, 1)),
-        _full_box(b"stsz", 0, 0, struct.pack(">III", 0, 1, len(_sample()))),
-        _full_box(b"stco", 0, 0, struct.pack(">II", 1, chunk_offset)),
-    )))
+    dinf = _box(b"dinf", _full_box(b"dref", 0, 0, struct.pack(">I", 1) + _full_box(b"url ", 0, 1, b"")))
+    stbl = _box(
+        b"stbl",
+        b"".join(
+            (
+                _full_box(b"stsd", 0, 0, struct.pack(">I", 1) + _avc1()),
+                _full_box(b"stts", 0, 0, struct.pack(">III", 1, 1, ticks)),  # one frame, whole length
+                _full_box(b"stss", 0, 0, struct.pack(">II", 1, 1)),
+                _full_box(b"stsc", 0, 0, struct.pack(">IIII", 1, 1, 1, 1)),
+                _full_box(b"stsz", 0, 0, struct.pack(">III", 0, 1, len(_sample()))),
+                _full_box(b"stco", 0, 0, struct.pack(">II", 1, chunk_offset)),
+            )
+        ),
+    )
     minf = _box(b"minf", vmhd + dinf + stbl)
     mdia = _box(b"mdia", mdhd + hdlr + minf)
     return _box(b"moov", mvhd + _box(b"trak", tkhd + mdia))
@@ -113,11 +133,27 @@ def _moov(seconds: int, chunk_offset: int) -> bytes:
 
 def _avc1() -> bytes:
     sps, pps = _nal(0x67, _sps_rbsp()), _nal(0x68, _pps_rbsp())
-    avcc = _box(b"avcC", struct.pack(">BBBBBB", 1, 66, 0xC0, 10, 0xFF, 0xE1)
-                + struct.pack(">H", len(sps)) + sps + b"\x01" + struct.pack(">H", len(pps)) + pps)
-    return _box(b"avc1", bytes(6) + struct.pack(">H", 1) + bytes(16)
-                + struct.pack(">HHII", WIDTH, HEIGHT, 0x480000, 0x480000) + bytes(4)
-                + struct.pack(">H", 1) + bytes(32) + struct.pack(">Hh", 0x18, -1) + avcc)
+    avcc = _box(
+        b"avcC",
+        struct.pack(">BBBBBB", 1, 66, 0xC0, 10, 0xFF, 0xE1)
+        + struct.pack(">H", len(sps))
+        + sps
+        + b"\x01"
+        + struct.pack(">H", len(pps))
+        + pps,
+    )
+    return _box(
+        b"avc1",
+        bytes(6)
+        + struct.pack(">H", 1)
+        + bytes(16)
+        + struct.pack(">HHII", WIDTH, HEIGHT, 0x480000, 0x480000)
+        + bytes(4)
+        + struct.pack(">H", 1)
+        + bytes(32)
+        + struct.pack(">Hh", 0x18, -1)
+        + avcc,
+    )
 
 
 @cache
@@ -150,26 +186,57 @@ class _Bits:
     def trailing(self) -> bytes:
         """rbsp_trailing_bits: a stop bit, then zeros to the byte boundary."""
         self.u(1, 1).align_zero()
-        return bytes(int("".join(map(str, self.bits[i:i + 8])), 2)
-                     for i in range(0, len(self.bits), 8))
+        return bytes(int("".join(map(str, self.bits[i : i + 8])), 2) for i in range(0, len(self.bits), 8))
 
 
 def _sps_rbsp() -> bytes:
     # Constrained Baseline, level 1.0, 1x1 macroblocks, POC type 2, frames only, no VUI.
-    return (_Bits().u(8, 66).u(8, 0xC0).u(8, 10).ue(0).ue(0).ue(2).ue(1).u(1, 0)
-            .ue(0).ue(0).u(1, 1).u(1, 1).u(1, 0).u(1, 0).trailing())
+    return (
+        _Bits()
+        .u(8, 66)
+        .u(8, 0xC0)
+        .u(8, 10)
+        .ue(0)
+        .ue(0)
+        .ue(2)
+        .ue(1)
+        .u(1, 0)
+        .ue(0)
+        .ue(0)
+        .u(1, 1)
+        .u(1, 1)
+        .u(1, 0)
+        .u(1, 0)
+        .trailing()
+    )
 
 
 def _pps_rbsp() -> bytes:
     # CAVLC, one slice group, QP 26, deblocking control present.
-    return (_Bits().ue(0).ue(0).u(1, 0).u(1, 0).ue(0).ue(0).ue(0).u(1, 0).u(2, 0)
-            .se(0).se(0).se(0).u(1, 1).u(1, 0).u(1, 0).trailing())
+    return (
+        _Bits()
+        .ue(0)
+        .ue(0)
+        .u(1, 0)
+        .u(1, 0)
+        .ue(0)
+        .ue(0)
+        .ue(0)
+        .u(1, 0)
+        .u(2, 0)
+        .se(0)
+        .se(0)
+        .se(0)
+        .u(1, 1)
+        .u(1, 0)
+        .u(1, 0)
+        .trailing()
+    )
 
 
 def _idr_rbsp() -> bytes:
     # Slice header (I slice, IDR, deblocking off), then the single I_PCM macroblock.
-    bits = (_Bits().ue(0).ue(7).ue(0).u(4, 0).ue(0).u(1, 0).u(1, 0).se(0).ue(1)
-            .ue(25).align_zero())
+    bits = _Bits().ue(0).ue(7).ue(0).u(4, 0).ue(0).u(1, 0).u(1, 0).se(0).ue(1).ue(25).align_zero()
     for _ in range(WIDTH * HEIGHT * 3 // 2):  # 256 luma + 2 x 64 chroma samples
         bits.u(8, _GREY)
     return bits.trailing()

@@ -4,6 +4,7 @@ A `Job` is a frozen record; every change is a `transition` that swaps in a new r
 under a lock, and only from the statuses the caller names. That one rule keeps a cancel
 and the worker from overwriting each other: whoever moves first wins, the other sees None.
 """
+
 from __future__ import annotations
 
 import threading
@@ -45,11 +46,17 @@ class Job:
     forced_error: str | None = None
 
     @classmethod
-    def new(cls, owner: str, namespace: str, model_name: str, body: Mapping[str, Any],
-            forced_error: str | None = None) -> Job:
-        return cls(generation_id=str(uuid.uuid4()), owner=owner, namespace=namespace,
-                   model_name=model_name, body=MappingProxyType(dict(body)),
-                   forced_error=forced_error)
+    def new(
+        cls, owner: str, namespace: str, model_name: str, body: Mapping[str, Any], forced_error: str | None = None
+    ) -> Job:
+        return cls(
+            generation_id=str(uuid.uuid4()),
+            owner=owner,
+            namespace=namespace,
+            model_name=model_name,
+            body=MappingProxyType(dict(body)),
+            forced_error=forced_error,
+        )
 
     def public(self) -> dict[str, Any]:
         """The documented queue item (fact sheet 4.3): fixed fields, then echoed parameters.
@@ -96,11 +103,13 @@ class JobStore:
         wanted, tests = set(statuses), {k: v for k, v in equal.items() if v is not None}
         with self._lock:
             jobs = list(self._jobs.values())
-        return [job for job in jobs if job.owner == owner and job.status in wanted
-                and all(getattr(job, k) == v for k, v in tests.items())]
+        return [
+            job
+            for job in jobs
+            if job.owner == owner and job.status in wanted and all(getattr(job, k) == v for k, v in tests.items())
+        ]
 
-    def transition(self, generation_id: str, from_statuses: Iterable[str],
-                   **changes: Any) -> Job | None:
+    def transition(self, generation_id: str, from_statuses: Iterable[str], **changes: Any) -> Job | None:
         """Apply `changes` if the job is in one of `from_statuses`; the new job, or None."""
         with self._lock:
             job = self._jobs.get(generation_id)

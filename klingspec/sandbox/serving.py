@@ -4,6 +4,7 @@ Both use uvicorn with its pure-Python h11 protocol: the connection-drop faults r
 transport through uvicorn's request cycle (see `streams.py`), and h11 is the
 implementation that is always installed, so behaviour does not depend on extras.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -18,8 +19,9 @@ from klingspec.sandbox.config import SandboxConfig
 DEFAULT_PORT = 8765
 
 
-def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-          config: SandboxConfig | None = None, *, log_level: str = "info") -> None:
+def serve(
+    host: str = "127.0.0.1", port: int = DEFAULT_PORT, config: SandboxConfig | None = None, *, log_level: str = "info"
+) -> None:
     """Serve the sandbox until interrupted (Ctrl-C); for `klingspec sandbox --port N`.
 
     Args:
@@ -28,8 +30,16 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT,
         config: Emulator behaviour; `SandboxConfig()` when omitted.
         log_level: uvicorn's log level ("info" shows each request).
     """
-    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level,
-                http="h11", lifespan="on", interface="asgi3", timeout_graceful_shutdown=2)
+    uvicorn.run(
+        create_app(config),
+        host=host,
+        port=port,
+        log_level=log_level,
+        http="h11",
+        lifespan="on",
+        interface="asgi3",
+        timeout_graceful_shutdown=2,
+    )
 
 
 @contextlib.contextmanager
@@ -42,9 +52,18 @@ def running_sandbox(config: SandboxConfig | None = None) -> Iterator[str]:
     event streams are ended, pending generations cancelled and the server thread joined.
     """
     app = create_app(config)
-    server = uvicorn.Server(uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", http="h11", lifespan="on",
-        interface="asgi3", timeout_graceful_shutdown=2))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            http="h11",
+            lifespan="on",
+            interface="asgi3",
+            timeout_graceful_shutdown=2,
+        )
+    )
     thread = threading.Thread(target=server.run, name="klingspec-sandbox", daemon=True)
     thread.start()
     try:

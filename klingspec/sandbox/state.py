@@ -3,6 +3,7 @@
 Also the request counter behind `GET /_sandbox/stats`, and the worker that moves each
 generation queued -> processing -> succeeded/failed on the configured clock.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -14,8 +15,8 @@ from klingspec.sandbox.catalog import MODELS
 from klingspec.sandbox.config import SandboxConfig
 from klingspec.sandbox.events import Broker
 from klingspec.sandbox.faults import FaultBook
-from klingspec.sandbox.queue import FileStore, Job, JobStore, now
 from klingspec.sandbox.mp4 import VideoSpec
+from klingspec.sandbox.queue import FileStore, Job, JobStore, now
 from klingspec.sandbox.validation import model_error, total_seconds
 
 
@@ -37,8 +38,11 @@ class Stats:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {"requests": dict(sorted(self._requests.items())),
-                    "total": sum(self._requests.values()), "dropped": self._dropped}
+            return {
+                "requests": dict(sorted(self._requests.items())),
+                "total": sum(self._requests.values()),
+                "dropped": self._dropped,
+            }
 
     def clear(self) -> None:
         with self._lock:
@@ -87,16 +91,23 @@ class SandboxState:
         if error is None:
             await asyncio.sleep(config.processing_seconds)
             self.files.add(gid, VideoSpec(total_seconds(job.body, spec), config.file_size))
-            done = self.jobs.transition(gid, ("processing",), status="succeeded",
-                                        result_url=result_url,
-                                        completed_at=now())
+            done = self.jobs.transition(
+                gid, ("processing",), status="succeeded", result_url=result_url, completed_at=now()
+            )
             if done is not None:
-                self.broker.publish(done.owner, {
-                    "generation_id": gid, "status": "succeeded", "media_type": "video",
-                    "model": done.model_name, "url": done.result_url})
+                self.broker.publish(
+                    done.owner,
+                    {
+                        "generation_id": gid,
+                        "status": "succeeded",
+                        "media_type": "video",
+                        "model": done.model_name,
+                        "url": done.result_url,
+                    },
+                )
             return
-        done = self.jobs.transition(gid, ("processing",), status="failed",
-                                    error_message=error, completed_at=now())
+        done = self.jobs.transition(gid, ("processing",), status="failed", error_message=error, completed_at=now())
         if done is not None:
-            self.broker.publish(done.owner, {"generation_id": gid, "status": "failed",
-                                             "media_type": "video", "error": error})
+            self.broker.publish(
+                done.owner, {"generation_id": gid, "status": "failed", "media_type": "video", "error": error}
+            )

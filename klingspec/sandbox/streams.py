@@ -7,9 +7,11 @@ holds the transport, which we close. After closing we wait for uvicorn to notice
 disconnect, so it neither sends a 500 nor logs an error. If the server is not uvicorn,
 `drop_connection` raises, and the client gets a 500 instead of silence.
 """
+
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -26,10 +28,8 @@ async def drop_connection(scope: Scope, receive: Any) -> None:
     if transport is None:
         raise RuntimeError("the drop fault needs uvicorn (no transport found)")
     transport.close()  # flushes bytes already written (truncate), then closes
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(_until_disconnect(receive), timeout=2.0)
-    except TimeoutError:
-        pass
 
 
 async def _until_disconnect(receive: Any) -> None:
@@ -51,26 +51,30 @@ class FileStream:
     client as fewer bytes than announced followed by a closed connection.
     """
 
-    def __init__(self, spec: VideoSpec, chunk_size: int, rate: int | None = None,
-                 truncate: int | None = None) -> None:
+    def __init__(self, spec: VideoSpec, chunk_size: int, rate: int | None = None, truncate: int | None = None) -> None:
         self.spec, self.chunk_size, self.rate, self.truncate = spec, chunk_size, rate, truncate
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"video/mp4"),
-            (b"content-length", str(self.spec.size).encode()),
-            (b"accept-ranges", b"none"),
-        ]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"video/mp4"),
+                    (b"content-length", str(self.spec.size).encode()),
+                    (b"accept-ranges", b"none"),
+                ],
+            }
+        )
         budget = self.spec.size if self.truncate is None else min(self.truncate, self.spec.size)
         # When throttled, send about 20 pieces a second so the rate is smooth.
         piece_size = min(self.chunk_size, max(1024, self.rate // 20)) if self.rate else self.chunk_size
         loop = asyncio.get_running_loop()
         started, sent = loop.time(), 0
         for chunk in iter_mp4(self.spec, self.chunk_size):
-            for piece in _split(chunk[:budget - sent], piece_size):
+            for piece in _split(chunk[: budget - sent], piece_size):
                 if self.rate:  # wait until this piece fits under the average rate
-                    await asyncio.sleep(max(0.0, started + (sent + len(piece)) / self.rate
-                                            - loop.time()))
+                    await asyncio.sleep(max(0.0, started + (sent + len(piece)) / self.rate - loop.time()))
                 await send({"type": "http.response.body", "body": piece, "more_body": True})
                 sent += len(piece)
             if sent >= budget:
@@ -82,4 +86,4 @@ class FileStream:
 
 
 def _split(data: bytes, size: int) -> list[bytes]:
-    return [data[i:i + size] for i in range(0, len(data), size)]
+    return [data[i : i + size] for i in range(0, len(data), size)]

@@ -11,6 +11,7 @@ it for every model-parameter error so clients see one consistent shape.
 Messages marked OWN WORDING below are not documented anywhere (fact sheet 3.2, 9); they
 follow the pydantic style of the documented ones so they read like their neighbours.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -24,10 +25,11 @@ UPSTREAM_PREFIX = "Getting model response error: 422 - "
 BOTH_PROMPTS = "Value error, Cannot provide both 'prompt' and 'multi_prompt'."
 NO_PROMPT = "Value error, Either 'prompt' or 'multi_prompt' must be provided."
 FIELD_REQUIRED = "Field required"
-SHOT_DURATION = ("Input should be '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', "
-                 "'11', '12', '13', '14' or '15'")
-TOO_SHORT = ("duration value '{total}' is invalid. Try using duration='5' instead, "
-             "as duration support may vary by model and mode.")
+SHOT_DURATION = "Input should be '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14' or '15'"
+TOO_SHORT = (
+    "duration value '{total}' is invalid. Try using duration='5' instead, "
+    "as duration support may vary by model and mode."
+)
 TOO_LONG = "Total shot duration ({total}s) exceeds maximum allowed ({maximum}s)."
 NUM_GENERATIONS = "num_generations must be an integer between 1 and 4"
 MODEL_NOT_FOUND = "Model not found: {name}"
@@ -75,15 +77,14 @@ def shots(body: Mapping[str, Any]) -> list[Any]:
 
 def total_seconds(body: Mapping[str, Any], spec: ModelSpec) -> int:
     """Length of the video a valid body asks for; a shot without `duration` gets the default."""
-    return sum(spec.default_duration if shot.get("duration") is None else shot["duration"]
-               for shot in shots(body))
+    return sum(spec.default_duration if shot.get("duration") is None else shot["duration"] for shot in shots(body))
 
 
 # --- the rules, in the fact sheet's order (section 8.2) ---------------------------------
 
+
 def prompt_xor_multi_prompt(body: Mapping[str, Any], spec: ModelSpec) -> str | None:
-    if "multi_prompt" in body and body["multi_prompt"] is not None \
-            and not isinstance(body["multi_prompt"], list):
+    if "multi_prompt" in body and body["multi_prompt"] is not None and not isinstance(body["multi_prompt"], list):
         return "multi_prompt: Input should be a valid list"  # OWN WORDING
     has_prompt, has_multi = _has_prompt(body), _has_multi_prompt(body)
     if has_prompt and has_multi:
@@ -151,8 +152,10 @@ def element_fields(body: Mapping[str, Any], spec: ModelSpec) -> str | None:
         refs = _list(element.get("reference_image_urls"))
         if len(refs) > spec.max_refs_per_element:
             # OWN WORDING (undocumented)
-            return (f"elements[{index}].reference_image_urls: at most "
-                    f"{spec.max_refs_per_element} images per element (got {len(refs)})")
+            return (
+                f"elements[{index}].reference_image_urls: at most "
+                f"{spec.max_refs_per_element} images per element (got {len(refs)})"
+            )
     return None
 
 
@@ -160,9 +163,11 @@ def image_count(body: Mapping[str, Any], spec: ModelSpec) -> str | None:
     # Each element counts once, whatever its reference images: the walkthrough's
     # "4 total images across all elements and input_image references" (fact sheet 2.4).
     count = len(_list(body.get("input_image"))) + len(_list(body.get("elements")))
-    limit = (spec.max_images_plus_elements_with_video
-             if spec.accepts_input_video and body.get("input_video")
-             else spec.max_images_plus_elements)
+    limit = (
+        spec.max_images_plus_elements_with_video
+        if spec.accepts_input_video and body.get("input_video")
+        else spec.max_images_plus_elements
+    )
     if count > limit:
         # OWN WORDING (undocumented)
         return f"At most {limit} images are allowed across input_image and elements (got {count})"
@@ -198,6 +203,7 @@ RULES: tuple[Rule, ...] = (
 
 
 # --- helpers -----------------------------------------------------------------------------
+
 
 def _has_prompt(body: Mapping[str, Any]) -> bool:
     # An empty string counts as absent, like an empty multi_prompt.

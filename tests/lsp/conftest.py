@@ -7,6 +7,7 @@ UTF-32. `client.encoding` is the one the server chose. One server per profile
 and module keeps the suite fast; tests open documents under their own names so they do
 not see each other's buffers.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,9 +37,13 @@ def workspace(tmp_path_factory) -> Path:
 @pytest_lsp.fixture(config=SERVER, params=PROFILES, scope="module")
 async def client(request, lsp_client: LanguageClient, workspace: Path):
     root = workspace.as_uri()
-    result = await lsp_client.initialize_session(lsp.InitializeParams(
-        capabilities=client_capabilities(request.param), root_uri=root,
-        workspace_folders=[lsp.WorkspaceFolder(root, "ws")]))
+    result = await lsp_client.initialize_session(
+        lsp.InitializeParams(
+            capabilities=client_capabilities(request.param),
+            root_uri=root,
+            workspace_folders=[lsp.WorkspaceFolder(root, "ws")],
+        )
+    )
     lsp_client.encoding = result.capabilities.position_encoding or lsp.PositionEncodingKind.Utf16
     yield
     await lsp_client.shutdown_session()
@@ -48,19 +53,27 @@ async def open_document(client: LanguageClient, path: Path, text: str | None = N
     """didOpen `path` (with `text`, else its content) and return its first diagnostics."""
     uri = path.as_uri()
     client.diagnostics.pop(uri, None)
-    client.text_document_did_open(lsp.DidOpenTextDocumentParams(lsp.TextDocumentItem(
-        uri, "kvs", 1, path.read_text(encoding="utf-8") if text is None else text)))
+    client.text_document_did_open(
+        lsp.DidOpenTextDocumentParams(
+            lsp.TextDocumentItem(uri, "kvs", 1, path.read_text(encoding="utf-8") if text is None else text)
+        )
+    )
     return await diagnostics(client, uri)
 
 
-async def change_document(client: LanguageClient, uri: str, version: int, text: str,
-                          range_: lsp.Range | None = None) -> list[lsp.Diagnostic]:
+async def change_document(
+    client: LanguageClient, uri: str, version: int, text: str, range_: lsp.Range | None = None
+) -> list[lsp.Diagnostic]:
     """didChange (the whole text, or `text` at `range_`) and return the new diagnostics."""
     client.diagnostics.pop(uri, None)
-    change = (lsp.TextDocumentContentChangeWholeDocument(text) if range_ is None
-              else lsp.TextDocumentContentChangePartial(range_, text))
-    client.text_document_did_change(lsp.DidChangeTextDocumentParams(
-        lsp.VersionedTextDocumentIdentifier(version, uri), [change]))
+    change = (
+        lsp.TextDocumentContentChangeWholeDocument(text)
+        if range_ is None
+        else lsp.TextDocumentContentChangePartial(range_, text)
+    )
+    client.text_document_did_change(
+        lsp.DidChangeTextDocumentParams(lsp.VersionedTextDocumentIdentifier(version, uri), [change])
+    )
     return await diagnostics(client, uri)
 
 
@@ -87,7 +100,7 @@ def position(text: str, needle: str, delta: int = 0, encoding: str = "utf-16") -
     """The LSP position of `needle` (plus `delta` characters) in `text`."""
     offset = text.index(needle) + delta
     line = text.count("\n", 0, offset)
-    return lsp.Position(line, units(text[text.rfind("\n", 0, offset) + 1:offset], encoding))
+    return lsp.Position(line, units(text[text.rfind("\n", 0, offset) + 1 : offset], encoding))
 
 
 def close_document(client: LanguageClient, path: Path) -> None:

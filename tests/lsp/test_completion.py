@@ -1,4 +1,5 @@
 """Completion over LSP: keywords, @names, template variables and setting values."""
+
 from __future__ import annotations
 
 import sys
@@ -16,14 +17,15 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 async def complete(client, path, text, needle, delta, encoding):
     """Open `path` with `text` and complete after `needle` (+delta): labels and items."""
     await open_document(client, path, text)
-    found = await client.text_document_completion_async(lsp.CompletionParams(
-        lsp.TextDocumentIdentifier(path.as_uri()), position(text, needle, delta, encoding)))
+    found = await client.text_document_completion_async(
+        lsp.CompletionParams(lsp.TextDocumentIdentifier(path.as_uri()), position(text, needle, delta, encoding))
+    )
     items = found.items if isinstance(found, lsp.CompletionList) else found
     return [i.label for i in items], items
 
 
 async def test_statement_keywords_at_line_start(client, workspace):
-    text = 'aspect 16:9\nsh\n'
+    text = "aspect 16:9\nsh\n"
     labels, items = await complete(client, workspace / "kw.kvs", text, "sh\n", 2, client.encoding)
     assert {"shot", "image", "element", "let", "use", "model", "aspect", "start", "end"} <= set(labels)
     shot = next(i for i in items if i.label == "shot")
@@ -32,7 +34,7 @@ async def test_statement_keywords_at_line_start(client, workspace):
 
 
 async def test_element_fields_inside_a_block(client, workspace):
-    text = 'element hero {\n  \n}\n'
+    text = "element hero {\n  \n}\n"
     labels, _ = await complete(client, workspace / "block.kvs", text, "{\n  ", 4, client.encoding)
     assert labels == ["front", "refs"]
 
@@ -76,15 +78,19 @@ async def test_no_completion_in_plain_prompt_text_or_comments(client, workspace)
     assert labels == []
 
 
-@pytest.mark.parametrize("setting, expected", [
-    ("aspect", ["16:9", "9:16", "1:1"]),
-    ("format", ["url", "b64", "b64_json"]),
-    ("audio", ["on", "off"]),
-])
+@pytest.mark.parametrize(
+    "setting, expected",
+    [
+        ("aspect", ["16:9", "9:16", "1:1"]),
+        ("format", ["url", "b64", "b64_json"]),
+        ("audio", ["on", "off"]),
+    ],
+)
 async def test_setting_values(client, workspace, setting, expected):
     text = f'{setting} \nshot a 5s "dawn"\n'
-    labels, _ = await complete(client, workspace / f"set_{setting}.kvs", text, f"{setting} ", len(setting) + 1,
-                               client.encoding)
+    labels, _ = await complete(
+        client, workspace / f"set_{setting}.kvs", text, f"{setting} ", len(setting) + 1, client.encoding
+    )
     assert labels == expected
 
 
@@ -100,12 +106,14 @@ async def test_completion_after_non_ascii_text(client, workspace):
     labels, items = await complete(client, workspace / "uni_at.kvs", text, "東京 @c", 5, client.encoding)
     assert "@cafe" in labels
     cafe = next(i for i in items if i.label == "@cafe")
-    assert cafe.text_edit.range == lsp.Range(position(text, "@c", 0, client.encoding),
-                                             position(text, "@c", 2, client.encoding))
+    assert cafe.text_edit.range == lsp.Range(
+        position(text, "@c", 0, client.encoding), position(text, "@c", 2, client.encoding)
+    )
 
 
-@pytest_lsp.fixture(config=ClientServerConfig([sys.executable, "-m", "klingspec", "lsp", "--var", "mood=dusk"]),
-                    scope="module")
+@pytest_lsp.fixture(
+    config=ClientServerConfig([sys.executable, "-m", "klingspec", "lsp", "--var", "mood=dusk"]), scope="module"
+)
 async def client_with_vars(lsp_client: LanguageClient):
     await lsp_client.initialize_session(lsp.InitializeParams(client_capabilities("visual_studio_code")))
     lsp_client.encoding = "utf-16"

@@ -1,4 +1,5 @@
 """Diagnostics over LSP: the same as `klingspec check`, at the right UTF-16 positions."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,12 @@ end "https://a.example.com/e.jpg"
 
 
 def check_json(path: Path) -> list[dict]:
-    out = subprocess.run([sys.executable, "-m", "klingspec", "check", "--format", "json", str(path)],
-                         capture_output=True, text=True, check=False).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "klingspec", "check", "--format", "json", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
     return json.loads(out)["diagnostics"]
 
 
@@ -36,12 +41,20 @@ async def test_same_codes_messages_and_spans_as_check(client, workspace):
     path.write_text(BROKEN, encoding="utf-8")
     published = await open_document(client, path)
     expected = check_json(path)
-    assert [(d.code, d.message.split("\n= help: ")[0], d.range.start.line + 1, d.range.start.character + 1,
-             d.range.end.line + 1, d.range.end.character + 1) for d in published] == \
-        [(e["code"], e["message"], e["line"], e["column"], e["end_line"], e["end_column"]) for e in expected]
+    assert [
+        (
+            d.code,
+            d.message.split("\n= help: ")[0],
+            d.range.start.line + 1,
+            d.range.start.character + 1,
+            d.range.end.line + 1,
+            d.range.end.character + 1,
+        )
+        for d in published
+    ] == [(e["code"], e["message"], e["line"], e["column"], e["end_line"], e["end_column"]) for e in expected]
     # the help line: related information where the client shows it, else after the message
     supports_related = client.capabilities.text_document.publish_diagnostics.related_information
-    for d, e in zip(published, expected):
+    for d, e in zip(published, expected, strict=False):
         helps = [r.message for r in d.related_information or ()] if supports_related else [d.message]
         assert any(f"help: {e['help']}" in h for h in helps)
     for d in published:
@@ -81,9 +94,12 @@ async def test_a_burst_of_changes_ends_with_the_last_text(client, workspace):
     uri = path.as_uri()
     await open_document(client, path, 'shot a 5s "dawn"\n')
     for version in range(2, 12):
-        client.text_document_did_change(lsp.DidChangeTextDocumentParams(
-            lsp.VersionedTextDocumentIdentifier(version, uri),
-            [lsp.TextDocumentContentChangeWholeDocument(f'shot a {version + 10}s "dawn"\n')]))
+        client.text_document_did_change(
+            lsp.DidChangeTextDocumentParams(
+                lsp.VersionedTextDocumentIdentifier(version, uri),
+                [lsp.TextDocumentContentChangeWholeDocument(f'shot a {version + 10}s "dawn"\n')],
+            )
+        )
     client.diagnostics.pop(uri, None)
     # the last text (21 s) is always checked: a 21 s shot is out of range
     for _ in range(100):
@@ -103,7 +119,7 @@ async def test_non_ascii_positions_in_the_negotiated_encoding(client, workspace,
     published = await open_document(client, workspace / "unicode.kvs", line + "\n")
     assert [d.code for d in published] == ["KVS-name-unbound"]
     start = {"utf-16": 20, "utf-8": 34, "utf-32": 19}[client.encoding]
-    assert start == units(line[:line.index("@nowhere")], client.encoding)
+    assert start == units(line[: line.index("@nowhere")], client.encoding)
     assert published[0].range == lsp.Range(lsp.Position(0, start), lsp.Position(0, start + 8))
 
 
@@ -111,11 +127,13 @@ async def test_positions_after_an_emoji_map_back_to_the_right_offset(client, wor
     text = 'image cafe = "https://a.example.com/x.jpg"\nshot s 5s "🌃 東京 @cafe at dawn"\n'
     assert await open_document(client, workspace / "emoji.kvs", text) == []
     at = position(text, "@cafe", 2, client.encoding)
-    found = await client.text_document_hover_async(lsp.HoverParams(
-        lsp.TextDocumentIdentifier((workspace / "emoji.kvs").as_uri()), at))
+    found = await client.text_document_hover_async(
+        lsp.HoverParams(lsp.TextDocumentIdentifier((workspace / "emoji.kvs").as_uri()), at)
+    )
     assert "`@Image1`" in found.contents.value
-    assert found.range == lsp.Range(position(text, "@cafe", 0, client.encoding),
-                                    position(text, "@cafe", 5, client.encoding))
+    assert found.range == lsp.Range(
+        position(text, "@cafe", 0, client.encoding), position(text, "@cafe", 5, client.encoding)
+    )
 
 
 async def test_problems_in_a_used_file_show_on_the_use(client, workspace):

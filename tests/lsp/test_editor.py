@@ -1,4 +1,5 @@
 """The pure editor layer (no client): template uses, string contexts, the CLI stays light."""
+
 from __future__ import annotations
 
 import subprocess
@@ -26,11 +27,14 @@ def test_string_start_follows_the_tokenizer():
 
 def test_importing_the_cli_does_not_import_pygls():
     code = "import sys, klingspec.cli; print(any(m.split('.')[0] in ('pygls', 'lsprotocol') for m in sys.modules))"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )
 
 
 def test_lsp_command_is_listed():
-    out = subprocess.run([sys.executable, "-m", "klingspec", "lsp", "--help"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "klingspec", "lsp", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     assert "language server" in out and "--vars" in out

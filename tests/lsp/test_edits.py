@@ -1,4 +1,5 @@
 """Formatting and quick fixes over LSP: the edits, applied, give the expected script."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,10 +12,10 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 def apply(text: str, edits: list[lsp.TextEdit], encoding: str) -> str:
     """Apply LSP edits to `text` the way an editor does (positions in `encoding`)."""
-    lines = text.splitlines(keepends=True) + [""]
+    lines = [*text.splitlines(keepends=True), ""]
 
     def offset(p: lsp.Position) -> int:
-        start = sum(len(line) for line in lines[:p.line])
+        start = sum(len(line) for line in lines[: p.line])
         line = lines[p.line]
         count = 0
         for i, char in enumerate(line):
@@ -24,15 +25,18 @@ def apply(text: str, edits: list[lsp.TextEdit], encoding: str) -> str:
         return start + len(line.rstrip("\r\n"))
 
     for edit in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True):
-        text = text[:offset(edit.range.start)] + edit.new_text + text[offset(edit.range.end):]
+        text = text[: offset(edit.range.start)] + edit.new_text + text[offset(edit.range.end) :]
     return text
 
 
 async def actions_at(client, path, text, needle, encoding):
     diagnostics = await open_document(client, path, text)
     at = position(text, needle, 0, encoding)
-    return diagnostics, await client.text_document_code_action_async(lsp.CodeActionParams(
-        lsp.TextDocumentIdentifier(path.as_uri()), lsp.Range(at, at), lsp.CodeActionContext(diagnostics)))
+    return diagnostics, await client.text_document_code_action_async(
+        lsp.CodeActionParams(
+            lsp.TextDocumentIdentifier(path.as_uri()), lsp.Range(at, at), lsp.CodeActionContext(diagnostics)
+        )
+    )
 
 
 async def test_formatting_returns_the_formatted_script(client, workspace):
@@ -40,19 +44,23 @@ async def test_formatting_returns_the_formatted_script(client, workspace):
     path = workspace / "messy.kvs"
     text = 'aspect   9:16\nlet a = "x"\nlet long_name = "y"\nshot  s  5  "🌃 {{ a }} {{ long_name }}"\n'
     await open_document(client, path, text)
-    edits = await client.text_document_formatting_async(lsp.DocumentFormattingParams(
-        lsp.TextDocumentIdentifier(path.as_uri()), lsp.FormattingOptions(2, True)))
+    edits = await client.text_document_formatting_async(
+        lsp.DocumentFormattingParams(lsp.TextDocumentIdentifier(path.as_uri()), lsp.FormattingOptions(2, True))
+    )
     expected = formatting.format_text(text, str(path))
     assert expected != text
     assert apply(text, edits, client.encoding) == expected
     await open_document(client, path.with_name("tidy.kvs"), expected)
-    assert await client.text_document_formatting_async(lsp.DocumentFormattingParams(
-        lsp.TextDocumentIdentifier(path.with_name("tidy.kvs").as_uri()), lsp.FormattingOptions(2, True))) in ([], ())
+    assert await client.text_document_formatting_async(
+        lsp.DocumentFormattingParams(
+            lsp.TextDocumentIdentifier(path.with_name("tidy.kvs").as_uri()), lsp.FormattingOptions(2, True)
+        )
+    ) in ([], ())
 
 
 async def test_unbound_name_is_replaced_by_the_suggestion(client, workspace):
     text = 'image cafe = "https://a.example.com/x.jpg"\nshot s 5s "🌃 inside @cafee"\n'
-    diagnostics, actions = await actions_at(client, workspace / "fix_name.kvs", text, "@cafee", client.encoding)
+    _diagnostics, actions = await actions_at(client, workspace / "fix_name.kvs", text, "@cafee", client.encoding)
     assert [a.title for a in actions] == ["Replace `@cafee` with `@cafe`"]
     action = actions[0]
     assert action.kind == lsp.CodeActionKind.QuickFix and action.is_preferred
@@ -75,8 +83,10 @@ async def test_end_without_start_gets_a_start_line(client, workspace):
     _, actions = await actions_at(client, workspace / "fix_frame.kvs", text, "end", client.encoding)
     assert [a.title for a in actions] == ["Add a `start` frame above the `end`"]
     uri = (workspace / "fix_frame.kvs").as_uri()
-    assert apply(text, actions[0].edit.changes[uri], client.encoding) == \
-        'aspect 16:9\nstart "https://"\nend "https://a.example.com/e.jpg"\nshot s 5s "dawn"\n'
+    assert (
+        apply(text, actions[0].edit.changes[uri], client.encoding)
+        == 'aspect 16:9\nstart "https://"\nend "https://a.example.com/e.jpg"\nshot s 5s "dawn"\n'
+    )
 
 
 async def test_no_actions_where_nothing_is_wrong(client, workspace):

@@ -1,4 +1,5 @@
 """Hover, go to definition, references, rename and the outline, across `use`d files."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,8 +15,9 @@ def doc(path):
 
 
 async def hover_at(client, path, text, needle, delta=1):
-    return await client.text_document_hover_async(lsp.HoverParams(
-        doc(path), position(text, needle, delta, client.encoding)))
+    return await client.text_document_hover_async(
+        lsp.HoverParams(doc(path), position(text, needle, delta, client.encoding))
+    )
 
 
 async def test_hover_on_a_shot_shows_seconds_cost_and_the_prompt_as_sent(client, workspace):
@@ -24,8 +26,7 @@ async def test_hover_on_a_shot_shows_seconds_cost_and_the_prompt_as_sent(client,
     await open_document(client, path)
     found = await hover_at(client, path, text, "shot sip", 2)
     value = found.contents.value
-    prompt = ("Close-up: @Element1 lifts a cup; steam curls up. "
-              "The AURORA COFFEE logo turns toward the camera.")
+    prompt = "Close-up: @Element1 lifts a cup; steam curls up. The AURORA COFFEE logo turns toward the camera."
     assert value.startswith("**shot sip** · 5 s · $1.12 × 2 generations")
     assert f"prompt as sent, {len(prompt)}/512 characters" in value
     assert f"```text\n{prompt}\n```" in value
@@ -43,8 +44,9 @@ async def test_hover_on_a_mention_shows_the_binding_and_its_uris(client, workspa
     assert "`@Element1`" in found.contents.value
     assert "front: https://assets.example.com/aurora/barista/front.png" in found.contents.value
     assert "refs: https://assets.example.com/aurora/barista/left.png" in found.contents.value
-    assert found.range == lsp.Range(position(text, "@barista lifts", 0, client.encoding),
-                                    position(text, "@barista lifts", 8, client.encoding))
+    assert found.range == lsp.Range(
+        position(text, "@barista lifts", 0, client.encoding), position(text, "@barista lifts", 8, client.encoding)
+    )
 
 
 async def test_hover_on_a_raw_reference(client, workspace):
@@ -59,15 +61,18 @@ async def test_definition_of_a_library_binding_is_in_the_used_file(client, works
     path = workspace / "library.kvs"
     text = path.read_text(encoding="utf-8")
     await open_document(client, path)
-    found = await client.text_document_definition_async(lsp.DefinitionParams(
-        doc(path), position(text, "@ada,", 2, client.encoding)))
+    found = await client.text_document_definition_async(
+        lsp.DefinitionParams(doc(path), position(text, "@ada,", 2, client.encoding))
+    )
     lib = workspace / "lib" / "characters.kvs"
     assert [(loc.uri, loc.range.start) for loc in found] == [(lib.as_uri(), lsp.Position(11, 8))]
-    found = await client.text_document_definition_async(lsp.DefinitionParams(
-        doc(path), position(text, "{{ studio_look", 5, client.encoding)))
+    found = await client.text_document_definition_async(
+        lsp.DefinitionParams(doc(path), position(text, "{{ studio_look", 5, client.encoding))
+    )
     assert [(loc.uri, loc.range.start.line) for loc in found] == [(lib.as_uri(), 8)]
-    found = await client.text_document_definition_async(lsp.DefinitionParams(
-        doc(path), position(text, '\nuse "lib', 7, client.encoding)))
+    found = await client.text_document_definition_async(
+        lsp.DefinitionParams(doc(path), position(text, '\nuse "lib', 7, client.encoding))
+    )
     assert found[0].uri == lib.as_uri()
 
 
@@ -75,18 +80,28 @@ async def test_references_from_the_library_reach_the_scripts_that_use_it(client,
     lib = workspace / "lib" / "characters.kvs"
     text = lib.read_text(encoding="utf-8")
     await open_document(client, lib)
-    found = await client.text_document_references_async(lsp.ReferenceParams(
-        text_document=doc(lib), position=position(text, "element ada", 9, client.encoding),
-        context=lsp.ReferenceContext(True)))
-    script = (workspace / "library.kvs")
+    found = await client.text_document_references_async(
+        lsp.ReferenceParams(
+            text_document=doc(lib),
+            position=position(text, "element ada", 9, client.encoding),
+            context=lsp.ReferenceContext(True),
+        )
+    )
+    script = workspace / "library.kvs"
     script_text = script.read_text(encoding="utf-8")
     where = {(loc.uri, loc.range.start.line) for loc in found}
     assert (lib.as_uri(), 11) in where
-    assert {(script.as_uri(), script_text[:i].count("\n"))
-            for i in (script_text.index("@ada,"), script_text.index("@ada flips"))} <= where
-    found = await client.text_document_references_async(lsp.ReferenceParams(
-        text_document=doc(lib), position=position(text, "element ada", 9, client.encoding),
-        context=lsp.ReferenceContext(False)))
+    assert {
+        (script.as_uri(), script_text[:i].count("\n"))
+        for i in (script_text.index("@ada,"), script_text.index("@ada flips"))
+    } <= where
+    found = await client.text_document_references_async(
+        lsp.ReferenceParams(
+            text_document=doc(lib),
+            position=position(text, "element ada", 9, client.encoding),
+            context=lsp.ReferenceContext(False),
+        )
+    )
     assert (lib.as_uri(), 11) not in {(loc.uri, loc.range.start.line) for loc in found}
 
 
@@ -101,25 +116,29 @@ async def test_rename_a_binding_across_files(client, workspace):
     edit = await client.text_document_rename_async(lsp.RenameParams(doc(script), at, "atelier"))
     lib = workspace / "lib" / "characters.kvs"
     lib_text = lib.read_text(encoding="utf-8")
-    assert [(e.range.start, e.new_text) for e in edit.changes[lib.as_uri()]] == \
-        [(position(lib_text, "workshop =", 0, client.encoding), "atelier")]
+    assert [(e.range.start, e.new_text) for e in edit.changes[lib.as_uri()]] == [
+        (position(lib_text, "workshop =", 0, client.encoding), "atelier")
+    ]
     mentions = edit.changes[script.as_uri()]
     assert len(mentions) == 2 and all(e.new_text == "atelier" for e in mentions)
-    assert mentions[0].range == lsp.Range(position(text, "in @workshop, {{", 4, client.encoding),
-                                          position(text, "in @workshop, {{", 12, client.encoding))
+    assert mentions[0].range == lsp.Range(
+        position(text, "in @workshop, {{", 4, client.encoding), position(text, "in @workshop, {{", 12, client.encoding)
+    )
 
 
 async def test_rename_a_let_renames_its_template_uses(client, workspace):
     path = workspace / "storyboard.kvs"
     text = path.read_text(encoding="utf-8")
     await open_document(client, path)
-    edit = await client.text_document_rename_async(lsp.RenameParams(
-        doc(path), position(text, "{{ hour }}", 4, client.encoding), "time_of_day"))
+    edit = await client.text_document_rename_async(
+        lsp.RenameParams(doc(path), position(text, "{{ hour }}", 4, client.encoding), "time_of_day")
+    )
     edits = edit.changes[path.as_uri()]
     lines = sorted(e.range.start.line for e in edits)
     # `let hour`, its use in `let look`, and the one in the first shot
-    assert lines == [text[:i].count("\n") for i in (text.index("let hour"), text.index("{{ hour }}\""),
-                                                     text.index("at {{ hour }}"))]
+    assert lines == [
+        text[:i].count("\n") for i in (text.index("let hour"), text.index('{{ hour }}"'), text.index("at {{ hour }}"))
+    ]
     assert all(e.new_text == "time_of_day" for e in edits)
 
 
@@ -128,8 +147,9 @@ async def test_rename_refuses_a_name_that_is_not_one(client, workspace):
     text = path.read_text(encoding="utf-8")
     await open_document(client, path)
     with pytest.raises(Exception, match="looks like a raw"):
-        await client.text_document_rename_async(lsp.RenameParams(
-            doc(path), position(text, "@cafe", 2, client.encoding), "Image3"))
+        await client.text_document_rename_async(
+            lsp.RenameParams(doc(path), position(text, "@cafe", 2, client.encoding), "Image3")
+        )
 
 
 async def test_document_symbols_outline_the_shots_then_the_bindings(client, workspace):
@@ -138,9 +158,14 @@ async def test_document_symbols_outline_the_shots_then_the_bindings(client, work
     await open_document(client, path)
     found = await client.text_document_document_symbol_async(lsp.DocumentSymbolParams(doc(path)))
     assert [(s.name, s.kind) for s in found] == [
-        ("arrival", lsp.SymbolKind.Event), ("sip", lsp.SymbolKind.Event),
-        ("brand", lsp.SymbolKind.Variable), ("mood", lsp.SymbolKind.Variable),
-        ("cafe", lsp.SymbolKind.File), ("palette", lsp.SymbolKind.File), ("barista", lsp.SymbolKind.Object)]
+        ("arrival", lsp.SymbolKind.Event),
+        ("sip", lsp.SymbolKind.Event),
+        ("brand", lsp.SymbolKind.Variable),
+        ("mood", lsp.SymbolKind.Variable),
+        ("cafe", lsp.SymbolKind.File),
+        ("palette", lsp.SymbolKind.File),
+        ("barista", lsp.SymbolKind.Object),
+    ]
     hierarchical = client.capabilities.text_document.document_symbol.hierarchical_document_symbol_support
     if hierarchical:
         assert found[0].detail.startswith("6 s")

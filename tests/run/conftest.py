@@ -5,6 +5,7 @@ scopes jobs and events to the key, so a test can count *its* jobs through the qu
 listing. Tests that count requests (`/_sandbox/stats`) or set config faults start a
 private sandbox with `sandbox_with`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -27,8 +28,10 @@ def base_url() -> Iterator[str]:
 @pytest.fixture
 def sandbox_with() -> Callable[..., AbstractContextManager[str]]:
     """`with sandbox_with(faults=(...)) as url:` a private, fast sandbox."""
+
     def start(**changes: Any) -> AbstractContextManager[str]:
         return running_sandbox(replace(FAST, **changes))
+
     return start
 
 

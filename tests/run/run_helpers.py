@@ -1,4 +1,5 @@
 """Helpers shared by the run-side tests (a module named so it cannot clash with others')."""
+
 from __future__ import annotations
 
 import os
@@ -10,9 +11,9 @@ from typing import Any
 
 import httpx
 
+from klingspec.pipeline import Options, run_pipeline
 from klingspec.run.client import OxenClient, RetryPolicy
 from klingspec.run.ledger import Ledger
-from klingspec.pipeline import Options, run_pipeline
 from klingspec.run.runner import Job, PollPolicy, Runner
 from klingspec.sandbox import SandboxConfig
 
@@ -44,6 +45,7 @@ def oxen(base_url: str, key: str, *, sleep: Sleeps | None = None, **http: Any) -
     if http:  # rebuild the httpx client with extra options (event hooks, transport …)
         client.http.close()
         from klingspec.run.client import TIMEOUT, HostBearer
+
         client.http = httpx.Client(auth=HostBearer(key, base_url), timeout=TIMEOUT, follow_redirects=True, **http)
     return client
 
@@ -54,8 +56,14 @@ def script(tmp_path: Path, text: str, name: str = "scene.kvs") -> str:
     return str(path)
 
 
-def shots(*, generations: int = 1, fmt: str | None = None, prompt: str = "A red paper boat drifts",
-          seconds: int = 5, extra: str = "") -> str:
+def shots(
+    *,
+    generations: int = 1,
+    fmt: str | None = None,
+    prompt: str = "A red paper boat drifts",
+    seconds: int = 5,
+    extra: str = "",
+) -> str:
     lines = [f"generations {generations}"] if generations != 1 else []
     if fmt:
         lines.append(f"format {fmt}")
@@ -68,9 +76,14 @@ def shots(*, generations: int = 1, fmt: str | None = None, prompt: str = "A red 
 def job(path: str, out_dir: str | None = None) -> Job:
     result = run_pipeline(path, Options())
     assert result.ok and result.request is not None, result.diagnostics
-    return Job(path, result.request.body, result.request.generations, result.request.content_hash,
-               result.estimate.exact if result.estimate else None,
-               out_dir or os.path.join(os.path.dirname(path), "renders"))
+    return Job(
+        path,
+        result.request.body,
+        result.request.generations,
+        result.request.content_hash,
+        result.estimate.exact if result.estimate else None,
+        out_dir or os.path.join(os.path.dirname(path), "renders"),
+    )
 
 
 def runner(client: OxenClient, ledger: Ledger, base_url: str, **kwargs: Any) -> Runner:

@@ -1,4 +1,5 @@
 """client.py: the real client against the real sandbox (faults by config or header)."""
+
 from __future__ import annotations
 
 import base64
@@ -21,27 +22,43 @@ def _response(status: int, body) -> httpx.Response:
     return httpx.Response(status, content=content, request=httpx.Request("GET", "https://x/api"))
 
 
-@pytest.mark.parametrize("body, expected", [
-    ({"error": {"type": "invalid_params", "title": "Invalid parameters supplied", "detail": "Specific error"},
-      "status": "error", "status_message": "invalid_params"}, "Specific error"),           # format 1
-    ({"error": {"type": "resource_not_found", "title": "The requested resource could not be found"},
-      "status": "error", "status_message": "resource_not_found"}, "The requested resource could not be found"),
-    ({"error": {"message": "Model not found: bad-model-name"}}, "Model not found: bad-model-name"),  # format 2
-    ({"error": "plain"}, "plain"),
-    ({"error_message": "Insufficient credits"}, "Insufficient credits"),
-    (b"upstream exploded", "upstream exploded"),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        (
+            {
+                "error": {"type": "invalid_params", "title": "Invalid parameters supplied", "detail": "Specific error"},
+                "status": "error",
+                "status_message": "invalid_params",
+            },
+            "Specific error",
+        ),  # format 1
+        (
+            {
+                "error": {"type": "resource_not_found", "title": "The requested resource could not be found"},
+                "status": "error",
+                "status_message": "resource_not_found",
+            },
+            "The requested resource could not be found",
+        ),
+        ({"error": {"message": "Model not found: bad-model-name"}}, "Model not found: bad-model-name"),  # format 2
+        ({"error": "plain"}, "plain"),
+        ({"error_message": "Insufficient credits"}, "Insufficient credits"),
+        (b"upstream exploded", "upstream exploded"),
+    ],
+)
 def test_error_message_reads_both_documented_shapes(body, expected):
     assert error_message(_response(400, body)) == expected
 
 
 def test_api_errors_carry_the_api_message_and_the_request(base_url):
-    with oxen(base_url, new_key()) as client:
-        with pytest.raises(ApiError) as caught:
-            client.generation("no-such-generation")
+    with oxen(base_url, new_key()) as client, pytest.raises(ApiError) as caught:
+        client.generation("no-such-generation")
     assert caught.value.status == 404 and caught.value.generation_id == "no-such-generation"
-    assert str(caught.value) == ("GET /ai/queue/no-such-generation (404): The requested resource could not "
-                                 "be found [generation no-such-generation]")
+    assert str(caught.value) == (
+        "GET /ai/queue/no-such-generation (404): The requested resource could not "
+        "be found [generation no-such-generation]"
+    )
     with oxen(base_url, new_key()) as client, pytest.raises(ApiError) as caught:
         client.enqueue({"model": "bad-model-name", "prompt": "x"}, 1)
     assert "Model not found: bad-model-name" in str(caught.value)
@@ -67,9 +84,14 @@ def test_redirect_to_another_host_drops_the_key(base_url):
         if request.url.host == "api.test":  # the API redirects a result to a storage host
             return httpx.Response(302, headers={"Location": storage + "/_sandbox/stats"})
         return network.handle_request(request)
+
     seen = []
-    with oxen("http://api.test/api", key, transport=httpx.MockTransport(route),
-              event_hooks={"request": [lambda r: seen.append(dict(r.headers))]}) as client:
+    with oxen(
+        "http://api.test/api",
+        key,
+        transport=httpx.MockTransport(route),
+        event_hooks={"request": [lambda r: seen.append(dict(r.headers))]},
+    ) as client:
         assert client.http.get("http://api.test/api/files/x.mp4").status_code == 200
     assert seen[0].get("authorization") == f"Bearer {key}"
     assert "authorization" not in seen[1]
@@ -126,6 +148,7 @@ def test_the_key_is_scrubbed_from_an_echoed_error(sandbox_with):
 
     def echo(request: httpx.Request) -> httpx.Response:
         return httpx.Response(400, json={"error": {"detail": f"bad header {request.headers['Authorization']}"}})
+
     with oxen("http://api.test/api", key, transport=httpx.MockTransport(echo)) as client:
         with pytest.raises(ApiError) as caught:
             client.generation("x")
@@ -142,6 +165,7 @@ def test_events_arrive_for_jobs_enqueued_after_subscribing(base_url):
                 got.append((name, data))
                 if len(got) == 2:
                     return
+
         thread = threading.Thread(target=listen)
         thread.start()
         assert opened.wait(5)
@@ -159,6 +183,7 @@ def test_close_events_ends_a_blocked_reader_promptly(base_url):
             for _ in client.events(on_open=opened.set):
                 pass
             ended.set()
+
         threading.Thread(target=listen, daemon=True).start()
         assert opened.wait(5)
         client.close_events()
@@ -171,18 +196,21 @@ def test_download_streams_verifies_and_renames(tmp_path, sandbox_with):
         while (item := client.generation(gid))["status"] != "succeeded":
             time.sleep(0.02)
         dest = str(tmp_path / "v.mp4")
-        sha, size = client.download(item["result_url"], dest)
+        _sha, size = client.download(item["result_url"], dest)
         assert size == 3_000_000 == os.path.getsize(dest) and not os.path.exists(dest + ".part")
         with pytest.raises(ApiError) as caught:
             client.download(url + "/files/nope.mp4", str(tmp_path / "w.mp4"))
-        assert caught.value.status == 404 and not os.listdir(tmp_path) == ["v.mp4", "w.mp4.part"]
+        assert caught.value.status == 404 and os.listdir(tmp_path) != ["v.mp4", "w.mp4.part"]
 
 
 def test_download_stops_when_asked(tmp_path, sandbox_with):
     from klingspec.run.client import Stopped
+
     stop = threading.Event()
-    with sandbox_with(file_size=1_000_000) as url, \
-            oxen(url, new_key(), headers={FAULT_HEADER: "slow=200000"}) as client:
+    with (
+        sandbox_with(file_size=1_000_000) as url,
+        oxen(url, new_key(), headers={FAULT_HEADER: "slow=200000"}) as client,
+    ):
         [gid] = client.enqueue({"model": MODEL, "prompt": "x", "duration": 3}, 1)
         while (item := client.generation(gid))["status"] != "succeeded":
             time.sleep(0.02)
@@ -194,20 +222,22 @@ def test_download_stops_when_asked(tmp_path, sandbox_with):
 
 def test_sync_b64_answer_is_streamed_to_a_file(tmp_path, base_url):
     from klingspec.run.media import decode_b64_videos
+
     with oxen(base_url, new_key()) as client:
         answer = str(tmp_path / "answer.json")
-        client.generate_to_file({"model": MODEL, "prompt": "x", "duration": 3, "response_format": "b64_json"},
-                                answer)
+        client.generate_to_file({"model": MODEL, "prompt": "x", "duration": 3, "response_format": "b64_json"}, answer)
         with open(answer) as handle:
             expected = base64.b64decode(json.load(handle)["videos"][0]["b64_json"])
-        [(sha, size)] = decode_b64_videos(answer, [str(tmp_path / "v.mp4")])
+        [(_sha, size)] = decode_b64_videos(answer, [str(tmp_path / "v.mp4")])
         assert (tmp_path / "v.mp4").read_bytes() == expected and size == len(expected)
 
 
 def test_sync_retries_429_and_503_but_never_an_unknown_outcome(tmp_path, sandbox_with):
     sleeps = Sleeps()
-    rules = (FaultRule("status=429, retry-after=2", path="/api/ai/videos/generate", method="POST", times=1),
-             FaultRule("status=503", path="/api/ai/videos/generate", method="POST", times=1))
+    rules = (
+        FaultRule("status=429, retry-after=2", path="/api/ai/videos/generate", method="POST", times=1),
+        FaultRule("status=503", path="/api/ai/videos/generate", method="POST", times=1),
+    )
     body = {"model": MODEL, "prompt": "x", "duration": 3}
     with sandbox_with(faults=rules) as url, oxen(url, new_key(), sleep=sleeps) as client:
         client.generate_to_file(body, str(tmp_path / "a.json"))

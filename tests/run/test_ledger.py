@@ -1,4 +1,5 @@
 """ledger.py: states, reattachment, in-flight money, files; safe across threads and processes."""
+
 from __future__ import annotations
 
 import threading
@@ -8,8 +9,18 @@ from klingspec.run.ledger import Ledger
 
 
 def _intent(ledger, h="sha256:a", url="https://api", usd="1.12", **kw):
-    return ledger.record_intent(request_hash=h, api_url=url, script="s.kvs", model="m", body={"prompt": "x"},
-                                generations=1, mode="queue", out_dir="/tmp", estimate_usd=usd, **kw)
+    return ledger.record_intent(
+        request_hash=h,
+        api_url=url,
+        script="s.kvs",
+        model="m",
+        body={"prompt": "x"},
+        generations=1,
+        mode="queue",
+        out_dir="/tmp",
+        estimate_usd=usd,
+        **kw,
+    )
 
 
 def test_states_and_reattachment(tmp_path):
@@ -32,7 +43,7 @@ def test_states_and_reattachment(tmp_path):
 
 def test_money_in_flight_is_per_api(tmp_path):
     with Ledger(str(tmp_path / "l.sqlite")) as ledger:
-        a, b, c = _intent(ledger, usd="1.12"), _intent(ledger, "sha256:b", usd="2.00"), _intent(ledger, url="x")
+        _a, b, _c = _intent(ledger, usd="1.12"), _intent(ledger, "sha256:b", usd="2.00"), _intent(ledger, url="x")
         _intent(ledger, "sha256:d", usd=None)
         ledger.set_state(b.id, "done")
         assert ledger.in_flight_usd("https://api") == Decimal("1.12")
@@ -42,12 +53,14 @@ def test_money_in_flight_is_per_api(tmp_path):
 def test_survives_a_reopen_and_concurrent_threads(tmp_path):
     path = str(tmp_path / "l.sqlite")
     with Ledger(path) as ledger:
+
         def work(n):
             for i in range(20):
                 r = _intent(ledger, f"sha256:{n}-{i}")
                 ledger.mark_sent(r.id)
                 ledger.mark_submitted(r.id, [f"g{n}-{i}"])
                 ledger.generations(r.id)
+
         threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
         for t in threads:
             t.start()

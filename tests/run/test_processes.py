@@ -1,5 +1,6 @@
 """Whole processes: `klingspec sandbox --port N` in one, `klingspec run` in another, killed
 with SIGKILL at the worst moments and started again. Also: the key is never written anywhere."""
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,11 @@ def sandbox_process(tmp_path):
     """A `klingspec sandbox` process: yields its API base URL."""
     port = _free_port()
     log = open(tmp_path / "sandbox.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "klingspec", "sandbox", "--port", str(port),
-                             "--processing-seconds", "1"], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "klingspec", "sandbox", "--port", str(port), "--processing-seconds", "1"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}/api"
     try:
         for _ in range(200):
@@ -60,8 +64,9 @@ def _env(tmp_path: Path, key: str) -> dict:
 
 
 def _klingspec(*args: str, env: dict, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "klingspec", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "klingspec", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs
+    )
 
 
 def _ledger_state(tmp_path: Path) -> str | None:
@@ -129,8 +134,11 @@ def test_kill_9_while_the_enqueue_is_in_flight_then_rerun_makes_exactly_one_job(
     path = script(tmp_path, shots())
     # the enqueue is answered 1.5 s late: the run is killed while waiting for the answer
     # (the sandbox reads the body after the latency, so this request never makes a job)
-    httpx.post(sandbox_process + "/_sandbox/faults", json={"fault": "latency=1.5", "path": "/api/ai/queue",
-                                                          "method": "POST", "times": 1}, timeout=5)
+    httpx.post(
+        sandbox_process + "/_sandbox/faults",
+        json={"fault": "latency=1.5", "path": "/api/ai/queue", "method": "POST", "times": 1},
+        timeout=5,
+    )
     first = _klingspec("run", "--api-url", sandbox_process, "--yes", path, env=env)
     _wait_for(lambda: _ledger_state(tmp_path) == "sent", what="the first run to send")
     time.sleep(0.2)
@@ -153,9 +161,11 @@ def test_key_never_printed_even_in_errors(sandbox_process, tmp_path):
     env = _env(tmp_path, key)
     path = script(tmp_path, shots())
     outputs = []
-    for args in (["--api-url", sandbox_process, "--yes", "--poll", path],               # success
-                 ["--api-url", "http://127.0.0.1:9/api", "--yes", "--dry-run", path],   # dry run
-                 ["--api-url", sandbox_process, "--yes", "--sync", path, "--var", "x=1"]):
+    for args in (
+        ["--api-url", sandbox_process, "--yes", "--poll", path],  # success
+        ["--api-url", "http://127.0.0.1:9/api", "--yes", "--dry-run", path],  # dry run
+        ["--api-url", sandbox_process, "--yes", "--sync", path, "--var", "x=1"],
+    ):
         proc = _klingspec("run", *args, env=env)
         outputs += proc.communicate(timeout=30)
     for command in (["status", "--all", "--refresh"], ["ls"], ["cancel", "1"]):
@@ -172,12 +182,12 @@ def test_ctrl_c_exits_130_and_the_rerun_finishes(sandbox_process, tmp_path):
     first = _klingspec("run", "--api-url", sandbox_process, "--yes", path, env=env)
     _wait_for(lambda: _ledger_state(tmp_path) == "submitted", what="the first run to submit")
     first.send_signal(signal.SIGINT)
-    out1, err1 = first.communicate(timeout=10)  # Ctrl-C is prompt: no waiting for the render
+    _out1, err1 = first.communicate(timeout=10)  # Ctrl-C is prompt: no waiting for the render
     assert first.returncode == Exit.INTERRUPTED
     assert b"without paying twice" in err1 and b"Traceback" not in err1
     assert _ledger_state(tmp_path) == "submitted"
     second = _klingspec("run", "--api-url", sandbox_process, "--yes", path, env=env)
-    out2, err2 = second.communicate(timeout=30)
+    _out2, err2 = second.communicate(timeout=30)
     assert second.returncode == Exit.OK, err2.decode()
     assert _stats(sandbox_process)["requests"]["POST /api/ai/queue"] == 1
     assert len(list((tmp_path / "renders").glob("*.mp4"))) == 1

@@ -1,4 +1,5 @@
 """runcommand.py: `klingspec run/status/ls/cancel` end to end, in-process, against the sandbox."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,8 @@ import os
 from run_helpers import my_generations, new_key, oxen, posts, script, shots, stats
 
 from klingspec.cli import main
-from klingspec.run.ledger import Ledger, default_path
 from klingspec.cli.report import Exit
+from klingspec.run.ledger import Ledger, default_path
 from klingspec.sandbox import FaultRule
 
 
@@ -47,7 +48,7 @@ def test_api_run_queue_and_sync(tmp_path, capsys, monkeypatch, sandbox_with):
         assert code == Exit.OK, err
         assert stats(url)["requests"]["POST /api/ai/queue"] == 2
         c = script(tmp_path, shots(prompt="third"), "c.kvs")
-        code, out, err = run_cli(capsys, "run", "--api-url", url, "--yes", "--sync", c)
+        code, _out, err = run_cli(capsys, "run", "--api-url", url, "--yes", "--sync", c)
         assert code == Exit.OK, err
         assert stats(url)["requests"]["POST /api/ai/videos/generate"] == 1
     assert len(os.listdir(tmp_path / "renders")) == 3
@@ -60,7 +61,7 @@ def test_dry_run_prints_bodies_and_sends_nothing(tmp_path, capsys, monkeypatch, 
         code, out, err = run_cli(capsys, "run", "--api-url", url, "--dry-run", path)
         assert code == Exit.OK
         assert stats(url)["total"] == 0
-    body = json.loads(out[out.index("{"):])
+    body = json.loads(out[out.index("{") :])
     assert body["num_generations"] == 3 and body["prompt"] == "A red paper boat drifts"
     assert "POST /ai/queue" in out and "nothing was sent" in err
     assert not os.path.exists(default_path())
@@ -70,7 +71,7 @@ def test_budget_refusal_sends_nothing(tmp_path, capsys, monkeypatch, sandbox_wit
     monkeypatch.setenv("OXEN_API_KEY", new_key())
     path = script(tmp_path, shots(generations=2))  # 2 x 5 s x $0.224 = $2.24
     with sandbox_with() as url:
-        code, out, err = run_cli(capsys, "run", "--api-url", url, "--yes", "--budget", "2.00", path)
+        code, _out, err = run_cli(capsys, "run", "--api-url", url, "--yes", "--budget", "2.00", path)
         assert code == Exit.BUDGET_REFUSED
         assert "budget" in err and "$2.24" in err
         assert posts(url) == 0 and stats(url)["total"] == 0
@@ -84,12 +85,21 @@ def test_budget_counts_renders_in_flight(tmp_path, capsys, monkeypatch, sandbox_
     path = script(tmp_path, shots())  # $1.12
     with sandbox_with(processing_seconds=30) as url:
         with Ledger() as ledger, oxen(url, key) as client:  # another render already in flight there
-            render = ledger.record_intent(request_hash="sha256:other", api_url=url, script="other.kvs",
-                                          model="m", body={}, generations=1, mode="queue", out_dir=str(tmp_path),
-                                          estimate_usd="3.00")
+            render = ledger.record_intent(
+                request_hash="sha256:other",
+                api_url=url,
+                script="other.kvs",
+                model="m",
+                body={},
+                generations=1,
+                mode="queue",
+                out_dir=str(tmp_path),
+                estimate_usd="3.00",
+            )
             ledger.mark_sent(render.id)
-            ledger.mark_submitted(render.id, client.enqueue({"model": "kling-video-o3-pro-reference-to-video",
-                                                             "prompt": "x"}, 1))
+            ledger.mark_submitted(
+                render.id, client.enqueue({"model": "kling-video-o3-pro-reference-to-video", "prompt": "x"}, 1)
+            )
         before = posts(url)
         code, out, err = run_cli(capsys, "run", "--api-url", url, "--yes", "--budget", "4.00", path)
         assert code == Exit.BUDGET_REFUSED, err
@@ -98,8 +108,7 @@ def test_budget_counts_renders_in_flight(tmp_path, capsys, monkeypatch, sandbox_
         # the same render in flight at a *different* API does not count here
         with Ledger() as ledger:
             ledger.db.execute("UPDATE renders SET api_url='https://elsewhere.example/api'")
-        code, out, err = run_cli(capsys, "run", "--api-url", url, "--yes", "--budget", "4.00",
-                                 "--dry-run", path)
+        code, _out, err = run_cli(capsys, "run", "--api-url", url, "--yes", "--budget", "4.00", "--dry-run", path)
         assert code == Exit.OK
 
 
@@ -139,8 +148,12 @@ def test_failed_generation_shows_the_api_message(tmp_path, capsys, monkeypatch, 
 def test_sync_validation_error_shows_the_api_message(tmp_path, capsys, monkeypatch, sandbox_with):
     monkeypatch.setenv("OXEN_API_KEY", new_key())
     path = script(tmp_path, shots())
-    rule = FaultRule("fail=Total shot duration (16s) exceeds maximum allowed (15s).",
-                     path="/api/ai/videos/generate", method="POST", times=1)
+    rule = FaultRule(
+        "fail=Total shot duration (16s) exceeds maximum allowed (15s).",
+        path="/api/ai/videos/generate",
+        method="POST",
+        times=1,
+    )
     with sandbox_with(faults=(rule,)) as url:
         code, out, err = run_cli(capsys, "run", "--api-url", url, "--yes", "--sync", path)
     assert code == Exit.API_FAILURE
@@ -151,14 +164,13 @@ def test_wrong_key_is_an_api_failure(tmp_path, capsys, monkeypatch, sandbox_with
     monkeypatch.setenv("OXEN_API_KEY", new_key())
     path = script(tmp_path, shots())
     with sandbox_with(api_key="the-only-valid-key") as url:
-        code, out, err = run_cli(capsys, "run", "--api-url", url, "--yes", path)
+        code, _out, err = run_cli(capsys, "run", "--api-url", url, "--yes", path)
     assert code == Exit.API_FAILURE
     assert "(401): You must be authenticated" in err and "OXEN_API_KEY" in err
 
 
 def test_missing_key_is_a_usage_error(tmp_path, capsys):
-    code, out, err = run_cli(capsys, "run", "--api-url", "http://127.0.0.1:9/api", "--yes",
-                             script(tmp_path, shots()))
+    code, _out, err = run_cli(capsys, "run", "--api-url", "http://127.0.0.1:9/api", "--yes", script(tmp_path, shots()))
     assert code == Exit.USAGE and "OXEN_API_KEY" in err
 
 
@@ -167,9 +179,17 @@ def test_status_ls_and_cancel(tmp_path, capsys, monkeypatch, sandbox_with):
     monkeypatch.setenv("OXEN_API_KEY", key)
     with sandbox_with(processing_seconds=30) as url:
         with Ledger() as ledger, oxen(url, key) as client:
-            render = ledger.record_intent(request_hash="sha256:abc", api_url=url, script="slow.kvs",
-                                          model="kling-video-o3-pro-reference-to-video", body={}, generations=2,
-                                          mode="queue", out_dir=str(tmp_path), estimate_usd="2.24")
+            render = ledger.record_intent(
+                request_hash="sha256:abc",
+                api_url=url,
+                script="slow.kvs",
+                model="kling-video-o3-pro-reference-to-video",
+                body={},
+                generations=2,
+                mode="queue",
+                out_dir=str(tmp_path),
+                estimate_usd="2.24",
+            )
             ledger.mark_sent(render.id)
             ids = client.enqueue({"model": "kling-video-o3-pro-reference-to-video", "prompt": "slow"}, 2)
             ledger.mark_submitted(render.id, ids)
@@ -194,30 +214,40 @@ def test_status_ls_and_cancel(tmp_path, capsys, monkeypatch, sandbox_with):
 def test_ls_lists_files(tmp_path, capsys):
     path = script(tmp_path, shots())
     assert run_cli(capsys, "run", "--sandbox", "--yes", path)[0] == Exit.OK
-    code, out, err = run_cli(capsys, "ls", "-n", "5")
+    code, out, _err = run_cli(capsys, "ls", "-n", "5")
     assert code == Exit.OK and "scene.kvs" in out and "done" in out and ".mp4" in out
 
 
 def test_without_yes_a_prompt_is_needed(tmp_path, capsys, monkeypatch, sandbox_with):
     monkeypatch.setenv("OXEN_API_KEY", new_key())
     with sandbox_with() as url:
-        code, out, err = run_cli(capsys, "run", "--api-url", url, script(tmp_path, shots()))
+        code, _out, err = run_cli(capsys, "run", "--api-url", url, script(tmp_path, shots()))
         assert code == Exit.USAGE and "--yes" in err
         assert stats(url)["total"] == 0
 
 
 def test_a_sandbox_render_that_died_with_its_process_is_rendered_anew(tmp_path, capsys):
-    from klingspec.cli.renders import SANDBOX_LEDGER_URL
     from run_helpers import job
+
+    from klingspec.cli.renders import SANDBOX_LEDGER_URL
+
     path = script(tmp_path, shots())
     j = job(path)
     with Ledger() as ledger:
-        render = ledger.record_intent(request_hash=j.request_hash, api_url=SANDBOX_LEDGER_URL, script=path,
-                                      model=j.model, body=j.body, generations=1, mode="queue", out_dir=j.out_dir,
-                                      estimate_usd="1.12")
+        render = ledger.record_intent(
+            request_hash=j.request_hash,
+            api_url=SANDBOX_LEDGER_URL,
+            script=path,
+            model=j.model,
+            body=j.body,
+            generations=1,
+            mode="queue",
+            out_dir=j.out_dir,
+            estimate_usd="1.12",
+        )
         ledger.mark_sent(render.id)
         ledger.mark_submitted(render.id, ["00000000-0000-4000-8000-000000000000"])
-    code, out, err = run_cli(capsys, "run", "--sandbox", "--yes", path)
+    code, _out, err = run_cli(capsys, "run", "--sandbox", "--yes", path)
     assert code == Exit.OK, err
     with Ledger() as ledger:
         old, new = ledger.render(render.id), ledger.renders()[0]

@@ -1,11 +1,12 @@
 """running.py: the Runner against the real sandbox over loopback (no mocked functions)."""
+
 from __future__ import annotations
 
 import os
 from decimal import Decimal
 
 import pytest
-from run_helpers import (Sleeps, job, my_generations, new_key, oxen, runner, script, shots, stats)
+from run_helpers import Sleeps, job, my_generations, new_key, oxen, runner, script, shots, stats
 
 from klingspec.run.ledger import Ledger
 from klingspec.run.media import file_sha256
@@ -63,6 +64,7 @@ def test_polling_only_also_works(base_url, tmp_path):
 
 # -- faults -----------------------------------------------------------------------------
 
+
 def _run_one(url, tmp_path, *, key=None, sleep=None, text=None, **kwargs):
     key = key or new_key()
     path = script(tmp_path, text or shots())
@@ -77,7 +79,7 @@ def test_enqueue_429_waits_retry_after_then_sends_once(sandbox_with, tmp_path):
     rule = FaultRule("status=429, retry-after=2", path="/api/ai/queue", method="POST", times=1)
     sleeps = Sleeps()
     with sandbox_with(faults=(rule,)) as url:
-        outcome, client, render, key = _run_one(url, tmp_path, sleep=sleeps)
+        outcome, _client, _render, key = _run_one(url, tmp_path, sleep=sleeps)
         assert outcome.state == "done"
         assert 2.0 in sleeps.delays
         assert stats(url)["requests"]["POST /api/ai/queue"] == 2
@@ -88,7 +90,7 @@ def test_enqueue_429_waits_retry_after_then_sends_once(sandbox_with, tmp_path):
 def test_enqueue_5xx_creates_exactly_one_job(sandbox_with, tmp_path, status):
     rule = FaultRule(f"status={status}", path="/api/ai/queue", method="POST", times=1)
     with sandbox_with(faults=(rule,)) as url:
-        outcome, client, render, key = _run_one(url, tmp_path)
+        outcome, _client, _render, key = _run_one(url, tmp_path)
         assert outcome.state == "done"
         assert len(my_generations(url, key)) == 1
 
@@ -96,7 +98,7 @@ def test_enqueue_5xx_creates_exactly_one_job(sandbox_with, tmp_path, status):
 def test_enqueue_dropped_after_create_is_reconciled_not_resent(sandbox_with, tmp_path):
     rule = FaultRule("drop", path="/api/ai/queue", method="POST", times=1)
     with sandbox_with(faults=(rule,)) as url:
-        outcome, client, render, key = _run_one(url, tmp_path, text=shots(generations=2))
+        outcome, _client, _render, key = _run_one(url, tmp_path, text=shots(generations=2))
         assert outcome.state == "done", outcome.error
         assert stats(url)["requests"]["POST /api/ai/queue"] == 1
         assert stats(url)["dropped"] == 1
@@ -110,7 +112,7 @@ def test_poll_errors_are_retried(sandbox_with, tmp_path, status):
     # every other status read fails once; polling only, so every read is a GET
     rule = FaultRule(f"status={status}", path="*", method="GET", times=2)
     with sandbox_with(faults=(rule,)) as url:
-        outcome, client, render, key = _run_one(url, tmp_path, sse=False)
+        outcome, _client, _render, key = _run_one(url, tmp_path, sse=False)
         assert outcome.state == "done", outcome.error
         assert len(my_generations(url, key)) == 1
 
@@ -122,14 +124,17 @@ def _download_fault(spec, times=1):
         if "/files/" in request.url.path and left[0] > 0:
             left[0] -= 1
             request.headers["X-Sandbox-Fault"] = spec
+
     return hook
 
 
 def test_truncated_download_is_retried_and_verified(base_url, tmp_path):
     key = new_key()
     path = script(tmp_path, shots())
-    with Ledger(str(tmp_path / "l.sqlite")) as ledger, \
-            oxen(base_url, key, event_hooks={"request": [_download_fault("truncate=100")]}) as client:
+    with (
+        Ledger(str(tmp_path / "l.sqlite")) as ledger,
+        oxen(base_url, key, event_hooks={"request": [_download_fault("truncate=100")]}) as client,
+    ):
         [outcome] = runner(client, ledger, base_url).run([job(path)])
         _check_files(outcome, ledger, 1)
         assert client.stats.by_route["GET download"] == 2
@@ -138,8 +143,10 @@ def test_truncated_download_is_retried_and_verified(base_url, tmp_path):
 def test_truncated_download_every_time_fails_and_leaves_nothing(base_url, tmp_path):
     key = new_key()
     path = script(tmp_path, shots())
-    with Ledger(str(tmp_path / "l.sqlite")) as ledger, \
-            oxen(base_url, key, event_hooks={"request": [_download_fault("truncate=100", 99)]}) as client:
+    with (
+        Ledger(str(tmp_path / "l.sqlite")) as ledger,
+        oxen(base_url, key, event_hooks={"request": [_download_fault("truncate=100", 99)]}) as client,
+    ):
         [outcome] = runner(client, ledger, base_url).run([job(path)])
         assert outcome.state == "failed"
         assert not os.path.exists(tmp_path / "renders") or os.listdir(tmp_path / "renders") == []
@@ -155,8 +162,10 @@ def test_truncated_download_every_time_fails_and_leaves_nothing(base_url, tmp_pa
 def test_slow_download_completes(base_url, tmp_path):
     key = new_key()
     path = script(tmp_path, shots())
-    with Ledger(str(tmp_path / "l.sqlite")) as ledger, \
-            oxen(base_url, key, event_hooks={"request": [_download_fault("slow=4000")]}) as client:
+    with (
+        Ledger(str(tmp_path / "l.sqlite")) as ledger,
+        oxen(base_url, key, event_hooks={"request": [_download_fault("slow=4000")]}) as client,
+    ):
         [outcome] = runner(client, ledger, base_url).run([job(path)])
         _check_files(outcome, ledger, 1)
 
@@ -164,7 +173,10 @@ def test_slow_download_completes(base_url, tmp_path):
 def test_unreachable_api_fails_the_render_without_a_job(tmp_path):
     path = script(tmp_path, shots())
     sleeps = Sleeps()
-    with Ledger(str(tmp_path / "l.sqlite")) as ledger, oxen("http://127.0.0.1:9/api", new_key(), sleep=sleeps) as client:
+    with (
+        Ledger(str(tmp_path / "l.sqlite")) as ledger,
+        oxen("http://127.0.0.1:9/api", new_key(), sleep=sleeps) as client,
+    ):
         [outcome] = runner(client, ledger, "http://127.0.0.1:9/api", sse=False).run([job(path)])
         assert outcome.state == "failed" and "cannot reach the API" in outcome.error
         assert ledger.render(outcome.render_id).state == "failed"  # surely never arrived: a re-run sends afresh
@@ -172,6 +184,7 @@ def test_unreachable_api_fails_the_render_without_a_job(tmp_path):
 
 
 # -- reattach, again, concurrency, interruption ------------------------------------------
+
 
 def test_interrupted_run_is_finished_by_the_next_without_paying_twice(sandbox_with, tmp_path):
     key = new_key()
@@ -252,9 +265,17 @@ def test_a_generation_the_api_forgot_fails_the_render(base_url, tmp_path):
     path = script(tmp_path, shots())
     j = job(path)
     with Ledger(str(tmp_path / "l.sqlite")) as ledger, oxen(base_url, key) as client:
-        render = ledger.record_intent(request_hash=j.request_hash, api_url=base_url, script=path, model=j.model,
-                                      body=j.body, generations=1, mode="queue", out_dir=j.out_dir,
-                                      estimate_usd="1.12")
+        render = ledger.record_intent(
+            request_hash=j.request_hash,
+            api_url=base_url,
+            script=path,
+            model=j.model,
+            body=j.body,
+            generations=1,
+            mode="queue",
+            out_dir=j.out_dir,
+            estimate_usd="1.12",
+        )
         ledger.mark_sent(render.id)
         ledger.mark_submitted(render.id, ["00000000-0000-4000-8000-000000000000"])
         [outcome] = runner(client, ledger, base_url).run([j])
@@ -269,9 +290,17 @@ def test_sent_but_never_created_is_sent_by_the_next_run(base_url, tmp_path):
     path = script(tmp_path, shots())
     j = job(path)
     with Ledger(str(tmp_path / "l.sqlite")) as ledger, oxen(base_url, key) as client:
-        render = ledger.record_intent(request_hash=j.request_hash, api_url=base_url, script=path, model=j.model,
-                                      body=j.body, generations=1, mode="queue", out_dir=j.out_dir,
-                                      estimate_usd="1.12")
+        render = ledger.record_intent(
+            request_hash=j.request_hash,
+            api_url=base_url,
+            script=path,
+            model=j.model,
+            body=j.body,
+            generations=1,
+            mode="queue",
+            out_dir=j.out_dir,
+            estimate_usd="1.12",
+        )
         ledger.mark_sent(render.id)  # killed before the request left
         [outcome] = runner(client, ledger, base_url).run([j])
         _check_files(outcome, ledger, 1)
@@ -281,6 +310,7 @@ def test_sent_but_never_created_is_sent_by_the_next_run(base_url, tmp_path):
 
 def test_budget(base_url, tmp_path):
     from klingspec.run.runner import BudgetRefused
+
     path = script(tmp_path, shots(generations=2))
     with Ledger(str(tmp_path / "l.sqlite")) as ledger, oxen(base_url, new_key()) as client:
         r = runner(client, ledger, base_url)

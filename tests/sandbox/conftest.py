@@ -4,6 +4,7 @@ One fast sandbox serves the whole session; tests stay independent because each c
 gets its own bearer token, and the sandbox scopes jobs and events to the token. Tests that
 count requests or change the config start their own sandbox with `sandbox_with`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -33,6 +34,8 @@ def client(base_url: str) -> Iterator[httpx.Client]:
 @pytest.fixture
 def sandbox_with() -> Callable[..., AbstractContextManager[str]]:
     """`with sandbox_with(keepalive_seconds=0.05) as url:` a private, fast sandbox."""
+
     def start(**changes: Any) -> AbstractContextManager[str]:
         return running_sandbox(replace(FAST, **changes))
+
     return start

@@ -1,4 +1,5 @@
 """Helpers shared by the sandbox tests (a module, so its name does not clash with others')."""
+
 from __future__ import annotations
 
 import time

@@ -1,4 +1,5 @@
 """The emulated Oxen API over real HTTP: auth, models, sync, queue, cancel, events."""
+
 from __future__ import annotations
 
 import base64
@@ -18,19 +19,26 @@ WRAP = UPSTREAM_PREFIX
 
 # --- auth ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer"}, {"Authorization": "Basic abc"}])
-@pytest.mark.parametrize("method,path", [
-    ("GET", "/ai/models"), ("POST", "/ai/queue"), ("GET", "/ai/queue"),
-    ("GET", "/events"), ("POST", "/ai/videos/generate"),
-])
-def test_every_api_route_needs_a_bearer_token(base_url: str, headers: dict[str, str],
-                                               method: str, path: str) -> None:
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", "/ai/models"),
+        ("POST", "/ai/queue"),
+        ("GET", "/ai/queue"),
+        ("GET", "/events"),
+        ("POST", "/ai/videos/generate"),
+    ],
+)
+def test_every_api_route_needs_a_bearer_token(base_url: str, headers: dict[str, str], method: str, path: str) -> None:
     response = httpx.request(method, base_url + path, headers=headers, json={"model": REF})
     assert response.status_code == 401
     assert response.json() == {
-        "error": {"type": "unauthenticated",
-                  "title": "You must be authenticated to access this resource."},
-        "status": "error", "status_message": "unauthenticated"}
+        "error": {"type": "unauthenticated", "title": "You must be authenticated to access this resource."},
+        "status": "error",
+        "status_message": "unauthenticated",
+    }
 
 
 def test_a_pinned_api_key_rejects_other_keys(sandbox_with: Any) -> None:
@@ -42,14 +50,17 @@ def test_a_pinned_api_key_rejects_other_keys(sandbox_with: Any) -> None:
 
 # --- models --------------------------------------------------------------------------------
 
+
 def test_models_are_listed_with_their_pricing(client: httpx.Client) -> None:
     body = client.get("/ai/models").json()
     assert body["object"] == "list"
     by_id = {m["id"]: m for m in body["data"]}
     assert set(by_id) == {REF, OMNI}
-    assert by_id[REF]["pricing"] == {"method": "per_video_output_second",
-                                     "cost_per_second": 0.224,
-                                     "cost_per_second_with_audio": 0.224}
+    assert by_id[REF]["pricing"] == {
+        "method": "per_video_output_second",
+        "cost_per_second": 0.224,
+        "cost_per_second_with_audio": 0.224,
+    }
     assert by_id[OMNI]["pricing"]["cost_per_second"] is None  # not published
 
 
@@ -68,12 +79,13 @@ def test_model_search(client: httpx.Client) -> None:
 
 # --- sync generation -----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("model", [REF, OMNI])
-def test_sync_generate_returns_a_downloadable_mp4_of_the_right_length(
-        client: httpx.Client, model: str) -> None:
-    response = client.post("/ai/videos/generate", json={
-        "model": model, "multi_prompt": [{"prompt": "a", "duration": 4},
-                                         {"prompt": "b", "duration": 3}]})
+def test_sync_generate_returns_a_downloadable_mp4_of_the_right_length(client: httpx.Client, model: str) -> None:
+    response = client.post(
+        "/ai/videos/generate",
+        json={"model": model, "multi_prompt": [{"prompt": "a", "duration": 4}, {"prompt": "b", "duration": 3}]},
+    )
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {"created", "model", "videos"} and body["model"] == model
@@ -85,62 +97,95 @@ def test_sync_generate_returns_a_downloadable_mp4_of_the_right_length(
 
 
 def test_sync_generate_b64_json(client: httpx.Client) -> None:
-    body = client.post("/ai/videos/generate", json={
-        "model": REF, "prompt": "a puppy", "response_format": "b64_json"}).json()
+    body = client.post(
+        "/ai/videos/generate", json={"model": REF, "prompt": "a puppy", "response_format": "b64_json"}
+    ).json()
     data = base64.b64decode(body["videos"][0]["b64_json"])
     assert data[4:8] == b"ftyp" and _mvhd_seconds(data) == 5
 
 
-DURATIONS = ("Input should be '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', "
-             "'11', '12', '13', '14' or '15'")
+DURATIONS = "Input should be '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14' or '15'"
 
 
-@pytest.mark.parametrize("body,message", [
-    ({"prompt": "a", "multi_prompt": [{"prompt": "b"}]},
-     "Value error, Cannot provide both 'prompt' and 'multi_prompt'."),
-    ({}, "Value error, Either 'prompt' or 'multi_prompt' must be provided."),
-    ({"multi_prompt": []}, "Value error, Either 'prompt' or 'multi_prompt' must be provided."),
-    ({"multi_prompt": [{"duration": 5}]}, "Field required"),
-    ({"multi_prompt": [{"prompt": "a", "duration": 16}]}, DURATIONS),
-    ({"prompt": "a", "duration": 2},
-     "duration value '2' is invalid. Try using duration='5' instead, "
-     "as duration support may vary by model and mode."),
-    ({"multi_prompt": [{"prompt": "a", "duration": 1}, {"prompt": "b", "duration": 1}]},
-     "duration value '2' is invalid. Try using duration='5' instead, "
-     "as duration support may vary by model and mode."),
-    ({"multi_prompt": [{"prompt": "a", "duration": 5}, {"prompt": "b", "duration": 5},
-                       {"prompt": "c", "duration": 6}]},
-     "Total shot duration (16s) exceeds maximum allowed (15s)."),
-    # Undocumented checks: the sandbox's own wording.
-    ({"prompt": "x" * 513}, "prompt: String should have at most 512 characters"),
-    ({"prompt": "a", "tail_image_url": "https://e.com/t.jpg"},
-     "tail_image_url requires start_image_url"),
-    ({"prompt": "a", "aspect_ratio": "4:3"},
-     "aspect_ratio: Input should be '16:9', '9:16' or '1:1'"),
-    ({"prompt": "a", "elements": [{"frontal_image_url": "https://e.com/f.jpg",
-                                   "reference_image_urls": ["u1", "u2", "u3", "u4"]}]},
-     "elements[0].reference_image_urls: at most 3 images per element (got 4)"),
-    ({"prompt": "a", "input_image": ["i1", "i2", "i3"],
-      "elements": [{"frontal_image_url": "f1"}, {"frontal_image_url": "f2"}]},
-     "At most 4 images are allowed across input_image and elements (got 5)"),
-])
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        (
+            {"prompt": "a", "multi_prompt": [{"prompt": "b"}]},
+            "Value error, Cannot provide both 'prompt' and 'multi_prompt'.",
+        ),
+        ({}, "Value error, Either 'prompt' or 'multi_prompt' must be provided."),
+        ({"multi_prompt": []}, "Value error, Either 'prompt' or 'multi_prompt' must be provided."),
+        ({"multi_prompt": [{"duration": 5}]}, "Field required"),
+        ({"multi_prompt": [{"prompt": "a", "duration": 16}]}, DURATIONS),
+        (
+            {"prompt": "a", "duration": 2},
+            "duration value '2' is invalid. Try using duration='5' instead, "
+            "as duration support may vary by model and mode.",
+        ),
+        (
+            {"multi_prompt": [{"prompt": "a", "duration": 1}, {"prompt": "b", "duration": 1}]},
+            "duration value '2' is invalid. Try using duration='5' instead, "
+            "as duration support may vary by model and mode.",
+        ),
+        (
+            {
+                "multi_prompt": [
+                    {"prompt": "a", "duration": 5},
+                    {"prompt": "b", "duration": 5},
+                    {"prompt": "c", "duration": 6},
+                ]
+            },
+            "Total shot duration (16s) exceeds maximum allowed (15s).",
+        ),
+        # Undocumented checks: the sandbox's own wording.
+        ({"prompt": "x" * 513}, "prompt: String should have at most 512 characters"),
+        ({"prompt": "a", "tail_image_url": "https://e.com/t.jpg"}, "tail_image_url requires start_image_url"),
+        ({"prompt": "a", "aspect_ratio": "4:3"}, "aspect_ratio: Input should be '16:9', '9:16' or '1:1'"),
+        (
+            {
+                "prompt": "a",
+                "elements": [
+                    {"frontal_image_url": "https://e.com/f.jpg", "reference_image_urls": ["u1", "u2", "u3", "u4"]}
+                ],
+            },
+            "elements[0].reference_image_urls: at most 3 images per element (got 4)",
+        ),
+        (
+            {
+                "prompt": "a",
+                "input_image": ["i1", "i2", "i3"],
+                "elements": [{"frontal_image_url": "f1"}, {"frontal_image_url": "f2"}],
+            },
+            "At most 4 images are allowed across input_image and elements (got 5)",
+        ),
+    ],
+)
 def test_sync_validation_errors_have_the_documented_messages(
-        client: httpx.Client, body: dict[str, Any], message: str) -> None:
+    client: httpx.Client, body: dict[str, Any], message: str
+) -> None:
     response = client.post("/ai/videos/generate", json={"model": REF} | body)
     assert response.status_code == 400
     assert response.json() == {
-        "error": {"type": "invalid_params",
-                  "title": "Invalid parameters supplied, please check your request and try again.",
-                  "detail": WRAP + message},
-        "status": "error", "status_message": "invalid_params"}
+        "error": {
+            "type": "invalid_params",
+            "title": "Invalid parameters supplied, please check your request and try again.",
+            "detail": WRAP + message,
+        },
+        "status": "error",
+        "status_message": "invalid_params",
+    }
 
 
-@pytest.mark.parametrize("body", [
-    {"prompt": "a", "duration": 3},
-    {"multi_prompt": [{"prompt": "a", "duration": 2}, {"prompt": "b", "duration": 1}]},
-    {"prompt": "a", "duration": 15},
-    {"multi_prompt": [{"prompt": p, "duration": 5} for p in "abc"]},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"prompt": "a", "duration": 3},
+        {"multi_prompt": [{"prompt": "a", "duration": 2}, {"prompt": "b", "duration": 1}]},
+        {"prompt": "a", "duration": 15},
+        {"multi_prompt": [{"prompt": p, "duration": 5} for p in "abc"]},
+    ],
+)
 def test_the_documented_working_durations_pass(client: httpx.Client, body: dict[str, Any]) -> None:
     assert client.post("/ai/videos/generate", json={"model": REF} | body).status_code == 200
 
@@ -160,11 +205,13 @@ def test_an_unknown_model_is_not_found(client: httpx.Client, path: str) -> None:
 
 # --- queue ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("model", [REF, OMNI])
 def test_a_queued_generation_succeeds_with_a_result_url(client: httpx.Client, model: str) -> None:
-    response = client.post("/ai/queue", json={"model": model, "prompt": "astronaut",
-                                                  "duration": 10, "aspect_ratio": "16:9",
-                                                  "num_generations": 2})
+    response = client.post(
+        "/ai/queue",
+        json={"model": model, "prompt": "astronaut", "duration": 10, "aspect_ratio": "16:9", "num_generations": 2},
+    )
     generations = response.json()["generations"]
     assert len(generations) == 2
     assert all(g["status"] == "queued" and len(g["generation_id"]) == 36 for g in generations)
@@ -235,9 +282,10 @@ def test_an_unknown_generation_is_not_found(client: httpx.Client) -> None:
         response = client.request(method, "/ai/queue/00000000-0000-4000-8000-000000000000")
         assert response.status_code == 404
         assert response.json() == {
-            "error": {"type": "resource_not_found",
-                      "title": "The requested resource could not be found"},
-            "status": "error", "status_message": "resource_not_found"}
+            "error": {"type": "resource_not_found", "title": "The requested resource could not be found"},
+            "status": "error",
+            "status_message": "resource_not_found",
+        }
 
 
 def test_cancel_stops_a_queued_generation(sandbox_with: Any) -> None:
@@ -259,6 +307,7 @@ def test_cancelling_a_finished_generation_changes_nothing(client: httpx.Client) 
 
 
 # --- events --------------------------------------------------------------------------------
+
 
 def _first_event(client: httpx.Client, body: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
     """Subscribe, then enqueue `body` from another thread; the first event and its raw data line."""
@@ -287,19 +336,18 @@ def test_events_deliver_a_failure(client: httpx.Client) -> None:
 
 
 def test_events_send_keep_alive_comments_when_idle(sandbox_with: Any) -> None:
-    with sandbox_with(keepalive_seconds=0.05) as url, make_client(url) as c:
-        with c.stream("GET", "/events") as stream:
-            lines = stream.iter_lines()
-            assert next(lines) == ": keep-alive"
+    with sandbox_with(keepalive_seconds=0.05) as url, make_client(url) as c, c.stream("GET", "/events") as stream:
+        lines = stream.iter_lines()
+        assert next(lines) == ": keep-alive"
 
 
 def test_events_are_not_replayed(client: httpx.Client) -> None:
     (gid,) = enqueue(client, prompt="a")
     wait_terminal(client, gid)
-    event, data, _ = _first_event(client, {"model": REF, "prompt": "b"})
+    _event, data, _ = _first_event(client, {"model": REF, "prompt": "b"})
     assert data["generation_id"] != gid
 
 
 def _mvhd_seconds(data: bytes) -> float:
     at = data.index(b"mvhd") + 4
-    return int.from_bytes(data[at + 16:at + 20], "big") / int.from_bytes(data[at + 12:at + 16], "big")
+    return int.from_bytes(data[at + 16 : at + 20], "big") / int.from_bytes(data[at + 12 : at + 16], "big")

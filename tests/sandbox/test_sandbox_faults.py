@@ -1,4 +1,5 @@
 """Fault injection and the `/_sandbox` controls, over real HTTP."""
+
 from __future__ import annotations
 
 import time
@@ -133,9 +134,11 @@ def test_stats_count_requests_per_route_and_reset_clears_them(sandbox_with: Any)
         with pytest.raises(httpx.RemoteProtocolError):
             c.post("/ai/queue", json=BODY, headers=fault("drop"))
         stats = c.get("/_sandbox/stats").json()
-        assert stats["requests"] == {"GET /api/ai/models": 2,
-                                     "GET /api/ai/queue/{generation_id}": 1,
-                                     "POST /api/ai/queue": 2}
+        assert stats["requests"] == {
+            "GET /api/ai/models": 2,
+            "GET /api/ai/queue/{generation_id}": 1,
+            "POST /api/ai/queue": 2,
+        }
         assert stats["total"] == 5 and stats["dropped"] == 1
         assert sum(stats["jobs"].values()) == 2
         assert c.post("/_sandbox/reset").json() == {"status": "success"}

@@ -1,4 +1,5 @@
 """The result MP4: its boxes parse back, its durations are the requested ones, padding works."""
+
 from __future__ import annotations
 
 import struct
@@ -32,7 +33,7 @@ def boxes(data: bytes, start: int = 0, end: int | None = None) -> dict[bytes, li
 
 def duration_of(data: bytes, kind: bytes) -> float:
     """Seconds in an mvhd or mdhd (version 0: timescale at +12, duration at +16)."""
-    (start, _), = boxes(data)[kind]
+    ((start, _),) = boxes(data)[kind]
     timescale, duration = struct.unpack_from(">II", data, start + 12)
     return duration / timescale
 
@@ -46,23 +47,23 @@ def test_the_file_parses_and_lasts_the_requested_seconds(seconds: int) -> None:
         assert kind in found, kind
     assert duration_of(data, b"mvhd") == seconds
     assert duration_of(data, b"mdhd") == seconds
-    (tkhd, _), = found[b"tkhd"]
+    ((tkhd, _),) = found[b"tkhd"]
     assert struct.unpack_from(">I", data, tkhd + 20)[0] == seconds * TIMESCALE
 
 
 def test_the_sample_table_points_at_the_frame_in_mdat() -> None:
     data = mp4_bytes(VideoSpec(5))
     found = boxes(data)
-    (stco, _), = found[b"stco"]
-    (stsz, _), = found[b"stsz"]
-    (mdat, mdat_end), = found[b"mdat"]
+    ((stco, _),) = found[b"stco"]
+    ((stsz, _),) = found[b"stsz"]
+    ((mdat, mdat_end),) = found[b"mdat"]
     offset = struct.unpack_from(">I", data, stco + 8)[0]
     size = struct.unpack_from(">I", data, stsz + 12)[0]  # after sample_size, count
     assert offset == mdat and offset + size <= mdat_end
     nal_length = struct.unpack_from(">I", data, offset)[0]
     assert nal_length == size - 4 and data[offset + 4] == 0x65  # an IDR slice NAL unit
-    (stsd, _), = found[b"stsd"]
-    assert data[stsd + 12:stsd + 16] == b"avc1"
+    ((stsd, _),) = found[b"stsd"]
+    assert data[stsd + 12 : stsd + 16] == b"avc1"
 
 
 def test_padding_makes_the_exact_size_and_keeps_the_file_valid() -> None:

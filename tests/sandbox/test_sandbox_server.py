@@ -1,4 +1,5 @@
 """Starting and stopping: every sandbox started is stopped, even with streams still open."""
+
 from __future__ import annotations
 
 import threading

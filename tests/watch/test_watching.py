@@ -1,5 +1,6 @@
 """Watch mode driven for real: a watcher process on a temporary folder, files edited by
 the test, diagnostics read from the watcher's output; `--run` against the sandbox."""
+
 from __future__ import annotations
 
 import os
@@ -11,10 +12,10 @@ import pytest
 from klingspec.sandbox import SandboxConfig, running_sandbox
 from tests.watch.watchproc import WatchProcess
 
-SCRIPT = '''aspect 16:9
+SCRIPT = """aspect 16:9
 image cafe = "https://assets.example.com/cafe.jpg"
 shot opening 5s "a quiet morning in @cafe"
-'''
+"""
 
 
 def write(path, text: str) -> None:
@@ -67,8 +68,7 @@ def test_editor_rename_save_is_seen(tmp_path, watched):
 def test_used_file_and_vars_file_changes_recheck_the_script(tmp_path, watched):
     write(tmp_path / "lib" / "chars.kvs", 'element hero {\n  front "https://assets.example.com/hero.png"\n}\n')
     write(tmp_path / "vars.toml", 'mood = "dusk"\n')
-    write(tmp_path / "scenes" / "scene.kvs",
-          'use "../lib/chars.kvs"\nshot 5s "@hero walks at {{ mood }}"\n')
+    write(tmp_path / "scenes" / "scene.kvs", 'use "../lib/chars.kvs"\nshot 5s "@hero walks at {{ mood }}"\n')
     watch = watched("scenes", "--vars", "vars.toml")
     replace_atomically(tmp_path / "lib" / "chars.kvs", 'element hero {\n  front "ftp://nope"\n}\n')
     watch.wait_for(r"lib/chars\.kvs:2:9: error\[KVS-uri-scheme\]")
@@ -171,6 +171,7 @@ def test_ctrl_c_leaves_renders_in_flight_for_status_and_a_later_run(tmp_path, wa
     it, `klingspec status` shows it, and a later `klingspec run` finishes it unpaid."""
     import subprocess
     import sys
+
     script = tmp_path / "scene.kvs"
     write(script, SCRIPT)
     config = SandboxConfig(queue_seconds=0.05, processing_seconds=2.0)
@@ -181,11 +182,23 @@ def test_ctrl_c_leaves_renders_in_flight_for_status_and_a_later_run(tmp_path, wa
         time.sleep(0.3)
         assert watch.stop() == 0
         assert "still in flight" in watch.lines[-1]
-        status = subprocess.run([sys.executable, "-m", "klingspec", "status"], cwd=tmp_path, env=env,
-                                capture_output=True, text=True, timeout=30)
+        status = subprocess.run(
+            [sys.executable, "-m", "klingspec", "status"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert status.returncode == 0 and "scene.kvs" in status.stdout and "submitted" in status.stdout
-        rerun = subprocess.run([sys.executable, "-m", "klingspec", "run", "--yes", "--api-url", base_url,
-                                "scene.kvs"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        rerun = subprocess.run(
+            [sys.executable, "-m", "klingspec", "run", "--yes", "--api-url", base_url, "scene.kvs"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert rerun.returncode == 0, rerun.stderr
         assert "reattach" in rerun.stdout + rerun.stderr
         assert _jobs(base_url) == 1

@@ -1,4 +1,5 @@
 """A `klingspec watch` process driven for real: started on a folder, read line by line."""
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,15 @@ import time
 class WatchProcess:
     def __init__(self, args: list[str], cwd, env: dict | None = None):
         full_env = dict(os.environ, NO_COLOR="1", PYTHONUNBUFFERED="1", **(env or {}))
-        self.proc = subprocess.Popen([sys.executable, "-m", "klingspec", "watch", *args], cwd=cwd, env=full_env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "klingspec", "watch", *args],
+            cwd=cwd,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
         self.lines: list[str] = []
         self._queue: queue.Queue[str] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -32,8 +40,9 @@ class WatchProcess:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"no line matching {pattern!r} within {timeout} s; output:\n"
-                                     + "\n".join(self.lines))
+                raise AssertionError(
+                    f"no line matching {pattern!r} within {timeout} s; output:\n" + "\n".join(self.lines)
+                )
             try:
                 line = self._queue.get(timeout=remaining)
             except queue.Empty:
