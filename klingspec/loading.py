@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +53,26 @@ def _read_bytes(path: str) -> bytes:
     with open(path, "rb") as handle:
         data = handle.read(MAX_FILE_BYTES + 1)
     return data
+
+
+SKIPPED_FOLDERS = frozenset({"renders", "node_modules", "__pycache__"})  # and every hidden folder
+
+
+def discover_scripts(paths: Iterable[str]) -> list[str]:
+    """The scripts that `paths` stand for: a folder stands for the .kvs files inside it
+    (recursively, sorted, skipping hidden folders and klingspec's own `renders/`); any
+    other path stands for itself, so a missing file is reported, not silently dropped.
+    `check`, `fmt` and `watch` all find their files here.
+    """
+    found: list[str] = []
+    for path in paths:
+        if not os.path.isdir(path):
+            found.append(path)
+            continue
+        for folder, dirs, names in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIPPED_FOLDERS)
+            found += [os.path.join(folder, n) for n in sorted(names) if n.endswith(".kvs")]
+    return found
 
 
 def decode(name: str, data: bytes) -> tuple[Source, list[Diagnostic]]:

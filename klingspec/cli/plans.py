@@ -2,7 +2,8 @@
 
 A saved plan holds the exact request bodies, their content hashes and the hashes of every
 file they were compiled from, so a later `run plan.json` submits exactly what was
-previewed and refuses if a script changed since.
+previewed and refuses if a script changed since. It is written (`saved_file`) and read
+back (`read_saved`) here, so the two can never disagree about the format.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-from klingspec import __version__
+from klingspec import __version__, pricing
 from klingspec.pipeline import Options, Result
 from klingspec.pricing import Estimate
 
@@ -82,11 +84,10 @@ def plan_of(result: Result, options: Options) -> Plan:
 def as_json(plans: Sequence[Plan]) -> str:
     if len(plans) == 1:
         return json.dumps(plans[0].as_dict(), indent=2, ensure_ascii=False) + "\n"
-    known = [p.estimate.total for p in plans]
     payload = {
         "plans": [p.as_dict() for p in plans],
         "total_seconds": sum(p.estimate.seconds * p.estimate.generations for p in plans),
-        "total_usd": None if None in known else float(sum(known, Decimal(0))),
+        "total_usd": _money(pricing.total(p.estimate.total for p in plans)),
     }
     return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
 
@@ -110,24 +111,76 @@ def saved_file(plans: Sequence[Plan]) -> str:
     return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
 
 
+class PlanUnreadable(Exception):
+    """The file is not a klingspec plan at all (a usage error)."""
+
+
+class PlanStale(Exception):
+    """The plan no longer describes its scripts: an input changed or went missing, or
+    the bodies were edited by hand. Nothing may be submitted from it."""
+
+
+@dataclass(frozen=True)
+class SavedRequest:
+    """One request of a saved plan, checked against the files it was compiled from."""
+
+    script: str
+    body: dict[str, Any]
+    generations: int
+    request_hash: str
+    estimate_usd: Decimal | None  # priced again from the body, never trusted from the file
+
+
+def read_saved(path: str) -> list[SavedRequest]:
+    """The requests of a plan written by `saved_file`, refused (`PlanStale`) if any input
+    file changed since or the bodies no longer match their hashes."""
+    from klingspec.compiling import request_hash
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            saved = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise PlanUnreadable(f"cannot read the plan {path}: {error}") from None
+    if not isinstance(saved, dict) or saved.get("format") != PLAN_FORMAT:
+        found = saved.get("format") if isinstance(saved, dict) else None
+        raise PlanUnreadable(f"{path} is not a klingspec plan (format {found!r})")
+    requests = []
+    for item in saved["requests"]:
+        for input_path, digest in item["inputs"].items():
+            if not os.path.exists(input_path):
+                raise PlanStale(
+                    f"{input_path}, which {path} was planned from, is missing; "
+                    "run `klingspec plan -o` again (from the same folder)"
+                )
+            if file_hash(input_path) != digest:
+                raise PlanStale(
+                    f"{input_path} changed since {path} was saved; "
+                    "run `klingspec plan -o` again to preview the new cost"
+                )
+        if request_hash(item["body"], item["num_generations"]) != item["request_hash"]:
+            raise PlanStale(f"{path} was edited by hand (request hash mismatch); refusing")
+        body, generations = item["body"], item["num_generations"]
+        requests.append(
+            SavedRequest(item["path"], body, generations, item["request_hash"], pricing.cost_of_body(body, generations))
+        )
+    return requests
+
+
 def print_table(plans: Sequence[Plan]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console(highlight=False)
-    grand = Decimal(0)
-    unknown = False
     for plan in plans:
         e = plan.estimate
         console.print(f"[bold]{plan.path}[/]  [dim]{e.model}[/]")
         table = Table(show_footer=True)
         rate = e.price_per_second
+        one_video = e.per_generation
         table.add_column("shot", footer="one video")
         table.add_column("line", justify="right")
         table.add_column("seconds", justify="right", footer=f"{e.seconds} s")
-        table.add_column(
-            "cost", justify="right", footer=f"${_fmt(rate * e.seconds)}" if rate is not None else "unknown"
-        )
+        table.add_column("cost", justify="right", footer=f"${_fmt(one_video)}" if one_video is not None else "unknown")
         for shot in e.shots:
             table.add_row(
                 shot.name,
@@ -138,18 +191,17 @@ def print_table(plans: Sequence[Plan]) -> None:
         console.print(table)
         if rate is None:
             console.print(f"  price per second: [bold yellow]unknown[/] for {e.model}: the cost cannot be previewed")
-            unknown = True
         else:
             console.print(
                 f"  {e.seconds} s × ${rate}/s × {e.generations} generation"
                 f"{'s' if e.generations != 1 else ''} = [bold]${e.total}[/]"
             )
-            grand += e.total
         for note in e.assumptions:
             console.print(f"  [dim]assumes {note}[/]")
         console.print()
     if len(plans) > 1:
-        console.print(f"[bold]total: {'unknown (a model has no published price)' if unknown else f'${grand}'}[/]")
+        grand = pricing.total(p.estimate.total for p in plans)
+        console.print(f"[bold]total: {'unknown (a model has no published price)' if grand is None else f'${grand}'}[/]")
 
 
 def _fmt(value: Decimal) -> str:

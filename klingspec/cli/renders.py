@@ -1,8 +1,8 @@
-"""The `run`, `status`, `ls`, `cancel` and `sandbox` commands: wiring, not logic.
+"""`run`, `status`, `ls` and `cancel`: the commands that spend money and show renders.
 
-Compiles scripts (or reads a saved plan), checks the budget, asks for confirmation, then
-hands `Job`s to `running.Runner` with a live display. The API key is read from
-`OXEN_API_KEY` here and passed to the client only; it is never printed or stored.
+Wiring, not logic: compiles scripts (or reads a saved plan), checks the budget, asks for
+confirmation, then hands `Job`s to `run.runner.Runner` with a live display. The API key is
+read from `OXEN_API_KEY` here and passed to the client only; it is never printed or stored.
 """
 
 from __future__ import annotations
@@ -13,103 +13,144 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import click
 
-from klingspec.cli.report import Exit
+from klingspec.cli.options import api_options, pipeline_options, print_diagnostics, var_options
+from klingspec.cli.report import Report
 from klingspec.pipeline import Options, Result, run_pipeline
+
+if TYPE_CHECKING:
+    from klingspec.run.ledger import Ledger, Render
+    from klingspec.run.runner import Job, PollPolicy
 
 SANDBOX_LEDGER_URL = "sandbox://local"
 
 
-def _diagnostics(results: Sequence[Result]) -> None:
-    from klingspec import printing
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@var_options
+@click.option("--dry-run", is_flag=True, help="Show the plan and the exact request bodies; send nothing.")
+@click.option("--sandbox", is_flag=True, help="Run against the built-in emulator: no key, no money.")
+@click.option("--queue/--sync", "queue", default=True, help="Use the async queue (default) or the sync endpoint.")
+@click.option(
+    "--budget",
+    type=click.FLOAT,
+    default=None,
+    metavar="USD",
+    help="Refuse (exit 4) if this run plus renders in flight would cost more.",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where videos land (default: renders/ beside each script).",
+)
+@click.option("--again", is_flag=True, help="Render anew even if this exact request was rendered before.")
+@click.option("--concurrency", type=click.IntRange(1, 16), default=4, help="Renders in flight at once.")
+@click.option("--poll", "poll_only", is_flag=True, help="Follow by polling only (no server-sent events).")
+@api_options
+def run(
+    files: tuple[str, ...],
+    var_options: tuple[str, ...],
+    var_files: tuple[str, ...],
+    dry_run: bool,
+    sandbox: bool,
+    queue: bool,
+    budget: float | None,
+    yes: bool,
+    out_dir: str | None,
+    again: bool,
+    concurrency: int,
+    poll_only: bool,
+    api_url: str | None,
+    ledger_path: str | None,
+) -> None:
+    """Plan, confirm, submit, follow and download renders. FILE is a script or a saved plan.json."""
+    report = _run(
+        files=files,
+        options=pipeline_options(var_options, var_files),
+        dry_run=dry_run,
+        sandbox=sandbox,
+        mode="queue" if queue else "sync",
+        budget=budget,
+        yes=yes,
+        out_dir=out_dir,
+        again=again,
+        concurrency=concurrency,
+        sse=not poll_only,
+        api_url=api_url,
+        ledger_path=ledger_path,
+    )
+    raise SystemExit(report.return_code)
 
-    diagnostics = [d for r in results for d in r.diagnostics]
-    if diagnostics:
-        sys.stderr.write(printing.texts(diagnostics, printing.TextStyle(color=sys.stderr.isatty())))
+
+@click.command()
+@click.option("--all", "show_all", is_flag=True, help="Also finished renders.")
+@click.option("--refresh", is_flag=True, help="Ask the API for the current state of renders in flight.")
+@api_options
+def status(show_all: bool, refresh: bool, api_url: str | None, ledger_path: str | None) -> None:
+    """Show renders in flight (from the local ledger)."""
+    report = _status(active_only=not show_all, refresh=refresh, api_url=api_url, ledger_path=ledger_path)
+    raise SystemExit(report.return_code)
 
 
-def _jobs_from_scripts(files: Sequence[str], options: Options, out_dir: str | None):
+@click.command(name="ls")
+@click.option("-n", "limit", type=click.IntRange(1, 10_000), default=20, help="How many renders.")
+@api_options
+def ls_(limit: int, api_url: str | None, ledger_path: str | None) -> None:
+    """List recent renders and their files."""
+    raise SystemExit(_listing(limit=limit, ledger_path=ledger_path).return_code)
+
+
+@click.command()
+@click.argument("render_or_generation")
+@api_options
+def cancel(render_or_generation: str, api_url: str | None, ledger_path: str | None) -> None:
+    """Cancel a render (ledger id) or one generation (its id) that is still in flight."""
+    raise SystemExit(_cancel(render_or_generation, api_url=api_url, ledger_path=ledger_path).return_code)
+
+
+# -- what a run will submit ---------------------------------------------------------------
+
+
+def _jobs_from_scripts(files: Sequence[str], options: Options, out_dir: str | None) -> tuple[list[Job], list[Result]]:
+    """Jobs for the scripts, or no jobs (and the diagnostics printed) if any has errors."""
     from klingspec.run.runner import Job
 
     results = [run_pipeline(path, options) for path in files]
-    _diagnostics(results)
-    if any(not r.ok or r.request is None for r in results):
-        return None, results
-    jobs = []
-    for r in results:
-        est = r.estimate.total if r.estimate else None
-        jobs.append(
-            Job(
-                r.path,
-                r.request.body,
-                r.request.generations,
-                r.request.content_hash,
-                r.estimate.exact if est is not None else None,
-                out_dir or os.path.join(os.path.dirname(os.path.abspath(r.path)), "renders"),
-            )
-        )
-    return jobs, results
+    print_diagnostics([r for r in results if r.diagnostics], "text", sys.stderr)
+    if any(not r.ok or r.request is None or r.estimate is None for r in results):
+        return [], results
+    return [
+        Job.create(r.path, r.request.body, r.request.generations, r.request.content_hash, r.estimate.exact, out_dir)
+        for r in results
+        if r.request is not None and r.estimate is not None
+    ], results
 
 
-def _jobs_from_plan(path: str, out_dir: str | None):
+def _jobs_from_plan(path: str, out_dir: str | None) -> list[Job]:
     """A saved plan: the exact bodies, refused if any input file changed since."""
-    from klingspec.cli.plans import PLAN_FORMAT, file_hash
-    from klingspec.compiling import request_hash
-    from klingspec.run.runner import Job, seconds_of
-    from klingspec.targets import model as lookup_model
+    from klingspec.cli.plans import PlanStale, PlanUnreadable, read_saved
+    from klingspec.run.runner import Job
 
     try:
-        with open(path, encoding="utf-8") as handle:
-            saved = json.load(handle)
-    except (OSError, ValueError) as error:
-        raise click.UsageError(f"cannot read the plan {path}: {error}") from None
-    if not isinstance(saved, dict) or saved.get("format") != PLAN_FORMAT:
-        raise click.UsageError(f"{path} is not a klingspec plan (format {saved.get('format')!r})")
-    jobs = []
-    for item in saved["requests"]:
-        for input_path, digest in item["inputs"].items():
-            if not os.path.exists(input_path):
-                click.echo(
-                    f"klingspec: {input_path}, which {path} was planned from, is missing; "
-                    "run `klingspec plan -o` again (from the same folder)",
-                    err=True,
-                )
-                return None
-            if file_hash(input_path) != digest:
-                click.echo(
-                    f"klingspec: {input_path} changed since {path} was saved; "
-                    "run `klingspec plan -o` again to preview the new cost",
-                    err=True,
-                )
-                return None
-        if request_hash(item["body"], item["num_generations"]) != item["request_hash"]:
-            click.echo(f"klingspec: {path} was edited by hand (request hash mismatch); refusing", err=True)
-            return None
-        model = lookup_model(item["body"].get("model", ""))
-        exact = (
-            model.price_per_second * seconds_of(item["body"]) * item["num_generations"]
-            if model and model.price_per_second is not None
-            else None
-        )
-        script = item["path"]
-        jobs.append(
-            Job(
-                script,
-                item["body"],
-                item["num_generations"],
-                item["request_hash"],
-                exact,
-                out_dir or os.path.join(os.path.dirname(os.path.abspath(script)), "renders"),
-            )
-        )
-    return jobs
+        saved = read_saved(path)
+    except PlanUnreadable as error:
+        raise click.UsageError(str(error)) from None
+    except PlanStale as error:
+        click.echo(f"klingspec: {error}", err=True)
+        return []
+    return [Job.create(s.script, s.body, s.generations, s.request_hash, s.estimate_usd, out_dir) for s in saved]
 
 
 @contextlib.contextmanager
-def _api(sandbox: bool, api_url: str | None) -> Iterator[tuple[str, str | None, str]]:
-    """(base URL, key, ledger identity of the API)."""
+def api_connection(sandbox: bool, api_url: str | None) -> Iterator[tuple[str, str | None, str]]:
+    """(base URL, key, ledger identity of the API): the built-in sandbox, or the API with
+    the user's key."""
     if sandbox:
         from klingspec.sandbox import SandboxConfig, running_sandbox
 
@@ -125,9 +166,19 @@ def _api(sandbox: bool, api_url: str | None) -> Iterator[tuple[str, str | None, 
     yield url, key, url
 
 
-def run(
+def poll_policy(sandbox: bool) -> PollPolicy:
+    """The sandbox renders in seconds, so it is polled more often than the API."""
+    from klingspec.run.runner import PollPolicy
+
+    return PollPolicy(initial=0.2, factor=1.5, cap=2.0, sse_check=5.0) if sandbox else PollPolicy()
+
+
+# -- run -------------------------------------------------------------------------------------
+
+
+def _run(
     *,
-    files,
+    files: Sequence[str],
     options: Options,
     dry_run: bool,
     sandbox: bool,
@@ -140,25 +191,23 @@ def run(
     sse: bool,
     api_url: str | None,
     ledger_path: str | None,
-) -> int:
-    from klingspec.cli import plans as planning
+) -> Report:
+    from klingspec.cli import plans
+    from klingspec.run import display
 
+    results: list[Result] | None = None
     if len(files) == 1 and files[0].endswith(".json"):
         jobs = _jobs_from_plan(files[0], out_dir)
-        if jobs is None:
-            return Exit.SCRIPT_ERRORS
-        results = None
     else:
         jobs, results = _jobs_from_scripts(files, options, out_dir)
-        if jobs is None:
-            return Exit.SCRIPT_ERRORS
+    if not jobs:
+        return Report(errors=1)
     if mode == "sync" and any(j.generations > 1 for j in jobs):
         raise click.UsageError("`generations` above 1 needs the queue; drop --sync")
     if results is not None:
-        plans = [planning.plan_of(r, options) for r in results]
-        planning.print_table(plans)
+        plans.print_table([plans.plan_of(r, options) for r in results])
     else:
-        _print_saved_plan(jobs)
+        display.saved_plan(jobs)
     if dry_run:
         for job in jobs:
             payload = dict(job.body)
@@ -169,37 +218,42 @@ def run(
             )
             click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
         click.echo("dry run: nothing was sent", err=True)
-        return Exit.OK
-    from klingspec.run import display
+        return Report()
+    from klingspec import pricing
     from klingspec.run.client import OxenClient
     from klingspec.run.ledger import Ledger
-    from klingspec.run.runner import BudgetRefused, PollPolicy, Runner
+    from klingspec.run.runner import BudgetRefused, Runner
 
-    with _api(sandbox, api_url) as (base_url, key, ledger_url), Ledger(ledger_path) as ledger:
+    with api_connection(sandbox, api_url) as (base_url, key, ledger_url), Ledger(ledger_path) as ledger:
         client = OxenClient.create(base_url, key)
-        poll = PollPolicy(initial=0.2, factor=1.5, cap=2.0, sse_check=5.0) if sandbox else PollPolicy()
         runner = Runner(
-            client, ledger, api_url=ledger_url, mode=mode, sse=sse, poll=poll, again=again, concurrency=concurrency
+            client,
+            ledger,
+            api_url=ledger_url,
+            mode=mode,
+            sse=sse,
+            poll=poll_policy(sandbox),
+            again=again,
+            concurrency=concurrency,
         )
         if budget is not None:
             try:
                 runner.check_budget(jobs, Decimal(str(budget)))
             except BudgetRefused as refused:
                 click.echo(f"klingspec: budget refused: {refused}", err=True)
-                return Exit.BUDGET_REFUSED
+                return Report(budget_refused=True)
         new = runner.new_jobs(jobs)
         if new and not yes and not sandbox:
-            cost = sum((j.estimate_usd or Decimal(0) for j in new), Decimal(0))
-            unknown = any(j.estimate_usd is None for j in new)
+            cost = pricing.total(j.estimate_usd for j in new)
             if not sys.stdin.isatty():
                 raise click.UsageError("confirmation needed: pass --yes to submit without a prompt")
             if not click.confirm(
                 f"Submit {len(new)} render{'s' if len(new) != 1 else ''} for "
-                f"{'an unknown amount' if unknown else f'${cost:.2f}'}?",
+                f"{display.money(cost, 'an unknown amount')}?",
                 err=True,
             ):
                 click.echo("nothing was sent", err=True)
-                return Exit.OK
+                return Report()
         view = display.LiveView(jobs)
         runner.on_event = view
         try:
@@ -211,55 +265,43 @@ def run(
                 "the same command again picks them up without paying twice",
                 err=True,
             )
-            return Exit.INTERRUPTED
+            return Report(interrupted=True)
         finally:
             client.close()
         display.summary(outcomes, sandbox=sandbox)
-        if any(o.state == "interrupted" for o in outcomes):
-            return Exit.INTERRUPTED
-        if any(o.state != "done" for o in outcomes):
-            if any(o.error and "(401)" in o.error for o in outcomes):
-                click.echo("klingspec: the API refused the key: check OXEN_API_KEY", err=True)
-            return Exit.API_FAILURE
-        return Exit.OK
+        failed = [o for o in outcomes if o.state != "done"]
+        if any(o.error and "(401)" in o.error for o in failed) and not any(o.state == "interrupted" for o in outcomes):
+            click.echo("klingspec: the API refused the key: check OXEN_API_KEY", err=True)
+        return Report(
+            api_failures=len(failed), interrupted=any(o.state == "interrupted" for o in outcomes), files=len(jobs)
+        )
 
 
-def _print_saved_plan(jobs) -> None:
-    """What a saved plan will submit (its scripts are not compiled again)."""
-    from klingspec.run.runner import seconds_of
-
-    total, unknown = Decimal(0), False
-    for job in jobs:
-        cost = "unknown" if job.estimate_usd is None else f"${job.estimate_usd:.2f}"
-        click.echo(f"{job.script}  {job.model}  {seconds_of(job.body)} s × {job.generations} = {cost}")
-        if job.estimate_usd is None:
-            unknown = True
-        else:
-            total += job.estimate_usd
-    if len(jobs) > 1:
-        click.echo(f"total: {'unknown' if unknown else f'${total:.2f}'}")
+# -- status, ls, cancel ----------------------------------------------------------------------
 
 
-def _ledger(ledger_path: str | None):
+def _ledger(ledger_path: str | None) -> Ledger:
     from klingspec.run.ledger import Ledger
 
     return Ledger(ledger_path)
 
 
-def status(*, active_only: bool, refresh: bool, api_url: str | None, ledger_path: str | None) -> int:
+def _status(*, active_only: bool, refresh: bool, api_url: str | None, ledger_path: str | None) -> Report:
     from rich.console import Console
     from rich.table import Table
 
+    from klingspec.run.display import money
+
     console = Console(highlight=False)
-    code = Exit.OK
+    report = Report()
     with _ledger(ledger_path) as ledger:
         renders = ledger.renders(active_only=active_only, limit=200)
         if refresh and renders:
-            code = _refresh(ledger, renders, api_url)
+            report.api_failures = _refresh(ledger, renders, api_url)
             renders = ledger.renders(active_only=active_only, limit=200)
         if not renders:
             console.print("no renders in flight" if active_only else "the ledger is empty")
-            return code
+            return report
         table = Table(title="renders in flight" if active_only else "renders", title_justify="left")
         for column in ("id", "script", "state", "generations", "cost", "api"):
             table.add_column(column)
@@ -271,20 +313,21 @@ def status(*, active_only: bool, refresh: bool, api_url: str | None, ledger_path
                 r.script,
                 r.state,
                 detail,
-                f"${Decimal(r.estimate_usd):.2f}" if r.estimate_usd else "?",
+                money(Decimal(r.estimate_usd) if r.estimate_usd else None, "?"),
                 r.api_url,
             )
         console.print(table)
-    return code
+    return report
 
 
-def _refresh(ledger, renders, api_url: str | None) -> int:
+def _refresh(ledger: Ledger, renders: Sequence[Render], api_url: str | None) -> int:
+    """Ask the API for each generation in flight; returns how many questions failed."""
     from klingspec.run.client import ApiError, OxenClient
 
     key = os.environ.get("OXEN_API_KEY")
     if not key:
         raise click.UsageError("set OXEN_API_KEY to refresh from the API")
-    code = Exit.OK
+    failures = 0
     for render in renders:
         if render.api_url.startswith("sandbox:") or not render.active:
             continue
@@ -295,26 +338,28 @@ def _refresh(ledger, renders, api_url: str | None) -> int:
                     item = client.generation(g.generation_id)
                 except ApiError as error:
                     click.echo(f"klingspec: {error}", err=True)
-                    code = Exit.API_FAILURE
+                    failures += 1
                     continue
                 ledger.update_generation(
                     g.generation_id, item.get("status", g.status), item.get("result_url"), item.get("error_message")
                 )
         finally:
             client.close()
-    return code
+    return failures
 
 
-def listing(*, limit: int, ledger_path: str | None) -> int:
+def _listing(*, limit: int, ledger_path: str | None) -> Report:
     from rich.console import Console
     from rich.table import Table
+
+    from klingspec.run.display import money
 
     console = Console(highlight=False)
     with _ledger(ledger_path) as ledger:
         renders = ledger.renders(limit=limit)
         if not renders:
             console.print("the ledger is empty")
-            return Exit.OK
+            return Report()
         table = Table(title="renders", title_justify="left")
         for column in ("id", "script", "model", "state", "cost", "files"):
             table.add_column(column)
@@ -325,14 +370,14 @@ def listing(*, limit: int, ledger_path: str | None) -> int:
                 r.script,
                 r.model,
                 r.state,
-                f"${Decimal(r.estimate_usd):.2f}" if r.estimate_usd else "?",
+                money(Decimal(r.estimate_usd) if r.estimate_usd else None, "?"),
                 files,
             )
         console.print(table)
-    return Exit.OK
+    return Report()
 
 
-def cancel(target: str, *, api_url: str | None, ledger_path: str | None) -> int:
+def _cancel(target: str, *, api_url: str | None, ledger_path: str | None) -> Report:
     from klingspec.run.client import ApiError, OxenClient
 
     with _ledger(ledger_path) as ledger:
@@ -345,33 +390,33 @@ def cancel(target: str, *, api_url: str | None, ledger_path: str | None) -> int:
             generations = [one] if one else []
         if render is None:
             click.echo(f"klingspec: no render or generation {target} in the ledger", err=True)
-            return Exit.API_FAILURE
+            return Report(api_failures=1)
         if render.api_url.startswith("sandbox:"):
             click.echo("klingspec: this render ran in the in-process sandbox, which is gone", err=True)
-            return Exit.API_FAILURE
+            return Report(api_failures=1)
         if not render.active:
             click.echo(f"render {render.id} is {render.state}: nothing to cancel")
-            return Exit.OK
+            return Report()
         live = [g for g in generations if g.status not in ("succeeded", "failed", "cancelled")]
         if not live:
             if render.state == "intent" and target.isdigit():  # recorded, never sent
                 ledger.set_state(render.id, "cancelled", "cancelled before it was sent")
                 click.echo(f"cancelled render {render.id} (it was never sent)")
-                return Exit.OK
+                return Report()
             if render.state in ("sent", "unknown"):
                 click.echo(
                     f"klingspec: render {render.id} was sent but its generation ids are not known yet; "
                     "`klingspec run` the script again to find them, then cancel",
                     err=True,
                 )
-                return Exit.API_FAILURE
+                return Report(api_failures=1)
             click.echo(f"render {render.id}: no generation is still in flight")
-            return Exit.OK
+            return Report()
         key = os.environ.get("OXEN_API_KEY")
         if not key:
             raise click.UsageError("set OXEN_API_KEY to cancel a render at the API")
         client = OxenClient.create(api_url or render.api_url, key)
-        code = Exit.OK
+        report = Report()
         try:
             for g in live:
                 try:
@@ -379,7 +424,7 @@ def cancel(target: str, *, api_url: str | None, ledger_path: str | None) -> int:
                     item = client.generation(g.generation_id)
                 except ApiError as error:
                     click.echo(f"klingspec: {error}", err=True)
-                    code = Exit.API_FAILURE
+                    report.api_failures += 1
                     continue
                 status = item.get("status", "cancelled")
                 ledger.update_generation(g.generation_id, status, item.get("result_url"), item.get("error_message"))
@@ -393,77 +438,4 @@ def cancel(target: str, *, api_url: str | None, ledger_path: str | None) -> int:
                 ledger.set_state(render.id, "cancelled")
         finally:
             client.close()
-        return code
-
-
-def serve_sandbox(*, host: str, port: int, processing_seconds: float | None) -> int:
-    from klingspec.sandbox import SandboxConfig, serve
-
-    config = SandboxConfig() if processing_seconds is None else SandboxConfig(processing_seconds=processing_seconds)
-    click.echo(f"klingspec sandbox: http://{host}:{port}/api (any bearer key; Ctrl-C stops)", err=True)
-    serve(host, port, config)
-    return Exit.OK
-
-
-def watch(
-    *,
-    paths,
-    options: Options,
-    render: bool,
-    budget: float | None,
-    cancel_stale: bool,
-    sandbox: bool,
-    out_dir: str | None,
-    api_url: str | None,
-    ledger_path: str | None,
-) -> int:
-    """`klingspec watch`: runs until Ctrl-C, then exits 0 with the ledger consistent."""
-    import threading
-
-    from klingspec.cli.watching import SessionRenders, Watcher, loop
-
-    lock = threading.Lock()
-
-    def out(line: str) -> None:
-        with lock:
-            click.echo(line)
-            sys.stdout.flush()
-
-    stack = contextlib.ExitStack()
-    renders = None
-    try:
-        if render:
-            from klingspec.run.client import OxenClient
-            from klingspec.run.ledger import Ledger
-            from klingspec.run.runner import PollPolicy, Runner
-
-            base_url, key, ledger_url = stack.enter_context(_api(sandbox, api_url))
-            poll = PollPolicy(initial=0.2, factor=1.5, cap=2.0, sse_check=5.0) if sandbox else PollPolicy()
-
-            def make_runner():
-                return Runner(OxenClient.create(base_url, key), Ledger(ledger_path), api_url=ledger_url, poll=poll)
-
-            renders = SessionRenders(
-                make_runner=make_runner,
-                out=out,
-                budget=Decimal(str(budget)) if budget is not None else None,
-                cancel_stale=cancel_stale,
-                out_dir=out_dir,
-            )
-        watcher = Watcher(paths, options, out=out, render=renders)
-        with contextlib.suppress(KeyboardInterrupt):
-            loop(watcher)
-        in_flight = renders.stop() if renders else 0
-        out(
-            "watch: stopped"
-            + (
-                f"; {in_flight} render{'s' if in_flight != 1 else ''} still in flight "
-                "(`klingspec status` shows them; `klingspec run` picks them up)"
-                if in_flight
-                else ""
-            )
-        )
-        return Exit.OK
-    finally:
-        with contextlib.suppress(KeyboardInterrupt):
-            stack.close()
+        return report

@@ -1,4 +1,8 @@
-"""Exit codes, in one place (CLI.md): what a command returns is decided here only."""
+"""Exit codes, in one place (CLI.md): what a command returns is decided here only.
+
+Commands count what they saw into a `Report`; `main` maps what escaped a command (Ctrl-C,
+a usage error, a klingspec bug) through `exit_code_of`. Nothing else picks a number.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from enum import IntEnum
 
 class Exit(IntEnum):
     OK = 0
-    SCRIPT_ERRORS = 1  # also: `fmt --check` would change a file
+    SCRIPT_ERRORS = 1  # also: `fmt --check` would change a file; an internal error
     USAGE = 2
     API_FAILURE = 3
     BUDGET_REFUSED = 4
@@ -27,7 +31,7 @@ class Report:
     interrupted: bool = False
 
     @property
-    def return_code(self) -> int:
+    def return_code(self) -> Exit:
         if self.interrupted:
             return Exit.INTERRUPTED
         if self.budget_refused:
@@ -37,3 +41,16 @@ class Report:
         if self.api_failures:
             return Exit.API_FAILURE
         return Exit.OK
+
+
+def exit_code_of(error: BaseException) -> Exit:
+    """The exit code of an exception that escaped a command (see `klingspec.cli.main`)."""
+    import click
+
+    if isinstance(error, KeyboardInterrupt | click.exceptions.Abort):
+        return Exit.INTERRUPTED
+    if isinstance(error, click.ClickException):
+        return Exit(error.exit_code) if error.exit_code in iter(Exit) else Exit.USAGE
+    if isinstance(error, BrokenPipeError):  # the reader went away (`| head`): not a failure
+        return Exit.OK
+    return Exit.SCRIPT_ERRORS  # a klingspec bug, reported without a traceback

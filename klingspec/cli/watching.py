@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from klingspec import pricing
+from klingspec.loading import discover_scripts
 from klingspec.pipeline import Options, Result, run_pipeline
 
 DEBOUNCE_MS = 60  # longest wait to group a burst of events
@@ -65,15 +67,7 @@ class Watcher:
 
     # -- which files matter --------------------------------------------------------------
     def discover(self) -> list[str]:
-        found = []
-        for root in self.roots:
-            if os.path.isdir(root):
-                for folder, dirs, names in os.walk(root):
-                    dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "renders")
-                    found += [os.path.join(folder, n) for n in sorted(names) if n.endswith(".kvs")]
-            elif os.path.exists(root) or root.endswith(".kvs"):
-                found.append(root)
-        return found
+        return discover_scripts(self.roots)
 
     def folders(self) -> set[str]:
         """Folders to hand to watchfiles: the roots and every dependency's folder."""
@@ -250,26 +244,20 @@ class SessionRenders:
             self.out(f"watch: {_rel(tracked.path)}: request unchanged, not re-rendering")
             return
         cost = result.estimate.exact
-        job = Job(
-            result.path,
-            request.body,
-            request.generations,
-            request.content_hash,
-            cost,
-            self.out_dir or os.path.join(os.path.dirname(os.path.abspath(tracked.path)), "renders"),
-        )
+        job = Job.create(result.path, request.body, request.generations, request.content_hash, cost, self.out_dir)
         runner = self.make_runner()
         new = runner.reusable(job) is None
         with self.lock:
-            if new and self.budget is not None and (cost is None or self.spent + cost > self.budget):
+            after = pricing.total((self.spent, cost))
+            if new and self.budget is not None and (after is None or after > self.budget):
                 need = "an unknown amount" if cost is None else f"${cost:.2f}"
                 self.out(
                     f"watch: {_rel(tracked.path)}: budget refused: {need} more would pass "
                     f"${self.budget:.2f} (spent ${self.spent:.2f} this session)"
                 )
                 return
-            if new and cost is not None:
-                self.spent += cost
+            if new and after is not None:
+                self.spent = after
         previous = tracked.render
         if previous is not None and not previous.done.is_set():
             if self.cancel_stale:

@@ -15,7 +15,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from klingspec.run.runner import Event, Job, Outcome, seconds_of
+from klingspec import pricing
+from klingspec.run.runner import Event, Job, Outcome
 
 _STEPS = {
     "submit": 1,
@@ -83,6 +84,24 @@ def _shown(path: str) -> str:
     return path if rel.startswith("..") else rel
 
 
+def money(amount: Decimal | None, unknown: str = "unknown") -> str:
+    """Dollars and cents of a figure `pricing` computed; `unknown` when it could not."""
+    return unknown if amount is None else f"${amount:.2f}"
+
+
+def saved_plan(jobs: Sequence[Job]) -> None:
+    """What a saved plan will submit (its scripts are not compiled again)."""
+    import click
+
+    for job in jobs:
+        click.echo(
+            f"{job.script}  {job.model}  {pricing.seconds_of(job.body)} s × {job.generations} = "
+            f"{money(job.estimate_usd)}"
+        )
+    if len(jobs) > 1:
+        click.echo(f"total: {money(pricing.total(j.estimate_usd for j in jobs))}")
+
+
 def summary(outcomes: Sequence[Outcome], console: Console | None = None, *, sandbox: bool = False) -> None:
     console = console or Console(highlight=False)
     table = Table(title="renders", title_justify="left")
@@ -93,20 +112,15 @@ def summary(outcomes: Sequence[Outcome], console: Console | None = None, *, sand
             overflow="fold",
             no_wrap=column in ("state", "seconds", "cost"),
         )
-    spent = Decimal(0)
     for outcome in outcomes:
-        seconds = seconds_of(outcome.job.body)
-        cost = (
-            "reused ($0 new)"
-            if outcome.reused
-            else (f"${outcome.spent_usd:.2f}" if outcome.spent_usd is not None else "unknown")
-        )
-        if outcome.spent_usd and not outcome.reused:
-            spent += outcome.spent_usd
+        seconds = pricing.seconds_of(outcome.job.body)
+        cost = "reused ($0 new)" if outcome.reused else money(outcome.spent_usd)
         files = "\n".join(_shown(f.path) for f in outcome.files) or (outcome.error or "")
         table.add_row(outcome.job.script, outcome.state, f"{seconds} s × {outcome.job.generations}", cost, files)
     console.print(table)
+    # known new spend; a render whose cost is unknown says "unknown" in its own row above
+    spent = pricing.total(o.spent_usd for o in outcomes if not o.reused and o.spent_usd is not None) or Decimal(0)
     if sandbox:
-        console.print(f"sandbox: nothing was charged (the same renders would cost ${spent:.2f} at the API)")
+        console.print(f"sandbox: nothing was charged (the same renders would cost {money(spent)} at the API)")
     else:
-        console.print(f"new spend this run: [bold]${spent:.2f}[/]")
+        console.print(f"new spend this run: [bold]{money(spent)}[/]")

@@ -19,7 +19,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from typing import Any
 
+from klingspec import pricing
 from klingspec.run.client import ApiError, OxenClient, Stopped, SubmitOutcomeUnknown
 from klingspec.run.ledger import TERMINAL, File, Ledger, Render
 from klingspec.run.media import decode_b64_videos, file_sha256
@@ -37,6 +39,20 @@ class Job:
     request_hash: str
     estimate_usd: Decimal | None
     out_dir: str
+
+    @classmethod
+    def create(
+        cls,
+        script: str,
+        body: dict[str, Any],
+        generations: int,
+        request_hash: str,
+        estimate_usd: Decimal | None,
+        out_dir: str | None = None,
+    ) -> Job:
+        """A job whose videos land in `out_dir`, by default `renders/` beside the script."""
+        folder = out_dir or os.path.join(os.path.dirname(os.path.abspath(script)), "renders")
+        return cls(script, body, generations, request_hash, estimate_usd, folder)
 
     @property
     def model(self) -> str:
@@ -186,9 +202,9 @@ class Runner:
         ones would cost more than `budget`. Returns the new spend."""
         in_flight = self.ledger.in_flight_usd(self.api_url)
         new = self.new_jobs(jobs)
-        if any(j.estimate_usd is None for j in new):
+        needed = pricing.total(j.estimate_usd for j in new)
+        if needed is None:
             raise BudgetRefused(None, budget, in_flight)
-        needed = sum((j.estimate_usd for j in new), Decimal(0))
         if in_flight + needed > budget:
             raise BudgetRefused(needed, budget, in_flight)
         return needed
@@ -528,14 +544,6 @@ class Runner:
             return
         self.ledger.update_generation(gid, status, url, error)
         self._emit("status", job, status, gid, status)
-
-
-def seconds_of(body: dict) -> int:
-    """Seconds of video one generation of `body` makes (the API's default shot is 5 s)."""
-    shots = body.get("multi_prompt")
-    if isinstance(shots, list) and shots:
-        return sum(int(s.get("duration", 5)) for s in shots if isinstance(s, dict))
-    return int(body.get("duration", 5))
 
 
 def _matches(item: dict, job: Job, render: Render) -> bool:

@@ -1,0 +1,98 @@
+"""`check`, `compile` and `plan`: the language commands. They read scripts and print
+diagnostics, a request body or a cost preview; none of them touches the network."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from klingspec.cli.options import pipeline_options, print_diagnostics, report_of, var_options, write_atomically
+from klingspec.loading import discover_scripts
+from klingspec.pipeline import run_pipeline
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True))
+@var_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "sarif"]),
+    default="text",
+    help="Diagnostics for people (text) or programs (json, sarif).",
+)
+def check(files: tuple[str, ...], var_options: tuple[str, ...], var_files: tuple[str, ...], fmt: str) -> None:
+    """Parse, expand, bind and check scripts; print diagnostics."""
+    options = pipeline_options(var_options, var_files, validate_schema=False, library_ok=True)
+    results = [run_pipeline(path, options) for path in discover_scripts(files)]
+    print_diagnostics(results, fmt)
+    report = report_of(results)
+    if fmt == "text":
+        from klingspec.printing import summary
+
+        click.echo(summary(report.errors, report.warnings, report.files), err=True)
+    raise SystemExit(report.return_code)
+
+
+@click.command(name="compile")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the JSON here instead of stdout.")
+@var_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    help="How diagnostics are printed (on stderr).",
+)
+def compile_(file: str, output: str | None, var_options: tuple[str, ...], var_files: tuple[str, ...], fmt: str) -> None:
+    """Check a script, then print its request body as JSON."""
+    result = run_pipeline(file, pipeline_options(var_options, var_files))
+    print_diagnostics([result], fmt, sys.stderr)
+    report = report_of([result])
+    if result.request is None:
+        report.errors = report.errors or 1
+    if report.errors or result.request is None:
+        raise SystemExit(report.return_code)
+    if output:
+        write_atomically(output, result.request.json)
+    else:
+        sys.stdout.write(result.request.json)
+    raise SystemExit(report.return_code)
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@var_options
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Save the exact request bodies and their content hashes (for `run`).",
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def plan(
+    files: tuple[str, ...], var_options: tuple[str, ...], var_files: tuple[str, ...], output: str | None, fmt: str
+) -> None:
+    """Check scripts, then preview the cost: per shot, total seconds, price, generations, USD."""
+    from klingspec.cli import plans
+
+    options = pipeline_options(var_options, var_files)
+    results = [run_pipeline(path, options) for path in files]
+    failed = [r for r in results if not r.ok or r.request is None]
+    print_diagnostics(results, "json" if fmt == "json" and failed else "text", sys.stderr)
+    report = report_of(results)
+    if failed:
+        if not report.errors:  # a library given to plan: no shot is an error here
+            report.errors = len(failed)
+        raise SystemExit(report.return_code)
+    previews = [plans.plan_of(r, options) for r in results]
+    if fmt == "json":
+        sys.stdout.write(plans.as_json(previews))
+    else:
+        plans.print_table(previews)
+    if output:
+        write_atomically(output, plans.saved_file(previews))
+        click.echo(f"saved {len(previews)} request{'s' if len(previews) != 1 else ''} to {output}", err=True)
+    raise SystemExit(report.return_code)

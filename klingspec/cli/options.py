@@ -1,0 +1,119 @@
+"""What several commands share: the template-variable and API options, how diagnostics
+are printed, and how pipeline results are counted into a `Report`.
+
+Imports nothing heavy: `check` starts through here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from typing import IO, Any, TypeVar
+
+import click
+
+from klingspec.cli.report import Report
+from klingspec.pipeline import Options, Result
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def color(stream: IO[str]) -> bool:
+    """Colour only for a terminal, and never when NO_COLOR is set or TERM is dumb."""
+    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def print_diagnostics(results: Sequence[Result], fmt: str, stream: IO[str] | None = None) -> None:
+    from klingspec import __version__, printing
+
+    stream = stream or sys.stdout
+    diagnostics = [d for r in results for d in r.diagnostics]
+    if fmt == "json":
+        stream.write(printing.as_json(diagnostics))
+    elif fmt == "sarif":
+        stream.write(printing.as_sarif(diagnostics, __version__))
+    else:
+        stream.write(printing.texts(diagnostics, printing.TextStyle(color=color(stream))))
+
+
+def report_of(results: Sequence[Result]) -> Report:
+    return Report(errors=sum(r.errors for r in results), warnings=sum(r.warnings for r in results), files=len(results))
+
+
+def _name_value(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """`--var` must be NAME=VALUE: anything else is a usage error (exit 2)."""
+    for value in values:
+        name, sep, _ = value.partition("=")
+        if not sep or not re.fullmatch(r"[^\W\d]\w*", name):
+            raise click.BadParameter(f"{value!r} is not NAME=VALUE (names are letters, digits and _)")
+    return values
+
+
+def var_options(function: F) -> F:
+    function = click.option(
+        "--vars",
+        "var_files",
+        multiple=True,
+        metavar="FILE",
+        type=click.Path(exists=True, dir_okay=False),
+        help="Template variables from a JSON or TOML file (repeatable).",
+    )(function)
+    function = click.option(
+        "--var",
+        "var_options",
+        multiple=True,
+        metavar="NAME=VALUE",
+        callback=_name_value,
+        help="Set a template variable; overrides `let` (repeatable).",
+    )(function)
+    return function
+
+
+def pipeline_options(var_options: Sequence[str], var_files: Sequence[str], **more: Any) -> Options:
+    return Options(tuple(var_options), tuple(var_files), **more)
+
+
+def api_options(function: F) -> F:
+    function = click.option(
+        "--api-url",
+        envvar="KLINGSPEC_API_URL",
+        default=None,
+        metavar="URL",
+        help="API base URL (default https://hub.oxen.ai/api; env KLINGSPEC_API_URL).",
+    )(function)
+    function = click.option(
+        "--ledger",
+        "ledger_path",
+        envvar="KLINGSPEC_LEDGER",
+        default=None,
+        metavar="FILE",
+        help="The job ledger (default ~/.klingspec/ledger.sqlite; env KLINGSPEC_LEDGER).",
+    )(function)
+    return function
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Replace `path` with `text` (UTF-8, `\\n`) in one step: a crash leaves the old file or
+    the new one, never half of either. An existing file keeps its permissions; a new one
+    gets the usual ones (the umask's), not the temporary file's private 0600."""
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(text.encode("utf-8"))
+        try:
+            mode = os.stat(path).st_mode & 0o7777
+        except OSError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,132 @@
+"""`klingspec watch`: re-check (and with --run re-render) scripts on every save.
+
+The engine is `klingspec.cli.watching` (folders, debounce, session renders); this module
+wires it to the command line and, with --run, to the API and the ledger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Sequence
+from decimal import Decimal
+
+import click
+
+from klingspec.cli.options import api_options, pipeline_options, var_options
+from klingspec.cli.report import Report
+from klingspec.pipeline import Options
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@var_options
+@click.option("--run", "render", is_flag=True, help="Re-render when the compiled request changes.")
+@click.option(
+    "--budget",
+    type=click.FLOAT,
+    default=None,
+    metavar="USD",
+    help="With --run: never spend more than this in the whole watch session.",
+)
+@click.option("--cancel-stale", is_flag=True, help="With --run: cancel an in-flight render a newer edit superseded.")
+@click.option("--sandbox", is_flag=True, help="With --run: render against the built-in emulator.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where videos land (default: renders/ beside each script).",
+)
+@api_options
+def watch(
+    paths: tuple[str, ...],
+    var_options: tuple[str, ...],
+    var_files: tuple[str, ...],
+    render: bool,
+    budget: float | None,
+    cancel_stale: bool,
+    sandbox: bool,
+    out_dir: str | None,
+    api_url: str | None,
+    ledger_path: str | None,
+) -> None:
+    """Re-check (and with --run re-render) scripts on every save. PATH: scripts or folders."""
+    raise SystemExit(
+        _watch(
+            paths=paths,
+            options=pipeline_options(var_options, var_files),
+            render=render,
+            budget=budget,
+            cancel_stale=cancel_stale,
+            sandbox=sandbox,
+            out_dir=out_dir,
+            api_url=api_url,
+            ledger_path=ledger_path,
+        )
+    )
+
+
+def _watch(
+    *,
+    paths: Sequence[str],
+    options: Options,
+    render: bool,
+    budget: float | None,
+    cancel_stale: bool,
+    sandbox: bool,
+    out_dir: str | None,
+    api_url: str | None,
+    ledger_path: str | None,
+) -> int:
+    """`klingspec watch`: runs until Ctrl-C, then exits 0 with the ledger consistent."""
+    import threading
+
+    from klingspec.cli.watching import SessionRenders, Watcher, loop
+
+    lock = threading.Lock()
+
+    def out(line: str) -> None:
+        with lock:
+            click.echo(line)
+            sys.stdout.flush()
+
+    stack = contextlib.ExitStack()
+    renders = None
+    try:
+        if render:
+            from klingspec.cli.renders import api_connection, poll_policy
+            from klingspec.run.client import OxenClient
+            from klingspec.run.ledger import Ledger
+            from klingspec.run.runner import Runner
+
+            base_url, key, ledger_url = stack.enter_context(api_connection(sandbox, api_url))
+            poll = poll_policy(sandbox)
+
+            def make_runner() -> Runner:
+                return Runner(OxenClient.create(base_url, key), Ledger(ledger_path), api_url=ledger_url, poll=poll)
+
+            renders = SessionRenders(
+                make_runner=make_runner,
+                out=out,
+                budget=Decimal(str(budget)) if budget is not None else None,
+                cancel_stale=cancel_stale,
+                out_dir=out_dir,
+            )
+        watcher = Watcher(paths, options, out=out, render=renders)
+        with contextlib.suppress(KeyboardInterrupt):
+            loop(watcher)
+        in_flight = renders.stop() if renders else 0
+        out(
+            "watch: stopped"
+            + (
+                f"; {in_flight} render{'s' if in_flight != 1 else ''} still in flight "
+                "(`klingspec status` shows them; `klingspec run` picks them up)"
+                if in_flight
+                else ""
+            )
+        )
+        return Report().return_code  # Ctrl-C is how a watch ends: not a failure
+    finally:
+        with contextlib.suppress(KeyboardInterrupt):
+            stack.close()
