@@ -223,6 +223,7 @@ def _run(
     from klingspec.run.client import OxenClient
     from klingspec.run.ledger import Ledger
     from klingspec.run.runner import BudgetRefused, Runner
+    from klingspec.run.states import RenderState
 
     with api_connection(sandbox, api_url) as (base_url, key, ledger_url), Ledger(ledger_path) as ledger:
         client = OxenClient.create(base_url, key)
@@ -269,12 +270,11 @@ def _run(
         finally:
             client.close()
         display.summary(outcomes, sandbox=sandbox)
-        failed = [o for o in outcomes if o.state != "done"]
-        if any(o.error and "(401)" in o.error for o in failed) and not any(o.state == "interrupted" for o in outcomes):
+        failed = [o for o in outcomes if o.state != RenderState.DONE]
+        interrupted = any(o.state == RenderState.INTERRUPTED for o in outcomes)
+        if any(o.error and "(401)" in o.error for o in failed) and not interrupted:
             click.echo("klingspec: the API refused the key: check OXEN_API_KEY", err=True)
-        return Report(
-            api_failures=len(failed), interrupted=any(o.state == "interrupted" for o in outcomes), files=len(jobs)
-        )
+        return Report(api_failures=len(failed), interrupted=interrupted, files=len(jobs))
 
 
 # -- status, ls, cancel ----------------------------------------------------------------------
@@ -379,6 +379,7 @@ def _listing(*, limit: int, ledger_path: str | None) -> Report:
 
 def _cancel(target: str, *, api_url: str | None, ledger_path: str | None) -> Report:
     from klingspec.run.client import ApiError, OxenClient
+    from klingspec.run.states import TERMINAL, GenerationStatus, RenderState
 
     with _ledger(ledger_path) as ledger:
         if target.isdigit():
@@ -397,13 +398,13 @@ def _cancel(target: str, *, api_url: str | None, ledger_path: str | None) -> Rep
         if not render.active:
             click.echo(f"render {render.id} is {render.state}: nothing to cancel")
             return Report()
-        live = [g for g in generations if g.status not in ("succeeded", "failed", "cancelled")]
+        live = [g for g in generations if g.status not in TERMINAL]
         if not live:
-            if render.state == "intent" and target.isdigit():  # recorded, never sent
-                ledger.set_state(render.id, "cancelled", "cancelled before it was sent")
+            if render.state == RenderState.INTENT and target.isdigit():  # recorded, never sent
+                ledger.set_state(render.id, RenderState.CANCELLED, "cancelled before it was sent")
                 click.echo(f"cancelled render {render.id} (it was never sent)")
                 return Report()
-            if render.state in ("sent", "unknown"):
+            if render.state in (RenderState.SENT, RenderState.UNKNOWN):
                 click.echo(
                     f"klingspec: render {render.id} was sent but its generation ids are not known yet; "
                     "`klingspec run` the script again to find them, then cancel",
@@ -426,16 +427,16 @@ def _cancel(target: str, *, api_url: str | None, ledger_path: str | None) -> Rep
                     click.echo(f"klingspec: {error}", err=True)
                     report.api_failures += 1
                     continue
-                status = item.get("status", "cancelled")
+                status = item.get("status", GenerationStatus.CANCELLED)
                 ledger.update_generation(g.generation_id, status, item.get("result_url"), item.get("error_message"))
                 click.echo(f"{g.generation_id}: {status}")
             statuses = [g.status for g in ledger.generations(render.id)]
             if (
-                all(s in ("succeeded", "failed", "cancelled") for s in statuses)
-                and "cancelled" in statuses
-                and "succeeded" not in statuses
+                all(s in TERMINAL for s in statuses)
+                and GenerationStatus.CANCELLED in statuses
+                and GenerationStatus.SUCCEEDED not in statuses
             ):
-                ledger.set_state(render.id, "cancelled")
+                ledger.set_state(render.id, RenderState.CANCELLED)
         finally:
             client.close()
         return report

@@ -311,6 +311,7 @@ def _cancel(previous: RenderThread) -> None:
     soon as it is halted, which must not race with the cancellation.
     """
     from klingspec.run.ledger import Ledger
+    from klingspec.run.states import TERMINAL, GenerationStatus, RenderState
 
     runner = previous.runner
     with Ledger(runner.ledger.path) as ledger:
@@ -318,11 +319,11 @@ def _cancel(previous: RenderThread) -> None:
             if render.request_hash != previous.request_hash:
                 continue
             for generation in ledger.generations(render.id):
-                if generation.status not in ("succeeded", "failed", "cancelled"):
+                if generation.status not in TERMINAL:
                     try:
                         runner.client.cancel(generation.generation_id)
-                        ledger.update_generation(generation.generation_id, "cancelled")
+                        ledger.update_generation(generation.generation_id, GenerationStatus.CANCELLED)
                     except Exception:  # the render may have finished meanwhile
                         pass
-            ledger.set_state(render.id, "cancelled")
+            ledger.set_state(render.id, RenderState.CANCELLED)
     runner.halt()

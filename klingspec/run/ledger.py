@@ -21,8 +21,11 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 
+from klingspec.run.states import ACTIVE_RENDER_STATES, GenerationStatus, RenderState, sql_list
+
 SCHEMA_VERSION = 1
-TERMINAL = ("succeeded", "failed", "cancelled")
+_ACTIVE = sql_list(ACTIVE_RENDER_STATES)
+_NOT_REUSABLE = sql_list((RenderState.FAILED, RenderState.CANCELLED))
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -75,14 +78,14 @@ class Render:
     mode: str
     out_dir: str
     estimate_usd: str | None
-    state: str
+    state: RenderState
     error: str | None
     created_at: float
     sent_at: float | None
 
     @property
     def active(self) -> bool:
-        return self.state in ("intent", "sent", "submitted", "unknown")
+        return self.state.active
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,7 @@ class Ledger:
         now = time.time()
         cursor = self.db.execute(
             "INSERT INTO renders (request_hash, api_url, script, model, body, generations, mode, out_dir,"
-            " estimate_usd, state, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,'intent',?,?)",
+            " estimate_usd, state, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 request_hash,
                 api_url,
@@ -174,6 +177,7 @@ class Ledger:
                 mode,
                 out_dir,
                 estimate_usd,
+                RenderState.INTENT,
                 now,
                 now,
             ),
@@ -183,7 +187,9 @@ class Ledger:
     @_locked
     def mark_sent(self, render_id: int) -> None:
         now = time.time()
-        self.db.execute("UPDATE renders SET state='sent', sent_at=?, updated_at=? WHERE id=?", (now, now, render_id))
+        self.db.execute(
+            "UPDATE renders SET state=?, sent_at=?, updated_at=? WHERE id=?", (RenderState.SENT, now, now, render_id)
+        )
 
     @_locked
     def mark_submitted(self, render_id: int, generation_ids: list[str]) -> None:
@@ -193,12 +199,14 @@ class Ledger:
             for position, generation_id in enumerate(generation_ids):
                 self.db.execute(
                     "INSERT OR IGNORE INTO generations VALUES (?,?,?,?,?,?,?)",
-                    (generation_id, render_id, position, "queued", None, None, now),
+                    (generation_id, render_id, position, GenerationStatus.QUEUED, None, None, now),
                 )
-            self.db.execute("UPDATE renders SET state='submitted', updated_at=? WHERE id=?", (now, render_id))
+            self.db.execute(
+                "UPDATE renders SET state=?, updated_at=? WHERE id=?", (RenderState.SUBMITTED, now, render_id)
+            )
 
     @_locked
-    def set_state(self, render_id: int, state: str, error: str | None = None) -> None:
+    def set_state(self, render_id: int, state: RenderState, error: str | None = None) -> None:
         self.db.execute(
             "UPDATE renders SET state=?, error=?, updated_at=? WHERE id=?", (state, error, time.time(), render_id)
         )
@@ -212,7 +220,7 @@ class Ledger:
     def latest_for(self, request_hash: str, api_url: str) -> Render | None:
         """The newest render of this exact request that is not failed or cancelled."""
         row = self.db.execute(
-            "SELECT * FROM renders WHERE request_hash=? AND api_url=? AND state NOT IN ('failed','cancelled')"
+            f"SELECT * FROM renders WHERE request_hash=? AND api_url=? AND state NOT IN {_NOT_REUSABLE}"
             " ORDER BY id DESC LIMIT 1",
             (request_hash, api_url),
         ).fetchone()
@@ -222,7 +230,7 @@ class Ledger:
     def renders(self, *, active_only: bool = False, limit: int = 50) -> list[Render]:
         query = "SELECT * FROM renders"
         if active_only:
-            query += " WHERE state IN ('intent','sent','submitted','unknown')"
+            query += f" WHERE state IN {_ACTIVE}"
         rows = self.db.execute(query + " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [_render(r) for r in rows]
 
@@ -231,7 +239,7 @@ class Ledger:
         """What renders still in flight at `api_url` will cost (for `--budget`); a render
         whose price is unknown counts as 0 here, and is refused before it is recorded."""
         rows = self.db.execute(
-            "SELECT estimate_usd FROM renders WHERE api_url=? AND state IN ('intent','sent','submitted','unknown')",
+            f"SELECT estimate_usd FROM renders WHERE api_url=? AND state IN {_ACTIVE}",
             (api_url,),
         ).fetchall()
         return sum((Decimal(r["estimate_usd"]) for r in rows if r["estimate_usd"]), Decimal(0))
@@ -310,7 +318,7 @@ def _render(row: sqlite3.Row) -> Render:
         row["mode"],
         row["out_dir"],
         row["estimate_usd"],
-        row["state"],
+        RenderState(row["state"]),
         row["error"],
         row["created_at"],
         row["sent_at"],

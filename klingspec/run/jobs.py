@@ -1,0 +1,134 @@
+"""The values a run passes around: the `Job` to render, the `Event`s it reports, the
+`Outcome` it ends with, and the `RunContext` that submitting and following share."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Protocol
+
+from klingspec.run.states import RenderState
+
+if TYPE_CHECKING:
+    from klingspec.run.client import OxenClient
+    from klingspec.run.ledger import File, Ledger
+
+
+@dataclass(frozen=True)
+class Job:
+    """One render to make: a compiled request and where its videos go."""
+
+    script: str
+    body: dict[str, Any]
+    generations: int
+    request_hash: str
+    estimate_usd: Decimal | None  # from `pricing`; None when the price is unknown
+    out_dir: str
+
+    @classmethod
+    def create(
+        cls,
+        script: str,
+        body: dict[str, Any],
+        generations: int,
+        request_hash: str,
+        estimate_usd: Decimal | None,
+        out_dir: str | None = None,
+    ) -> Job:
+        """A job whose videos land in `out_dir`, by default `renders/` beside the script."""
+        folder = out_dir or os.path.join(os.path.dirname(os.path.abspath(script)), "renders")
+        return cls(script, body, generations, request_hash, estimate_usd, folder)
+
+    @property
+    def model(self) -> str:
+        return str(self.body.get("model", ""))
+
+    @property
+    def stem(self) -> str:
+        return os.path.splitext(os.path.basename(self.script))[0]
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # reattach | submit | submitted | reconcile | status | download | done | failed | note
+    job: Job
+    message: str = ""
+    generation_id: str | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job: Job
+    render_id: int | None
+    state: RenderState  # done | failed | cancelled | interrupted | unknown
+    files: tuple[File, ...] = ()
+    spent_usd: Decimal | None = Decimal(0)  # new money committed by this run
+    reused: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    initial: float = 2.0
+    factor: float = 1.5
+    cap: float = 20.0
+    sse_check: float = 30.0  # with events flowing, still look every this often
+
+
+@dataclass
+class Waiters:
+    """Completion events from the SSE stream, handed to the threads that wait for them."""
+
+    condition: threading.Condition = field(default_factory=threading.Condition)
+    events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    healthy: bool = False
+
+    def publish(self, generation_id: str, payload: dict[str, Any]) -> None:
+        with self.condition:
+            self.events[generation_id] = payload
+            self.condition.notify_all()
+
+    def fail(self) -> None:
+        with self.condition:
+            self.healthy = False
+            self.condition.notify_all()
+
+    def wait(self, generation_id: str, timeout: float) -> dict[str, Any] | None:
+        with self.condition:
+            self.condition.wait_for(lambda: generation_id in self.events or not self.healthy, timeout)
+            return self.events.pop(generation_id, None)
+
+
+class RunContext(Protocol):
+    """What submitting and following read from the runner that owns them. `stop` and
+    `waiters` are read afresh each time: the runner replaces them between runs."""
+
+    client: OxenClient
+    ledger: Ledger
+    api_url: str
+    mode: str
+    poll: PollPolicy
+    again: bool
+    stop: threading.Event
+    waiters: Waiters
+
+    def emit(
+        self, kind: str, job: Job, message: str = "", generation_id: str | None = None, status: str | None = None
+    ) -> None: ...
+
+
+EmitFn = Callable[[Event], None]
+
+
+def record_failure(
+    ctx: RunContext, job: Job, render_id: int, message: str, state: RenderState = RenderState.FAILED
+) -> Outcome:
+    """Mark a render failed (or unknown) in the ledger, report it, and make its outcome.
+    An unknown submit may have been billed, so its spend is unknown rather than $0."""
+    ctx.ledger.set_state(render_id, state, message)
+    ctx.emit("failed", job, message)
+    return Outcome(job, render_id, state, error=message, spent_usd=None if state == RenderState.UNKNOWN else Decimal(0))

@@ -1,0 +1,251 @@
+"""Deciding what is paid for: reuse, budget, intent, submit, reconcile. Never prints.
+
+The order is fixed so that no crash can pay twice: a render is recorded as an intent
+before its request is sent, marked sent just before, and given its generation ids as
+soon as the API answers. A render whose submit outcome is unknown is looked for in the
+queue listing before anything is sent again. What happens after the ids are known
+(following them to their files) is `following`'s job.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from klingspec import pricing
+from klingspec.run.client import ApiError, SubmitOutcomeUnknown
+from klingspec.run.jobs import Job, Outcome, RunContext, record_failure
+from klingspec.run.ledger import Render
+from klingspec.run.states import TERMINAL, RenderState
+
+SANDBOX_PREFIX = "sandbox:"  # the ledger's name for an in-process sandbox
+
+
+class BudgetRefused(Exception):
+    def __init__(self, needed: Decimal | None, budget: Decimal, in_flight: Decimal):
+        self.needed, self.budget, self.in_flight = needed, budget, in_flight
+        what = "an unknown amount (a model has no published price)" if needed is None else f"${needed:.2f}"
+        super().__init__(
+            f"this run would spend {what} with ${in_flight:.2f} already in flight; the budget is ${budget:.2f}"
+        )
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A render the API has accepted: its generation ids (or, in sync mode, the file the
+    answer was streamed to). `reused`: paid for by an earlier run, not this one."""
+
+    render_id: int
+    ids: tuple[str, ...]
+    reused: bool
+    answer_path: str | None = None
+
+
+class Submitting:
+    """Reuse or submit each job exactly once; see the module docstring."""
+
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+        self.render_ids: dict[str, int] = {}  # request hash -> its render in this run
+
+    # -- what would be paid for -------------------------------------------------------------
+    def reusable(self, job: Job) -> Render | None:
+        """The render this job would reattach to, if any (never with `again`)."""
+        if self.ctx.again:
+            return None
+        render = self.ctx.ledger.latest_for(job.request_hash, self.ctx.api_url)
+        if render is not None and self._gone(render):
+            return None
+        return render
+
+    def _gone(self, render: Render) -> bool:
+        """A render made by an in-process sandbox that has since stopped: its generations
+        died with it, so only a finished render whose files are all on disk is reusable."""
+        if not render.api_url.startswith(SANDBOX_PREFIX):
+            return False
+        if render.state != RenderState.DONE:
+            return True
+        ledger = self.ctx.ledger
+        files = ledger.all_files(render.id)
+        return len(files) < len(ledger.generations(render.id)) or not all(os.path.exists(f.path) for f in files)
+
+    def new_jobs(self, jobs: Sequence[Job]) -> list[Job]:
+        """The jobs this run would pay for: not reattachable, one per distinct request."""
+        seen: set[str] = set()
+        new = []
+        for job in jobs:
+            if job.request_hash in seen:
+                continue
+            seen.add(job.request_hash)
+            if self.reusable(job) is None:
+                new.append(job)
+        return new
+
+    def check_budget(self, jobs: Sequence[Job], budget: Decimal) -> Decimal:
+        """Refuse (BudgetRefused) when the renders still in flight at this API plus the new
+        ones would cost more than `budget`. Returns the new spend."""
+        in_flight = self.ctx.ledger.in_flight_usd(self.ctx.api_url)
+        needed = pricing.total(j.estimate_usd for j in self.new_jobs(jobs))
+        if needed is None:
+            raise BudgetRefused(None, budget, in_flight)
+        if in_flight + needed > budget:
+            raise BudgetRefused(needed, budget, in_flight)
+        return needed
+
+    # -- submitting -----------------------------------------------------------------------
+    def obtain(self, job: Job) -> Submitted | Outcome:
+        """The job's generations at the API: reattached, reconciled or newly submitted; or
+        the outcome that ends the job here (refused, unknown, interrupted)."""
+        ctx = self.ctx
+        existing = self.reusable(job)
+        if existing is not None:
+            self.render_ids[job.request_hash] = existing.id
+            ctx.emit("reattach", job, f"reattaching to render #{existing.id} ({existing.state})")
+            return self._resume(job, existing)
+        if not ctx.again:
+            stale = ctx.ledger.latest_for(job.request_hash, ctx.api_url)
+            if stale is not None and stale.state != RenderState.DONE and self._gone(stale):
+                ctx.ledger.set_state(stale.id, RenderState.FAILED, "the in-process sandbox that ran it has stopped")
+        render = ctx.ledger.record_intent(
+            request_hash=job.request_hash,
+            api_url=ctx.api_url,
+            script=job.script,
+            model=job.model,
+            body=job.body,
+            generations=job.generations,
+            mode=ctx.mode,
+            out_dir=job.out_dir,
+            estimate_usd=None if job.estimate_usd is None else str(job.estimate_usd),
+        )
+        self.render_ids[job.request_hash] = render.id
+        return self._send(job, render)
+
+    def _resume(self, job: Job, render: Render) -> Submitted | Outcome:
+        ctx = self.ctx
+        if render.state == RenderState.INTENT:  # recorded, never sent: safe to send
+            return self._send(job, render)
+        if render.state in (RenderState.SENT, RenderState.UNKNOWN):
+            if render.mode == "sync":
+                message = (
+                    "a synchronous render was sent but its answer never arrived; it may have been "
+                    "billed. Use --again to render anew on purpose."
+                )
+                ctx.ledger.set_state(render.id, RenderState.UNKNOWN, message)
+                ctx.emit("failed", job, message)
+                return Outcome(job, render.id, RenderState.UNKNOWN, error=message, reused=True)
+            ctx.emit(
+                "reconcile", job, "an earlier run sent this render without hearing back; looking for it in the queue"
+            )
+            ids = self._reconcile(job, render)
+            if not ids:
+                ctx.emit("note", job, "the earlier request never created a job; sending it now")
+                return self._send(job, render)
+            return Submitted(render.id, tuple(ids), reused=True)
+        ids = [g.generation_id for g in ctx.ledger.generations(render.id)]
+        return Submitted(render.id, tuple(ids), reused=True)
+
+    def _send(self, job: Job, render: Render) -> Submitted | Outcome:
+        """Send the render's request; an unknown outcome is reconciled before one re-send."""
+        ctx = self.ctx
+        ctx.ledger.mark_sent(render.id)
+        ctx.emit("submit", job, f"submitting ({ctx.mode})")
+        if ctx.mode == "sync":
+            return self._submit_sync(job, render)
+        try:
+            ids = ctx.client.enqueue(job.body, job.generations)
+        except SubmitOutcomeUnknown as error:
+            ctx.ledger.set_state(render.id, RenderState.UNKNOWN, error.message)
+            ctx.emit("reconcile", job, f"{error.message}; looking for the job in the queue")
+            latest = ctx.ledger.render(render.id)
+            ids = self._reconcile(job, latest, attempts=3) if latest is not None else []
+            if not ids:
+                if ctx.stop.is_set():
+                    return Outcome(job, render.id, RenderState.INTERRUPTED, spent_usd=None)
+                ctx.emit("note", job, "no job was created; sending once more")
+                ctx.ledger.mark_sent(render.id)
+                try:
+                    ids = ctx.client.enqueue(job.body, job.generations)
+                except SubmitOutcomeUnknown as again:
+                    return record_failure(
+                        ctx, job, render.id, f"{again}; `klingspec run` again reconciles it", RenderState.UNKNOWN
+                    )
+                except ApiError as again:
+                    return record_failure(ctx, job, render.id, str(again))
+        except ApiError as error:
+            return record_failure(ctx, job, render.id, str(error))
+        ctx.ledger.mark_submitted(render.id, ids)
+        ctx.emit("submitted", job, f"{len(ids)} generation{'s' if len(ids) != 1 else ''} queued")
+        return Submitted(render.id, tuple(ids), reused=False)
+
+    def _reconcile(self, job: Job, render: Render, attempts: int = 1) -> list[str]:
+        """Find generations the API created for this render although we never heard back."""
+        ctx = self.ctx
+        for attempt in range(attempts):
+            known = ctx.ledger.known_generation_ids()
+            found: dict[str, dict[str, Any]] = {}
+            for status in (None, *TERMINAL):  # the listing shows terminal jobs only when asked
+                for item in ctx.client.generations(status=status, model=job.model):
+                    gid = item.get("generation_id")
+                    if gid and gid not in known and _matches(item, job, render):
+                        found[gid] = item
+            if found:
+                ids = [gid for gid, _ in sorted(found.items(), key=lambda kv: kv[1].get("enqueued_at") or 0)]
+                ids = ids[: job.generations]
+                ctx.ledger.mark_submitted(render.id, ids)
+                ctx.emit(
+                    "reconcile",
+                    job,
+                    f"found {len(ids)} generation{'s' if len(ids) != 1 else ''} already created: not sending again",
+                )
+                return ids
+            if attempt + 1 < attempts and ctx.stop.wait(ctx.poll.initial):
+                break
+        return []
+
+    def _submit_sync(self, job: Job, render: Render) -> Submitted | Outcome:
+        """POST the request to the sync endpoint, streaming the answer to a file beside
+        the videos (`following` turns it into videos and removes it)."""
+        ctx = self.ctx
+        os.makedirs(job.out_dir, exist_ok=True)
+        fd, answer_path = tempfile.mkstemp(prefix=".answer-", suffix=".json", dir=job.out_dir)
+        os.close(fd)
+        try:
+            ctx.client.generate_to_file(job.body, answer_path)
+        except SubmitOutcomeUnknown as error:
+            os.unlink(answer_path)
+            return record_failure(
+                ctx,
+                job,
+                render.id,
+                f"{error}; the render may have been made and billed. Use --again to render anew on purpose.",
+                RenderState.UNKNOWN,
+            )
+        except ApiError as error:
+            os.unlink(answer_path)
+            return record_failure(ctx, job, render.id, str(error))
+        except BaseException:
+            os.unlink(answer_path)
+            raise
+        ids = [f"sync-{render.id}-1"]
+        ctx.ledger.mark_submitted(render.id, ids)
+        return Submitted(render.id, tuple(ids), reused=False, answer_path=answer_path)
+
+
+def _matches(item: dict[str, Any], job: Job, render: Render) -> bool:
+    """Does a queue listing item look like this render's request? The listing echoes
+    the model, the prompt and the other submitted parameters."""
+    if item.get("model_name", item.get("model")) != job.model:
+        return False
+    enqueued = item.get("enqueued_at")
+    if render.sent_at and isinstance(enqueued, int | float) and enqueued < render.sent_at - 120:
+        return False
+    for key, value in job.body.items():
+        if key in ("model",):
+            continue
+        if key in item and item[key] is not None and item[key] != value:
+            return False
+    return True
