@@ -18,7 +18,6 @@ from typing import Any
 from klingspec import ast
 from klingspec.diagnostics import Diagnostic
 from klingspec.source import Source, Span
-from klingspec.syntax import parse
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
 _DECLARATIONS = (ast.Let, ast.Image, ast.Element)
@@ -49,7 +48,7 @@ class Program:
 Reader = Callable[[str], bytes]
 
 
-def _read_bytes(path: str) -> bytes:
+def read_bytes(path: str) -> bytes:
     with open(path, "rb") as handle:
         data = handle.read(MAX_FILE_BYTES + 1)
     return data
@@ -120,7 +119,7 @@ class Loader:
     """Loads one main script and what it uses. `overlays` maps absolute paths to
     unsaved editor text, so the language server sees buffers, not the disk."""
 
-    def __init__(self, overlays: Mapping[str, str] | None = None, reader: Reader = _read_bytes):
+    def __init__(self, overlays: Mapping[str, str] | None = None, reader: Reader = read_bytes):
         self.overlays = dict(overlays or {})
         self.reader = reader
         self.diagnostics: list[Diagnostic] = []
@@ -167,6 +166,8 @@ class Loader:
             source = self.read_source(path, name, at)
             if source is None:
                 return None
+            from klingspec.syntax import parse  # Lark loads on the first parse: a cached check never pays for it
+
             script, problems = parse(source)
             self.diagnostics.extend(problems)
             self.scripts[key] = script
@@ -237,7 +238,7 @@ class Loader:
 
 
 def load(
-    path: str, *, overlays: Mapping[str, str] | None = None, reader: Reader = _read_bytes
+    path: str, *, overlays: Mapping[str, str] | None = None, reader: Reader = read_bytes
 ) -> tuple[Program | None, list[Diagnostic]]:
     """Load `path` and everything it uses. Returns None for the program when the main
     file itself could not be read."""
@@ -246,7 +247,7 @@ def load(
     return program, loader.diagnostics
 
 
-def load_text(name: str, text: str, *, reader: Reader = _read_bytes) -> tuple[Program | None, list[Diagnostic]]:
+def load_text(name: str, text: str, *, reader: Reader = read_bytes) -> tuple[Program | None, list[Diagnostic]]:
     """Load a script given as text (tests, stdin, editor buffers); `use` is relative to `name`."""
     return load(name, overlays={os.path.abspath(name): text}, reader=reader)
 
@@ -274,7 +275,7 @@ def parse_var_options(options: tuple[str, ...] | list[str]) -> tuple[list[Var], 
     return variables, problems
 
 
-def read_vars_file(path: str, reader: Reader = _read_bytes) -> tuple[list[Var], list[Diagnostic]]:
+def read_vars_file(path: str, reader: Reader = read_bytes) -> tuple[list[Var], list[Diagnostic]]:
     """A `--vars` file: a JSON object or a TOML table of template variables."""
     import json  # only `--vars` needs it: kept off `check`'s start-up path
 

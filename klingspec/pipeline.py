@@ -13,7 +13,7 @@ from klingspec.binding import BoundScript, bind
 from klingspec.checking import check
 from klingspec.compiling import Request, compile_script, validate
 from klingspec.diagnostics import Diagnostic, has_errors, sort_unique
-from klingspec.loading import Program, Reader, Var, _read_bytes, load, parse_var_options, read_vars_file
+from klingspec.loading import Program, Reader, Var, load, parse_var_options, read_bytes, read_vars_file
 from klingspec.pricing import Estimate, estimate
 from klingspec.source import Source
 from klingspec.templating import expand
@@ -52,7 +52,7 @@ class Result:
         return sum(d.severity == "warning" for d in self.diagnostics)
 
 
-def outside_variables(options: Options, reader: Reader = _read_bytes) -> tuple[list[Var], list[Diagnostic]]:
+def outside_variables(options: Options, reader: Reader = read_bytes) -> tuple[list[Var], list[Diagnostic]]:
     """`--vars` files in order, then `--var` options: later ones win."""
     variables: list[Var] = []
     problems: list[Diagnostic] = []
@@ -64,7 +64,7 @@ def outside_variables(options: Options, reader: Reader = _read_bytes) -> tuple[l
     return variables + found, problems + bad
 
 
-def run_pipeline(path: str, options: Options = Options(), reader: Reader = _read_bytes) -> Result:
+def run_pipeline(path: str, options: Options = Options(), reader: Reader = read_bytes) -> Result:
     """Run every phase on `path`. Never raises: a klingspec bug becomes KVS-internal."""
     try:
         return _run(path, options, reader)

@@ -8,18 +8,30 @@ an editable install falls back to the repository folders.
 
 from __future__ import annotations
 
+import os
 from functools import cache
-from importlib import resources
 from pathlib import Path
 
-_REPO = Path(__file__).resolve().parent.parent
+PACKAGE = Path(__file__).resolve().parent
+_REPO = PACKAGE.parent
 
 
-def _data_dir(name: str):
-    packaged = resources.files("klingspec") / "_data" / name
-    if packaged.is_dir():
-        return packaged
-    return _REPO / name
+def _data_dir(name: str) -> Path:
+    """The installed copy inside the package, else the repository's folder. A plain path,
+    not `importlib.resources`: a wheel installs as files, and that module alone costs
+    more start-up time than the check it serves."""
+    packaged = PACKAGE / "_data" / name
+    return packaged if packaged.is_dir() else _REPO / name
+
+
+def data_dirs() -> tuple[Path, ...]:
+    """Every folder klingspec reads its own data from (the check cache fingerprints them)."""
+    return (PACKAGE, *(d for d in (_data_dir("grammar"), _data_dir("schema")) if not d.is_relative_to(PACKAGE)))
+
+
+def home_dir() -> str:
+    """The klingspec home: the ledger and the caches live here (KLINGSPEC_HOME, else ~/.klingspec)."""
+    return os.environ.get("KLINGSPEC_HOME") or os.path.join(os.path.expanduser("~"), ".klingspec")
 
 
 @cache
@@ -28,6 +40,6 @@ def read_text(folder: str, filename: str) -> str:
     return (_data_dir(folder) / filename).read_text(encoding="utf-8")
 
 
-def models_dir():
+def models_dir() -> Path:
     """The capability matrix: one TOML file per model, inside the package."""
-    return resources.files("klingspec") / "models"
+    return PACKAGE / "models"

@@ -33,3 +33,16 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
         "",
         "0",
     )
+
+
+# -- the klingspec home -------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def klingspec_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test gets an empty klingspec home (ledger, check cache), also inherited by
+    the processes it starts, so no test reads what another wrote or touches ~/.klingspec."""
+    home = str(tmp_path_factory.mktemp("home"))
+    monkeypatch.setenv("KLINGSPEC_HOME", home)
+    monkeypatch.delenv("KLINGSPEC_NO_CACHE", raising=False)
+    return home

@@ -14,8 +14,11 @@ PROBE = """
 import json, sys
 from klingspec.cli import main
 code = main({argv!r})
-print(json.dumps({{"code": code, "loaded": [m for m in {heavy!r} if m in sys.modules]}}))
+print(json.dumps({{"code": code, "loaded": [m for m in {heavy!r} if m in sys.modules],
+                   "klingspec": sorted(m for m in sys.modules if m.startswith("klingspec"))}}))
 """
+WINGS = ("klingspec.run", "klingspec.lsp", "klingspec.sandbox")
+CHECK_COMMAND = {"klingspec.cli", "klingspec.cli.report", "klingspec.cli.options", "klingspec.cli.checks"}
 
 
 def _loaded(argv: list[str], cwd) -> dict:
@@ -33,17 +36,26 @@ def script(tmp_path):
 
 def test_check_loads_no_heavy_module(script, tmp_path):
     result = _loaded(["check", str(script)], tmp_path)
-    assert result == {"code": 0, "loaded": []}
+    assert (result["code"], result["loaded"]) == (0, [])
 
 
 def test_check_json_loads_no_heavy_module(script, tmp_path):
     result = _loaded(["check", "--format", "json", str(script)], tmp_path)
-    assert result == {"code": 0, "loaded": []}
+    assert (result["code"], result["loaded"]) == (0, [])
+
+
+def test_checks_import_path_loads_no_wing(script, tmp_path):
+    """Neither the runner, the editor nor the sandbox, and of the command line only the
+    `check` command itself (and its cache)."""
+    for argv in (["check", "--no-cache", str(script)], ["check", str(script)]):
+        loaded = _loaded(argv, tmp_path)["klingspec"]
+        assert not [m for m in loaded if m.startswith(WINGS)]
+        assert {m for m in loaded if m.startswith("klingspec.cli")} - {"klingspec.cli.cache"} == CHECK_COMMAND
 
 
 def test_compile_needs_only_the_schema_validator(script, tmp_path):
     result = _loaded(["compile", str(script)], tmp_path)
-    assert result == {"code": 0, "loaded": ["jsonschema"]}
+    assert (result["code"], result["loaded"]) == (0, ["jsonschema"])
 
 
 def test_plan_adds_the_table_but_no_network(script, tmp_path):

@@ -8,14 +8,58 @@ the commands that need them, so `check` starts fast.
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import click
 
 from klingspec import __version__
-from klingspec.cli import checks, emulator, fmt, lsp, renders, watch
 from klingspec.cli.report import Exit, exit_code_of
+
+# name -> "module:attribute", in the order of the contract (and of `--help`)
+COMMANDS = {
+    "check": "checks:check",
+    "compile": "checks:compile_",
+    "plan": "checks:plan",
+    "run": "renders:run",
+    "status": "renders:status",
+    "ls": "renders:ls_",
+    "cancel": "renders:cancel",
+    "sandbox": "emulator:sandbox",
+    "watch": "watch:watch",
+    "lsp": "lsp:lsp",
+    "fmt": "fmt:fmt_command",
+}
+
+
+class _LazyCommands(dict[str, click.Command]):
+    """The group's commands, each imported from its module on first use: `check` loads
+    `cli.checks` only, never the run, watch or editor commands (the cold start is what a
+    pre-commit hook pays). Every name is known up front, so `in`, iteration and `--help`
+    behave as for an ordinary dict."""
+
+    def __init__(self, where: dict[str, str]):
+        super().__init__()
+        self.where = dict(where)
+
+    def __missing__(self, name: str) -> click.Command:
+        module, _, attribute = self.where[name].partition(":")
+        command: click.Command = getattr(importlib.import_module(f"klingspec.cli.{module}"), attribute)
+        self[name] = command
+        return command
+
+    def get(self, name: str, default: click.Command | None = None) -> click.Command | None:  # type: ignore[override]
+        return self[name] if name in self else default  # noqa: SIM401 (dict.get skips __missing__)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.where or super().__contains__(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self.where, *(n for n in super().__iter__() if n not in self.where)])
+
+    def __len__(self) -> int:
+        return len(set(self.where) | set(super().keys()))
 
 
 class _Group(click.Group):
@@ -31,20 +75,7 @@ def main_group() -> None:
     """klingspec: scene scripts (.kvs) to checked, priced Kling video requests."""
 
 
-for _command in (
-    checks.check,
-    checks.compile_,
-    checks.plan,
-    renders.run,
-    renders.status,
-    renders.ls_,
-    renders.cancel,
-    emulator.sandbox,
-    watch.watch,
-    lsp.lsp,
-    fmt.fmt_command,
-):
-    main_group.add_command(_command)
+main_group.commands = _LazyCommands(COMMANDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,12 +4,18 @@ diagnostics, a request body or a cost preview; none of them touches the network.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 import click
 
 from klingspec.cli.options import pipeline_options, print_diagnostics, report_of, var_options, write_atomically
+from klingspec.diagnostics import Diagnostic
 from klingspec.loading import discover_scripts
-from klingspec.pipeline import run_pipeline
+
+
+@dataclass(frozen=True)
+class _Cached:
+    diagnostics: tuple[Diagnostic, ...]
 
 
 @click.command()
@@ -22,10 +28,25 @@ from klingspec.pipeline import run_pipeline
     default="text",
     help="Diagnostics for people (text) or programs (json, sarif).",
 )
-def check(files: tuple[str, ...], var_options: tuple[str, ...], var_files: tuple[str, ...], fmt: str) -> None:
+@click.option("--no-cache", is_flag=True, help="Check every file anew; neither read nor write the result cache.")
+def check(
+    files: tuple[str, ...], var_options: tuple[str, ...], var_files: tuple[str, ...], fmt: str, no_cache: bool
+) -> None:
     """Parse, expand, bind and check scripts; print diagnostics."""
-    options = pipeline_options(var_options, var_files, validate_schema=False, library_ok=True)
-    results = [run_pipeline(path, options) for path in discover_scripts(files)]
+    from klingspec.cli.cache import CheckCache, RecordingReader
+
+    cache = CheckCache.open(enabled=not no_cache)
+    results: list[_Cached] = []
+    for path in discover_scripts(files):
+        found = cache.get(path, var_options, var_files)
+        if found is None:  # the pipeline (and Lark, Jinja) load only on a miss
+            from klingspec.pipeline import run_pipeline
+
+            options = pipeline_options(var_options, var_files, validate_schema=False, library_ok=True)
+            reader = RecordingReader()
+            found = run_pipeline(path, options, reader).diagnostics
+            cache.put(path, var_options, var_files, reader, found)
+        results.append(_Cached(found))
     print_diagnostics(results, fmt)
     report = report_of(results)
     if fmt == "text":
@@ -48,6 +69,8 @@ def check(files: tuple[str, ...], var_options: tuple[str, ...], var_files: tuple
 )
 def compile_(file: str, output: str | None, var_options: tuple[str, ...], var_files: tuple[str, ...], fmt: str) -> None:
     """Check a script, then print its request body as JSON."""
+    from klingspec.pipeline import run_pipeline
+
     result = run_pipeline(file, pipeline_options(var_options, var_files))
     print_diagnostics([result], fmt, sys.stderr)
     report = report_of([result])
@@ -77,6 +100,7 @@ def plan(
 ) -> None:
     """Check scripts, then preview the cost: per shot, total seconds, price, generations, USD."""
     from klingspec.cli import plans
+    from klingspec.pipeline import run_pipeline
 
     options = pipeline_options(var_options, var_files)
     results = [run_pipeline(path, options) for path in files]

@@ -12,14 +12,24 @@ import re
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
 
 import click
 
 from klingspec.cli.report import Report
-from klingspec.pipeline import Options, Result
+
+if TYPE_CHECKING:
+    from klingspec.diagnostics import Diagnostic
+    from klingspec.pipeline import Options
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Checked(Protocol):
+    """A file's diagnostics: a pipeline `Result`, or a check answered from the cache."""
+
+    @property
+    def diagnostics(self) -> Sequence[Diagnostic]: ...
 
 
 def color(stream: IO[str]) -> bool:
@@ -27,7 +37,7 @@ def color(stream: IO[str]) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
-def print_diagnostics(results: Sequence[Result], fmt: str, stream: IO[str] | None = None) -> None:
+def print_diagnostics(results: Sequence[Checked], fmt: str, stream: IO[str] | None = None) -> None:
     from klingspec import __version__, printing
 
     stream = stream or sys.stdout
@@ -40,8 +50,13 @@ def print_diagnostics(results: Sequence[Result], fmt: str, stream: IO[str] | Non
         stream.write(printing.texts(diagnostics, printing.TextStyle(color=color(stream))))
 
 
-def report_of(results: Sequence[Result]) -> Report:
-    return Report(errors=sum(r.errors for r in results), warnings=sum(r.warnings for r in results), files=len(results))
+def report_of(results: Sequence[Checked]) -> Report:
+    diagnostics = [d for r in results for d in r.diagnostics]
+    return Report(
+        errors=sum(d.severity == "error" for d in diagnostics),
+        warnings=sum(d.severity == "warning" for d in diagnostics),
+        files=len(results),
+    )
 
 
 def _name_value(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
@@ -74,6 +89,8 @@ def var_options(function: F) -> F:
 
 
 def pipeline_options(var_options: Sequence[str], var_files: Sequence[str], **more: Any) -> Options:
+    from klingspec.pipeline import Options
+
     return Options(tuple(var_options), tuple(var_files), **more)
 
 

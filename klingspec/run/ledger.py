@@ -107,8 +107,9 @@ class File:
 
 
 def default_path() -> str:
-    home = os.environ.get("KLINGSPEC_HOME") or os.path.join(os.path.expanduser("~"), ".klingspec")
-    return os.path.join(home, "ledger.sqlite")
+    from klingspec.resources import home_dir
+
+    return os.path.join(home_dir(), "ledger.sqlite")
 
 
 def _locked(method):
