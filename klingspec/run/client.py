@@ -5,15 +5,14 @@ repeat (reads, cancel, downloads) and which are not (submits). One retry policy 
 serves every request: exponential backoff with jitter, `Retry-After` honoured, and a submit
 never repeated on its own: when a submit's outcome is unknown (sent, then the connection
 dropped or timed out), it raises `SubmitOutcomeUnknown` so the runner can reconcile against
-the queue before anything is sent again. The API key is attached only to requests for the
-API's own host and never appears in an error message.
+the queue before anything is sent again. Server-sent events are parsed by httpx-sse. The
+API key is attached only to requests for the API's own host and never appears in an error
+message.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import os
 import random
 import socket
@@ -25,6 +24,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+from httpx_sse import EventSource, SSEError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 DEFAULT_API_URL = "https://hub.oxen.ai/api"
@@ -380,9 +380,10 @@ class OxenClient:
         return self._json(self._read("GET", path), "GET", path)
 
     def events(self, on_open: Callable[[], None] = lambda: None) -> Iterator[tuple[str, dict]]:
-        """Server-sent events from /events as (event name, data). `on_open` runs once the
-        stream is established (subscribe before enqueueing: there is no replay). Ends
-        when the stream closes; the caller decides whether to reconnect or poll."""
+        """Server-sent events from /events as (event name, data); data that is not JSON is
+        skipped. `on_open` runs once the stream is established (subscribe before enqueueing:
+        there is no replay). Ends when the stream closes; the caller decides whether to
+        reconnect or poll."""
         path = "/events"
         self._count("GET", path)
         with self.http.stream(
@@ -391,17 +392,31 @@ class OxenClient:
             if response.status_code >= 400:
                 response.read()
                 raise ApiError(self._message(response), status=response.status_code, method="GET", path=path)
+            source = EventSource(response)
             with self._streams_lock:
-                self._streams.add(response)
+                self._streams.add(source.response)
             try:
                 on_open()
-                yield from _sse(response)
-            except httpx.TransportError:
-                if not response.extensions.get("klingspec_closed"):
-                    raise  # the stream broke; `close_events` ends it quietly
+                for event in source.iter_sse():
+                    try:
+                        data = event.json()
+                    except ValueError:
+                        continue
+                    yield event.event, data
+            except httpx.TransportError as error:
+                if response.extensions.get("klingspec_closed"):
+                    return  # `close_events` shut the socket down: end quietly
+                if isinstance(error, SSEError):  # the answer is not `text/event-stream`
+                    raise ApiError(
+                        "the API answered with something that is not an event stream",
+                        status=response.status_code,
+                        method="GET",
+                        path=path,
+                    ) from None
+                raise  # the stream broke
             finally:
                 with self._streams_lock:
-                    self._streams.discard(response)
+                    self._streams.discard(source.response)
 
     def close_events(self) -> None:
         """End every open event stream, from any thread: the socket is shut down, which
@@ -468,23 +483,6 @@ class OxenClient:
         finally:
             if os.path.exists(part):
                 os.unlink(part)
-
-
-def _sse(response: httpx.Response) -> Iterator[tuple[str, dict]]:
-    """Parse a text/event-stream body into (event name, JSON data) pairs."""
-    event, data = "message", []
-    for line in response.iter_lines():
-        if line == "":
-            if data:
-                with contextlib.suppress(ValueError):
-                    yield event, json.loads("\n".join(data))
-            event, data = "message", []
-        elif line.startswith(":"):
-            continue
-        elif line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].removeprefix(" "))
 
 
 def error_message_of(answer: Any) -> str | None:
