@@ -463,3 +463,78 @@ def test_a_download_refused_reports_the_status(tmp_path, status, attempts):
     assert str(caught.value) == f"GET download ({status}): gone"
     assert len(api.seen) == attempts and len(sleeps.delays) == attempts - 1
     assert os.listdir(tmp_path) == []
+
+
+# -- server-sent events through httpx-sse ----------------------------------------------------------
+
+_SSE_BODY = (
+    b": keep-alive\n\n"
+    b'event: media_generation_completed\ndata: {"generation_id": "a",\ndata:  "status": "succeeded"}\n\n'
+    b"data: not json\n\n"
+    b": keep-alive\r\n\r\n"
+    b'data: {"n": 1, "text": "caf\xc3\xa9"}\r\n\r\n'
+    b"event: other\ndata:[1, 2]\n\n"
+    b"event: no-data\n\n"
+    b'id: 7\nretry: 100\nevent: media_generation_completed\ndata: {"n": 2}\n\n'
+    b'data: {"never": "dispatched"}\n'
+)
+_SSE_EVENTS = [
+    ("media_generation_completed", {"generation_id": "a", "status": "succeeded"}),
+    ("message", {"n": 1, "text": "café"}),
+    ("other", [1, 2]),
+    ("media_generation_completed", {"n": 2}),
+]
+
+
+class _Chunks(httpx.SyncByteStream):
+    """A body sent in the given chunks, then (optionally) broken off."""
+
+    def __init__(self, chunks, error: Exception | None = None):
+        self.chunks, self.error = chunks, error
+
+    def __iter__(self):
+        yield from self.chunks
+        if self.error is not None:
+            raise self.error
+
+
+def _event_stream(chunks, error=None, content_type="text/event-stream; charset=utf-8"):
+    return httpx.Response(200, headers={"Content-Type": content_type}, stream=_Chunks(chunks, error))
+
+
+@pytest.mark.parametrize("size", [1, 7, len(_SSE_BODY)], ids=["byte-by-byte", "7-bytes", "whole"])
+def test_events_skip_comments_join_data_lines_and_skip_what_is_not_json(size):
+    chunks = [_SSE_BODY[i : i + size] for i in range(0, len(_SSE_BODY), size)]
+    seen: list = []
+    api = _Script(_event_stream(chunks))
+    with _mocked(lambda r: seen.append(r.headers["Accept"]) or api(r), Sleeps()) as client:
+        opened = []
+        got = list(client.events(on_open=lambda: opened.append(len(opened))))
+        assert got == _SSE_EVENTS and opened == [0] and seen == ["text/event-stream"]
+        assert client._streams == set()  # no longer registered for `close_events`
+
+
+def test_events_raise_on_an_error_status_before_opening():
+    api = _Script(_answer(401, {"error": {"title": "You must be authenticated"}}))
+    opened = []
+    with _mocked(api, Sleeps()) as client, pytest.raises(ApiError) as caught:
+        list(client.events(on_open=lambda: opened.append(1)))
+    assert str(caught.value) == "GET /events (401): You must be authenticated" and opened == []
+    assert api.seen == ["GET /api/events"]  # an event stream is never retried by the client
+
+
+def test_events_raise_when_the_answer_is_not_an_event_stream():
+    api = _Script(_event_stream([b'{"hello": 1}'], content_type="application/json"))
+    with _mocked(api, Sleeps()) as client, pytest.raises(ApiError) as caught:
+        list(client.events())
+    assert str(caught.value) == "GET /events (200): the API answered with something that is not an event stream"
+
+
+def test_a_broken_event_stream_raises_after_what_arrived():
+    api = _Script(_event_stream([b'data: {"n": 1}\n\n', b'data: {"n"'], httpx.ReadError("reset")))
+    with _mocked(api, Sleeps()) as client:
+        got = []
+        with pytest.raises(httpx.ReadError):
+            for item in client.events():
+                got.append(item)
+        assert got == [("message", {"n": 1})] and client._streams == set()
