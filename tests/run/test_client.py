@@ -8,14 +8,16 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from email.utils import formatdate
+from typing import Any
 
 import httpx
 import pytest
 from run_helpers import FAST_RETRY, MODEL, Sleeps, new_key, oxen, stats
 
-from klingspec.run.client import ApiError, HostBearer, RetryPolicy, SubmitOutcomeUnknown, error_message
+from klingspec.run.client import ApiError, HostBearer, OxenClient, RetryPolicy, SubmitOutcomeUnknown, error_message
 from klingspec.sandbox import FAULT_HEADER, FaultRule
 
 
@@ -258,7 +260,9 @@ def test_sync_retries_429_and_503_but_never_an_unknown_outcome(tmp_path, sandbox
 API = "http://api.test/api"
 
 
-def _mocked(handler, sleeps: Sleeps, clock=None):
+def _mocked(
+    handler: Callable[[httpx.Request], httpx.Response], sleeps: Sleeps, clock: Callable[[], float] | None = None
+) -> OxenClient:
     """A real client whose API is `handler`; FAST_RETRY (4 attempts), optionally a fixed clock."""
     client = oxen(API, new_key(), sleep=sleeps, transport=httpx.MockTransport(handler))
     if clock is not None:
@@ -270,8 +274,9 @@ class _Script:
     """The API's answers in order (the last one repeats, each time afresh); an exception in
     the list is raised as the transport's failure. Records every request it sees."""
 
-    def __init__(self, *answers):
-        self.answers, self.seen = list(answers), []
+    def __init__(self, *answers: httpx.Response | Exception) -> None:
+        self.answers = list(answers)
+        self.seen: list[str] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.seen.append(f"{request.method} {request.url.path}")
@@ -281,7 +286,7 @@ class _Script:
         return httpx.Response(answer.status_code, headers=answer.headers, stream=answer.stream)  # a fresh copy
 
 
-def _answer(status: int, body=None, retry_after: str | None = None) -> httpx.Response:
+def _answer(status: int, body: Any = None, retry_after: str | None = None) -> httpx.Response:
     headers = {"Retry-After": retry_after} if retry_after else {}
     return httpx.Response(status, json=body if body is not None else {}, headers=headers)
 
@@ -489,16 +494,18 @@ _SSE_EVENTS = [
 class _Chunks(httpx.SyncByteStream):
     """A body sent in the given chunks, then (optionally) broken off."""
 
-    def __init__(self, chunks, error: Exception | None = None):
+    def __init__(self, chunks: list[bytes], error: Exception | None = None) -> None:
         self.chunks, self.error = chunks, error
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[bytes]:
         yield from self.chunks
         if self.error is not None:
             raise self.error
 
 
-def _event_stream(chunks, error=None, content_type="text/event-stream; charset=utf-8"):
+def _event_stream(
+    chunks: list[bytes], error: Exception | None = None, content_type: str = "text/event-stream; charset=utf-8"
+) -> httpx.Response:
     return httpx.Response(200, headers={"Content-Type": content_type}, stream=_Chunks(chunks, error))
 
 
