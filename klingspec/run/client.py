@@ -1,19 +1,18 @@
 """A thin client of the Oxen.ai inference API over an injected `httpx.Client`.
 
 What it knows: the endpoints and both documented error shapes, which calls are safe to
-repeat (reads, cancel) and which are not (submits). It retries reads with exponential
-backoff and jitter, honours `Retry-After`, and never repeats a submit on its own: when a
-submit's outcome is unknown (sent, then the connection dropped or timed out), it raises
-`SubmitOutcomeUnknown` so the runner can reconcile against the queue before anything is
-sent again. The API key is attached only to requests for the API's own host and never
-appears in an error message.
+repeat (reads, cancel, downloads) and which are not (submits). One retry policy (tenacity)
+serves every request: exponential backoff with jitter, `Retry-After` honoured, and a submit
+never repeated on its own: when a submit's outcome is unknown (sent, then the connection
+dropped or timed out), it raises `SubmitOutcomeUnknown` so the runner can reconcile against
+the queue before anything is sent again. Server-sent events are parsed by httpx-sse. The
+API key is attached only to requests for the API's own host and never appears in an error
+message.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import os
 import random
 import socket
@@ -25,6 +24,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+from httpx_sse import EventSource, SSEError
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 DEFAULT_API_URL = "https://hub.oxen.ai/api"
 TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=10.0)
@@ -118,10 +119,31 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: str | None = None) -> float:
         """`Retry-After` (seconds or an HTTP date) when the API gave one, else exponential
         backoff with full jitter."""
+        # Hand-written: tenacity knows nothing of `Retry-After`, and its `wait_random_exponential`
+        # (the same formula as the last line) needs a RetryCallState, which callers of `delay` lack.
         wait = _retry_after_seconds(retry_after, self.clock)
         if wait is not None:
             return min(max(wait, 0.0), self.max_retry_after)
         return random.uniform(0, min(self.cap, self.base * (2**attempt)))  # full jitter
+
+    def wait(self, state: RetryCallState) -> float:
+        """tenacity's wait: `delay` for the attempt that just failed, reading `Retry-After`
+        from the refusal it ended with (network errors carry none)."""
+        error = state.outcome.exception() if state.outcome is not None and state.outcome.failed else None
+        retry_after = error.response.headers.get("Retry-After") if isinstance(error, httpx.HTTPStatusError) else None
+        return self.delay(state.attempt_number - 1, retry_after)
+
+    def retrying(self, repeatable: Repeatable, sleep: Callable[[float], None]) -> Retrying:
+        """A tenacity controller for one request: up to `attempts` tries, waiting through
+        `sleep` between them, repeating only what `repeatable` allows; when it gives up,
+        the last attempt's own exception is raised for the caller to put into words."""
+        return Retrying(
+            sleep=lambda seconds: sleep(float(seconds)),
+            stop=stop_after_attempt(self.attempts),
+            wait=self.wait,
+            retry=retry_if_exception(repeatable),
+            reraise=True,
+        )
 
 
 def _retry_after_seconds(value: str | None, clock: Callable[[], float]) -> float | None:
@@ -138,6 +160,35 @@ def _retry_after_seconds(value: str | None, clock: Callable[[], float]) -> float
 
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+# The connection never opened: the request surely did not arrive.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+@dataclass(frozen=True)
+class Repeatable:
+    """Whether a failed attempt may be sent again: it raised one of `errors`, or it was
+    refused (`httpx.HTTPStatusError`) with one of `statuses`."""
+
+    errors: tuple[type[Exception], ...]
+    statuses: frozenset[int]
+
+    def __call__(self, error: BaseException) -> bool:
+        if isinstance(error, httpx.HTTPStatusError):
+            return error.response.status_code in self.statuses
+        return isinstance(error, self.errors)
+
+
+# The one place that decides what is retried, per kind of request.
+READ = Repeatable((httpx.TransportError,), frozenset(RETRY_STATUSES))  # idempotent: any network error, 429, 5xx
+SUBMIT = Repeatable(NOT_SENT, frozenset({429, 503}))  # only when it surely did not arrive or was refused unprocessed
+DOWNLOAD = READ  # a cut-short or unreachable download starts again from scratch
+
+
+def _refused(response: httpx.Response) -> httpx.HTTPStatusError:
+    """An error answer as an exception, so the retry policy can see its status and `Retry-After`."""
+    return httpx.HTTPStatusError(
+        f"{response.status_code} {response.reason_phrase}", request=response.request, response=response
+    )
 
 
 @dataclass
@@ -196,24 +247,23 @@ class OxenClient:
         key = f"{method} {path.split('?')[0]}"
         self.stats.by_route[key] = self.stats.by_route.get(key, 0) + 1
 
-    def _read(self, method: str, path: str, **kwargs) -> httpx.Response:
-        """An idempotent request: retried on network errors, 429 and 5xx."""
-        last: Exception | None = None
-        for attempt in range(self.retry.attempts):
+    def _read(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """An idempotent request: retried on network errors, 429 and 5xx. Returns the last
+        answer whatever its status (the caller reports an error status)."""
+
+        def attempt() -> httpx.Response:
             self._count(method, path)
-            try:
-                response = self.http.request(method, self._url(path), **kwargs)
-            except httpx.TransportError as error:
-                last = ApiError(f"network error: {type(error).__name__}", method=method, path=path)
-                if attempt + 1 < self.retry.attempts:
-                    self.sleep(self.retry.delay(attempt))
-                continue
-            if response.status_code in RETRY_STATUSES and attempt + 1 < self.retry.attempts:
-                self.sleep(self.retry.delay(attempt, response.headers.get("Retry-After")))
-                continue
+            response = self.http.request(method, self._url(path), **kwargs)
+            if response.status_code in RETRY_STATUSES:
+                raise _refused(response)
             return response
-        assert last is not None
-        raise last
+
+        try:
+            return self.retry.retrying(READ, self.sleep)(attempt)
+        except httpx.HTTPStatusError as refused:
+            return refused.response
+        except httpx.TransportError as error:
+            raise ApiError(f"network error: {type(error).__name__}", method=method, path=path) from None
 
     def _json(self, response: httpx.Response, method: str, path: str, generation_id: str | None = None) -> Any:
         if response.status_code >= 400:
@@ -237,31 +287,32 @@ class OxenClient:
     def _submit(self, path: str, payload: dict, timeout: httpx.Timeout) -> Any:
         """A non-idempotent request. Retried only when it surely did not arrive (the
         connection never opened, or the API said 429/503 before doing anything)."""
-        for attempt in range(self.retry.attempts):
+
+        def attempt() -> httpx.Response:
             self._count("POST", path)
-            try:
-                response = self.http.post(self._url(path), json=payload, timeout=timeout)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
-                if attempt + 1 == self.retry.attempts:
-                    raise ApiError(f"cannot reach the API: {type(error).__name__}", method="POST", path=path) from None
-                self.sleep(self.retry.delay(attempt))
-                continue
-            except httpx.TransportError as error:
-                raise SubmitOutcomeUnknown(
-                    f"the request was sent but no answer came back ({type(error).__name__})", method="POST", path=path
-                ) from None
-            if response.status_code in (429, 503) and attempt + 1 < self.retry.attempts:
-                self.sleep(self.retry.delay(attempt, response.headers.get("Retry-After")))
-                continue
-            if response.status_code >= 500:
-                raise SubmitOutcomeUnknown(
-                    f"the API failed after receiving the request: {self._message(response)}",
-                    status=response.status_code,
-                    method="POST",
-                    path=path,
-                )
-            return self._json(response, "POST", path)
-        raise ApiError("the API kept refusing the request (rate limited)", status=429, method="POST", path=path)
+            response = self.http.post(self._url(path), json=payload, timeout=timeout)
+            if response.status_code in SUBMIT.statuses:
+                raise _refused(response)
+            return response
+
+        try:
+            response = self.retry.retrying(SUBMIT, self.sleep)(attempt)
+        except httpx.HTTPStatusError as refused:
+            response = refused.response  # refused every time: the last refusal is reported below
+        except NOT_SENT as error:
+            raise ApiError(f"cannot reach the API: {type(error).__name__}", method="POST", path=path) from None
+        except httpx.TransportError as error:
+            raise SubmitOutcomeUnknown(
+                f"the request was sent but no answer came back ({type(error).__name__})", method="POST", path=path
+            ) from None
+        if response.status_code >= 500:
+            raise SubmitOutcomeUnknown(
+                f"the API failed after receiving the request: {self._message(response)}",
+                status=response.status_code,
+                method="POST",
+                path=path,
+            )
+        return self._json(response, "POST", path)
 
     # -- endpoints --------------------------------------------------------------------
     def generate(self, body: dict) -> dict:
@@ -274,31 +325,29 @@ class OxenClient:
         Repeated only when the request surely did not arrive or was refused unprocessed
         (connect errors, 429, 503), like `_submit`."""
         route = "/ai/videos/generate"
-        for attempt in range(self.retry.attempts):
-            last = attempt + 1 == self.retry.attempts
+
+        def attempt() -> None:
             self._count("POST", route)
-            try:
-                with self.http.stream("POST", self._url(route), json=body, timeout=SYNC_TIMEOUT) as response:
-                    if response.status_code in (429, 503) and not last:
-                        response.read()
-                        self.sleep(self.retry.delay(attempt, response.headers.get("Retry-After")))
-                        continue
-                    if response.status_code >= 400:
-                        response.read()
-                        error = SubmitOutcomeUnknown if response.status_code >= 500 else ApiError
-                        raise error(self._message(response), status=response.status_code, method="POST", path=route)
-                    with open(path, "wb") as handle:
-                        for chunk in response.iter_bytes(CHUNK):
-                            handle.write(chunk)
-                    return
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
-                if last:
-                    raise ApiError(f"cannot reach the API: {type(error).__name__}", method="POST", path=route) from None
-                self.sleep(self.retry.delay(attempt))
-            except httpx.TransportError as error:
-                raise SubmitOutcomeUnknown(
-                    f"the request was sent but no answer came back ({type(error).__name__})", method="POST", path=route
-                ) from None
+            with self.http.stream("POST", self._url(route), json=body, timeout=SYNC_TIMEOUT) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _refused(response)
+                with open(path, "wb") as handle:
+                    for chunk in response.iter_bytes(CHUNK):
+                        handle.write(chunk)
+
+        try:
+            self.retry.retrying(SUBMIT, self.sleep)(attempt)
+        except httpx.HTTPStatusError as refused:
+            response = refused.response
+            error = SubmitOutcomeUnknown if response.status_code >= 500 else ApiError
+            raise error(self._message(response), status=response.status_code, method="POST", path=route) from None
+        except NOT_SENT as error:
+            raise ApiError(f"cannot reach the API: {type(error).__name__}", method="POST", path=route) from None
+        except httpx.TransportError as error:
+            raise SubmitOutcomeUnknown(
+                f"the request was sent but no answer came back ({type(error).__name__})", method="POST", path=route
+            ) from None
 
     def enqueue(self, body: dict, generations: int) -> list[str]:
         """POST /ai/queue; returns the generation ids."""
@@ -331,9 +380,10 @@ class OxenClient:
         return self._json(self._read("GET", path), "GET", path)
 
     def events(self, on_open: Callable[[], None] = lambda: None) -> Iterator[tuple[str, dict]]:
-        """Server-sent events from /events as (event name, data). `on_open` runs once the
-        stream is established (subscribe before enqueueing: there is no replay). Ends
-        when the stream closes; the caller decides whether to reconnect or poll."""
+        """Server-sent events from /events as (event name, data); data that is not JSON is
+        skipped. `on_open` runs once the stream is established (subscribe before enqueueing:
+        there is no replay). Ends when the stream closes; the caller decides whether to
+        reconnect or poll."""
         path = "/events"
         self._count("GET", path)
         with self.http.stream(
@@ -342,17 +392,31 @@ class OxenClient:
             if response.status_code >= 400:
                 response.read()
                 raise ApiError(self._message(response), status=response.status_code, method="GET", path=path)
+            source = EventSource(response)
             with self._streams_lock:
-                self._streams.add(response)
+                self._streams.add(source.response)
             try:
                 on_open()
-                yield from _sse(response)
-            except httpx.TransportError:
-                if not response.extensions.get("klingspec_closed"):
-                    raise  # the stream broke; `close_events` ends it quietly
+                for event in source.iter_sse():
+                    try:
+                        data = event.json()
+                    except ValueError:
+                        continue
+                    yield event.event, data
+            except httpx.TransportError as error:
+                if response.extensions.get("klingspec_closed"):
+                    return  # `close_events` shut the socket down: end quietly
+                if isinstance(error, SSEError):  # the answer is not `text/event-stream`
+                    raise ApiError(
+                        "the API answered with something that is not an event stream",
+                        status=response.status_code,
+                        method="GET",
+                        path=path,
+                    ) from None
+                raise  # the stream broke
             finally:
                 with self._streams_lock:
-                    self._streams.discard(response)
+                    self._streams.discard(source.response)
 
     def close_events(self) -> None:
         """End every open event stream, from any thread: the socket is shut down, which
@@ -379,65 +443,46 @@ class OxenClient:
         if not url:
             raise ApiError("the API gave no result URL", method="GET", path="download")
         part = destination + ".part"
+
+        def attempt() -> tuple[str, int]:
+            self._count("GET", "download")
+            digest, size = hashlib.sha256(), 0
+            with self.http.stream("GET", url) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _refused(response)
+                expected = response.headers.get("Content-Length")
+                raw = "Content-Encoding" not in response.headers
+                with open(part, "wb") as handle:
+                    for chunk in response.iter_raw(CHUNK) if raw else response.iter_bytes(CHUNK):
+                        if stop is not None and stop.is_set():
+                            raise Stopped()
+                        handle.write(chunk)
+                        digest.update(chunk)
+                        size += len(chunk)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            if raw and expected is not None and int(expected) != size:
+                raise httpx.ReadError(f"download cut short: {size} of {expected} bytes")
+            if size == 0:
+                raise httpx.ReadError("the download was empty")
+            os.replace(part, destination)
+            return "sha256:" + digest.hexdigest(), size
+
         try:
-            for attempt in range(self.retry.attempts):
-                self._count("GET", "download")
-                digest, size = hashlib.sha256(), 0
-                try:
-                    with self.http.stream("GET", url) as response:
-                        if response.status_code >= 400:
-                            response.read()
-                            if response.status_code in RETRY_STATUSES and attempt + 1 < self.retry.attempts:
-                                self.sleep(self.retry.delay(attempt, response.headers.get("Retry-After")))
-                                continue
-                            raise ApiError(
-                                self._message(response), status=response.status_code, method="GET", path="download"
-                            )
-                        expected = response.headers.get("Content-Length")
-                        raw = "Content-Encoding" not in response.headers
-                        with open(part, "wb") as handle:
-                            for chunk in response.iter_raw(CHUNK) if raw else response.iter_bytes(CHUNK):
-                                if stop is not None and stop.is_set():
-                                    raise Stopped()
-                                handle.write(chunk)
-                                digest.update(chunk)
-                                size += len(chunk)
-                            handle.flush()
-                            os.fsync(handle.fileno())
-                    if raw and expected is not None and int(expected) != size:
-                        raise httpx.ReadError(f"download cut short: {size} of {expected} bytes")
-                    if size == 0:
-                        raise httpx.ReadError("the download was empty")
-                except httpx.TransportError:
-                    if attempt + 1 == self.retry.attempts:
-                        raise ApiError(
-                            "the download kept failing (cut short or unreachable)", method="GET", path="download"
-                        ) from None
-                    self.sleep(self.retry.delay(attempt))
-                    continue
-                os.replace(part, destination)
-                return "sha256:" + digest.hexdigest(), size
-            raise ApiError("the download kept failing", method="GET", path="download")
+            return self.retry.retrying(DOWNLOAD, self.sleep)(attempt)
+        except httpx.HTTPStatusError as refused:
+            response = refused.response
+            raise ApiError(
+                self._message(response), status=response.status_code, method="GET", path="download"
+            ) from None
+        except httpx.TransportError:
+            raise ApiError(
+                "the download kept failing (cut short or unreachable)", method="GET", path="download"
+            ) from None
         finally:
             if os.path.exists(part):
                 os.unlink(part)
-
-
-def _sse(response: httpx.Response) -> Iterator[tuple[str, dict]]:
-    """Parse a text/event-stream body into (event name, JSON data) pairs."""
-    event, data = "message", []
-    for line in response.iter_lines():
-        if line == "":
-            if data:
-                with contextlib.suppress(ValueError):
-                    yield event, json.loads("\n".join(data))
-            event, data = "message", []
-        elif line.startswith(":"):
-            continue
-        elif line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].removeprefix(" "))
 
 
 def error_message_of(answer: Any) -> str | None:
