@@ -463,10 +463,18 @@ def create_server(options: Options = Options()) -> KlingspecServer:
 
         if caps and caps.hierarchical_document_symbol_support:
             return [convert(e) for e in entries]
-        return [
-            lsp.SymbolInformation(e.name, _SYMBOL_KINDS[e.kind], lsp.Location(uri, positions.range(e.span)))
-            for e in entries
-        ]
+
+        def flatten(entry: outline.Entry, container: str | None = None) -> Iterable[lsp.SymbolInformation]:
+            yield lsp.SymbolInformation(
+                location=lsp.Location(uri, positions.range(entry.span)),
+                name=entry.name,
+                kind=_SYMBOL_KINDS[entry.kind],
+                container_name=container,
+            )
+            for child in entry.children:
+                yield from flatten(child, entry.name)
+
+        return [symbol for e in entries for symbol in flatten(e)]
 
     @server.feature(lsp.TEXT_DOCUMENT_FORMATTING)
     def formatting(ls: KlingspecServer, params: lsp.DocumentFormattingParams) -> list[lsp.TextEdit]:
