@@ -7,7 +7,7 @@ Phases never raise on bad input; they return what they could build plus a list o
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from klingspec.codes import Severity, lookup
 from klingspec.source import Span
@@ -29,7 +29,9 @@ class Diagnostic:
     help: str | None = None
     label: str | None = None
     related: tuple[Related, ...] = ()
-    severity: Severity = field(default="error")
+
+    def __post_init__(self) -> None:
+        lookup(self.code)  # an unknown code is a klingspec bug: fail where it is made, not where it is shown
 
     @classmethod
     def of(
@@ -42,8 +44,13 @@ class Diagnostic:
         label: str | None = None,
         related: Iterable[Related] = (),
     ) -> Diagnostic:
-        """Build a diagnostic whose severity comes from the code catalogue."""
-        return cls(code, span, message, help, label, tuple(related), lookup(code).severity)
+        """Build a diagnostic (`related` may be any iterable); its severity is its code's."""
+        return cls(code, span, message, help, label, tuple(related))
+
+    @property
+    def severity(self) -> Severity:
+        """The code's severity in the catalogue: no diagnostic can disagree with its code."""
+        return lookup(self.code).severity
 
     @property
     def path(self) -> str:
