@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from klingspec import ast
-from klingspec.diagnostics import Diagnostic, Related
+from klingspec.diagnostics import Diagnostic, Related, Suggestion
 from klingspec.loading import Program
 from klingspec.source import Span
 from klingspec.targets import DEFAULT_MODEL, Model
@@ -265,8 +265,12 @@ def _rewrite(
                 if close
                 else 'bind it with `image NAME = "https://..."` or an `element` block; write `@@` for a literal @'
             )
+            # a fix only where the script spells the name out (not where a template made it)
+            fix = [Suggestion.did_you_mean(span, f"@{close[0]}")] if close and span.text == match.group(0) else []
             problems.append(
-                Diagnostic.of("KVS-name-unbound", span, f"`@{word}` is not bound", hint, label="unbound name")
+                Diagnostic.of(
+                    "KVS-name-unbound", span, f"`@{word}` is not bound", hint, label="unbound name", suggestions=fix
+                )
             )
             out.append(match.group(0))
             mentions.append(Mention(match.group(0), span, None))

@@ -11,12 +11,13 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Iterator
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from urllib.parse import urlsplit
 
 from klingspec import ast
-from klingspec.binding import FORMAT_WORDS, ON_WORDS, BoundScript
-from klingspec.diagnostics import Diagnostic, Related
+from klingspec.binding import FORMAT_WORDS, ON_WORDS, BoundScript, SettingValue
+from klingspec.diagnostics import Diagnostic, Related, Suggestion
+from klingspec.source import Span
 from klingspec.targets import DEFAULT_MODEL, Model, known_ids
 from klingspec.targets import model as lookup_model
 
@@ -39,12 +40,22 @@ def model_known(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     setting = script.settings.get("model")
     if setting and lookup_model(setting.raw) is None:
         close = difflib.get_close_matches(setting.raw, known_ids(), n=1, cutoff=0.5)
+        written = _written(setting)
         yield Diagnostic.of(
             "KVS-model-unknown",
             setting.span,
             f"unknown model `{setting.raw}`",
             f"did you mean `{close[0]}`?" if close else "known models: " + ", ".join(known_ids()),
+            suggestions=[Suggestion.did_you_mean(written, close[0])] if close and written else [],
         )
+
+
+def _written(setting: SettingValue) -> Span | None:
+    """Where a setting's value is written just as it reads (a word, or a string without
+    templates or escapes): the span a suggestion may replace. None where that is not sure."""
+    value = setting.statement.value
+    span = value.content_span if isinstance(value, ast.Text) else value.span
+    return span if span.text == setting.raw else None
 
 
 def model_requirements(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
@@ -157,6 +168,7 @@ def setting_words(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     if fmt:
         if fmt.raw.lower() not in FORMAT_WORDS:
             close = difflib.get_close_matches(fmt.raw.lower(), FORMAT_WORDS, n=1)
+            written = _written(fmt)
             yield Diagnostic.of(
                 "KVS-setting-unknown-value",
                 fmt.span,
@@ -164,6 +176,7 @@ def setting_words(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
                 f"did you mean `{close[0]}`?"
                 if close
                 else "`url` returns a hosted link (default); `b64` returns the video inline",
+                suggestions=[Suggestion.did_you_mean(written, close[0])] if close and written else [],
             )
         elif FORMAT_WORDS[fmt.raw.lower()] not in model.response_formats:
             yield Diagnostic.of(
@@ -261,7 +274,20 @@ def whole_seconds(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
                 shot.shot.duration.span,
                 f"durations are whole seconds, not {seconds} s",
                 f"use {down}s or {up}s",
+                suggestions=_roundings(shot.shot.duration),
             )
+
+
+def _roundings(duration: ast.Duration) -> list[Suggestion]:
+    """Round down and round up (only the author knows which), as written (`2.5s` or `2.5`),
+    where the result is at least 1 s."""
+    suffix = "s" if duration.span.text.endswith("s") else ""
+    fixes: list[Suggestion] = []
+    for rounding, word in ((ROUND_FLOOR, "down"), (ROUND_CEILING, "up")):
+        whole = int(duration.seconds.to_integral_value(rounding))
+        if whole >= 1:
+            fixes.append(Suggestion(duration.span, f"{whole}{suffix}", f"Round {word} to {whole}{suffix or ' s'}"))
+    return fixes
 
 
 def shot_durations(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
@@ -413,7 +439,25 @@ def frames(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
             script.end.span,
             "an `end` frame needs a `start` frame",
             'add `start "https://..."`; the API fills in between the two frames',
+            suggestions=[_start_above(script.end)],
         )
+
+
+def _start_above(end: ast.Frame) -> Suggestion:
+    """A `start` line above the `end`, indented alike, with a placeholder URI (which the
+    URI rule flags until it is filled in)."""
+    source = end.span.source
+    text = source.text
+    line_start = text.rfind("\n", 0, end.span.start) + 1
+    line = text[line_start:]
+    indent = line[: len(line) - len(line.lstrip(" \t"))]
+    newline = "\r\n" if "\r\n" in text else "\n"
+    return Suggestion(
+        source.span(line_start),
+        f'{indent}start "https://"{newline}',
+        "Add a `start` frame above the `end`",
+        preferred=True,
+    )
 
 
 def uris(script: BoundScript, model: Model) -> Iterator[Diagnostic]:

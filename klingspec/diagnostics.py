@@ -1,4 +1,5 @@
-"""Diagnostics are values: a stable code, a primary span, a message and a hint.
+"""Diagnostics are values: a stable code, a primary span, a message, a hint and the fixes
+their producer is sure of.
 
 Phases never raise on bad input; they return what they could build plus a list of
 `Diagnostic`. `render.py` is the only module that turns them into text, JSON or SARIF.
@@ -7,7 +8,7 @@ Phases never raise on bad input; they return what they could build plus a list o
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from klingspec.codes import Severity, lookup
 from klingspec.source import Span
@@ -22,6 +23,27 @@ class Related:
 
 
 @dataclass(frozen=True)
+class Suggestion:
+    """A fix the phase that found the problem is sure of, as data: write `replacement`
+    over `span` (an empty span inserts at its start).
+
+    `title` says what the edit does (an editor's quick-fix menu shows it). `preferred`
+    marks the one fix to apply without asking; alternatives (round down or up) are not.
+    The `help` prose says the same thing to people and stays as it is.
+    """
+
+    span: Span
+    replacement: str
+    title: str
+    preferred: bool = False
+
+    @classmethod
+    def did_you_mean(cls, span: Span, candidate: str) -> Suggestion:
+        """Replace the misspelt name written at `span` with the close one the phase found."""
+        return cls(span, candidate, f"Replace `{span.text}` with `{candidate}`", preferred=True)
+
+
+@dataclass(frozen=True)
 class Diagnostic:
     code: str
     span: Span
@@ -29,7 +51,10 @@ class Diagnostic:
     help: str | None = None
     label: str | None = None
     related: tuple[Related, ...] = ()
-    severity: Severity = field(default="error")
+    suggestions: tuple[Suggestion, ...] = ()
+
+    def __post_init__(self) -> None:
+        lookup(self.code)  # an unknown code is a klingspec bug: fail where it is made, not where it is shown
 
     @classmethod
     def of(
@@ -41,9 +66,15 @@ class Diagnostic:
         *,
         label: str | None = None,
         related: Iterable[Related] = (),
+        suggestions: Iterable[Suggestion] = (),
     ) -> Diagnostic:
-        """Build a diagnostic whose severity comes from the code catalogue."""
-        return cls(code, span, message, help, label, tuple(related), lookup(code).severity)
+        """Build a diagnostic (`related` and `suggestions` may be any iterable); its severity is its code's."""
+        return cls(code, span, message, help, label, tuple(related), tuple(suggestions))
+
+    @property
+    def severity(self) -> Severity:
+        """The code's severity in the catalogue: no diagnostic can disagree with its code."""
+        return lookup(self.code).severity
 
     @property
     def path(self) -> str:

@@ -16,7 +16,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from klingspec import ast
-from klingspec.diagnostics import Diagnostic
+from klingspec.diagnostics import Diagnostic, Suggestion
 from klingspec.resources import read_text
 from klingspec.source import Source, Span
 
@@ -316,7 +316,8 @@ def _describe_one(error: UnexpectedInput, source: Source, text: str) -> Diagnost
             if close
             else "a statement starts with one of: " + ", ".join(f"`{k}`" for k in STATEMENT_KEYWORDS)
         )
-        return Diagnostic.of("KVS-syntax-unexpected", span, f"unknown statement `{token.value}`", hint)
+        fix = [Suggestion.did_you_mean(span, close[0])] if close and span.text == str(token.value) else []
+        return Diagnostic.of("KVS-syntax-unexpected", span, f"unknown statement `{token.value}`", hint, suggestions=fix)
     accepted = _expected(error)
     if "STRING" in accepted and "://" in text[token.start_pos : token.start_pos + 12]:
         end = token.start_pos

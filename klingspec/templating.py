@@ -18,7 +18,7 @@ from functools import cache, lru_cache
 from typing import Any
 
 from klingspec import ast
-from klingspec.diagnostics import Diagnostic, Related
+from klingspec.diagnostics import Diagnostic, Related, Suggestion
 from klingspec.loading import Program, Var
 
 MAX_EXPANSION_CHARS = 100_000
@@ -264,7 +264,10 @@ class Expander:
         hint = (
             f"did you mean `{close[0]}`?" if close else f"define it with `let {name} = ...` or pass `--var {name}=...`"
         )
-        return Diagnostic.of("KVS-template-undefined", span, f"`{name}` is not defined", hint, label="undefined name")
+        fix = [Suggestion.did_you_mean(span, close[0])] if close and span.text == name else []
+        return Diagnostic.of(
+            "KVS-template-undefined", span, f"`{name}` is not defined", hint, label="undefined name", suggestions=fix
+        )
 
 
 def _bounded_render(template, variables: dict[str, Any]) -> str:

@@ -4,8 +4,8 @@ Open buffers are passed to the pipeline as `overlays`, so the editor sees the sa
 diagnostics `klingspec check` prints (same codes, messages and spans) for what is on
 screen, not what is on disk; the features themselves are plain functions of a `Result`
 in `klingspec.lsp`. This module only translates: offsets to LSP positions (the one
-`Positions` helper below: the only place in klingspec that counts UTF-16), our values
-to lsprotocol types, and editor events to pipeline runs.
+`Positions` helper below, over pygls' `PositionCodec`: the only place in klingspec that
+counts UTF-16), our values to lsprotocol types, and editor events to pipeline runs.
 
 State lives on the server instance (no module globals), so tests and benches can start
 as many servers as they like.
@@ -26,6 +26,7 @@ from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
+from pygls.workspace import PositionCodec
 
 from klingspec import __version__, ast
 from klingspec.codes import CODES
@@ -46,8 +47,11 @@ log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=64)
-def _line_starts(text: str) -> tuple[int, ...]:
-    return (0, *(m.end() for m in re.finditer("\r\n|\n|\r", text)))
+def _lines(text: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The lines of `text`, each with its line break, and the offset each starts at."""
+    starts = (0, *(m.end() for m in re.finditer("\r\n|\n|\r", text)))
+    ends = (*starts[1:], len(text))
+    return tuple(text[a:b] for a, b in zip(starts, ends, strict=True)), starts
 
 
 class Positions:
@@ -55,42 +59,32 @@ class Positions:
 
     LSP counts a line's characters in the negotiated encoding: UTF-16 code units unless
     the client offered utf-8 or utf-32. An astral character (an emoji) is 2 UTF-16
-    units, 4 UTF-8 bytes, 1 code point. Lines break at \\n, \\r\\n and \\r, as LSP says.
+    units, 4 UTF-8 bytes, 1 code point. pygls' `PositionCodec` (the workspace's, so the
+    one pygls applies edits with) does that counting within a line.
     """
 
-    def __init__(self, encoding: str = lsp.PositionEncodingKind.Utf16):
-        self.encoding = getattr(encoding, "value", encoding)  # the enum or the client's plain string
+    def __init__(self, codec: PositionCodec | None = None):
+        self.codec = codec or PositionCodec(lsp.PositionEncodingKind.Utf16)
 
-    def units(self, chunk: str) -> int:
-        if self.encoding == "utf-32":
-            return len(chunk)
-        if self.encoding == "utf-8":
-            return len(chunk.encode("utf-8", "surrogatepass"))
-        if chunk.isascii():
-            return len(chunk)
-        return len(chunk.encode("utf-16-le", "surrogatepass")) // 2
-
+    # Hand-written, because PositionCodec cannot do it: splitting the text into lines (the
+    # codec takes a list of lines, and pygls' own, from `str.splitlines`, also break at \v,
+    # \f, \x1c-\x1e, \x85, U+2028 and U+2029, where LSP breaks only at \n, \r\n and \r), and
+    # clamping a column past a line's end (the codec moves it past the line break, or onto
+    # the last character of the last line, and writes that into the caller's Position; LSP
+    # says it means the end of the line).
     def position(self, text: str, offset: int) -> lsp.Position:
         offset = max(0, min(offset, len(text)))
-        starts = _line_starts(text)
+        lines, starts = _lines(text)
         line = bisect.bisect_right(starts, offset) - 1
-        return lsp.Position(line, self.units(text[starts[line] : offset]))
+        return self.codec.position_to_client_units(lines, lsp.Position(line, offset - starts[line]))
 
     def offset(self, text: str, position: lsp.Position) -> int:
-        starts = _line_starts(text)
-        if position.line >= len(starts):
+        lines, starts = _lines(text)
+        if position.line >= len(lines):
             return len(text)
-        start = starts[position.line]
-        end = starts[position.line + 1] if position.line + 1 < len(starts) else len(text)
-        line = text[start:end].rstrip("\r\n")
-        if self.encoding == "utf-32" or line.isascii():
-            return start + min(position.character, len(line))
-        count = 0
-        for index, char in enumerate(line):
-            if count >= position.character:
-                return start + index
-            count += self.units(char)
-        return start + len(line)
+        length = self.codec.client_num_units(lines[position.line].rstrip("\r\n"))
+        clamped = lsp.Position(position.line, min(position.character, length))
+        return starts[position.line] + self.codec.position_from_client_units(lines, clamped).character
 
     def range(self, span: Span) -> lsp.Range:
         text = span.source.text
@@ -114,7 +108,7 @@ class KlingspecServer(LanguageServer):
     # documents and paths
     @property
     def positions(self) -> Positions:
-        return Positions(self.workspace.position_encoding or lsp.PositionEncodingKind.Utf16)
+        return Positions(self.workspace.position_codec)
 
     def path(self, uri: str) -> str:
         path = to_fs_path(uri) if uri.startswith("file:") else None
@@ -463,10 +457,18 @@ def create_server(options: Options = Options()) -> KlingspecServer:
 
         if caps and caps.hierarchical_document_symbol_support:
             return [convert(e) for e in entries]
-        return [
-            lsp.SymbolInformation(e.name, _SYMBOL_KINDS[e.kind], lsp.Location(uri, positions.range(e.span)))
-            for e in entries
-        ]
+
+        def flatten(entry: outline.Entry, container: str | None = None) -> Iterable[lsp.SymbolInformation]:
+            yield lsp.SymbolInformation(
+                location=lsp.Location(uri, positions.range(entry.span)),
+                name=entry.name,
+                kind=_SYMBOL_KINDS[entry.kind],
+                container_name=container,
+            )
+            for child in entry.children:
+                yield from flatten(child, entry.name)
+
+        return [symbol for e in entries for symbol in flatten(e)]
 
     @server.feature(lsp.TEXT_DOCUMENT_FORMATTING)
     def formatting(ls: KlingspecServer, params: lsp.DocumentFormattingParams) -> list[lsp.TextEdit]:

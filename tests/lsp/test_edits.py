@@ -93,3 +93,11 @@ async def test_no_actions_where_nothing_is_wrong(client, workspace):
     text = 'shot s 5s "dawn"\n'
     _, actions = await actions_at(client, workspace / "fix_none.kvs", text, "dawn", client.encoding)
     assert not actions
+
+
+async def test_no_fix_where_a_template_wrote_the_unbound_name(client, workspace):
+    # the diagnostic's span is the whole prompt: "replace it with `@cafe`" would be wrong
+    text = 'image cafe = "https://a.example.com/x.jpg"\nlet who = "@cafee"\nshot s 5s "{{ who }} walks"\n'
+    diagnostics, actions = await actions_at(client, workspace / "fix_templated.kvs", text, "{{ who", client.encoding)
+    assert [d.code for d in diagnostics] == ["KVS-name-unbound"]
+    assert not actions

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import pytest_lsp
 from lsprotocol import types as lsp
+from pytest_lsp import LanguageClient, client_capabilities
 
-from tests.lsp.conftest import open_document, position
+from tests.lsp.conftest import SERVER, open_document, position
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -174,3 +176,47 @@ async def test_document_symbols_outline_the_shots_then_the_bindings(client, work
         assert [c.name for c in found[6].children] == ["front", "refs"]
     else:
         assert found[0].location.range.start == position(text, "shot arrival", 0, client.encoding)
+
+
+def _flat_symbols_capabilities() -> lsp.ClientCapabilities:
+    """VS Code's capabilities without `hierarchicalDocumentSymbolSupport`, as older clients
+    send them: the server must answer with flat `SymbolInformation`."""
+    capabilities = client_capabilities("visual_studio_code")  # a fresh copy: ours to change
+    capabilities.text_document.document_symbol.hierarchical_document_symbol_support = None
+    return capabilities
+
+
+@pytest_lsp.fixture(config=SERVER, scope="module")
+async def flat_client(lsp_client: LanguageClient, workspace):
+    root = workspace.as_uri()
+    await lsp_client.initialize_session(
+        lsp.InitializeParams(
+            capabilities=_flat_symbols_capabilities(),
+            root_uri=root,
+            workspace_folders=[lsp.WorkspaceFolder(root, "ws")],
+        )
+    )
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_document_symbols_are_flat_for_a_client_without_hierarchy(flat_client, workspace):
+    path = workspace / "teaser.kvs"
+    text = path.read_text(encoding="utf-8")
+    await open_document(flat_client, path)
+    found = await flat_client.text_document_document_symbol_async(lsp.DocumentSymbolParams(doc(path)))
+    assert all(isinstance(s, lsp.SymbolInformation) for s in found)
+    assert [(s.name, s.kind, s.container_name) for s in found] == [
+        ("arrival", lsp.SymbolKind.Event, None),
+        ("sip", lsp.SymbolKind.Event, None),
+        ("brand", lsp.SymbolKind.Variable, None),
+        ("mood", lsp.SymbolKind.Variable, None),
+        ("cafe", lsp.SymbolKind.File, None),
+        ("palette", lsp.SymbolKind.File, None),
+        ("barista", lsp.SymbolKind.Object, None),
+        ("front", lsp.SymbolKind.Field, "barista"),
+        ("refs", lsp.SymbolKind.Field, "barista"),
+    ]
+    assert {s.location.uri for s in found} == {path.as_uri()}
+    assert found[0].location.range.start == position(text, "shot arrival", 0, "utf-16")
+    assert found[7].location.range.start == position(text, 'front "https', 0, "utf-16")

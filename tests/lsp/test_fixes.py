@@ -1,0 +1,56 @@
+"""Quick fixes are read from the diagnostic's suggestions, never from its help prose."""
+
+from __future__ import annotations
+
+from klingspec.diagnostics import Diagnostic, Suggestion
+from klingspec.lsp.fixes import Edit, Fix, quick_fixes
+from klingspec.source import Source
+
+TEXT = 'image cafe = "https://a.example.com/x.jpg"\nshot s 5s "inside @cafee"\n'
+
+
+def misspelt() -> tuple[Source, int, int]:
+    source = Source("/w/main.kvs", TEXT)
+    start = TEXT.index("@cafee")
+    return source, start, start + len("@cafee")
+
+
+def test_the_fix_comes_from_the_data_whatever_the_help_says():
+    source, start, end = misspelt()
+    span = source.span(start, end)
+    diagnostic = Diagnostic.of(
+        "KVS-name-unbound",
+        span,
+        "`@cafee` is not bound",
+        "a help text that suggests nothing",
+        suggestions=[Suggestion.did_you_mean(span, "@cafe")],
+    )
+    assert quick_fixes(diagnostic) == [Fix("Replace `@cafee` with `@cafe`", (Edit(span, "@cafe"),), preferred=True)]
+
+
+def test_no_data_no_fix_even_when_the_help_suggests_one():
+    source, start, end = misspelt()
+    diagnostic = Diagnostic.of("KVS-name-unbound", source.span(start, end), "m", "did you mean `@cafe`?")
+    assert quick_fixes(diagnostic) == []
+
+
+def test_every_suggestion_is_a_fix_with_its_title_and_preference():
+    source = Source("/w/main.kvs", 'shot s 2.5s "dawn"\n')
+    span = source.span(7, 11)
+    diagnostic = Diagnostic.of(
+        "KVS-duration-fraction",
+        span,
+        "m",
+        suggestions=[Suggestion(span, "2s", "Round down to 2s"), Suggestion(span, "3s", "Round up to 3s")],
+    )
+    assert quick_fixes(diagnostic) == [
+        Fix("Round down to 2s", (Edit(span, "2s"),)),
+        Fix("Round up to 3s", (Edit(span, "3s"),)),
+    ]
+
+
+def test_codes_the_editor_does_not_offer_yet_give_no_fix():
+    source = Source("/w/main.kvs", "shoot a 5s\n")
+    span = source.span(0, 5)
+    diagnostic = Diagnostic.of("KVS-syntax-unexpected", span, "m", suggestions=[Suggestion.did_you_mean(span, "shot")])
+    assert quick_fixes(diagnostic) == []
