@@ -40,6 +40,7 @@ import tempfile
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TextIO
 
 from klingspec import ast
 from klingspec.diagnostics import Diagnostic, has_errors
@@ -169,7 +170,9 @@ class _Formatter:
             if item.statement is None:
                 continue
             if previous is not None:
-                a, b = _kind(items[previous].statement), _kind(item.statement)
+                earlier = items[previous].statement
+                assert earlier is not None  # `previous` indexes a statement item
+                a, b = _kind(earlier), _kind(item.statement)
                 between = items[previous + 1 : index + 1]
                 if (a != b or a == "element") and not any(i.blank_before for i in between):
                     between[0].blank_before = True
@@ -209,6 +212,7 @@ class _Formatter:
             if item.comment is not None:
                 lines.append(_Line(self.comment_text(item.comment), blank_before=item.blank_before))
                 continue
+            assert item.statement is not None  # an item is a statement or a comment
             rendered = self.statement(item.statement, widths[run_of[id(item.statement)]])
             rendered[0].blank_before = item.blank_before
             lines += rendered
@@ -306,7 +310,7 @@ class _Formatter:
     def attach(self, lines: list[_Line]) -> None:
         """Put each end-of-line comment on the line of the token before it."""
         anchored = [line for line in lines if line.end is not None]
-        ends = [line.end for line in anchored]
+        ends = [line.end for line in anchored if line.end is not None]
         if any(a > b for a, b in itertools.pairwise(ends)):
             raise FormattingError("output lines are out of source order")
         for comment in self.end_of_line:
@@ -354,7 +358,7 @@ def _strip_trailing(code: str) -> str:
 # -- verification -----------------------------------------------------------------------
 
 
-def _fingerprint_value(value: ast.Value) -> tuple:
+def _fingerprint_value(value: ast.Value) -> tuple[object, ...]:
     if isinstance(value, ast.Text):
         content = value.value.replace("\r\n", "\n") if value.triple else value.value
         return ("text", content, value.triple)
@@ -363,8 +367,8 @@ def _fingerprint_value(value: ast.Value) -> tuple:
     return (type(value).__name__, value.value)
 
 
-def _fingerprint(script: ast.Script) -> tuple:
-    out = []
+def _fingerprint(script: ast.Script) -> tuple[tuple[tuple[object, ...], ...], tuple[str, ...]]:
+    out: list[tuple[object, ...]] = []
     for s in script.statements:
         if isinstance(s, ast.Setting):
             out.append(("setting", s.key.value, _fingerprint_value(s.value)))
@@ -437,9 +441,9 @@ def run_fmt(
     check: bool = False,
     diff: bool = False,
     color: bool = False,
-    stdin=None,
-    stdout=None,
-    stderr=None,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
 ) -> int:
     """`klingspec fmt`: format files in place (or check/diff them); `-` is stdin -> stdout.
 

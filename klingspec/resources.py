@@ -11,11 +11,15 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 _REPO = Path(__file__).resolve().parent.parent
 
 
-def _data_dir(name: str):
+def _data_dir(name: str) -> Traversable:
     packaged = resources.files("klingspec") / "_data" / name
     if packaged.is_dir():
         return packaged
@@ -28,6 +32,6 @@ def read_text(folder: str, filename: str) -> str:
     return (_data_dir(folder) / filename).read_text(encoding="utf-8")
 
 
-def models_dir():
+def models_dir() -> Traversable:
     """The capability matrix: one TOML file per model, inside the package."""
     return resources.files("klingspec") / "models"
