@@ -71,7 +71,9 @@ def _add_start(diagnostic: Diagnostic) -> list[Fix]:
     span = diagnostic.span
     text = span.source.text
     line_start = text.rfind("\n", 0, span.start) + 1
-    indent = re.match(r"[ \t]*", text[line_start:]).group()
+    blanks = re.match(r"[ \t]*", text[line_start:])
+    assert blanks is not None  # `*` matches the empty string too
+    indent = blanks.group()
     newline = "\r\n" if "\r\n" in text else "\n"
     return [
         Fix(

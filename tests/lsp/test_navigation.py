@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
+import pytest_lsp
 from lsprotocol import types as lsp
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from tests.lsp.conftest import open_document, position
 
@@ -174,3 +178,24 @@ async def test_document_symbols_outline_the_shots_then_the_bindings(client, work
         assert [c.name for c in found[6].children] == ["front", "refs"]
     else:
         assert found[0].location.range.start == position(text, "shot arrival", 0, client.encoding)
+
+
+@pytest_lsp.fixture(config=ClientServerConfig([sys.executable, "-m", "klingspec", "lsp"]), scope="module")
+async def flat_client(lsp_client: LanguageClient):
+    """A client that takes only the flat `SymbolInformation[]` outline (none of the profiles does)."""
+    capabilities = client_capabilities("visual_studio_code")
+    capabilities.text_document.document_symbol.hierarchical_document_symbol_support = False
+    await lsp_client.initialize_session(lsp.InitializeParams(capabilities))
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_document_symbols_for_a_client_without_hierarchy_are_symbol_information(flat_client, workspace):
+    path = workspace / "teaser.kvs"
+    text = path.read_text(encoding="utf-8")
+    await open_document(flat_client, path)
+    found = await flat_client.text_document_document_symbol_async(lsp.DocumentSymbolParams(doc(path)))
+    assert all(isinstance(s, lsp.SymbolInformation) for s in found)
+    assert [(s.name, s.kind) for s in found][:2] == [("arrival", lsp.SymbolKind.Event), ("sip", lsp.SymbolKind.Event)]
+    assert found[0].location.uri == path.as_uri()
+    assert found[0].location.range.start == position(text, "shot arrival", 0, "utf-16")
