@@ -86,7 +86,7 @@ def as_json(plans: Sequence[Plan]) -> str:
     payload = {
         "plans": [p.as_dict() for p in plans],
         "total_seconds": sum(p.estimate.seconds * p.estimate.generations for p in plans),
-        "total_usd": None if None in known else float(sum(known, Decimal(0))),
+        "total_usd": None if None in known else float(sum((k for k in known if k is not None), Decimal(0))),
     }
     return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
 
@@ -144,6 +144,7 @@ def print_table(plans: Sequence[Plan]) -> None:
                 f"  {e.seconds} s × ${rate}/s × {e.generations} generation"
                 f"{'s' if e.generations != 1 else ''} = [bold]${e.total}[/]"
             )
+            assert e.total is not None  # priced: the rate is known
             grand += e.total
         for note in e.assumptions:
             console.print(f"  [dim]assumes {note}[/]")

@@ -39,6 +39,7 @@ def _jobs_from_scripts(files: Sequence[str], options: Options, out_dir: str | No
         return None, results
     jobs = []
     for r in results:
+        assert r.request is not None  # refused above otherwise
         est = r.estimate.total if r.estimate else None
         jobs.append(
             Job(
@@ -46,7 +47,7 @@ def _jobs_from_scripts(files: Sequence[str], options: Options, out_dir: str | No
                 r.request.body,
                 r.request.generations,
                 r.request.content_hash,
-                r.estimate.exact if est is not None else None,
+                r.estimate.exact if r.estimate is not None and est is not None else None,
                 out_dir or os.path.join(os.path.dirname(os.path.abspath(r.path)), "renders"),
             )
         )
@@ -251,7 +252,7 @@ def status(*, active_only: bool, refresh: bool, api_url: str | None, ledger_path
     from rich.table import Table
 
     console = Console(highlight=False)
-    code = Exit.OK
+    code: int = Exit.OK
     with _ledger(ledger_path) as ledger:
         renders = ledger.renders(active_only=active_only, limit=200)
         if refresh and renders:

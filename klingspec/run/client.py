@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -311,7 +311,7 @@ class OxenClient:
             raise ApiError(
                 error_message_of(answer) or "the queue answered without generation ids", method="POST", path="/ai/queue"
             )
-        return ids
+        return cast("list[str]", ids)  # each checked above to be a non-empty string
 
     def generation(self, generation_id: str) -> dict:
         path = f"/ai/queue/{generation_id}"
@@ -371,7 +371,7 @@ class OxenClient:
             except Exception:  # already closed, or racing the reader: either way it ends
                 pass
 
-    def download(self, url: str, destination: str, stop: threading.Event | None = None) -> tuple[str, int]:
+    def download(self, url: str | None, destination: str, stop: threading.Event | None = None) -> tuple[str, int]:
         """Stream `url` into `destination` + '.part', verify its length against
         Content-Length, fsync, then rename it into place. Returns (sha256, size). A cut-off
         download is retried from scratch; the `.part` file never outlives a failure.
@@ -425,7 +425,7 @@ class OxenClient:
 
 def _sse(response: httpx.Response) -> Iterator[tuple[str, dict]]:
     """Parse a text/event-stream body into (event name, JSON data) pairs."""
-    event, data = "message", []
+    event, data = "message", list[str]()
     for line in response.iter_lines():
         if line == "":
             if data:

@@ -188,7 +188,7 @@ class Runner:
         new = self.new_jobs(jobs)
         if any(j.estimate_usd is None for j in new):
             raise BudgetRefused(None, budget, in_flight)
-        needed = sum((j.estimate_usd for j in new), Decimal(0))
+        needed = sum((j.estimate_usd for j in new if j.estimate_usd is not None), Decimal(0))
         if in_flight + needed > budget:
             raise BudgetRefused(needed, budget, in_flight)
         return needed
@@ -334,7 +334,9 @@ class Runner:
         except SubmitOutcomeUnknown as error:
             self.ledger.set_state(render.id, "unknown", error.message)
             self._emit("reconcile", job, f"{error.message}; looking for the job in the queue")
-            ids = self._reconcile(job, self.ledger.render(render.id), attempts=3)
+            current = self.ledger.render(render.id)
+            assert current is not None  # the render's row is never deleted
+            ids = self._reconcile(job, current, attempts=3)
             if not ids:
                 if self.stop.is_set():
                     return Outcome(job, render.id, "interrupted", spent_usd=None)
@@ -450,7 +452,7 @@ class Runner:
     def _follow(self, job: Job, render_id: int, ids: list[str], reused: bool) -> Outcome:
         files: list[File] = []
         errors: list[str] = []
-        states: list[str] = []
+        states: list[str | None] = []
         spent = Decimal(0) if reused else job.estimate_usd
         for position, gid in enumerate(ids):
             existing = self.ledger.file(gid)
@@ -476,7 +478,7 @@ class Runner:
                     return Outcome(job, render_id, "interrupted", tuple(files), reused=reused, spent_usd=spent)
                 files.append(self._record(job, gid, dest, sha, size))
             else:
-                errors.append(final.get("error_message") or final.get("error") or status)
+                errors.append(final.get("error_message") or final.get("error") or status or "the API gave no status")
         if errors:
             state = "cancelled" if all(s == "cancelled" for s in states if s != "succeeded") else "failed"
             message = "; ".join(errors)
