@@ -8,6 +8,12 @@ that `import klingspec` (and commands that need no parser) stay cheap.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what `__getattr__` returns, for type checkers
+    from klingspec.diagnostics import Diagnostic
+    from klingspec.pipeline import Options, Result, run_pipeline
+    from klingspec.source import Source, Span
 
 __version__ = "0.1.0"
 
@@ -23,7 +29,7 @@ _EXPORTS = {
 __all__ = ["Diagnostic", "Options", "Result", "Source", "Span", "__version__", "run_pipeline"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'klingspec' has no attribute {name!r}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TypeVar
 
 from klingspec.source import Source, Span
 
@@ -164,6 +165,7 @@ class Shot:
 
 
 Statement = Setting | Use | Let | Image | Element | Frame | Shot
+_S = TypeVar("_S", bound=Statement)
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,7 @@ class Script:
     comments: tuple[Comment, ...] = ()
     partial: bool = False  # syntax errors: some statements were skipped
 
-    def of(self, kind: type) -> tuple:
+    def of(self, kind: type[_S]) -> tuple[_S, ...]:
         return tuple(s for s in self.statements if isinstance(s, kind))
 
 

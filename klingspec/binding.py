@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -211,7 +212,7 @@ def _rewrite(
     images: list[Binding],
     elements: list[Binding],
     partial: bool = False,
-):
+) -> tuple[str, tuple[Mention, ...], list[Diagnostic]]:
     """Rewrite @names in the expanded prompt; spans point into the script."""
     expanded = expansion[text]
     locate = _locator(text, expanded)
@@ -219,6 +220,7 @@ def _rewrite(
     mentions: list[Mention] = []
     problems: list[Diagnostic] = []
     last = 0
+    binding: Binding | None
     for match in _MENTION.finditer(expanded):
         out.append(expanded[last : match.start()])
         last = match.end()
@@ -278,7 +280,7 @@ def _rewrite(
     return "".join(out), tuple(mentions), problems
 
 
-def _locator(text: ast.Text, expanded: str):
+def _locator(text: ast.Text, expanded: str) -> Callable[[int, int], Span]:
     """Map a range of the expanded prompt back to the script: exact when templating left
     the literal as it was; otherwise the n-th occurrence of the same `@word` in the
     literal, else the whole literal."""

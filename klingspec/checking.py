@@ -90,6 +90,7 @@ def model_requirements(script: BoundScript, model: Model) -> Iterator[Diagnostic
     ]
     for unsupported, span, what in features:
         if unsupported:
+            assert span is not None  # each feature has a span when it is present
             yield Diagnostic.of(
                 "KVS-model-unsupported",
                 span,
@@ -384,6 +385,7 @@ def _order(script: BoundScript, statement: ast.Statement) -> int:
 def element_fields(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     for binding in script.elements:
         element = binding.declaration
+        assert isinstance(element, ast.Element)  # `elements` holds only element bindings
         fronts, refs = element.all("front"), element.all("refs")
         if not fronts:
             yield Diagnostic.of(
@@ -469,11 +471,15 @@ def uris(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
             yield Diagnostic.of(code, text.span, message, hint)
 
 
-def _all_uris(script: BoundScript):
+def _all_uris(script: BoundScript) -> Iterator[ast.Text]:
     for binding in script.images:
-        yield binding.declaration.uri
+        image = binding.declaration
+        assert isinstance(image, ast.Image)  # `images` holds only image bindings
+        yield image.uri
     for binding in script.elements:
-        for field in binding.declaration.fields:
+        element = binding.declaration
+        assert isinstance(element, ast.Element)  # `elements` holds only element bindings
+        for field in element.fields:
             yield from field.uris
     for frame in script.frames:
         yield frame.uri
@@ -600,6 +606,7 @@ def check(script: BoundScript) -> list[Diagnostic]:
     """Run every rule against the script's model (the default model's facts when the
     model is unknown, so the rest is still checked)."""
     model = script.model or lookup_model(DEFAULT_MODEL)
+    assert model is not None  # the default model ships with klingspec
     found: list[Diagnostic] = []
     for rule in RULES:
         found.extend(rule(script, model))

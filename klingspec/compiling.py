@@ -13,14 +13,18 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from klingspec import ast
 from klingspec.binding import BoundScript
 from klingspec.diagnostics import Diagnostic
 from klingspec.resources import read_text
 from klingspec.source import Span
 from klingspec.targets import DEFAULT_MODEL
 from klingspec.targets import model as lookup_model
+
+if TYPE_CHECKING:  # jsonschema is imported on first use
+    from jsonschema import Draft202012Validator, ValidationError
 
 SCHEMA_FILE = "request.schema.json"
 
@@ -63,6 +67,7 @@ def request_hash(body: dict[str, Any], generations: int) -> str:
 def compile_script(script: BoundScript) -> Request:
     """Build the body. Assumes `check` found no errors (it stays total if it did)."""
     model = script.model or lookup_model(DEFAULT_MODEL)
+    assert model is not None  # the default model ships with klingspec
     body: dict[str, Any] = {}
     pointers: dict[str, Span] = {}
     settings = script.settings
@@ -93,11 +98,14 @@ def compile_script(script: BoundScript) -> Request:
     if script.images:
         put("/input_image", [], script.images[0].declaration.span)
         for i, binding in enumerate(script.images):
-            put(f"/input_image/{i}", script.uri(binding.declaration.uri), binding.declaration.uri.span)
+            image = binding.declaration
+            assert isinstance(image, ast.Image)  # `images` holds only image bindings
+            put(f"/input_image/{i}", script.uri(image.uri), image.uri.span)
     if script.elements:
         put("/elements", [], script.elements[0].declaration.span)
         for i, binding in enumerate(script.elements):
             element = binding.declaration
+            assert isinstance(element, ast.Element)  # `elements` holds only element bindings
             put(f"/elements/{i}", {}, element.span)
             for front in element.all("front")[:1]:
                 put(f"/elements/{i}/frontal_image_url", script.uri(front.uris[0]), front.uris[0].span)
@@ -124,7 +132,7 @@ def compile_script(script: BoundScript) -> Request:
 
 
 @cache
-def _validator():
+def _validator() -> Draft202012Validator:
     import json
 
     from jsonschema import Draft202012Validator
@@ -156,7 +164,7 @@ def validate(request: Request) -> list[Diagnostic]:
     return problems
 
 
-def _deepest(error):
+def _deepest(error: ValidationError) -> ValidationError:
     """For anyOf/oneOf failures, the alternative's error that reaches furthest into the
     body (an `input_image` item, not the whole array)."""
     while error.context:

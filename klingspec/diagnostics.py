@@ -84,14 +84,14 @@ class Diagnostic:
     def is_error(self) -> bool:
         return self.severity == "error"
 
-    def sort_key(self) -> tuple:
+    def sort_key(self) -> tuple[str, int, int, int, str, str]:
         rank = {"error": 0, "warning": 1, "note": 2}[self.severity]
         return (self.span.path, self.span.start, self.span.end, rank, self.code, self.message)
 
 
 def sort_unique(diagnostics: Iterable[Diagnostic]) -> tuple[Diagnostic, ...]:
     """Sorted by file and position, exact repeats removed (a `use`d file checked twice)."""
-    seen: set[tuple] = set()
+    seen: set[tuple[str, int, int, int, str, str]] = set()
     unique = []
     for diagnostic in sorted(diagnostics, key=Diagnostic.sort_key):
         key = diagnostic.sort_key()

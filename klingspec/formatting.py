@@ -163,7 +163,9 @@ class _Formatter:
             if item.statement is None:
                 continue
             if previous is not None:
-                a, b = _kind(items[previous].statement), _kind(item.statement)
+                earlier = items[previous].statement
+                assert earlier is not None  # `previous` indexes a statement item
+                a, b = _kind(earlier), _kind(item.statement)
                 between = items[previous + 1 : index + 1]
                 if (a != b or a == "element") and not any(i.blank_before for i in between):
                     between[0].blank_before = True
@@ -203,6 +205,7 @@ class _Formatter:
             if item.comment is not None:
                 lines.append(_Line(self.comment_text(item.comment), blank_before=item.blank_before))
                 continue
+            assert item.statement is not None  # an item is a statement or a comment
             rendered = self.statement(item.statement, widths[run_of[id(item.statement)]])
             rendered[0].blank_before = item.blank_before
             lines += rendered
@@ -300,7 +303,7 @@ class _Formatter:
     def attach(self, lines: list[_Line]) -> None:
         """Put each end-of-line comment on the line of the token before it."""
         anchored = [line for line in lines if line.end is not None]
-        ends = [line.end for line in anchored]
+        ends = [line.end for line in anchored if line.end is not None]
         if any(a > b for a, b in itertools.pairwise(ends)):
             raise FormattingError("output lines are out of source order")
         for comment in self.end_of_line:
@@ -348,7 +351,7 @@ def _strip_trailing(code: str) -> str:
 # -- verification -----------------------------------------------------------------------
 
 
-def _fingerprint_value(value: ast.Value) -> tuple:
+def _fingerprint_value(value: ast.Value) -> tuple[object, ...]:
     if isinstance(value, ast.Text):
         content = value.value.replace("\r\n", "\n") if value.triple else value.value
         return ("text", content, value.triple)
@@ -357,8 +360,8 @@ def _fingerprint_value(value: ast.Value) -> tuple:
     return (type(value).__name__, value.value)
 
 
-def _fingerprint(script: ast.Script) -> tuple:
-    out = []
+def _fingerprint(script: ast.Script) -> tuple[tuple[tuple[object, ...], ...], tuple[str, ...]]:
+    out: list[tuple[object, ...]] = []
     for s in script.statements:
         if isinstance(s, ast.Setting):
             out.append(("setting", s.key.value, _fingerprint_value(s.value)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from klingspec.codes import CODES
 from klingspec.diagnostics import Diagnostic
@@ -99,7 +100,7 @@ def summary(errors: int, warnings: int, files: int) -> str:
     return f"{n(files, 'file')} checked: {n(errors, 'error')}, {n(warnings, 'warning')}"
 
 
-def as_dict(diagnostic: Diagnostic) -> dict:
+def as_dict(diagnostic: Diagnostic) -> dict[str, Any]:
     line, column, end_line, end_column = location(diagnostic)
     out = {
         "path": diagnostic.path,

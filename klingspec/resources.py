@@ -11,6 +11,10 @@ from __future__ import annotations
 import os
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    pass
 
 PACKAGE = Path(__file__).resolve().parent
 _REPO = PACKAGE.parent

@@ -9,6 +9,7 @@ up to `MAX_SYNTAX_ERRORS`. Each error is named from the parser state (Lark's
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from functools import cache
 
@@ -83,7 +84,7 @@ def parse(source: Source) -> tuple[ast.Script, list[Diagnostic]]:
     script = ast.Script(
         source,
         statements,
-        tuple(ast.Comment(t.value, source.span(t.start_pos, t.end_pos)) for t in _comments(source.text)),
+        tuple(ast.Comment(t.value, builder.span(t)) for t in _comments(source.text)),
         partial=bool(diagnostics),
     )
     return script, diagnostics + builder.diagnostics
@@ -161,13 +162,13 @@ _EXAMPLE_TEXTS: dict[str, list[str]] = {
 
 
 @cache
-def _example_index() -> dict[tuple, str]:
+def _example_index() -> dict[tuple[int | None, str | None], str]:
     """Parser state (and found token type) -> example label, like Lark's match_examples.
 
     Keyed by the LALR state number alone, not the whole stack, so that an error after
     fifty statements is named the same as one on the first line.
     """
-    index: dict[tuple, str] = {}
+    index: dict[tuple[int | None, str | None], str] = {}
     for label, texts in _EXAMPLE_TEXTS.items():
         for text in texts:
             try:
@@ -225,12 +226,14 @@ def _expected(error: UnexpectedInput) -> set[str]:
     """What the parser would accept here: asked of the parser state itself, which is
     exact, unlike the LALR lookahead set that merged states share."""
     try:
-        return set(error.interactive_parser.accepts())
+        return set(error.interactive_parser.accepts())  # type: ignore[no-untyped-call]  # lark leaves it unannotated
     except Exception:  # not every error carries a parser; fall back to Lark's estimate
         return set(getattr(error, "expected", ()) or ())
 
 
-def _describe(error: UnexpectedInput, source: Source, text: str) -> tuple[Diagnostic, tuple]:
+def _describe(
+    error: UnexpectedInput, source: Source, text: str
+) -> tuple[Diagnostic, tuple[int, int] | tuple[None, None]]:
     """The diagnostic for one syntax error, and the region to blank before re-parsing
     ((None, None): the statement around the error)."""
     unclosed = _unclosed_element(error, source, text)
@@ -239,7 +242,7 @@ def _describe(error: UnexpectedInput, source: Source, text: str) -> tuple[Diagno
     return _describe_one(error, source, text), (None, None)
 
 
-def _unclosed_element(error: UnexpectedInput, source: Source, text: str):
+def _unclosed_element(error: UnexpectedInput, source: Source, text: str) -> tuple[Diagnostic, tuple[int, int]] | None:
     """`element x {` whose `}` never comes: say so at the `{`, and drop the block, so
     the statements after it are still parsed."""
     if not isinstance(error, UnexpectedToken) or "RBRACE" not in _expected(error):
@@ -343,13 +346,13 @@ def _describe_one(error: UnexpectedInput, source: Source, text: str) -> Diagnost
     return Diagnostic.of("KVS-syntax-unexpected", span, f"unexpected {_found(token)}", f"expected {_either(expected)}")
 
 
-def _label(error: UnexpectedToken, token: Token) -> str | None:
+def _label(error: UnexpectedInput, token: Token) -> str | None:
     index = _example_index()
     position = error.state.position if error.state is not None else None
     return index.get((position, token.type)) or index.get((position, None))
 
 
-def _at_statement_start(error: UnexpectedToken) -> bool:
+def _at_statement_start(error: UnexpectedInput) -> bool:
     expected = _expected(error)
     return "SHOT" in expected and "LET" in expected
 
@@ -419,6 +422,24 @@ def _blank_statement(text: str, offset: int, start: int | None = None, end: int 
 # -- tree -> ast -------------------------------------------------------------------
 
 
+def _tree(node: Tree[Token] | Token) -> Tree[Token]:
+    """A child the grammar makes a rule (lark types every child as either)."""
+    assert isinstance(node, Tree), node
+    return node
+
+
+def _token(node: Tree[Token] | Token) -> Token:
+    """A child the grammar makes a terminal (lark types every child as either)."""
+    assert isinstance(node, Token), node
+    return node
+
+
+def _position(offset: int | None) -> int:
+    """Lark types token positions as optional; its lexer always sets them."""
+    assert offset is not None
+    return offset
+
+
 class _Builder:
     """Turns Lark trees into ast dataclasses. Collects diagnostics; never raises."""
 
@@ -426,60 +447,65 @@ class _Builder:
         self.source = source
         self.diagnostics: list[Diagnostic] = []
 
-    def span(self, node: Tree | Token) -> Span:
+    def span(self, node: Tree[Token] | Token) -> Span:
         if isinstance(node, Token):
-            return Span(self.source, node.start_pos, node.end_pos)
+            return Span(self.source, _position(node.start_pos), _position(node.end_pos))
         return Span(self.source, node.meta.start_pos, node.meta.end_pos)
 
-    def statement(self, tree: Tree):
+    def statement(self, tree: Tree[Token] | Token) -> ast.Statement | None:
         if not isinstance(tree, Tree):
             return None
-        return getattr(self, "_" + tree.data)(tree)
+        build: Callable[[Tree[Token]], ast.Statement] = getattr(self, "_" + tree.data)
+        return build(tree)
 
-    def _setting(self, t: Tree) -> ast.Setting:
+    def _setting(self, t: Tree[Token]) -> ast.Setting:
         key, value = t.children
-        key_token = key.children[0]
-        return ast.Setting(ast.Name(str(key_token), self.span(key_token)), self.value(value), self.span(t))
+        key_token = _tree(key).children[0]
+        setting_value = self.value(_tree(value))
+        assert isinstance(setting_value, (ast.Text, ast.Word))  # the grammar allows only these
+        return ast.Setting(ast.Name(str(key_token), self.span(key_token)), setting_value, self.span(t))
 
-    def _use(self, t: Tree) -> ast.Use:
-        return ast.Use(self.text(t.children[0]), self.span(t))
+    def _use(self, t: Tree[Token]) -> ast.Use:
+        return ast.Use(self.text(_tree(t.children[0])), self.span(t))
 
-    def _let(self, t: Tree) -> ast.Let:
+    def _let(self, t: Tree[Token]) -> ast.Let:
         name, value = t.children
-        return ast.Let(self.name(name), self.value(value), self.span(t))
+        return ast.Let(self.name(_token(name)), self.value(_tree(value)), self.span(t))
 
-    def _image(self, t: Tree) -> ast.Image:
+    def _image(self, t: Tree[Token]) -> ast.Image:
         name, uri = t.children
-        return ast.Image(self.name(name), self.text(uri), self.span(t))
+        return ast.Image(self.name(_token(name)), self.text(_tree(uri)), self.span(t))
 
-    def _element(self, t: Tree) -> ast.Element:
+    def _element(self, t: Tree[Token]) -> ast.Element:
         name, *fields = t.children
         built = tuple(
-            ast.ElementField(str(f.children[0].children[0]), tuple(self.text(u) for u in f.children[1:]), self.span(f))
+            ast.ElementField(
+                str(_tree(f.children[0]).children[0]), tuple(self.text(_tree(u)) for u in f.children[1:]), self.span(f)
+            )
             for f in fields
             if isinstance(f, Tree)
         )
-        return ast.Element(self.name(name), built, self.span(t))
+        return ast.Element(self.name(_token(name)), built, self.span(t))
 
-    def _frame(self, t: Tree) -> ast.Frame:
+    def _frame(self, t: Tree[Token]) -> ast.Frame:
         kind, uri = t.children
-        return ast.Frame(str(kind.children[0]), self.text(uri), self.span(t))
+        return ast.Frame(str(_tree(kind).children[0]), self.text(_tree(uri)), self.span(t))
 
-    def _shot(self, t: Tree) -> ast.Shot:
+    def _shot(self, t: Tree[Token]) -> ast.Shot:
         *maybe_name, duration, prompt = t.children
-        name = self.name(maybe_name[0]) if maybe_name else None
-        token = duration.children[0]
+        name = self.name(_token(maybe_name[0])) if maybe_name else None
+        token = _tree(duration).children[0]
         raw = str(token).removesuffix("s")
         try:
             seconds = Decimal(raw)
         except InvalidOperation:  # the token regex makes this unreachable; stay total anyway
             seconds = Decimal(0)
-        return ast.Shot(name, ast.Duration(seconds, self.span(token)), self.text(prompt), self.span(t))
+        return ast.Shot(name, ast.Duration(seconds, self.span(token)), self.text(_tree(prompt)), self.span(t))
 
     def name(self, token: Token) -> ast.Name:
         return ast.Name(str(token), self.span(token))
 
-    def value(self, t: Tree, depth: int = 0) -> ast.Value:
+    def value(self, t: Tree[Token], depth: int = 0) -> ast.Value:
         kind = t.data
         if kind == "text":
             return self.text(t)
@@ -504,11 +530,11 @@ class _Builder:
             return ast.ListValue((), self.span(t))
         return ast.ListValue(tuple(self.value(c, depth + 1) for c in t.children if isinstance(c, Tree)), self.span(t))
 
-    def text(self, t: Tree) -> ast.Text:
-        token: Token = t.children[0]
+    def text(self, t: Tree[Token]) -> ast.Text:
+        token = _token(t.children[0])
         raw = str(token)
         quote = 3 if token.type == "TRIPLE_STRING" else 1
-        base = token.start_pos + quote
+        base = _position(token.start_pos) + quote
         body = raw[quote : len(raw) - quote]
         chars: list[str] = []
         offsets: list[int] = []

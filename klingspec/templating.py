@@ -15,11 +15,20 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from klingspec import ast
 from klingspec.diagnostics import Diagnostic, Related, Suggestion
 from klingspec.loading import Program, Var
+from klingspec.source import Span
+
+if TYPE_CHECKING:  # Jinja is imported on first use
+    from collections.abc import Callable
+    from types import FrameType
+
+    from jinja2 import Environment, Template
+    from jinja2.runtime import Context
+    from jinja2.sandbox import SandboxedEnvironment
 
 MAX_EXPANSION_CHARS = 100_000
 MAX_EXPANSION_SECONDS = 0.5
@@ -55,7 +64,7 @@ class _Limit(Exception):
 
 
 @cache
-def environment():
+def environment() -> SandboxedEnvironment:
     """One sandboxed environment; imported lazily so template-free scripts never load Jinja."""
     from jinja2 import StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
@@ -63,7 +72,7 @@ def environment():
     class Bounded(SandboxedEnvironment):
         intercepted_binops = frozenset({"*", "**", "%"})
 
-        def call_binop(self, context, operator, left, right):
+        def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
             if operator == "%" and isinstance(left, str):
                 _check_format(left)
             if operator == "**" and isinstance(right, int) and abs(right) > 64:
@@ -84,7 +93,7 @@ def environment():
                 raise _Limit("repeating a value that many times is too large")
             return super().call_binop(context, operator, left, right)
 
-        def call(__self, __context, __obj, *args, **kwargs):
+        def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
             _check_sizes(args, kwargs)
             if getattr(__obj, "__name__", "") == "format" and isinstance(getattr(__obj, "__self__", None), str):
                 _check_format(__obj.__self__)
@@ -93,11 +102,11 @@ def environment():
     env = Bounded(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, cache_size=4096)
     for name in ("center", "indent", "wordwrap", "format", "truncate", "batch", "slice"):
         env.filters[name] = _sized(env.filters[name])
-    env.globals["lipsum"] = _sized(env.globals["lipsum"])
+    env.globals["lipsum"] = _sized(cast("Callable[..., Any]", env.globals["lipsum"]))  # Jinja types globals as object
     return env
 
 
-def _check_sizes(args, kwargs) -> None:
+def _check_sizes(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """Any whole number past the expansion bound given to a call or filter is refused
     before the call can build a value that large."""
     for value in (*args, *kwargs.values()):
@@ -113,8 +122,8 @@ def _check_format(spec: str) -> None:
         raise _Limit("a format width that large is refused")
 
 
-def _sized(function):
-    def bounded(*args, **kwargs):
+def _sized(function: Callable[..., Any]) -> Callable[..., Any]:
+    def bounded(*args: Any, **kwargs: Any) -> Any:
         _check_sizes(args, kwargs)
         if function.__name__ == "do_format" and args and isinstance(args[0], str):
             _check_format(args[0])
@@ -128,12 +137,12 @@ def _sized(function):
 
 
 @lru_cache(maxsize=4096)
-def _compiled(value: str):
+def _compiled(value: str) -> tuple[Template, frozenset[str]]:
     env = environment()
     return env.from_string(value), _undeclared(env, value)
 
 
-def _undeclared(env, value: str) -> frozenset[str]:
+def _undeclared(env: Environment, value: str) -> frozenset[str]:
     from jinja2 import meta
 
     return frozenset(meta.find_undeclared_variables(env.parse(value)))
@@ -150,9 +159,10 @@ class Expander:
     def expand(self, text: ast.Text) -> str | None:
         value = text.value
         if has_template(value):
-            value = self._render(text)
-            if value is None:
+            rendered = self._render(text)
+            if rendered is None:
                 return None
+            value = rendered
         value = ast.restore_braces(value)
         return fold(value) if text.triple else value
 
@@ -270,13 +280,13 @@ class Expander:
         )
 
 
-def _bounded_render(template, variables: dict[str, Any]) -> str:
+def _bounded_render(template: Template, variables: dict[str, Any]) -> str:
     """Render under the size bound and the time bound (checked on every Python call, so a
     loop or a slow global cannot run on; plain `{{ name }}` never gets here)."""
     deadline = time.monotonic() + MAX_EXPANSION_SECONDS
     previous = sys.gettrace()
 
-    def tick(frame, event, arg):
+    def tick(frame: FrameType, event: str, arg: Any) -> None:
         if time.monotonic() > deadline:
             raise _Limit(f"it ran longer than {MAX_EXPANSION_SECONDS:g} s")
         return None
@@ -295,7 +305,7 @@ def _bounded_render(template, variables: dict[str, Any]) -> str:
         sys.settrace(previous)
 
 
-def _line_span(text: ast.Text, lineno: int | None):
+def _line_span(text: ast.Text, lineno: int | None) -> Span:
     lines = text.value.split("\n")
     index = max(0, min((lineno or 1) - 1, len(lines) - 1))
     start = sum(len(line) + 1 for line in lines[:index])
@@ -304,7 +314,7 @@ def _line_span(text: ast.Text, lineno: int | None):
     return text.span_of(start + stripped, start + len(line.rstrip()))
 
 
-def _name_span(text: ast.Text, name: str):
+def _name_span(text: ast.Text, name: str) -> Span:
     pattern = re.compile(r"(?<![\w.'\"])" + re.escape(name) + r"\b")
     for block in _BLOCK.finditer(text.value):
         found = pattern.search(text.value, block.start(), block.end())
@@ -337,7 +347,7 @@ def expand(program: Program, overrides: Iterable[Var] = ()) -> tuple[Expansion, 
     `let`s are evaluated in order, each seeing the ones before it; a `--var`/`--vars`
     value replaces a `let` of the same name (and is used as given, not expanded).
     """
-    overrides = {var.name: var for var in overrides}
+    by_name = {var.name: var for var in overrides}
     variables: dict[str, Any] = {}
     expander = Expander(variables, {})
     diagnostics: list[Diagnostic] = []
@@ -358,8 +368,8 @@ def expand(program: Program, overrides: Iterable[Var] = ()) -> tuple[Expansion, 
                 )
             )
         seen[name] = statement
-        if name in overrides:
-            variables[name] = overrides[name].value
+        if name in by_name:
+            variables[name] = by_name[name].value
             continue
         value = _python(statement.value, expander)
         if value is not None:
@@ -367,7 +377,7 @@ def expand(program: Program, overrides: Iterable[Var] = ()) -> tuple[Expansion, 
             expander.failed.discard(name)
         else:
             expander.failed.add(name)
-    for name, var in overrides.items():
+    for name, var in by_name.items():
         variables.setdefault(name, var.value)
     for statement in program.statements:
         if isinstance(statement, ast.Let):
@@ -376,7 +386,7 @@ def expand(program: Program, overrides: Iterable[Var] = ()) -> tuple[Expansion, 
             value = expander.expand(text)
             if value is not None:
                 texts[id(text)] = value
-    for name, var in overrides.items():
+    for name, var in by_name.items():
         if name not in seen and name not in expander.used:
             diagnostics.append(
                 Diagnostic.of(

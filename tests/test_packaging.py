@@ -58,3 +58,7 @@ def test_every_model_matrix_ships(wheel):
 def test_console_script_is_declared(wheel):
     [entry_points] = [n for n in wheel.namelist() if n.endswith("entry_points.txt")]
     assert "klingspec = klingspec.cli:main" in wheel.read(entry_points).decode()
+
+
+def test_the_package_is_marked_typed(wheel):
+    assert "klingspec/py.typed" in wheel.namelist()

@@ -50,7 +50,10 @@ def exit_code_of(error: BaseException) -> Exit:
     if isinstance(error, KeyboardInterrupt | click.exceptions.Abort):
         return Exit.INTERRUPTED
     if isinstance(error, click.ClickException):
-        return Exit(error.exit_code) if error.exit_code in iter(Exit) else Exit.USAGE
+        try:
+            return Exit(error.exit_code)
+        except ValueError:  # click's own codes are 1 and 2; anything else is a usage problem
+            return Exit.USAGE
     if isinstance(error, BrokenPipeError):  # the reader went away (`| head`): not a failure
         return Exit.OK
     return Exit.SCRIPT_ERRORS  # a klingspec bug, reported without a traceback

@@ -18,10 +18,14 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from klingspec import pricing
 from klingspec.loading import discover_scripts
 from klingspec.pipeline import Options, Result, run_pipeline
+
+if TYPE_CHECKING:  # the runner is imported only when rendering
+    from klingspec.run.runner import Runner
 
 DEBOUNCE_MS = 60  # longest wait to group a burst of events
 STEP_MS = 15  # quiet time that ends a burst
@@ -42,7 +46,7 @@ class Tracked:
 @dataclass
 class RenderThread:
     thread: threading.Thread
-    runner: object
+    runner: Runner
     request_hash: str
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -219,7 +223,7 @@ class SessionRenders:
     def __init__(
         self,
         *,
-        make_runner: Callable[[], object],
+        make_runner: Callable[[], Runner],
         out: Callable[[str], None],
         budget: Decimal | None,
         cancel_stale: bool,

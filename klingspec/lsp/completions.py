@@ -16,7 +16,7 @@ from klingspec import ast
 from klingspec.binding import FORMAT_WORDS
 from klingspec.pipeline import Result
 from klingspec.syntax import STATEMENT_KEYWORDS
-from klingspec.targets import DEFAULT_MODEL, known_ids
+from klingspec.targets import DEFAULT_MODEL, Model, known_ids
 from klingspec.targets import model as lookup_model
 
 
@@ -45,7 +45,9 @@ def complete(result: Result | None, text: str, offset: int) -> list[Completion]:
     if string is not None:
         inside = text[string:offset]
         if _in_template(inside):
-            word = _WORD.search(inside).group()
+            found = _WORD.search(inside)
+            assert found is not None  # every part of _WORD is optional
+            word = found.group()
             return _variables(result, offset - len(word))
         mention = _MENTION.search(inside)
         if mention:
@@ -121,9 +123,11 @@ def _code(text: str) -> str:
     return re.sub(r'"""[\s\S]*?"""|"[^"\n]*"|#[^\n]*', "", text)
 
 
-def _model(result: Result | None):
+def _model(result: Result | None) -> Model:
     model_id = result.bound.model_id if result and result.bound else DEFAULT_MODEL
-    return lookup_model(model_id) or lookup_model(DEFAULT_MODEL)
+    model = lookup_model(model_id) or lookup_model(DEFAULT_MODEL)
+    assert model is not None  # the default model ships with klingspec
+    return model
 
 
 def _values(result: Result | None, setting: str, start: int) -> list[Completion]:
@@ -138,7 +142,7 @@ def _values(result: Result | None, setting: str, start: int) -> list[Completion]
         ]
     if setting == "audio":
         return [Completion(w, "value", f"generate_audio {w == 'on'}".lower(), w, start) for w in ("on", "off")]
-    return [Completion(i, "value", lookup_model(i).summary, i, start) for i in known_ids()]
+    return [Completion(i, "value", known.summary, i, start) for i in known_ids() if (known := lookup_model(i))]
 
 
 def _variables(result: Result | None, start: int) -> list[Completion]:

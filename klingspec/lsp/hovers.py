@@ -52,7 +52,9 @@ def hover(result: Result, index: Index, path: str, offset: int) -> Hover | None:
 def shot_text(shot: BoundShot, result: Result) -> str:
     """`**shot arrival** · 6 s · $1.344`, then the prompt as sent and its length."""
     bound = result.bound
+    assert bound is not None  # a BoundShot comes from result.bound
     model = bound.model or lookup_model(DEFAULT_MODEL)
+    assert model is not None  # the default model ships with klingspec
     cost = _estimate(result)
     title = shot.shot.name.value if shot.shot.name else f"#{shot.index}"
     seconds = shot.seconds
@@ -80,6 +82,7 @@ def symbol_text(symbol: Symbol, result: Result) -> str:
     binding = _binding_of(symbol, result)
     if binding is not None:
         return _binding_text(binding, result, "@" + symbol.name)
+    assert not isinstance(symbol.statement, ast.Let)  # a let returned above
     uris = ", ".join(_uris(symbol.statement, result)) or "(no URI)"
     return (
         f"**@{symbol.name}** ({symbol.kind}) is not sent: no prompt of this script mentions it\n\n"
@@ -106,6 +109,8 @@ def _binding_text(binding: Binding, result: Result, written: str) -> str:
 
 def _binding_of(symbol: Symbol, result: Result) -> Binding | None:
     bound = result.bound
+    if bound is None:
+        return None
     for binding in (*bound.images, *bound.elements):
         if (
             binding.declaration.name.span.path == symbol.span.path
@@ -115,7 +120,7 @@ def _binding_of(symbol: Symbol, result: Result) -> Binding | None:
     return None
 
 
-def _uris(statement, result: Result) -> list[str]:
+def _uris(statement: ast.Image | ast.Element, result: Result) -> list[str]:
     if isinstance(statement, ast.Element):
         return [_uri(t, result) for f in statement.fields for t in f.uris]
     return [_uri(statement.uri, result)]
@@ -143,9 +148,9 @@ def _estimate(result: Result) -> Estimate | None:
 
 
 def _cost(cost: Estimate | None, index: int) -> str:
-    if cost is None or index > len(cost.shots) or cost.shots[index - 1].cost is None:
+    if cost is None or index > len(cost.shots) or (shot_cost := cost.shots[index - 1].cost) is None:
         return f"cost unknown (no published price for `{cost.model if cost else '?'}`)"
-    money = f"${_money(cost.shots[index - 1].cost)}"
+    money = f"${_money(shot_cost)}"
     if cost.generations > 1:
         money += f" × {cost.generations} generations"
     return money

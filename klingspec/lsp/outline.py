@@ -49,7 +49,7 @@ def outline(result: Result, path: str) -> list[Entry]:
         elif isinstance(statement, (ast.Image, ast.Element)):
             kind = "image" if isinstance(statement, ast.Image) else "element"
             detail = refs.get(id(statement), "not sent")
-            children = ()
+            children: tuple[Entry, ...] = ()
             if isinstance(statement, ast.Element):
                 children = tuple(
                     Entry(

@@ -115,6 +115,7 @@ class KlingspecServer(LanguageServer):
         return os.path.abspath(path or re.sub(r"[^\w.-]", "_", uri))
 
     def uri(self, path: str) -> str:
+        uri: str  # pygls leaves `text_documents` unannotated
         for uri in self.workspace.text_documents:
             if self.path(uri) == path:
                 return uri
@@ -391,7 +392,7 @@ def create_server(options: Options = Options()) -> KlingspecServer:
                         return [lsp.Location(ls.uri(target), lsp.Range(start, start))]
         return None
 
-    def symbol_at(ls: KlingspecServer, uri: str, position: lsp.Position):
+    def symbol_at(ls: KlingspecServer, uri: str, position: lsp.Position) -> symbols.Occurrence | None:
         _, offset = ls.offset(uri, position)
         _, result = ls.result(uri)
         return symbols.build(result).at(ls.path(uri), offset)
@@ -410,7 +411,7 @@ def create_server(options: Options = Options()) -> KlingspecServer:
         ]
 
     @server.feature(lsp.TEXT_DOCUMENT_PREPARE_RENAME)
-    def prepare_rename(ls: KlingspecServer, params: lsp.PrepareRenameParams):
+    def prepare_rename(ls: KlingspecServer, params: lsp.PrepareRenameParams) -> lsp.PrepareRenamePlaceholder | None:
         occurrence = symbol_at(ls, params.text_document.uri, params.position)
         if occurrence is None:
             return None
@@ -438,7 +439,9 @@ def create_server(options: Options = Options()) -> KlingspecServer:
         return lsp.WorkspaceEdit(changes=changes)
 
     @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
-    def document_symbol(ls: KlingspecServer, params: lsp.DocumentSymbolParams):
+    def document_symbol(
+        ls: KlingspecServer, params: lsp.DocumentSymbolParams
+    ) -> list[lsp.DocumentSymbol] | list[lsp.SymbolInformation]:
         uri = params.text_document.uri
         _, result = ls.result(uri)
         entries = outline.outline(result, ls.path(uri))

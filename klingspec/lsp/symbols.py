@@ -133,10 +133,11 @@ def build(result: Result) -> Index:
         return Index((), ())
     symbols: list[Symbol] = []
     by_node: dict[int, Symbol] = {}
+    symbol: Symbol | None
     for script in program.files:
         for statement in script.statements:
             kind = _kind(statement)
-            if kind:
+            if kind and isinstance(statement, (ast.Image, ast.Element, ast.Let)):
                 symbol = Symbol(kind, statement.name.value, statement.name.span, statement)
                 symbols.append(symbol)
                 by_node[id(statement)] = symbol
@@ -164,7 +165,7 @@ def build(result: Result) -> Index:
 def merge(indexes: Iterable[Index]) -> Index:
     """One index from several runs; the same place seen twice counts once."""
     symbols: dict[Key, Symbol] = {}
-    occurrences: dict[tuple, Occurrence] = {}
+    occurrences: dict[tuple[str, int, Key], Occurrence] = {}
     for index in indexes:
         for symbol in index.symbols:
             symbols.setdefault(symbol.key, symbol)

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from httpx_sse import EventSource, SSEError
@@ -360,7 +360,7 @@ class OxenClient:
             raise ApiError(
                 error_message_of(answer) or "the queue answered without generation ids", method="POST", path="/ai/queue"
             )
-        return ids
+        return cast("list[str]", ids)  # each checked above to be a non-empty string
 
     def generation(self, generation_id: str) -> dict:
         path = f"/ai/queue/{generation_id}"
@@ -435,7 +435,7 @@ class OxenClient:
             except Exception:  # already closed, or racing the reader: either way it ends
                 pass
 
-    def download(self, url: str, destination: str, stop: threading.Event | None = None) -> tuple[str, int]:
+    def download(self, url: str | None, destination: str, stop: threading.Event | None = None) -> tuple[str, int]:
         """Stream `url` into `destination` + '.part', verify its length against
         Content-Length, fsync, then rename it into place. Returns (sha256, size). A cut-off
         download is retried from scratch; the `.part` file never outlives a failure.

@@ -10,6 +10,7 @@ import os
 import threading
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -65,7 +66,7 @@ class LiveView:
             return
         step = _STEPS.get(event.status or event.kind)
         with self.lock:
-            fields = {"status": event.status or event.kind}
+            fields: dict[str, Any] = {"status": event.status or event.kind}
             if step is not None:
                 self.progress.update(task, completed=max(step, self.progress.tasks[task].completed), **fields)
             else:

@@ -60,7 +60,9 @@ class Following:
                     )
                 files.append(self._record(job, gid, dest, sha, size))
             else:
-                errors.append(final.get("error_message") or final.get("error") or str(status))
+                errors.append(
+                    final.get("error_message") or final.get("error") or str(status or "the API gave no status")
+                )
         if errors:
             unfinished = [s for s in states if s != GenerationStatus.SUCCEEDED]
             all_cancelled = all(s == GenerationStatus.CANCELLED for s in unfinished)

@@ -18,8 +18,10 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Concatenate, ParamSpec, TypeVar
 
 from klingspec.run.states import ACTIVE_RENDER_STATES, GenerationStatus, RenderState, sql_list
 
@@ -112,12 +114,16 @@ def default_path() -> str:
     return os.path.join(home_dir(), "ledger.sqlite")
 
 
-def _locked(method):
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _locked(method: Callable[Concatenate[Ledger, _P], _R]) -> Callable[Concatenate[Ledger, _P], _R]:
     """One connection is shared by the runner's threads: every method holds the lock for
     its whole statement or transaction (and for reading all of its rows)."""
 
     @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
+    def wrapper(self: Ledger, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         with self.lock:
             return method(self, *args, **kwargs)
 
@@ -183,7 +189,10 @@ class Ledger:
                 now,
             ),
         )
-        return self.render(cursor.lastrowid)
+        assert cursor.lastrowid is not None  # set by the INSERT
+        render = self.render(cursor.lastrowid)
+        assert render is not None  # the row was just inserted
+        return render
 
     @_locked
     def mark_sent(self, render_id: int) -> None:

@@ -182,7 +182,7 @@ def _file_url(request: Request, file_id: str) -> str:
 # --- generation -------------------------------------------------------------------------
 
 
-async def _body_and_model(request: Request) -> tuple[dict | None, Any, Response | None]:
+async def _body_and_model(request: Request) -> tuple[dict[str, Any] | None, Any, Response | None]:
     """The JSON body and its model, or the documented error answer (both submit routes
     check these first, in this order)."""
     body = await _json_object(request)
@@ -199,6 +199,7 @@ async def generate(request: Request, call: Call) -> Any:
     body, spec, refused = await _body_and_model(request)
     if refused is not None:
         return refused
+    assert body is not None  # refused otherwise
     error = call.fault.fail or model_error(body, spec)
     if error is not None:
         return errors.invalid_params(error)
@@ -222,6 +223,7 @@ async def enqueue(request: Request, call: Call) -> Any:
     body, spec, refused = await _body_and_model(request)
     if refused is not None:
         return refused
+    assert body is not None  # refused otherwise
     error = num_generations_error(body)
     if error is not None:
         return errors.invalid_params(error)

@@ -92,9 +92,10 @@ class EventStream:
                         return
                     await send({"type": "http.response.body", "body": KEEP_ALIVE, "more_body": True})
                     continue
-                if item.result() is None:  # the server is shutting down
+                message = item.result()
+                if message is None:  # the server is shutting down
                     break
-                await send({"type": "http.response.body", "body": encode(*item.result()), "more_body": True})
+                await send({"type": "http.response.body", "body": encode(*message), "more_body": True})
         finally:
             disconnected.cancel()
             self.broker.unsubscribe(self.subscription)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 from klingspec.sandbox.config import FaultRule
 
@@ -65,7 +66,7 @@ def parse(spec: str) -> Fault:
     return fault
 
 
-def _item(name: str, value: str, item: str) -> dict[str, object]:
+def _item(name: str, value: str, item: str) -> dict[str, Any]:
     if name.isdigit() and not value:
         name, value = "status", name
     try:

@@ -82,9 +82,10 @@ class SandboxState:
     async def _run(self, job: Job, result_url: str) -> None:
         config, gid = self.config, job.generation_id
         await asyncio.sleep(config.queue_seconds)
-        job = self.jobs.transition(gid, ("queued",), status="processing", started_at=now())
-        if job is None:  # cancelled while queued
+        processing = self.jobs.transition(gid, ("queued",), status="processing", started_at=now())
+        if processing is None:  # cancelled while queued
             return
+        job = processing
         # Era C: model parameters are checked when the generation runs, not at enqueue.
         spec = MODELS[job.model_name]
         error = job.forced_error or model_error(job.body, spec)
