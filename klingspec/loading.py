@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -277,7 +276,8 @@ def parse_var_options(options: tuple[str, ...] | list[str]) -> tuple[list[Var], 
 
 def read_vars_file(path: str, reader: Reader = read_bytes) -> tuple[list[Var], list[Diagnostic]]:
     """A `--vars` file: a JSON object or a TOML table of template variables."""
-    import json  # only `--vars` needs it: kept off `check`'s start-up path
+    import json  # only `--vars` needs these: kept off `check`'s start-up path
+    import tomllib
 
     try:
         data = reader(path)

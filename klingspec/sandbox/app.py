@@ -33,7 +33,7 @@ from klingspec.sandbox.config import FaultRule, SandboxConfig
 from klingspec.sandbox.events import EventStream
 from klingspec.sandbox.faults import HEADER, Fault, FaultSyntaxError, parse
 from klingspec.sandbox.mp4 import VideoSpec, mp4_bytes
-from klingspec.sandbox.queue import ACTIVE, STATUSES, Job, now
+from klingspec.sandbox.queue import ACTIVE, STATUSES, Job, JobStatus, now
 from klingspec.sandbox.state import SandboxState
 from klingspec.sandbox.streams import RAW_SEND, Dropped, FileStream
 from klingspec.sandbox.validation import find_model, model_error, num_generations, num_generations_error, total_seconds
@@ -267,7 +267,7 @@ async def cancel_generation(request: Request, call: Call) -> Any:
     if call.state.jobs.get(call.owner, gid) is None:
         return errors.not_found()
     # No SSE event for a cancel. completed_at records when it was cancelled (a choice).
-    call.state.jobs.transition(gid, ACTIVE, status="cancelled", completed_at=now())
+    call.state.jobs.transition(gid, ACTIVE, status=JobStatus.CANCELLED, completed_at=now())
     return JSONResponse({"status": "success", "generation_id": gid})
 
 

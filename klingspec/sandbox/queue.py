@@ -12,13 +12,26 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
 from klingspec.sandbox.mp4 import VideoSpec
 
-STATUSES = ("queued", "processing", "succeeded", "failed", "cancelled")
-ACTIVE = ("queued", "processing")
+
+class JobStatus(StrEnum):
+    """A generation's status, as the API spells it (the run wing has its own copy of this
+    vocabulary: the emulator is written from the documents, not from klingspec's client)."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+STATUSES = tuple(JobStatus)
+ACTIVE = (JobStatus.QUEUED, JobStatus.PROCESSING)
 # Request fields that are about the queue, not the model: never echoed on a generation.
 _NOT_ECHOED = frozenset({"model", "prompt", "num_generations", "target_namespace"})
 
@@ -37,7 +50,7 @@ class Job:
     namespace: str
     model_name: str
     body: Mapping[str, Any]
-    status: str = "queued"
+    status: str = JobStatus.QUEUED
     result_url: str | None = None
     error_message: str | None = None
     enqueued_at: int = field(default_factory=now)

@@ -16,7 +16,7 @@ from klingspec.sandbox.config import SandboxConfig
 from klingspec.sandbox.events import Broker
 from klingspec.sandbox.faults import FaultBook
 from klingspec.sandbox.mp4 import VideoSpec
-from klingspec.sandbox.queue import FileStore, Job, JobStore, now
+from klingspec.sandbox.queue import FileStore, Job, JobStatus, JobStore, now
 from klingspec.sandbox.validation import model_error, total_seconds
 
 
@@ -82,7 +82,7 @@ class SandboxState:
     async def _run(self, job: Job, result_url: str) -> None:
         config, gid = self.config, job.generation_id
         await asyncio.sleep(config.queue_seconds)
-        processing = self.jobs.transition(gid, ("queued",), status="processing", started_at=now())
+        processing = self.jobs.transition(gid, (JobStatus.QUEUED,), status=JobStatus.PROCESSING, started_at=now())
         if processing is None:  # cancelled while queued
             return
         job = processing
@@ -93,22 +93,24 @@ class SandboxState:
             await asyncio.sleep(config.processing_seconds)
             self.files.add(gid, VideoSpec(total_seconds(job.body, spec), config.file_size))
             done = self.jobs.transition(
-                gid, ("processing",), status="succeeded", result_url=result_url, completed_at=now()
+                gid, (JobStatus.PROCESSING,), status=JobStatus.SUCCEEDED, result_url=result_url, completed_at=now()
             )
             if done is not None:
                 self.broker.publish(
                     done.owner,
                     {
                         "generation_id": gid,
-                        "status": "succeeded",
+                        "status": JobStatus.SUCCEEDED,
                         "media_type": "video",
                         "model": done.model_name,
                         "url": done.result_url,
                     },
                 )
             return
-        done = self.jobs.transition(gid, ("processing",), status="failed", error_message=error, completed_at=now())
+        done = self.jobs.transition(
+            gid, (JobStatus.PROCESSING,), status=JobStatus.FAILED, error_message=error, completed_at=now()
+        )
         if done is not None:
             self.broker.publish(
-                done.owner, {"generation_id": gid, "status": "failed", "media_type": "video", "error": error}
+                done.owner, {"generation_id": gid, "status": JobStatus.FAILED, "media_type": "video", "error": error}
             )
