@@ -219,3 +219,23 @@ def test_load_returns_statements_in_use_order(tmp_path):
     assert problems == []
     names = [s.name.value for s in program.statements if hasattr(s, "name") and hasattr(s, "uri")]
     assert names == ["a", "b", "c"]
+
+
+# -- discover_scripts: one answer for check, fmt and watch --------------------------------
+
+
+def test_a_folder_stands_for_its_scripts_sorted_without_hidden_or_render_folders(tmp_path):
+    from klingspec.loading import discover_scripts
+
+    for name in ("b.kvs", "a.kvs", "sub/c.kvs", ".git/x.kvs", "renders/y.kvs", "notes.txt", "sub/.hidden/z.kvs"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("", encoding="utf-8")
+    found = [os.path.relpath(p, tmp_path) for p in discover_scripts([str(tmp_path)])]
+    assert found == ["a.kvs", "b.kvs", os.path.join("sub", "c.kvs")]
+
+
+def test_a_path_that_is_not_a_folder_stands_for_itself_even_when_missing(tmp_path):
+    from klingspec.loading import discover_scripts
+
+    missing, other = str(tmp_path / "missing.kvs"), str(tmp_path / "x.txt")
+    assert discover_scripts([missing, other]) == [missing, other]

@@ -109,3 +109,39 @@ def test_unnamed_shots_are_numbered(tmp_path):
     e = run(tmp_path, 'shot 5 "x"\nshot 5 "y"\n').estimate
     assert [s.name for s in e.shots] == ["#1", "#2"]
     assert codes(run(tmp_path, 'shot 5 "x"\n')) == []
+
+
+# -- the one place money is computed ---------------------------------------------------
+
+
+def test_cost_is_price_times_seconds_times_generations_and_unknown_stays_unknown():
+    from decimal import Decimal
+
+    from klingspec.pricing import cost
+
+    assert cost(Decimal("0.224"), 11, 2) == Decimal("4.928")
+    assert cost(None, 11, 2) is None
+
+
+def test_a_total_with_one_unknown_is_unknown_never_zero():
+    from decimal import Decimal
+
+    from klingspec.pricing import total
+
+    assert total([Decimal("1.10"), Decimal("2.20")]) == Decimal("3.30")
+    assert total([Decimal("1.10"), None]) is None
+    assert total([]) == Decimal(0)
+
+
+def test_a_saved_body_is_priced_from_its_model_and_shots():
+    from decimal import Decimal
+
+    from klingspec.pricing import cost_of_body, seconds_of
+
+    body = {"model": "kling-video-o3-pro-reference-to-video", "multi_prompt": [{"duration": 4}, {"duration": 6}]}
+    assert seconds_of(body) == 10
+    assert seconds_of({"prompt": "x"}) == 5  # the API's default shot
+    rate = targets.model("kling-video-o3-pro-reference-to-video").price_per_second
+    assert cost_of_body(body, 2) == rate * 10 * 2
+    assert cost_of_body({"model": "no-such-model", "duration": 5}, 1) is None
+    assert isinstance(rate, Decimal)

@@ -1,0 +1,79 @@
+"""What is paid for: reuse, one job per request, the budget, and which queue items a
+lost answer may be matched to. A real ledger file, a real sandbox behind the client."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from run_helpers import new_key, oxen, runner
+
+from klingspec.run.jobs import Job
+from klingspec.run.ledger import Ledger
+from klingspec.run.states import RenderState
+from klingspec.run.submitting import BudgetRefused, _matches
+
+BODY = {"model": "kling-video-o3-pro-reference-to-video", "prompt": "a cat", "duration": 5}
+
+
+def a_job(tmp_path: Path, prompt: str = "a cat", usd: str | None = "1.12") -> Job:
+    body = dict(BODY, prompt=prompt)
+    return Job.create(str(tmp_path / "s.kvs"), body, 1, f"sha256:{prompt}", None if usd is None else Decimal(usd))
+
+
+def test_one_job_per_distinct_request_and_a_finished_render_is_reused(tmp_path: Path, base_url: str) -> None:
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger, oxen(base_url, new_key()) as client:
+        run = runner(client, ledger, base_url)
+        cat, dog = a_job(tmp_path), a_job(tmp_path, "a dog")
+        assert run.new_jobs([cat, cat, dog]) == [cat, dog]
+        done = ledger.record_intent(
+            request_hash=cat.request_hash,
+            api_url=base_url,
+            script=cat.script,
+            model=cat.model,
+            body=cat.body,
+            generations=1,
+            mode="queue",
+            out_dir=cat.out_dir,
+            estimate_usd="1.12",
+        )
+        ledger.set_state(done.id, RenderState.DONE)
+        assert run.new_jobs([cat, dog]) == [dog]
+        assert run.reusable(cat) is not None
+
+
+def test_the_budget_counts_only_new_spend_and_refuses_an_unknown_price(tmp_path: Path, base_url: str) -> None:
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger, oxen(base_url, new_key()) as client:
+        run = runner(client, ledger, base_url)
+        jobs = [a_job(tmp_path), a_job(tmp_path, "a dog")]
+        assert run.check_budget(jobs, Decimal("2.24")) == Decimal("2.24")
+        with pytest.raises(BudgetRefused) as refused:
+            run.check_budget(jobs, Decimal("2.23"))
+        assert refused.value.needed == Decimal("2.24")
+        with pytest.raises(BudgetRefused) as unknown:
+            run.check_budget([a_job(tmp_path, "priceless", usd=None)], Decimal("1000"))
+        assert unknown.value.needed is None
+
+
+class _Sent:
+    """The two fields of a ledger render that matching reads."""
+
+    sent_at = 1_000.0
+
+
+@pytest.mark.parametrize(
+    ("item", "matches"),
+    [
+        ({"model_name": BODY["model"], "prompt": "a cat", "enqueued_at": 1_000.5}, True),
+        ({"model": BODY["model"], "prompt": "a cat"}, True),  # no timestamp, same request
+        ({"model_name": "kling-v2-6", "prompt": "a cat", "enqueued_at": 1_000.5}, False),  # another model
+        ({"model_name": BODY["model"], "prompt": "a dog", "enqueued_at": 1_000.5}, False),  # another prompt
+        ({"model_name": BODY["model"], "prompt": "a cat", "enqueued_at": 700.0}, False),  # long before we sent
+        ({"model_name": BODY["model"], "prompt": "a cat", "duration": None}, True),  # unechoed field
+    ],
+)
+def test_a_lost_answer_matches_only_an_item_that_echoes_this_request(
+    tmp_path: Path, item: dict[str, object], matches: bool
+) -> None:
+    assert _matches(item, a_job(tmp_path), _Sent()) is matches  # type: ignore[arg-type]
