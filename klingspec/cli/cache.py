@@ -20,10 +20,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import json
 import os
 import pickle
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,7 +111,7 @@ class CheckCache:
             list(var_options),
             [[f, os.path.abspath(f)] for f in var_files],
         ]
-        digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()
+        digest = hashlib.sha256(repr(key).encode()).hexdigest()  # str and list reprs are stable
         return os.path.join(self.folder, digest[:2], digest[2:] + ".pickle")
 
     def get(self, path: str, var_options: Sequence[str], var_files: Sequence[str]) -> tuple[Diagnostic, ...] | None:
@@ -143,6 +141,8 @@ class CheckCache:
         diagnostics = tuple(diagnostics)
         if entry is None or not reader.cacheable or any(d.code in UNCACHEABLE for d in diagnostics):
             return
+        import tempfile  # only a miss writes
+
         with contextlib.suppress(Exception):  # a read-only home, a full disk: just no cache
             os.makedirs(os.path.dirname(entry), exist_ok=True)
             handle, tmp = tempfile.mkstemp(dir=os.path.dirname(entry), suffix=".tmp")

@@ -10,7 +10,6 @@ import contextlib
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -117,6 +116,8 @@ def write_atomically(path: str, text: str) -> None:
     """Replace `path` with `text` (UTF-8, `\\n`) in one step: a crash leaves the old file or
     the new one, never half of either. An existing file keeps its permissions; a new one
     gets the usual ones (the umask's), not the temporary file's private 0600."""
+    import tempfile  # `check` never writes: kept off its start-up path
+
     folder = os.path.dirname(os.path.abspath(path))
     handle, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:

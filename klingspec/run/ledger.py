@@ -252,7 +252,9 @@ class Ledger:
             f"SELECT estimate_usd FROM renders WHERE api_url=? AND state IN {_ACTIVE}",
             (api_url,),
         ).fetchall()
-        return sum((Decimal(r["estimate_usd"]) for r in rows if r["estimate_usd"]), Decimal(0))
+        from klingspec.pricing import total
+
+        return total(Decimal(r["estimate_usd"]) for r in rows if r["estimate_usd"]) or Decimal(0)
 
     # -- generations and files -----------------------------------------------------------------
     @_locked
