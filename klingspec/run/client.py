@@ -18,7 +18,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, cast
@@ -82,11 +82,11 @@ def error_message(response: httpx.Response) -> str:
             return error
         if isinstance(error, dict):
             for key in ("detail", "message", "title"):
-                if isinstance(error.get(key), str) and error[key]:
-                    return error[key]
+                if isinstance(words := error.get(key), str) and words:
+                    return words
         for key in ("error_message", "status_message", "message", "detail"):
-            if isinstance(payload.get(key), str) and payload[key]:
-                return payload[key]
+            if isinstance(words := payload.get(key), str) and words:
+                return words
     return response.reason_phrase or f"HTTP {response.status_code}"
 
 
@@ -99,7 +99,7 @@ class HostBearer(httpx.Auth):
         origin = httpx.URL(api_url)
         self._origin = (origin.scheme, origin.host, origin.port)
 
-    def auth_flow(self, request: httpx.Request):
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         if self._key and (request.url.scheme, request.url.host, request.url.port) == self._origin:
             request.headers["Authorization"] = f"Bearer {self._key}"
         yield request
@@ -218,7 +218,7 @@ class OxenClient:
         self._streams_lock = threading.Lock()
 
     @classmethod
-    def create(cls, api_url: str, key: str | None, **kwargs) -> OxenClient:
+    def create(cls, api_url: str, key: str | None, **kwargs: Any) -> OxenClient:
         http = httpx.Client(
             auth=HostBearer(key, api_url), timeout=TIMEOUT, follow_redirects=True, headers={"User-Agent": "klingspec"}
         )
@@ -230,7 +230,7 @@ class OxenClient:
     def __enter__(self) -> OxenClient:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- plumbing -------------------------------------------------------------------
@@ -284,7 +284,7 @@ class OxenClient:
                 path=path,
             ) from None
 
-    def _submit(self, path: str, payload: dict, timeout: httpx.Timeout) -> Any:
+    def _submit(self, path: str, payload: dict[str, Any], timeout: httpx.Timeout) -> Any:
         """A non-idempotent request. Retried only when it surely did not arrive (the
         connection never opened, or the API said 429/503 before doing anything)."""
 
