@@ -27,12 +27,12 @@ PLAN_FORMAT = "klingspec-plan/1"
 class Plan:
     path: str
     estimate: Estimate
-    body: dict
+    body: dict[str, Any]
     generations: int
     request_hash: str
     inputs: dict[str, str]  # file path -> sha256 of its bytes, for every file read
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         e = self.estimate
         return {
             "path": self.path,

@@ -18,7 +18,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, cast
@@ -82,11 +82,11 @@ def error_message(response: httpx.Response) -> str:
             return error
         if isinstance(error, dict):
             for key in ("detail", "message", "title"):
-                if isinstance(error.get(key), str) and error[key]:
-                    return error[key]
+                if isinstance(words := error.get(key), str) and words:
+                    return words
         for key in ("error_message", "status_message", "message", "detail"):
-            if isinstance(payload.get(key), str) and payload[key]:
-                return payload[key]
+            if isinstance(words := payload.get(key), str) and words:
+                return words
     return response.reason_phrase or f"HTTP {response.status_code}"
 
 
@@ -99,7 +99,7 @@ class HostBearer(httpx.Auth):
         origin = httpx.URL(api_url)
         self._origin = (origin.scheme, origin.host, origin.port)
 
-    def auth_flow(self, request: httpx.Request):
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         if self._key and (request.url.scheme, request.url.host, request.url.port) == self._origin:
             request.headers["Authorization"] = f"Bearer {self._key}"
         yield request
@@ -218,7 +218,7 @@ class OxenClient:
         self._streams_lock = threading.Lock()
 
     @classmethod
-    def create(cls, api_url: str, key: str | None, **kwargs) -> OxenClient:
+    def create(cls, api_url: str, key: str | None, **kwargs: Any) -> OxenClient:
         http = httpx.Client(
             auth=HostBearer(key, api_url), timeout=TIMEOUT, follow_redirects=True, headers={"User-Agent": "klingspec"}
         )
@@ -230,7 +230,7 @@ class OxenClient:
     def __enter__(self) -> OxenClient:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- plumbing -------------------------------------------------------------------
@@ -284,7 +284,19 @@ class OxenClient:
                 path=path,
             ) from None
 
-    def _submit(self, path: str, payload: dict, timeout: httpx.Timeout) -> Any:
+    def _object(self, answer: Any, method: str, path: str, generation_id: str | None = None) -> dict[str, Any]:
+        """`answer` when it is a JSON object, as every endpoint documents; anything else is
+        reported like any other unusable answer instead of failing later in a caller."""
+        if not isinstance(answer, dict):
+            raise ApiError(
+                "the API answered with JSON that is not an object",
+                method=method,
+                path=path,
+                generation_id=generation_id,
+            )
+        return answer
+
+    def _submit(self, path: str, payload: dict[str, Any], timeout: httpx.Timeout) -> Any:
         """A non-idempotent request. Retried only when it surely did not arrive (the
         connection never opened, or the API said 429/503 before doing anything)."""
 
@@ -315,11 +327,12 @@ class OxenClient:
         return self._json(response, "POST", path)
 
     # -- endpoints --------------------------------------------------------------------
-    def generate(self, body: dict) -> dict:
+    def generate(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST /ai/videos/generate: blocks until the video is ready."""
-        return self._submit("/ai/videos/generate", body, SYNC_TIMEOUT)
+        path = "/ai/videos/generate"
+        return self._object(self._submit(path, body, SYNC_TIMEOUT), "POST", path)
 
-    def generate_to_file(self, body: dict, path: str) -> None:
+    def generate_to_file(self, body: dict[str, Any], path: str) -> None:
         """POST /ai/videos/generate, streaming the answer to `path` (a `b64_json` answer
         holds whole videos; it is decoded from the file by `media.decode_b64_videos`).
         Repeated only when the request surely did not arrive or was refused unprocessed
@@ -349,7 +362,7 @@ class OxenClient:
                 f"the request was sent but no answer came back ({type(error).__name__})", method="POST", path=route
             ) from None
 
-    def enqueue(self, body: dict, generations: int) -> list[str]:
+    def enqueue(self, body: dict[str, Any], generations: int) -> list[str]:
         """POST /ai/queue; returns the generation ids."""
         payload = dict(body)
         payload["num_generations"] = generations
@@ -362,24 +375,28 @@ class OxenClient:
             )
         return cast("list[str]", ids)  # each checked above to be a non-empty string
 
-    def generation(self, generation_id: str) -> dict:
+    def generation(self, generation_id: str) -> dict[str, Any]:
         path = f"/ai/queue/{generation_id}"
-        return self._json(self._read("GET", path), "GET", path, generation_id)
+        answer = self._json(self._read("GET", path), "GET", path, generation_id)
+        return self._object(answer, "GET", path, generation_id)
 
-    def generations(self, status: str | None = None, model: str | None = None) -> list[dict]:
+    def generations(self, status: str | None = None, model: str | None = None) -> list[dict[str, Any]]:
         params = {k: v for k, v in (("status", status), ("model", model)) if v}
         answer = self._json(self._read("GET", "/ai/queue", params=params), "GET", "/ai/queue")
-        return list(answer.get("generations", [])) if isinstance(answer, dict) else []
+        items = answer.get("generations", []) if isinstance(answer, dict) else []
+        return [item for item in items if isinstance(item, dict)]  # the listing documents an object per generation
 
-    def cancel(self, generation_id: str) -> dict:
+    def cancel(self, generation_id: str) -> dict[str, Any]:
         path = f"/ai/queue/{generation_id}"
-        return self._json(self._read("DELETE", path), "DELETE", path, generation_id)
+        answer = self._json(self._read("DELETE", path), "DELETE", path, generation_id)
+        return self._object(answer, "DELETE", path, generation_id)
 
-    def model(self, model_id: str) -> dict:
+    def model(self, model_id: str) -> dict[str, Any]:
         path = f"/ai/models/{model_id}"
-        return self._json(self._read("GET", path), "GET", path)
+        answer = self._json(self._read("GET", path), "GET", path)
+        return self._object(answer, "GET", path)
 
-    def events(self, on_open: Callable[[], None] = lambda: None) -> Iterator[tuple[str, dict]]:
+    def events(self, on_open: Callable[[], None] = lambda: None) -> Iterator[tuple[str, Any]]:
         """Server-sent events from /events as (event name, data); data that is not JSON is
         skipped. `on_open` runs once the stream is established (subscribe before enqueueing:
         there is no replay). Ends when the stream closes; the caller decides whether to

@@ -57,7 +57,7 @@ class LiveView:
         self.progress.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
     def __call__(self, event: Event) -> None:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from klingspec.run.states import ACTIVE_RENDER_STATES, GenerationStatus, RenderState, sql_list
 
@@ -75,7 +75,7 @@ class Render:
     api_url: str
     script: str
     model: str
-    body: dict
+    body: dict[str, Any]
     generations: int
     mode: str
     out_dir: str
@@ -152,7 +152,7 @@ class Ledger:
     def __enter__(self) -> Ledger:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- renders ------------------------------------------------------------------------
@@ -164,7 +164,7 @@ class Ledger:
         api_url: str,
         script: str,
         model: str,
-        body: dict,
+        body: dict[str, Any],
         generations: int,
         mode: str,
         out_dir: str,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from typing import BinaryIO
 
 _KEY = b'"b64_json"'
 CHUNK = 1 << 16
@@ -29,7 +30,7 @@ def decode_b64_videos(json_path: str, destinations: list[str]) -> list[tuple[str
     return results
 
 
-def _seek_past(handle, needle: bytes) -> bool:
+def _seek_past(handle: BinaryIO, needle: bytes) -> bool:
     window = b""
     while True:
         chunk = handle.read(CHUNK)
@@ -43,14 +44,14 @@ def _seek_past(handle, needle: bytes) -> bool:
         window = window[-len(needle) :]
 
 
-def _skip_to_quote(handle) -> None:
+def _skip_to_quote(handle: BinaryIO) -> None:
     while True:
         byte = handle.read(1)
         if not byte or byte == b'"':
             return
 
 
-def _decode_string(handle, destination: str) -> tuple[str, int]:
+def _decode_string(handle: BinaryIO, destination: str) -> tuple[str, int]:
     part = destination + ".part"
     digest = hashlib.sha256()
     size = 0

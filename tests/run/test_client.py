@@ -424,6 +424,17 @@ def test_reads_answered_with_a_client_error_are_not_repeated(status):
     assert api.seen == ["GET /api/ai/queue/g1"] and sleeps.delays == []
 
 
+@pytest.mark.parametrize("body", [["g1"], "done", 3])
+def test_an_answer_that_is_not_a_json_object_is_an_api_error(body):
+    listing = _answer(200, {"generations": [{"generation_id": "g1"}, "g2", None]})
+    api = _Script(*[_answer(200, body)] * 3, listing)
+    with _mocked(api, Sleeps()) as client:
+        for call in (lambda: client.generation("g1"), lambda: client.cancel("g1"), lambda: client.model("m")):
+            with pytest.raises(ApiError, match="not an object"):
+                call()
+        assert client.generations() == [{"generation_id": "g1"}]  # items that are not objects are left out
+
+
 def _video(size: int, sent: int | None = None) -> httpx.Response:
     """A video answer claiming `size` bytes and sending `sent` of them."""
     body = bytes(range(256)) * (size // 256 + 1)
