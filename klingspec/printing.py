@@ -127,7 +127,7 @@ def as_dict(diagnostic: Diagnostic) -> dict[str, Any]:
 
 
 def as_json(diagnostics: Sequence[Diagnostic]) -> str:
-    """CLI.md's shape: {"diagnostics": [...], "errors": N, "warnings": N}."""
+    """The shape docs/cli.md gives: {"diagnostics": [...], "errors": N, "warnings": N}."""
     import json
 
     payload = {

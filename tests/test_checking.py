@@ -1,7 +1,8 @@
 """checking.py: the API document's tables row by row, then every rule in RULES.
 
-Sources: /work/shared/api/kling-video-o3-pro-reference-to-video.txt (Duration
-Constraints and Errors tables) and LANGUAGE.md's "Rules the checker enforces".
+Sources: the model document of `kling-video-o3-pro-reference-to-video` (its Duration
+Constraints and Errors tables) and the language design's "Rules the checker enforces", as
+docs/language.md and the pages under docs/codes/ state them for users.
 Everything runs through real files and the real pipeline.
 """
 

@@ -1,4 +1,4 @@
-"""cli.py: the CLI.md contract for check, compile and plan, driven in-process."""
+"""klingspec.cli: the command-line contract (docs/cli.md) for check, compile and plan, in-process."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""compiling.py: key order, the LANGUAGE.md body, determinism, hashes, schema agreement."""
+"""compiling.py: key order, the design sample's body, determinism, hashes, schema agreement."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from helpers import codes, errors, locate, run, where, write
 from klingspec import compiling
 from klingspec.compiling import Request, validate
 
-# LANGUAGE.md "A complete script", with `use "characters.kvs"` left out: the element is
-# written inline, exactly as in the sample.
+# The language design's sample, "A complete script", with `use "characters.kvs"` left out:
+# the element is written inline, exactly as in the sample.
 COMPLETE = '''# Two-shot teaser for a coffee brand.
 model kling-video-o3-pro-reference-to-video   # the default; other Kling models later
 aspect 9:16                                   # 16:9 (default) | 9:16 | 1:1
@@ -50,7 +50,7 @@ shot sip 5s """
 """
 '''
 
-# The body shown under "Compiles to (keys in a fixed order)", typed in from LANGUAGE.md.
+# The body the design shows under "Compiles to (keys in a fixed order)", typed in from it.
 COMPLETE_BODY = {
     "model": "kling-video-o3-pro-reference-to-video",
     "multi_prompt": [

@@ -6,7 +6,10 @@
     line says, produces the page's code (pages marked `<!-- docs-test: skip ... -->`
     are kept but not replayed);
 (c) every script under examples/ passes `check` with no errors and no warnings, and
-    compiles (libraries are checked alone, as `klingspec check` does).
+    compiles (libraries are checked alone, as `klingspec check` does);
+(d) the README's tour shows the mistake `klingspec check` really reports, and every
+    relative link in the Markdown files points at a file inside the repository (and at a
+    heading that exists, for a `#fragment`).
 
 Page conventions: the main script is the ```kvs block without `file=`; other files are
 blocks whose info string has `file=NAME` (```kvs file=cast.kvs, ```toml file=vars.toml);
@@ -220,3 +223,84 @@ def test_campaign_vars_override_lets():
     toml = run_pipeline(str(EXAMPLES / "campaign.kvs"), Options(var_files=(str(EXAMPLES / "campaign.vars.toml"),)))
     assert "Halo Desk Lamp" in default.request.json
     assert "Nimbus Headphones" in toml.request.json and "Halo Desk Lamp" not in toml.request.json
+
+
+# -- (d) the README's tour and the links ----------------------------------------------------
+
+
+def test_readme_mistake_is_what_check_prints(tmp_path: Path, monkeypatch, capsys):
+    """The tour's script with the line the README's mistake shows: `check` prints that mistake
+    (a line ending in `...` is a prefix of the real one)."""
+    from klingspec.cli import main
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = _blocks(readme)
+    tour = next(body for info, body in blocks if info == "kvs")
+    shown = next(body for info, body in blocks if info == "" and "error[" in body).splitlines()
+    where = re.match(r"(?P<path>[^:]+):(?P<line>\d+):\d+: ", shown[0])
+    assert where, shown[0]
+    number = int(where.group("line"))
+    edited = next(line.split(" | ", 1)[1] for line in shown if line.startswith(f"{number} | "))
+    lines = tour.splitlines()
+    assert lines[number - 1].split()[:2] == edited.split()[:2], "the mistake edits that line of the tour"
+    lines[number - 1] = edited
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NO_COLOR", "1")
+    Path(where.group("path")).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["check", where.group("path")]) == 1
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) >= len(shown), printed
+    for want, got in zip(shown, printed, strict=False):
+        if want.endswith("..."):
+            assert got.startswith(want[:-3]), (want, got)
+        else:
+            assert got == want
+
+
+_LINK = re.compile(r"(?<!!)\[[^\]]*\]\((?P<target>[^)\s]+)\)")
+_HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*$", re.M)
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's heading ids: lower case, punctuation dropped, spaces to hyphens, -N for repeats."""
+    found: set[str] = set()
+    outside_fences = re.sub(r"^```.*?^```$", "", markdown, flags=re.S | re.M)
+    for title in _HEADING.findall(outside_fences):
+        slug = re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+        anchor, n = slug, 0
+        while anchor in found:
+            n += 1
+            anchor = f"{slug}-{n}"
+        found.add(anchor)
+    return found
+
+
+def _markdown_files() -> list[Path]:
+    found = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    found += sorted(p for p in (ROOT / "editors").rglob("*.md") if "node_modules" not in p.parts)
+    return found
+
+
+def test_the_anchor_rule():
+    assert "7-pricing-klingspec-plan" in _anchors("## 7. Pricing (`klingspec plan`)\n")
+    assert _anchors("# A\n```sh\n# not a heading\n```\n## A\n") == {"a", "a-1"}
+
+
+@pytest.mark.parametrize("page", _markdown_files(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_links_point_inside_the_repository(page: Path):
+    text = page.read_text(encoding="utf-8")
+    problems = []
+    for match in _LINK.finditer(text):
+        target = match.group("target")
+        if re.match(r"[a-z][a-z0-9+.-]*:", target):  # https:, mailto:: not a file
+            continue
+        path, _, fragment = target.partition("#")
+        resolved = (page.parent / path).resolve() if path else page
+        if path.startswith("/") or ROOT not in (resolved, *resolved.parents):
+            problems.append(f"{target}: outside the repository")
+        elif not resolved.exists():
+            problems.append(f"{target}: no such file")
+        elif fragment and resolved.suffix == ".md" and fragment not in _anchors(resolved.read_text(encoding="utf-8")):
+            problems.append(f"{target}: no heading #{fragment}")
+    assert not problems, f"{page.relative_to(ROOT)}: " + "; ".join(problems)

@@ -429,3 +429,15 @@ def test_cli_folder(tmp_path: Path, capsys) -> None:
 
 def test_cli_needs_a_file(capsys) -> None:
     assert _cli(capsys, "fmt")[0] == 2
+
+
+# -- the repository's own scripts ------------------------------------------------------------
+
+
+def test_examples_are_canonical(monkeypatch, capsys) -> None:
+    """`klingspec fmt --check examples/` passes: the examples users copy are in the layout
+    `klingspec fmt` gives. (The grammar tests under editors/vscode/tests/ and the inputs
+    under tests/cases/ are deliberately not canonical.) If this fails, run
+    `klingspec fmt examples/`, then `npm run snap:update --prefix editors/vscode`."""
+    monkeypatch.chdir(ROOT)
+    assert _cli(capsys, "fmt", "--check", "examples/") == (0, "", "")

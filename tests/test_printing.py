@@ -1,4 +1,4 @@
-"""render.py: the text format, JSON per CLI.md, SARIF 2.1.0."""
+"""printing.py: the text format, JSON per docs/cli.md, SARIF 2.1.0."""
 
 from __future__ import annotations
 

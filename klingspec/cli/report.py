@@ -1,4 +1,4 @@
-"""Exit codes, in one place (CLI.md): what a command returns is decided here only.
+"""Exit codes, in one place (docs/cli.md): what a command returns is decided here only.
 
 Commands count what they saw into a `Report`; `main` maps what escaped a command (Ctrl-C,
 a usage error, a klingspec bug) through `exit_code_of`. Nothing else picks a number.

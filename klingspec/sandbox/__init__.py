@@ -1,9 +1,10 @@
 """klingspec's offline emulator of the Oxen.ai inference API, served over real HTTP.
 
 It speaks Oxen's era-C API for `kling-video-o3-pro-reference-to-video` and
-`kling-video-o3-omni` (fact sheet: /work/shared/api/oxen-api.md), produces small valid MP4
-results, and injects faults on request. Used by the README quick start
-(`klingspec run --sandbox`), the tests and the benchmarks.
+`kling-video-o3-omni` as the Oxen.ai API fact sheet describes it (the modules here cite its
+sections: "fact sheet 3.1"), produces small valid MP4 results, and injects faults on
+request. Used by the README quick start (`klingspec run --sandbox`), the tests and the
+benchmarks.
 
     from klingspec.sandbox import SandboxConfig, running_sandbox
 
