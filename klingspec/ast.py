@@ -64,18 +64,24 @@ class Word:
 
 @dataclass(frozen=True)
 class Integer:
+    """An integer value, such as `generations 2`."""
+
     value: int
     span: Span
 
 
 @dataclass(frozen=True)
 class Boolean:
+    """`on`/`off` (or `true`/`false`) as a value."""
+
     value: bool
     span: Span
 
 
 @dataclass(frozen=True)
 class ListValue:
+    """A comma-separated list of values."""
+
     items: tuple[Value, ...]
     span: Span
 
@@ -85,12 +91,16 @@ Value = Text | Word | Integer | Boolean | ListValue
 
 @dataclass(frozen=True)
 class Name:
+    """A name as written: a binding, a `let`, a shot or a setting key."""
+
     value: str
     span: Span
 
 
 @dataclass(frozen=True)
 class Setting:
+    """`KEY VALUE`: a script-wide setting such as `aspect 9:16`."""
+
     key: Name
     value: Text | Word
     span: Span
@@ -98,12 +108,16 @@ class Setting:
 
 @dataclass(frozen=True)
 class Use:
+    """`use "FILE"`: take the declarations of another script."""
+
     path: Text
     span: Span
 
 
 @dataclass(frozen=True)
 class Let:
+    """`let NAME = VALUE`: a template variable."""
+
     name: Name
     value: Value
     span: Span
@@ -111,6 +125,8 @@ class Let:
 
 @dataclass(frozen=True)
 class Image:
+    """`image NAME = "URI"`: a reference image, sent as `@ImageN`."""
+
     name: Name
     uri: Text
     span: Span
@@ -127,6 +143,8 @@ class ElementField:
 
 @dataclass(frozen=True)
 class Element:
+    """`element NAME { front ..., refs ... }`: a character or object, sent as `@ElementN`."""
+
     name: Name
     fields: tuple[ElementField, ...]
     span: Span
@@ -154,6 +172,8 @@ class Duration:
 
 @dataclass(frozen=True)
 class Shot:
+    """`shot [NAME] DURATION "PROMPT"`: one shot of the video."""
+
     name: Name | None
     duration: Duration
     prompt: Text
@@ -170,6 +190,8 @@ _S = TypeVar("_S", bound=Statement)
 
 @dataclass(frozen=True)
 class Comment:
+    """A `#` comment, kept for the formatter."""
+
     text: str
     span: Span
 

@@ -9,14 +9,13 @@ prompt mentions them, so a shared library of many characters costs no slots.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
 from klingspec import ast
-from klingspec.diagnostics import Diagnostic, Related, Suggestion
+from klingspec.diagnostics import Diagnostic, Related, Suggestion, close_matches
 from klingspec.loading import Program
 from klingspec.source import Span
 from klingspec.targets import DEFAULT_MODEL, Model
@@ -55,6 +54,8 @@ class Mention:
 
 @dataclass(frozen=True)
 class BoundShot:
+    """A shot with its prompt as the API receives it and the mentions in it."""
+
     shot: ast.Shot
     prompt: str  # what the API receives: expanded, folded, @names rewritten
     mentions: tuple[Mention, ...]
@@ -67,6 +68,8 @@ class BoundShot:
 
 @dataclass(frozen=True)
 class SettingValue:
+    """A setting after expansion: its key, its value as text, and where it was written."""
+
     key: str
     raw: str  # expanded text of the value
     statement: ast.Setting
@@ -261,7 +264,7 @@ def _rewrite(
             out.append(match.group(0))  # its binding may be on a line lost to a syntax error
             mentions.append(Mention(match.group(0), span, None))
         else:
-            close = difflib.get_close_matches(word, list(names), n=1)
+            close = close_matches(word, list(names), n=1)
             hint = (
                 f"did you mean `@{close[0]}`?"
                 if close

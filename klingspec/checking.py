@@ -8,7 +8,6 @@ a rule mirrors an error the API would return, its help quotes the API's own word
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Iterator
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -16,7 +15,7 @@ from urllib.parse import urlsplit
 
 from klingspec import ast
 from klingspec.binding import FORMAT_WORDS, ON_WORDS, BoundScript, SettingValue
-from klingspec.diagnostics import Diagnostic, Related, Suggestion
+from klingspec.diagnostics import Diagnostic, Related, Suggestion, close_matches
 from klingspec.source import Span
 from klingspec.targets import DEFAULT_MODEL, Model, known_ids
 from klingspec.targets import model as lookup_model
@@ -39,7 +38,7 @@ def _plural(n: int, word: str) -> str:
 def model_known(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     setting = script.settings.get("model")
     if setting and lookup_model(setting.raw) is None:
-        close = difflib.get_close_matches(setting.raw, known_ids(), n=1, cutoff=0.5)
+        close = close_matches(setting.raw, known_ids(), n=1, cutoff=0.5)
         written = _written(setting)
         yield Diagnostic.of(
             "KVS-model-unknown",
@@ -168,7 +167,7 @@ def setting_words(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     fmt = script.settings.get("format")
     if fmt:
         if fmt.raw.lower() not in FORMAT_WORDS:
-            close = difflib.get_close_matches(fmt.raw.lower(), FORMAT_WORDS, n=1)
+            close = close_matches(fmt.raw.lower(), FORMAT_WORDS, n=1)
             written = _written(fmt)
             yield Diagnostic.of(
                 "KVS-setting-unknown-value",
@@ -541,7 +540,7 @@ def _suggested(script: BoundScript) -> set[str]:
         for shot in script.shots
         for m in shot.mentions
         if m.binding is None
-        for close in difflib.get_close_matches(m.written.lstrip("@"), names, n=1)
+        for close in close_matches(m.written.lstrip("@"), names, n=1)
     }
 
 

@@ -15,6 +15,8 @@ Severity = Literal["error", "warning", "note"]
 
 @dataclass(frozen=True)
 class Code:
+    """One catalogue entry: the code, its severity and a one-line title."""
+
     code: str
     severity: Severity
     title: str

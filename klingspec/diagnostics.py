@@ -14,6 +14,14 @@ from klingspec.codes import Severity, lookup
 from klingspec.source import Span
 
 
+def close_matches(word: str, candidates: Iterable[str], n: int = 1, cutoff: float = 0.6) -> list[str]:
+    """The did-you-mean candidates for `word` (difflib's ratio), best first. difflib is
+    imported here, on the first mistake, not by every check that has none."""
+    import difflib
+
+    return difflib.get_close_matches(word, list(candidates), n=n, cutoff=cutoff)
+
+
 @dataclass(frozen=True)
 class Related:
     """A secondary location with a short label ("first declared here")."""
@@ -45,6 +53,8 @@ class Suggestion:
 
 @dataclass(frozen=True)
 class Diagnostic:
+    """One problem: a stable code, where, what, and how to fix it (in words and as data)."""
+
     code: str
     span: Span
     message: str

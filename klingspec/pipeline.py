@@ -32,6 +32,8 @@ class Options:
 
 @dataclass(frozen=True)
 class Result:
+    """What the pipeline made of one script: as far as it got, and every diagnostic."""
+
     path: str
     diagnostics: tuple[Diagnostic, ...]
     program: Program | None = None

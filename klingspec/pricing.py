@@ -54,6 +54,8 @@ def cost_of_body(body: Mapping[str, Any], generations: int) -> Decimal | None:
 
 @dataclass(frozen=True)
 class ShotCost:
+    """One shot's seconds and cost (None: the price is unknown)."""
+
     name: str
     line: int
     seconds: int
@@ -62,6 +64,8 @@ class ShotCost:
 
 @dataclass(frozen=True)
 class Estimate:
+    """A request's cost preview: per shot, in total, and the assumptions behind it."""
+
     model: str
     shots: tuple[ShotCost, ...]
     seconds: int

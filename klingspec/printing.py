@@ -22,6 +22,8 @@ _BOLD, _BLUE, _RESET = "\x1b[1m", "\x1b[1;34m", "\x1b[0m"
 
 @dataclass(frozen=True)
 class TextStyle:
+    """How text diagnostics look: colour, and whether the source snippet is shown."""
+
     color: bool = False
     snippet: bool = True
 

@@ -8,7 +8,6 @@ up to `MAX_SYNTAX_ERRORS`. Each error is named from the parser state (Lark's
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from functools import cache
@@ -17,7 +16,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from klingspec import ast
-from klingspec.diagnostics import Diagnostic, Suggestion
+from klingspec.diagnostics import Diagnostic, Suggestion, close_matches
 from klingspec.resources import read_text
 from klingspec.source import Source, Span
 
@@ -313,7 +312,7 @@ def _describe_one(error: UnexpectedInput, source: Source, text: str) -> Diagnost
         )
     span = source.span(token.start_pos, max(token.end_pos, token.start_pos + 1))
     if token.type in ("NAME", "WORD") and _at_statement_start(error):
-        close = difflib.get_close_matches(str(token.value), STATEMENT_KEYWORDS, n=1)
+        close = close_matches(str(token.value), STATEMENT_KEYWORDS, n=1)
         hint = (
             f"did you mean `{close[0]}`?"
             if close

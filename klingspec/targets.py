@@ -19,6 +19,8 @@ DEFAULT_MODEL = "kling-video-o3-pro-reference-to-video"
 
 @dataclass(frozen=True)
 class Model:
+    """One model's capability matrix: the API's numbers, enums and price, as the checker uses them."""
+
     id: str
     revision: str
     summary: str

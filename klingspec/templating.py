@@ -18,7 +18,7 @@ from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
 from klingspec import ast
-from klingspec.diagnostics import Diagnostic, Related, Suggestion
+from klingspec.diagnostics import Diagnostic, Related, Suggestion, close_matches
 from klingspec.loading import Program, Var
 from klingspec.source import Span
 
@@ -267,10 +267,8 @@ class Expander:
         return out
 
     def _undefined(self, text: ast.Text, name: str) -> Diagnostic:
-        import difflib
-
         span = _name_span(text, name)
-        close = difflib.get_close_matches(name, list(self.variables), n=1)
+        close = close_matches(name, list(self.variables), n=1)
         hint = (
             f"did you mean `{close[0]}`?" if close else f"define it with `let {name} = ...` or pass `--var {name}=...`"
         )

@@ -15,6 +15,8 @@ from klingspec.loading import discover_scripts
 
 @dataclass(frozen=True)
 class _Cached:
+    """A file's diagnostics answered from the check cache."""
+
     diagnostics: tuple[Diagnostic, ...]
 
 
