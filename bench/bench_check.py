@@ -13,6 +13,7 @@ Run: python bench/bench_check.py [--quick]. Nothing here asserts a time; it prin
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 import subprocess
@@ -53,39 +54,6 @@ def _klingspec() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "klingspec"]
 
 
-GROUPS = (  # import-time groups for the breakdown, by top-level package
-    ("click", ("click",)),
-    ("lark", ("lark",)),
-    ("jinja2 + markupsafe", ("jinja2", "markupsafe")),
-    ("klingspec", ("klingspec",)),
-)
-
-
-def breakdown(argv: list[str], env: dict[str, str]) -> str:
-    """Self time of every module imported, summed by group (`python -X importtime`)."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-X",
-            "importtime",
-            "-c",
-            f"import sys; from klingspec.cli import main; sys.exit(main({argv!r}))",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    sums = dict.fromkeys([g for g, _ in GROUPS] + ["python + stdlib"], 0.0)
-    for line in done.stderr.splitlines():
-        if not line.startswith("import time:") or "|" not in line or "self [us]" in line:
-            continue
-        self_us, _cumulative, module = line.removeprefix("import time:").split("|")
-        top = module.strip().split(".")[0]
-        group = next((g for g, tops in GROUPS if top in tops), "python + stdlib")
-        sums[group] += int(self_us) / 1000
-    return ", ".join(f"{name} {ms:.1f} ms" for name, ms in sums.items())
-
-
 def cold(folder: Path) -> None:
     runs = 5 if QUICK else 15
     # A user's steady state: bytecode cached, as an installer writes it. With
@@ -93,14 +61,20 @@ def cold(folder: Path) -> None:
     # module of an editable install again, which measures the compiler, not klingspec.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["KLINGSPEC_HOME"] = str(folder / "home")
+    python = sys.executable
+    modules = "klingspec.cli.checks, klingspec.cli.cache, klingspec.pipeline, klingspec.syntax"
     for label, text in (("with a template", SCRIPT), ("template-free", PLAIN)):
         path = folder / f"three-{label[:4]}.kvs"
         path.write_text(text, encoding="utf-8")
         for warm_up in (["--no-cache"], []):  # writes the bytecode, then fills the cache
             subprocess.run([*_klingspec(), "check", *warm_up, str(path)], capture_output=True, env=env)
+        # A ladder, each rung the one before plus one thing: where a cold check's time goes.
         medians = _median_runs(
             {
-                "pass": [sys.executable, "-c", "pass"],
+                "pass": [python, "-c", "pass"],
+                "click": [python, "-c", "import click"],
+                "lark": [python, "-c", "import click, lark, lark.exceptions"],
+                "klingspec": [python, "-c", f"import click, lark, {modules}"],
                 "check": [*_klingspec(), "check", "--no-cache", str(path)],
                 "cached": [*_klingspec(), "check", str(path)],
             },
@@ -113,8 +87,11 @@ def cold(folder: Path) -> None:
             f"{base * 1000:.1f} ms = {medians['check'] / base:.1f}x (goal <= 8x); "
             f"from the cache {medians['cached'] * 1000:.1f} ms = {medians['cached'] / base:.1f}x"
         )
-    print(f"(a) import self-time, uncached: {breakdown(['check', '--no-cache', str(path)], env)}")
-    print(f"(a) import self-time, cached:   {breakdown(['check', str(path)], env)}")
+        steps = ("pass", "click", "lark", "klingspec", "check")
+        parts = [f"python {base * 1000:.0f}"] + [
+            f"{now} +{(medians[now] - medians[before]) * 1000:.0f}" for before, now in itertools.pairwise(steps)
+        ]
+        print(f"    where it goes (ms): {', '.join(parts).replace('check +', 'parse, check and print +')}")
 
 
 def warm(folder: Path) -> None:
