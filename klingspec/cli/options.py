@@ -112,6 +112,16 @@ def api_options(function: F) -> F:
     return function
 
 
+def out_option(function: F) -> F:
+    return click.option(
+        "--out",
+        "out_dir",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="Where videos land (default: renders/ beside each script).",
+    )(function)
+
+
 def write_atomically(path: str, text: str) -> None:
     """Replace `path` with `text` (UTF-8, `\\n`) in one step: a crash leaves the old file or
     the new one, never half of either. An existing file keeps its permissions; a new one

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from klingspec.cli.options import api_options, pipeline_options, print_diagnostics, var_options
+from klingspec.cli.options import api_options, out_option, pipeline_options, print_diagnostics, var_options
 from klingspec.cli.report import Report
 from klingspec.pipeline import Options, Result, run_pipeline
 
@@ -42,13 +42,7 @@ SANDBOX_LEDGER_URL = "sandbox://local"
     help="Refuse (exit 4) if this run plus renders in flight would cost more.",
 )
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Where videos land (default: renders/ beside each script).",
-)
+@out_option
 @click.option("--again", is_flag=True, help="Render anew even if this exact request was rendered before.")
 @click.option("--concurrency", type=click.IntRange(1, 16), default=4, help="Renders in flight at once.")
 @click.option("--poll", "poll_only", is_flag=True, help="Follow by polling only (no server-sent events).")

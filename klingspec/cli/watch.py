@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Sequence
+import threading
 from decimal import Decimal
 
 import click
 
-from klingspec.cli.options import api_options, pipeline_options, var_options
+from klingspec.cli.options import api_options, out_option, pipeline_options, var_options
 from klingspec.cli.report import Report
-from klingspec.pipeline import Options
 
 
 @click.command()
@@ -31,13 +30,7 @@ from klingspec.pipeline import Options
 )
 @click.option("--cancel-stale", is_flag=True, help="With --run: cancel an in-flight render a newer edit superseded.")
 @click.option("--sandbox", is_flag=True, help="With --run: render against the built-in emulator.")
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Where videos land (default: renders/ beside each script).",
-)
+@out_option
 @api_options
 def watch(
     paths: tuple[str, ...],
@@ -52,36 +45,8 @@ def watch(
     ledger_path: str | None,
 ) -> None:
     """Re-check (and with --run re-render) scripts on every save. PATH: scripts or folders."""
-    raise SystemExit(
-        _watch(
-            paths=paths,
-            options=pipeline_options(var_options, var_files),
-            render=render,
-            budget=budget,
-            cancel_stale=cancel_stale,
-            sandbox=sandbox,
-            out_dir=out_dir,
-            api_url=api_url,
-            ledger_path=ledger_path,
-        )
-    )
-
-
-def _watch(
-    *,
-    paths: Sequence[str],
-    options: Options,
-    render: bool,
-    budget: float | None,
-    cancel_stale: bool,
-    sandbox: bool,
-    out_dir: str | None,
-    api_url: str | None,
-    ledger_path: str | None,
-) -> int:
-    """`klingspec watch`: runs until Ctrl-C, then exits 0 with the ledger consistent."""
-    import threading
-
+    # Runs until Ctrl-C, then exits 0 with the ledger consistent.
+    options = pipeline_options(var_options, var_files)
     from klingspec.cli.watching import SessionRenders, Watcher, loop
 
     lock = threading.Lock()
@@ -126,7 +91,7 @@ def _watch(
                 else ""
             )
         )
-        return Report().return_code  # Ctrl-C is how a watch ends: not a failure
+        raise SystemExit(Report().return_code)  # Ctrl-C is how a watch ends: not a failure
     finally:
         with contextlib.suppress(KeyboardInterrupt):
             stack.close()
