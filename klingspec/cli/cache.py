@@ -22,6 +22,8 @@ import functools
 import hashlib
 import os
 import pickle
+import stat
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +67,8 @@ class RecordingReader:
 
     def __call__(self, path: str) -> bytes:
         key = os.path.abspath(path)
+        if not _regular(path):  # a pipe or /dev/stdin cannot be read twice: never cached
+            self.cacheable = False
         try:
             data = self.read(path)
         except FileNotFoundError:
@@ -75,6 +79,14 @@ class RecordingReader:
             raise
         self.reads[key] = _content_hash(data)
         return data
+
+
+def _regular(path: str) -> bool:
+    """A regular file (or one that does not exist yet): safe to hash again."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return True
 
 
 def _current_hash(path: str) -> str | None:
@@ -106,6 +118,9 @@ class CheckCache:
             return None
         key: list[Any] = [
             build_fingerprint(),
+            sys.version,
+            sys.prefix,
+            os.getcwd(),
             path,
             os.path.abspath(path),
             list(var_options),
@@ -117,7 +132,7 @@ class CheckCache:
     def get(self, path: str, var_options: Sequence[str], var_files: Sequence[str]) -> tuple[Diagnostic, ...] | None:
         """The stored diagnostics, if every file they came from is unchanged."""
         entry = self._entry(path, var_options, var_files)
-        if entry is None:
+        if entry is None or not _regular(path):
             return None
         try:
             with open(entry, "rb") as handle:
