@@ -231,7 +231,11 @@ class Submitting:
             os.unlink(answer_path)
             raise
         ids = [f"sync-{render.id}-1"]
-        ctx.ledger.mark_submitted(render.id, ids)
+        try:
+            ctx.ledger.mark_submitted(render.id, ids)
+        except BaseException:  # as before the split: the answer never outlives a failure
+            os.unlink(answer_path)
+            raise
         return Submitted(render.id, tuple(ids), reused=False, answer_path=answer_path)
 
 
