@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from decimal import Decimal
 
 from klingspec.compiling import request_hash
 from klingspec.run.client import OxenClient
@@ -35,7 +34,7 @@ def _jobs(n: int, out: str) -> list[Job]:
     jobs = []
     for i in range(n):
         body = {"model": MODEL, "prompt": f"take {i}", "duration": 5}
-        jobs.append(Job(f"take{i}.kvs", body, 1, request_hash(body, 1), Decimal("1.12"), out))
+        jobs.append(Job.create(f"take{i}.kvs", body, 1, request_hash(body, 1), out))
     return jobs
 
 

@@ -1,10 +1,15 @@
 """Pricing: what a request will cost, before anything is spent. Pure Decimal arithmetic.
 
 cost = price per second x total seconds of output x generations, with the price from
-the model's capability matrix. A model without a known price gives `None`, never 0.
+the model's capability matrix. A render's bill is that cost rounded half up to the cent,
+once (`charge`); totals add bills, so a plan, a run's summary and the ledger agree to the
+cent. A model without a known price gives `None`, never 0. Where the source leaves a price
+open (audio on most models), a `Quote` carries the previewed amount and the highest
+plausible one, which the budget and the confirmation use.
+
 This module is the only place money is computed: the plan, the run's confirmation and
-budget, the saved plan and the summaries all take their figures from here and only
-format them.
+budget, the saved plan, the summaries, `ls --spend` and the editor all take their figures
+from here and only format them.
 """
 
 from __future__ import annotations
@@ -15,17 +20,31 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from klingspec.binding import BoundScript
+from klingspec.targets import Model
 from klingspec.targets import model as lookup_model
 
 CENT = Decimal("0.01")
 DEFAULT_SHOT_SECONDS = 5  # the API's duration when a body gives none
 
 
+def to_cents(amount: Decimal) -> Decimal:
+    """The one rounding rule: half up, to the cent, once per render (a bill's line)."""
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
 def cost(price_per_second: Decimal | None, seconds: int, generations: int = 1) -> Decimal | None:
-    """The one formula: price per second x seconds x generations; unknown price, unknown cost."""
+    """The one formula: price per second x seconds x generations; unknown price, unknown cost.
+    Exact (a shot's share); `charge` rounds it for a whole render."""
     if price_per_second is None:
         return None
     return price_per_second * seconds * generations
+
+
+def charge(price_per_second: Decimal | None, seconds: int, generations: int) -> Decimal | None:
+    """What one render is billed: `cost`, rounded by `to_cents`. Every surface that shows a
+    render's price shows this figure, and every total is a sum of them."""
+    exact = cost(price_per_second, seconds, generations)
+    return None if exact is None else to_cents(exact)
 
 
 def total(amounts: Iterable[Decimal | None]) -> Decimal | None:
@@ -38,6 +57,75 @@ def total(amounts: Iterable[Decimal | None]) -> Decimal | None:
     return result
 
 
+@dataclass(frozen=True)
+class Rate:
+    """The price of one second of one request's output.
+
+    `per_second` is what the preview shows; `ceiling` is the highest plausible price, which
+    the budget and the confirmation use. They differ only where the source leaves the price
+    open (audio on a model whose audio price is not published); `basis` then says why.
+    None: unknown, never $0.
+    """
+
+    per_second: Decimal | None
+    ceiling: Decimal | None
+    basis: str | None = None
+
+
+def rate_of(known: Model | None, audio: bool) -> Rate:
+    """The rate of a request to `known` (None: a model klingspec does not know), with or
+    without `generate_audio`."""
+    if known is None or known.price_per_second is None:
+        return Rate(None, None)
+    base = known.price_per_second
+    if not audio:
+        return Rate(base, base)
+    if known.price_per_second_with_audio is not None:
+        return Rate(known.price_per_second_with_audio, known.price_per_second_with_audio)
+    ceiling = known.audio_price_ceiling
+    if ceiling is None:
+        basis = "no price with audio is published and no other host's rate is known: the most it may cost is unknown"
+    else:
+        source = known.audio_price_source or "another host's rate"
+        basis = (
+            f"no price with audio is published: previewed at ${base}/s (the rate without audio), "
+            f"at most ${ceiling}/s ({source}); the budget and the confirmation count the higher"
+        )
+    return Rate(base, ceiling if ceiling is None else max(base, ceiling), basis)
+
+
+@dataclass(frozen=True)
+class Quote:
+    """One render's bill before it is sent: the previewed `amount` and the `ceiling` it may
+    plausibly reach, each from `charge` (to the cent). None: unknown."""
+
+    amount: Decimal | None
+    ceiling: Decimal | None
+
+    @property
+    def open(self) -> bool:
+        """The bill may be higher than the preview (the ceiling is above it, or unknown)."""
+        return self.amount is None or self.ceiling != self.amount
+
+
+def usd(amount: Decimal | None, unknown: str = "unknown") -> str:
+    """`$3.36`: how every surface writes an amount (`unknown` when there is none, never $0)."""
+    return unknown if amount is None else f"${to_cents(amount)}"
+
+
+def usd_quote(bill: Quote, unknown: str = "unknown") -> str:
+    """`$2.69`, or `$2.69 (up to $3.36)` when the bill may be higher than previewed."""
+    if bill.amount is None:
+        return unknown
+    if not bill.open:
+        return usd(bill.amount)
+    return f"{usd(bill.amount)} (up to {usd(bill.ceiling, 'an unknown amount')})"
+
+
+def quote(rate: Rate, seconds: int, generations: int) -> Quote:
+    return Quote(charge(rate.per_second, seconds, generations), charge(rate.ceiling, seconds, generations))
+
+
 def seconds_of(body: Mapping[str, Any]) -> int:
     """Seconds of video one generation of a request body makes (the API's default shot is 5 s)."""
     shots = body.get("multi_prompt")
@@ -46,10 +134,10 @@ def seconds_of(body: Mapping[str, Any]) -> int:
     return int(body.get("duration", DEFAULT_SHOT_SECONDS))
 
 
-def cost_of_body(body: Mapping[str, Any], generations: int) -> Decimal | None:
-    """What a compiled request body costs (a saved plan's bodies are priced by this)."""
+def quote_body(body: Mapping[str, Any], generations: int) -> Quote:
+    """What a compiled request body will be billed (runs and saved plans are priced by this)."""
     known = lookup_model(str(body.get("model", "")))
-    return cost(known.price_per_second if known else None, seconds_of(body), generations)
+    return quote(rate_of(known, body.get("generate_audio") is True), seconds_of(body), generations)
 
 
 @dataclass(frozen=True)
@@ -70,24 +158,36 @@ class Estimate:
     shots: tuple[ShotCost, ...]
     seconds: int
     generations: int
-    price_per_second: Decimal | None
+    rate: Rate
     billing: str
     audio: bool
 
     @property
+    def price_per_second(self) -> Decimal | None:
+        return self.rate.per_second
+
+    @property
     def exact(self) -> Decimal | None:
-        return cost(self.price_per_second, self.seconds, self.generations)
+        return cost(self.rate.per_second, self.seconds, self.generations)
 
     @property
     def per_generation(self) -> Decimal | None:
-        """One video of all the shots (the plan table's footer)."""
-        return cost(self.price_per_second, self.seconds)
+        """One video of all the shots (the plan table's footer), exact."""
+        return cost(self.rate.per_second, self.seconds)
+
+    @property
+    def quote(self) -> Quote:
+        return quote(self.rate, self.seconds, self.generations)
 
     @property
     def total(self) -> Decimal | None:
-        """Rounded to the cent, half up, as a bill would show it."""
-        exact = self.exact
-        return None if exact is None else exact.quantize(CENT, rounding=ROUND_HALF_UP)
+        """The render's bill as previewed, to the cent (`charge`)."""
+        return self.quote.amount
+
+    @property
+    def ceiling(self) -> Decimal | None:
+        """The most the render may plausibly be billed, to the cent (the budget's figure)."""
+        return self.quote.ceiling
 
     @property
     def assumptions(self) -> tuple[str, ...]:
@@ -96,29 +196,23 @@ class Estimate:
             f"model {self.model}" + (f" (capability matrix {known.revision})" if known else ""),
             f"billed {self.billing}",
         ]
-        if self.audio:
-            notes.append(
-                "audio on: "
-                + (
-                    known.audio_price_note
-                    if known and known.audio_price_note
-                    else "no separate audio price is documented"
-                )
-            )
         if self.price_per_second is None:
             notes.append("no published price for this model: the cost cannot be previewed")
+        elif self.audio:
+            notes.append("audio on: " + (self.rate.basis or f"${self.rate.per_second}/s with audio, as published"))
         return tuple(notes)
 
 
 def estimate(script: BoundScript) -> Estimate:
     known = script.model
-    rate = known.price_per_second if known else None
+    audio = bool(script.audio())
+    rate = rate_of(known, audio)
     shots = tuple(
         ShotCost(
             s.shot.name.value if s.shot.name else f"#{s.index}",
             s.shot.span.start_position[0],
             int(s.seconds),
-            cost(rate, int(s.seconds)),
+            cost(rate.per_second, int(s.seconds)),
         )
         for s in script.shots
     )
@@ -129,5 +223,5 @@ def estimate(script: BoundScript) -> Estimate:
         script.generations(),
         rate,
         known.billing if known else "per second of output video (assumed)",
-        bool(script.audio()),
+        audio,
     )

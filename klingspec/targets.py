@@ -15,6 +15,7 @@ from functools import cache
 from klingspec.resources import models_dir
 
 DEFAULT_MODEL = "kling-video-o3-pro-reference-to-video"
+_PRICES = ("price_per_second", "price_per_second_with_audio", "audio_price_ceiling")  # USD per second, as text
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,11 @@ class Model:
     response_formats: tuple[str, ...]
     generations_min: int
     generations_max: int
-    audio_price_note: str | None = None
+    # With `generate_audio`: the published price, or else the highest plausible one and
+    # where it comes from (the budget assumes it; the preview says so).
+    price_per_second_with_audio: Decimal | None = None
+    audio_price_ceiling: Decimal | None = None
+    audio_price_source: str | None = None
 
 
 @cache
@@ -66,7 +71,7 @@ def model(model_id: str) -> Model | None:
         return None
     data = tomllib.loads((models_dir() / f"{model_id}.toml").read_text(encoding="utf-8"))
     prompt, duration, refs, settings = (data[k] for k in ("prompt", "duration", "references", "settings"))
-    price = data.get("price_per_second")
+    price, with_audio, ceiling = (data.get(k) for k in _PRICES)
     return Model(
         id=data["id"],
         revision=data["revision"],
@@ -98,5 +103,7 @@ def model(model_id: str) -> Model | None:
         response_formats=tuple(settings["response_formats"]),
         generations_min=settings["generations_min"],
         generations_max=settings["generations_max"],
-        audio_price_note=data.get("audio_price_note"),
+        price_per_second_with_audio=Decimal(with_audio) if with_audio is not None else None,
+        audio_price_ceiling=Decimal(ceiling) if ceiling is not None else None,
+        audio_price_source=data.get("audio_price_source"),
     )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 from helpers import codes, errors, only, run
 
-from klingspec import targets
+from klingspec import pricing, targets
 from klingspec.pricing import Estimate
 
 
@@ -98,11 +99,56 @@ def test_estimate_uses_the_chosen_model(tmp_path, model_id, seconds, total):
     assert result.estimate.total == Decimal(total)
 
 
-def test_audio_noted_in_assumptions(tmp_path):
+def test_audio_without_a_published_price_previews_the_base_rate_and_budgets_the_ceiling(tmp_path):
     e = run(tmp_path, 'audio on\nshot a 5s "x"\n').estimate
-    assert e.audio is True
-    assert any("same rate with audio" in note for note in e.assumptions)
-    assert e.total == Decimal("1.12")
+    known = targets.model("kling-video-o3-pro-reference-to-video")
+    assert e.audio is True and known.price_per_second_with_audio is None
+    assert e.total == Decimal("1.12")  # 5 s x $0.224
+    assert e.ceiling == (known.audio_price_ceiling * 5).quantize(Decimal("0.01")) == Decimal("1.40")
+    assert e.quote.open
+    note = next(n for n in e.assumptions if n.startswith("audio on"))
+    assert "$0.28/s" in note and "fal" in note and "higher" in note
+
+
+def test_audio_off_has_no_ceiling_above_the_preview(tmp_path):
+    e = run(tmp_path, 'audio off\nshot a 5s "x"\n').estimate
+    assert e.total == e.ceiling == Decimal("1.12") and not e.quote.open
+    assert not any(n.startswith("audio") for n in e.assumptions)
+
+
+def test_a_published_audio_price_is_the_preview_and_the_ceiling():
+    known = replace(targets.model("kling-video-o3-pro-reference-to-video"), price_per_second_with_audio=Decimal("0.3"))
+    rate = pricing.rate_of(known, audio=True)
+    assert rate.per_second == rate.ceiling == Decimal("0.3") and rate.basis is None
+    assert pricing.quote(rate, 5, 2) == pricing.Quote(Decimal("3.00"), Decimal("3.00"))
+
+
+def test_audio_without_any_plausible_rate_has_an_unknown_ceiling():
+    known = replace(targets.model("kling-video-o3-pro-reference-to-video"), audio_price_ceiling=None)
+    rate = pricing.rate_of(known, audio=True)
+    assert rate.per_second == Decimal("0.224") and rate.ceiling is None and "unknown" in (rate.basis or "")
+    bill = pricing.quote(rate, 5, 1)
+    assert bill.amount == Decimal("1.12") and bill.ceiling is None and bill.open
+    assert pricing.usd_quote(bill) == "$1.12 (up to an unknown amount)"
+
+
+@pytest.mark.parametrize("model_id", targets.known_ids())
+def test_every_matrix_with_audio_and_a_price_says_what_audio_may_cost(model_id):
+    known = targets.model(model_id)
+    if known.audio and known.price_per_second is not None:
+        assert known.price_per_second_with_audio is not None or (
+            known.audio_price_ceiling is not None and known.audio_price_source
+        )
+
+
+def test_a_render_is_rounded_once_half_up_and_totals_add_rounded_bills():
+    seven = pricing.charge(Decimal("0.224"), 7, 1)
+    assert seven == Decimal("1.57")  # 1.568
+    assert pricing.charge(Decimal("0.07"), 5, 1) == Decimal("0.35")
+    assert pricing.charge(Decimal("0.0125"), 1, 1) == Decimal("0.01")  # half up, not half even
+    assert pricing.charge(Decimal("0.015"), 1, 1) == Decimal("0.02")
+    assert pricing.total([seven] * 3) == Decimal("4.71")  # not 4.704 rounded to 4.70
+    assert pricing.usd(Decimal("4.705")) == "$4.71" and pricing.usd(None) == "unknown"
 
 
 def test_unnamed_shots_are_numbered(tmp_path):
@@ -133,15 +179,14 @@ def test_a_total_with_one_unknown_is_unknown_never_zero():
     assert total([]) == Decimal(0)
 
 
-def test_a_saved_body_is_priced_from_its_model_and_shots():
-    from decimal import Decimal
-
-    from klingspec.pricing import cost_of_body, seconds_of
+def test_a_saved_body_is_priced_from_its_model_shots_and_audio():
+    from klingspec.pricing import Quote, quote_body, seconds_of
 
     body = {"model": "kling-video-o3-pro-reference-to-video", "multi_prompt": [{"duration": 4}, {"duration": 6}]}
     assert seconds_of(body) == 10
     assert seconds_of({"prompt": "x"}) == 5  # the API's default shot
-    rate = targets.model("kling-video-o3-pro-reference-to-video").price_per_second
-    assert cost_of_body(body, 2) == rate * 10 * 2
-    assert cost_of_body({"model": "no-such-model", "duration": 5}, 1) is None
-    assert isinstance(rate, Decimal)
+    known = targets.model("kling-video-o3-pro-reference-to-video")
+    assert quote_body(body, 2) == Quote(known.price_per_second * 20, known.price_per_second * 20)
+    loud = quote_body(body | {"generate_audio": True}, 2)
+    assert loud == Quote(Decimal("4.48"), known.audio_price_ceiling * 20)
+    assert quote_body({"model": "no-such-model", "duration": 5}, 1) == Quote(None, None)

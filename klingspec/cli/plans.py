@@ -44,6 +44,7 @@ class Plan:
             "price_per_second": float(e.price_per_second) if e.price_per_second is not None else None,
             "generations": e.generations,
             "total_usd": _money(e.total),
+            "max_total_usd": _money(e.ceiling),
             "assumptions": list(e.assumptions),
             "request_hash": self.request_hash,
         }
@@ -88,6 +89,7 @@ def as_json(plans: Sequence[Plan]) -> str:
         "plans": [p.as_dict() for p in plans],
         "total_seconds": sum(p.estimate.seconds * p.estimate.generations for p in plans),
         "total_usd": _money(pricing.total(p.estimate.total for p in plans)),
+        "max_total_usd": _money(pricing.total(p.estimate.ceiling for p in plans)),
     }
     return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
 
@@ -127,8 +129,7 @@ class SavedRequest:
     script: str
     body: dict[str, Any]
     generations: int
-    request_hash: str
-    estimate_usd: Decimal | None  # priced again from the body, never trusted from the file
+    request_hash: str  # the job is priced again from the body, never from the file
 
 
 def read_saved(path: str) -> list[SavedRequest]:
@@ -160,9 +161,7 @@ def read_saved(path: str) -> list[SavedRequest]:
         if request_hash(item["body"], item["num_generations"]) != item["request_hash"]:
             raise PlanStale(f"{path} was edited by hand (request hash mismatch); refusing")
         body, generations = item["body"], item["num_generations"]
-        requests.append(
-            SavedRequest(item["path"], body, generations, item["request_hash"], pricing.cost_of_body(body, generations))
-        )
+        requests.append(SavedRequest(item["path"], body, generations, item["request_hash"]))
     return requests
 
 
@@ -194,14 +193,16 @@ def print_table(plans: Sequence[Plan]) -> None:
         else:
             console.print(
                 f"  {e.seconds} s × ${rate}/s × {e.generations} generation"
-                f"{'s' if e.generations != 1 else ''} = [bold]${e.total}[/]"
+                f"{'s' if e.generations != 1 else ''} = [bold]{pricing.usd_quote(e.quote)}[/]"
             )
         for note in e.assumptions:
             console.print(f"  [dim]assumes {note}[/]")
         console.print()
     if len(plans) > 1:
-        grand = pricing.total(p.estimate.total for p in plans)
-        console.print(f"[bold]total: {'unknown (a model has no published price)' if grand is None else f'${grand}'}[/]")
+        grand = pricing.Quote(
+            pricing.total(p.estimate.total for p in plans), pricing.total(p.estimate.ceiling for p in plans)
+        )
+        console.print(f"[bold]total: {pricing.usd_quote(grand, 'unknown (a model has no published price)')}[/]")
 
 
 def _fmt(value: Decimal) -> str:

@@ -120,7 +120,7 @@ def _jobs_from_scripts(files: Sequence[str], options: Options, out_dir: str | No
     if any(not r.ok or r.request is None or r.estimate is None for r in results):
         return [], results
     return [
-        Job.create(r.path, r.request.body, r.request.generations, r.request.content_hash, r.estimate.exact, out_dir)
+        Job.create(r.path, r.request.body, r.request.generations, r.request.content_hash, out_dir)
         for r in results
         if r.request is not None and r.estimate is not None
     ], results
@@ -138,7 +138,7 @@ def _jobs_from_plan(path: str, out_dir: str | None) -> list[Job]:
     except PlanStale as error:
         click.echo(f"klingspec: {error}", err=True)
         return []
-    return [Job.create(s.script, s.body, s.generations, s.request_hash, s.estimate_usd, out_dir) for s in saved]
+    return [Job.create(s.script, s.body, s.generations, s.request_hash, out_dir) for s in saved]
 
 
 @contextlib.contextmanager
@@ -239,12 +239,12 @@ def _run(
                 return Report(budget_refused=True)
         new = runner.new_jobs(jobs)
         if new and not yes and not sandbox:
-            cost = pricing.total(j.estimate_usd for j in new)
+            cost = pricing.Quote(pricing.total(j.estimate_usd for j in new), pricing.total(j.ceiling_usd for j in new))
             if not sys.stdin.isatty():
                 raise click.UsageError("confirmation needed: pass --yes to submit without a prompt")
             if not click.confirm(
                 f"Submit {len(new)} render{'s' if len(new) != 1 else ''} for "
-                f"{display.money(cost, 'an unknown amount')}?",
+                f"{pricing.usd_quote(cost, 'an unknown amount')}?",
                 err=True,
             ):
                 click.echo("nothing was sent", err=True)
@@ -307,7 +307,7 @@ def _status(*, active_only: bool, refresh: bool, api_url: str | None, ledger_pat
                 r.script,
                 r.state,
                 detail,
-                money(Decimal(r.estimate_usd) if r.estimate_usd else None, "?"),
+                money(Decimal(r.estimate_usd) if r.estimate_usd else None),
                 r.api_url,
             )
         console.print(table)
@@ -364,7 +364,7 @@ def _listing(*, limit: int, ledger_path: str | None) -> Report:
                 r.script,
                 r.model,
                 r.state,
-                money(Decimal(r.estimate_usd) if r.estimate_usd else None, "?"),
+                money(Decimal(r.estimate_usd) if r.estimate_usd else None),
                 files,
             )
         console.print(table)

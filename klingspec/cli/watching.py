@@ -148,7 +148,7 @@ class Watcher:
         )
         if result.request is not None and result.estimate is not None:
             e = result.estimate
-            cost = f"${e.total}" if e.total is not None else "price unknown"
+            cost = pricing.usd_quote(e.quote, "price unknown")
             tracked.last_hash = result.request.content_hash
             self.out(
                 f"watch: {_rel(script)}: ok ({summary}) · {e.seconds} s × {e.generations} · {cost} · "
@@ -234,7 +234,7 @@ class SessionRenders:
         self.budget = budget
         self.cancel_stale = cancel_stale
         self.out_dir = out_dir
-        self.spent = Decimal(0)
+        self.spent = Decimal(0)  # the most this session's renders may be billed
         self.lock = threading.Lock()
         self.threads: list[RenderThread] = []
 
@@ -247,17 +247,17 @@ class SessionRenders:
         if request.content_hash == tracked.submitted_hash:
             self.out(f"watch: {_rel(tracked.path)}: request unchanged, not re-rendering")
             return
-        cost = result.estimate.exact
-        job = Job.create(result.path, request.body, request.generations, request.content_hash, cost, self.out_dir)
+        job = Job.create(result.path, request.body, request.generations, request.content_hash, self.out_dir)
         runner = self.make_runner()
         new = runner.reusable(job) is None
         with self.lock:
-            after = pricing.total((self.spent, cost))
+            # the budget counts the most each render may be billed (`Job.ceiling_usd`)
+            after = pricing.total((self.spent, job.ceiling_usd))
             if new and self.budget is not None and (after is None or after > self.budget):
-                need = "an unknown amount" if cost is None else f"${cost:.2f}"
+                need = "an unknown amount" if job.ceiling_usd is None else f"up to ${job.ceiling_usd:.2f}"
                 self.out(
                     f"watch: {_rel(tracked.path)}: budget refused: {need} more would pass "
-                    f"${self.budget:.2f} (spent ${self.spent:.2f} this session)"
+                    f"${self.budget:.2f} (up to ${self.spent:.2f} spent this session)"
                 )
                 return
             if new and after is not None:
@@ -292,7 +292,7 @@ class SessionRenders:
         tracked.render = RenderThread(thread, runner, request.content_hash, done)
         self.out(
             f"watch: {_rel(tracked.path)}: rendering {request.content_hash[:15]}"
-            + (f" · session spend ${self.spent:.2f}" + (f" of ${self.budget:.2f}" if self.budget else ""))
+            + (f" · session spend up to ${self.spent:.2f}" + (f" of ${self.budget:.2f}" if self.budget else ""))
         )
         thread.start()
         self.threads.append(tracked.render)

@@ -17,7 +17,7 @@ from klingspec import ast
 from klingspec.binding import Binding, BoundShot
 from klingspec.lsp.symbols import Index, Symbol
 from klingspec.pipeline import Result
-from klingspec.pricing import Estimate, estimate
+from klingspec.pricing import Estimate, estimate, usd_quote
 from klingspec.source import Span
 from klingspec.targets import DEFAULT_MODEL
 from klingspec.targets import model as lookup_model
@@ -50,7 +50,8 @@ def hover(result: Result, index: Index, path: str, offset: int) -> Hover | None:
 
 
 def shot_text(shot: BoundShot, result: Result) -> str:
-    """`**shot arrival** · 6 s · $1.344`, then the prompt as sent and its length."""
+    """`**shot arrival** · 6 s · $1.344`, the whole render's bill, then the prompt as sent
+    and its length."""
     bound = result.bound
     assert bound is not None  # a BoundShot comes from result.bound
     model = bound.model or lookup_model(DEFAULT_MODEL)
@@ -59,6 +60,8 @@ def shot_text(shot: BoundShot, result: Result) -> str:
     title = shot.shot.name.value if shot.shot.name else f"#{shot.index}"
     seconds = shot.seconds
     line = f"**shot {title}** · {_seconds(seconds)} s · {_cost(cost, shot.index)}"
+    if cost is not None and cost.total is not None:  # the render's bill, as the plan and the run show it
+        line += f"\n\nthe whole render: {cost.seconds} s × {cost.generations} = {usd_quote(cost.quote)}"
     limit = model.prompt_max_chars
     length = f"{len(shot.prompt)}/{limit} characters"
     if len(shot.prompt) > limit:

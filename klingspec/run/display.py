@@ -1,6 +1,6 @@
 """Showing a run: one rich progress display for every render, and the closing summary.
 
-`running.py` reports `Event`s and never prints; this module turns them into a live view
+The runner reports `Event`s and never prints; this module turns them into a live view
 on stderr (so stdout stays clean for `--format json`).
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any
 
 from rich.console import Console
@@ -18,6 +17,7 @@ from rich.table import Table
 
 from klingspec import pricing
 from klingspec.run.runner import Event, Job, Outcome
+from klingspec.run.states import RenderState
 
 _STEPS = {
     "submit": 1,
@@ -85,9 +85,7 @@ def _shown(path: str) -> str:
     return path if rel.startswith("..") else rel
 
 
-def money(amount: Decimal | None, unknown: str = "unknown") -> str:
-    """Dollars and cents of a figure `pricing` computed; `unknown` when it could not."""
-    return unknown if amount is None else f"${amount:.2f}"
+money = pricing.usd  # dollars and cents of a figure `pricing` computed; "unknown" when it could not
 
 
 def saved_plan(jobs: Sequence[Job]) -> None:
@@ -97,10 +95,42 @@ def saved_plan(jobs: Sequence[Job]) -> None:
     for job in jobs:
         click.echo(
             f"{job.script}  {job.model}  {pricing.seconds_of(job.body)} s × {job.generations} = "
-            f"{money(job.estimate_usd)}"
+            f"{pricing.usd_quote(job.bill)}"
         )
     if len(jobs) > 1:
-        click.echo(f"total: {money(pricing.total(j.estimate_usd for j in jobs))}")
+        bill = pricing.Quote(pricing.total(j.estimate_usd for j in jobs), pricing.total(j.ceiling_usd for j in jobs))
+        click.echo(f"total: {pricing.usd_quote(bill)}")
+
+
+CANCELLED_NOTE = "cancelled — may be billed for work done"
+
+
+def _cost(outcome: Outcome) -> str:
+    if outcome.reused:
+        return "reused ($0 new)"
+    if outcome.state == RenderState.CANCELLED:
+        return f"{money(outcome.spent_usd)} {CANCELLED_NOTE}"
+    return money(outcome.spent_usd)
+
+
+def spend_line(outcomes: Sequence[Outcome], *, sandbox: bool = False) -> str:
+    """The run's closing figure: the new spend (cancelled renders apart, unknowns named)."""
+    new = [o for o in outcomes if not o.reused]
+    cancelled = [o for o in new if o.state == RenderState.CANCELLED]
+    paid = [o for o in new if o.state != RenderState.CANCELLED]
+    known = pricing.total(o.spent_usd for o in paid if o.spent_usd is not None)
+    unknown = sum(o.spent_usd is None for o in paid)
+    figure = money(known)
+    if unknown:
+        what = f"an unknown amount ({unknown} render{'s' if unknown != 1 else ''} without a known cost)"
+        figure = what if not known else f"{figure} + {what}"
+    if sandbox:
+        line = f"sandbox: nothing was charged (at the API this run would cost {figure})"
+    else:
+        line = f"new spend this run: {figure}"
+    if cancelled:
+        line += f"; {CANCELLED_NOTE}: {money(pricing.total(o.spent_usd for o in cancelled))}"
+    return line
 
 
 def summary(outcomes: Sequence[Outcome], console: Console | None = None, *, sandbox: bool = False) -> None:
@@ -111,17 +141,11 @@ def summary(outcomes: Sequence[Outcome], console: Console | None = None, *, sand
             column,
             justify="right" if column in ("seconds", "cost") else "left",
             overflow="fold",
-            no_wrap=column in ("state", "seconds", "cost"),
+            no_wrap=column in ("state", "seconds"),
         )
     for outcome in outcomes:
-        seconds = pricing.seconds_of(outcome.job.body)
-        cost = "reused ($0 new)" if outcome.reused else money(outcome.spent_usd)
+        seconds = f"{pricing.seconds_of(outcome.job.body)} s × {outcome.job.generations}"
         files = "\n".join(_shown(f.path) for f in outcome.files) or (outcome.error or "")
-        table.add_row(outcome.job.script, outcome.state, f"{seconds} s × {outcome.job.generations}", cost, files)
+        table.add_row(outcome.job.script, outcome.state, seconds, _cost(outcome), files)
     console.print(table)
-    # known new spend; a render whose cost is unknown says "unknown" in its own row above
-    spent = pricing.total(o.spent_usd for o in outcomes if not o.reused and o.spent_usd is not None) or Decimal(0)
-    if sandbox:
-        console.print(f"sandbox: nothing was charged (the same renders would cost {money(spent)} at the API)")
-    else:
-        console.print(f"new spend this run: [bold]{money(spent)}[/]")
+    console.print(spend_line(outcomes, sandbox=sandbox), markup=False)

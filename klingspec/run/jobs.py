@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from klingspec.run.states import RenderState
 
 if TYPE_CHECKING:
+    from klingspec.pricing import Quote
     from klingspec.run.client import OxenClient
     from klingspec.run.ledger import File, Ledger
 
@@ -25,8 +26,9 @@ class Job:
     body: dict[str, Any]
     generations: int
     request_hash: str
-    estimate_usd: Decimal | None  # from `pricing`; None when the price is unknown
+    estimate_usd: Decimal | None  # the bill as previewed (`pricing.charge`); None: unknown
     out_dir: str
+    ceiling_usd: Decimal | None  # the most it may be billed: what budgets and consent count
 
     @classmethod
     def create(
@@ -35,12 +37,22 @@ class Job:
         body: dict[str, Any],
         generations: int,
         request_hash: str,
-        estimate_usd: Decimal | None,
         out_dir: str | None = None,
     ) -> Job:
-        """A job whose videos land in `out_dir`, by default `renders/` beside the script."""
+        """A job priced from its body by `pricing.quote_body` (the same figure the plan
+        showed), whose videos land in `out_dir`, by default `renders/` beside the script."""
+        from klingspec.pricing import quote_body
+
         folder = out_dir or os.path.join(os.path.dirname(os.path.abspath(script)), "renders")
-        return cls(script, body, generations, request_hash, estimate_usd, folder)
+        bill = quote_body(body, generations)
+        return cls(script, body, generations, request_hash, bill.amount, folder, bill.ceiling)
+
+    @property
+    def bill(self) -> Quote:
+        """The previewed bill and its ceiling, as `pricing` quoted them."""
+        from klingspec.pricing import Quote
+
+        return Quote(self.estimate_usd, self.ceiling_usd)
 
     @property
     def model(self) -> str:

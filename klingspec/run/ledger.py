@@ -20,7 +20,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from klingspec.run.states import ACTIVE_RENDER_STATES, GenerationStatus, RenderState, sql_list
@@ -245,16 +244,11 @@ class Ledger:
         return [_render(r) for r in rows]
 
     @_locked
-    def in_flight_usd(self, api_url: str) -> Decimal:
-        """What renders still in flight at `api_url` will cost (for `--budget`); a render
-        whose price is unknown counts as 0 here, and is refused before it is recorded."""
-        rows = self.db.execute(
-            f"SELECT estimate_usd FROM renders WHERE api_url=? AND state IN {_ACTIVE}",
-            (api_url,),
-        ).fetchall()
-        from klingspec.pricing import total
-
-        return total(Decimal(r["estimate_usd"]) for r in rows if r["estimate_usd"]) or Decimal(0)
+    def in_flight(self, api_url: str) -> list[Render]:
+        """Renders sent (or about to be) at `api_url` and not finished: what `--budget`
+        counts as already committed."""
+        rows = self.db.execute(f"SELECT * FROM renders WHERE api_url=? AND state IN {_ACTIVE}", (api_url,)).fetchall()
+        return [_render(r) for r in rows]
 
     # -- generations and files -----------------------------------------------------------------
     @_locked

@@ -26,12 +26,14 @@ SANDBOX_PREFIX = "sandbox:"  # the ledger's name for an in-process sandbox
 
 
 class BudgetRefused(Exception):
-    def __init__(self, needed: Decimal | None, budget: Decimal, in_flight: Decimal):
+    """The run would pass `--budget`: `needed` (new renders) plus `in_flight` (renders
+    already sent at this API), each the most they may be billed; None when unknown."""
+
+    def __init__(self, needed: Decimal | None, budget: Decimal, in_flight: Decimal | None):
         self.needed, self.budget, self.in_flight = needed, budget, in_flight
-        what = "an unknown amount (a model has no published price)" if needed is None else f"${needed:.2f}"
-        super().__init__(
-            f"this run would spend {what} with ${in_flight:.2f} already in flight; the budget is ${budget:.2f}"
-        )
+        what = "an unknown amount (a model has no published price)" if needed is None else f"up to ${needed:.2f}"
+        flying = "an unknown amount" if in_flight is None else f"${in_flight:.2f}"
+        super().__init__(f"this run would spend {what} with {flying} already in flight; the budget is ${budget:.2f}")
 
 
 @dataclass(frozen=True)
@@ -85,14 +87,18 @@ class Submitting:
                 new.append(job)
         return new
 
+    def in_flight_usd(self) -> Decimal | None:
+        """The most the renders still in flight at this API may be billed (None: unknown)."""
+        renders = self.ctx.ledger.in_flight(self.ctx.api_url)
+        return pricing.total(pricing.quote_body(r.body, r.generations).ceiling for r in renders)
+
     def check_budget(self, jobs: Sequence[Job], budget: Decimal) -> Decimal:
         """Refuse (BudgetRefused) when the renders still in flight at this API plus the new
-        ones would cost more than `budget`. Returns the new spend."""
-        in_flight = self.ctx.ledger.in_flight_usd(self.ctx.api_url)
-        needed = pricing.total(j.estimate_usd for j in self.new_jobs(jobs))
-        if needed is None:
-            raise BudgetRefused(None, budget, in_flight)
-        if in_flight + needed > budget:
+        ones may cost more than `budget`, each counted at its ceiling (an unknown price is
+        refused). Returns the most the new renders may cost."""
+        in_flight = self.in_flight_usd()
+        needed = pricing.total(j.ceiling_usd for j in self.new_jobs(jobs))
+        if needed is None or in_flight is None or in_flight + needed > budget:
             raise BudgetRefused(needed, budget, in_flight)
         return needed
 

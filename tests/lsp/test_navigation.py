@@ -7,6 +7,8 @@ import pytest_lsp
 from lsprotocol import types as lsp
 from pytest_lsp import LanguageClient, client_capabilities
 
+from klingspec.pipeline import Options, run_pipeline
+from klingspec.pricing import usd_quote
 from tests.lsp.conftest import SERVER, open_document, position
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -30,6 +32,8 @@ async def test_hover_on_a_shot_shows_seconds_cost_and_the_prompt_as_sent(client,
     value = found.contents.value
     prompt = "Close-up: @Element1 lifts a cup; steam curls up. The AURORA COFFEE logo turns toward the camera."
     assert value.startswith("**shot sip** · 5 s · $1.12 × 2 generations")
+    plan = run_pipeline(str(path), Options()).estimate  # the plan's figure for the whole render
+    assert f"the whole render: {plan.seconds} s × 2 = {usd_quote(plan.quote)}" in value
     assert f"prompt as sent, {len(prompt)}/512 characters" in value
     assert f"```text\n{prompt}\n```" in value
     assert found.range.start == position(text, "shot sip", 0, client.encoding)

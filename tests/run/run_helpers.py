@@ -76,12 +76,11 @@ def shots(
 def job(path: str, out_dir: str | None = None) -> Job:
     result = run_pipeline(path, Options())
     assert result.ok and result.request is not None, result.diagnostics
-    return Job(
+    return Job.create(
         path,
         result.request.body,
         result.request.generations,
         result.request.content_hash,
-        result.estimate.exact if result.estimate else None,
         out_dir or os.path.join(os.path.dirname(path), "renders"),
     )
 

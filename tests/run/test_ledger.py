@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from decimal import Decimal
 
 from klingspec.run.ledger import Ledger
 
@@ -41,13 +40,13 @@ def test_states_and_reattachment(tmp_path):
         assert ledger.latest_for("sha256:a", "https://api") is None  # failed renders are not reattached
 
 
-def test_money_in_flight_is_per_api(tmp_path):
+def test_renders_in_flight_are_per_api(tmp_path):
     with Ledger(str(tmp_path / "l.sqlite")) as ledger:
-        _a, b, _c = _intent(ledger, usd="1.12"), _intent(ledger, "sha256:b", usd="2.00"), _intent(ledger, url="x")
-        _intent(ledger, "sha256:d", usd=None)
+        a, b, c = _intent(ledger, usd="1.12"), _intent(ledger, "sha256:b", usd="2.00"), _intent(ledger, url="x")
+        d = _intent(ledger, "sha256:d", usd=None)
         ledger.set_state(b.id, "done")
-        assert ledger.in_flight_usd("https://api") == Decimal("1.12")
-        assert ledger.in_flight_usd("x") == Decimal("1.12")
+        assert [r.id for r in ledger.in_flight("https://api")] == [a.id, d.id]  # unknown prices too
+        assert [r.id for r in ledger.in_flight("x")] == [c.id]
 
 
 def test_survives_a_reopen_and_concurrent_threads(tmp_path):

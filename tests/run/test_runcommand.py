@@ -25,10 +25,10 @@ def test_sandbox_run_then_rerun_reattaches(tmp_path, capsys):
     assert code == Exit.OK, err
     videos = sorted(os.listdir(tmp_path / "renders"))
     assert len(videos) == 2 and all(v.endswith(".mp4") for v in videos)
-    assert "sandbox: nothing was charged (the same renders would cost $2.24 at the API)" in out
+    assert "sandbox: nothing was charged (at the API this run would cost $2.24)" in out
     code, out, err = run_cli(capsys, "run", "--sandbox", "--yes", path)
     assert code == Exit.OK, err
-    assert "reused" in out and "would cost $0.00 at the API" in out
+    assert "reused" in out and "at the API this run would cost $0.00" in out
     assert sorted(os.listdir(tmp_path / "renders")) == videos
     with Ledger() as ledger:
         assert len(ledger.renders()) == 1
@@ -85,25 +85,26 @@ def test_budget_counts_renders_in_flight(tmp_path, capsys, monkeypatch, sandbox_
     path = script(tmp_path, shots())  # $1.12
     with sandbox_with(processing_seconds=30) as url:
         with Ledger() as ledger, oxen(url, key) as client:  # another render already in flight there
+            other = {"model": "kling-video-o3-pro-reference-to-video", "prompt": "x", "duration": 10}
             render = ledger.record_intent(
                 request_hash="sha256:other",
                 api_url=url,
                 script="other.kvs",
-                model="m",
-                body={},
+                model=other["model"],
+                body=other,
                 generations=1,
                 mode="queue",
                 out_dir=str(tmp_path),
-                estimate_usd="3.00",
+                estimate_usd="2.24",
             )
             ledger.mark_sent(render.id)
             ledger.mark_submitted(
                 render.id, client.enqueue({"model": "kling-video-o3-pro-reference-to-video", "prompt": "x"}, 1)
             )
         before = posts(url)
-        code, out, err = run_cli(capsys, "run", "--api-url", url, "--yes", "--budget", "4.00", path)
+        code, out, err = run_cli(capsys, "run", "--api-url", url, "--yes", "--budget", "3.35", path)
         assert code == Exit.BUDGET_REFUSED, err
-        assert "$3.00 already in flight" in err
+        assert "$2.24 already in flight" in err
         assert posts(url) == before
         # the same render in flight at a *different* API does not count here
         with Ledger() as ledger:

@@ -17,9 +17,9 @@ from klingspec.run.submitting import BudgetRefused, _matches
 BODY = {"model": "kling-video-o3-pro-reference-to-video", "prompt": "a cat", "duration": 5}
 
 
-def a_job(tmp_path: Path, prompt: str = "a cat", usd: str | None = "1.12") -> Job:
-    body = dict(BODY, prompt=prompt)
-    return Job.create(str(tmp_path / "s.kvs"), body, 1, f"sha256:{prompt}", None if usd is None else Decimal(usd))
+def a_job(tmp_path: Path, prompt: str = "a cat", model: str = BODY["model"], **extra: object) -> Job:
+    body = dict(BODY, prompt=prompt, model=model, **extra)
+    return Job.create(str(tmp_path / "s.kvs"), body, 1, f"sha256:{prompt}:{model}:{sorted(extra)}")
 
 
 def test_one_job_per_distinct_request_and_a_finished_render_is_reused(tmp_path: Path, base_url: str) -> None:
@@ -52,8 +52,49 @@ def test_the_budget_counts_only_new_spend_and_refuses_an_unknown_price(tmp_path:
             run.check_budget(jobs, Decimal("2.23"))
         assert refused.value.needed == Decimal("2.24")
         with pytest.raises(BudgetRefused) as unknown:
-            run.check_budget([a_job(tmp_path, "priceless", usd=None)], Decimal("1000"))
+            run.check_budget([a_job(tmp_path, "priceless", model="kling-video-o3-omni")], Decimal("1000"))
         assert unknown.value.needed is None
+
+
+def test_the_budget_counts_audio_at_its_ceiling_and_renders_in_flight(tmp_path: Path, base_url: str) -> None:
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger, oxen(base_url, new_key()) as client:
+        run = runner(client, ledger, base_url)
+        loud = a_job(tmp_path, "a loud cat", generate_audio=True)
+        assert (loud.estimate_usd, loud.ceiling_usd) == (Decimal("1.12"), Decimal("1.40"))  # 5 s x 0.224 / 0.28
+        with pytest.raises(BudgetRefused):
+            run.check_budget([loud], Decimal("1.39"))
+        assert run.check_budget([loud], Decimal("1.40")) == Decimal("1.40")
+        flying = ledger.record_intent(
+            request_hash="sha256:flying",
+            api_url=base_url,
+            script="other.kvs",
+            model=loud.model,
+            body=loud.body,
+            generations=2,
+            mode="queue",
+            out_dir=str(tmp_path),
+            estimate_usd="2.24",
+        )
+        assert run.submitting.in_flight_usd() == Decimal("2.80")  # counted at its ceiling too
+        with pytest.raises(BudgetRefused) as refused:
+            run.check_budget([loud], Decimal("4.19"))
+        assert refused.value.in_flight == Decimal("2.80")
+        priceless = a_job(tmp_path, "x", model="kling-video-o3-omni")
+        ledger.set_state(flying.id, RenderState.DONE)
+        ledger.record_intent(
+            request_hash="sha256:priceless",
+            api_url=base_url,
+            script="other.kvs",
+            model=priceless.model,
+            body=priceless.body,
+            generations=1,
+            mode="queue",
+            out_dir=str(tmp_path),
+            estimate_usd=None,
+        )
+        with pytest.raises(BudgetRefused) as unknown:  # an unknown price in flight is never $0
+            run.check_budget([a_job(tmp_path)], Decimal("1000"))
+        assert unknown.value.in_flight is None and "unknown amount already in flight" in str(unknown.value)
 
 
 class _Sent:
