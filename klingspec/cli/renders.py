@@ -94,10 +94,14 @@ def status(show_all: bool, refresh: bool, api_url: str | None, ledger_path: str 
 
 @click.command(name="ls")
 @click.option("-n", "limit", type=click.IntRange(1, 10_000), default=20, help="How many renders.")
+@click.option("--spend", is_flag=True, help="Total what the ledger says was spent, per day and per script.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @api_options
-def ls_(limit: int, api_url: str | None, ledger_path: str | None) -> None:
-    """List recent renders and their files."""
-    raise SystemExit(_listing(limit=limit, ledger_path=ledger_path).return_code)
+def ls_(limit: int, spend: bool, fmt: str, api_url: str | None, ledger_path: str | None) -> None:
+    """List recent renders and their files (--spend: what they cost)."""
+    if spend:
+        raise SystemExit(_spending(fmt=fmt, ledger_path=ledger_path).return_code)
+    raise SystemExit(_listing(limit=limit, fmt=fmt, ledger_path=ledger_path).return_code)
 
 
 @click.command()
@@ -284,8 +288,6 @@ def _status(*, active_only: bool, refresh: bool, api_url: str | None, ledger_pat
     from rich.console import Console
     from rich.table import Table
 
-    from klingspec.run.display import money
-
     console = Console(highlight=False)
     report = Report()
     with _ledger(ledger_path) as ledger:
@@ -302,14 +304,7 @@ def _status(*, active_only: bool, refresh: bool, api_url: str | None, ledger_pat
         for r in renders:
             gens = ledger.generations(r.id)
             detail = ", ".join(f"{g.generation_id[:8]} {g.status}" for g in gens) or "-"
-            table.add_row(
-                str(r.id),
-                r.script,
-                r.state,
-                detail,
-                money(Decimal(r.estimate_usd) if r.estimate_usd else None),
-                r.api_url,
-            )
+            table.add_row(str(r.id), r.script, r.state, detail, _cost_cell(r), r.api_url)
         console.print(table)
     return report
 
@@ -323,7 +318,7 @@ def _refresh(ledger: Ledger, renders: Sequence[Render], api_url: str | None) -> 
         raise click.UsageError("set OXEN_API_KEY to refresh from the API")
     failures = 0
     for render in renders:
-        if render.api_url.startswith("sandbox:") or not render.active:
+        if render.in_sandbox or not render.active:
             continue
         client = OxenClient.create(api_url or render.api_url, key)
         try:
@@ -342,15 +337,42 @@ def _refresh(ledger: Ledger, renders: Sequence[Render], api_url: str | None) -> 
     return failures
 
 
-def _listing(*, limit: int, ledger_path: str | None) -> Report:
+def _cost_cell(render: Render) -> str:
+    """A render's bill as the ledger recorded it, with what kind of bill it is."""
+    from klingspec.run.display import CANCELLED_NOTE, money
+    from klingspec.run.states import RenderState
+
+    amount = money(Decimal(render.estimate_usd) if render.estimate_usd is not None else None)
+    if render.in_sandbox:
+        return f"{amount} (sandbox: not charged)"
+    if render.state == RenderState.CANCELLED:
+        return f"{amount} {CANCELLED_NOTE}"
+    return amount
+
+
+def _listing(*, limit: int, fmt: str, ledger_path: str | None) -> Report:
     from rich.console import Console
     from rich.table import Table
-
-    from klingspec.run.display import money
 
     console = Console(highlight=False)
     with _ledger(ledger_path) as ledger:
         renders = ledger.renders(limit=limit)
+        if fmt == "json":
+            rows = [
+                {
+                    "id": r.id,
+                    "script": r.script,
+                    "model": r.model,
+                    "state": str(r.state),
+                    "cost_usd": float(r.estimate_usd) if r.estimate_usd is not None else None,
+                    "sandbox": r.in_sandbox,
+                    "api": r.api_url,
+                    "files": [{"path": f.path, "bytes": f.bytes} for f in ledger.all_files(r.id)],
+                }
+                for r in renders
+            ]
+            click.echo(json.dumps({"renders": rows}, indent=2, ensure_ascii=False))
+            return Report()
         if not renders:
             console.print("the ledger is empty")
             return Report()
@@ -359,15 +381,62 @@ def _listing(*, limit: int, ledger_path: str | None) -> Report:
             table.add_column(column)
         for r in renders:
             files = "\n".join(f"{f.path} ({f.bytes:,} B)" for f in ledger.all_files(r.id)) or "-"
-            table.add_row(
-                str(r.id),
-                r.script,
-                r.model,
-                r.state,
-                money(Decimal(r.estimate_usd) if r.estimate_usd else None),
-                files,
-            )
+            table.add_row(str(r.id), r.script, r.model, r.state, _cost_cell(r), files)
         console.print(table)
+    return Report()
+
+
+def _spending(*, fmt: str, ledger_path: str | None) -> Report:
+    from rich.console import Console
+    from rich.table import Table
+
+    from klingspec.run.spending import Spend, Tally, spend_report
+
+    with _ledger(ledger_path) as ledger:
+        report = spend_report(ledger.renders(limit=None), ledger.generation_counts())
+        path = ledger.path
+    if fmt == "json":
+        click.echo(json.dumps({"ledger": path} | report.as_dict(), indent=2, ensure_ascii=False))
+        return Report()
+    console = Console(highlight=False)
+
+    def figure(amount: Decimal, unknown: int) -> str:
+        text = f"${amount:.2f}"
+        return text + (f" + {unknown} unknown" if unknown else "")
+
+    def table(title: str, key: str, tallies: tuple[Tally, ...], spend: Spend) -> None:
+        grid = Table(title=title, title_justify="left", show_footer=True)
+        total = spend.total
+        grid.add_column(key, footer="total")
+        grid.add_column("renders", justify="right", footer=str(total.renders))
+        grid.add_column("spent", justify="right", footer=figure(total.spent, total.unknown))
+        grid.add_column(
+            "may be billed", justify="right", footer=figure(total.may_be_billed, total.may_be_billed_unknown)
+        )
+        for t in tallies:
+            grid.add_row(
+                t.label, str(t.renders), figure(t.spent, t.unknown), figure(t.may_be_billed, t.may_be_billed_unknown)
+            )
+        console.print(grid)
+
+    real, sandbox = report.real, report.sandbox
+    if not real.total.renders and not sandbox.total.renders:
+        console.print(f"nothing was sent from this ledger ({path})")
+        return Report()
+    if real.total.renders:
+        table("spent at the API, per day", "day", real.days, real)
+        table("spent at the API, per script", "script", real.scripts, real)
+        console.print(
+            "[dim]may be billed: cancelled while running (work done may be billed), or sent with the answer lost[/]"
+        )
+    else:
+        console.print("nothing was sent to the API from this ledger")
+    if sandbox.total.renders:
+        s = sandbox.total
+        console.print(
+            f"sandbox (nothing was charged): {s.renders} render{'s' if s.renders != 1 else ''}, "
+            f"{figure(s.spent, s.unknown)} at API prices"
+        )
     return Report()
 
 
@@ -386,7 +455,7 @@ def _cancel(target: str, *, api_url: str | None, ledger_path: str | None) -> Rep
         if render is None:
             click.echo(f"klingspec: no render or generation {target} in the ledger", err=True)
             return Report(api_failures=1)
-        if render.api_url.startswith("sandbox:"):
+        if render.in_sandbox:
             click.echo("klingspec: this render ran in the in-process sandbox, which is gone", err=True)
             return Report(api_failures=1)
         if not render.active:

@@ -25,6 +25,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from klingspec.run.states import ACTIVE_RENDER_STATES, GenerationStatus, RenderState, sql_list
 
 SCHEMA_VERSION = 1
+SANDBOX_PREFIX = "sandbox:"  # the ledger's name for an in-process sandbox (nothing is charged)
 _ACTIVE = sql_list(ACTIVE_RENDER_STATES)
 _NOT_REUSABLE = sql_list((RenderState.FAILED, RenderState.CANCELLED))
 
@@ -87,6 +88,11 @@ class Render:
     @property
     def active(self) -> bool:
         return self.state.active
+
+    @property
+    def in_sandbox(self) -> bool:
+        """Made by the built-in sandbox: nothing was charged."""
+        return self.api_url.startswith(SANDBOX_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -236,12 +242,19 @@ class Ledger:
         return _render(row) if row else None
 
     @_locked
-    def renders(self, *, active_only: bool = False, limit: int = 50) -> list[Render]:
+    def renders(self, *, active_only: bool = False, limit: int | None = 50) -> list[Render]:
+        """The newest renders first (`limit=None`: all of them)."""
         query = "SELECT * FROM renders"
         if active_only:
             query += f" WHERE state IN {_ACTIVE}"
-        rows = self.db.execute(query + " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        rows = self.db.execute(query + " ORDER BY id DESC LIMIT ?", (-1 if limit is None else limit,)).fetchall()
         return [_render(r) for r in rows]
+
+    @_locked
+    def generation_counts(self) -> dict[int, int]:
+        """Render id -> how many generation ids the API gave it."""
+        rows = self.db.execute("SELECT render_id, COUNT(*) FROM generations GROUP BY render_id").fetchall()
+        return {r[0]: r[1] for r in rows}
 
     @_locked
     def in_flight(self, api_url: str) -> list[Render]:

@@ -22,8 +22,6 @@ from klingspec.run.jobs import Job, Outcome, RunContext, record_failure
 from klingspec.run.ledger import Render
 from klingspec.run.states import TERMINAL, RenderState
 
-SANDBOX_PREFIX = "sandbox:"  # the ledger's name for an in-process sandbox
-
 
 class BudgetRefused(Exception):
     """The run would pass `--budget`: `needed` (new renders) plus `in_flight` (renders
@@ -67,7 +65,7 @@ class Submitting:
     def _gone(self, render: Render) -> bool:
         """A render made by an in-process sandbox that has since stopped: its generations
         died with it, so only a finished render whose files are all on disk is reusable."""
-        if not render.api_url.startswith(SANDBOX_PREFIX):
+        if not render.in_sandbox:
             return False
         if render.state != RenderState.DONE:
             return True
