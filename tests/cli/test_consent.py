@@ -1,6 +1,6 @@
 """Consent before spending (`cli.consent`): the rule, and the question a person at a real
-terminal answers. The refusals without a terminal are tested end to end with the command
-(tests/run/test_runcommand.py)."""
+terminal answers. The refusals without a terminal are tested end to end with each command
+(tests/run/test_runcommand.py, tests/watch/test_watching.py)."""
 
 from __future__ import annotations
 
@@ -185,3 +185,38 @@ def test_run_with_a_budget_does_not_ask_at_a_terminal(terminal) -> None:
         assert term.finish() == 0, term.text
         assert "[y/N]" not in term.text
         assert _stats(base_url)["requests"]["POST /api/ai/queue"] == 1
+
+
+QUESTION = (
+    r"This watch session renders at the API on each save that changes a request; "
+    r"the first renders: 1 script, \$1\.12\. Render\? \[y/N\]: "
+)
+
+
+def test_watch_asks_once_and_no_leaves_a_checker(terminal, tmp_path: Path) -> None:
+    with running_sandbox(FAST) as base_url:
+        term = terminal("watch", "--run", "--api-url", base_url, ".")
+        term.wait_for(QUESTION)
+        term.answer("n")
+        term.wait_for(r"watch: not rendering this session \(declined\): checking only, nothing is sent")
+        term.wait_for(r"watch: watching 1 script")
+        (tmp_path / "scene.kvs").write_text(SCRIPT.replace("red", "blue"), encoding="utf-8")
+        term.wait_for(r"watch: scene\.kvs: ok .*\n(.*\n)*watch: scene\.kvs: ok ")  # the save, checked
+        time.sleep(0.3)
+        assert _stats(base_url)["total"] == 0
+        assert term.text.count("[y/N]") == 1
+        assert "rendering sha256" not in term.text
+        term.close()
+        assert term.proc.returncode == 0
+
+
+def test_watch_asks_once_and_yes_renders_on_each_save(terminal, tmp_path: Path) -> None:
+    with running_sandbox(FAST) as base_url:
+        term = terminal("watch", "--run", "--api-url", base_url, ".")
+        term.wait_for(QUESTION)
+        term.answer("y")
+        term.wait_for(r"render done: renders/scene-")
+        (tmp_path / "scene.kvs").write_text(SCRIPT.replace("red", "blue"), encoding="utf-8")
+        term.wait_for(r"render done: renders/scene-(.*\n)*.*render done: renders/scene-")
+        assert term.text.count("[y/N]") == 1  # asked once for the session, not on each save
+        assert _stats(base_url)["requests"]["POST /api/ai/queue"] == 2
