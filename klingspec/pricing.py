@@ -108,6 +108,12 @@ class Quote:
         return self.amount is None or self.ceiling != self.amount
 
 
+def add(bills: Iterable[Quote]) -> Quote:
+    """Several renders' bills together (each part by `total`: one unknown, all unknown)."""
+    bills = list(bills)
+    return Quote(total(b.amount for b in bills), total(b.ceiling for b in bills))
+
+
 def usd(amount: Decimal | None, unknown: str = "unknown") -> str:
     """`$3.36`: how every surface writes an amount (`unknown` when there is none, never $0)."""
     return unknown if amount is None else f"${to_cents(amount)}"

@@ -199,9 +199,7 @@ def print_table(plans: Sequence[Plan]) -> None:
             console.print(f"  [dim]assumes {note}[/]")
         console.print()
     if len(plans) > 1:
-        grand = pricing.Quote(
-            pricing.total(p.estimate.total for p in plans), pricing.total(p.estimate.ceiling for p in plans)
-        )
+        grand = pricing.add(p.estimate.quote for p in plans)
         console.print(f"[bold]total: {pricing.usd_quote(grand, 'unknown (a model has no published price)')}[/]")
 
 

@@ -1,8 +1,9 @@
 """`run`, `status`, `ls` and `cancel`: the commands that spend money and show renders.
 
 Wiring, not logic: compiles scripts (or reads a saved plan), checks the budget, asks for
-confirmation, then hands `Job`s to `run.runner.Runner` with a live display. The API key is
-read from `OXEN_API_KEY` here and passed to the client only; it is never printed or stored.
+consent (`cli.consent`), then hands `Job`s to `run.runner.Runner` with a live display. The
+API key is read from `OXEN_API_KEY` here and passed to the client only; it is never
+printed or stored.
 """
 
 from __future__ import annotations
@@ -218,6 +219,7 @@ def _run(
         click.echo("dry run: nothing was sent", err=True)
         return Report()
     from klingspec import pricing
+    from klingspec.cli.consent import Consent, amount, ask, can_ask, decide, refusal
     from klingspec.run.client import OxenClient
     from klingspec.run.ledger import Ledger
     from klingspec.run.runner import BudgetRefused, Runner
@@ -242,15 +244,13 @@ def _run(
                 click.echo(f"klingspec: budget refused: {refused}", err=True)
                 return Report(budget_refused=True)
         new = runner.new_jobs(jobs)
-        if new and not yes and not sandbox:
-            cost = pricing.Quote(pricing.total(j.estimate_usd for j in new), pricing.total(j.ceiling_usd for j in new))
-            if not sys.stdin.isatty():
-                raise click.UsageError("confirmation needed: pass --yes to submit without a prompt")
-            if not click.confirm(
-                f"Submit {len(new)} render{'s' if len(new) != 1 else ''} for "
-                f"{pricing.usd_quote(cost, 'an unknown amount')}?",
-                err=True,
-            ):
+        consent = decide(sandbox=sandbox, yes=yes, budget=budget, terminal=can_ask())
+        if new and consent is not Consent.GIVEN:
+            cost = amount(pricing.add(j.bill for j in new))
+            if consent is Consent.REFUSED:
+                click.echo(refusal(f"this would spend {cost} at the API"), err=True)
+                return Report(consent_refused=True)
+            if not ask(f"Submit {len(new)} render{'s' if len(new) != 1 else ''} for {cost}?"):
                 click.echo("nothing was sent", err=True)
                 return Report()
         view = display.LiveView(jobs)

@@ -15,7 +15,7 @@ class Exit(IntEnum):
     SCRIPT_ERRORS = 1  # also: `fmt --check` would change a file; an internal error
     USAGE = 2
     API_FAILURE = 3
-    BUDGET_REFUSED = 4
+    BUDGET_REFUSED = 4  # also: a spend with no consent (no terminal to ask, no --yes or --budget)
     INTERRUPTED = 130
 
 
@@ -28,13 +28,14 @@ class Report:
     files: int = 0
     api_failures: int = 0
     budget_refused: bool = False
+    consent_refused: bool = False  # nothing sent: nobody to ask, no --yes or --budget
     interrupted: bool = False
 
     @property
     def return_code(self) -> Exit:
         if self.interrupted:
             return Exit.INTERRUPTED
-        if self.budget_refused:
+        if self.budget_refused or self.consent_refused:
             return Exit.BUDGET_REFUSED
         if self.errors:
             return Exit.SCRIPT_ERRORS

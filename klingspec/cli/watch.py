@@ -10,11 +10,18 @@ import contextlib
 import sys
 import threading
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import click
 
+from klingspec.cli.consent import Consent, amount, ask, can_ask, decide, refusal
 from klingspec.cli.options import api_options, out_option, pipeline_options, var_options
 from klingspec.cli.report import Report
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from klingspec.cli.watching import Watcher
 
 
 @click.command()
@@ -28,6 +35,7 @@ from klingspec.cli.report import Report
     metavar="USD",
     help="With --run: never spend more than this in the whole watch session.",
 )
+@click.option("--yes", "-y", is_flag=True, help="With --run: do not ask before rendering at the API.")
 @click.option("--cancel-stale", is_flag=True, help="With --run: cancel an in-flight render a newer edit superseded.")
 @click.option("--sandbox", is_flag=True, help="With --run: render against the built-in emulator.")
 @out_option
@@ -38,6 +46,7 @@ def watch(
     var_files: tuple[str, ...],
     render: bool,
     budget: float | None,
+    yes: bool,
     cancel_stale: bool,
     sandbox: bool,
     out_dir: str | None,
@@ -66,18 +75,22 @@ def watch(
             from klingspec.run.runner import Runner
 
             base_url, key, ledger_url = stack.enter_context(api_connection(sandbox, api_url))
+            consent = decide(sandbox=sandbox, yes=yes, budget=budget, terminal=can_ask())
+            if consent is not Consent.GIVEN:
+                render = _session_consent(consent, Watcher(paths, options, out=out), out)
             poll = poll_policy(sandbox)
 
             def make_runner() -> Runner:
                 return Runner(OxenClient.create(base_url, key), Ledger(ledger_path), api_url=ledger_url, poll=poll)
 
-            renders = SessionRenders(
-                make_runner=make_runner,
-                out=out,
-                budget=Decimal(str(budget)) if budget is not None else None,
-                cancel_stale=cancel_stale,
-                out_dir=out_dir,
-            )
+            if render:
+                renders = SessionRenders(
+                    make_runner=make_runner,
+                    out=out,
+                    budget=Decimal(str(budget)) if budget is not None else None,
+                    cancel_stale=cancel_stale,
+                    out_dir=out_dir,
+                )
         watcher = Watcher(paths, options, out=out, render=renders)
         with contextlib.suppress(KeyboardInterrupt):
             loop(watcher)
@@ -95,3 +108,27 @@ def watch(
     finally:
         with contextlib.suppress(KeyboardInterrupt):
             stack.close()
+
+
+def _session_consent(consent: Consent, watcher: Watcher, out: Callable[[str], None]) -> bool:
+    """Asked once for the whole session, before watching: True to render. Without a
+    terminal to ask, nothing is watched or sent (exit 4); a "no" leaves a checker."""
+    count, cost = watcher.startup_spend()
+    first = (
+        f"the first renders: {count} script{'s' if count != 1 else ''}, {amount(cost)}"
+        if count
+        else "nothing to render yet"
+    )
+    if consent is Consent.REFUSED:
+        click.echo(
+            refusal(
+                f"this watch would render at the API on each save that changes a request ({first})",
+                "to cap the session",
+            ),
+            err=True,
+        )
+        raise SystemExit(Report(consent_refused=True).return_code)
+    if ask(f"This watch session renders at the API on each save that changes a request; {first}. Render?"):
+        return True
+    out("watch: not rendering this session (declined): checking only, nothing is sent")
+    return False

@@ -90,6 +90,17 @@ class Watcher:
         return any(path in t.dependencies for t in self.scripts.values())
 
     # -- checking ------------------------------------------------------------------------------
+    def check_options(self) -> Options:
+        return Options(self.options.var_options, self.options.var_files, validate_schema=True, library_ok=True)
+
+    def startup_spend(self) -> tuple[int, pricing.Quote]:
+        """What `--run` would submit at start-up: how many scripts check clean, and their
+        cost (at most: a request already in the ledger is reattached, not paid again).
+        Prints nothing; `start` checks them again, as the watch does."""
+        results = [run_pipeline(_rel(path), self.check_options()) for path in self.discover()]
+        bills = [r.estimate.quote for r in results if r.request is not None and r.estimate is not None]
+        return len(bills), pricing.add(bills)
+
     def start(self) -> None:
         for path in self.discover():
             self.check(path)
@@ -131,8 +142,7 @@ class Watcher:
         from klingspec import printing
 
         start = time.perf_counter()
-        options = Options(self.options.var_options, self.options.var_files, validate_schema=True, library_ok=True)
-        result = run_pipeline(_rel(script), options)
+        result = run_pipeline(_rel(script), self.check_options())
         self.checks += 1
         tracked = self.scripts.setdefault(script, Tracked(script))
         if result.program is not None:

@@ -98,7 +98,7 @@ def saved_plan(jobs: Sequence[Job]) -> None:
             f"{pricing.usd_quote(job.bill)}"
         )
     if len(jobs) > 1:
-        bill = pricing.Quote(pricing.total(j.estimate_usd for j in jobs), pricing.total(j.ceiling_usd for j in jobs))
+        bill = pricing.add(j.bill for j in jobs)
         click.echo(f"total: {pricing.usd_quote(bill)}")
 
 

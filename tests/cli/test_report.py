@@ -18,6 +18,7 @@ from klingspec.cli.report import Exit, Report, exit_code_of
         (Report(api_failures=2), Exit.API_FAILURE),
         (Report(errors=1, api_failures=1), Exit.SCRIPT_ERRORS),
         (Report(budget_refused=True, errors=1), Exit.BUDGET_REFUSED),
+        (Report(consent_refused=True, errors=1, api_failures=1), Exit.BUDGET_REFUSED),
         (Report(interrupted=True, budget_refused=True, errors=1, api_failures=1), Exit.INTERRUPTED),
     ],
 )

@@ -219,12 +219,63 @@ def test_ls_lists_files(tmp_path, capsys):
     assert code == Exit.OK and "scene.kvs" in out and "done" in out and ".mp4" in out
 
 
-def test_without_yes_a_prompt_is_needed(tmp_path, capsys, monkeypatch, sandbox_with):
+def test_without_a_terminal_yes_or_budget_nothing_is_sent(tmp_path, capsys, monkeypatch, sandbox_with):
+    """No one to ask (the test's stdin and stderr are not terminals), no --yes, no --budget:
+    a spend refusal, exit 4, and a message that says how to allow it."""
     monkeypatch.setenv("OXEN_API_KEY", new_key())
+    path = script(tmp_path, shots())  # $1.12
     with sandbox_with() as url:
-        code, _out, err = run_cli(capsys, "run", "--api-url", url, script(tmp_path, shots()))
-        assert code == Exit.USAGE and "--yes" in err
+        code, _out, err = run_cli(capsys, "run", "--api-url", url, path)
+        assert code == Exit.BUDGET_REFUSED, err
+        assert (
+            "klingspec: nothing was sent: this would spend $1.12 at the API, and there is no terminal to "
+            "confirm it; pass --yes to allow it, or --budget USD to cap it"
+        ) in err
         assert stats(url)["total"] == 0
+        with Ledger() as ledger:
+            assert ledger.renders() == []
+
+
+def test_an_unknown_price_is_refused_as_unknown_never_zero(tmp_path, capsys, monkeypatch, sandbox_with):
+    monkeypatch.setenv("OXEN_API_KEY", new_key())
+    path = script(tmp_path, shots(extra="model kling-video-o3-omni"))  # no published price
+    with sandbox_with() as url:
+        code, _out, err = run_cli(capsys, "run", "--api-url", url, path)
+        assert code == Exit.BUDGET_REFUSED, err
+        refusal = next(line for line in err.splitlines() if "nothing was sent" in line)
+        assert "would spend an unknown amount at the API" in refusal and "$0" not in refusal
+        assert stats(url)["total"] == 0
+
+
+def test_yes_or_a_budget_is_consent_without_a_terminal(tmp_path, capsys, monkeypatch, sandbox_with):
+    monkeypatch.setenv("OXEN_API_KEY", new_key())
+    a = script(tmp_path, shots(prompt="first"), "a.kvs")
+    b = script(tmp_path, shots(prompt="second"), "b.kvs")
+    with sandbox_with() as url:
+        code, _out, err = run_cli(capsys, "run", "--api-url", url, "--yes", a)
+        assert code == Exit.OK, err
+        assert posts(url) == 1 and "nothing was sent" not in err
+        code, _out, err = run_cli(capsys, "run", "--api-url", url, "--budget", "100", b)
+        assert code == Exit.OK, err
+        assert posts(url) == 2 and "nothing was sent" not in err
+
+
+def test_a_run_that_spends_nothing_new_needs_no_consent(tmp_path, capsys, monkeypatch, sandbox_with):
+    monkeypatch.setenv("OXEN_API_KEY", new_key())
+    path = script(tmp_path, shots())
+    with sandbox_with() as url:
+        assert run_cli(capsys, "run", "--api-url", url, "--yes", path)[0] == Exit.OK
+        before = posts(url)
+        code, out, err = run_cli(capsys, "run", "--api-url", url, path)  # reattaches: free
+        assert code == Exit.OK, err
+        assert "reused" in out and posts(url) == before
+
+
+def test_the_sandbox_never_asks(tmp_path, capsys):
+    code, _out, err = run_cli(capsys, "run", "--sandbox", script(tmp_path, shots()))
+    assert code == Exit.OK, err
+    assert "nothing was sent" not in err and "[y/N]" not in err
+    assert len(os.listdir(tmp_path / "renders")) == 1
 
 
 def test_a_sandbox_render_that_died_with_its_process_is_rendered_anew(tmp_path, capsys):

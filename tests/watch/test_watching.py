@@ -117,7 +117,7 @@ def test_run_renders_only_when_the_request_changes(tmp_path, watched):
     write(script, SCRIPT)
     config = SandboxConfig(queue_seconds=0.05, processing_seconds=0.1)
     with running_sandbox(config) as base_url:
-        watch = watched(".", "--run", "--api-url", base_url, env={"OXEN_API_KEY": "test-key"})
+        watch = watched(".", "--run", "--yes", "--api-url", base_url, env={"OXEN_API_KEY": "test-key"})
         watch.seen_or_wait(r"render done: renders/scene-", timeout=20)
         assert _jobs(base_url) == 1
         write(script, "# a comment changes nothing\n" + SCRIPT + "\n\n")
@@ -133,7 +133,39 @@ def test_run_renders_only_when_the_request_changes(tmp_path, watched):
         assert watch.stop() == 0
 
 
+def test_run_without_a_terminal_or_consent_refuses_before_watching(tmp_path):
+    """No terminal to ask, no --yes, no --budget: exit 4 before watching, nothing sent."""
+    write(tmp_path / "scene.kvs", SCRIPT)  # $1.12 a render
+    config = SandboxConfig(queue_seconds=0.05, processing_seconds=0.1)
+    with running_sandbox(config) as base_url:
+        watch = WatchProcess(
+            [".", "--run", "--api-url", base_url],
+            tmp_path,
+            {"KLINGSPEC_HOME": str(tmp_path / "home"), "OXEN_API_KEY": "k"},
+        )
+        try:
+            code = watch.proc.wait(timeout=30)
+        finally:
+            watch.stop()
+        assert code == 4, watch.lines
+        assert watch.lines == [
+            "klingspec: nothing was sent: this watch would render at the API on each save that changes a "
+            "request (the first renders: 1 script, $1.12), and there is no terminal to confirm it; pass --yes "
+            "to allow it, or --budget USD to cap the session"
+        ]
+        assert httpx.get(base_url + "/_sandbox/stats", timeout=5).json()["total"] == 0
+
+
+def test_run_with_the_sandbox_never_asks(tmp_path, watched):
+    write(tmp_path / "scene.kvs", SCRIPT)
+    watch = watched(".", "--run", "--sandbox")
+    watch.seen_or_wait(r"render done: renders/scene-", timeout=20)
+    assert not any("nothing was sent" in line or "[y/N]" in line for line in watch.lines)
+    assert watch.stop() == 0
+
+
 def test_run_honours_the_session_budget(tmp_path, watched):
+    """--budget is the session's consent: no --yes needed, and no terminal."""
     script = tmp_path / "scene.kvs"
     write(script, SCRIPT)  # $1.12 a render
     config = SandboxConfig(queue_seconds=0.05, processing_seconds=0.1)
@@ -151,7 +183,7 @@ def test_cancel_stale_cancels_the_superseded_render(tmp_path, watched):
     write(script, SCRIPT)
     config = SandboxConfig(queue_seconds=0.05, processing_seconds=30)  # long renders
     with running_sandbox(config) as base_url:
-        watch = watched(".", "--run", "--cancel-stale", "--api-url", base_url, env={"OXEN_API_KEY": "k"})
+        watch = watched(".", "--run", "--yes", "--cancel-stale", "--api-url", base_url, env={"OXEN_API_KEY": "k"})
         watch.seen_or_wait(r"rendering sha256:")
         time.sleep(0.5)
         write(script, SCRIPT.replace("quiet", "stormy"))
@@ -177,7 +209,7 @@ def test_ctrl_c_leaves_renders_in_flight_for_status_and_a_later_run(tmp_path, wa
     config = SandboxConfig(queue_seconds=0.05, processing_seconds=2.0)
     env = dict(os.environ, KLINGSPEC_HOME=str(tmp_path / "home"), OXEN_API_KEY="k", NO_COLOR="1")
     with running_sandbox(config) as base_url:
-        watch = watched(".", "--run", "--api-url", base_url, env={"OXEN_API_KEY": "k"})
+        watch = watched(".", "--run", "--yes", "--api-url", base_url, env={"OXEN_API_KEY": "k"})
         watch.seen_or_wait(r"rendering sha256:")
         time.sleep(0.3)
         assert watch.stop() == 0

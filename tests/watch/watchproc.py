@@ -19,6 +19,7 @@ class WatchProcess:
             [sys.executable, "-m", "klingspec", "watch", *args],
             cwd=cwd,
             env=full_env,
+            stdin=subprocess.DEVNULL,  # not a terminal, however pytest was started: nobody to ask
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
