@@ -64,11 +64,12 @@ class Event:
 class Outcome:
     job: Job
     render_id: int | None
-    state: RenderState  # done | failed | cancelled | interrupted | unknown
-    files: tuple[File, ...] = ()
+    state: RenderState  # done | partial | failed | cancelled | interrupted | unknown
+    files: tuple[File, ...] = ()  # every video the request has, kept by earlier renders too
     spent_usd: Decimal | None = Decimal(0)  # new money committed by this run
     reused: bool = False
     error: str | None = None
+    top_up: int = 0  # generations this run rendered to complete a partial render (0: not a top-up)
 
 
 @dataclass(frozen=True)
