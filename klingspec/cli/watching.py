@@ -247,10 +247,13 @@ class SessionRenders:
         if request.content_hash == tracked.submitted_hash:
             self.out(f"watch: {_rel(tracked.path)}: request unchanged, not re-rendering")
             return
-        cost = result.estimate.exact
-        job = Job.create(result.path, request.body, request.generations, request.content_hash, cost, self.out_dir)
+        job = Job.create(
+            result.path, request.body, request.generations, request.content_hash, result.estimate.exact, self.out_dir
+        )
         runner = self.make_runner()
-        new = runner.reusable(job) is None
+        paid = runner.payable(job)  # a partial render is topped up: priced for the shortfall
+        new = paid is not None
+        cost = paid.estimate_usd if paid is not None else job.estimate_usd
         with self.lock:
             after = pricing.total((self.spent, cost))
             if new and self.budget is not None and (after is None or after > self.budget):

@@ -117,7 +117,8 @@ def summary(outcomes: Sequence[Outcome], console: Console | None = None, *, sand
         seconds = pricing.seconds_of(outcome.job.body)
         cost = "reused ($0 new)" if outcome.reused else money(outcome.spent_usd)
         files = "\n".join(_shown(f.path) for f in outcome.files) or (outcome.error or "")
-        table.add_row(outcome.job.script, outcome.state, f"{seconds} s × {outcome.job.generations}", cost, files)
+        made = f"{outcome.top_up} (top-up)" if outcome.top_up else str(outcome.job.generations)
+        table.add_row(outcome.job.script, outcome.state, f"{seconds} s × {made}", cost, files)
     console.print(table)
     # known new spend; a render whose cost is unknown says "unknown" in its own row above
     spent = pricing.total(o.spent_usd for o in outcomes if not o.reused and o.spent_usd is not None) or Decimal(0)

@@ -20,12 +20,12 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from klingspec import pricing
 from klingspec.run.client import ApiError, SubmitOutcomeUnknown
 from klingspec.run.jobs import Job, Outcome, RunContext, record_failure
-from klingspec.run.ledger import Render
+from klingspec.run.ledger import Ledger, Render
 from klingspec.run.states import TERMINAL, RenderState
 
 SANDBOX_PREFIX = "sandbox:"  # the ledger's name for an in-process sandbox
@@ -51,14 +51,37 @@ class Submitted:
     answer_path: str | None = None
 
 
-class Submitting:
-    """Reuse or submit each job exactly once; see the module docstring."""
+class Books(Protocol):
+    """What deciding what a run would pay for reads (a `RunContext` is one; so is
+    `Spending.of` for a dry run, which has no client)."""
 
-    def __init__(self, ctx: RunContext):
-        self.ctx = ctx
-        self.render_ids: dict[str, int] = {}  # request hash -> its render in this run
+    @property
+    def ledger(self) -> Ledger: ...
+    @property
+    def api_url(self) -> str: ...
+    @property
+    def again(self) -> bool: ...
 
-    # -- what would be paid for -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Books:
+    ledger: Ledger
+    api_url: str
+    again: bool = False
+
+
+class Spending:
+    """What running jobs would pay for, read from the ledger: nothing for a render that
+    can be reattached to, a top-up for a partial one, the whole job otherwise."""
+
+    def __init__(self, books: Books):
+        self.books = books
+
+    @classmethod
+    def of(cls, ledger: Ledger, api_url: str, *, again: bool = False) -> Spending:
+        """Without a runner or a client: for the plan and `run --dry-run`."""
+        return cls(_Books(ledger, api_url, again))
+
     def reusable(self, job: Job) -> Render | None:
         """The render this job would reattach to, if any (never with `again`; never a
         partial render, which needs a top-up: see `payable`)."""
@@ -75,9 +98,9 @@ class Submitting:
 
     def _latest(self, job: Job) -> Render | None:
         """The newest usable render of this request at this API (none with `again`)."""
-        if self.ctx.again:
+        if self.books.again:
             return None
-        render = self.ctx.ledger.latest_for(job.request_hash, self.ctx.api_url)
+        render = self.books.ledger.latest_for(job.request_hash, self.books.api_url)
         if render is not None and self._gone(render):
             return None
         return render
@@ -87,7 +110,7 @@ class Submitting:
         priced for that many by `pricing`. None for any other render."""
         if render.state != RenderState.PARTIAL:
             return None
-        missing = job.generations - len(self.ctx.ledger.kept_files(render.root))
+        missing = job.generations - len(self.books.ledger.kept_files(render.root))
         if missing <= 0:
             return None
         return replace(job, generations=missing, estimate_usd=pricing.cost_of_body(job.body, missing))
@@ -100,7 +123,7 @@ class Submitting:
             return False
         if render.state not in (RenderState.DONE, RenderState.PARTIAL):
             return True
-        ledger = self.ctx.ledger
+        ledger = self.books.ledger
         files = ledger.all_files(render.id)
         if render.state == RenderState.DONE and len(files) < len(ledger.generations(render.id)):
             return True
@@ -123,7 +146,7 @@ class Submitting:
     def check_budget(self, jobs: Sequence[Job], budget: Decimal) -> Decimal:
         """Refuse (BudgetRefused) when the renders still in flight at this API plus the new
         ones would cost more than `budget`. Returns the new spend."""
-        in_flight = self.ctx.ledger.in_flight_usd(self.ctx.api_url)
+        in_flight = self.books.ledger.in_flight_usd(self.books.api_url)
         needed = pricing.total(j.estimate_usd for j in self.new_jobs(jobs))
         if needed is None:
             raise BudgetRefused(None, budget, in_flight)
@@ -131,7 +154,15 @@ class Submitting:
             raise BudgetRefused(needed, budget, in_flight)
         return needed
 
-    # -- submitting -----------------------------------------------------------------------
+
+class Submitting(Spending):
+    """Reuse or submit each job exactly once; see the module docstring."""
+
+    def __init__(self, ctx: RunContext):
+        super().__init__(ctx)
+        self.ctx = ctx
+        self.render_ids: dict[str, int] = {}  # request hash -> its render in this run
+
     def obtain(self, job: Job) -> Submitted | Outcome:
         """The job's generations at the API: reattached, reconciled or newly submitted; or
         the outcome that ends the job here (refused, unknown, interrupted)."""

@@ -4,6 +4,7 @@ sandbox over loopback HTTP, real ledger files, the `fail-first` fault."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -12,6 +13,8 @@ from decimal import Decimal
 import httpx
 from run_helpers import job, my_generations, new_key, oxen, runner, script, shots, stats
 
+from klingspec.cli import main
+from klingspec.cli.report import Exit
 from klingspec.run.ledger import SCHEMA_VERSION, Ledger
 from klingspec.run.media import file_sha256
 from klingspec.sandbox import FaultRule
@@ -270,3 +273,53 @@ def test_processes_opening_an_old_ledger_at_once_migrate_it_once(tmp_path):
     assert errors == []
     with Ledger(path) as ledger:
         assert ledger.schema_version() == 2 and ledger.render(1).state == "done"
+
+
+# -- the command line --------------------------------------------------------------------
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_run_status_ls_and_dry_run_show_a_partial_render_and_its_top_up(tmp_path, capsys, monkeypatch, sandbox_with):
+    key = new_key()
+    monkeypatch.setenv("OXEN_API_KEY", key)
+    path = script(tmp_path, shots(generations=4))  # 4 x 5 s x $0.224 = $4.48
+    with sandbox_with(faults=(HALF_FAIL,)) as url:
+        code, out, err = run_cli(capsys, "run", "--api-url", url, "--yes", path)
+        assert code == Exit.API_FAILURE  # not every video: the run did not finish its work
+        assert "partial" in out and "Out of GPUs" in out + err and "new spend this run: $4.48" in out
+        assert len(os.listdir(tmp_path / "renders")) == 2
+
+        code, out, _err = run_cli(capsys, "status")
+        assert code == Exit.OK and "no renders in flight" in out
+        assert "partial: #1 scene.kvs (2 missing)" in out and "only the missing ones" in out
+        code, out, _err = run_cli(capsys, "ls")
+        assert "partial: 2 of 4 videos; 2 missing" in out and out.count(" B)") == 2  # ls cuts long paths
+
+        code, out, err = run_cli(capsys, "run", "--api-url", url, "--dry-run", path)
+        assert code == Exit.OK and "nothing was sent" in err
+        assert "a top-up renders the 2 missing: 5 s × 2 = $2.24" in out and "(top-up: the missing" in out
+        assert json.loads(out[out.index("{\n") :])["num_generations"] == 2
+        assert enqueues(url) == 1
+
+        # $3.00 would refuse the whole request ($4.48): the budget sees the top-up's price
+        code, out, err = run_cli(capsys, "run", "--api-url", url, "--yes", "--budget", "3.00", path)
+        assert code == Exit.OK, err
+        assert enqueues(url) == 2 and [g["status"] for g in my_generations(url, key)].count("succeeded") == 4
+        assert "a top-up renders the 2 missing: 5 s × 2 = $2.24" in out
+        assert "5 s × 2 (top-up)" in out and "new spend this run: $2.24" in out
+        assert out.count(".mp4") == 4 and len(os.listdir(tmp_path / "renders")) == 4
+
+        code, out, _err = run_cli(capsys, "ls")
+        assert "done (top-up of #1)" in out and "partial: 2 of 4 videos; completed by a top-up" in out
+        code, out, _err = run_cli(capsys, "status")
+        assert "no renders in flight" in out and "partial:" not in out
+
+        code, out, err = run_cli(capsys, "run", "--api-url", url, "--yes", path)
+        assert code == Exit.OK, err
+        assert "reused" in out and "new spend this run: $0.00" in out and out.count(".mp4") == 4
+        assert enqueues(url) == 2
