@@ -159,10 +159,11 @@ class Ledger:
     def _migrate(self) -> None:
         """Bring a ledger written by an older klingspec up to SCHEMA_VERSION, in place and
         in one transaction (another process may be opening the same file right now)."""
+        if self.schema_version() >= SCHEMA_VERSION:
+            return
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
-            row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if int(row[0]) >= SCHEMA_VERSION:
+            if self.schema_version() >= SCHEMA_VERSION:  # another process was first
                 return
             columns = {r["name"] for r in self.db.execute("PRAGMA table_info(renders)")}
             if "completes" not in columns:  # 1 -> 2
