@@ -25,6 +25,7 @@ from klingspec.pipeline import Options, Result, run_pipeline
 if TYPE_CHECKING:
     from klingspec.run.ledger import Ledger, Render
     from klingspec.run.runner import Job, PollPolicy
+    from klingspec.run.submitting import Spending
 
 SANDBOX_LEDGER_URL = "sandbox://local"
 
@@ -165,6 +166,33 @@ def api_connection(sandbox: bool, api_url: str | None) -> Iterator[tuple[str, st
     yield url, key, url
 
 
+def _ledger_url(sandbox: bool, api_url: str | None) -> str:
+    """The ledger's name for the API a run would use (as `api_connection` yields it)."""
+    from klingspec.run.client import DEFAULT_API_URL
+
+    return SANDBOX_LEDGER_URL if sandbox else (api_url or DEFAULT_API_URL).rstrip("/")
+
+
+def _top_ups(jobs: Sequence[Job], spending: Spending) -> dict[str, Job]:
+    """The top-ups this run would send instead of whole requests (request hash -> the
+    top-up job, priced for the missing generations), each announced under the plan."""
+    from klingspec import pricing
+    from klingspec.run.display import money
+
+    found: dict[str, Job] = {}
+    for job in jobs:
+        paid = spending.payable(job)
+        if paid is None or paid.generations >= job.generations or job.request_hash in found:
+            continue
+        found[job.request_hash] = paid
+        click.echo(
+            f"{job.script}: {job.generations - paid.generations} of {job.generations} videos are kept from an "
+            f"earlier render; a top-up renders the {paid.generations} missing: "
+            f"{pricing.seconds_of(job.body)} s × {paid.generations} = {money(paid.estimate_usd)}"
+        )
+    return found
+
+
 def poll_policy(sandbox: bool) -> PollPolicy:
     """The sandbox renders in seconds, so it is polled more often than the API."""
     from klingspec.run.runner import PollPolicy
@@ -208,12 +236,23 @@ def _run(
     else:
         display.saved_plan(jobs)
     if dry_run:
+        top_ups: dict[str, Job] = {}
+        from klingspec.run.ledger import default_path
+
+        if os.path.exists(ledger_path or default_path()):  # a dry run never creates the ledger
+            from klingspec.run.ledger import Ledger
+            from klingspec.run.submitting import Spending
+
+            with Ledger(ledger_path) as ledger:
+                top_ups = _top_ups(jobs, Spending.of(ledger, _ledger_url(sandbox, api_url), again=again))
         for job in jobs:
             payload = dict(job.body)
             if mode == "queue":
-                payload["num_generations"] = job.generations
+                payload["num_generations"] = top_ups.get(job.request_hash, job).generations
             click.echo(
-                f"# {job.script}  {job.request_hash}\nPOST {'/ai/queue' if mode == 'queue' else '/ai/videos/generate'}"
+                f"# {job.script}  {job.request_hash}"
+                + (" (top-up: the missing generations only)" if job.request_hash in top_ups else "")
+                + f"\nPOST {'/ai/queue' if mode == 'queue' else '/ai/videos/generate'}"
             )
             click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
         click.echo("dry run: nothing was sent", err=True)
@@ -237,6 +276,7 @@ def _run(
             again=again,
             concurrency=concurrency,
         )
+        _top_ups(jobs, runner.submitting)
         if budget is not None:
             try:
                 runner.check_budget(jobs, Decimal(str(budget)))
@@ -295,8 +335,11 @@ def _status(*, active_only: bool, refresh: bool, api_url: str | None, ledger_pat
         if refresh and renders:
             report.api_failures = _refresh(ledger, renders, api_url)
             renders = ledger.renders(active_only=active_only, limit=200)
+        missing = _missing_videos(ledger)
         if not renders:
             console.print("no renders in flight" if active_only else "the ledger is empty")
+            if missing:
+                console.print(missing)
             return report
         table = Table(title="renders in flight" if active_only else "renders", title_justify="left")
         for column in ("id", "script", "state", "generations", "cost", "api"):
@@ -304,9 +347,57 @@ def _status(*, active_only: bool, refresh: bool, api_url: str | None, ledger_pat
         for r in renders:
             gens = ledger.generations(r.id)
             detail = ", ".join(f"{g.generation_id[:8]} {g.status}" for g in gens) or "-"
-            table.add_row(str(r.id), r.script, r.state, detail, _cost_cell(r), r.api_url)
+            table.add_row(str(r.id), r.script, _state(ledger, r), detail, _cost_cell(r), r.api_url)
         console.print(table)
+        if missing:
+            console.print(missing)
     return report
+
+
+def _state(ledger: Ledger, render: Render) -> str:
+    """A render's state as `status` and `ls` show it: a partial render says how many
+    videos it kept and what its request still misses; a top-up, which render it completes."""
+    from klingspec.run.states import GenerationStatus, RenderState
+
+    text = str(render.state)
+    if render.state == RenderState.PARTIAL:
+        kept = sum(g.status == GenerationStatus.SUCCEEDED for g in ledger.generations(render.id))
+        text = f"partial: {kept} of {render.generations} videos"
+    if render.completes is not None:
+        text += f" (top-up of #{render.completes})"
+    if render.state == RenderState.PARTIAL:
+        missing = _missing(ledger, render)
+        text += f"; {missing} missing" if missing else "; completed by a top-up"
+    return text
+
+
+def _missing(ledger: Ledger, render: Render) -> int:
+    """How many videos the request of `render` still misses (from all its renders)."""
+    root = ledger.render(render.root)
+    wanted = root.generations if root is not None else render.generations
+    return max(0, wanted - len(ledger.kept_files(render.root)))
+
+
+def _missing_videos(ledger: Ledger) -> str:
+    """A note on requests whose newest render is partial: running them again renders
+    (and pays for) only the missing videos. Empty when there are none."""
+    from klingspec.run.states import RenderState
+
+    partial = [
+        r
+        for r in ledger.renders(limit=200)
+        if r.state == RenderState.PARTIAL
+        and _missing(ledger, r)
+        and (latest := ledger.latest_for(r.request_hash, r.api_url)) is not None
+        and latest.id == r.id
+    ]
+    if not partial:
+        return ""
+    which = ", ".join(f"#{r.id} {os.path.basename(r.script)} ({_missing(ledger, r)} missing)" for r in partial)
+    return (
+        f"partial: {which}. Their other videos are kept; `klingspec run` the same script again to "
+        "render only the missing ones (`klingspec ls` lists the files)"
+    )
 
 
 def _refresh(ledger: Ledger, renders: Sequence[Render], api_url: str | None) -> int:
@@ -381,7 +472,7 @@ def _listing(*, limit: int, fmt: str, ledger_path: str | None) -> Report:
             table.add_column(column)
         for r in renders:
             files = "\n".join(f"{f.path} ({f.bytes:,} B)" for f in ledger.all_files(r.id)) or "-"
-            table.add_row(str(r.id), r.script, r.model, r.state, _cost_cell(r), files)
+            table.add_row(str(r.id), r.script, r.model, _state(ledger, r), _cost_cell(r), files)
         console.print(table)
     return Report()
 

@@ -259,12 +259,13 @@ class SessionRenders:
             return
         job = Job.create(result.path, request.body, request.generations, request.content_hash, self.out_dir)
         runner = self.make_runner()
-        new = runner.reusable(job) is None
+        paid = runner.payable(job)  # a partial render is topped up: priced for the shortfall
+        new = paid is not None
+        ceiling = (paid or job).ceiling_usd  # the budget counts the most a render may be billed
         with self.lock:
-            # the budget counts the most each render may be billed (`Job.ceiling_usd`)
-            after = pricing.total((self.spent, job.ceiling_usd))
+            after = pricing.total((self.spent, ceiling))
             if new and self.budget is not None and (after is None or after > self.budget):
-                need = "an unknown amount" if job.ceiling_usd is None else f"up to ${job.ceiling_usd:.2f}"
+                need = "an unknown amount" if ceiling is None else f"up to ${ceiling:.2f}"
                 self.out(
                     f"watch: {_rel(tracked.path)}: budget refused: {need} more would pass "
                     f"${self.budget:.2f} (up to ${self.spent:.2f} spent this session)"

@@ -144,8 +144,9 @@ def summary(outcomes: Sequence[Outcome], console: Console | None = None, *, sand
             no_wrap=column in ("state", "seconds"),
         )
     for outcome in outcomes:
-        seconds = f"{pricing.seconds_of(outcome.job.body)} s × {outcome.job.generations}"
         files = "\n".join(_shown(f.path) for f in outcome.files) or (outcome.error or "")
+        made = f"{outcome.top_up} (top-up)" if outcome.top_up else str(outcome.job.generations)
+        seconds = f"{pricing.seconds_of(outcome.job.body)} s × {made}"
         table.add_row(outcome.job.script, outcome.state, seconds, _cost(outcome), files)
     console.print(table)
     console.print(spend_line(outcomes, sandbox=sandbox), markup=False)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -47,6 +47,13 @@ class Job:
         bill = quote_body(body, generations)
         return cls(script, body, generations, request_hash, bill.amount, folder, bill.ceiling)
 
+    def for_generations(self, generations: int) -> Job:
+        """This job for `generations` videos only (a top-up), priced for that many."""
+        from klingspec.pricing import quote_body
+
+        bill = quote_body(self.body, generations)
+        return replace(self, generations=generations, estimate_usd=bill.amount, ceiling_usd=bill.ceiling)
+
     @property
     def bill(self) -> Quote:
         """The previewed bill and its ceiling, as `pricing` quoted them."""
@@ -76,11 +83,12 @@ class Event:
 class Outcome:
     job: Job
     render_id: int | None
-    state: RenderState  # done | failed | cancelled | interrupted | unknown
-    files: tuple[File, ...] = ()
+    state: RenderState  # done | partial | failed | cancelled | interrupted | unknown
+    files: tuple[File, ...] = ()  # every video the request has, kept by earlier renders too
     spent_usd: Decimal | None = Decimal(0)  # new money committed by this run
     reused: bool = False
     error: str | None = None
+    top_up: int = 0  # generations this run rendered to complete a partial render (0: not a top-up)
 
 
 @dataclass(frozen=True)

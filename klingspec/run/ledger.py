@@ -4,7 +4,10 @@ Every render is recorded as an *intent* before its request is sent, then as *sen
 (outcome unknown until the API answers), then *submitted* with its generation ids, then
 terminal. Downloads are recorded with their sha256 once they are in place. A render is
 identified by the content hash of its request, so running the same script again
-reattaches to the render already in flight or finished instead of paying again.
+reattaches to the render already in flight or finished instead of paying again. A render
+that kept only some of its videos (*partial*) is completed by a *top-up*: a render of
+the missing generations only, recorded under the same request hash and linked to the
+render it completes (`completes`), so the request's videos are those its renders kept.
 
 Writes are single statements or short transactions in WAL mode, so a process killed at
 any point leaves a consistent file that the next run picks up.
@@ -24,7 +27,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from klingspec.run.states import ACTIVE_RENDER_STATES, GenerationStatus, RenderState, sql_list
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: renders.completes (top-ups of partial renders)
 SANDBOX_PREFIX = "sandbox:"  # the ledger's name for an in-process sandbox (nothing is charged)
 _ACTIVE = sql_list(ACTIVE_RENDER_STATES)
 _NOT_REUSABLE = sql_list((RenderState.FAILED, RenderState.CANCELLED))
@@ -42,11 +45,12 @@ CREATE TABLE IF NOT EXISTS renders (
     mode          TEXT NOT NULL,          -- queue | sync
     out_dir       TEXT NOT NULL,
     estimate_usd  TEXT,                   -- Decimal as text; NULL when the price is unknown
-    state         TEXT NOT NULL,          -- intent | sent | submitted | done | failed | cancelled | unknown
+    state         TEXT NOT NULL,          -- intent | sent | submitted | done | partial | failed | cancelled | unknown
     error         TEXT,
     created_at    REAL NOT NULL,
     sent_at       REAL,
-    updated_at    REAL NOT NULL
+    updated_at    REAL NOT NULL,
+    completes     INTEGER REFERENCES renders(id)  -- a top-up: the render of the whole request it completes
 );
 CREATE INDEX IF NOT EXISTS renders_by_hash ON renders (request_hash, api_url);
 CREATE TABLE IF NOT EXISTS generations (
@@ -84,6 +88,7 @@ class Render:
     error: str | None
     created_at: float
     sent_at: float | None
+    completes: int | None = None  # a top-up: the render of the whole request it completes
 
     @property
     def active(self) -> bool:
@@ -93,6 +98,11 @@ class Render:
     def in_sandbox(self) -> bool:
         """Made by the built-in sandbox: nothing was charged."""
         return self.api_url.startswith(SANDBOX_PREFIX)
+
+    @property
+    def root(self) -> int:
+        """The render of the whole request: this one, or the one this top-up completes."""
+        return self.completes if self.completes is not None else self.id
 
 
 @dataclass(frozen=True)
@@ -149,6 +159,26 @@ class Ledger:
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.executescript(_SCHEMA)
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a ledger written by an older klingspec up to SCHEMA_VERSION, in place and
+        in one transaction (another process may be opening the same file right now)."""
+        if self.schema_version() >= SCHEMA_VERSION:
+            return
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            if self.schema_version() >= SCHEMA_VERSION:  # another process was first
+                return
+            columns = {r["name"] for r in self.db.execute("PRAGMA table_info(renders)")}
+            if "completes" not in columns:  # 1 -> 2
+                self.db.execute("ALTER TABLE renders ADD COLUMN completes INTEGER REFERENCES renders(id)")
+            self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+
+    @_locked
+    def schema_version(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0])
 
     @_locked
     def close(self) -> None:
@@ -174,11 +204,14 @@ class Ledger:
         mode: str,
         out_dir: str,
         estimate_usd: str | None,
+        completes: int | None = None,
     ) -> Render:
+        """`completes`: for a top-up (`generations` is then the shortfall), the render of
+        the whole request whose missing videos this one renders."""
         now = time.time()
         cursor = self.db.execute(
             "INSERT INTO renders (request_hash, api_url, script, model, body, generations, mode, out_dir,"
-            " estimate_usd, state, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            " estimate_usd, state, created_at, updated_at, completes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 request_hash,
                 api_url,
@@ -192,6 +225,7 @@ class Ledger:
                 RenderState.INTENT,
                 now,
                 now,
+                completes,
             ),
         )
         assert cursor.lastrowid is not None  # set by the INSERT
@@ -233,7 +267,8 @@ class Ledger:
 
     @_locked
     def latest_for(self, request_hash: str, api_url: str) -> Render | None:
-        """The newest render of this exact request that is not failed or cancelled."""
+        """The newest render of this exact request that is not failed or cancelled (a
+        partial one is: its videos are kept, and a top-up completes it)."""
         row = self.db.execute(
             f"SELECT * FROM renders WHERE request_hash=? AND api_url=? AND state NOT IN {_NOT_REUSABLE}"
             " ORDER BY id DESC LIMIT 1",
@@ -324,6 +359,17 @@ class Ledger:
         ).fetchall()
         return [File(r["generation_id"], r["path"], r["sha256"], r["bytes"]) for r in rows]
 
+    @_locked
+    def kept_files(self, root_id: int) -> list[File]:
+        """The videos a request has: those of its succeeded generations in the render of the
+        whole request (`root_id`) and in every top-up that completes it, oldest first."""
+        rows = self.db.execute(
+            "SELECT f.* FROM files f JOIN generations g USING (generation_id) JOIN renders r ON r.id = g.render_id"
+            " WHERE (r.id=? OR r.completes=?) AND g.status=? ORDER BY r.id, g.position",
+            (root_id, root_id, GenerationStatus.SUCCEEDED),
+        ).fetchall()
+        return [File(r["generation_id"], r["path"], r["sha256"], r["bytes"]) for r in rows]
+
 
 def _render(row: sqlite3.Row) -> Render:
     return Render(
@@ -341,4 +387,5 @@ def _render(row: sqlite3.Row) -> Render:
         row["error"],
         row["created_at"],
         row["sent_at"],
+        row["completes"],
     )

@@ -74,8 +74,12 @@ class Runner:
         """The render this job would reattach to, if any (never with `again`)."""
         return self.submitting.reusable(job)
 
+    def payable(self, job: Job) -> Job | None:
+        """What running `job` would pay for: itself, a top-up of a partial render, or None."""
+        return self.submitting.payable(job)
+
     def new_jobs(self, jobs: Sequence[Job]) -> list[Job]:
-        """The jobs this run would pay for: not reattachable, one per distinct request."""
+        """What this run would pay for, one per distinct request (top-ups priced for the shortfall)."""
         return self.submitting.new_jobs(jobs)
 
     def check_budget(self, jobs: Sequence[Job], budget: Decimal) -> Decimal:

@@ -16,7 +16,8 @@ class RenderState(StrEnum):
     SUBMITTED = "submitted"  # the API gave its generation ids
     UNKNOWN = "unknown"  # sent, answer lost: may exist and be billed
     DONE = "done"
-    FAILED = "failed"
+    PARTIAL = "partial"  # finished; some videos kept, the rest failed: a top-up renders only those
+    FAILED = "failed"  # finished with nothing usable
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"  # this run stopped following; the render goes on
 

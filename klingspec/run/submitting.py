@@ -5,6 +5,12 @@ before its request is sent, marked sent just before, and given its generation id
 soon as the API answers. A render whose submit outcome is unknown is looked for in the
 queue listing before anything is sent again. What happens after the ids are known
 (following them to their files) is `following`'s job.
+
+A request whose render kept only some of its videos (`partial`) is completed by a
+*top-up*: the same body for the missing generations only, priced for them, recorded as a
+render of the same request hash that `completes` the first one, and sent through the same
+intent -> sent -> submitted steps. The ledger's render, not the job, says how many
+generations are sent.
 """
 
 from __future__ import annotations
@@ -14,12 +20,12 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from klingspec import pricing
 from klingspec.run.client import ApiError, SubmitOutcomeUnknown
 from klingspec.run.jobs import Job, Outcome, RunContext, record_failure
-from klingspec.run.ledger import Render
+from klingspec.run.ledger import Ledger, Render
 from klingspec.run.states import TERMINAL, RenderState
 
 
@@ -45,49 +51,101 @@ class Submitted:
     answer_path: str | None = None
 
 
-class Submitting:
-    """Reuse or submit each job exactly once; see the module docstring."""
+class Books(Protocol):
+    """What deciding what a run would pay for reads (a `RunContext` is one; so is
+    `Spending.of` for a dry run, which has no client)."""
 
-    def __init__(self, ctx: RunContext):
-        self.ctx = ctx
-        self.render_ids: dict[str, int] = {}  # request hash -> its render in this run
+    @property
+    def ledger(self) -> Ledger: ...
+    @property
+    def api_url(self) -> str: ...
+    @property
+    def again(self) -> bool: ...
 
-    # -- what would be paid for -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Books:
+    ledger: Ledger
+    api_url: str
+    again: bool = False
+
+
+class Spending:
+    """What running jobs would pay for, read from the ledger: nothing for a render that
+    can be reattached to, a top-up for a partial one, the whole job otherwise."""
+
+    def __init__(self, books: Books):
+        self.books = books
+
+    @classmethod
+    def of(cls, ledger: Ledger, api_url: str, *, again: bool = False) -> Spending:
+        """Without a runner or a client: for the plan and `run --dry-run`."""
+        return cls(_Books(ledger, api_url, again))
+
     def reusable(self, job: Job) -> Render | None:
-        """The render this job would reattach to, if any (never with `again`)."""
-        if self.ctx.again:
+        """The render this job would reattach to, if any (never with `again`; never a
+        partial render, which needs a top-up: see `payable`)."""
+        render = self._latest(job)
+        return None if render is None or self._top_up(job, render) is not None else render
+
+    def payable(self, job: Job) -> Job | None:
+        """What running `job` would pay for: `job` itself when no render of it can be
+        reattached to; a top-up (`job` for its missing generations only, priced for them)
+        when an earlier render kept only some of its videos; None when it reattaches to a
+        render in flight or finished. The plan, the budget and the confirmation use this."""
+        render = self._latest(job)
+        return job if render is None else self._top_up(job, render)
+
+    def _latest(self, job: Job) -> Render | None:
+        """The newest usable render of this request at this API (none with `again`)."""
+        if self.books.again:
             return None
-        render = self.ctx.ledger.latest_for(job.request_hash, self.ctx.api_url)
+        render = self.books.ledger.latest_for(job.request_hash, self.books.api_url)
         if render is not None and self._gone(render):
             return None
         return render
 
+    def _top_up(self, job: Job, render: Render) -> Job | None:
+        """For a partial render: the job that renders the request's missing generations,
+        priced for that many by `pricing`. None for any other render."""
+        if render.state != RenderState.PARTIAL:
+            return None
+        missing = job.generations - len(self.books.ledger.kept_files(render.root))
+        if missing <= 0:
+            return None
+        return job.for_generations(missing)
+
     def _gone(self, render: Render) -> bool:
         """A render made by an in-process sandbox that has since stopped: its generations
-        died with it, so only a finished render whose files are all on disk is reusable."""
+        died with it, so only a finished (or partial) render whose kept files are all on
+        disk is reusable."""
         if not render.in_sandbox:
             return False
-        if render.state != RenderState.DONE:
+        if render.state not in (RenderState.DONE, RenderState.PARTIAL):
             return True
-        ledger = self.ctx.ledger
+        ledger = self.books.ledger
         files = ledger.all_files(render.id)
-        return len(files) < len(ledger.generations(render.id)) or not all(os.path.exists(f.path) for f in files)
+        if render.state == RenderState.DONE and len(files) < len(ledger.generations(render.id)):
+            return True
+        return not all(os.path.exists(f.path) for f in ledger.kept_files(render.root))
 
     def new_jobs(self, jobs: Sequence[Job]) -> list[Job]:
-        """The jobs this run would pay for: not reattachable, one per distinct request."""
+        """What this run would pay for, one per distinct request: the jobs no render can
+        be reattached to, and top-ups (priced for the shortfall) of partial renders."""
         seen: set[str] = set()
         new = []
         for job in jobs:
             if job.request_hash in seen:
                 continue
             seen.add(job.request_hash)
-            if self.reusable(job) is None:
-                new.append(job)
+            payable = self.payable(job)
+            if payable is not None:
+                new.append(payable)
         return new
 
     def in_flight_usd(self) -> Decimal | None:
         """The most the renders still in flight at this API may be billed (None: unknown)."""
-        renders = self.ctx.ledger.in_flight(self.ctx.api_url)
+        renders = self.books.ledger.in_flight(self.books.api_url)
         return pricing.total(pricing.quote_body(r.body, r.generations).ceiling for r in renders)
 
     def check_budget(self, jobs: Sequence[Job], budget: Decimal) -> Decimal:
@@ -100,30 +158,48 @@ class Submitting:
             raise BudgetRefused(needed, budget, in_flight)
         return needed
 
-    # -- submitting -----------------------------------------------------------------------
+
+class Submitting(Spending):
+    """Reuse or submit each job exactly once; see the module docstring."""
+
+    def __init__(self, ctx: RunContext):
+        super().__init__(ctx)
+        self.ctx = ctx
+        self.render_ids: dict[str, int] = {}  # request hash -> its render in this run
+
     def obtain(self, job: Job) -> Submitted | Outcome:
         """The job's generations at the API: reattached, reconciled or newly submitted; or
         the outcome that ends the job here (refused, unknown, interrupted)."""
         ctx = self.ctx
-        existing = self.reusable(job)
-        if existing is not None:
-            self.render_ids[job.request_hash] = existing.id
-            ctx.emit("reattach", job, f"reattaching to render #{existing.id} ({existing.state})")
-            return self._resume(job, existing)
+        latest = self._latest(job)
+        top_up = None if latest is None else self._top_up(job, latest)
+        if latest is not None and top_up is None:
+            self.render_ids[job.request_hash] = latest.id
+            ctx.emit("reattach", job, f"reattaching to render #{latest.id} ({latest.state})")
+            return self._resume(job, latest)
         if not ctx.again:
             stale = ctx.ledger.latest_for(job.request_hash, ctx.api_url)
-            if stale is not None and stale.state != RenderState.DONE and self._gone(stale):
+            if stale is not None and stale.active and self._gone(stale):
                 ctx.ledger.set_state(stale.id, RenderState.FAILED, "the in-process sandbox that ran it has stopped")
+        paid = top_up or job
+        if latest is not None and top_up is not None:
+            ctx.emit(
+                "reattach",
+                job,
+                f"render #{latest.root} kept {job.generations - top_up.generations} of {job.generations} videos; "
+                f"rendering the {top_up.generations} missing",
+            )
         render = ctx.ledger.record_intent(
             request_hash=job.request_hash,
             api_url=ctx.api_url,
             script=job.script,
             model=job.model,
             body=job.body,
-            generations=job.generations,
+            generations=paid.generations,
             mode=ctx.mode,
             out_dir=job.out_dir,
-            estimate_usd=None if job.estimate_usd is None else str(job.estimate_usd),
+            estimate_usd=None if paid.estimate_usd is None else str(paid.estimate_usd),
+            completes=None if latest is None or top_up is None else latest.root,
         )
         self.render_ids[job.request_hash] = render.id
         return self._send(job, render)
@@ -160,7 +236,7 @@ class Submitting:
         if ctx.mode == "sync":
             return self._submit_sync(job, render)
         try:
-            ids = ctx.client.enqueue(job.body, job.generations)
+            ids = ctx.client.enqueue(job.body, render.generations)  # a top-up: the shortfall only
         except SubmitOutcomeUnknown as error:
             ctx.ledger.set_state(render.id, RenderState.UNKNOWN, error.message)
             ctx.emit("reconcile", job, f"{error.message}; looking for the job in the queue")
@@ -172,7 +248,7 @@ class Submitting:
                 ctx.emit("note", job, "no job was created; sending once more")
                 ctx.ledger.mark_sent(render.id)
                 try:
-                    ids = ctx.client.enqueue(job.body, job.generations)
+                    ids = ctx.client.enqueue(job.body, render.generations)
                 except SubmitOutcomeUnknown as again:
                     return record_failure(
                         ctx, job, render.id, f"{again}; `klingspec run` again reconciles it", RenderState.UNKNOWN
@@ -198,7 +274,7 @@ class Submitting:
                         found[gid] = item
             if found:
                 ids = [gid for gid, _ in sorted(found.items(), key=lambda kv: kv[1].get("enqueued_at") or 0)]
-                ids = ids[: job.generations]
+                ids = ids[: render.generations]
                 ctx.ledger.mark_submitted(render.id, ids)
                 ctx.emit(
                     "reconcile",

@@ -200,7 +200,7 @@ async def generate(request: Request, call: Call) -> Any:
     if refused is not None:
         return refused
     assert body is not None  # refused otherwise
-    error = call.fault.fail or model_error(body, spec)
+    error = call.fault.forced_error(0) or model_error(body, spec)
     if error is not None:
         return errors.invalid_params(error)
     if call.fault.drop:
@@ -229,8 +229,8 @@ async def enqueue(request: Request, call: Call) -> Any:
         return errors.invalid_params(error)
     namespace = body.get("target_namespace") or call.state.config.username
     jobs = [
-        call.state.jobs.add(Job.new(call.owner, str(namespace), spec.id, body, forced_error=call.fault.fail))
-        for _ in range(num_generations(body))
+        call.state.jobs.add(Job.new(call.owner, str(namespace), spec.id, body, forced_error=call.fault.forced_error(i)))
+        for i in range(num_generations(body))
     ]
     for job in jobs:
         call.state.start(job, _file_url(request, job.generation_id))

@@ -14,6 +14,9 @@ A fault spec is a list of items separated by `,` or `;`, each `name` or `name=va
                            the connection closes
     fail=MESSAGE           queue/sync: the generation fails with MESSAGE, e.g.
                            `fail=Insufficient credits` (MESSAGE cannot contain `,` or `;`)
+    fail-first=K           queue/sync: only the first K generations of the submit fail (with
+                           `fail`'s MESSAGE, or "Injected fault: generation failed"); the
+                           others succeed. `fail-first=2` on an enqueue of 4 leaves 2 videos
 
 Example: `X-Sandbox-Fault: latency=0.2, status=503, retry-after=1`.
 """
@@ -27,6 +30,7 @@ from typing import Any
 from klingspec.sandbox.config import FaultRule
 
 HEADER = "X-Sandbox-Fault"
+DEFAULT_FAILURE = "Injected fault: generation failed"  # `fail-first` without `fail`
 
 
 class FaultSyntaxError(ValueError):
@@ -44,6 +48,13 @@ class Fault:
     slow: int | None = None  # bytes per second; 0 means "the config's default rate"
     truncate: int | None = None
     fail: str | None = None
+    fail_first: int | None = None
+
+    def forced_error(self, index: int) -> str | None:
+        """The error the `index`-th generation (0-based) of a submit is made to fail with."""
+        if self.fail_first is None:
+            return self.fail
+        return (self.fail or DEFAULT_FAILURE) if index < self.fail_first else None
 
     def merge(self, other: Fault) -> Fault:
         """`self` overridden by every field `other` sets (a header beats the config)."""
@@ -57,7 +68,7 @@ def parse(spec: str) -> Fault:
     """Parse a fault spec (the module docstring gives the syntax).
 
     >>> parse("status=429, retry-after=2")
-    Fault(latency=0.0, status=429, retry_after=2.0, drop=False, slow=None, truncate=None, fail=None)
+    Fault(latency=0.0, status=429, retry_after=2.0, drop=False, slow=None, truncate=None, fail=None, fail_first=None)
     """
     fault = Fault()
     for item in filter(None, (part.strip() for part in spec.replace(";", ",").split(","))):
@@ -87,11 +98,13 @@ def _item(name: str, value: str, item: str) -> dict[str, Any]:
             return {"truncate": _non_negative(int(value))}
         if name == "fail" and value:
             return {"fail": value}
+        if name == "fail-first":
+            return {"fail_first": int(_non_negative(int(value)))}
     except ValueError:
         pass
     raise FaultSyntaxError(
         f"{HEADER}: cannot use {item!r}; expected latency=SECONDS, status=4xx|5xx, "
-        "retry-after=SECONDS, drop, slow[=BYTES_PER_SEC], truncate=BYTES or fail=MESSAGE"
+        "retry-after=SECONDS, drop, slow[=BYTES_PER_SEC], truncate=BYTES, fail=MESSAGE or fail-first=COUNT"
     )
 
 

@@ -67,6 +67,24 @@ def test_fail_makes_the_generation_fail_with_the_message(client: httpx.Client) -
     assert (job["status"], job["error_message"]) == ("failed", "Insufficient credits")
 
 
+def test_fail_first_fails_only_the_first_generations_of_an_enqueue(client: httpx.Client) -> None:
+    response = client.post(
+        "/ai/queue", json=dict(BODY, num_generations=4), headers=fault("fail=Out of GPUs, fail-first=2")
+    )
+    jobs = [wait_terminal(client, g["generation_id"]) for g in response.json()["generations"]]
+    assert [(j["status"], j["error_message"]) for j in jobs] == [
+        ("failed", "Out of GPUs"),
+        ("failed", "Out of GPUs"),
+        ("succeeded", None),
+        ("succeeded", None),
+    ]
+    assert client.get("/ai/queue", params={"status": "failed"}).json()["count"] == 2
+    alone = client.post("/ai/queue", json=dict(BODY, num_generations=2), headers=fault("fail-first=1"))
+    first, second = (wait_terminal(client, g["generation_id"]) for g in alone.json()["generations"])
+    assert (first["status"], first["error_message"]) == ("failed", "Injected fault: generation failed")
+    assert second["status"] == "succeeded"
+
+
 def _video_url(client: httpx.Client) -> str:
     body = client.post("/ai/videos/generate", json=BODY).json()
     return body["videos"][0]["url"]
@@ -150,8 +168,9 @@ def test_fault_syntax() -> None:
     assert parse("latency=0.5; 503; retry-after=2") == Fault(latency=0.5, status=503, retry_after=2)
     assert parse("drop, slow") == Fault(drop=True, slow=0)
     assert parse("truncate=10, fail=Insufficient credits") == Fault(truncate=10, fail="Insufficient credits")
+    assert parse("fail=No, fail-first=3") == Fault(fail="No", fail_first=3)
     assert Fault(status=500, latency=1).merge(Fault(status=429)) == Fault(status=429, latency=1)
-    for bad in ("status=200", "latency=-1", "truncate", "drop=1", "nonsense"):
+    for bad in ("status=200", "latency=-1", "truncate", "drop=1", "nonsense", "fail-first", "fail-first=-1"):
         with pytest.raises(FaultSyntaxError):
             parse(bad)
 
