@@ -380,8 +380,13 @@ class OxenClient:
         answer = self._json(self._read("GET", path), "GET", path, generation_id)
         return self._object(answer, "GET", path, generation_id)
 
-    def generations(self, status: str | None = None, model: str | None = None) -> list[dict[str, Any]]:
-        params = {k: v for k, v in (("status", status), ("model", model)) if v}
+    def generations(
+        self, status: str | None = None, model: str | None = None, namespace: str | None = None
+    ) -> list[dict[str, Any]]:
+        """GET /ai/queue: one namespace's generations, the key holder's unless `namespace`
+        names another (an organisation's `target_namespace`); active ones unless `status`
+        asks for one status, terminal ones included."""
+        params = {k: v for k, v in (("status", status), ("model", model), ("namespace", namespace)) if v}
         answer = self._json(self._read("GET", "/ai/queue", params=params), "GET", "/ai/queue")
         items = answer.get("generations", []) if isinstance(answer, dict) else []
         return [item for item in items if isinstance(item, dict)]  # the listing documents an object per generation
@@ -453,13 +458,15 @@ class OxenClient:
                 pass
 
     def download(self, url: str | None, destination: str, stop: threading.Event | None = None) -> tuple[str, int]:
-        """Stream `url` into `destination` + '.part', verify its length against
+        """Stream `url` into a `.part` file beside `destination`, verify its length against
         Content-Length, fsync, then rename it into place. Returns (sha256, size). A cut-off
         download is retried from scratch; the `.part` file never outlives a failure.
         Raises `Stopped` as soon as `stop` is set."""
         if not url:
             raise ApiError("the API gave no result URL", method="GET", path="download")
-        part = destination + ".part"
+        # Each downloader writes its own part file: two runs reattached to one render may
+        # download the same video at once, and each renames a whole, verified file into place.
+        part = f"{destination}.{os.getpid()}-{threading.get_ident()}.part"
 
         def attempt() -> tuple[str, int]:
             self._count("GET", "download")

@@ -10,27 +10,41 @@ the missing generations only, recorded under the same request hash and linked to
 render it completes (`completes`), so the request's videos are those its renders kept.
 
 Writes are single statements or short transactions in WAL mode, so a process killed at
-any point leaves a consistent file that the next run picks up.
+any point leaves a consistent file that the next run picks up. The ledger is also the
+lock between runs: finding a live render or recording a new intent (`claim`) and adopting
+generation ids found in the queue (`adopt`) are each one `BEGIN IMMEDIATE` transaction,
+so two processes never both record the same request or adopt the same generation, and
+`sending` holds the right to send one render (an `flock` on a file beside the ledger,
+which the kernel releases when its process dies: a render left in `intent` or `sent` by
+a crashed run is sendable, or reconcilable, by the next one).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import sqlite3
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from klingspec.run.states import ACTIVE_RENDER_STATES, GenerationStatus, RenderState, sql_list
 
+if sys.platform != "win32":
+    import fcntl
+
 SCHEMA_VERSION = 2  # 2: renders.completes (top-ups of partial renders)
 SANDBOX_PREFIX = "sandbox:"  # the ledger's name for an in-process sandbox (nothing is charged)
 _ACTIVE = sql_list(ACTIVE_RENDER_STATES)
 _NOT_REUSABLE = sql_list((RenderState.FAILED, RenderState.CANCELLED))
+# Not yet settled at the API: recorded, or sent without an answer. Only a render in one of
+# these states may be sent (or looked for in the queue), and only by the holder of `sending`.
+UNSETTLED = (RenderState.INTENT, RenderState.SENT, RenderState.UNKNOWN)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -191,6 +205,14 @@ class Ledger:
         self.close()
 
     # -- renders ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _immediate(self) -> Iterator[None]:
+        """One write transaction that takes the database's write lock up front, so what it
+        reads cannot change before it writes (another process waits, up to `timeout`)."""
+        with self.db:  # commits on success, rolls back on an exception
+            self.db.execute("BEGIN IMMEDIATE")
+            yield
+
     @_locked
     def record_intent(
         self,
@@ -206,32 +228,126 @@ class Ledger:
         estimate_usd: str | None,
         completes: int | None = None,
     ) -> Render:
-        """`completes`: for a top-up (`generations` is then the shortfall), the render of
-        the whole request whose missing videos this one renders."""
-        now = time.time()
-        cursor = self.db.execute(
-            "INSERT INTO renders (request_hash, api_url, script, model, body, generations, mode, out_dir,"
-            " estimate_usd, state, created_at, updated_at, completes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                request_hash,
-                api_url,
-                script,
-                model,
-                json.dumps(body, sort_keys=True),
-                generations,
-                mode,
-                out_dir,
-                estimate_usd,
-                RenderState.INTENT,
-                now,
-                now,
-                completes,
-            ),
+        """Record a new render of this request in `intent`, whatever else exists.
+        `completes`: for a top-up (`generations` is then the shortfall), the render of the
+        whole request whose missing videos this one renders."""
+        render, _ = self.claim(
+            request_hash=request_hash,
+            api_url=api_url,
+            script=script,
+            model=model,
+            body=body,
+            generations=generations,
+            mode=mode,
+            out_dir=out_dir,
+            estimate_usd=estimate_usd,
+            again=True,
+            completes=completes,
         )
-        assert cursor.lastrowid is not None  # set by the INSERT
-        render = self.render(cursor.lastrowid)
-        assert render is not None  # the row was just inserted
         return render
+
+    @_locked
+    def claim(
+        self,
+        *,
+        request_hash: str,
+        api_url: str,
+        script: str,
+        model: str,
+        body: dict[str, Any],
+        generations: int,
+        mode: str,
+        out_dir: str,
+        estimate_usd: str | None,
+        again: bool = False,
+        replacing: int | None = None,
+        replaced_because: str = "",
+        topping_up: int | None = None,
+        completes: int | None = None,
+    ) -> tuple[Render, bool]:
+        """The live render of this request at `api_url`, or a new one recorded in `intent`,
+        decided in one transaction: of two processes claiming at the same instant, one
+        records the intent and the other gets that render. Returns (render, created).
+
+        `again`: always record a new one. `replacing`: the id of a render the caller found
+        unusable (see `Submitting._gone`); if it is still the live one it is marked failed
+        with `replaced_because` and a new one is recorded, else the live one is returned.
+        `topping_up`: the id of a partial render the caller completes with a top-up (whose
+        row `completes` names the request's first render); recorded only if that partial
+        render is still the live one, else the live one (another run's top-up) is returned.
+        """
+        with self._immediate():
+            if not again:
+                row = self.db.execute(
+                    f"SELECT * FROM renders WHERE request_hash=? AND api_url=? AND state NOT IN {_NOT_REUSABLE}"
+                    " ORDER BY id DESC LIMIT 1",
+                    (request_hash, api_url),
+                ).fetchone()
+                if row is not None and row["id"] not in (replacing, topping_up):
+                    return _render(row), False
+                if row is not None and row["id"] == replacing:
+                    self.db.execute(
+                        "UPDATE renders SET state=?, error=?, updated_at=? WHERE id=?",
+                        (RenderState.FAILED, replaced_because or None, time.time(), row["id"]),
+                    )
+            now = time.time()
+            cursor = self.db.execute(
+                "INSERT INTO renders (request_hash, api_url, script, model, body, generations, mode, out_dir,"
+                " estimate_usd, state, created_at, updated_at, completes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    request_hash,
+                    api_url,
+                    script,
+                    model,
+                    json.dumps(body, sort_keys=True),
+                    generations,
+                    mode,
+                    out_dir,
+                    estimate_usd,
+                    RenderState.INTENT,
+                    now,
+                    now,
+                    completes,
+                ),
+            )
+            assert cursor.lastrowid is not None  # set by the INSERT
+            render = self.render(cursor.lastrowid)
+        assert render is not None  # the row was just inserted
+        return render, True
+
+    @contextlib.contextmanager
+    def sending(self, render_id: int, stop: threading.Event, wait: float) -> Iterator[bool]:
+        """Hold the right to send render `render_id`, waiting up to `wait` seconds (or until
+        `stop` is set) while another thread or process holds it. Yields whether it is held.
+
+        The holder re-reads the render and acts on its state: another holder may have
+        submitted it meanwhile. The right is an exclusive `flock` on a file in
+        `<ledger>.locks/`: the kernel drops it when its holder dies, so a render left in
+        `intent` or `sent` by a crashed run is never stuck, and no clock, pid or lease is
+        stored (the schema is unchanged). Once the render is settled (no longer intent,
+        sent or unknown: nobody will ever send it again) the file is removed; a waiter that
+        then gets the old file's lock re-reads the settled state and sends nothing. Where
+        `flock` does not exist (Windows) the right is held within this process only.
+        """
+        folder = self.path + ".locks"
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"render-{render_id}.lock")
+        deadline = time.monotonic() + wait
+        handle = _try_flock(path)
+        while handle is None:
+            if stop.is_set() or time.monotonic() >= deadline:
+                yield False
+                return
+            stop.wait(0.05)
+            handle = _try_flock(path)
+        try:
+            yield True
+        finally:
+            render = self.render(render_id)
+            if render is not None and render.state not in UNSETTLED:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+            _unflock(path, handle)
 
     @_locked
     def mark_sent(self, render_id: int) -> None:
@@ -321,6 +437,42 @@ class Ledger:
         return {r[0] for r in self.db.execute("SELECT generation_id FROM generations")}
 
     @_locked
+    def adopt(self, render_id: int, candidates: list[str], count: int) -> list[str]:
+        """Give render `render_id` up to `count` of `candidates` (generation ids found in the
+        queue, best first) that no render in the ledger holds yet, and mark it submitted;
+        the ids it got. One transaction: two threads or processes reconciling identical
+        requests at the same instant never adopt the same generation. A render that has
+        its ids already (another run reconciled or submitted it) keeps them: those are
+        returned and nothing is adopted."""
+        now = time.time()
+        with self._immediate():
+            held = [
+                r[0]
+                for r in self.db.execute(
+                    "SELECT generation_id FROM generations WHERE render_id=? ORDER BY position", (render_id,)
+                )
+            ]
+            if held:
+                return held
+            ids: list[str] = []
+            for generation_id in candidates:
+                if len(ids) >= count:
+                    break
+                taken = self.db.execute("SELECT 1 FROM generations WHERE generation_id=?", (generation_id,)).fetchone()
+                if taken is None and generation_id not in ids:
+                    ids.append(generation_id)
+            for position, generation_id in enumerate(ids):
+                self.db.execute(
+                    "INSERT INTO generations VALUES (?,?,?,?,?,?,?)",
+                    (generation_id, render_id, position, GenerationStatus.QUEUED, None, None, now),
+                )
+            if ids:
+                self.db.execute(
+                    "UPDATE renders SET state=?, updated_at=? WHERE id=?", (RenderState.SUBMITTED, now, render_id)
+                )
+        return ids
+
+    @_locked
     def update_generation(
         self, generation_id: str, status: str, result_url: str | None = None, error: str | None = None
     ) -> None:
@@ -389,3 +541,27 @@ def _render(row: sqlite3.Row) -> Render:
         row["sent_at"],
         row["completes"],
     )
+
+
+def _try_flock(path: str) -> int | None:
+    """An open descriptor of `path` holding its exclusive lock, or None if another holds it."""
+    if sys.platform == "win32":
+        lock = _PROCESS_LOCKS.setdefault(path, threading.Lock())
+        return 0 if lock.acquire(blocking=False) else None
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _unflock(path: str, handle: int) -> None:
+    if sys.platform == "win32":
+        _PROCESS_LOCKS[path].release()
+        return
+    os.close(handle)  # closing the only descriptor releases the lock
+
+
+_PROCESS_LOCKS: dict[str, threading.Lock] = {}

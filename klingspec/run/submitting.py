@@ -6,6 +6,16 @@ soon as the API answers. A render whose submit outcome is unknown is looked for 
 queue listing before anything is sent again. What happens after the ids are known
 (following them to their files) is `following`'s job.
 
+The ledger is the lock between runs, threads and processes alike: finding the live render
+of a request or recording a new intent is one transaction (`Ledger.claim`), only the holder
+of a render's `Ledger.sending` right sends or reconciles it (a second run of the same
+script waits for the first to hear back, then reattaches), and generations found in the
+queue are adopted in one transaction that never hands one id to two renders.
+
+A lost answer is looked for where the job was billed: the listing of the body's
+`target_namespace` (the key holder's when there is none; the API lists one namespace at a
+time), active and each terminal status, matched on the whole body (`_matches`).
+
 A request whose render kept only some of its videos (`partial`) is completed by a
 *top-up*: the same body for the missing generations only, priced for them, recorded as a
 render of the same request hash that `completes` the first one, and sent through the same
@@ -25,8 +35,13 @@ from typing import Any, Protocol
 from klingspec import pricing
 from klingspec.run.client import ApiError, SubmitOutcomeUnknown
 from klingspec.run.jobs import Job, Outcome, RunContext, record_failure
-from klingspec.run.ledger import Ledger, Render
+from klingspec.run.ledger import UNSETTLED, Ledger, Render
 from klingspec.run.states import TERMINAL, RenderState
+
+# How long a run waits for another run (or thread) that is sending the same render to hear
+# back. A submit is retried on 429/503 with `Retry-After` honoured, so this is generous;
+# Ctrl-C ends the wait at once. On timeout nothing is sent: running again reattaches.
+SEND_WAIT_SECONDS = 600.0
 
 
 class BudgetRefused(Exception):
@@ -171,40 +186,77 @@ class Submitting(Spending):
         """The job's generations at the API: reattached, reconciled or newly submitted; or
         the outcome that ends the job here (refused, unknown, interrupted)."""
         ctx = self.ctx
-        latest = self._latest(job)
-        top_up = None if latest is None else self._top_up(job, latest)
-        if latest is not None and top_up is None:
-            self.render_ids[job.request_hash] = latest.id
-            ctx.emit("reattach", job, f"reattaching to render #{latest.id} ({latest.state})")
-            return self._resume(job, latest)
-        if not ctx.again:
-            stale = ctx.ledger.latest_for(job.request_hash, ctx.api_url)
-            if stale is not None and stale.active and self._gone(stale):
-                ctx.ledger.set_state(stale.id, RenderState.FAILED, "the in-process sandbox that ran it has stopped")
-        paid = top_up or job
-        if latest is not None and top_up is not None:
-            ctx.emit(
-                "reattach",
-                job,
-                f"render #{latest.root} kept {job.generations - top_up.generations} of {job.generations} videos; "
-                f"rendering the {top_up.generations} missing",
-            )
-        render = ctx.ledger.record_intent(
-            request_hash=job.request_hash,
-            api_url=ctx.api_url,
-            script=job.script,
-            model=job.model,
-            body=job.body,
-            generations=paid.generations,
-            mode=ctx.mode,
-            out_dir=job.out_dir,
-            estimate_usd=None if paid.estimate_usd is None else str(paid.estimate_usd),
-            completes=None if latest is None or top_up is None else latest.root,
-        )
+        render, created = self._claim(job)
         self.render_ids[job.request_hash] = render.id
-        return self._send(job, render)
+        if not created:
+            ctx.emit("reattach", job, f"reattaching to render #{render.id} ({render.state})")
+        if render.state not in UNSETTLED:
+            return self._resume(job, render)
+        with ctx.ledger.sending(render.id, ctx.stop, SEND_WAIT_SECONDS) as held:
+            if not held:
+                if ctx.stop.is_set():
+                    return Outcome(job, render.id, RenderState.INTERRUPTED, reused=True, spent_usd=None)
+                message = "another klingspec run is still sending this render; run again to reattach to it"
+                ctx.emit("failed", job, message)
+                return Outcome(job, render.id, RenderState.UNKNOWN, error=message, reused=True, spent_usd=None)
+            latest = ctx.ledger.render(render.id)  # the state may have moved while we waited
+            assert latest is not None  # renders are never deleted
+            if created and latest.state == RenderState.INTENT:
+                return self._send(job, latest)
+            if latest.state != render.state:
+                ctx.emit("note", job, f"another run got there first: render #{latest.id} is {latest.state}")
+            return self._resume(job, latest)
+
+    def _claim(self, job: Job) -> tuple[Render, bool]:
+        """The render this job reattaches to, or a new intent (`created`): one ledger
+        transaction, so two runs started at the same instant share one render. A render
+        made by an in-process sandbox that has stopped is replaced (marked failed); a
+        partial one is completed by a top-up, recorded only if that partial render is still
+        the request's newest (so two runs never pay for the same shortfall)."""
+        ctx, replacing, partial = self.ctx, None, None
+        while True:
+            paid = job
+            if partial is not None:
+                top_up = self._top_up(job, partial)
+                if top_up is None:  # nothing is missing any more
+                    return partial, False
+                paid = top_up
+            render, created = ctx.ledger.claim(
+                request_hash=job.request_hash,
+                api_url=ctx.api_url,
+                script=job.script,
+                model=job.model,
+                body=job.body,
+                generations=paid.generations,
+                mode=ctx.mode,
+                out_dir=job.out_dir,
+                estimate_usd=None if paid.estimate_usd is None else str(paid.estimate_usd),
+                again=ctx.again,
+                replacing=replacing,
+                replaced_because="the in-process sandbox that ran it has stopped",
+                topping_up=None if partial is None else partial.id,
+                completes=None if partial is None else partial.root,
+            )
+            if created:
+                if partial is not None:
+                    kept = job.generations - paid.generations
+                    ctx.emit(
+                        "reattach",
+                        job,
+                        f"render #{partial.root} kept {kept} of {job.generations} videos; "
+                        f"rendering the {paid.generations} missing",
+                    )
+                return render, True
+            if self._gone(render):
+                replacing, partial = render.id, None  # each pass retires one gone render, so this ends
+            elif render.state == RenderState.PARTIAL and self._top_up(job, render) is not None:
+                partial = render  # claim again, this time for the shortfall
+            else:
+                return render, False
 
     def _resume(self, job: Job, render: Render) -> Submitted | Outcome:
+        """Carry on from wherever `render` stands; `obtain` holds its sending right when it
+        is unsettled."""
         ctx = self.ctx
         if render.state == RenderState.INTENT:  # recorded, never sent: safe to send
             return self._send(job, render)
@@ -225,6 +277,10 @@ class Submitting(Spending):
                 ctx.emit("note", job, "the earlier request never created a job; sending it now")
                 return self._send(job, render)
             return Submitted(render.id, tuple(ids), reused=True)
+        if render.state in (RenderState.FAILED, RenderState.CANCELLED):  # settled by another run meanwhile
+            message = render.error or f"render #{render.id} is {render.state}"
+            ctx.emit("failed", job, message)
+            return Outcome(job, render.id, render.state, error=message, reused=True)
         ids = [g.generation_id for g in ctx.ledger.generations(render.id)]
         return Submitted(render.id, tuple(ids), reused=True)
 
@@ -262,26 +318,31 @@ class Submitting(Spending):
         return Submitted(render.id, tuple(ids), reused=False)
 
     def _reconcile(self, job: Job, render: Render, attempts: int = 1) -> list[str]:
-        """Find generations the API created for this render although we never heard back."""
+        """Find generations the API created for this render although we never heard back:
+        in the listing of the namespace it was billed to, every status, matched on the
+        whole body; adopted in one ledger transaction, never one another render holds."""
         ctx = self.ctx
+        namespace = job.body.get("target_namespace")
         for attempt in range(attempts):
-            known = ctx.ledger.known_generation_ids()
             found: dict[str, dict[str, Any]] = {}
             for status in (None, *TERMINAL):  # the listing shows terminal jobs only when asked
-                for item in ctx.client.generations(status=status, model=job.model):
-                    gid = item.get("generation_id")
-                    if gid and gid not in known and _matches(item, job, render):
-                        found[gid] = item
-            if found:
-                ids = [gid for gid, _ in sorted(found.items(), key=lambda kv: kv[1].get("enqueued_at") or 0)]
-                ids = ids[: render.generations]
-                ctx.ledger.mark_submitted(render.id, ids)
-                ctx.emit(
-                    "reconcile",
-                    job,
-                    f"found {len(ids)} generation{'s' if len(ids) != 1 else ''} already created: not sending again",
+                items = ctx.client.generations(
+                    status=status, model=job.model, namespace=namespace if isinstance(namespace, str) else None
                 )
-                return ids
+                for item in items:
+                    gid = item.get("generation_id")
+                    if isinstance(gid, str) and gid and _matches(item, job, render):
+                        found.setdefault(gid, item)  # a job that finished between two listings
+            if found:
+                oldest_first = sorted(found, key=lambda gid: _seconds(found[gid].get("enqueued_at")))
+                ids = ctx.ledger.adopt(render.id, oldest_first, render.generations)  # a top-up: its shortfall
+                if ids:
+                    ctx.emit(
+                        "reconcile",
+                        job,
+                        f"found {len(ids)} generation{'s' if len(ids) != 1 else ''} already created: not sending again",
+                    )
+                    return ids
             if attempt + 1 < attempts and ctx.stop.wait(ctx.poll.initial):
                 break
         return []
@@ -319,17 +380,37 @@ class Submitting(Spending):
         return Submitted(render.id, tuple(ids), reused=False, answer_path=answer_path)
 
 
+# Queue-level fields: used for billing and fan-out, never echoed by the listing (fact sheet
+# 4.1, 4.3; the listing names the model `model_name`, compared separately).
+_NOT_ECHOED = frozenset({"model", "num_generations", "target_namespace"})
+# Echoed "when submitted" (fact sheet 4.3), so an item that has one our body lacks is
+# another request. `multi_prompt` is any other original parameter, echoed by the same rule.
+_ECHOED_WHEN_SUBMITTED = ("seed", "aspect_ratio", "duration", "multi_prompt")
+_CLOCK_SKEW_SECONDS = 120  # an item enqueued this long before we sent is not ours
+
+
+def _seconds(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
 def _matches(item: dict[str, Any], job: Job, render: Render) -> bool:
-    """Does a queue listing item look like this render's request? The listing echoes
-    the model, the prompt and the other submitted parameters."""
-    if item.get("model_name", item.get("model")) != job.model:
+    """Is this queue item this render's request? The listing echoes every original
+    parameter (fact sheet 4.3), so every field of the body but the queue-level ones must be
+    there and equal; `model` is echoed as `model_name`. `prompt` is always listed: equal to
+    the body's, or empty (null) for a body without one (a `multi_prompt` job; what Oxen
+    puts there is UNKNOWN, the sandbox puts null). Strict on purpose: a wrong match would
+    give this render the video of another request and leave this one unmade."""
+    if item.get("model_name") != job.model:
         return False
     enqueued = item.get("enqueued_at")
-    if render.sent_at and isinstance(enqueued, int | float) and enqueued < render.sent_at - 120:
+    if render.sent_at and _seconds(enqueued) and _seconds(enqueued) < render.sent_at - _CLOCK_SKEW_SECONDS:
         return False
-    for key, value in job.body.items():
-        if key in ("model",):
+    body = job.body
+    for key, value in body.items():
+        if key in _NOT_ECHOED:
             continue
-        if key in item and item[key] is not None and item[key] != value:
+        if key not in item or item[key] != value:
             return False
-    return True
+    if "prompt" not in body and item.get("prompt") not in (None, ""):
+        return False
+    return all(key in body or item.get(key) is None for key in _ECHOED_WHEN_SUBMITTED)

@@ -241,17 +241,27 @@ async def enqueue(request: Request, call: Call) -> Any:
 
 
 async def list_queue(request: Request, call: Call) -> Any:
-    """Active generations by default; `status` selects one status, terminal ones included."""
+    """One namespace per listing (fact sheet 4.3 and 9): the key holder's (`config.username`)
+    unless `namespace` names another, so a job enqueued with `target_namespace` = an
+    organisation is listed only when that namespace is asked for. Active generations by
+    default; `status` selects that one status, terminal ones included.
+
+    Where the fact sheet is silent the stricter reading is taken: an empty `namespace` or
+    an unknown `status` is refused (400) rather than read as "any".
+    """
     query = request.query_params
     status = query.get("status")
     if status is not None and status not in STATUSES:
         return errors.invalid_params(f"status must be one of {', '.join(STATUSES)}")  # OWN
+    namespace = query.get("namespace", call.state.config.username)
+    if not namespace:
+        return errors.invalid_params("namespace must not be empty")  # OWN WORDING
     media_type = query.get("media_type")
     if media_type not in (None, "video"):  # the sandbox only makes videos
         return JSONResponse({"count": 0, "generations": []})
     # `repo` and `folder` are accepted and ignored: the sandbox stores no repositories.
     jobs = call.state.jobs.select(
-        call.owner, (status,) if status else ACTIVE, model_name=query.get("model"), namespace=query.get("namespace")
+        call.owner, (status,) if status else ACTIVE, model_name=query.get("model"), namespace=namespace
     )
     return JSONResponse({"count": len(jobs), "generations": [job.public() for job in jobs]})
 

@@ -33,7 +33,8 @@ class SandboxConfig:
     Attributes:
         api_key: If set, the only bearer token accepted; otherwise any non-empty token is
             (each token is its own user: jobs and events are scoped to it).
-        username: Namespace reported for jobs without a `target_namespace`.
+        username: The key holder's namespace: where jobs without a `target_namespace`
+            go, and the one `GET /api/ai/queue` lists when no `namespace` is asked for.
         queue_seconds: Time a generation spends `queued` before a worker picks it up.
         processing_seconds: Time a generation spends `processing` before it succeeds.
             The sync endpoint blocks for `queue_seconds + processing_seconds`.

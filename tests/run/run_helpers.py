@@ -94,12 +94,14 @@ def raw(base_url: str, key: str) -> httpx.Client:
     return httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=5.0)
 
 
-def my_generations(base_url: str, key: str) -> list[dict]:
-    """Every generation the sandbox holds for `key`, whatever its status."""
+def my_generations(base_url: str, key: str, namespace: str | None = None) -> list[dict]:
+    """Every generation the sandbox holds for `key` in one namespace (the key holder's
+    unless `namespace` names another: the listing shows one at a time), whatever its status."""
     with raw(base_url, key) as http:
         found = []
         for status in ("queued", "processing", "succeeded", "failed", "cancelled"):
-            found += http.get("/ai/queue", params={"status": status}).json()["generations"]
+            params = {"status": status} | ({"namespace": namespace} if namespace else {})
+            found += http.get("/ai/queue", params=params).json()["generations"]
         return found
 
 

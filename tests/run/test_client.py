@@ -201,10 +201,10 @@ def test_download_streams_verifies_and_renames(tmp_path, sandbox_with):
             time.sleep(0.02)
         dest = str(tmp_path / "v.mp4")
         _sha, size = client.download(item["result_url"], dest)
-        assert size == 3_000_000 == os.path.getsize(dest) and not os.path.exists(dest + ".part")
+        assert size == 3_000_000 == os.path.getsize(dest) and os.listdir(tmp_path) == ["v.mp4"]
         with pytest.raises(ApiError) as caught:
             client.download(url + "/files/nope.mp4", str(tmp_path / "w.mp4"))
-        assert caught.value.status == 404 and os.listdir(tmp_path) != ["v.mp4", "w.mp4.part"]
+        assert caught.value.status == 404 and os.listdir(tmp_path) == ["v.mp4"]  # no part file left
 
 
 def test_download_stops_when_asked(tmp_path, sandbox_with):

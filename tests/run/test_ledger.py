@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
+
+import pytest
 
 from klingspec.run.ledger import Ledger
 
@@ -67,3 +74,121 @@ def test_survives_a_reopen_and_concurrent_threads(tmp_path):
             t.join()
     with Ledger(path) as again:
         assert len(again.renders(limit=1000)) == 160 and len(again.known_generation_ids()) == 160
+
+
+def _claim(ledger, h="sha256:a", **kw):
+    return ledger.claim(
+        request_hash=h,
+        api_url="https://api",
+        script="s.kvs",
+        model="m",
+        body={"prompt": "x"},
+        generations=1,
+        mode="queue",
+        out_dir="/tmp",
+        estimate_usd="1.12",
+        **kw,
+    )
+
+
+def test_claim_finds_the_live_render_or_records_one(tmp_path):
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger:
+        first, created = _claim(ledger)
+        assert created and first.state == "intent"
+        assert _claim(ledger) == (first, False)
+        again, created = _claim(ledger, again=True)
+        assert created and again.id != first.id
+        assert _claim(ledger) == (again, False)  # the newest live one
+        replaced, created = _claim(ledger, replacing=again.id, replaced_because="gone")
+        assert created and ledger.render(again.id).state == "failed" and ledger.render(again.id).error == "gone"
+        assert _claim(ledger, replacing=again.id) == (replaced, False)  # someone replaced it already
+
+
+def test_claims_from_many_processes_at_once_record_one_render(tmp_path):
+    path = str(tmp_path / "l.sqlite")
+    Ledger(path).close()  # the schema exists before the race starts
+    code = (
+        "import sys, time; from klingspec.run.ledger import Ledger\n"
+        "ledger = Ledger(sys.argv[1]); time.sleep(float(sys.argv[2]) - time.time())\n"
+        "r, created = ledger.claim(request_hash='h', api_url='u', script='s', model='m', body={}, generations=1,"
+        " mode='queue', out_dir='/tmp', estimate_usd=None)\n"
+        "print(r.id, created)\n"
+    )
+    at = str(time.time() + 1.0)
+    procs = [subprocess.Popen([sys.executable, "-c", code, path, at], stdout=subprocess.PIPE) for _ in range(6)]
+    answers = [p.communicate(timeout=30)[0].split() for p in procs]
+    assert len({a[0] for a in answers}) == 1  # one render for all
+    assert sorted(a[1] for a in answers) == [b"False"] * 5 + [b"True"]
+
+
+def test_adopt_never_hands_one_generation_to_two_renders(tmp_path):
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger:
+        a, b, c = (_intent(ledger, f"sha256:{n}") for n in "abc")
+        ledger.mark_submitted(c.id, ["g0"])
+        assert ledger.adopt(a.id, ["g0", "g1", "g2", "g3"], 2) == ["g1", "g2"]
+        assert ledger.render(a.id).state == "submitted"
+        assert ledger.adopt(b.id, ["g0", "g1", "g2", "g3"], 2) == ["g3"]  # all that is left
+        assert ledger.adopt(a.id, ["g4", "g5"], 2) == ["g1", "g2"]  # a render keeps the ids it has
+        fresh = _intent(ledger, "sha256:d")
+        assert ledger.adopt(fresh.id, ["g1", "g3"], 1) == [] and ledger.render(fresh.id).state == "intent"
+
+
+def test_adopting_from_many_threads_at_once_gives_each_id_once(tmp_path):
+    path = str(tmp_path / "l.sqlite")
+    with Ledger(path) as setup:
+        renders = [_intent(setup, f"sha256:{n}") for n in range(8)]
+    candidates = [f"g{n}" for n in range(20)]
+    got: dict[int, list[str]] = {}
+    start = threading.Barrier(len(renders))
+
+    def work(render_id):
+        with Ledger(path) as ledger:  # one connection each, as separate processes have
+            start.wait()
+            got[render_id] = ledger.adopt(render_id, candidates, 3)
+
+    threads = [threading.Thread(target=work, args=(r.id,)) for r in renders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    adopted = [gid for ids in got.values() for gid in ids]
+    assert len(adopted) == len(set(adopted)) == 20  # 6 renders got 3, one got 2, one got none
+    assert sorted(len(ids) for ids in got.values()) == [0, 2, 3, 3, 3, 3, 3, 3]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock and SIGKILL")
+def test_sending_is_held_by_one_holder_and_freed_when_its_process_dies(tmp_path):
+    path = str(tmp_path / "l.sqlite")
+    with Ledger(path) as ledger:
+        render = _intent(ledger)
+        never = threading.Event()
+        with ledger.sending(render.id, never, 1) as held:
+            assert held
+            with Ledger(path) as other, other.sending(render.id, never, 0.2) as also:
+                assert not also  # waited 0.2 s, then gave up
+            stop = threading.Event()
+            stop.set()
+            began = time.monotonic()
+            with ledger.sending(render.id, stop, 30) as also:
+                assert not also and time.monotonic() - began < 1  # a stop ends the wait at once
+        with ledger.sending(render.id, never, 0) as again:
+            assert again  # released
+        # a holder killed with SIGKILL: the kernel frees the right, the render stays sendable
+        code = (
+            "import sys, threading, time; from klingspec.run.ledger import Ledger\n"
+            "l = Ledger(sys.argv[1]); cm = l.sending(int(sys.argv[2]), threading.Event(), 5)\n"
+            "assert cm.__enter__(); print('held', flush=True); time.sleep(60)\n"
+        )
+        holder = subprocess.Popen([sys.executable, "-c", code, path, str(render.id)], stdout=subprocess.PIPE)
+        assert holder.stdout.readline() == b"held\n"
+        with ledger.sending(render.id, never, 0.2) as also:
+            assert not also
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+        with ledger.sending(render.id, never, 5) as after:
+            assert after and ledger.render(render.id).state == "intent"
+        assert os.listdir(path + ".locks") == [f"render-{render.id}.lock"]  # unsettled: the file stays
+        ledger.mark_submitted(render.id, ["g1"])
+        with ledger.sending(render.id, never, 5) as last:
+            assert last
+        assert os.listdir(path + ".locks") == []  # settled: nobody will send it again

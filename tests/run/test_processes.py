@@ -191,3 +191,38 @@ def test_ctrl_c_exits_130_and_the_rerun_finishes(sandbox_process, tmp_path):
     assert second.returncode == Exit.OK, err2.decode()
     assert _stats(sandbox_process)["requests"]["POST /api/ai/queue"] == 1
     assert len(list((tmp_path / "renders").glob("*.mp4"))) == 1
+
+
+def test_two_runs_started_at_the_same_instant_create_one_job(sandbox_process, tmp_path):
+    """The ledger is the lock: of two `klingspec run` processes started together on one
+    script, one records and sends the render, the other waits for it to hear back and
+    reattaches; neither sends twice. The enqueue is answered 1 s late, so the second run
+    arrives while the first is still sending (the old code sent it again then)."""
+    key = new_key()
+    env = _env(tmp_path, key)
+    path = script(tmp_path, shots(generations=2))
+    ledger = str(tmp_path / "shared.sqlite")
+    httpx.post(
+        sandbox_process + "/_sandbox/faults",
+        json={"fault": "latency=1", "path": "/api/ai/queue", "method": "POST"},
+        timeout=5,
+    ).raise_for_status()
+    args = ("run", "--api-url", sandbox_process, "--ledger", ledger, "--yes", path)
+    runs = [_klingspec(*args, env=env), _klingspec(*args, env=env)]
+    results = [run.communicate(timeout=60) for run in runs]
+    for run, (_out, err) in zip(runs, results, strict=True):
+        assert run.returncode == Exit.OK, err.decode()
+    assert any(b"reattach" in err for _out, err in results)
+    stats = _stats(sandbox_process)
+    assert stats["requests"]["POST /api/ai/queue"] == 1
+    listed = []
+    with httpx.Client(base_url=sandbox_process, headers={"Authorization": f"Bearer {key}"}, timeout=5) as http:
+        for status in ("queued", "processing", "succeeded", "failed", "cancelled"):
+            listed += http.get("/ai/queue", params={"status": status}).json()["generations"]
+    assert len(listed) == 2 and {g["status"] for g in listed} == {"succeeded"}  # one job of 2 generations
+    with sqlite3.connect(ledger) as db:
+        assert db.execute("SELECT COUNT(*) FROM renders").fetchone()[0] == 1
+        assert db.execute("SELECT COUNT(*) FROM generations").fetchone()[0] == 2
+    videos = sorted((tmp_path / "renders").glob("*.mp4"))
+    assert len(videos) == 2 and all(v.stat().st_size > 0 for v in videos)
+    assert not list((tmp_path / "renders").glob("*.part"))

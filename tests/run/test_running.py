@@ -19,7 +19,7 @@ def _check_files(outcome, ledger, count):
     assert outcome.state == "done", outcome.error
     assert len(outcome.files) == count
     for f in outcome.files:
-        assert os.path.exists(f.path) and not os.path.exists(f.path + ".part")
+        assert os.path.exists(f.path) and not [n for n in os.listdir(os.path.dirname(f.path)) if n.endswith(".part")]
         with open(f.path, "rb") as handle:
             assert MP4_MAGIC in handle.read(64)
         assert file_sha256(f.path) == f.sha256 == ledger.file(f.generation_id).sha256

@@ -103,18 +103,38 @@ class _Sent:
     sent_at = 1_000.0
 
 
+_ITEM = {"model_name": BODY["model"], "prompt": "a cat", "duration": 5, "enqueued_at": 1_000.5}
+_SHOTS = [{"prompt": "a cat", "duration": 3}, {"prompt": "a dog", "duration": 2}]
+_MULTI = {"model": BODY["model"], "multi_prompt": _SHOTS, "target_namespace": "acme-studio"}
+
+
 @pytest.mark.parametrize(
-    ("item", "matches"),
+    ("item", "body", "matches"),
     [
-        ({"model_name": BODY["model"], "prompt": "a cat", "enqueued_at": 1_000.5}, True),
-        ({"model": BODY["model"], "prompt": "a cat"}, True),  # no timestamp, same request
-        ({"model_name": "kling-v2-6", "prompt": "a cat", "enqueued_at": 1_000.5}, False),  # another model
-        ({"model_name": BODY["model"], "prompt": "a dog", "enqueued_at": 1_000.5}, False),  # another prompt
-        ({"model_name": BODY["model"], "prompt": "a cat", "enqueued_at": 700.0}, False),  # long before we sent
-        ({"model_name": BODY["model"], "prompt": "a cat", "duration": None}, True),  # unechoed field
+        (_ITEM, BODY, True),
+        (_ITEM | {"enqueued_at": None}, BODY, True),  # no timestamp, same request
+        (_ITEM | {"status": "succeeded", "result_url": "https://x"}, BODY, True),  # fixed fields are not parameters
+        ({k: v for k, v in _ITEM.items() if k != "model_name"} | {"model": BODY["model"]}, BODY, False),  # era B
+        (_ITEM | {"model_name": "kling-v2-6"}, BODY, False),  # another model
+        (_ITEM | {"prompt": "a dog"}, BODY, False),  # another prompt
+        (_ITEM | {"enqueued_at": 700.0}, BODY, False),  # long before we sent
+        (_ITEM | {"duration": 10}, BODY, False),  # another duration
+        (_ITEM | {"duration": None}, BODY, False),  # a body field the listing should echo but lacks
+        ({k: v for k, v in _ITEM.items() if k != "duration"}, BODY, False),
+        (_ITEM | {"seed": 7}, BODY, False),  # echoed only when submitted: we sent none
+        (_ITEM | {"aspect_ratio": "16:9"}, BODY, False),
+        (_ITEM | {"progress": 40}, BODY, True),  # an undocumented extra field is not a parameter
+        (_ITEM | {"prompt": None, "multi_prompt": _SHOTS}, BODY, False),  # a multi-shot job, we sent one prompt
+        # a multi-shot body: the shots must be echoed and equal; `prompt` is null;
+        # `target_namespace` is never echoed
+        ({"model_name": BODY["model"], "prompt": None, "multi_prompt": _SHOTS}, _MULTI, True),
+        ({"model_name": BODY["model"], "prompt": None, "multi_prompt": _SHOTS[:1]}, _MULTI, False),
+        ({"model_name": BODY["model"], "prompt": None}, _MULTI, False),  # shots not echoed
+        ({"model_name": BODY["model"], "prompt": "a cat", "multi_prompt": _SHOTS}, _MULTI, False),
     ],
 )
-def test_a_lost_answer_matches_only_an_item_that_echoes_this_request(
-    tmp_path: Path, item: dict[str, object], matches: bool
+def test_a_lost_answer_matches_only_an_item_that_echoes_the_whole_request(
+    tmp_path: Path, item: dict[str, object], body: dict[str, object], matches: bool
 ) -> None:
-    assert _matches(item, a_job(tmp_path), _Sent()) is matches  # type: ignore[arg-type]
+    job = Job.create(str(tmp_path / "s.kvs"), dict(body), 1, "sha256:x", Decimal("1"))
+    assert _matches(item, job, _Sent()) is matches  # type: ignore[arg-type]

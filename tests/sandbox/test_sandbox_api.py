@@ -270,6 +270,26 @@ def test_the_list_shows_active_jobs_by_default_and_filters_by_status(client: htt
     assert client.get("/ai/queue", params={"status": "nope"}).status_code == 400
 
 
+def test_the_list_shows_one_namespace_the_key_holders_by_default(client: httpx.Client) -> None:
+    mine = enqueue(client, prompt="a")[0]
+    named = enqueue(client, prompt="a", target_namespace="sandbox-user")[0]  # my namespace, by name
+    org = enqueue(client, prompt="a", target_namespace="acme-studio", num_generations=2)
+
+    def listed(**params: str) -> list[str]:
+        return [g["generation_id"] for g in client.get("/ai/queue", params=params).json()["generations"]]
+
+    assert listed() == [mine, named]  # the key holder's namespace only, never every namespace
+    assert listed(namespace="sandbox-user") == [mine, named]
+    assert listed(namespace="acme-studio") == org
+    assert listed(namespace="someone-else") == []
+    for gid in [mine, named, *org]:
+        wait_terminal(client, gid)
+    assert listed(namespace="acme-studio") == []  # terminal: only when `status` is given
+    assert listed(namespace="acme-studio", status="succeeded") == org
+    assert listed(status="succeeded") == [mine, named]
+    assert client.get("/ai/queue", params={"namespace": ""}).status_code == 400
+
+
 def test_jobs_are_private_to_their_token(client: httpx.Client, base_url: str) -> None:
     (gid,) = enqueue(client, prompt="a")
     with make_client(base_url) as stranger:
