@@ -52,6 +52,10 @@ class Model:
     generations_min: int
     generations_max: int
     audio_price_note: str | None = None
+    # Limits of several shots that Oxen's page leaves open but Kling's own API and other
+    # hosts state ([multi_shot]); the checker warns past them. None / True: nothing stated.
+    max_shots_upstream: int | None = None
+    frames_with_shots_upstream: bool = True
 
 
 @cache
@@ -66,6 +70,7 @@ def model(model_id: str) -> Model | None:
         return None
     data = tomllib.loads((models_dir() / f"{model_id}.toml").read_text(encoding="utf-8"))
     prompt, duration, refs, settings = (data[k] for k in ("prompt", "duration", "references", "settings"))
+    multi_shot = data.get("multi_shot", {})
     price = data.get("price_per_second")
     return Model(
         id=data["id"],
@@ -99,4 +104,6 @@ def model(model_id: str) -> Model | None:
         generations_min=settings["generations_min"],
         generations_max=settings["generations_max"],
         audio_price_note=data.get("audio_price_note"),
+        max_shots_upstream=multi_shot.get("max_shots_upstream"),
+        frames_with_shots_upstream=multi_shot.get("frames_upstream", True),
     )
