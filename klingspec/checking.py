@@ -353,6 +353,44 @@ def total_duration(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
         )
 
 
+# -- rules Oxen's page leaves open: warnings ---------------------------------------
+# Kling's own API and other hosts of the O3 models state limits on multi-shot requests
+# that Oxen's page does not; the capability matrix holds them (`[multi_shot]`). They warn,
+# since Oxen may accept what Kling's own API refuses.
+
+
+def shots_beyond_kling(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
+    limit = model.max_shots_upstream
+    if not model.multi_prompt or limit is None or len(script.shots) <= limit:
+        return
+    extra = script.shots[limit]
+    yield Diagnostic.of(
+        "KVS-shots-beyond-kling",
+        extra.shot.span,
+        f"{len(script.shots)} shots in one request; Kling's own API takes at most {limit}",
+        f"Kling's own API and other hosts of the O3 models take 1 to {limit} shots; Oxen's page "
+        f"does not say, so Oxen may accept them or fail the render. Merge shots to keep {limit}, "
+        "or split the video into two scripts",
+        label=f"shot number {limit + 1}",
+    )
+
+
+def frames_with_multishot(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
+    given = [frame for frame in (script.start, script.end) if frame is not None]
+    if not model.multi_prompt or model.frames_with_shots_upstream or len(script.shots) < 2 or not given:
+        return
+    kinds = " and ".join(f"`{frame.kind}`" for frame in given)
+    yield Diagnostic.of(
+        "KVS-frames-with-multishot",
+        given[0].span,
+        f"{kinds} frame{'s' if len(given) > 1 else ''} with {len(script.shots)} shots; "
+        "Kling's own API takes no start or end frame in a multi-shot request",
+        "the rule is from Kling's own API; Oxen's page does not say, so Oxen may use the frames, "
+        "ignore them or fail the render. Keep the frames with a single shot, or drop them",
+        related=[Related(frame.span, f"`{frame.kind}` frame also given") for frame in given[1:]],
+    )
+
+
 # -- bindings, frames and URIs ---------------------------------------------------
 
 
@@ -591,9 +629,11 @@ RULES: tuple[Rule, ...] = (
     whole_seconds,
     shot_durations,
     total_duration,
+    shots_beyond_kling,
     reference_count,
     element_fields,
     frames,
+    frames_with_multishot,
     uris,
     unused_bindings,
     duplicate_uris,

@@ -79,6 +79,7 @@ CODES: dict[str, Code] = _catalogue(
     ("KVS-shot-duration", "error", "a shot's duration is outside what the model allows"),
     ("KVS-duration-fraction", "error", "a duration is not a whole number of seconds"),
     ("KVS-total-duration", "error", "the shots add up to less or more than the model allows"),
+    ("KVS-shots-beyond-kling", "warning", "more shots than Kling's own API takes in one request"),
     ("KVS-too-many-references", "error", "images plus elements exceed the model's limit"),
     ("KVS-too-many-refs", "error", "an element has more reference images than allowed"),
     ("KVS-element-front", "error", "an element has no front image"),
@@ -86,6 +87,7 @@ CODES: dict[str, Code] = _catalogue(
     ("KVS-end-without-start", "error", "an end frame needs a start frame"),
     ("KVS-start-required", "error", "the model animates an image and needs a start frame"),
     ("KVS-frame-duplicate", "error", "a start or end frame is given twice"),
+    ("KVS-frames-with-multishot", "warning", "start or end frame with several shots, which Kling's own API refuses"),
     ("KVS-uri-scheme", "error", "a URI is not an absolute http(s) URL"),
     ("KVS-uri-invalid", "error", "a URI is malformed"),
     # compile

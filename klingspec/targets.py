@@ -57,6 +57,10 @@ class Model:
     price_per_second_with_audio: Decimal | None = None
     audio_price_ceiling: Decimal | None = None
     audio_price_source: str | None = None
+    # Limits of several shots that Oxen's page leaves open but Kling's own API and other
+    # hosts state ([multi_shot]); the checker warns past them. None / True: nothing stated.
+    max_shots_upstream: int | None = None
+    frames_with_shots_upstream: bool = True
 
 
 @cache
@@ -71,6 +75,7 @@ def model(model_id: str) -> Model | None:
         return None
     data = tomllib.loads((models_dir() / f"{model_id}.toml").read_text(encoding="utf-8"))
     prompt, duration, refs, settings = (data[k] for k in ("prompt", "duration", "references", "settings"))
+    multi_shot = data.get("multi_shot", {})
     price, with_audio, ceiling = (data.get(k) for k in _PRICES)
     return Model(
         id=data["id"],
@@ -106,4 +111,6 @@ def model(model_id: str) -> Model | None:
         price_per_second_with_audio=Decimal(with_audio) if with_audio is not None else None,
         audio_price_ceiling=Decimal(ceiling) if ceiling is not None else None,
         audio_price_source=data.get("audio_price_source"),
+        max_shots_upstream=multi_shot.get("max_shots_upstream"),
+        frames_with_shots_upstream=multi_shot.get("frames_upstream", True),
     )

@@ -219,9 +219,11 @@ RULE_CODES = {
     "whole_seconds": {"KVS-duration-fraction"},
     "shot_durations": {"KVS-shot-duration"},
     "total_duration": {"KVS-total-duration"},
+    "shots_beyond_kling": {"KVS-shots-beyond-kling"},
     "reference_count": {"KVS-too-many-references"},
     "element_fields": {"KVS-element-front", "KVS-element-duplicate-field", "KVS-too-many-refs"},
     "frames": {"KVS-frame-duplicate", "KVS-end-without-start"},
+    "frames_with_multishot": {"KVS-frames-with-multishot"},
     "uris": {"KVS-uri-scheme", "KVS-uri-invalid"},
     "unused_bindings": {"KVS-binding-unused"},
     "duplicate_uris": {"KVS-uri-duplicate"},
@@ -491,6 +493,131 @@ def test_rule_frames_duplicate(tmp_path):
     diagnostic = only(run(tmp_path, text), "KVS-frame-duplicate")
     assert where(diagnostic) == locate(text, f'start "{B}"')
     assert diagnostic.related[0].span.start_position == (1, 1)
+
+
+# -- rules Oxen leaves open: Kling's own API (1 to 6 shots, no frames with multi-shot) ----
+
+
+def _matrix(model_id: str) -> dict:
+    """A capability matrix read straight from its TOML file, not through targets.py."""
+    import tomllib
+
+    from klingspec.resources import models_dir
+
+    return tomllib.loads((models_dir() / f"{model_id}.toml").read_text(encoding="utf-8"))
+
+
+def _multi_shot_models() -> list[str]:
+    from klingspec.targets import known_ids
+
+    return [m for m in known_ids() if _matrix(m)["prompt"]["multi_prompt"]]
+
+
+def test_upstream_multi_shot_rules_live_in_the_matrix_of_multi_shot_models_only():
+    from klingspec.targets import known_ids, model
+
+    assert len(_multi_shot_models()) >= 2  # reference-to-video and omni
+    for model_id in known_ids():
+        data, facts = _matrix(model_id), model(model_id)
+        assert facts is not None
+        if data["prompt"]["multi_prompt"]:
+            assert data["multi_shot"] == {"max_shots_upstream": 6, "frames_upstream": False}, model_id
+            assert (facts.max_shots_upstream, facts.frames_with_shots_upstream) == (6, False)
+        else:
+            assert "multi_shot" not in data, model_id
+            assert (facts.max_shots_upstream, facts.frames_with_shots_upstream) == (None, True)
+
+
+@pytest.mark.parametrize("model_id", _multi_shot_models())
+@pytest.mark.parametrize("count", [1, 2, 5, 6, 7, 8, 12])
+def test_rule_shots_beyond_kling(tmp_path, model_id, count):
+    lines = [f"model {model_id}"] + [f'shot s{i} 1s "scene number {i}"' for i in range(1, count + 1)]
+    text = "\n".join(lines) + "\n"
+    result = run(tmp_path, text)
+    found = [d for d in result.diagnostics if d.code == "KVS-shots-beyond-kling"]
+    assert set(errors(result)) <= {"KVS-total-duration"}  # 1 or 2 one-second shots are too short
+    if count <= 6:
+        assert found == []
+        return
+    assert len(found) == 1, "one warning per request, not one per extra shot"
+    diagnostic = found[0]
+    assert diagnostic.severity == "warning"
+    assert where(diagnostic) == locate(text, 'shot s7 1s "scene number 7"')
+    assert diagnostic.label == "shot number 7"
+    assert f"{count} shots" in diagnostic.message and "at most 6" in diagnostic.message
+    assert "Kling's own API" in diagnostic.help and "Oxen" in diagnostic.help
+    assert result.request is not None, "a warning never stops compile"
+    assert len(result.request.body["multi_prompt"]) == count
+
+
+def test_rule_shots_beyond_kling_reads_the_limit_from_the_model(tmp_path):
+    from dataclasses import replace
+
+    text = "".join(f'shot s{i} 2s "scene number {i}"\n' for i in range(1, 5))
+    result = run(tmp_path, text, validate_schema=False)
+    model = checking.lookup_model(checking.DEFAULT_MODEL)
+    assert model is not None
+    assert list(checking.shots_beyond_kling(result.bound, model)) == []
+    (diagnostic,) = checking.shots_beyond_kling(result.bound, replace(model, max_shots_upstream=3))
+    assert where(diagnostic) == locate(text, 'shot s4 2s "scene number 4"')
+    assert "at most 3" in diagnostic.message
+    assert list(checking.shots_beyond_kling(result.bound, replace(model, max_shots_upstream=None))) == []
+
+
+def test_rule_shots_beyond_kling_not_for_single_prompt_models(tmp_path):
+    text = "model kling-video-v2-6-pro-text-to-video\n" + "".join(f'shot s{i} 5s "n{i}"\n' for i in range(1, 8))
+    result = run(tmp_path, text)
+    assert "KVS-model-unsupported" in errors(result)
+    assert "KVS-shots-beyond-kling" not in codes(result)
+
+
+@pytest.mark.parametrize("model_id", _multi_shot_models())
+@pytest.mark.parametrize(
+    "frames, shots, warned_at",
+    [
+        (["start"], 1, None),
+        (["start", "end"], 1, None),
+        (["start"], 2, "start"),
+        (["end"], 2, "end"),
+        (["start", "end"], 3, "start"),
+        (["end", "start"], 4, "start"),
+        ([], 3, None),
+    ],
+    ids=["start-1", "start-end-1", "start-2", "end-2", "start-end-3", "end-above-start-4", "none-3"],
+)
+def test_rule_frames_with_multishot(tmp_path, model_id, frames, shots, warned_at):
+    uris = {"start": A, "end": B}
+    lines = [f"model {model_id}"] + [f'{kind} "{uris[kind]}"' for kind in frames]
+    lines += [f'shot s{i} 3s "scene number {i}"' for i in range(1, shots + 1)]
+    text = "\n".join(lines) + "\n"
+    result = run(tmp_path, text)
+    found = [d for d in result.diagnostics if d.code == "KVS-frames-with-multishot"]
+    assert set(errors(result)) <= {"KVS-end-without-start"}
+    if warned_at is None:
+        assert found == []
+        return
+    assert len(found) == 1, "one warning per request, whatever the number of frames and shots"
+    diagnostic = found[0]
+    assert diagnostic.severity == "warning"
+    assert where(diagnostic) == locate(text, f'{warned_at} "{uris[warned_at]}"')
+    assert f"{shots} shots" in diagnostic.message
+    others = [kind for kind in frames if kind != warned_at]
+    assert [r.span.text for r in diagnostic.related] == [f'{kind} "{uris[kind]}"' for kind in others]
+    assert "Kling's own API" in diagnostic.help and "Oxen" in diagnostic.help
+    if "start" in frames:
+        assert result.request is not None, "a warning never stops compile"
+
+
+def test_rule_frames_with_multishot_reads_the_rule_from_the_model(tmp_path):
+    from dataclasses import replace
+
+    text = f'start "{A}"\nshot a 3s "x"\nshot b 3s "y"\n'
+    result = run(tmp_path, text, validate_schema=False)
+    model = checking.lookup_model(checking.DEFAULT_MODEL)
+    assert model is not None
+    assert len(list(checking.frames_with_multishot(result.bound, model))) == 1
+    allowed = replace(model, frames_with_shots_upstream=True)
+    assert list(checking.frames_with_multishot(result.bound, allowed)) == []
 
 
 @pytest.mark.parametrize(

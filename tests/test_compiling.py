@@ -116,8 +116,13 @@ def test_complete_script_compiles_to_the_documented_body(tmp_path):
     assert request.model == "kling-video-o3-pro-reference-to-video"
 
 
-def test_complete_script_has_no_diagnostics_at_all(tmp_path):
-    assert codes(run(tmp_path, COMPLETE)) == []
+def test_complete_script_has_no_diagnostic_but_the_upstream_frames_warning(tmp_path):
+    """The design's sample gives start and end frames with two shots, which Kling's own API
+    refuses (Oxen's page is silent): one warning, at `start`, and the body still compiles."""
+    result = run(tmp_path, COMPLETE)
+    assert codes(result) == ["KVS-frames-with-multishot"]
+    assert where(result.diagnostics[0]) == locate(COMPLETE, 'start "https://cdn.example.com/frames/door.png"')
+    assert result.request is not None
 
 
 def test_key_order_follows_the_sample_whatever_the_script_order(tmp_path):

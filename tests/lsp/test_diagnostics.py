@@ -74,6 +74,23 @@ async def test_warnings_are_warnings(client, workspace):
     assert [(d.code, d.severity) for d in published] == [("KVS-binding-unused", lsp.DiagnosticSeverity.Warning)]
 
 
+async def test_upstream_multi_shot_rules_are_warnings_where_check_puts_them(client, workspace):
+    """Kling's own limits (6 shots, no frames with several shots) reach the editor as warnings,
+    at the spans `klingspec check` gives, with their docs pages."""
+    path = workspace / "upstream.kvs"
+    shots = "".join(f'shot s{i} 2s "scene {i}"\n' for i in range(1, 8))
+    path.write_text('start "https://a.example.com/s.jpg"\n' + shots, encoding="utf-8")
+    published = await open_document(client, path)
+    expected = check_json(path)
+    assert [e["code"] for e in expected] == ["KVS-frames-with-multishot", "KVS-shots-beyond-kling"]
+    assert [(d.code, d.severity, d.range.start.line + 1, d.range.start.character + 1) for d in published] == [
+        (e["code"], lsp.DiagnosticSeverity.Warning, e["line"], e["column"]) for e in expected
+    ]
+    assert published[1].range.start == lsp.Position(7, 0)  # the 7th shot
+    for d in published:
+        assert d.code_description.href.endswith(f"docs/codes/{d.code}.md")
+
+
 async def test_every_change_is_checked_against_the_buffer(client, workspace):
     path = workspace / "edited.kvs"
     path.write_text('shot a 5s "dawn"\n', encoding="utf-8")
