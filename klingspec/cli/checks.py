@@ -8,7 +8,14 @@ from dataclasses import dataclass
 
 import click
 
-from klingspec.cli.options import pipeline_options, print_diagnostics, report_of, var_options, write_atomically
+from klingspec.cli.options import (
+    api_options,
+    pipeline_options,
+    print_diagnostics,
+    report_of,
+    var_options,
+    write_atomically,
+)
 from klingspec.diagnostics import Diagnostic
 from klingspec.loading import discover_scripts
 
@@ -97,10 +104,22 @@ def compile_(file: str, output: str | None, var_options: tuple[str, ...], var_fi
     help="Save the exact request bodies and their content hashes (for `run`).",
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option("--sandbox", is_flag=True, help="Price against the sandbox's renders in the ledger, not the API's.")
+@click.option("--again", is_flag=True, help="Show the full price, as `run --again` would pay it.")
+@api_options
 def plan(
-    files: tuple[str, ...], var_options: tuple[str, ...], var_files: tuple[str, ...], output: str | None, fmt: str
+    files: tuple[str, ...],
+    var_options: tuple[str, ...],
+    var_files: tuple[str, ...],
+    output: str | None,
+    fmt: str,
+    sandbox: bool,
+    again: bool,
+    api_url: str | None,
+    ledger_path: str | None,
 ) -> None:
-    """Check scripts, then preview the cost: per shot, total seconds, price, generations, USD."""
+    """Check scripts, then preview the cost: per shot, total seconds, price, generations, USD,
+    and what the ledger already holds (new spend)."""
     from klingspec.cli import plans
     from klingspec.pipeline import run_pipeline
 
@@ -114,10 +133,12 @@ def plan(
             report.errors = len(failed)
         raise SystemExit(report.return_code)
     previews = [plans.plan_of(r, options) for r in results]
+    jobs = [p.job() for p in previews]
+    marks = plans.ledger_standings(jobs, sandbox=sandbox, api_url=api_url, ledger_path=ledger_path, again=again)
     if fmt == "json":
-        sys.stdout.write(plans.as_json(previews))
+        sys.stdout.write(plans.as_json(previews, marks))
     else:
-        plans.print_table(previews)
+        plans.print_table(previews, marks)
     if output:
         write_atomically(output, plans.saved_file(previews))
         click.echo(f"saved {len(previews)} request{'s' if len(previews) != 1 else ''} to {output}", err=True)

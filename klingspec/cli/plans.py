@@ -14,11 +14,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from klingspec import __version__, pricing
 from klingspec.pipeline import Options, Result
 from klingspec.pricing import Estimate
+
+if TYPE_CHECKING:
+    from klingspec.run.jobs import Job, Standing
+    from klingspec.run.submitting import Spending
 
 PLAN_FORMAT = "klingspec-plan/1"
 
@@ -32,7 +36,13 @@ class Plan:
     request_hash: str
     inputs: dict[str, str]  # file path -> sha256 of its bytes, for every file read
 
-    def as_dict(self) -> dict[str, Any]:
+    def job(self) -> Job:
+        """The job `run` would make of this plan (priced by `pricing`, as the plan is)."""
+        from klingspec.run.jobs import Job
+
+        return Job.create(self.path, self.body, self.generations, self.request_hash)
+
+    def as_dict(self, standing: Standing | None = None) -> dict[str, Any]:
         e = self.estimate
         return {
             "path": self.path,
@@ -47,7 +57,62 @@ class Plan:
             "max_total_usd": _money(e.ceiling),
             "assumptions": list(e.assumptions),
             "request_hash": self.request_hash,
-        }
+        } | _standing_fields(standing)
+
+
+def _standing_fields(standing: Standing | None) -> dict[str, Any]:
+    """`standing` (new, top-up, in flight, reuse, duplicate), the render it concerns, and
+    what running it would newly cost."""
+    if standing is None:
+        return {}
+    render = standing.render
+    return {
+        "standing": str(standing.stand),
+        "render_id": None if render is None else render.id,
+        "new_usd": _money(standing.new.amount),
+        "max_new_usd": _money(standing.new.ceiling),
+    }
+
+
+def standings(jobs: Sequence[Job], spending: Spending | None) -> list[Standing]:
+    """Where each job stands by the ledger (`spending` reads it); without a ledger every
+    request is new, and one listed twice is still rendered once."""
+    if spending is not None:
+        return spending.standings(jobs)
+    from klingspec.run.jobs import Stand, Standing
+
+    first: dict[str, Job] = {}
+    marks = []
+    for job in jobs:
+        if job.request_hash in first:
+            marks.append(Standing(job, Stand.DUPLICATE, None, None, first[job.request_hash]))
+        else:
+            first[job.request_hash] = job
+            marks.append(Standing(job, Stand.NEW, job, None))
+    return marks
+
+
+def ledger_standings(
+    jobs: Sequence[Job], *, sandbox: bool, api_url: str | None, ledger_path: str | None, again: bool
+) -> list[Standing]:
+    """`standings` by the ledger `run` would use (the API's own renders, or the sandbox's);
+    a ledger that does not exist yet is not created (nothing has been rendered)."""
+    from klingspec.run.ledger import Ledger, default_path
+
+    path = ledger_path or default_path()
+    if again or not os.path.exists(path):
+        return standings(jobs, None)
+    from klingspec.cli.renders import ledger_url
+    from klingspec.run.submitting import Spending
+
+    with Ledger(path) as ledger:
+        return standings(jobs, Spending.of(ledger, ledger_url(sandbox, api_url)))
+
+
+def new_spend(marks: Sequence[Standing]) -> pricing.Quote:
+    """What running the plans would newly cost: each distinct request once, less what the
+    ledger already holds."""
+    return pricing.add(s.new for s in marks)
 
 
 def _money(value: Decimal | None) -> float | None:
@@ -82,14 +147,23 @@ def plan_of(result: Result, options: Options) -> Plan:
     )
 
 
-def as_json(plans: Sequence[Plan]) -> str:
+def as_json(plans: Sequence[Plan], marks: Sequence[Standing]) -> str:
+    """One plan as an object, several as `{"plans": [...], ...}`; each with where it stands
+    by the ledger and what it would newly cost (`new_usd`)."""
+    each = [p.as_dict(mark) for p, mark in zip(plans, marks, strict=True)]
     if len(plans) == 1:
-        return json.dumps(plans[0].as_dict(), indent=2, ensure_ascii=False) + "\n"
+        return json.dumps(each[0], indent=2, ensure_ascii=False) + "\n"
+    distinct: dict[str, Plan] = {}
+    for plan in plans:
+        distinct.setdefault(plan.request_hash, plan)
+    new = new_spend(marks)
     payload = {
-        "plans": [p.as_dict() for p in plans],
-        "total_seconds": sum(p.estimate.seconds * p.estimate.generations for p in plans),
-        "total_usd": _money(pricing.total(p.estimate.total for p in plans)),
-        "max_total_usd": _money(pricing.total(p.estimate.ceiling for p in plans)),
+        "plans": each,
+        "total_seconds": sum(p.estimate.seconds * p.estimate.generations for p in distinct.values()),
+        "total_usd": _money(pricing.total(p.estimate.total for p in distinct.values())),
+        "max_total_usd": _money(pricing.total(p.estimate.ceiling for p in distinct.values())),
+        "new_usd": _money(new.amount),
+        "max_new_usd": _money(new.ceiling),
     }
     return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
 
@@ -165,12 +239,13 @@ def read_saved(path: str) -> list[SavedRequest]:
     return requests
 
 
-def print_table(plans: Sequence[Plan]) -> None:
+def print_table(plans: Sequence[Plan], marks: Sequence[Standing]) -> None:
+    """Each plan's shots and bill, where it stands by the ledger, and the new spend."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console(highlight=False)
-    for plan in plans:
+    for i, plan in enumerate(plans):
         e = plan.estimate
         console.print(f"[bold]{plan.path}[/]  [dim]{e.model}[/]")
         table = Table(show_footer=True)
@@ -197,10 +272,40 @@ def print_table(plans: Sequence[Plan]) -> None:
             )
         for note in e.assumptions:
             console.print(f"  [dim]assumes {note}[/]")
+        console.print(f"  [bold]{stand_line(marks[i])}[/]")
         console.print()
+    new = new_spend(marks)
     if len(plans) > 1:
-        grand = pricing.add(p.estimate.quote for p in plans)
+        distinct: dict[str, Plan] = {}
+        for plan in plans:
+            distinct.setdefault(plan.request_hash, plan)
+        grand = pricing.add(p.estimate.quote for p in distinct.values())
         console.print(f"[bold]total: {pricing.usd_quote(grand, 'unknown (a model has no published price)')}[/]")
+    console.print(f"[bold]new spend: {pricing.usd_quote(new, 'unknown (a model has no published price)')}[/]")
+
+
+def stand_line(standing: Standing) -> str:
+    """`→ reuse: render #3 is done, its videos are reused: $0.00 new`, and so on."""
+    from klingspec.run.jobs import Stand
+
+    render, stand = standing.render, standing.stand
+    new = pricing.usd_quote(standing.new)
+    if stand == Stand.NEW:
+        return f"→ new: {new}"
+    if stand == Stand.DUPLICATE:
+        first = standing.first.script if standing.first is not None else "an earlier file"
+        return f"→ the same request as {first}: rendered once, {new} new"
+    assert render is not None  # every other stand concerns a render of the ledger
+    if stand == Stand.TOP_UP:
+        assert standing.paid is not None  # a top-up pays for the shortfall
+        kept = standing.job.generations - standing.paid.generations
+        return (
+            f"→ top-up: render #{render.root} kept {kept} of {standing.job.generations} videos; "
+            f"the {standing.paid.generations} missing: {new} new"
+        )
+    if stand == Stand.REUSE:
+        return f"→ reuse: render #{render.id} is {render.state}, its videos are reused: {new} new"
+    return f"→ in flight: render #{render.id} is {render.state}; `run` follows it: {new} new"
 
 
 def _fmt(value: Decimal) -> str:

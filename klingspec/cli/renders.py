@@ -23,9 +23,9 @@ from klingspec.cli.report import Report
 from klingspec.pipeline import Options, Result, run_pipeline
 
 if TYPE_CHECKING:
+    from klingspec.run.jobs import Standing
     from klingspec.run.ledger import Ledger, Render
     from klingspec.run.runner import Job, PollPolicy
-    from klingspec.run.submitting import Spending
 
 SANDBOX_LEDGER_URL = "sandbox://local"
 
@@ -166,31 +166,11 @@ def api_connection(sandbox: bool, api_url: str | None) -> Iterator[tuple[str, st
     yield url, key, url
 
 
-def _ledger_url(sandbox: bool, api_url: str | None) -> str:
+def ledger_url(sandbox: bool, api_url: str | None) -> str:
     """The ledger's name for the API a run would use (as `api_connection` yields it)."""
     from klingspec.run.client import DEFAULT_API_URL
 
     return SANDBOX_LEDGER_URL if sandbox else (api_url or DEFAULT_API_URL).rstrip("/")
-
-
-def _top_ups(jobs: Sequence[Job], spending: Spending) -> dict[str, Job]:
-    """The top-ups this run would send instead of whole requests (request hash -> the
-    top-up job, priced for the missing generations), each announced under the plan."""
-    from klingspec import pricing
-    from klingspec.run.display import money
-
-    found: dict[str, Job] = {}
-    for job in jobs:
-        paid = spending.payable(job)
-        if paid is None or paid.generations >= job.generations or job.request_hash in found:
-            continue
-        found[job.request_hash] = paid
-        click.echo(
-            f"{job.script}: {job.generations - paid.generations} of {job.generations} videos are kept from an "
-            f"earlier render; a top-up renders the {paid.generations} missing: "
-            f"{pricing.seconds_of(job.body)} s × {paid.generations} = {money(paid.estimate_usd)}"
-        )
-    return found
 
 
 def poll_policy(sandbox: bool) -> PollPolicy:
@@ -219,8 +199,10 @@ def _run(
     api_url: str | None,
     ledger_path: str | None,
 ) -> Report:
+    from klingspec import pricing
     from klingspec.cli import plans
     from klingspec.run import display
+    from klingspec.run.jobs import Stand
 
     results: list[Result] | None = None
     if len(files) == 1 and files[0].endswith(".json"):
@@ -231,33 +213,35 @@ def _run(
         return Report(errors=1)
     if mode == "sync" and any(j.generations > 1 for j in jobs):
         raise click.UsageError("`generations` above 1 needs the queue; drop --sync")
-    if results is not None:
-        plans.print_table([plans.plan_of(r, options) for r in results])
-    else:
+    previews = None if results is None else [plans.plan_of(r, options) for r in results]
+
+    def show(marks: Sequence[Standing]) -> None:
+        """The plan `run` is about to act on: each render's bill, where it stands by the
+        ledger, and the new spend (as `klingspec plan` shows it)."""
+        if previews is not None:
+            plans.print_table(previews, marks)
+            return
         display.saved_plan(jobs)
+        for mark in marks:
+            click.echo(f"{mark.job.script}: {plans.stand_line(mark)}")
+        click.echo(f"new spend: {pricing.usd_quote(plans.new_spend(marks))}")
+
     if dry_run:
-        top_ups: dict[str, Job] = {}
-        from klingspec.run.ledger import default_path
-
-        if os.path.exists(ledger_path or default_path()):  # a dry run never creates the ledger
-            from klingspec.run.ledger import Ledger
-            from klingspec.run.submitting import Spending
-
-            with Ledger(ledger_path) as ledger:
-                top_ups = _top_ups(jobs, Spending.of(ledger, _ledger_url(sandbox, api_url), again=again))
+        marks = plans.ledger_standings(jobs, sandbox=sandbox, api_url=api_url, ledger_path=ledger_path, again=again)
+        show(marks)
+        paid = {m.job.request_hash: m.paid for m in marks if m.paid is not None and m.stand == Stand.TOP_UP}
         for job in jobs:
             payload = dict(job.body)
             if mode == "queue":
-                payload["num_generations"] = top_ups.get(job.request_hash, job).generations
+                payload["num_generations"] = (paid.get(job.request_hash) or job).generations
             click.echo(
                 f"# {job.script}  {job.request_hash}"
-                + (" (top-up: the missing generations only)" if job.request_hash in top_ups else "")
+                + (" (top-up: the missing generations only)" if job.request_hash in paid else "")
                 + f"\nPOST {'/ai/queue' if mode == 'queue' else '/ai/videos/generate'}"
             )
             click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
         click.echo("dry run: nothing was sent", err=True)
         return Report()
-    from klingspec import pricing
     from klingspec.cli.consent import Consent, amount, ask, can_ask, decide, refusal
     from klingspec.run.client import OxenClient
     from klingspec.run.ledger import Ledger
@@ -276,7 +260,7 @@ def _run(
             again=again,
             concurrency=concurrency,
         )
-        _top_ups(jobs, runner.submitting)
+        show(runner.submitting.standings(jobs))
         if budget is not None:
             try:
                 runner.check_budget(jobs, Decimal(str(budget)))

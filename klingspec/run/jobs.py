@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from klingspec.run.states import RenderState
@@ -15,7 +16,7 @@ from klingspec.run.states import RenderState
 if TYPE_CHECKING:
     from klingspec.pricing import Quote
     from klingspec.run.client import OxenClient
-    from klingspec.run.ledger import File, Ledger
+    from klingspec.run.ledger import File, Ledger, Render
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,36 @@ class Job:
     @property
     def stem(self) -> str:
         return os.path.splitext(os.path.basename(self.script))[0]
+
+
+class Stand(StrEnum):
+    """Where a job stands before a run, by the ledger."""
+
+    NEW = "new"  # nothing usable in the ledger: paid in full
+    TOP_UP = "top-up"  # a partial render kept some videos: the missing ones are paid for
+    IN_FLIGHT = "in flight"  # a render is on its way: reattached, nothing new
+    REUSE = "reuse"  # a render finished: its videos are reused, nothing new
+    DUPLICATE = "duplicate"  # the same request listed earlier in this run: rendered once
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What running `job` would do: `paid` is what it pays for (the job, or its top-up;
+    None: nothing new), `render` the render it reattaches to or completes, `first` the job
+    this one duplicates."""
+
+    job: Job
+    stand: Stand
+    paid: Job | None
+    render: Render | None  # from the ledger
+    first: Job | None = None
+
+    @property
+    def new(self) -> Quote:
+        """What it would newly cost (nothing, exactly, when nothing is paid for)."""
+        from klingspec.pricing import Quote
+
+        return self.paid.bill if self.paid is not None else Quote(Decimal(0), Decimal(0))
 
 
 @dataclass(frozen=True)

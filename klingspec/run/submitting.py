@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 from klingspec import pricing
 from klingspec.run.client import ApiError, SubmitOutcomeUnknown
-from klingspec.run.jobs import Job, Outcome, RunContext, record_failure
+from klingspec.run.jobs import Job, Outcome, RunContext, Stand, Standing, record_failure
 from klingspec.run.ledger import UNSETTLED, Ledger, Render
 from klingspec.run.states import TERMINAL, RenderState
 
@@ -144,19 +144,33 @@ class Spending:
             return True
         return not all(os.path.exists(f.path) for f in ledger.kept_files(render.root))
 
+    def standings(self, jobs: Sequence[Job]) -> list[Standing]:
+        """What running `jobs` would do with each, in order: the one decision the plan,
+        `run`'s confirmation, the budget and the summary all read."""
+        first: dict[str, Job] = {}
+        result = []
+        for job in jobs:
+            if job.request_hash in first:
+                result.append(Standing(job, Stand.DUPLICATE, None, None, first[job.request_hash]))
+                continue
+            first[job.request_hash] = job
+            render = self._latest(job)
+            if render is None:
+                result.append(Standing(job, Stand.NEW, job, None))
+                continue
+            top_up = self._top_up(job, render)
+            if top_up is not None:
+                result.append(Standing(job, Stand.TOP_UP, top_up, render))
+            elif render.state in (RenderState.DONE, RenderState.PARTIAL):
+                result.append(Standing(job, Stand.REUSE, None, render))
+            else:
+                result.append(Standing(job, Stand.IN_FLIGHT, None, render))
+        return result
+
     def new_jobs(self, jobs: Sequence[Job]) -> list[Job]:
         """What this run would pay for, one per distinct request: the jobs no render can
         be reattached to, and top-ups (priced for the shortfall) of partial renders."""
-        seen: set[str] = set()
-        new = []
-        for job in jobs:
-            if job.request_hash in seen:
-                continue
-            seen.add(job.request_hash)
-            payable = self.payable(job)
-            if payable is not None:
-                new.append(payable)
-        return new
+        return [s.paid for s in self.standings(jobs) if s.paid is not None]
 
     def in_flight_usd(self) -> Decimal | None:
         """The most the renders still in flight at this API may be billed (None: unknown)."""

@@ -37,7 +37,8 @@ def test_three_renders_whose_cents_round_up_cost_the_same_in_plan_run_and_ledger
     code, out, err = run_cli(capsys, "run", "--sandbox", "--yes", *paths)
     assert code == Exit.OK, err
     assert "at the API this run would cost $4.71)" in out
-    assert out.count("$1.57") == 6  # each render once in the plan it shows first, once in the summary
+    assert out.count("= $1.57") == 3 and out.count("→ new: $1.57") == 3  # the plan `run` shows first
+    assert out.count("$1.57") == 9  # ... and once more each in the summary
     with Ledger() as ledger:
         assert sorted(r.estimate_usd for r in ledger.renders()) == ["1.57"] * 3
 

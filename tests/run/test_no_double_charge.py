@@ -61,22 +61,30 @@ def test_identical_unanswered_enqueues_are_each_adopted_once(sandbox_with, tmp_p
     drops = FaultRule("drop", path="/api/ai/queue", method="POST", times=renders)
     ledger_path = str(tmp_path / "l.sqlite")
     outcomes: list = [None] * renders
-    start = threading.Barrier(renders)
+    start = threading.Barrier(renders, timeout=30)  # a thread that fails early must not hang the others
+    errors: list[BaseException] = []
 
     with sandbox_with(faults=(drops, slow_listing)) as url:
 
         def render(n: int) -> None:
-            with Ledger(ledger_path) as ledger, oxen(url, key) as client:
-                run = runner(client, ledger, url, again=True, sse=False)
-                the_job = job(path, out_dir=str(tmp_path / f"out{n}"))
-                start.wait()
-                [outcomes[n]] = run.run([the_job])
+            try:
+                with Ledger(ledger_path) as ledger, oxen(url, key) as client:
+                    run = runner(client, ledger, url, again=True, sse=False)
+                    the_job = job(path, out_dir=str(tmp_path / f"out{n}"))
+                    start.wait()
+                    [outcomes[n]] = run.run([the_job])
+            except BaseException as error:  # reported below, with the thread's own traceback
+                errors.append(error)
+                start.abort()
+                raise
 
-        threads = [threading.Thread(target=render, args=(n,)) for n in range(renders)]
+        threads = [threading.Thread(target=render, args=(n,), daemon=True) for n in range(renders)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(60)
+        assert not errors, errors
+        assert not any(thread.is_alive() for thread in threads)
         assert stats(url)["dropped"] == renders
         assert stats(url)["requests"]["POST /api/ai/queue"] == renders  # none sent twice
         billed = {g["generation_id"] for g in my_generations(url, key, namespace)}

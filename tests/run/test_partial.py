@@ -303,7 +303,9 @@ def test_run_status_ls_and_dry_run_show_a_partial_render_and_its_top_up(tmp_path
 
         code, out, err = run_cli(capsys, "run", "--api-url", url, "--dry-run", path)
         assert code == Exit.OK and "nothing was sent" in err
-        assert "a top-up renders the 2 missing: 5 s × 2 = $2.24" in out and "(top-up: the missing" in out
+        flat = " ".join(out.split())
+        assert "→ top-up: render #1 kept 2 of 4 videos; the 2 missing: $2.24 new" in flat
+        assert "new spend: $2.24" in flat and "(top-up: the missing" in out
         assert json.loads(out[out.index("{\n") :])["num_generations"] == 2
         assert enqueues(url) == 1
 
@@ -311,7 +313,7 @@ def test_run_status_ls_and_dry_run_show_a_partial_render_and_its_top_up(tmp_path
         code, out, err = run_cli(capsys, "run", "--api-url", url, "--yes", "--budget", "3.00", path)
         assert code == Exit.OK, err
         assert enqueues(url) == 2 and [g["status"] for g in my_generations(url, key)].count("succeeded") == 4
-        assert "a top-up renders the 2 missing: 5 s × 2 = $2.24" in out
+        assert "→ top-up: render #1 kept 2 of 4 videos; the 2 missing: $2.24 new" in " ".join(out.split())
         assert "5 s × 2 (top-up)" in out and "new spend this run: $2.24" in out
         assert out.count(".mp4") == 4 and len(os.listdir(tmp_path / "renders")) == 4
 
@@ -324,3 +326,70 @@ def test_run_status_ls_and_dry_run_show_a_partial_render_and_its_top_up(tmp_path
         assert code == Exit.OK, err
         assert "reused" in out and "new spend this run: $0.00" in out and out.count(".mp4") == 4
         assert enqueues(url) == 2
+
+
+def test_two_runs_topping_up_the_same_partial_render_at_once_pay_for_one_top_up(sandbox_with, tmp_path):
+    """Two re-runs of a partial render started together (one ledger connection each, as two
+    processes have): whichever way the race falls, one job of the shortfall is enqueued and
+    both runs end with all four videos (the ledger-level guarantee is tested below)."""
+    key = new_key()
+    path = script(tmp_path, shots(generations=4))
+    ledger_path = str(tmp_path / "l.sqlite")
+    slow_enqueue = FaultRule("latency=0.3", path="/api/ai/queue", method="POST")  # both decide before either hears back
+    with sandbox_with(faults=(HALF_FAIL,)) as url:
+        with Ledger(ledger_path) as ledger, oxen(url, key) as client:
+            [first] = runner(client, ledger, url).run([job(path)])
+        assert first.state == "partial"
+        httpx.post(
+            url + "/_sandbox/faults", json={"fault": slow_enqueue.fault, "path": "/api/ai/queue", "method": "POST"}
+        )
+        start = threading.Barrier(2, timeout=30)
+        outcomes: list = [None, None]
+        errors: list[BaseException] = []
+
+        def rerun(n: int) -> None:
+            try:
+                with Ledger(ledger_path) as ledger, oxen(url, key) as client:
+                    run = runner(client, ledger, url, sse=False)
+                    start.wait()
+                    [outcomes[n]] = run.run([job(path)])
+            except BaseException as error:
+                errors.append(error)
+                start.abort()
+
+        threads = [threading.Thread(target=rerun, args=(n,), daemon=True) for n in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not errors, errors
+        assert [o.state for o in outcomes] == ["done", "done"], [o.error for o in outcomes]
+        with Ledger(ledger_path) as ledger:
+            assert enqueues(url) == 2 and sizes_asked(url, key, ledger) == [4, 2]  # one top-up, not two
+            assert all(len(o.files) == 4 for o in outcomes)
+            assert sum(not o.reused for o in outcomes) == 1  # one run paid for it, the other reattached
+
+
+def test_a_top_up_is_claimed_only_while_its_partial_render_is_the_newest(tmp_path):
+    """Two runs that both saw the partial render (the race the thread test above can only
+    hope to hit) claim its top-up: the ledger records one, the second run gets it."""
+    path = str(tmp_path / "l.sqlite")
+    fields = {
+        "request_hash": "sha256:r",
+        "api_url": "https://api.example/api",
+        "script": "s.kvs",
+        "model": "m",
+        "body": {"prompt": "x"},
+        "mode": "queue",
+        "out_dir": str(tmp_path),
+        "estimate_usd": "2.24",
+    }
+    with Ledger(path) as a, Ledger(path) as b:
+        partial = a.record_intent(generations=4, **fields)
+        a.set_state(partial.id, "partial")
+        first, created = a.claim(generations=2, topping_up=partial.id, completes=partial.id, **fields)
+        second, again = b.claim(generations=2, topping_up=partial.id, completes=partial.id, **fields)
+        assert created and not again and second.id == first.id
+        assert (first.completes, first.generations, first.state) == (partial.id, 2, "intent")
+        plain, fresh = b.claim(generations=4, **fields)  # a run that saw no partial render reattaches too
+        assert plain.id == first.id and not fresh
