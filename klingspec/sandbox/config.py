@@ -46,6 +46,10 @@ class SandboxConfig:
         slow_bytes_per_second: Default download rate of the `slow` fault when the fault
             does not give one.
         faults: Faults applied to matching requests before any per-request header.
+        upload_max_bytes: Largest request body `PUT /api/repos/…/file/…` accepts; a larger
+            one is refused with 413 before it is stored (uploads are kept in memory).
+        private_repos: Repositories, as ``"namespace/repo"``, whose files only an
+            authenticated request can read. Every other repository is public.
     """
 
     api_key: str | None = None
@@ -57,3 +61,5 @@ class SandboxConfig:
     chunk_size: int = 64 * 1024
     slow_bytes_per_second: int = 256 * 1024
     faults: tuple[FaultRule, ...] = field(default=())
+    upload_max_bytes: int = 50 * 1024 * 1024
+    private_repos: frozenset[str] = field(default=frozenset())

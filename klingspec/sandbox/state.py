@@ -17,6 +17,7 @@ from klingspec.sandbox.events import Broker
 from klingspec.sandbox.faults import FaultBook
 from klingspec.sandbox.mp4 import VideoSpec
 from klingspec.sandbox.queue import FileStore, Job, JobStatus, JobStore, now
+from klingspec.sandbox.repos import RepoStore
 from klingspec.sandbox.validation import model_error, total_seconds
 
 
@@ -55,6 +56,7 @@ class SandboxState:
         self.config = config
         self.jobs = JobStore()
         self.files = FileStore()
+        self.repos = RepoStore()
         self.broker = Broker()
         self.faults = FaultBook(config.faults)
         self.stats = Stats()
@@ -68,10 +70,11 @@ class SandboxState:
         task.add_done_callback(self._tasks.discard)
 
     def reset(self) -> None:
-        """Forget all jobs, files, counts and used-up faults (`POST /_sandbox/reset`)."""
+        """Forget all jobs, files, uploads, counts and used-up faults (`POST /_sandbox/reset`)."""
         self.cancel_tasks()
         self.jobs.clear()
         self.files.clear()
+        self.repos.clear()
         self.stats.clear()
         self.faults.reset()
 
