@@ -10,7 +10,8 @@ stand in for presigned URLs); sync generations are not queue generations (not li
 no SSE event); cancelling a finished job succeeds and changes nothing.
 
 The repository file routes (fact sheet 7) are in the "repository files" section below;
-`repos.py` says how files are kept.
+`repos.py` and `inputs.py` say how a job's input URLs reach them. docs/sandbox.md lists
+every route and every choice.
 """
 
 from __future__ import annotations
@@ -210,7 +211,7 @@ async def generate(request: Request, call: Call) -> Any:
     if refused is not None:
         return refused
     assert body is not None  # refused otherwise
-    error = call.fault.forced_error(0) or model_error(body, spec)
+    error = call.fault.forced_error(0) or model_error(body, spec) or await call.state.input_error(body, spec)
     if error is not None:
         return errors.invalid_params(error)
     if call.fault.drop:
