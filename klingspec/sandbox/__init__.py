@@ -11,10 +11,14 @@ benchmarks.
     with running_sandbox(SandboxConfig(queue_seconds=0.05)) as base_url:
         ...  # point an httpx client at base_url
 
+It also serves Oxen's repository upload and file routes, stands in for `hub.oxen.ai`,
+and makes every generation fetch its input URLs as the real API would (docs/sandbox.md).
+
 Modules: `config` (settings), `app` (routes), `validation` (model rules and messages),
-`jobs` (generation store), `state` (per-app state and the worker), `events` (SSE),
-`faults` (fault syntax), `media` (MP4 files), `streams` (downloads and drops),
-`catalog` (models and prices), `errors` (error bodies), `server` (running it).
+`queue` (generation store), `state` (per-app state and the worker), `events` (SSE),
+`faults` (fault syntax), `mp4` (MP4 files), `streams` (downloads and drops),
+`catalog` (models and prices), `errors` (error bodies), `serving` (running it),
+`repos` (uploaded files, hub URLs), `inputs` (fetching a generation's inputs).
 """
 
 from klingspec.sandbox.app import SandboxApp, create_app

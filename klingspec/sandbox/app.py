@@ -8,6 +8,10 @@ Choices where the fact sheet is silent (section 9) are made here and in `errors.
 results download from `/api/files/{id}.mp4` on the sandbox itself without a bearer token (they
 stand in for presigned URLs); sync generations are not queue generations (not listed,
 no SSE event); cancelling a finished job succeeds and changes nothing.
+
+The repository file routes (fact sheet 7) are in the "repository files" section below;
+`repos.py` and `inputs.py` say how a job's input URLs reach them. docs/sandbox.md lists
+every route and every choice.
 """
 
 from __future__ import annotations
@@ -17,17 +21,19 @@ import base64
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from klingspec.sandbox import errors
+from klingspec.sandbox import errors, repos
 from klingspec.sandbox.catalog import MODELS
 from klingspec.sandbox.config import FaultRule, SandboxConfig
 from klingspec.sandbox.events import EventStream
@@ -99,6 +105,10 @@ def _starlette(state: SandboxState) -> Starlette:
         api("GET", "/api/ai/models/search", search_models),
         api("GET", "/api/ai/models/{model_id}", get_model),
         api("GET", "/api/files/{file_id}.mp4", download, auth=False),
+        api("PUT", REPO_FILE, upload_file),
+        # HEAD before GET: a GET route also answers HEAD, which would count it as a GET.
+        api("HEAD", REPO_FILE, read_file, auth=False),
+        api("GET", REPO_FILE, read_file, auth=False),
     ]
     # The controls answer both under the API base (what `running_sandbox` yields) and at
     # the root, so either `<base>/_sandbox/stats` or `http://host:port/_sandbox/stats` works.
@@ -135,7 +145,8 @@ def _endpoint(state: SandboxState, route: str, handler: Handler, auth: bool) -> 
     return endpoint
 
 
-_DROP_AFTER_CREATE = {"POST /api/ai/queue", "POST /api/ai/videos/generate"}
+REPO_FILE = "/api/repos/{namespace}/{repo}/file/{branch}/{path:path}"
+_DROP_AFTER_CREATE = {"POST /api/ai/queue", "POST /api/ai/videos/generate", f"PUT {REPO_FILE}"}
 
 
 def _bearer(request: Request, config: SandboxConfig) -> str | None:
@@ -200,7 +211,7 @@ async def generate(request: Request, call: Call) -> Any:
     if refused is not None:
         return refused
     assert body is not None  # refused otherwise
-    error = call.fault.forced_error(0) or model_error(body, spec)
+    error = call.fault.forced_error(0) or model_error(body, spec) or await call.state.input_error(body, spec)
     if error is not None:
         return errors.invalid_params(error)
     if call.fault.drop:
@@ -321,7 +332,110 @@ async def download(request: Request, call: Call) -> Any:
         return errors.not_found()
     fault = call.fault
     rate = (fault.slow or config.slow_bytes_per_second) if fault.slow is not None else None
-    return FileStream(video, config.chunk_size, rate=rate, truncate=fault.truncate)
+    return FileStream.video(video, config.chunk_size, rate=rate, truncate=fault.truncate)
+
+
+# --- repository files (fact sheet 7) ----------------------------------------------------
+
+_FORM_FIELDS = ("file", "message", "name", "email")
+# OWN WORDING for every refusal of an upload's form (Oxen documents none).
+_NOT_A_FORM = "Expected a multipart/form-data body with the fields file, message, name and email"
+
+
+class _TooLarge(Exception):
+    """The upload's body went past `SandboxConfig.upload_max_bytes`."""
+
+
+async def upload_file(request: Request, call: Call) -> Any:
+    """`PUT /api/repos/{namespace}/{repo}/file/{branch}/{path}`: store one file as a commit.
+
+    The multipart form needs all of `file`, `message`, `name` and `email` (the fact sheet's
+    upload example sends the four; Oxen's reference calls the last three optional: the
+    stricter reading, OWN). Only `file` may be a file part, one at most (a directory upload
+    with `files[]` is not emulated). The answer is Oxen's reference shape: `status`,
+    `status_message` and the `commit` object (`repos.Commit`).
+    """
+    config = call.state.config
+    where = repos.location(**request.path_params)
+    if where is None:
+        return errors.invalid_params(f"Invalid file path: {request.path_params['path']!r}")  # OWN WORDING
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > config.upload_max_bytes:
+        return errors.payload_too_large(config.upload_max_bytes)
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        return errors.invalid_params(_NOT_A_FORM)
+    rate = (call.fault.slow or config.slow_bytes_per_second) if call.fault.slow is not None else None
+    parser = MultiPartParser(
+        request.headers, _capped_body(request, config.upload_max_bytes, rate), max_files=1, max_fields=16
+    )
+    try:
+        form = await parser.parse()
+    except _TooLarge:
+        return errors.payload_too_large(config.upload_max_bytes)
+    except MultiPartException as exc:
+        return errors.invalid_params(f"{_NOT_A_FORM}: {exc.message}")
+    try:
+        missing = [name for name in _FORM_FIELDS if not form.get(name)]
+        if missing:
+            return errors.invalid_params(f"Missing form field(s): {', '.join(missing)}")  # OWN WORDING
+        upload, fields = form["file"], {name: form[name] for name in _FORM_FIELDS[1:]}
+        if not isinstance(upload, UploadFile) or not all(isinstance(v, str) for v in fields.values()):
+            return errors.invalid_params("Form field 'file' must be a file; message, name and email text")  # OWN
+        data = await upload.read()
+    finally:
+        await form.close()
+    commit = call.state.repos.put(
+        where, data, message=str(fields["message"]), author=str(fields["name"]), email=str(fields["email"])
+    )
+    if call.fault.drop:  # the file is stored; the client just never hears of it
+        call.state.stats.dropped()
+        return Dropped()
+    # `resource_found` is what Oxen's reference example of this route answers.
+    return JSONResponse({"status": "success", "status_message": "resource_found", "commit": commit.public()})
+
+
+async def _capped_body(request: Request, limit: int, rate: int | None) -> AsyncGenerator[bytes, None]:
+    """The request body, refused past `limit` bytes; read at `rate` bytes/s when throttled
+    (the `slow` fault: the upload takes as long as it would on a slow link)."""
+    loop = asyncio.get_running_loop()
+    started, received = loop.time(), 0
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise _TooLarge
+            if rate:
+                await asyncio.sleep(max(0.0, started + received / rate - loop.time()))
+            yield chunk
+    except ClientDisconnect:
+        return
+
+
+async def read_file(request: Request, call: Call) -> Any:
+    """`GET`/`HEAD` of a repository file: its bytes (GET) or only its headers (HEAD).
+
+    Public repositories are read without a bearer token: the API fetches inputs this way,
+    and they "must be publicly downloadable" (fact sheet 7). A repository in
+    `SandboxConfig.private_repos` needs a valid token; without one the answer is 401
+    whether or not the file exists (OWN: what Oxen answers is UNKNOWN). Content-Type comes
+    from the extension, else from the first bytes (`repos.content_type`). The download
+    faults (`slow`, `truncate`) apply to GET.
+    """
+    config = call.state.config
+    where = repos.location(**request.path_params)
+    if where is not None and where.repository in config.private_repos and _bearer(request, config) is None:
+        return errors.unauthenticated()
+    stored = None if where is None else call.state.repos.get(where)
+    if stored is None:
+        return errors.not_found()
+    headers = {"content-type": stored.content_type, "content-length": str(len(stored.data))}
+    if request.method == "HEAD":
+        return Response(status_code=200, headers=headers)
+    fault, size, step = call.fault, len(stored.data), config.chunk_size
+    rate = (fault.slow or config.slow_bytes_per_second) if fault.slow is not None else None
+    view = memoryview(stored.data)
+    chunks = (bytes(view[i : i + step]) for i in range(0, size, step))
+    return FileStream(stored.content_type, size, chunks, step, rate=rate, truncate=fault.truncate)
 
 
 # --- sandbox controls (no auth: they are not part of the emulated API) ------------------

@@ -46,6 +46,14 @@ class SandboxConfig:
         slow_bytes_per_second: Default download rate of the `slow` fault when the fault
             does not give one.
         faults: Faults applied to matching requests before any per-request header.
+        upload_max_bytes: Largest request body `PUT /api/repos/…/file/…` accepts; a larger
+            one is refused with 413 before it is stored (uploads are kept in memory).
+        private_repos: Repositories, as ``"namespace/repo"``, whose files only an
+            authenticated request can read. Every other repository is public. A job
+            fetches its inputs without credentials, so a private file's URL fails it.
+        input_fetch_timeout: Seconds a job may spend fetching one input URL (loopback
+            URLs are fetched for real; see `inputs.py`) before it fails.
+        input_max_bytes: Largest input file a job accepts; a larger one fails the job.
     """
 
     api_key: str | None = None
@@ -57,3 +65,7 @@ class SandboxConfig:
     chunk_size: int = 64 * 1024
     slow_bytes_per_second: int = 256 * 1024
     faults: tuple[FaultRule, ...] = field(default=())
+    upload_max_bytes: int = 50 * 1024 * 1024
+    private_repos: frozenset[str] = field(default=frozenset())
+    input_fetch_timeout: float = 5.0
+    input_max_bytes: int = 50 * 1024 * 1024

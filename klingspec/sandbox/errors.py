@@ -20,6 +20,7 @@ _TITLES = {
     "rate_limited": "Rate limit exceeded",
     "unknown_error": "An unknown error occurred.",
     "service_unavailable": "The service is temporarily unavailable.",
+    "payload_too_large": "The request body is too large.",
 }
 
 
@@ -38,6 +39,11 @@ def unauthenticated() -> JSONResponse:
 def invalid_params(detail: str) -> JSONResponse:
     # 400: the one format-1 parameter error Oxen has shown came back as 400 (fact sheet 3.1).
     return JSONResponse(format1("invalid_params", detail), status_code=400)
+
+
+def payload_too_large(limit: int) -> JSONResponse:
+    # 413 and its wording are OWN: Oxen documents no upload size limit (fact sheet 7).
+    return JSONResponse(format1("payload_too_large", f"Uploads are limited to {limit} bytes"), status_code=413)
 
 
 def not_found() -> JSONResponse:

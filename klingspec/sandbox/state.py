@@ -1,7 +1,9 @@
 """Everything one running sandbox remembers, in one object owned by its app (no globals).
 
 Also the request counter behind `GET /_sandbox/stats`, and the worker that moves each
-generation queued -> processing -> succeeded/failed on the configured clock.
+generation queued -> processing -> succeeded/failed on the configured clock. A generation
+fetches its input URLs as it starts processing (`inputs.py`); one that cannot be used
+fails it, like any other model-parameter error.
 """
 
 from __future__ import annotations
@@ -9,14 +11,17 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
-from klingspec.sandbox.catalog import MODELS
+from klingspec.sandbox.catalog import MODELS, ModelSpec
 from klingspec.sandbox.config import SandboxConfig
 from klingspec.sandbox.events import Broker
 from klingspec.sandbox.faults import FaultBook
+from klingspec.sandbox.inputs import Fetcher
 from klingspec.sandbox.mp4 import VideoSpec
 from klingspec.sandbox.queue import FileStore, Job, JobStatus, JobStore, now
+from klingspec.sandbox.repos import RepoStore
 from klingspec.sandbox.validation import model_error, total_seconds
 
 
@@ -55,6 +60,7 @@ class SandboxState:
         self.config = config
         self.jobs = JobStore()
         self.files = FileStore()
+        self.repos = RepoStore()
         self.broker = Broker()
         self.faults = FaultBook(config.faults)
         self.stats = Stats()
@@ -68,16 +74,22 @@ class SandboxState:
         task.add_done_callback(self._tasks.discard)
 
     def reset(self) -> None:
-        """Forget all jobs, files, counts and used-up faults (`POST /_sandbox/reset`)."""
+        """Forget all jobs, files, uploads, counts and used-up faults (`POST /_sandbox/reset`)."""
         self.cancel_tasks()
         self.jobs.clear()
         self.files.clear()
+        self.repos.clear()
         self.stats.clear()
         self.faults.reset()
 
     def cancel_tasks(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+
+    async def input_error(self, body: Mapping[str, Any], spec: ModelSpec) -> str | None:
+        """Why one of the body's input URLs cannot be used (fetched as Oxen would), or None."""
+        async with Fetcher(self.config, self.repos) as fetcher:
+            return await fetcher.error(body, spec)
 
     async def _run(self, job: Job, result_url: str) -> None:
         config, gid = self.config, job.generation_id
@@ -88,7 +100,7 @@ class SandboxState:
         job = processing
         # Era C: model parameters are checked when the generation runs, not at enqueue.
         spec = MODELS[job.model_name]
-        error = job.forced_error or model_error(job.body, spec)
+        error = job.forced_error or model_error(job.body, spec) or await self.input_error(job.body, spec)
         if error is None:
             await asyncio.sleep(config.processing_seconds)
             self.files.add(gid, VideoSpec(total_seconds(job.body, spec), config.file_size))

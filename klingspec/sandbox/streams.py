@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 from klingspec.sandbox.mp4 import VideoSpec, iter_mp4
@@ -45,14 +45,30 @@ class Dropped:
 
 
 class FileStream:
-    """Stream an MP4 in chunks, optionally throttled (`rate`) or cut short (`truncate`).
+    """Stream a file in chunks, optionally throttled (`rate`) or cut short (`truncate`).
 
-    Content-Length is always the full size, so a truncated body is detectable by the
-    client as fewer bytes than announced followed by a closed connection.
+    `chunks` yields the file's `size` bytes (a result MP4 made on the fly, or an uploaded
+    file). Content-Length is always the full size, so a truncated body is detectable by
+    the client as fewer bytes than announced followed by a closed connection.
     """
 
-    def __init__(self, spec: VideoSpec, chunk_size: int, rate: int | None = None, truncate: int | None = None) -> None:
-        self.spec, self.chunk_size, self.rate, self.truncate = spec, chunk_size, rate, truncate
+    def __init__(
+        self,
+        content_type: str,
+        size: int,
+        chunks: Iterable[bytes],
+        chunk_size: int,
+        rate: int | None = None,
+        truncate: int | None = None,
+    ) -> None:
+        self.content_type, self.size, self.chunks = content_type, size, chunks
+        self.chunk_size, self.rate, self.truncate = chunk_size, rate, truncate
+
+    @classmethod
+    def video(
+        cls, spec: VideoSpec, chunk_size: int, rate: int | None = None, truncate: int | None = None
+    ) -> FileStream:
+        return cls("video/mp4", spec.size, iter_mp4(spec, chunk_size), chunk_size, rate, truncate)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         await send(
@@ -60,18 +76,18 @@ class FileStream:
                 "type": "http.response.start",
                 "status": 200,
                 "headers": [
-                    (b"content-type", b"video/mp4"),
-                    (b"content-length", str(self.spec.size).encode()),
+                    (b"content-type", self.content_type.encode("latin-1")),
+                    (b"content-length", str(self.size).encode()),
                     (b"accept-ranges", b"none"),
                 ],
             }
         )
-        budget = self.spec.size if self.truncate is None else min(self.truncate, self.spec.size)
+        budget = self.size if self.truncate is None else min(self.truncate, self.size)
         # When throttled, send about 20 pieces a second so the rate is smooth.
         piece_size = min(self.chunk_size, max(1024, self.rate // 20)) if self.rate else self.chunk_size
         loop = asyncio.get_running_loop()
         started, sent = loop.time(), 0
-        for chunk in iter_mp4(self.spec, self.chunk_size):
+        for chunk in self.chunks:
             for piece in _split(chunk[: budget - sent], piece_size):
                 if self.rate:  # wait until this piece fits under the average rate
                     await asyncio.sleep(max(0.0, started + (sent + len(piece)) / self.rate - loop.time()))
@@ -79,7 +95,7 @@ class FileStream:
                 sent += len(piece)
             if sent >= budget:
                 break
-        if self.truncate is not None and sent < self.spec.size:
+        if self.truncate is not None and sent < self.size:
             await drop_connection(scope, receive)
             return
         await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -191,7 +191,7 @@ def test_the_documented_working_durations_pass(client: httpx.Client, body: dict[
 
 
 def test_omni_allows_seven_images(client: httpx.Client) -> None:
-    images = {"prompt": "a", "input_image": [f"https://e.com/{i}.jpg" for i in range(7)]}
+    images = {"prompt": "a", "input_image": [f"https://assets.example.com/{i}.jpg" for i in range(7)]}
     assert client.post("/ai/videos/generate", json={"model": OMNI} | images).status_code == 200
     assert client.post("/ai/videos/generate", json={"model": REF} | images).status_code == 400
 
