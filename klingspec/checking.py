@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from urllib.parse import urlsplit
 
-from klingspec import ast
+from klingspec import ast, media_urls
 from klingspec.binding import FORMAT_WORDS, ON_WORDS, BoundScript, SettingValue
 from klingspec.diagnostics import Diagnostic, Related, Suggestion, close_matches
 from klingspec.source import Span
@@ -508,6 +508,10 @@ def uris(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
             yield Diagnostic.of(code, text.span, message, hint)
 
 
+def fetchable_urls(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
+    yield from media_urls.url_warnings((text, script.uri(text)) for text in _all_uris(script))
+
+
 def _all_uris(script: BoundScript) -> Iterator[ast.Text]:
     for binding in script.images:
         image = binding.declaration
@@ -635,6 +639,7 @@ RULES: tuple[Rule, ...] = (
     frames,
     frames_with_multishot,
     uris,
+    fetchable_urls,
     unused_bindings,
     duplicate_uris,
     elements_mentioned,

@@ -90,6 +90,14 @@ CODES: dict[str, Code] = _catalogue(
     ("KVS-frames-with-multishot", "warning", "start or end frame with several shots, which Kling's own API refuses"),
     ("KVS-uri-scheme", "error", "a URI is not an absolute http(s) URL"),
     ("KVS-uri-invalid", "error", "a URI is malformed"),
+    ("KVS-url-http", "warning", "a URL is plain http://, which the API may refuse"),
+    ("KVS-url-private", "warning", "a URL's host cannot be reached from the internet"),
+    ("KVS-url-page", "warning", "a URL is a web page about a file, not the file"),
+    # check --online: what the URL's server answers now
+    ("KVS-url-status", "warning", "fetching a URL gave an HTTP error status"),
+    ("KVS-url-not-image", "warning", "a URL answers with something that is not an image"),
+    ("KVS-url-login", "warning", "a URL redirects to a sign-in page"),
+    ("KVS-url-unreachable", "warning", "a URL could not be fetched: a network error or a timeout"),
     # compile
     ("KVS-schema", "error", "the request body does not match the API schema"),
     ("KVS-internal", "error", "klingspec itself failed; please report it"),

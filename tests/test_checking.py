@@ -225,6 +225,7 @@ RULE_CODES = {
     "frames": {"KVS-frame-duplicate", "KVS-end-without-start"},
     "frames_with_multishot": {"KVS-frames-with-multishot"},
     "uris": {"KVS-uri-scheme", "KVS-uri-invalid"},
+    "fetchable_urls": {"KVS-url-http", "KVS-url-private", "KVS-url-page"},
     "unused_bindings": {"KVS-binding-unused"},
     "duplicate_uris": {"KVS-uri-duplicate"},
     "elements_mentioned": {"KVS-elements-unmentioned"},
@@ -639,13 +640,34 @@ def test_rule_uris(tmp_path, uri, code):
 
 def test_rule_uris_http_and_https_accepted(tmp_path):
     text = 'image a = "http://example.com/a.png"\nimage b = "HTTPS://Example.com/b.png"\nshot s 5s "@a @b"\n'
-    assert errors(run(tmp_path, text)) == []
+    assert errors(run(tmp_path, text)) == []  # http:// warns (KVS-url-http), but is not an error
 
 
 def test_rule_uris_checked_in_elements_and_frames(tmp_path):
     text = 'element hero {\n  front "hero.png"\n  refs "file:///x.png"\n}\nstart "door.png"\nshot a 5s "@hero"\n'
     found = [where(d) for d in run(tmp_path, text).diagnostics if d.code == "KVS-uri-scheme"]
     assert found == [locate(text, '"hero.png"'), locate(text, '"file:///x.png"'), locate(text, '"door.png"')]
+
+
+def test_rule_fetchable_urls(tmp_path):
+    """Warnings (compile still works), at the string, in images, elements and frames;
+    tests/test_media_urls.py tests each kind of URL."""
+    text = (
+        'image a = "http://cdn.example.com/a.png"\n'
+        'element hero {\n  front "https://192.168.1.20/front.png"\n}\n'
+        'start "https://github.com/o/r/blob/main/door.png"\n'
+        'shot s 5s "@a @hero"\n'
+    )
+    result = run(tmp_path, text)
+    found = [(d.code, where(d)) for d in result.diagnostics]
+    assert found == [
+        ("KVS-url-http", locate(text, '"http://cdn.example.com/a.png"')),
+        ("KVS-url-private", locate(text, '"https://192.168.1.20/front.png"')),
+        ("KVS-url-page", locate(text, '"https://github.com/o/r/blob/main/door.png"')),
+    ]
+    assert {d.severity for d in result.diagnostics} == {"warning"}
+    assert result.ok and result.request is not None
+    assert _rule_emits(tmp_path, "fetchable_urls", text) == {"KVS-url-http", "KVS-url-private", "KVS-url-page"}
 
 
 def test_rule_unused_bindings(tmp_path):

@@ -14,7 +14,8 @@
 Page conventions: the main script is the ```kvs block without `file=`; other files are
 blocks whose info string has `file=NAME` (```kvs file=cast.kvs, ```toml file=vars.toml);
 the first `$ klingspec COMMAND FILE [--var NAME=VALUE] [--vars FILE]` line in a
-```console block is the command to replay; `<!-- docs-test: mkdir DIR -->` creates a folder.
+```console block is the command to replay; `<!-- docs-test: mkdir DIR -->` creates a folder; `<!-- docs-test: online PATH -->` marks a
+`check --online` page, replayed by tests/test_online.py with its URL served from PATH.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ EXAMPLES = ROOT / "examples"
 _FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```$", re.S | re.M)
 _SKIP = re.compile(r"<!--\s*docs-test:\s*skip\s+(.*?)\s*-->", re.S)
 _MKDIR = re.compile(r"<!--\s*docs-test:\s*mkdir\s+(\S+)\s*-->")
+# `check --online` pages need a server: tests/test_online.py replays them on loopback
+_ONLINE = re.compile(r"<!--\s*docs-test:\s*online\s+(\S+)\s*-->")
 
 
 def _pages() -> list[Path]:
@@ -129,6 +132,8 @@ def test_page_example_produces_its_code(page: Path, tmp_path: Path, monkeypatch)
     skipped = _SKIP.search(text)
     if skipped:
         pytest.skip(skipped.group(1))
+    if _ONLINE.search(text):
+        pytest.skip("a `check --online` page: tests/test_online.py replays it against a server on loopback")
     _, codes = _replay(page, tmp_path, monkeypatch)
     assert page.stem in codes, f"the example produced {codes}, not {page.stem}"
 
@@ -147,8 +152,8 @@ def _console_output(verb: str, command: str, capsys) -> str:
 def test_page_output_is_current(page: Path, tmp_path: Path, monkeypatch, capsys, update_golden):
     """The console block shows exactly what klingspec prints today (--update-golden rewrites it)."""
     text = page.read_text(encoding="utf-8")
-    if _SKIP.search(text):
-        pytest.skip("page not replayed")
+    if _SKIP.search(text) or _ONLINE.search(text):
+        pytest.skip("page not replayed here")
     monkeypatch.setenv("NO_COLOR", "1")
     verb, _ = _replay(page, tmp_path, monkeypatch)
     block = next(m for m in _FENCE.finditer(text) if m.group(1).strip() == "console")

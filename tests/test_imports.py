@@ -62,3 +62,11 @@ def test_plan_adds_the_table_but_no_network(script, tmp_path):
     result = _loaded(["plan", str(script)], tmp_path)
     assert result["code"] == 0
     assert set(result["loaded"]) == {"jsonschema", "rich"}
+
+
+def test_check_online_adds_only_the_http_client(script, tmp_path):
+    """`--online` loads httpx and the URL prober, and nothing else of the runner."""
+    result = _loaded(["check", "--online", str(script)], tmp_path)
+    assert result["code"] == 0 and "httpx" in result["loaded"]
+    assert set(result["loaded"]) <= {"httpx", "rich"}  # `import httpx` loads rich for its own CLI
+    assert [m for m in result["klingspec"] if m.startswith(WINGS)] == ["klingspec.run", "klingspec.run.reachability"]

@@ -23,6 +23,7 @@ CORE = (
     "templating",
     "binding",
     "checking",
+    "media_urls",
     "compiling",
     "pricing",
     "pipeline",

@@ -1,10 +1,12 @@
 """`check`, `compile` and `plan`: the language commands. They read scripts and print
-diagnostics, a request body or a cost preview; none of them touches the network."""
+diagnostics, a request body or a cost preview. Only `check --online` touches the network,
+through `run/reachability.py`, to ask image hosts what they answer (never the API)."""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import click
 
@@ -18,6 +20,9 @@ from klingspec.cli.options import (
 )
 from klingspec.diagnostics import Diagnostic
 from klingspec.loading import discover_scripts
+
+if TYPE_CHECKING:
+    from klingspec.binding import BoundScript
 
 
 @dataclass(frozen=True)
@@ -38,24 +43,51 @@ class _Cached:
     help="Diagnostics for people (text) or programs (json, sarif).",
 )
 @click.option("--no-cache", is_flag=True, help="Check every file anew; neither read nor write the result cache.")
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Also fetch the headers of every http(s) image URL and report what the servers answer (no credentials sent).",
+)
+@click.option(
+    "--online-timeout",
+    type=click.FloatRange(min=0.1, max=120),
+    default=5.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long --online waits for each URL, redirects included.",
+)
 def check(
-    files: tuple[str, ...], var_options: tuple[str, ...], var_files: tuple[str, ...], fmt: str, no_cache: bool
+    files: tuple[str, ...],
+    var_options: tuple[str, ...],
+    var_files: tuple[str, ...],
+    fmt: str,
+    no_cache: bool,
+    online: bool,
+    online_timeout: float,
 ) -> None:
     """Parse, expand, bind and check scripts; print diagnostics."""
     from klingspec.cli.cache import CheckCache, RecordingReader
 
     cache = CheckCache.open(enabled=not no_cache)
     results: list[_Cached] = []
+    scripts: list[BoundScript | None] = []
     for path in discover_scripts(files):
-        found = cache.get(path, var_options, var_files)
+        # --online needs the bound script (its URLs and their places), so it always runs the
+        # pipeline; it still stores the offline result, which is what a plain check prints
+        found = None if online else cache.get(path, var_options, var_files)
+        bound = None
         if found is None:  # the pipeline (and Lark, Jinja) load only on a miss
             from klingspec.pipeline import run_pipeline
 
             options = pipeline_options(var_options, var_files, validate_schema=False, library_ok=True)
             reader = RecordingReader()
-            found = run_pipeline(path, options, reader).diagnostics
+            result = run_pipeline(path, options, reader)
+            found, bound = result.diagnostics, result.bound
             cache.put(path, var_options, var_files, reader, found)
         results.append(_Cached(found))
+        scripts.append(bound)
+    if online:
+        results = _online(results, scripts, online_timeout, cache_enabled=not no_cache, say=fmt == "text")
     print_diagnostics(results, fmt)
     report = report_of(results)
     if fmt == "text":
@@ -63,6 +95,34 @@ def check(
 
         click.echo(summary(report.errors, report.warnings, report.files), err=True)
     raise SystemExit(report.return_code)
+
+
+def _online(
+    results: list[_Cached], scripts: list[BoundScript | None], timeout: float, *, cache_enabled: bool, say: bool
+) -> list[_Cached]:
+    """Each file's diagnostics with what its http(s) URLs answer (`run/reachability.py`):
+    every distinct URL of every file is asked once, in parallel."""
+    from klingspec.checking import _all_uris  # the places the URI rules look at
+    from klingspec.diagnostics import sort_unique
+    from klingspec.media_urls import http_url
+    from klingspec.run.reachability import AnswerCache, ask_all, diagnostics_of
+
+    places = [
+        [(text, url) for text in _all_uris(bound) if http_url(url := bound.uri(text))] if bound else []
+        for bound in scripts
+    ]
+    asked = ask_all((url for file in places for _, url in file), timeout, AnswerCache.open(enabled=cache_enabled))
+    if say:
+        fetched = len(asked.answers) - asked.cached
+        click.echo(f"online: {_urls(len(asked.answers))} ({fetched} fetched, {asked.cached} from the cache)", err=True)
+    return [
+        _Cached(sort_unique([*result.diagnostics, *(d for t, u in file for d in diagnostics_of(asked.answers[u], t))]))
+        for result, file in zip(results, places, strict=True)
+    ]
+
+
+def _urls(n: int) -> str:
+    return f"{n} URL{'s' if n != 1 else ''} checked"
 
 
 @click.command(name="compile")

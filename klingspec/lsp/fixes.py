@@ -3,8 +3,9 @@
 Only fixes whose result is certain are offered, and the phase that found the problem
 says which (`Diagnostic.suggestions`): the did-you-mean name the binder or the template
 checker found, rounding a fractional duration (both ways, since only the author knows
-which), and a `start` line for an `end` without one (with a placeholder URI the checker
-will flag until filled). Nothing here reads the `help` prose.
+which), a `start` line for an `end` without one (with a placeholder URI the checker
+will flag until filled), `https://` for `http://`, and the link to the file itself for a
+page link (`media_urls.py`). Nothing here reads the `help` prose.
 """
 
 from __future__ import annotations
@@ -16,7 +17,16 @@ from klingspec.source import Span
 
 # The codes whose suggestions the editor offers. The syntax checker's unknown statement,
 # an unknown model and an unknown `format` carry suggestions too; not offered (yet).
-OFFERED = frozenset({"KVS-name-unbound", "KVS-template-undefined", "KVS-duration-fraction", "KVS-end-without-start"})
+OFFERED = frozenset(
+    {
+        "KVS-name-unbound",
+        "KVS-template-undefined",
+        "KVS-duration-fraction",
+        "KVS-end-without-start",
+        "KVS-url-http",
+        "KVS-url-page",
+    }
+)
 
 
 @dataclass(frozen=True)

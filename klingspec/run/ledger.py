@@ -168,7 +168,7 @@ class Ledger:
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(self.db)
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.executescript(_SCHEMA)
@@ -521,6 +521,26 @@ class Ledger:
             (root_id, root_id, GenerationStatus.SUCCEEDED),
         ).fetchall()
         return [File(r["generation_id"], r["path"], r["sha256"], r["bytes"]) for r in rows]
+
+
+def _switch_to_wal(db: sqlite3.Connection) -> None:
+    """`PRAGMA journal_mode=WAL` on a new file needs the database to itself, and SQLite
+    answers "database is locked" at once instead of waiting the busy timeout, so two runs
+    opening a fresh ledger at the same instant would crash. Retried, briefly, until the
+    connection's own timeout (30 s)."""
+    from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
+
+    def locked(error: BaseException) -> bool:
+        return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+
+    for attempt in Retrying(
+        retry=retry_if_exception(locked),
+        stop=stop_after_delay(30),
+        wait=wait_random_exponential(multiplier=0.005, max=0.2),
+        reraise=True,
+    ):
+        with attempt:
+            db.execute("PRAGMA journal_mode=WAL")
 
 
 def _render(row: sqlite3.Row) -> Render:

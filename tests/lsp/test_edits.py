@@ -101,3 +101,23 @@ async def test_no_fix_where_a_template_wrote_the_unbound_name(client, workspace)
     diagnostics, actions = await actions_at(client, workspace / "fix_templated.kvs", text, "{{ who", client.encoding)
     assert [d.code for d in diagnostics] == ["KVS-name-unbound"]
     assert not actions
+
+
+async def test_http_url_gets_https(client, workspace):
+    text = 'image cafe = "http://a.example.com/🌃.jpg"\nshot s 5s "inside @cafe"\n'
+    _, actions = await actions_at(client, workspace / "fix_http.kvs", text, "http:", client.encoding)
+    assert [a.title for a in actions] == ["Use https://"]
+    uri = (workspace / "fix_http.kvs").as_uri()
+    assert apply(text, actions[0].edit.changes[uri], client.encoding) == text.replace("http://", "https://")
+
+
+async def test_page_link_gets_the_link_to_the_file(client, workspace):
+    page = "https://github.com/octo/art/blob/main/🌃/front.png"
+    text = f'element hero {{\n  front "{page}"\n}}\nshot s 5s "@hero waves"\n'
+    _, actions = await actions_at(client, workspace / "fix_page.kvs", text, "github", client.encoding)
+    assert [a.title for a in actions] == ["Use the link to the file itself"]
+    assert actions[0].is_preferred and actions[0].diagnostics[0].code == "KVS-url-page"
+    uri = (workspace / "fix_page.kvs").as_uri()
+    assert apply(text, actions[0].edit.changes[uri], client.encoding) == text.replace(
+        page, "https://raw.githubusercontent.com/octo/art/main/🌃/front.png"
+    )

@@ -192,3 +192,30 @@ def test_sending_is_held_by_one_holder_and_freed_when_its_process_dies(tmp_path)
         with ledger.sending(render.id, never, 5) as last:
             assert last
         assert os.listdir(path + ".locks") == []  # settled: nobody will send it again
+
+
+def test_many_runs_opening_a_fresh_ledger_at_once_all_open_it(tmp_path):
+    """Switching a new file to WAL needs it to itself and SQLite does not wait for that:
+    runs opening a fresh ledger together once crashed with "database is locked" (seen under
+    load; each round here is a new file and a new race)."""
+    import threading
+
+    failures: list[BaseException] = []
+    for round_ in range(10):
+        path = str(tmp_path / f"fresh{round_}.sqlite")
+        start = threading.Barrier(8, timeout=30)
+
+        def open_it(path: str = path, start: threading.Barrier = start) -> None:
+            start.wait()
+            try:
+                with Ledger(path) as ledger:
+                    assert ledger.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            except BaseException as error:
+                failures.append(error)
+
+        threads = [threading.Thread(target=open_it, daemon=True) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert not failures, failures
