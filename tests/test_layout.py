@@ -26,6 +26,8 @@ CORE = (
     "compiling",
     "pricing",
     "pipeline",
+    "assets",
+    "images",
     "formatting",
     "printing",
     "resources",

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 
 import click
 
-from klingspec.cli.options import pipeline_options, print_diagnostics, report_of, var_options, write_atomically
+from klingspec.cli.options import (
+    assets_option,
+    pipeline_options,
+    print_diagnostics,
+    report_of,
+    var_options,
+    write_atomically,
+)
 from klingspec.diagnostics import Diagnostic
 from klingspec.loading import discover_scripts
 
@@ -23,6 +30,7 @@ class _Cached:
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True))
 @var_options
+@assets_option
 @click.option(
     "--format",
     "fmt",
@@ -32,7 +40,12 @@ class _Cached:
 )
 @click.option("--no-cache", is_flag=True, help="Check every file anew; neither read nor write the result cache.")
 def check(
-    files: tuple[str, ...], var_options: tuple[str, ...], var_files: tuple[str, ...], fmt: str, no_cache: bool
+    files: tuple[str, ...],
+    var_options: tuple[str, ...],
+    var_files: tuple[str, ...],
+    assets: str | None,
+    fmt: str,
+    no_cache: bool,
 ) -> None:
     """Parse, expand, bind and check scripts; print diagnostics."""
     from klingspec.cli.cache import CheckCache, RecordingReader
@@ -40,14 +53,14 @@ def check(
     cache = CheckCache.open(enabled=not no_cache)
     results: list[_Cached] = []
     for path in discover_scripts(files):
-        found = cache.get(path, var_options, var_files)
+        found = cache.get(path, var_options, var_files, assets=assets)
         if found is None:  # the pipeline (and Lark, Jinja) load only on a miss
             from klingspec.pipeline import run_pipeline
 
-            options = pipeline_options(var_options, var_files, validate_schema=False, library_ok=True)
+            options = pipeline_options(var_options, var_files, validate_schema=False, library_ok=True, assets=assets)
             reader = RecordingReader()
             found = run_pipeline(path, options, reader).diagnostics
-            cache.put(path, var_options, var_files, reader, found)
+            cache.put(path, var_options, var_files, reader, found, assets=assets)
         results.append(_Cached(found))
     print_diagnostics(results, fmt)
     report = report_of(results)
@@ -62,6 +75,7 @@ def check(
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the JSON here instead of stdout.")
 @var_options
+@assets_option
 @click.option(
     "--format",
     "fmt",
@@ -69,11 +83,19 @@ def check(
     default="text",
     help="How diagnostics are printed (on stderr).",
 )
-def compile_(file: str, output: str | None, var_options: tuple[str, ...], var_files: tuple[str, ...], fmt: str) -> None:
-    """Check a script, then print its request body as JSON."""
+def compile_(
+    file: str,
+    output: str | None,
+    var_options: tuple[str, ...],
+    var_files: tuple[str, ...],
+    assets: str | None,
+    fmt: str,
+) -> None:
+    """Check a script, then print its request body as JSON (local images as the URL they
+    are uploaded to; nothing is uploaded)."""
     from klingspec.pipeline import run_pipeline
 
-    result = run_pipeline(file, pipeline_options(var_options, var_files))
+    result = run_pipeline(file, pipeline_options(var_options, var_files, assets=assets))
     print_diagnostics([result], fmt, sys.stderr)
     report = report_of([result])
     if result.request is None:
@@ -90,6 +112,7 @@ def compile_(file: str, output: str | None, var_options: tuple[str, ...], var_fi
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @var_options
+@assets_option
 @click.option(
     "-o",
     "--output",
@@ -98,13 +121,18 @@ def compile_(file: str, output: str | None, var_options: tuple[str, ...], var_fi
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def plan(
-    files: tuple[str, ...], var_options: tuple[str, ...], var_files: tuple[str, ...], output: str | None, fmt: str
+    files: tuple[str, ...],
+    var_options: tuple[str, ...],
+    var_files: tuple[str, ...],
+    assets: str | None,
+    output: str | None,
+    fmt: str,
 ) -> None:
     """Check scripts, then preview the cost: per shot, total seconds, price, generations, USD."""
     from klingspec.cli import plans
     from klingspec.pipeline import run_pipeline
 
-    options = pipeline_options(var_options, var_files)
+    options = pipeline_options(var_options, var_files, assets=assets)
     results = [run_pipeline(path, options) for path in files]
     failed = [r for r in results if not r.ok or r.request is None]
     print_diagnostics(results, "json" if fmt == "json" and failed else "text", sys.stderr)

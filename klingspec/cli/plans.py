@@ -14,11 +14,16 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from klingspec import __version__, pricing
 from klingspec.pipeline import Options, Result
 from klingspec.pricing import Estimate
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from klingspec.images import LocalImage
 
 PLAN_FORMAT = "klingspec-plan/1"
 
@@ -31,6 +36,7 @@ class Plan:
     generations: int
     request_hash: str
     inputs: dict[str, str]  # file path -> sha256 of its bytes, for every file read
+    uploads: tuple[LocalImage, ...] = ()  # local images the body sends by URL, each once
 
     def as_dict(self) -> dict[str, Any]:
         e = self.estimate
@@ -47,7 +53,7 @@ class Plan:
             "max_total_usd": _money(e.ceiling),
             "assumptions": list(e.assumptions),
             "request_hash": self.request_hash,
-        }
+        } | uploads_json(self.uploads)
 
 
 def _money(value: Decimal | None) -> float | None:
@@ -71,6 +77,7 @@ def plan_of(result: Result, options: Options) -> Plan:
         ],
         *options.var_files,
     ]
+    files += [upload.path for upload in result.uploads]  # a changed image is a changed request
     inputs = {f: file_hash(f) for f in files if os.path.exists(f)}
     return Plan(
         result.path,
@@ -79,6 +86,7 @@ def plan_of(result: Result, options: Options) -> Plan:
         result.request.generations,
         result.request.content_hash,
         inputs,
+        result.uploads,
     )
 
 
@@ -197,10 +205,64 @@ def print_table(plans: Sequence[Plan]) -> None:
             )
         for note in e.assumptions:
             console.print(f"  [dim]assumes {note}[/]")
+        print_uploads(console, plan.uploads)
         console.print()
     if len(plans) > 1:
         grand = pricing.add(p.estimate.quote for p in plans)
         console.print(f"[bold]total: {pricing.usd_quote(grand, 'unknown (a model has no published price)')}[/]")
+
+
+# -- local images --------------------------------------------------------------------
+# What the body sends by URL and `run` uploads first. Listed here with what the file holds;
+# whether each is still to upload is the ledger's to say.
+
+
+def uploads_json(uploads: Sequence[LocalImage]) -> dict[str, Any]:
+    """`{"uploads": [...]}` for a plan whose script names local images; `{}` otherwise."""
+    if not uploads:
+        return {}
+    return {
+        "uploads": [
+            {
+                "path": os.path.relpath(u.path) if not os.path.relpath(u.path).startswith(os.pardir) else u.path,
+                "line": u.span.start_position[0],
+                "format": u.format,
+                "mime_type": u.mime_type,
+                "bytes": u.size,
+                "width": u.width,
+                "height": u.height,
+                "sha256": u.sha256,
+                "repo": f"{u.namespace}/{u.repo}",
+                "branch": u.branch,
+                "remote_path": u.remote_path,
+                "url": u.url,
+            }
+            for u in uploads
+        ]
+    }
+
+
+def print_uploads(console: Console, uploads: Sequence[LocalImage]) -> None:
+    if not uploads:
+        return
+    first = uploads[0]
+    console.print(
+        f"  {len(uploads)} local image{'s' if len(uploads) != 1 else ''} to upload to "
+        f"{first.namespace}/{first.repo} (branch {first.branch}):"
+    )
+    for u in uploads:
+        shown = os.path.relpath(u.path)
+        console.print(
+            f"    {shown if not shown.startswith(os.pardir) else u.path}  {u.format.upper()} "
+            f"{u.width}x{u.height}, {_size(u.size)}  [dim]-> {u.remote_path}[/]"
+        )
+
+
+def _size(size: int) -> str:
+    for unit, scale in (("MB", 1_000_000), ("kB", 1_000)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
 
 
 def _fmt(value: Decimal) -> str:
