@@ -217,3 +217,22 @@ def test_a_klingspec_toml_that_appears_later_is_a_cache_miss(tmp_path: Path) -> 
     assert subprocess.run(run, cwd=tmp_path, capture_output=True).returncode == 1
     (tmp_path / "klingspec.toml").write_text('[assets]\nrepo = "a/b"\n', encoding="utf-8")
     assert subprocess.run(run, cwd=tmp_path, capture_output=True).returncode == 0
+
+
+def test_the_editor_hover_shows_the_file_and_its_url(tmp_path: Path) -> None:
+    from klingspec.lsp.hovers import mention_text
+
+    image(tmp_path / "hero.png", (400, 300))
+    result = run_pipeline(write(tmp_path, 'assets aurora/refs\nimage hero = "hero.png"\n' + SHOT))
+    text = mention_text("@hero", result.bound.images[0], result)
+    assert "(PNG 400x300," in text and result.uploads[0].url in text
+    bare = run_pipeline(write(tmp_path, 'image hero = "hero.png"\n' + SHOT))
+    assert "not uploaded: no `assets` repository" in mention_text("@hero", bare.bound.images[0], bare)
+
+
+def test_fmt_keeps_the_assets_setting_canonical() -> None:
+    from klingspec.formatting import format_text
+
+    assert format_text('assets   aurora/refs@media\t# where images go\nshot a 5s "x"\n') == (
+        'assets aurora/refs@media  # where images go\n\nshot a 5s "x"\n'
+    )
