@@ -10,9 +10,10 @@ prompt mentions them, so a shared library of many characters costs no slots.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from klingspec import ast
 from klingspec.diagnostics import Diagnostic, Related, Suggestion, close_matches
@@ -22,9 +23,12 @@ from klingspec.targets import DEFAULT_MODEL, Model
 from klingspec.targets import model as lookup_model
 from klingspec.templating import Expansion
 
+if TYPE_CHECKING:  # images.py (and Pillow) load only for scripts that name a local file
+    from klingspec.images import ImageFile, LocalImage
+
 _MENTION = re.compile(r"@@|(?<![\w@])@([^\W\d]\w*)")
 _RAW = re.compile(r"(Image|Element)([0-9]+)\Z")
-SETTING_KEYS = ("model", "aspect", "audio", "negative", "format", "namespace", "generations")
+SETTING_KEYS = ("model", "aspect", "audio", "negative", "format", "namespace", "generations", "assets")
 ON_WORDS = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}
 FORMAT_WORDS = {"url": "url", "b64": "b64_json", "b64_json": "b64_json"}
 
@@ -95,6 +99,10 @@ class BoundScript:
     duplicate_settings: tuple[ast.Setting, ...]
     library_ok: bool = False  # `check` of a declarations-only file: no shot needed
     partial: bool = False  # a file had syntax errors: set-level rules hold back
+    # Local images, keyed by the identity of the URI literal that names them (images.py):
+    # what each file holds, and, where an assets target is known, its upload.
+    local_files: Mapping[int, ImageFile] = field(default_factory=dict)
+    uploads: Mapping[int, LocalImage] = field(default_factory=dict)
 
     @property
     def model_id(self) -> str:
@@ -110,7 +118,31 @@ class BoundScript:
         return sum((shot.seconds for shot in self.shots), Decimal(0))
 
     def uri(self, text: ast.Text) -> str:
-        return self.expansion[text]
+        """What the body sends for a URI literal: its expansion, or a local image's URL."""
+        upload = self.uploads.get(id(text))
+        return upload.url if upload is not None else self.expansion[text]
+
+    def uri_texts(self) -> Iterator[ast.Text]:
+        """Every URI literal of what is sent: images, element views, then frames."""
+        for binding in self.images:
+            image = binding.declaration
+            assert isinstance(image, ast.Image)  # `images` holds only image bindings
+            yield image.uri
+        for binding in self.elements:
+            element = binding.declaration
+            assert isinstance(element, ast.Element)  # `elements` holds only element bindings
+            for element_field in element.fields:
+                yield from element_field.uris
+        for frame in self.frames:
+            yield frame.uri
+
+    def unique_uploads(self) -> tuple[LocalImage, ...]:
+        """Each local image once (by content: two paths to one file are one upload), in
+        the order the script first names them."""
+        seen: dict[str, LocalImage] = {}
+        for upload in self.uploads.values():
+            seen.setdefault(upload.remote_path, upload)
+        return tuple(seen.values())
 
     # typed settings, None where absent or invalid (the checker reports invalid ones)
     def audio(self) -> bool | None:

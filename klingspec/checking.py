@@ -8,20 +8,23 @@ a rule mirrors an error the API would return, its help quotes the API's own word
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from klingspec import ast, media_urls
+from klingspec.assets import OXEN_NAME, is_local_path, parse_target
 from klingspec.binding import FORMAT_WORDS, ON_WORDS, BoundScript, SettingValue
 from klingspec.diagnostics import Diagnostic, Related, Suggestion, close_matches
 from klingspec.source import Span
 from klingspec.targets import DEFAULT_MODEL, Model, known_ids
 from klingspec.targets import model as lookup_model
 
+if TYPE_CHECKING:
+    from klingspec.images import ImageFile
+
 Rule = Callable[[BoundScript, Model], Iterator[Diagnostic]]
-_NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 
 def _s(n: Decimal | int) -> str:
@@ -210,12 +213,27 @@ def _whole(raw: str) -> bool:
 
 def namespace(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     setting = script.settings.get("namespace")
-    if setting and not _NAMESPACE.match(setting.raw):
+    if setting and not OXEN_NAME.match(setting.raw):
         yield Diagnostic.of(
             "KVS-namespace",
             setting.span,
             f"`{setting.raw}` is not a valid namespace",
             "a user or organisation name: letters, digits, `-`, `_` and `.`",
+        )
+
+
+def assets_setting(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
+    setting = script.settings.get("assets")
+    if setting is None:
+        return
+    found = parse_target(setting.raw, "the script")
+    if isinstance(found, str):
+        yield Diagnostic.of(
+            "KVS-assets",
+            setting.span,
+            found,
+            "write the Oxen repository local images are uploaded to: `assets NAMESPACE/REPO` "
+            "(branch `main`) or `assets NAMESPACE/REPO@BRANCH`",
         )
 
 
@@ -501,11 +519,33 @@ def _start_above(end: ast.Frame) -> Suggestion:
 
 def uris(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     for text in _all_uris(script):
-        uri = script.uri(text)
+        uri = script.expansion[text]
+        if is_local_path(uri):
+            continue  # a local file: read and reported by images.py
         problem = _uri_problem(uri)
         if problem:
             code, message, hint = problem
-            yield Diagnostic.of(code, text.span, message, hint)
+            fixes = []
+            path = _file_url_path(uri)
+            if path is not None:
+                message, hint = f"`{uri[:60]}` is a `file:` URL", f"write the plain path instead: `{path}`"
+                if text.content_span.text == uri:  # written out, not made by a template
+                    fixes = [Suggestion(text.content_span, path, f"Replace with the path `{path}`", preferred=True)]
+            yield Diagnostic.of(code, text.span, message, hint, suggestions=fixes)
+
+
+def _file_url_path(uri: str) -> str | None:
+    """The local path a `file:` URL means (`file:///home/me/x.png` -> `/home/me/x.png`),
+    or None for other URIs and for a file on another host."""
+    if not uri.lower().startswith("file:"):
+        return None
+    from urllib.parse import unquote
+
+    parts = urlsplit(uri)
+    if parts.netloc not in ("", "localhost"):
+        return None
+    path = unquote(parts.path)
+    return path if path and is_local_path(path) else None
 
 
 def fetchable_urls(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
@@ -513,17 +553,7 @@ def fetchable_urls(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
 
 
 def _all_uris(script: BoundScript) -> Iterator[ast.Text]:
-    for binding in script.images:
-        image = binding.declaration
-        assert isinstance(image, ast.Image)  # `images` holds only image bindings
-        yield image.uri
-    for binding in script.elements:
-        element = binding.declaration
-        assert isinstance(element, ast.Element)  # `elements` holds only element bindings
-        for field in element.fields:
-            yield from field.uris
-    for frame in script.frames:
-        yield frame.uri
+    return script.uri_texts()
 
 
 def _uri_problem(uri: str) -> tuple[str, str, str] | None:
@@ -546,7 +576,7 @@ def _uri_problem(uri: str) -> tuple[str, str, str] | None:
             return (
                 "KVS-uri-scheme",
                 f"`{uri[:60]}` is not an absolute URL",
-                "the API downloads every image itself: give a public https:// URL, not a local path",
+                "give a public https:// URL, or the path of a local image (uploaded to the `assets` repository)",
             )
         return (
             "KVS-uri-scheme",
@@ -589,17 +619,31 @@ def _suggested(script: BoundScript) -> set[str]:
 def duplicate_uris(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     seen: dict[str, ast.Text] = {}
     for text in _all_uris(script):
-        uri = script.uri(text)
-        if uri in seen:
+        key, what = _identity(script, text)
+        if key in seen:
             yield Diagnostic.of(
                 "KVS-uri-duplicate",
                 text.span,
-                "this URI is bound twice",
+                f"this {what} is bound twice",
                 "bind it once and mention the same name twice",
-                related=[Related(seen[uri].span, "also bound here")],
+                related=[Related(seen[key].span, "also bound here")],
             )
         else:
-            seen[uri] = text
+            seen[key] = text
+
+
+def _identity(script: BoundScript, text: ast.Text) -> tuple[str, str]:
+    """What makes two URIs the same image: the URL, or a local file's content (two paths
+    to one file, or two copies of it, are one image)."""
+    file = script.local_files.get(id(text))
+    if file is not None:
+        return f"sha256:{file.sha256}", "image"
+    uri = script.expansion[text]
+    if is_local_path(uri):
+        import os
+
+        return "path:" + os.path.abspath(os.path.join(os.path.dirname(text.span.source.name), uri)), "image"
+    return uri, "URI"
 
 
 def elements_mentioned(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
@@ -618,6 +662,100 @@ def elements_mentioned(script: BoundScript, model: Model) -> Iterator[Diagnostic
             )
 
 
+# -- local images: the model's formats, and the limits other hosts publish ---------------
+# The files were read and identified in images.py; these rules only compare what they hold
+# with the capability matrix ([images]).
+
+
+def _local_files(script: BoundScript) -> Iterator[tuple[ast.Text, ImageFile]]:
+    for text in _all_uris(script):
+        file = script.local_files.get(id(text))
+        if file is not None:
+            yield text, file
+
+
+_FORMAT_NAMES = {"png": "PNG", "jpeg": "JPEG", "webp": "WebP", "gif": "GIF"}
+
+
+def image_formats(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
+    for text, file in _local_files(script):
+        if file.format in model.image_formats:
+            continue
+        taken = ", ".join(_FORMAT_NAMES.get(f, f.upper()) for f in model.image_formats)
+        kind = _FORMAT_NAMES.get(file.format, file.format.upper())
+        if file.format in model.image_formats_unlisted:
+            yield Diagnostic.of(
+                "KVS-image-format-unlisted",
+                text.span,
+                f"{file.name} is a {kind} image, which `{model.id}`'s page does not list",
+                f"Oxen lists {kind} for another Kling model only, and Kling's own API takes "
+                f"none; the render may fail. Convert it to one of {taken}",
+            )
+        else:
+            yield Diagnostic.of(
+                "KVS-image-format",
+                text.span,
+                f"{file.name} is a {kind} image; `{model.id}` takes {taken}",
+                f"convert it to one of {taken}",
+            )
+
+
+def image_size_upstream(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
+    limit = model.image_max_bytes_upstream
+    for text, file in _local_files(script):
+        if limit is not None and file.size > limit:
+            yield Diagnostic.of(
+                "KVS-image-large",
+                text.span,
+                f"{file.name} is {_megabytes(file.size)}; {model.image_limits_source} take at most {_megabytes(limit)}",
+                "Oxen's page states no limit, so Oxen may accept it or fail the render; "
+                "export it smaller (JPEG or WebP, or fewer pixels)",
+            )
+
+
+def image_side_upstream(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
+    limit = model.image_min_side_upstream
+    for text, file in _local_files(script):
+        if limit is not None and min(file.width, file.height) < limit:
+            yield Diagnostic.of(
+                "KVS-image-small",
+                text.span,
+                f"{file.name} is {file.width}x{file.height} px; {model.image_limits_source} need "
+                f"at least {limit} px on each side",
+                "Oxen's page states no minimum, so Oxen may accept it or fail the render; "
+                f"use an image at least {limit}x{limit} px",
+            )
+
+
+def image_aspect_upstream(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
+    bounds = model.image_aspect_range_upstream
+    if bounds is None:
+        return
+    low, high = bounds
+    for text, file in _local_files(script):
+        ratio = Decimal(file.width) / Decimal(max(file.height, 1))
+        if not low <= ratio <= high:
+            yield Diagnostic.of(
+                "KVS-image-aspect",
+                text.span,
+                f"{file.name} is {file.width}x{file.height} px ({_aspect(ratio)}); "
+                f"{model.image_limits_source} take {_aspect(low)} to {_aspect(high)}",
+                "Oxen's page states no range, so Oxen may accept it or fail the render; crop it",
+            )
+
+
+def _megabytes(size: int) -> str:
+    return f"{Decimal(size) / 1_000_000:.1f} MB"
+
+
+def _aspect(ratio: Decimal) -> str:
+    """0.4 -> `1:2.5`, 6 -> `6:1`."""
+    if ratio >= 1:
+        return f"{ratio.normalize():f}:1" if ratio == ratio.quantize(Decimal("0.1")) else f"{ratio:.1f}:1"
+    inverse = 1 / ratio
+    return f"1:{inverse.normalize():f}" if inverse == inverse.quantize(Decimal("0.1")) else f"1:{inverse:.1f}"
+
+
 RULES: tuple[Rule, ...] = (
     model_known,
     model_requirements,
@@ -628,6 +766,7 @@ RULES: tuple[Rule, ...] = (
     setting_words,
     generations,
     namespace,
+    assets_setting,
     has_shots,
     prompts,
     whole_seconds,
@@ -643,6 +782,10 @@ RULES: tuple[Rule, ...] = (
     unused_bindings,
     duplicate_uris,
     elements_mentioned,
+    image_formats,
+    image_size_upstream,
+    image_side_upstream,
+    image_aspect_upstream,
 )
 
 

@@ -56,6 +56,8 @@ CODES: dict[str, Code] = _catalogue(
     ("KVS-aspect-ratio", "error", "the aspect ratio is not one the model accepts"),
     ("KVS-generations", "error", "generations is outside 1..4"),
     ("KVS-namespace", "error", "the namespace is not a valid Oxen namespace name"),
+    ("KVS-assets", "error", "the assets target is not NAMESPACE/REPO[@BRANCH]"),
+    ("KVS-config", "error", "klingspec.toml could not be read or has a bad value"),
     # templates
     ("KVS-template-syntax", "error", "a Jinja template inside a string does not parse"),
     ("KVS-template-undefined", "error", "a template uses a name that is not defined"),
@@ -98,6 +100,17 @@ CODES: dict[str, Code] = _catalogue(
     ("KVS-url-not-image", "warning", "a URL answers with something that is not an image"),
     ("KVS-url-login", "warning", "a URL redirects to a sign-in page"),
     ("KVS-url-unreachable", "warning", "a URL could not be fetched: a network error or a timeout"),
+    # local images
+    ("KVS-image-not-found", "error", "a local image does not exist"),
+    ("KVS-image-unreadable", "error", "a local image could not be read"),
+    ("KVS-image-invalid", "error", "a local image is empty, not an image, or damaged"),
+    ("KVS-image-too-large", "error", "a local image is larger than klingspec reads"),
+    ("KVS-image-format", "error", "a local image is in a format the model does not take"),
+    ("KVS-image-format-unlisted", "warning", "a local image's format is listed for another model only"),
+    ("KVS-image-large", "warning", "a local image is over the file size other hosts of the model take"),
+    ("KVS-image-small", "warning", "a local image is under the side other hosts of the model need"),
+    ("KVS-image-aspect", "warning", "a local image's aspect ratio is outside what other hosts take"),
+    ("KVS-assets-missing", "error", "a local image has no Oxen repository to be uploaded to"),
     # compile
     ("KVS-schema", "error", "the request body does not match the API schema"),
     ("KVS-internal", "error", "klingspec itself failed; please report it"),

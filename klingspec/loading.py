@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from klingspec import ast
 from klingspec.diagnostics import Diagnostic
@@ -44,12 +44,16 @@ class Program:
     dependencies: tuple[str, ...] = field(default=())  # absolute paths read (for watch mode)
 
 
-Reader = Callable[[str], bytes]
+class Reader(Protocol):
+    """How the pipeline reads a file: at most `limit` + 1 bytes (so a file over the limit
+    is seen to be). Scripts and vars files use the default; local images a larger one."""
+
+    def __call__(self, path: str, limit: int = MAX_FILE_BYTES) -> bytes: ...
 
 
-def read_bytes(path: str) -> bytes:
+def read_bytes(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
     with open(path, "rb") as handle:
-        data = handle.read(MAX_FILE_BYTES + 1)
+        data = handle.read(limit + 1)
     return data
 
 

@@ -1,4 +1,5 @@
-"""The one composition of the phases: load -> parse -> expand -> bind -> check -> compile -> price.
+"""The one composition of the phases: load -> parse -> expand -> bind -> (read local
+images) -> check -> compile -> price.
 
 The CLI, the watcher and the language server all call `run_pipeline`; they differ only in
 how they present the `Result`.
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from klingspec.assets import is_local_path
 from klingspec.binding import BoundScript, bind
 from klingspec.checking import check
 from klingspec.compiling import Request, compile_script, validate
@@ -17,6 +20,9 @@ from klingspec.loading import Program, Reader, Var, load, parse_var_options, rea
 from klingspec.pricing import Estimate, estimate
 from klingspec.source import Source
 from klingspec.templating import expand
+
+if TYPE_CHECKING:
+    from klingspec.images import LocalImage
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,7 @@ class Options:
     validate_schema: bool = True
     library_ok: bool = False  # `check` accepts a declarations-only file (a `use` library)
     overlays: Mapping[str, str] = field(default_factory=dict)
+    assets: str | None = None  # `--assets NAMESPACE/REPO[@BRANCH]`: beats the script and klingspec.toml
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,13 @@ class Result:
     @property
     def warnings(self) -> int:
         return sum(d.severity == "warning" for d in self.diagnostics)
+
+    @property
+    def uploads(self) -> tuple[LocalImage, ...]:
+        """The local images the request sends, each once (by content), with the URL the
+        body holds for it: what `run` uploads before it submits. Empty for URL-only
+        scripts, and for images that have no assets target or could not be read."""
+        return self.bound.unique_uploads() if self.bound is not None else ()
 
 
 def outside_variables(options: Options, reader: Reader = read_bytes) -> tuple[list[Var], list[Diagnostic]]:
@@ -97,6 +111,11 @@ def _run(path: str, options: Options, reader: Reader) -> Result:
     diagnostics += problems
     bound, problems = bind(program, expansion, library_ok=options.library_ok)
     diagnostics += problems
+    if any(is_local_path(bound.expansion[text]) for text in bound.uri_texts()):
+        from klingspec.images import attach  # Pillow loads only for scripts that name a local file
+
+        bound, problems = attach(bound, options.assets, reader)
+        diagnostics += problems
     diagnostics += check(bound)
     if has_errors(diagnostics) or not bound.shots:
         return Result(path, sort_unique(diagnostics), program, bound)

@@ -61,6 +61,17 @@ class Model:
     # hosts state ([multi_shot]); the checker warns past them. None / True: nothing stated.
     max_shots_upstream: int | None = None
     frames_with_shots_upstream: bool = True
+    # Local images ([images]). `image_formats`: what the model takes (others are errors);
+    # `image_formats_unlisted`: documented for another Kling model on Oxen but not this
+    # one (a warning). The `_upstream` limits are those other hosts of the same models
+    # publish (Kling's own API, fal), checked as warnings; `image_limits_source` says where
+    # they come from. None: nothing stated.
+    image_formats: tuple[str, ...] = ("png", "jpeg", "webp")
+    image_formats_unlisted: tuple[str, ...] = ()
+    image_max_bytes_upstream: int | None = None
+    image_min_side_upstream: int | None = None
+    image_aspect_range_upstream: tuple[Decimal, Decimal] | None = None  # width / height, low and high
+    image_limits_source: str | None = None
 
 
 @cache
@@ -76,6 +87,8 @@ def model(model_id: str) -> Model | None:
     data = tomllib.loads((models_dir() / f"{model_id}.toml").read_text(encoding="utf-8"))
     prompt, duration, refs, settings = (data[k] for k in ("prompt", "duration", "references", "settings"))
     multi_shot = data.get("multi_shot", {})
+    images = data.get("images", {})
+    aspect = images.get("aspect_range_upstream")
     price, with_audio, ceiling = (data.get(k) for k in _PRICES)
     return Model(
         id=data["id"],
@@ -113,4 +126,16 @@ def model(model_id: str) -> Model | None:
         audio_price_source=data.get("audio_price_source"),
         max_shots_upstream=multi_shot.get("max_shots_upstream"),
         frames_with_shots_upstream=multi_shot.get("frames_upstream", True),
+        image_formats=tuple(images.get("formats", ("png", "jpeg", "webp"))),
+        image_formats_unlisted=tuple(images.get("formats_unlisted", ())),
+        image_max_bytes_upstream=images.get("max_bytes_upstream"),
+        image_min_side_upstream=images.get("min_side_upstream"),
+        image_aspect_range_upstream=(_ratio(aspect[0]), _ratio(aspect[1])) if aspect else None,
+        image_limits_source=images.get("limits_source"),
     )
+
+
+def _ratio(written: str) -> Decimal:
+    """`"1:2.5"` -> 0.4: a ratio as written in a matrix, as width / height."""
+    width, _, height = written.partition(":")
+    return Decimal(width) / Decimal(height)

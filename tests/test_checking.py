@@ -214,6 +214,7 @@ RULE_CODES = {
     "setting_words": {"KVS-setting-unknown-value"},
     "generations": {"KVS-generations"},
     "namespace": {"KVS-namespace"},
+    "assets_setting": {"KVS-assets"},
     "has_shots": {"KVS-no-shots"},
     "prompts": {"KVS-prompt-empty", "KVS-prompt-length"},
     "whole_seconds": {"KVS-duration-fraction"},
@@ -229,6 +230,10 @@ RULE_CODES = {
     "unused_bindings": {"KVS-binding-unused"},
     "duplicate_uris": {"KVS-uri-duplicate"},
     "elements_mentioned": {"KVS-elements-unmentioned"},
+    "image_formats": {"KVS-image-format", "KVS-image-format-unlisted"},
+    "image_size_upstream": {"KVS-image-large"},
+    "image_side_upstream": {"KVS-image-small"},
+    "image_aspect_upstream": {"KVS-image-aspect"},
 }
 
 
@@ -625,12 +630,13 @@ def test_rule_frames_with_multishot_reads_the_rule_from_the_model(tmp_path):
     "uri, code",
     [
         ("file:///home/me/cafe.png", "KVS-uri-scheme"),
-        ("refs/cafe.png", "KVS-uri-scheme"),
+        ("data:image/png;base64,iVBORw0KGgo=", "KVS-uri-scheme"),
+        ("//cdn.example.com/a.png", "KVS-uri-scheme"),
         ("ftp://example.com/a.png", "KVS-uri-scheme"),
         ("https://cdn.example.com/my cafe.png", "KVS-uri-invalid"),
         ("https:///nohost.png", "KVS-uri-invalid"),
     ],
-    ids=["file", "relative", "ftp", "space", "no-host"],
+    ids=["file", "data", "scheme-relative", "ftp", "space", "no-host"],
 )
 def test_rule_uris(tmp_path, uri, code):
     text = f'image cafe = "{uri}"\nshot a 5s "@cafe"\n'
@@ -644,9 +650,16 @@ def test_rule_uris_http_and_https_accepted(tmp_path):
 
 
 def test_rule_uris_checked_in_elements_and_frames(tmp_path):
-    text = 'element hero {\n  front "hero.png"\n  refs "file:///x.png"\n}\nstart "door.png"\nshot a 5s "@hero"\n'
+    text = (
+        'element hero {\n  front "ftp://a.example.com/hero.png"\n  refs "file:///x.png"\n}\n'
+        'start "data:image/png;base64,AAAA"\nshot a 5s "@hero"\n'
+    )
     found = [where(d) for d in run(tmp_path, text).diagnostics if d.code == "KVS-uri-scheme"]
-    assert found == [locate(text, '"hero.png"'), locate(text, '"file:///x.png"'), locate(text, '"door.png"')]
+    assert found == [
+        locate(text, '"ftp://a.example.com/hero.png"'),
+        locate(text, '"file:///x.png"'),
+        locate(text, '"data:image/png;base64,AAAA"'),
+    ]
 
 
 def test_rule_fetchable_urls(tmp_path):
@@ -698,7 +711,7 @@ def test_rule_elements_mentioned(tmp_path):
 
 
 def test_check_reports_every_problem_in_one_run(tmp_path):
-    text = f'aspect 4:3\ngenerations 9\nend "{A}"\nimage x = "cafe.png"\nshot a 2.5s "@x @ghost"\nshot b 0s ""\n'
+    text = f'aspect 4:3\ngenerations 9\nend "{A}"\nimage x = "ftp://a.example.com/cafe.png"\nshot a 2.5s "@x @ghost"\nshot b 0s ""\n'
     found = set(codes(run(tmp_path, text)))
     assert {
         "KVS-aspect-ratio",

@@ -15,7 +15,10 @@ Page conventions: the main script is the ```kvs block without `file=`; other fil
 blocks whose info string has `file=NAME` (```kvs file=cast.kvs, ```toml file=vars.toml);
 the first `$ klingspec COMMAND FILE [--var NAME=VALUE] [--vars FILE]` line in a
 ```console block is the command to replay; `<!-- docs-test: mkdir DIR -->` creates a folder; `<!-- docs-test: online PATH -->` marks a
-`check --online` page, replayed by tests/test_online.py with its URL served from PATH.
+`check --online` page, replayed by tests/test_online.py with its URL served from PATH;
+`<!-- docs-test: image PATH WxH [cut=N] [size=N] -->` writes an image made with Pillow (its
+format from the extension), keeping only its first N bytes (`cut`) or padded with zeros
+after its end to N bytes (`size`, a sparse file): an image cannot be a text block.
 """
 
 from __future__ import annotations
@@ -38,6 +41,20 @@ _SKIP = re.compile(r"<!--\s*docs-test:\s*skip\s+(.*?)\s*-->", re.S)
 _MKDIR = re.compile(r"<!--\s*docs-test:\s*mkdir\s+(\S+)\s*-->")
 # `check --online` pages need a server: tests/test_online.py replays them on loopback
 _ONLINE = re.compile(r"<!--\s*docs-test:\s*online\s+(\S+)\s*-->")
+_IMAGE = re.compile(r"<!--\s*docs-test:\s*image\s+(\S+)\s+(\d+)x(\d+)((?:\s+\w+=\d+)*)\s*-->")
+
+
+def _write_image(path: Path, width: int, height: int, options: str) -> None:
+    from PIL import Image
+
+    settings = dict(option.split("=") for option in options.split())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (width, height), (200, 120, 40)).save(path)
+    if "cut" in settings:
+        path.write_bytes(path.read_bytes()[: int(settings["cut"])])
+    if "size" in settings:
+        with open(path, "r+b") as handle:
+            handle.truncate(int(settings["size"]))
 
 
 def _pages() -> list[Path]:
@@ -109,6 +126,8 @@ def _replay(page: Path, tmp_path: Path, monkeypatch) -> tuple[str, list[str]]:
     monkeypatch.chdir(tmp_path)
     for directory in _MKDIR.findall(text):
         (tmp_path / directory).mkdir(parents=True, exist_ok=True)
+    for name, width, height, options in _IMAGE.findall(text):
+        _write_image(tmp_path / name, int(width), int(height), options)
     files = {main: scripts[0]}
     for info, body in blocks:
         named = re.search(r"\bfile=(\S+)", info)

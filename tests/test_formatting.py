@@ -211,6 +211,7 @@ def statement(draw) -> str:
                     ("format", ["url", "b64"]),
                     ("namespace", ["my-org", '"bad space"']),
                     ("generations", ["1", "2", '"3"', "9"]),
+                    ("assets", ["aurora/refs", "aurora/refs@media", '"aurora/{{ team }}"']),
                 ]
             )
         )

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-HEAVY = ("httpx", "watchfiles", "pygls", "lsprotocol", "jsonschema", "rich", "starlette", "uvicorn")
+HEAVY = ("httpx", "watchfiles", "pygls", "lsprotocol", "jsonschema", "rich", "starlette", "uvicorn", "PIL")
 PROBE = """
 import json, sys
 from klingspec.cli import main
@@ -70,3 +70,27 @@ def test_check_online_adds_only_the_http_client(script, tmp_path):
     assert result["code"] == 0 and "httpx" in result["loaded"]
     assert set(result["loaded"]) <= {"httpx", "rich"}  # `import httpx` loads rich for its own CLI
     assert [m for m in result["klingspec"] if m.startswith(WINGS)] == ["klingspec.run", "klingspec.run.reachability"]
+
+
+def test_check_of_urls_only_never_loads_pillow(tmp_path):
+    """Pillow (and klingspec.images) load only for a script that names a local file."""
+    urls = tmp_path / "urls.kvs"
+    urls.write_text(
+        'assets aurora/refs\nimage cafe = "https://cdn.example.com/cafe.png"\nshot a 5s "@cafe at dawn"\n',
+        encoding="utf-8",
+    )
+    result = _loaded(["check", "--no-cache", str(urls)], tmp_path)
+    assert (result["code"], result["loaded"]) == (0, [])
+    assert "klingspec.images" not in result["klingspec"]
+
+
+def test_check_of_a_local_image_loads_pillow(tmp_path):
+    """The other side of the test above: it would pass vacuously if nothing ever loaded Pillow."""
+    from PIL import Image
+
+    Image.new("RGB", (320, 320)).save(tmp_path / "cafe.png")
+    local = tmp_path / "local.kvs"
+    local.write_text('assets aurora/refs\nimage cafe = "cafe.png"\nshot a 5s "@cafe at dawn"\n', encoding="utf-8")
+    result = _loaded(["check", "--no-cache", str(local)], tmp_path)
+    assert (result["code"], result["loaded"]) == (0, ["PIL"])
+    assert "klingspec.images" in result["klingspec"]

@@ -27,6 +27,8 @@ CORE = (
     "compiling",
     "pricing",
     "pipeline",
+    "assets",
+    "images",
     "formatting",
     "printing",
     "resources",

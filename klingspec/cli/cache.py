@@ -4,8 +4,9 @@ pre-commit hook checking unchanged scripts answers without loading the parser.
 An entry is keyed by everything a check's result depends on: klingspec's own build (its
 version, and the size and mtime of every file it ships: code, grammar, schemas, model
 matrices), the script's path as given and as an absolute path, and the command's
-options; it records the content hash of every file the pipeline read or found missing
-(the script, each `use`d file, each `--vars` file). A lookup is a hit only when all of
+options (`--var`, `--vars`, `--assets`); it records the content hash of every file the pipeline read or found missing
+(the script, each `use`d file, each `--vars` file, each local image, and each
+`klingspec.toml` looked for). A lookup is a hit only when all of
 those files still hash the same. Entries live under `cache/` in the klingspec home;
 `check --no-cache` or KLINGSPEC_NO_CACHE=1 bypass it, and a cache that cannot be read
 or written is ignored: it is a shortcut, never a source of truth.
@@ -65,12 +66,12 @@ class RecordingReader:
     reads: dict[str, str | None] = field(default_factory=dict)
     cacheable: bool = True
 
-    def __call__(self, path: str) -> bytes:
+    def __call__(self, path: str, limit: int = MAX_FILE_BYTES) -> bytes:
         key = os.path.abspath(path)
         if not _regular(path):  # a pipe or /dev/stdin cannot be read twice: never cached
             self.cacheable = False
         try:
-            data = self.read(path)
+            data = self.read(path, limit)
         except FileNotFoundError:
             self.reads[key] = None
             raise
@@ -90,9 +91,11 @@ def _regular(path: str) -> bool:
 
 
 def _current_hash(path: str) -> str | None:
+    """The hash of the whole file. A file read only in part (past the reader's limit: an
+    error already) then never matches its recorded hash: a miss, never a wrong hit."""
     try:
         with open(path, "rb") as handle:
-            return _content_hash(handle.read(MAX_FILE_BYTES + 1))
+            return hashlib.file_digest(handle, "sha256").hexdigest()
     except FileNotFoundError:
         return None
     except OSError:
@@ -113,7 +116,7 @@ class CheckCache:
             return cls(None)
         return cls(os.path.join(home_dir(), "cache", f"check-{FORMAT}"))
 
-    def _entry(self, path: str, var_options: Sequence[str], var_files: Sequence[str]) -> str | None:
+    def _entry(self, path: str, var_options: Sequence[str], var_files: Sequence[str], assets: str | None) -> str | None:
         if self.folder is None:
             return None
         key: list[Any] = [
@@ -125,13 +128,16 @@ class CheckCache:
             os.path.abspath(path),
             list(var_options),
             [[f, os.path.abspath(f)] for f in var_files],
+            assets,
         ]
         digest = hashlib.sha256(repr(key).encode()).hexdigest()  # str and list reprs are stable
         return os.path.join(self.folder, digest[:2], digest[2:] + ".pickle")
 
-    def get(self, path: str, var_options: Sequence[str], var_files: Sequence[str]) -> tuple[Diagnostic, ...] | None:
+    def get(
+        self, path: str, var_options: Sequence[str], var_files: Sequence[str], *, assets: str | None = None
+    ) -> tuple[Diagnostic, ...] | None:
         """The stored diagnostics, if every file they came from is unchanged."""
-        entry = self._entry(path, var_options, var_files)
+        entry = self._entry(path, var_options, var_files, assets)
         if entry is None or not _regular(path):
             return None
         try:
@@ -150,9 +156,11 @@ class CheckCache:
         var_files: Sequence[str],
         reader: RecordingReader,
         diagnostics: Iterable[Diagnostic],
+        *,
+        assets: str | None = None,
     ) -> None:
         """Store a result, unless it depends on something the hashes cannot see."""
-        entry = self._entry(path, var_options, var_files)
+        entry = self._entry(path, var_options, var_files, assets)
         diagnostics = tuple(diagnostics)
         if entry is None or not reader.cacheable or any(d.code in UNCACHEABLE for d in diagnostics):
             return

@@ -12,6 +12,7 @@ import click
 
 from klingspec.cli.options import (
     api_options,
+    assets_option,
     pipeline_options,
     print_diagnostics,
     report_of,
@@ -35,6 +36,7 @@ class _Cached:
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True))
 @var_options
+@assets_option
 @click.option(
     "--format",
     "fmt",
@@ -60,6 +62,7 @@ def check(
     files: tuple[str, ...],
     var_options: tuple[str, ...],
     var_files: tuple[str, ...],
+    assets: str | None,
     fmt: str,
     no_cache: bool,
     online: bool,
@@ -74,16 +77,16 @@ def check(
     for path in discover_scripts(files):
         # --online needs the bound script (its URLs and their places), so it always runs the
         # pipeline; it still stores the offline result, which is what a plain check prints
-        found = None if online else cache.get(path, var_options, var_files)
+        found = None if online else cache.get(path, var_options, var_files, assets=assets)
         bound = None
         if found is None:  # the pipeline (and Lark, Jinja) load only on a miss
             from klingspec.pipeline import run_pipeline
 
-            options = pipeline_options(var_options, var_files, validate_schema=False, library_ok=True)
+            options = pipeline_options(var_options, var_files, validate_schema=False, library_ok=True, assets=assets)
             reader = RecordingReader()
             result = run_pipeline(path, options, reader)
             found, bound = result.diagnostics, result.bound
-            cache.put(path, var_options, var_files, reader, found)
+            cache.put(path, var_options, var_files, reader, found, assets=assets)
         results.append(_Cached(found))
         scripts.append(bound)
     if online:
@@ -129,6 +132,7 @@ def _urls(n: int) -> str:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the JSON here instead of stdout.")
 @var_options
+@assets_option
 @click.option(
     "--format",
     "fmt",
@@ -136,11 +140,19 @@ def _urls(n: int) -> str:
     default="text",
     help="How diagnostics are printed (on stderr).",
 )
-def compile_(file: str, output: str | None, var_options: tuple[str, ...], var_files: tuple[str, ...], fmt: str) -> None:
-    """Check a script, then print its request body as JSON."""
+def compile_(
+    file: str,
+    output: str | None,
+    var_options: tuple[str, ...],
+    var_files: tuple[str, ...],
+    assets: str | None,
+    fmt: str,
+) -> None:
+    """Check a script, then print its request body as JSON (local images as the URL they
+    are uploaded to; nothing is uploaded)."""
     from klingspec.pipeline import run_pipeline
 
-    result = run_pipeline(file, pipeline_options(var_options, var_files))
+    result = run_pipeline(file, pipeline_options(var_options, var_files, assets=assets))
     print_diagnostics([result], fmt, sys.stderr)
     report = report_of([result])
     if result.request is None:
@@ -157,6 +169,7 @@ def compile_(file: str, output: str | None, var_options: tuple[str, ...], var_fi
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @var_options
+@assets_option
 @click.option(
     "-o",
     "--output",
@@ -171,6 +184,7 @@ def plan(
     files: tuple[str, ...],
     var_options: tuple[str, ...],
     var_files: tuple[str, ...],
+    assets: str | None,
     output: str | None,
     fmt: str,
     sandbox: bool,
@@ -183,7 +197,7 @@ def plan(
     from klingspec.cli import plans
     from klingspec.pipeline import run_pipeline
 
-    options = pipeline_options(var_options, var_files)
+    options = pipeline_options(var_options, var_files, assets=assets)
     results = [run_pipeline(path, options) for path in files]
     failed = [r for r in results if not r.ok or r.request is None]
     print_diagnostics(results, "json" if fmt == "json" and failed else "text", sys.stderr)

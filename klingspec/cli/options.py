@@ -93,6 +93,28 @@ def pipeline_options(var_options: Sequence[str], var_files: Sequence[str], **mor
     return Options(tuple(var_options), tuple(var_files), **more)
 
 
+def _assets_target(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """`--assets` must be NAMESPACE/REPO[@BRANCH]: anything else is a usage error (exit 2)."""
+    from klingspec.assets import parse_target
+
+    if value is not None:
+        found = parse_target(value, "--assets")
+        if isinstance(found, str):
+            raise click.BadParameter(found)
+    return value
+
+
+def assets_option(function: F) -> F:
+    return click.option(
+        "--assets",
+        default=None,
+        metavar="NAMESPACE/REPO[@BRANCH]",
+        callback=_assets_target,
+        help="The Oxen repository local images are uploaded to (branch main unless given); "
+        "overrides the script's `assets` and klingspec.toml.",
+    )(function)
+
+
 def api_options(function: F) -> F:
     function = click.option(
         "--api-url",

@@ -21,6 +21,9 @@ from klingspec.pipeline import Options, Result
 from klingspec.pricing import Estimate
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from klingspec.images import LocalImage
     from klingspec.run.jobs import Job, Standing
     from klingspec.run.submitting import Spending
 
@@ -35,6 +38,7 @@ class Plan:
     generations: int
     request_hash: str
     inputs: dict[str, str]  # file path -> sha256 of its bytes, for every file read
+    uploads: tuple[LocalImage, ...] = ()  # local images the body sends by URL, each once
 
     def job(self) -> Job:
         """The job `run` would make of this plan (priced by `pricing`, as the plan is)."""
@@ -44,20 +48,24 @@ class Plan:
 
     def as_dict(self, standing: Standing | None = None) -> dict[str, Any]:
         e = self.estimate
-        return {
-            "path": self.path,
-            "model": e.model,
-            "shots": [
-                {"name": s.name, "line": s.line, "duration": s.seconds, "cost_usd": _money(s.cost)} for s in e.shots
-            ],
-            "total_seconds": e.seconds,
-            "price_per_second": float(e.price_per_second) if e.price_per_second is not None else None,
-            "generations": e.generations,
-            "total_usd": _money(e.total),
-            "max_total_usd": _money(e.ceiling),
-            "assumptions": list(e.assumptions),
-            "request_hash": self.request_hash,
-        } | _standing_fields(standing)
+        return (
+            {
+                "path": self.path,
+                "model": e.model,
+                "shots": [
+                    {"name": s.name, "line": s.line, "duration": s.seconds, "cost_usd": _money(s.cost)} for s in e.shots
+                ],
+                "total_seconds": e.seconds,
+                "price_per_second": float(e.price_per_second) if e.price_per_second is not None else None,
+                "generations": e.generations,
+                "total_usd": _money(e.total),
+                "max_total_usd": _money(e.ceiling),
+                "assumptions": list(e.assumptions),
+                "request_hash": self.request_hash,
+            }
+            | uploads_json(self.uploads)
+            | _standing_fields(standing)
+        )
 
 
 def _standing_fields(standing: Standing | None) -> dict[str, Any]:
@@ -136,6 +144,7 @@ def plan_of(result: Result, options: Options) -> Plan:
         ],
         *options.var_files,
     ]
+    files += [upload.path for upload in result.uploads]  # a changed image is a changed request
     inputs = {f: file_hash(f) for f in files if os.path.exists(f)}
     return Plan(
         result.path,
@@ -144,6 +153,7 @@ def plan_of(result: Result, options: Options) -> Plan:
         result.request.generations,
         result.request.content_hash,
         inputs,
+        result.uploads,
     )
 
 
@@ -272,6 +282,7 @@ def print_table(plans: Sequence[Plan], marks: Sequence[Standing]) -> None:
             )
         for note in e.assumptions:
             console.print(f"  [dim]assumes {note}[/]")
+        print_uploads(console, plan.uploads)
         console.print(f"  [bold]{stand_line(marks[i])}[/]")
         console.print()
     new = new_spend(marks)
@@ -306,6 +317,59 @@ def stand_line(standing: Standing) -> str:
     if stand == Stand.REUSE:
         return f"→ reuse: render #{render.id} is {render.state}, its videos are reused: {new} new"
     return f"→ in flight: render #{render.id} is {render.state}; `run` follows it: {new} new"
+
+
+# -- local images --------------------------------------------------------------------
+# What the body sends by URL and `run` uploads first. Listed here with what the file holds;
+# whether each is still to upload is the ledger's to say.
+
+
+def uploads_json(uploads: Sequence[LocalImage]) -> dict[str, Any]:
+    """`{"uploads": [...]}` for a plan whose script names local images; `{}` otherwise."""
+    if not uploads:
+        return {}
+    return {
+        "uploads": [
+            {
+                "path": os.path.relpath(u.path) if not os.path.relpath(u.path).startswith(os.pardir) else u.path,
+                "line": u.span.start_position[0],
+                "format": u.format,
+                "mime_type": u.mime_type,
+                "bytes": u.size,
+                "width": u.width,
+                "height": u.height,
+                "sha256": u.sha256,
+                "repo": f"{u.namespace}/{u.repo}",
+                "branch": u.branch,
+                "remote_path": u.remote_path,
+                "url": u.url,
+            }
+            for u in uploads
+        ]
+    }
+
+
+def print_uploads(console: Console, uploads: Sequence[LocalImage]) -> None:
+    if not uploads:
+        return
+    first = uploads[0]
+    console.print(
+        f"  {len(uploads)} local image{'s' if len(uploads) != 1 else ''} to upload to "
+        f"{first.namespace}/{first.repo} (branch {first.branch}):"
+    )
+    for u in uploads:
+        shown = os.path.relpath(u.path)
+        console.print(
+            f"    {shown if not shown.startswith(os.pardir) else u.path}  {u.format.upper()} "
+            f"{u.width}x{u.height}, {_size(u.size)}  [dim]-> {u.remote_path}[/]"
+        )
+
+
+def _size(size: int) -> str:
+    for unit, scale in (("MB", 1_000_000), ("kB", 1_000)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
 
 
 def _fmt(value: Decimal) -> str:

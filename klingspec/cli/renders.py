@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from klingspec.cli.options import api_options, out_option, pipeline_options, print_diagnostics, var_options
+from klingspec.cli.options import (
+    api_options,
+    assets_option,
+    out_option,
+    pipeline_options,
+    print_diagnostics,
+    var_options,
+)
 from klingspec.cli.report import Report
 from klingspec.pipeline import Options, Result, run_pipeline
 
@@ -33,6 +40,7 @@ SANDBOX_LEDGER_URL = "sandbox://local"
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @var_options
+@assets_option
 @click.option("--dry-run", is_flag=True, help="Show the plan and the exact request bodies; send nothing.")
 @click.option("--sandbox", is_flag=True, help="Run against the built-in emulator: no key, no money.")
 @click.option("--queue/--sync", "queue", default=True, help="Use the async queue (default) or the sync endpoint.")
@@ -53,6 +61,7 @@ def run(
     files: tuple[str, ...],
     var_options: tuple[str, ...],
     var_files: tuple[str, ...],
+    assets: str | None,
     dry_run: bool,
     sandbox: bool,
     queue: bool,
@@ -68,7 +77,7 @@ def run(
     """Plan, confirm, submit, follow and download renders. FILE is a script or a saved plan.json."""
     report = _run(
         files=files,
-        options=pipeline_options(var_options, var_files),
+        options=pipeline_options(var_options, var_files, assets=assets),
         dry_run=dry_run,
         sandbox=sandbox,
         mode="queue" if queue else "sync",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from klingspec.cli.consent import Consent, amount, ask, can_ask, decide, refusal
-from klingspec.cli.options import api_options, out_option, pipeline_options, var_options
+from klingspec.cli.options import api_options, assets_option, out_option, pipeline_options, var_options
 from klingspec.cli.report import Report
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @var_options
+@assets_option
 @click.option("--run", "render", is_flag=True, help="Re-render when the compiled request changes.")
 @click.option(
     "--budget",
@@ -44,6 +45,7 @@ def watch(
     paths: tuple[str, ...],
     var_options: tuple[str, ...],
     var_files: tuple[str, ...],
+    assets: str | None,
     render: bool,
     budget: float | None,
     yes: bool,
@@ -55,7 +57,7 @@ def watch(
 ) -> None:
     """Re-check (and with --run re-render) scripts on every save. PATH: scripts or folders."""
     # Runs until Ctrl-C, then exits 0 with the ledger consistent.
-    options = pipeline_options(var_options, var_files)
+    options = pipeline_options(var_options, var_files, assets=assets)
     from klingspec.cli.watching import SessionRenders, Watcher, loop
 
     lock = threading.Lock()

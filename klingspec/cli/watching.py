@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -91,7 +91,7 @@ class Watcher:
 
     # -- checking ------------------------------------------------------------------------------
     def check_options(self) -> Options:
-        return Options(self.options.var_options, self.options.var_files, validate_schema=True, library_ok=True)
+        return replace(self.options, validate_schema=True, library_ok=True)
 
     def startup_spend(self) -> tuple[int, pricing.Quote]:
         """What `--run` would submit at start-up: how many scripts check clean, and their
@@ -147,6 +147,7 @@ class Watcher:
         tracked = self.scripts.setdefault(script, Tracked(script))
         if result.program is not None:
             deps = {os.path.abspath(d) for d in result.program.dependencies}
+            deps |= {f.path for f in result.bound.local_files.values()} if result.bound else set()  # images too
             tracked.dependencies = frozenset(deps - {script})
         elapsed = (time.perf_counter() - start) * 1000
         text = printing.texts(result.diagnostics)

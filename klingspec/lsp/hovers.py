@@ -130,7 +130,14 @@ def _uris(statement: ast.Image | ast.Element, result: Result) -> list[str]:
 
 
 def _uri(text: ast.Text, result: Result) -> str:
-    return result.bound.uri(text) if result.bound else text.literal
+    if result.bound is None:
+        return text.literal
+    file = result.bound.local_files.get(id(text))
+    if file is None:
+        return result.bound.uri(text)
+    held = f"`{file.name}` ({file.format.upper()} {file.width}x{file.height}, {file.size:,} bytes)"
+    upload = result.bound.uploads.get(id(text))
+    return f"{held} → {upload.url}" if upload else f"{held}, not uploaded: no `assets` repository"
 
 
 def _where(span: Span, result: Result) -> str:

@@ -27,7 +27,9 @@ import httpx
 from httpx_sse import EventSource, SSEError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-DEFAULT_API_URL = "https://hub.oxen.ai/api"
+from klingspec.assets import HUB_URL
+
+DEFAULT_API_URL = f"{HUB_URL}/api"
 TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=10.0)
 SYNC_TIMEOUT = httpx.Timeout(connect=10.0, read=20 * 60.0, write=60.0, pool=10.0)
 SSE_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=10.0, pool=10.0)  # keep-alives come every 15 s

@@ -154,7 +154,7 @@ async def test_positions_after_an_emoji_map_back_to_the_right_offset(client, wor
 
 
 async def test_problems_in_a_used_file_show_on_the_use(client, workspace):
-    (workspace / "lib" / "bad.kvs").write_text('image x = "relative/path.png"\n', encoding="utf-8")
+    (workspace / "lib" / "bad.kvs").write_text('image x = "ftp://example.com/path.png"\n', encoding="utf-8")
     path = workspace / "uses_bad.kvs"
     text = 'use "lib/bad.kvs"\nshot a 5s "@x at dawn"\n'
     published = await open_document(client, path, text)
