@@ -105,12 +105,22 @@ def saved_plan(jobs: Sequence[Job]) -> None:
 CANCELLED_NOTE = "cancelled — may be billed for work done"
 
 
+def _bill(outcome: Outcome) -> pricing.Quote:
+    """What an outcome newly committed, with the ceiling the plan showed for it (audio
+    without a published price): the same figure as the plan, never recomputed."""
+    spent = outcome.spent_usd
+    if spent is None:
+        return pricing.Quote(None, None)
+    paid = outcome.job.for_generations(outcome.top_up) if outcome.top_up else outcome.job
+    return pricing.Quote(spent, paid.ceiling_usd if spent == paid.estimate_usd else spent)
+
+
 def _cost(outcome: Outcome) -> str:
     if outcome.reused:
         return "reused ($0 new)"
     if outcome.state == RenderState.CANCELLED:
-        return f"{money(outcome.spent_usd)} {CANCELLED_NOTE}"
-    return money(outcome.spent_usd)
+        return f"{pricing.usd_quote(_bill(outcome))} {CANCELLED_NOTE}"
+    return pricing.usd_quote(_bill(outcome))
 
 
 def spend_line(outcomes: Sequence[Outcome], *, sandbox: bool = False) -> str:
@@ -118,18 +128,18 @@ def spend_line(outcomes: Sequence[Outcome], *, sandbox: bool = False) -> str:
     new = [o for o in outcomes if not o.reused]
     cancelled = [o for o in new if o.state == RenderState.CANCELLED]
     paid = [o for o in new if o.state != RenderState.CANCELLED]
-    known = pricing.total(o.spent_usd for o in paid if o.spent_usd is not None)
+    known = pricing.add(_bill(o) for o in paid if o.spent_usd is not None)
     unknown = sum(o.spent_usd is None for o in paid)
-    figure = money(known)
+    figure = pricing.usd_quote(known)
     if unknown:
         what = f"an unknown amount ({unknown} render{'s' if unknown != 1 else ''} without a known cost)"
-        figure = what if not known else f"{figure} + {what}"
+        figure = what if not known.amount else f"{figure} + {what}"
     if sandbox:
         line = f"sandbox: nothing was charged (at the API this run would cost {figure})"
     else:
         line = f"new spend this run: {figure}"
     if cancelled:
-        line += f"; {CANCELLED_NOTE}: {money(pricing.total(o.spent_usd for o in cancelled))}"
+        line += f"; {CANCELLED_NOTE}: {pricing.usd_quote(pricing.add(_bill(o) for o in cancelled))}"
     return line
 
 

@@ -84,3 +84,13 @@ def test_the_closing_line_counts_cancelled_renders_apart_and_names_unknowns(tmp_
     assert display.spend_line(outcomes[:2]) == "new spend this run: $1.12"
     assert display._cost(outcomes[2]) == "$2.24 cancelled — may be billed for work done"
     assert display._cost(outcomes[1]) == "reused ($0 new)"
+
+
+def test_the_run_summary_shows_the_ceiling_the_plan_showed(tmp_path, capsys):
+    path = script(tmp_path, 'audio on\nshot x 5s "a fox barks"\n')
+    code, out, err = run_cli(capsys, "run", "--sandbox", "--yes", path)
+    assert code == Exit.OK, err
+    flat = " ".join(out.split())
+    assert "→ new: $1.12 (up to $1.40)" in flat  # the plan run shows first
+    assert "$1.12 (up to $1.40)" in flat.split("renders", 1)[1]  # the summary row
+    assert "at the API this run would cost $1.12 (up to $1.40))" in flat
