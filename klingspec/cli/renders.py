@@ -422,11 +422,16 @@ def _refresh(ledger: Ledger, renders: Sequence[Render], api_url: str | None) -> 
 
 
 def _cost_cell(render: Render) -> str:
-    """A render's bill as the ledger recorded it, with what kind of bill it is."""
-    from klingspec.run.display import CANCELLED_NOTE, money
+    """A render's bill as the ledger recorded it (with the ceiling the plan showed, where
+    the price is open), and what kind of bill it is."""
+    from klingspec import pricing
+    from klingspec.run.display import CANCELLED_NOTE
     from klingspec.run.states import RenderState
 
-    amount = money(Decimal(render.estimate_usd) if render.estimate_usd is not None else None)
+    recorded = Decimal(render.estimate_usd) if render.estimate_usd is not None else None
+    quoted = pricing.quote_body(render.body, render.generations)
+    ceiling = quoted.ceiling if recorded is not None and recorded == quoted.amount else recorded
+    amount = pricing.usd_quote(pricing.Quote(recorded, ceiling))
     if render.in_sandbox:
         return f"{amount} (sandbox: not charged)"
     if render.state == RenderState.CANCELLED:

@@ -94,3 +94,5 @@ def test_the_run_summary_shows_the_ceiling_the_plan_showed(tmp_path, capsys):
     assert "→ new: $1.12 (up to $1.40)" in flat  # the plan run shows first
     assert "$1.12 (up to $1.40)" in flat.split("renders", 1)[1]  # the summary row
     assert "at the API this run would cost $1.12 (up to $1.40))" in flat
+    code, out, _ = run_cli(capsys, "ls")
+    assert "$1.12 (up to $1.40) (sandbox: not charged)" in " ".join(out.split())
