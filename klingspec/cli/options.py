@@ -167,3 +167,18 @@ def write_atomically(path: str, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _budget(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """A budget is a finite amount of dollars, zero or more (`nan` or `inf` would make
+    every comparison with it meaningless)."""
+    import math
+
+    if value is not None and (not math.isfinite(value) or value < 0):
+        raise click.BadParameter("a budget is a finite amount of USD, 0 or more")
+    return value
+
+
+def budget_option(help_text: str) -> Callable[[F], F]:
+    """`--budget USD` for the commands that spend (`run`, `watch --run`)."""
+    return click.option("--budget", type=click.FLOAT, default=None, metavar="USD", callback=_budget, help=help_text)

@@ -216,6 +216,21 @@ class SavedRequest:
     request_hash: str  # the job is priced again from the body, never from the file
 
 
+_SAVED_FIELDS = {"path": str, "inputs": dict, "request_hash": str, "num_generations": int, "body": dict}
+
+
+def _well_formed(item: object) -> bool:
+    """A saved request has every field `saved_file` writes, of the type it writes, and a
+    body `pricing` can read (a hand-edited plan must fail here, not deep in a run)."""
+    if not isinstance(item, dict) or not all(isinstance(item.get(k), kind) for k, kind in _SAVED_FIELDS.items()):
+        return False
+    try:
+        pricing.quote_body(item["body"], item["num_generations"])
+    except (TypeError, ValueError, ArithmeticError):
+        return False
+    return all(isinstance(k, str) and isinstance(v, str) for k, v in item["inputs"].items())
+
+
 def read_saved(path: str) -> list[SavedRequest]:
     """The requests of a plan written by `saved_file`, refused (`PlanStale`) if any input
     file changed since or the bodies no longer match their hashes."""
@@ -229,8 +244,11 @@ def read_saved(path: str) -> list[SavedRequest]:
     if not isinstance(saved, dict) or saved.get("format") != PLAN_FORMAT:
         found = saved.get("format") if isinstance(saved, dict) else None
         raise PlanUnreadable(f"{path} is not a klingspec plan (format {found!r})")
+    items = saved.get("requests")
+    if not isinstance(items, list) or not all(_well_formed(item) for item in items):
+        raise PlanUnreadable(f"{path} is not a complete klingspec plan (a request lacks a field or has a wrong type)")
     requests = []
-    for item in saved["requests"]:
+    for item in items:
         for input_path, digest in item["inputs"].items():
             if not os.path.exists(input_path):
                 raise PlanStale(
@@ -313,6 +331,11 @@ def stand_line(standing: Standing) -> str:
         return (
             f"→ top-up: render #{render.root} kept {kept} of {standing.job.generations} videos; "
             f"the {standing.paid.generations} missing: {new} new"
+        )
+    if stand == Stand.UNSETTLED:
+        return (
+            f"→ unsent: render #{render.id} was recorded ({render.state}) but may never have reached the API; "
+            f"`run` looks for it in the queue and sends it only if it is not there: up to {new} new"
         )
     if stand == Stand.REUSE:
         return f"→ reuse: render #{render.id} is {render.state}, its videos are reused: {new} new"

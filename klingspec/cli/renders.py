@@ -21,6 +21,7 @@ import click
 from klingspec.cli.options import (
     api_options,
     assets_option,
+    budget_option,
     out_option,
     pipeline_options,
     print_diagnostics,
@@ -44,13 +45,7 @@ SANDBOX_LEDGER_URL = "sandbox://local"
 @click.option("--dry-run", is_flag=True, help="Show the plan and the exact request bodies; send nothing.")
 @click.option("--sandbox", is_flag=True, help="Run against the built-in emulator: no key, no money.")
 @click.option("--queue/--sync", "queue", default=True, help="Use the async queue (default) or the sync endpoint.")
-@click.option(
-    "--budget",
-    type=click.FLOAT,
-    default=None,
-    metavar="USD",
-    help="Refuse (exit 4) if this run plus renders in flight would cost more.",
-)
+@budget_option("Refuse (exit 4) if this run plus renders in flight would cost more.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @out_option
 @click.option("--again", is_flag=True, help="Render anew even if this exact request was rendered before.")
@@ -269,14 +264,17 @@ def _run(
             again=again,
             concurrency=concurrency,
         )
-        show(runner.submitting.standings(jobs))
+        marks = runner.submitting.standings(jobs)
+        show(marks)
+        # what was shown is what may be paid for: a render the ledger gains meanwhile is not sent
+        runner.consented = frozenset(m.job.request_hash for m in marks if m.paid is not None)
         if budget is not None:
             try:
                 runner.check_budget(jobs, Decimal(str(budget)))
             except BudgetRefused as refused:
                 click.echo(f"klingspec: budget refused: {refused}", err=True)
                 return Report(budget_refused=True)
-        new = runner.new_jobs(jobs)
+        new = [m.paid for m in marks if m.paid is not None]
         consent = decide(sandbox=sandbox, yes=yes, budget=budget, terminal=can_ask())
         if new and consent is not Consent.GIVEN:
             cost = amount(pricing.add(j.bill for j in new))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from klingspec.cli.consent import Consent, amount, ask, can_ask, decide, refusal
-from klingspec.cli.options import api_options, assets_option, out_option, pipeline_options, var_options
+from klingspec.cli.options import api_options, assets_option, budget_option, out_option, pipeline_options, var_options
 from klingspec.cli.report import Report
 
 if TYPE_CHECKING:
@@ -29,13 +29,7 @@ if TYPE_CHECKING:
 @var_options
 @assets_option
 @click.option("--run", "render", is_flag=True, help="Re-render when the compiled request changes.")
-@click.option(
-    "--budget",
-    type=click.FLOAT,
-    default=None,
-    metavar="USD",
-    help="With --run: never spend more than this in the whole watch session.",
-)
+@budget_option("With --run: never spend more than this in the whole watch session.")
 @click.option("--yes", "-y", is_flag=True, help="With --run: do not ask before rendering at the API.")
 @click.option("--cancel-stale", is_flag=True, help="With --run: cancel an in-flight render a newer edit superseded.")
 @click.option("--sandbox", is_flag=True, help="With --run: render against the built-in emulator.")

@@ -261,6 +261,7 @@ class SessionRenders:
         job = Job.create(result.path, request.body, request.generations, request.content_hash, self.out_dir)
         runner = self.make_runner()
         paid = runner.payable(job)  # a partial render is topped up: priced for the shortfall
+        runner.consented = frozenset({job.request_hash}) if paid is not None else frozenset()
         new = paid is not None
         ceiling = (paid or job).ceiling_usd  # the budget counts the most a render may be billed
         with self.lock:

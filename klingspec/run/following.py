@@ -50,10 +50,20 @@ class Following:
         files: list[File] = []
         errors: list[str] = []
         unfinished: list[str] = []
-        fetches: list[tuple[str, int | None]] = [(f.generation_id, None) for f in kept]  # their paths are known
-        fetches += [(gid, position) for position, gid in enumerate(submitted.ids)]
+        # this render's own (just paid for) generations first, then the videos kept from earlier
+        # renders (their paths are known): an old video that cannot be fetched again must not
+        # stand between the user and the new ones
+        fetches: list[tuple[str, int | None]] = [(gid, position) for position, gid in enumerate(submitted.ids)]
+        fetches += [(f.generation_id, None) for f in kept]
         for gid, position in fetches:
-            got = self._fetch(job, render, gid, position)
+            try:
+                got = self._fetch(job, render, gid, position)
+            except ApiError as failure:
+                if position is not None:
+                    raise
+                unfinished.append("missing")
+                errors.append(f"a video kept from an earlier render could not be fetched again: {failure}")
+                continue
             if got is None:  # interrupted
                 return Outcome(job, render_id, RenderState.INTERRUPTED, tuple(files), reused=reused, spent_usd=spent)
             if isinstance(got, File):

@@ -77,6 +77,7 @@ class Stand(StrEnum):
     NEW = "new"  # nothing usable in the ledger: paid in full
     TOP_UP = "top-up"  # a partial render kept some videos: the missing ones are paid for
     IN_FLIGHT = "in flight"  # a render is on its way: reattached, nothing new
+    UNSETTLED = "unsent"  # recorded, perhaps never sent: looked for in the queue, sent if absent
     REUSE = "reuse"  # a render finished: its videos are reused, nothing new
     DUPLICATE = "duplicate"  # the same request listed earlier in this run: rendered once
 
@@ -166,6 +167,7 @@ class RunContext(Protocol):
     again: bool
     stop: threading.Event
     waiters: Waiters
+    consented: frozenset[str] | None  # request hashes this run may pay for (None: any)
 
     def emit(
         self, kind: str, job: Job, message: str = "", generation_id: str | None = None, status: str | None = None

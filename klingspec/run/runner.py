@@ -66,6 +66,8 @@ class Runner:
         self.on_event = on_event
         self.stop = threading.Event()
         self.waiters = Waiters()
+        # the requests the caller was allowed to pay for (from the plan it showed); None: any
+        self.consented: frozenset[str] | None = None
         self.submitting = Submitting(self)
         self.following = Following(self)
 

@@ -26,8 +26,8 @@ _NOT_SENT = (RenderState.INTENT,)
 
 def column_of(render: Render, generations: int) -> str | None:
     """ "spent", "maybe" or None (not counted); `generations`: how many ids the API gave it."""
-    if render.state in _NOT_SENT:
-        return None
+    if render.state in _NOT_SENT or (render.sent_at is None and generations == 0):
+        return None  # never sent (a cancelled intent too)
     if render.state in _MAY_BE_BILLED or render.state == RenderState.SENT:
         return "maybe"
     if render.state == RenderState.FAILED and generations == 0:

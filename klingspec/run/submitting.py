@@ -106,10 +106,9 @@ class Spending:
     def payable(self, job: Job) -> Job | None:
         """What running `job` would pay for: `job` itself when no render of it can be
         reattached to; a top-up (`job` for its missing generations only, priced for them)
-        when an earlier render kept only some of its videos; None when it reattaches to a
-        render in flight or finished. The plan, the budget and the confirmation use this."""
-        render = self._latest(job)
-        return job if render is None else self._top_up(job, render)
+        when an earlier render kept only some of its videos; a render recorded but perhaps
+        never sent; None when it reattaches to a render in flight or finished."""
+        return self.standings([job])[0].paid
 
     def _latest(self, job: Job) -> Render | None:
         """The newest usable render of this request at this API (none with `again`)."""
@@ -163,6 +162,8 @@ class Spending:
                 result.append(Standing(job, Stand.TOP_UP, top_up, render))
             elif render.state in (RenderState.DONE, RenderState.PARTIAL):
                 result.append(Standing(job, Stand.REUSE, None, render))
+            elif render.state in UNSETTLED:  # may never have reached the API: may be sent now
+                result.append(Standing(job, Stand.UNSETTLED, job.for_generations(render.generations), render))
             else:
                 result.append(Standing(job, Stand.IN_FLIGHT, None, render))
         return result
@@ -299,8 +300,19 @@ class Submitting(Spending):
         return Submitted(render.id, tuple(ids), reused=True)
 
     def _send(self, job: Job, render: Render) -> Submitted | Outcome:
-        """Send the render's request; an unknown outcome is reconciled before one re-send."""
+        """Send the render's request; an unknown outcome is reconciled before one re-send.
+        Only a request the run was allowed to pay for is sent (`RunContext.consented`): the
+        ledger may have changed since the plan was shown and agreed to."""
         ctx = self.ctx
+        if ctx.consented is not None and job.request_hash not in ctx.consented:
+            message = (
+                "not sent: the ledger changed since the plan this run was allowed to pay for; "
+                "run again to see the new plan"
+            )
+            if render.state == RenderState.INTENT:  # recorded by this run, never sent
+                ctx.ledger.set_state(render.id, RenderState.CANCELLED, message)
+            ctx.emit("failed", job, message)
+            return Outcome(job, render.id, RenderState.FAILED, error=message)
         ctx.ledger.mark_sent(render.id)
         ctx.emit("submit", job, f"submitting ({ctx.mode})")
         if ctx.mode == "sync":

@@ -112,3 +112,49 @@ def test_a_partial_render_is_topped_up_for_the_missing_generations_only(tmp_path
     assert f"→ top-up: render #{render_id} kept 1 of 4 videos; the 3 missing: $3.36 new" in text
     assert "new spend: $3.36" in text
     assert plan_json(capsys, "--api-url", API, "--again", path)["new_usd"] == 4.48
+
+
+def test_a_render_that_may_never_have_been_sent_is_priced_and_needs_consent(
+    tmp_path, capsys, monkeypatch, sandbox_with
+):
+    """Found in review: a render left `unknown` (its answer lost) was shown as "$0.00 new",
+    so `run` sent it again without asking. It is "unsent" now: priced, and consent needed."""
+    from run_helpers import new_key, stats
+
+    monkeypatch.setenv("OXEN_API_KEY", new_key())
+    path = script(tmp_path, shots())  # $1.12
+    with sandbox_with() as url:
+        first = plan_json(capsys, "--api-url", url, path)
+        with Ledger() as ledger:
+            render = ledger.record_intent(
+                request_hash=first["request_hash"],
+                api_url=url,
+                script=path,
+                model=first["model"],
+                body={"model": first["model"], "prompt": "x"},
+                generations=1,
+                mode="queue",
+                out_dir=str(tmp_path),
+                estimate_usd="1.12",
+            )
+            ledger.mark_sent(render.id)
+            ledger.set_state(render.id, RenderState.UNKNOWN, "the answer was lost")
+        plan = plan_json(capsys, "--api-url", url, path)
+        assert (plan["standing"], plan["render_id"], plan["new_usd"]) == ("unsent", render.id, 1.12)
+        code, out, err = run_cli(capsys, "run", "--api-url", url, path)  # no terminal, no --yes
+        assert code == Exit.BUDGET_REFUSED and "nothing was sent" in err
+        assert "→ unsent: render #1" in " ".join(out.split()) and stats(url)["total"] == 0
+
+
+def test_a_run_sends_only_what_its_plan_allowed(tmp_path, base_url):
+    """The ledger may change between the plan a run showed and its send: a request outside
+    the consented set is not sent (its fresh intent is cancelled), whatever happened."""
+    from run_helpers import job, new_key, oxen, runner
+
+    path = script(tmp_path, shots())
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger, oxen(base_url, new_key()) as client:
+        run = runner(client, ledger, base_url)
+        run.consented = frozenset()  # the plan said nothing would be paid for
+        [outcome] = run.run([job(path)])
+        assert outcome.state == "failed" and "not sent" in (outcome.error or "")
+        assert [r.state for r in ledger.renders()] == ["cancelled"]

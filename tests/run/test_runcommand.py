@@ -305,3 +305,27 @@ def test_a_sandbox_render_that_died_with_its_process_is_rendered_anew(tmp_path, 
         old, new = ledger.render(render.id), ledger.renders()[0]
         assert old.state == "failed" and "sandbox" in old.error
         assert new.id != old.id and new.state == "done"
+
+
+def test_a_budget_that_is_not_a_finite_amount_is_a_usage_error(tmp_path, capsys):
+    path = script(tmp_path, shots())
+    for budget in ("nan", "inf", "-1"):
+        code, _out, err = run_cli(capsys, "run", "--sandbox", "--budget", budget, path)
+        assert code == Exit.USAGE and "finite amount" in err, (budget, err)
+
+
+def test_a_hand_broken_saved_plan_is_a_clear_error_not_a_crash(tmp_path, capsys):
+    broken = tmp_path / "plan.json"
+    for payload in (
+        {"format": "klingspec-plan/1"},
+        {"format": "klingspec-plan/1", "requests": [{"path": "x.kvs"}]},
+        {
+            "format": "klingspec-plan/1",
+            "requests": [
+                {"path": "x", "inputs": {}, "request_hash": "h", "num_generations": 1, "body": {"duration": "five"}}
+            ],
+        },
+    ):
+        broken.write_text(json.dumps(payload), encoding="utf-8")
+        code, _out, err = run_cli(capsys, "run", "--sandbox", "--yes", str(broken))
+        assert code == Exit.USAGE and "not a complete klingspec plan" in err, err

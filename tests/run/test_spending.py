@@ -97,6 +97,23 @@ def test_an_empty_ledger_has_spent_nothing(capsys):
     assert code == Exit.OK and "nothing was sent" in out
 
 
+def test_an_intent_cancelled_before_it_was_sent_costs_nothing(tmp_path):
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger:
+        render = ledger.record_intent(
+            request_hash="sha256:x",
+            api_url=API,
+            script="x.kvs",
+            model=MODEL,
+            body={},
+            generations=1,
+            mode="queue",
+            out_dir="renders",
+            estimate_usd="1.12",
+        )
+        ledger.set_state(render.id, RenderState.CANCELLED, "cancelled before it was sent")
+        assert column_of(ledger.render(render.id), 0) is None
+
+
 @pytest.mark.parametrize(
     ("state", "ids", "column"),
     [
