@@ -209,10 +209,15 @@ def plan(
     previews = [plans.plan_of(r, options) for r in results]
     jobs = [p.job() for p in previews]
     marks = plans.ledger_standings(jobs, sandbox=sandbox, api_url=api_url, ledger_path=ledger_path, again=again)
+    uploaded = (
+        plans.ledger_uploaded(sandbox=sandbox, api_url=api_url, ledger_path=ledger_path)
+        if any(p.uploads for p in previews)
+        else frozenset()
+    )
     if fmt == "json":
-        sys.stdout.write(plans.as_json(previews, marks))
+        sys.stdout.write(plans.as_json(previews, marks, uploaded))
     else:
-        plans.print_table(previews, marks)
+        plans.print_table(previews, marks, uploaded)
     if output:
         write_atomically(output, plans.saved_file(previews))
         click.echo(f"saved {len(previews)} request{'s' if len(previews) != 1 else ''} to {output}", err=True)

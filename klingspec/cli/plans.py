@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from klingspec.images import LocalImage
-    from klingspec.run.jobs import Job, Standing
+    from klingspec.run.jobs import Job, Standing, Upload
     from klingspec.run.submitting import Spending
 
 PLAN_FORMAT = "klingspec-plan/1"
@@ -42,11 +42,12 @@ class Plan:
 
     def job(self) -> Job:
         """The job `run` would make of this plan (priced by `pricing`, as the plan is)."""
-        from klingspec.run.jobs import Job
+        from klingspec.run.jobs import Job, Upload
 
-        return Job.create(self.path, self.body, self.generations, self.request_hash)
+        uploads = tuple(Upload.of(u) for u in self.uploads)
+        return Job.create(self.path, self.body, self.generations, self.request_hash, uploads=uploads)
 
-    def as_dict(self, standing: Standing | None = None) -> dict[str, Any]:
+    def as_dict(self, standing: Standing | None = None, uploaded: frozenset[str] | None = None) -> dict[str, Any]:
         e = self.estimate
         return (
             {
@@ -63,7 +64,7 @@ class Plan:
                 "assumptions": list(e.assumptions),
                 "request_hash": self.request_hash,
             }
-            | uploads_json(self.uploads)
+            | uploads_json(self.uploads, uploaded)
             | _standing_fields(standing)
         )
 
@@ -117,6 +118,21 @@ def ledger_standings(
         return standings(jobs, Spending.of(ledger, ledger_url(sandbox, api_url)))
 
 
+def ledger_uploaded(*, sandbox: bool, api_url: str | None, ledger_path: str | None) -> frozenset[str]:
+    """The URLs of local images the ledger `run` would use records as uploaded to that API.
+    A ledger that does not exist yet is not created; the in-process sandbox keeps no file
+    between runs, so for it nothing is uploaded yet."""
+    from klingspec.run.ledger import Ledger, default_path
+
+    path = ledger_path or default_path()
+    if sandbox or not os.path.exists(path):
+        return frozenset()
+    from klingspec.cli.renders import ledger_url
+
+    with Ledger(path) as ledger:
+        return frozenset(ledger.uploaded_urls(ledger_url(sandbox, api_url)))
+
+
 def new_spend(marks: Sequence[Standing]) -> pricing.Quote:
     """What running the plans would newly cost: each distinct request once, less what the
     ledger already holds."""
@@ -157,10 +173,11 @@ def plan_of(result: Result, options: Options) -> Plan:
     )
 
 
-def as_json(plans: Sequence[Plan], marks: Sequence[Standing]) -> str:
+def as_json(plans: Sequence[Plan], marks: Sequence[Standing], uploaded: frozenset[str] = frozenset()) -> str:
     """One plan as an object, several as `{"plans": [...], ...}`; each with where it stands
-    by the ledger and what it would newly cost (`new_usd`)."""
-    each = [p.as_dict(mark) for p, mark in zip(plans, marks, strict=True)]
+    by the ledger, what it would newly cost (`new_usd`) and, per local image, whether the
+    ledger records it as uploaded (`uploaded`: the URLs it does)."""
+    each = [p.as_dict(mark, uploaded) for p, mark in zip(plans, marks, strict=True)]
     if len(plans) == 1:
         return json.dumps(each[0], indent=2, ensure_ascii=False) + "\n"
     distinct: dict[str, Plan] = {}
@@ -179,6 +196,8 @@ def as_json(plans: Sequence[Plan], marks: Sequence[Standing]) -> str:
 
 
 def saved_file(plans: Sequence[Plan]) -> str:
+    from klingspec.run.jobs import Upload
+
     payload = {
         "format": PLAN_FORMAT,
         "klingspec": __version__,
@@ -190,6 +209,7 @@ def saved_file(plans: Sequence[Plan]) -> str:
                 "num_generations": p.generations,
                 "body": p.body,
                 "total_usd": _money(p.estimate.total),
+                "uploads": [Upload.of(u).as_dict() for u in p.uploads],
             }
             for p in plans
         ],
@@ -214,6 +234,7 @@ class SavedRequest:
     body: dict[str, Any]
     generations: int
     request_hash: str  # the job is priced again from the body, never from the file
+    uploads: tuple[Upload, ...] = ()  # local images to upload first (their files are among the checked inputs)
 
 
 _SAVED_FIELDS = {"path": str, "inputs": dict, "request_hash": str, "num_generations": int, "body": dict}
@@ -235,6 +256,7 @@ def read_saved(path: str) -> list[SavedRequest]:
     """The requests of a plan written by `saved_file`, refused (`PlanStale`) if any input
     file changed since or the bodies no longer match their hashes."""
     from klingspec.compiling import request_hash
+    from klingspec.run.jobs import Upload
 
     try:
         with open(path, encoding="utf-8") as handle:
@@ -263,12 +285,22 @@ def read_saved(path: str) -> list[SavedRequest]:
         if request_hash(item["body"], item["num_generations"]) != item["request_hash"]:
             raise PlanStale(f"{path} was edited by hand (request hash mismatch); refusing")
         body, generations = item["body"], item["num_generations"]
-        requests.append(SavedRequest(item["path"], body, generations, item["request_hash"]))
+        try:
+            uploads = tuple(Upload.from_dict(u) for u in item.get("uploads", ()))
+        except (KeyError, TypeError, ValueError):
+            raise PlanUnreadable(
+                f"{path} lists an upload klingspec cannot read; run `klingspec plan -o` again"
+            ) from None
+        for upload in uploads:
+            if upload.path not in item["inputs"]:  # its content is what was checked: never upload an unchecked file
+                raise PlanStale(f"{path} was edited by hand (an upload is not among its inputs); refusing")
+        requests.append(SavedRequest(item["path"], body, generations, item["request_hash"], uploads))
     return requests
 
 
-def print_table(plans: Sequence[Plan], marks: Sequence[Standing]) -> None:
-    """Each plan's shots and bill, where it stands by the ledger, and the new spend."""
+def print_table(plans: Sequence[Plan], marks: Sequence[Standing], uploaded: frozenset[str] = frozenset()) -> None:
+    """Each plan's shots and bill, its local images (`uploaded`: the URLs the ledger records
+    as uploaded), where it stands by the ledger, and the new spend."""
     from rich.console import Console
     from rich.table import Table
 
@@ -300,7 +332,7 @@ def print_table(plans: Sequence[Plan], marks: Sequence[Standing]) -> None:
             )
         for note in e.assumptions:
             console.print(f"  [dim]assumes {note}[/]")
-        print_uploads(console, plan.uploads)
+        print_uploads(console, plan.uploads, uploaded)
         console.print(f"  [bold]{stand_line(marks[i])}[/]")
         console.print()
     new = new_spend(marks)
@@ -347,8 +379,9 @@ def stand_line(standing: Standing) -> str:
 # whether each is still to upload is the ledger's to say.
 
 
-def uploads_json(uploads: Sequence[LocalImage]) -> dict[str, Any]:
-    """`{"uploads": [...]}` for a plan whose script names local images; `{}` otherwise."""
+def uploads_json(uploads: Sequence[LocalImage], uploaded: frozenset[str] | None = None) -> dict[str, Any]:
+    """`{"uploads": [...]}` for a plan whose script names local images; `{}` otherwise.
+    With `uploaded` (the URLs the ledger records as uploaded), each says whether it is."""
     if not uploads:
         return {}
     return {
@@ -367,28 +400,45 @@ def uploads_json(uploads: Sequence[LocalImage]) -> dict[str, Any]:
                 "remote_path": u.remote_path,
                 "url": u.url,
             }
+            | ({} if uploaded is None else {"uploaded": u.url in uploaded})
             for u in uploads
         ]
     }
 
 
-def print_uploads(console: Console, uploads: Sequence[LocalImage]) -> None:
+def print_uploads(console: Console, uploads: Sequence[LocalImage], uploaded: frozenset[str] = frozenset()) -> None:
+    """The local images still to upload (with their sizes and the total), then those the
+    ledger records as uploaded already."""
     if not uploads:
         return
     first = uploads[0]
-    console.print(
-        f"  {len(uploads)} local image{'s' if len(uploads) != 1 else ''} to upload to "
-        f"{first.namespace}/{first.repo} (branch {first.branch}):"
-    )
-    for u in uploads:
-        shown = os.path.relpath(u.path)
+    to_send = [u for u in uploads if u.url not in uploaded]
+    already = [u for u in uploads if u.url in uploaded]
+    where = f"{first.namespace}/{first.repo} (branch {first.branch})"
+    if to_send:
+        total = f", {size_text(sum(u.size for u in to_send))}" if len(to_send) > 1 else ""
+        console.print(f"  {len(to_send)} local image{'s' if len(to_send) != 1 else ''} to upload to {where}{total}:")
+        for u in to_send:
+            console.print(f"    {_image_line(u)}")
+    if already:
         console.print(
-            f"    {shown if not shown.startswith(os.pardir) else u.path}  {u.format.upper()} "
-            f"{u.width}x{u.height}, {_size(u.size)}  [dim]-> {u.remote_path}[/]"
+            f"  {len(already)} local image{'s' if len(already) != 1 else ''} uploaded already"
+            f"{' to ' + where if not to_send else ''}:"
         )
+        for u in already:
+            console.print(f"    {_image_line(u)}")
 
 
-def _size(size: int) -> str:
+def _image_line(u: LocalImage) -> str:
+    shown = os.path.relpath(u.path)
+    return (
+        f"{shown if not shown.startswith(os.pardir) else u.path}  {u.format.upper()} "
+        f"{u.width}x{u.height}, {size_text(u.size)}  [dim]-> {u.remote_path}[/]"
+    )
+
+
+def size_text(size: int) -> str:
+    """`12.3 kB`, `1.2 MB`: a file's size as the plan shows it."""
     for unit, scale in (("MB", 1_000_000), ("kB", 1_000)):
         if size >= scale:
             return f"{size / scale:.1f} {unit}"

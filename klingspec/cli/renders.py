@@ -123,6 +123,7 @@ def cancel(render_or_generation: str, api_url: str | None, ledger_path: str | No
 
 def _jobs_from_scripts(files: Sequence[str], options: Options, out_dir: str | None) -> tuple[list[Job], list[Result]]:
     """Jobs for the scripts, or no jobs (and the diagnostics printed) if any has errors."""
+    from klingspec.run.jobs import Upload
     from klingspec.run.runner import Job
 
     results = [run_pipeline(path, options) for path in files]
@@ -130,7 +131,14 @@ def _jobs_from_scripts(files: Sequence[str], options: Options, out_dir: str | No
     if any(not r.ok or r.request is None or r.estimate is None for r in results):
         return [], results
     return [
-        Job.create(r.path, r.request.body, r.request.generations, r.request.content_hash, out_dir)
+        Job.create(
+            r.path,
+            r.request.body,
+            r.request.generations,
+            r.request.content_hash,
+            out_dir,
+            tuple(Upload.of(u) for u in r.uploads),
+        )
         for r in results
         if r.request is not None and r.estimate is not None
     ], results
@@ -148,7 +156,7 @@ def _jobs_from_plan(path: str, out_dir: str | None) -> list[Job]:
     except PlanStale as error:
         click.echo(f"klingspec: {error}", err=True)
         return []
-    return [Job.create(s.script, s.body, s.generations, s.request_hash, out_dir) for s in saved]
+    return [Job.create(s.script, s.body, s.generations, s.request_hash, out_dir, s.uploads) for s in saved]
 
 
 @contextlib.contextmanager
@@ -205,7 +213,7 @@ def _run(
 ) -> Report:
     from klingspec import pricing
     from klingspec.cli import plans
-    from klingspec.run import display
+    from klingspec.run import display, uploading
     from klingspec.run.jobs import Stand
 
     results: list[Result] | None = None
@@ -219,20 +227,30 @@ def _run(
         raise click.UsageError("`generations` above 1 needs the queue; drop --sync")
     previews = None if results is None else [plans.plan_of(r, options) for r in results]
 
-    def show(marks: Sequence[Standing]) -> None:
-        """The plan `run` is about to act on: each render's bill, where it stands by the
-        ledger, and the new spend (as `klingspec plan` shows it)."""
+    def show(marks: Sequence[Standing], uploaded: frozenset[str]) -> None:
+        """The plan `run` is about to act on: each render's bill, its local images still to
+        upload, where it stands by the ledger, and the new spend (as `klingspec plan` shows it)."""
         if previews is not None:
-            plans.print_table(previews, marks)
+            plans.print_table(previews, marks, uploaded)
             return
         display.saved_plan(jobs)
         for mark in marks:
             click.echo(f"{mark.job.script}: {plans.stand_line(mark)}")
+        for upload in uploading.distinct(needs_uploads(marks)):
+            state = "uploaded already" if upload.url in uploaded else "to upload"
+            click.echo(f"{_shown_path(upload.path)}: {state} ({upload.size:,} B) -> {upload.remote_path}")
         click.echo(f"new spend: {pricing.usd_quote(plans.new_spend(marks))}")
 
     if dry_run:
         marks = plans.ledger_standings(jobs, sandbox=sandbox, api_url=api_url, ledger_path=ledger_path, again=again)
-        show(marks)
+        uploaded = plans.ledger_uploaded(sandbox=sandbox, api_url=api_url, ledger_path=ledger_path)
+        show(marks, uploaded)
+        for upload in uploading.distinct(needs_uploads(marks)):
+            if upload.url not in uploaded:
+                click.echo(
+                    f"# upload {_shown_path(upload.path)} ({upload.size:,} B)\n"
+                    f"PUT /repos/{upload.namespace}/{upload.repo}/file/{upload.branch}/{upload.remote_path}"
+                )
         paid = {m.job.request_hash: m.paid for m in marks if m.paid is not None and m.stand == Stand.TOP_UP}
         for job in jobs:
             payload = dict(job.body)
@@ -251,6 +269,7 @@ def _run(
     from klingspec.run.ledger import Ledger
     from klingspec.run.runner import BudgetRefused, Runner
     from klingspec.run.states import RenderState
+    from klingspec.run.uploading import Uploader, UploadFailed
 
     with api_connection(sandbox, api_url) as (base_url, key, ledger_url), Ledger(ledger_path) as ledger:
         client = OxenClient.create(base_url, key)
@@ -265,7 +284,10 @@ def _run(
             concurrency=concurrency,
         )
         marks = runner.submitting.standings(jobs)
-        show(marks)
+        wanted = uploading.distinct(needs_uploads(marks))
+        needed = uploading.pending(ledger, ledger_url, wanted)
+        every = uploading.distinct(jobs)
+        show(marks, frozenset(u.url for u in every) - {u.url for u in uploading.pending(ledger, ledger_url, every)})
         # what was shown is what may be paid for: a render the ledger gains meanwhile is not sent
         runner.consented = frozenset(m.job.request_hash for m in marks if m.paid is not None)
         if budget is not None:
@@ -281,9 +303,27 @@ def _run(
             if consent is Consent.REFUSED:
                 click.echo(refusal(f"this would spend {cost} at the API"), err=True)
                 return Report(consent_refused=True)
-            if not ask(f"Submit {len(new)} render{'s' if len(new) != 1 else ''} for {cost}?"):
+            question = f"Submit {len(new)} render{'s' if len(new) != 1 else ''} for {cost}?"
+            if needed:
+                size = plans.size_text(sum(u.size for u in needed))
+                question = f"Upload {len(needed)} image{'s' if len(needed) != 1 else ''} ({size}) and s{question[1:]}"
+            if not ask(question):
                 click.echo("nothing was sent", err=True)
                 return Report()
+        if needed:
+            uploader = Uploader(client, ledger, ledger_url, on_event=display.upload_event)
+            try:
+                uploader.upload_all(needed)
+            except UploadFailed as refused:
+                client.close()
+                click.echo(f"klingspec: {refused}; nothing was submitted", err=True)
+                if "(401)" in str(refused):
+                    click.echo("klingspec: the API refused the key: check OXEN_API_KEY", err=True)
+                return Report(api_failures=1)
+            except KeyboardInterrupt:
+                client.close()
+                click.echo("interrupted while uploading: nothing was submitted", err=True)
+                return Report(interrupted=True)
         view = display.LiveView(jobs)
         runner.on_event = view
         try:
@@ -304,6 +344,19 @@ def _run(
         if any(o.error and "(401)" in o.error for o in failed) and not interrupted:
             click.echo("klingspec: the API refused the key: check OXEN_API_KEY", err=True)
         return Report(api_failures=len(failed), interrupted=interrupted, files=len(jobs))
+
+
+def needs_uploads(marks: Sequence[Standing]) -> list[Job]:
+    """The jobs whose local images must be in the repository before the run: every one
+    but those reattached to a finished render (nothing of theirs is sent again)."""
+    from klingspec.run.jobs import Stand
+
+    return [m.job for m in marks if m.stand not in (Stand.REUSE, Stand.DUPLICATE)]
+
+
+def _shown_path(path: str) -> str:
+    relative = os.path.relpath(path)
+    return path if relative.startswith(os.pardir) else relative
 
 
 # -- status, ls, cancel ----------------------------------------------------------------------

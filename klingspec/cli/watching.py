@@ -25,6 +25,7 @@ from klingspec.loading import discover_scripts
 from klingspec.pipeline import Options, Result, run_pipeline
 
 if TYPE_CHECKING:  # the runner is imported only when rendering
+    from klingspec.run.jobs import Job
     from klingspec.run.runner import Runner
 
 DEBOUNCE_MS = 60  # longest wait to group a burst of events
@@ -250,6 +251,7 @@ class SessionRenders:
         self.threads: list[RenderThread] = []
 
     def __call__(self, tracked: Tracked, result: Result) -> None:
+        from klingspec.run.jobs import Upload
         from klingspec.run.runner import Job
 
         request = result.request
@@ -258,7 +260,8 @@ class SessionRenders:
         if request.content_hash == tracked.submitted_hash:
             self.out(f"watch: {_rel(tracked.path)}: request unchanged, not re-rendering")
             return
-        job = Job.create(result.path, request.body, request.generations, request.content_hash, self.out_dir)
+        uploads = tuple(Upload.of(u) for u in result.uploads)
+        job = Job.create(result.path, request.body, request.generations, request.content_hash, self.out_dir, uploads)
         runner = self.make_runner()
         paid = runner.payable(job)  # a partial render is topped up: priced for the shortfall
         runner.consented = frozenset({job.request_hash}) if paid is not None else frozenset()
@@ -287,6 +290,8 @@ class SessionRenders:
 
         def work() -> None:
             try:
+                if paid is not None and job.uploads and not self._uploaded(tracked, runner, job):
+                    return
                 outcomes = runner.run([job])
                 for o in outcomes:
                     files = ", ".join(_rel(f.path) for f in o.files)
@@ -309,6 +314,19 @@ class SessionRenders:
         )
         thread.start()
         self.threads.append(tracked.render)
+
+    def _uploaded(self, tracked: Tracked, runner: Runner, job: Job) -> bool:
+        """The job's local images in their repository before it is sent, as `run` does
+        (`run.uploading`); False, with nothing submitted, when an upload fails."""
+        from klingspec.run import uploading
+
+        needed = uploading.pending(runner.ledger, runner.api_url, uploading.distinct([job]))
+        try:
+            uploading.Uploader(runner.client, runner.ledger, runner.api_url, stop=runner.stop).upload_all(needed)
+        except uploading.UploadFailed as failed:
+            self.out(f"watch: {_rel(tracked.path)}: {failed}; nothing was submitted")
+            return False
+        return True
 
     def stop(self) -> int:
         """Ctrl-C: stop following; renders in flight keep going on the server, and the

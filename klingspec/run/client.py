@@ -184,6 +184,10 @@ class Repeatable:
 READ = Repeatable((httpx.TransportError,), frozenset(RETRY_STATUSES))  # idempotent: any network error, 429, 5xx
 SUBMIT = Repeatable(NOT_SENT, frozenset({429, 503}))  # only when it surely did not arrive or was refused unprocessed
 DOWNLOAD = READ  # a cut-short or unreachable download starts again from scratch
+# A repository upload is idempotent by content: the path names the file's SHA-256, so
+# sending the same bytes to the same path again after a lost answer at worst makes one
+# more commit of identical content. Unlike an enqueue, nothing is paid twice: retried as a read.
+UPLOAD = READ
 
 
 def _refused(response: httpx.Response) -> httpx.HTTPStatusError:
@@ -509,6 +513,112 @@ class OxenClient:
         finally:
             if os.path.exists(part):
                 os.unlink(part)
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """What `HEAD` of a repository file answered: 404 is `exists=False`."""
+
+    exists: bool
+    size: int | None  # Content-Length, when given
+    status: int
+
+
+def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:
+    return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
+
+
+class RepoFiles:
+    """Oxen repository files on the API's own host (`{api}/repos/{ns}/{repo}/file/{branch}/{path}`):
+    does one exist (HEAD), upload one (PUT, multipart). Uses the `OxenClient`'s httpx
+    client, so the key goes only to the API's origin (`HostBearer`); redirects are never
+    followed automatically here: a HEAD follows one only within the API's origin, and a
+    PUT none at all (a redirected upload would send the image, and with it perhaps the
+    key, elsewhere), so a redirect off the API's host is an error."""
+
+    MAX_REDIRECTS = 5
+
+    def __init__(self, client: OxenClient):
+        self.client = client
+
+    def _path(self, namespace: str, repo: str, branch: str, remote_path: str) -> str:
+        return f"/repos/{namespace}/{repo}/file/{branch}/{remote_path}"
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request on the API's origin, following same-origin redirects (HEAD only)."""
+        client = self.client
+        url = httpx.URL(client._url(path))
+        origin = url
+        for _ in range(self.MAX_REDIRECTS + 1):
+            client._count(method, path)
+            response = client.http.request(method, url, follow_redirects=False, **kwargs)
+            if not response.is_redirect:
+                return response
+            target = url.join(response.headers.get("Location", ""))
+            if method != "HEAD" or not _same_origin(target, origin):
+                raise ApiError(
+                    f"the API redirected the request to {target.scheme}://{target.host}"
+                    f"{':' + str(target.port) if target.port else ''}; klingspec does not follow it "
+                    "(it sends files and the key only to the API's own host)",
+                    status=response.status_code,
+                    method=method,
+                    path=path,
+                )
+            url = target
+        raise ApiError("too many redirects", method=method, path=path)
+
+    def head(self, namespace: str, repo: str, branch: str, remote_path: str) -> RemoteFile:
+        """Whether the file is there, and its size. Retried like any read."""
+        path = self._path(namespace, repo, branch, remote_path)
+
+        def attempt() -> httpx.Response:
+            response = self._send("HEAD", path)
+            if response.status_code in RETRY_STATUSES:
+                raise _refused(response)
+            return response
+
+        try:
+            response = self.client.retry.retrying(READ, self.client.sleep)(attempt)
+        except httpx.HTTPStatusError as refused:
+            response = refused.response
+        except httpx.TransportError as error:
+            raise ApiError(f"network error: {type(error).__name__}", method="HEAD", path=path) from None
+        length = response.headers.get("Content-Length")
+        size = int(length) if length is not None and length.isdigit() else None
+        return RemoteFile(response.status_code == 200, size, response.status_code)
+
+    def put(
+        self,
+        namespace: str,
+        repo: str,
+        branch: str,
+        remote_path: str,
+        data: bytes,
+        *,
+        mime_type: str,
+        message: str,
+        name: str,
+        email: str,
+    ) -> dict[str, Any]:
+        """Upload `data` as one commit; the API's answer (with `commit`). Retried like a
+        read (see `UPLOAD`)."""
+        path = self._path(namespace, repo, branch, remote_path)
+        filename = remote_path.rsplit("/", 1)[-1]
+        form = {"message": message, "name": name, "email": email}
+
+        def attempt() -> httpx.Response:
+            response = self._send("PUT", path, files={"file": (filename, data, mime_type)}, data=form)
+            if response.status_code in RETRY_STATUSES:
+                raise _refused(response)
+            return response
+
+        try:
+            response = self.client.retry.retrying(UPLOAD, self.client.sleep)(attempt)
+        except httpx.HTTPStatusError as refused:
+            response = refused.response
+        except httpx.TransportError as error:
+            raise ApiError(f"network error: {type(error).__name__}", method="PUT", path=path) from None
+        return self.client._object(self.client._json(response, "PUT", path), "PUT", path)
 
 
 def error_message_of(answer: Any) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -18,6 +18,9 @@ from rich.table import Table
 from klingspec import pricing
 from klingspec.run.runner import Event, Job, Outcome
 from klingspec.run.states import RenderState
+
+if TYPE_CHECKING:
+    from klingspec.run.uploading import UploadEvent
 
 _STEPS = {
     "submit": 1,
@@ -160,3 +163,17 @@ def summary(outcomes: Sequence[Outcome], console: Console | None = None, *, sand
         table.add_row(outcome.job.script, outcome.state, seconds, _cost(outcome), files)
     console.print(table)
     console.print(spend_line(outcomes, sandbox=sandbox), markup=False)
+
+
+def upload_event(event: UploadEvent) -> None:
+    """One step of uploading local images, on stderr (before the live view starts)."""
+    import click
+
+    upload = event.upload
+    what = f"{_shown(upload.path)} ({upload.size:,} B)"
+    if event.kind == "found":
+        click.echo(f"{what}: already in {upload.namespace}/{upload.repo}; not uploaded again", err=True)
+    elif event.kind == "uploading":
+        click.echo(f"uploading {what} -> {upload.namespace}/{upload.repo}/{upload.remote_path}", err=True)
+    elif event.kind == "uploaded":
+        click.echo(f"uploaded {what} (commit {(event.commit_id or '?')[:12]})", err=True)

@@ -14,9 +14,68 @@ from typing import TYPE_CHECKING, Any, Protocol
 from klingspec.run.states import RenderState
 
 if TYPE_CHECKING:
+    from klingspec.images import LocalImage
     from klingspec.pricing import Quote
     from klingspec.run.client import OxenClient
     from klingspec.run.ledger import File, Ledger, Render
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One local image a request sends by URL, to be uploaded before the request is sent:
+    the file (`path`, and the SHA-256 and size it had when checked) and where it goes."""
+
+    path: str
+    sha256: str  # hex digest
+    size: int
+    mime_type: str
+    namespace: str
+    repo: str
+    branch: str
+    remote_path: str
+    url: str  # the hub URL the body sends
+
+    @classmethod
+    def of(cls, image: LocalImage) -> Upload:
+        return cls(
+            image.path,
+            image.sha256,
+            image.size,
+            image.mime_type,
+            image.namespace,
+            image.repo,
+            image.branch,
+            image.remote_path,
+            image.url,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """As a saved plan stores it (`from_dict` reads it back)."""
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "bytes": self.size,
+            "mime_type": self.mime_type,
+            "repo": f"{self.namespace}/{self.repo}",
+            "branch": self.branch,
+            "remote_path": self.remote_path,
+            "url": self.url,
+        }
+
+    @classmethod
+    def from_dict(cls, item: dict[str, Any]) -> Upload:
+        namespace, _, repo = str(item["repo"]).partition("/")
+        return cls(
+            str(item["path"]),
+            str(item["sha256"]),
+            int(item["bytes"]),
+            str(item["mime_type"]),
+            namespace,
+            repo,
+            str(item["branch"]),
+            str(item["remote_path"]),
+            str(item["url"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -30,6 +89,7 @@ class Job:
     estimate_usd: Decimal | None  # the bill as previewed (`pricing.charge`); None: unknown
     out_dir: str
     ceiling_usd: Decimal | None  # the most it may be billed: what budgets and consent count
+    uploads: tuple[Upload, ...] = ()  # local images its body sends: uploaded before it is sent
 
     @classmethod
     def create(
@@ -39,6 +99,7 @@ class Job:
         generations: int,
         request_hash: str,
         out_dir: str | None = None,
+        uploads: tuple[Upload, ...] = (),
     ) -> Job:
         """A job priced from its body by `pricing.quote_body` (the same figure the plan
         showed), whose videos land in `out_dir`, by default `renders/` beside the script."""
@@ -46,7 +107,7 @@ class Job:
 
         folder = out_dir or os.path.join(os.path.dirname(os.path.abspath(script)), "renders")
         bill = quote_body(body, generations)
-        return cls(script, body, generations, request_hash, bill.amount, folder, bill.ceiling)
+        return cls(script, body, generations, request_hash, bill.amount, folder, bill.ceiling, uploads)
 
     def for_generations(self, generations: int) -> Job:
         """This job for `generations` videos only (a top-up), priced for that many."""

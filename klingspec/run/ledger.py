@@ -38,7 +38,7 @@ from klingspec.run.states import ACTIVE_RENDER_STATES, GenerationStatus, RenderS
 if sys.platform != "win32":
     import fcntl
 
-SCHEMA_VERSION = 2  # 2: renders.completes (top-ups of partial renders)
+SCHEMA_VERSION = 3  # 2: renders.completes (top-ups of partial renders); 3: uploads (local images)
 SANDBOX_PREFIX = "sandbox:"  # the ledger's name for an in-process sandbox (nothing is charged)
 _ACTIVE = sql_list(ACTIVE_RENDER_STATES)
 _NOT_REUSABLE = sql_list((RenderState.FAILED, RenderState.CANCELLED))
@@ -82,6 +82,19 @@ CREATE TABLE IF NOT EXISTS files (
     sha256        TEXT NOT NULL,
     bytes         INTEGER NOT NULL,
     created_at    REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS uploads (
+    api_url       TEXT NOT NULL,          -- the ledger's name for the API (as renders.api_url)
+    url           TEXT NOT NULL,          -- the hub URL the body sends: namespace, repo, branch, remote path
+    sha256        TEXT NOT NULL,          -- hex digest of the bytes uploaded (also in the remote path)
+    bytes         INTEGER NOT NULL,
+    local_path    TEXT NOT NULL,          -- where the file was read from (for people; never re-read from here)
+    state         TEXT NOT NULL,          -- intent | sent | done | failed
+    commit_id     TEXT,                   -- the commit the PUT answered; NULL when found already there
+    error         TEXT,
+    created_at    REAL NOT NULL,
+    updated_at    REAL NOT NULL,
+    PRIMARY KEY (api_url, url)
 );
 """
 
@@ -137,6 +150,27 @@ class File:
     bytes: int
 
 
+@dataclass(frozen=True)
+class UploadRecord:
+    """What the ledger knows of one local image's upload to one API."""
+
+    api_url: str
+    url: str
+    sha256: str
+    bytes: int
+    local_path: str
+    state: str  # intent | sent | done | failed
+    commit_id: str | None
+    error: str | None
+
+    @property
+    def done(self) -> bool:
+        return self.state == UPLOAD_DONE
+
+
+UPLOAD_INTENT, UPLOAD_SENT, UPLOAD_DONE, UPLOAD_FAILED = "intent", "sent", "done", "failed"
+
+
 def default_path() -> str:
     from klingspec.resources import home_dir
 
@@ -187,6 +221,7 @@ class Ledger:
             columns = {r["name"] for r in self.db.execute("PRAGMA table_info(renders)")}
             if "completes" not in columns:  # 1 -> 2
                 self.db.execute("ALTER TABLE renders ADD COLUMN completes INTEGER REFERENCES renders(id)")
+            # 2 -> 3: the `uploads` table, created by `_SCHEMA`'s CREATE TABLE IF NOT EXISTS above
             self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
 
     @_locked
@@ -521,6 +556,69 @@ class Ledger:
             (root_id, root_id, GenerationStatus.SUCCEEDED),
         ).fetchall()
         return [File(r["generation_id"], r["path"], r["sha256"], r["bytes"]) for r in rows]
+
+    # -- uploads of local images ---------------------------------------------------------------
+    @_locked
+    def upload(self, api_url: str, url: str) -> UploadRecord | None:
+        r = self.db.execute("SELECT * FROM uploads WHERE api_url=? AND url=?", (api_url, url)).fetchone()
+        return _upload(r) if r else None
+
+    @_locked
+    def uploaded_urls(self, api_url: str) -> set[str]:
+        """The URLs recorded as uploaded (done) at this API."""
+        rows = self.db.execute("SELECT url FROM uploads WHERE api_url=? AND state=?", (api_url, UPLOAD_DONE))
+        return {r[0] for r in rows}
+
+    @_locked
+    def record_upload(
+        self,
+        api_url: str,
+        url: str,
+        *,
+        sha256: str,
+        size: int,
+        local_path: str,
+        state: str,
+        commit_id: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record where one upload stands (intent before the PUT, sent, then done with its
+        commit, or failed); one row per API and URL, created or updated."""
+        now = time.time()
+        self.db.execute(
+            "INSERT INTO uploads (api_url, url, sha256, bytes, local_path, state, commit_id, error, created_at,"
+            " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (api_url, url) DO UPDATE SET"
+            " sha256=excluded.sha256, bytes=excluded.bytes, local_path=excluded.local_path, state=excluded.state,"
+            " commit_id=excluded.commit_id, error=excluded.error, updated_at=excluded.updated_at",
+            (api_url, url, sha256, size, local_path, state, commit_id, error, now, now),
+        )
+
+    @contextlib.contextmanager
+    def uploading(self, sha256: str, stop: threading.Event, wait: float) -> Iterator[bool]:
+        """Hold the right to upload the content `sha256` (an `flock`, as `sending` holds a
+        render's): two runs that need the same image at once upload it once, the second
+        re-reading the ledger after the first is done. Yields whether it is held."""
+        folder = self.path + ".locks"
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"upload-{sha256}.lock")
+        deadline = time.monotonic() + wait
+        handle = _try_flock(path)
+        while handle is None:
+            if stop.is_set() or time.monotonic() >= deadline:
+                yield False
+                return
+            stop.wait(0.05)
+            handle = _try_flock(path)
+        try:
+            yield True
+        finally:
+            _unflock(path, handle)
+
+
+def _upload(r: sqlite3.Row) -> UploadRecord:
+    return UploadRecord(
+        r["api_url"], r["url"], r["sha256"], r["bytes"], r["local_path"], r["state"], r["commit_id"], r["error"]
+    )
 
 
 def _switch_to_wal(db: sqlite3.Connection) -> None:

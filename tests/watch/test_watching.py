@@ -235,3 +235,19 @@ def test_ctrl_c_leaves_renders_in_flight_for_status_and_a_later_run(tmp_path, wa
         assert "reattach" in rerun.stdout + rerun.stderr
         assert _jobs(base_url) == 1
         assert len(list((tmp_path / "renders").glob("*.mp4"))) == 1
+
+
+def test_run_uploads_a_local_image_before_it_renders(tmp_path, watched):
+    """A watched script naming a local image renders only once its image is in the
+    repository: the sandbox fetches every input, so a missing upload would fail the job."""
+    from PIL import Image
+
+    Image.new("RGB", (320, 320), (200, 120, 40)).save(tmp_path / "hero.png")
+    write(tmp_path / "scene.kvs", 'assets aurora/refs\nimage hero = "hero.png"\nshot a 5s "@hero waves"\n')
+    config = SandboxConfig(queue_seconds=0.05, processing_seconds=0.1)
+    with running_sandbox(config) as base_url:
+        watch = watched(".", "--run", "--yes", "--api-url", base_url, env={"OXEN_API_KEY": "test-key"})
+        watch.seen_or_wait(r"render done: renders/scene-", timeout=30)
+        requests = httpx.get(base_url + "/_sandbox/stats", timeout=5).json()["requests"]
+        assert sum(n for route, n in requests.items() if route.startswith("PUT /api/repos/")) == 1
+        assert watch.stop() == 0
