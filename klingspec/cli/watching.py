@@ -1,9 +1,10 @@
 """Watch mode: re-check (and with `--run`, re-render) scripts whenever they change on disk.
 
 Built on watchfiles. It watches the *folders* that hold the scripts and everything they
-depend on (used files, `--vars` files), so editors that save by writing a temporary file
-and renaming it over the original are seen like any other save, as are new scripts in a
-watched folder and deleted or renamed ones. A burst of events becomes one re-check.
+depend on (used files, `--vars` files, local images: those still missing too, so creating
+one re-checks its scripts), so editors that save by writing a temporary file and renaming
+it over the original are seen like any other save, as are new scripts in a watched folder
+and deleted or renamed ones. A burst of events becomes one re-check.
 
 The checking itself is `pipeline.run_pipeline`, exactly as for `klingspec check`. Renders
 go through `running.Runner` and the same ledger as `klingspec run`, so nothing is paid
@@ -21,6 +22,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from klingspec import pricing
+from klingspec.assets import is_local_path
 from klingspec.loading import discover_scripts
 from klingspec.pipeline import Options, Result, run_pipeline
 
@@ -148,7 +150,7 @@ class Watcher:
         tracked = self.scripts.setdefault(script, Tracked(script))
         if result.program is not None:
             deps = {os.path.abspath(d) for d in result.program.dependencies}
-            deps |= {f.path for f in result.bound.local_files.values()} if result.bound else set()  # images too
+            deps |= _image_paths(result)
             tracked.dependencies = frozenset(deps - {script})
         elapsed = (time.perf_counter() - start) * 1000
         text = printing.texts(result.diagnostics)
@@ -178,6 +180,20 @@ class Watcher:
                 + f" · {elapsed:.1f} ms"
             )
         return result
+
+
+def _image_paths(result: Result) -> set[str]:
+    """Every local image the script sends, found or not: an image created (or deleted)
+    later re-checks the script as an edit of one does."""
+    bound = result.bound
+    if bound is None:
+        return set()
+    texts = [t for t in bound.uri_texts() if is_local_path(bound.expansion[t])]
+    if not texts:
+        return set()
+    from klingspec.images import resolve
+
+    return {resolve(t, bound.expansion[t])[0] for t in texts}
 
 
 def _rel(path: str) -> str:

@@ -9,11 +9,13 @@ the script's model (`targets.py`), so completion offers what the checker accepts
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
 from klingspec import ast
 from klingspec.binding import FORMAT_WORDS
+from klingspec.lsp.paths import IMAGE_EXTENSIONS, describe
 from klingspec.pipeline import Result
 from klingspec.syntax import STATEMENT_KEYWORDS
 from klingspec.targets import DEFAULT_MODEL, Model, known_ids
@@ -25,7 +27,7 @@ class Completion:
     """One candidate: `new_text` replaces the text from `start` to the cursor."""
 
     label: str
-    kind: str  # "keyword" | "value" | "variable" | "reference"
+    kind: str  # "keyword" | "value" | "variable" | "reference" | "folder" | "file"
     detail: str
     new_text: str
     start: int
@@ -35,14 +37,25 @@ _MENTION = re.compile(r"(?<![\w@])@(\w*)\Z")
 _WORD = re.compile(r"[^\W\d]?\w*\Z")
 _SETTING = re.compile(r"^[ \t]*(aspect|format|audio|model)[ \t]+(\S*)\Z")
 _STATEMENT = re.compile(r"^[ \t]*(\w*)\Z")
+# What stands before the string of a URI on its line: `image NAME =`, `front`, `refs`
+# (or `refs "a", ` further along a list), `start`, `end`; a one-line element block too.
+_URI_BEFORE = re.compile(
+    r"""^[ \t]*(?:image[ \t]+\w+[ \t]*=|(?:element[ \t]+\w+[ \t]*\{[ \t]*)?"""
+    r"""(?:front|refs(?:[ \t]+"(?:[^"\\\n]|\\.)*"[ \t]*,)*)|start|end)[ \t]*\Z"""
+)
+_SCHEME = re.compile(r"(?![A-Za-z]:[\\/])[A-Za-z][A-Za-z0-9+.-]*:")  # `https:`, but `C:/` is a path
+MAX_PATH_ITEMS = 500
 
 
-def complete(result: Result | None, text: str, offset: int) -> list[Completion]:
-    """Candidates at `offset` of `text` (the buffer that `result` was computed from)."""
+def complete(result: Result | None, text: str, offset: int, path: str | None = None) -> list[Completion]:
+    """Candidates at `offset` of `text` (the buffer that `result` was computed from);
+    `path` is the buffer's file, against which local image paths are completed."""
     line_start = text.rfind("\n", 0, offset) + 1
     prefix = text[line_start:offset]
     string = string_start(text, offset)
     if string is not None:
+        if path is not None and _uri_string(text, line_start, string):
+            return _paths(result, text[string + 1 : offset], offset, path)
         inside = text[string:offset]
         if _in_template(inside):
             found = _WORD.search(inside)
@@ -99,6 +112,61 @@ def string_start(text: str, offset: int) -> int | None:
         else:
             i += 1
     return None
+
+
+def _uri_string(text: str, line_start: int, string: int) -> bool:
+    """Whether the single-line string opening at `string` is a URI: of an `image`, an
+    element's `front` or `refs` (a continuation line of a `refs` list too), a frame."""
+    if text.startswith('"""', string):
+        return False
+    before = text[line_start:string]
+    if _URI_BEFORE.match(before):
+        return True
+    if before.strip():
+        return False
+    continued = _code(text[:line_start]).rstrip().endswith(",")  # a `refs` list goes on after a comma
+    return continued and _in_element_block(text, line_start)
+
+
+def _paths(result: Result | None, written: str, offset: int, path: str) -> list[Completion]:
+    """The entries of the folder the path typed so far points into, replacing its last
+    segment: folders (with `/`) and image files by extension; hidden ones only once the
+    segment starts with a dot. Nothing for a URL, a template or an escape."""
+    if any(c in written for c in '\\{}"') or written.startswith("//") or _SCHEME.match(written):
+        return []
+    head = written[: written.rfind("/") + 1]
+    segment = written[len(head) :]
+    folder = os.path.join(os.path.dirname(path), head) if head else os.path.dirname(path)
+    start = offset - len(segment)
+    extensions = set(IMAGE_EXTENSIONS) | ({"gif"} & set(_model(result).image_formats))
+    folders: list[Completion] = []
+    files: list[Completion] = []
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: (e.name.lower(), e.name))
+    except (OSError, ValueError):
+        return []
+    for entry in entries:
+        name = entry.name
+        if (name.startswith(".") and not segment.startswith(".")) or "\n" in name:
+            continue
+        try:
+            is_folder = entry.is_dir()
+        except OSError:
+            continue
+        if is_folder:
+            folders.append(Completion(name + "/", "folder", "folder", _escape(name) + "/", start))
+        elif name.rpartition(".")[2].lower() in extensions and "." in name:
+            detail = describe(entry.path) or "image file"
+            files.append(Completion(name, "file", detail, _escape(name), start))
+        if len(folders) + len(files) >= MAX_PATH_ITEMS:
+            break
+    return folders + files
+
+
+def _escape(name: str) -> str:
+    """A file name as it is written inside a string: `\\`, `"`, and braces (a URI is a
+    template) escaped."""
+    return "".join("\\" + c if c in '\\"{}' else c for c in name)
 
 
 def _in_template(inside: str) -> bool:

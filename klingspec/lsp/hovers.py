@@ -1,4 +1,5 @@
-"""Hover texts (Markdown): what a shot will cost and send, what an `@name` binds to.
+"""Hover texts (Markdown): what a shot will cost and send, what an `@name` binds to, what
+a local image file holds and the URL it is sent as.
 
 The point of hovering a shot is to see the prompt exactly as the API will receive it
 (templates expanded, triple-quoted text folded, `@names` rewritten) with its length
@@ -15,6 +16,7 @@ from decimal import Decimal
 
 from klingspec import ast
 from klingspec.binding import Binding, BoundShot
+from klingspec.lsp import paths
 from klingspec.lsp.symbols import Index, Symbol
 from klingspec.pipeline import Result
 from klingspec.pricing import Estimate, estimate, usd_quote
@@ -42,6 +44,9 @@ def hover(result: Result, index: Index, path: str, offset: int) -> Hover | None:
     occurrence = index.at(path, offset)
     if occurrence is not None:
         return Hover(occurrence.span, symbol_text(occurrence.symbol, result))
+    local = paths.local_path_at(result, path, offset)
+    if local is not None:
+        return Hover(local.text.span, image_text(local, result))
     for shot in bound.shots:
         span = shot.shot.span
         if span.path == path and span.start <= offset <= span.end:
@@ -93,6 +98,42 @@ def symbol_text(symbol: Symbol, result: Result) -> str:
     )
 
 
+def image_text(local: paths.LocalPath, result: Result) -> str:
+    """A local image: its type, pixel size and bytes (as the check read it) and the URL
+    the request sends for it; or what is wrong with the file."""
+    bound = result.bound
+    file = bound.local_files.get(id(local.text)) if bound else None
+    problems = _image_problems(local.text, result)
+    if bound is None or file is None:
+        if problems:
+            return f"**{local.written}**: " + "; ".join(problems)
+        if not os.path.exists(local.path):
+            return f"**{local.written}**: no such file ({local.path})"
+        described = paths.describe(local.path) or "not a file"
+        return f"**{local.written}** · {described}\n\nnot read by this check: the script does not send it"
+    text = f"**{local.written}** · {file.format.upper()} · {file.width}x{file.height} px · {file.size:,} bytes"
+    upload = bound.uploads.get(id(local.text))
+    if upload is not None:
+        text += (
+            f"\n\nuploaded by its content to `{upload.namespace}/{upload.repo}@{upload.branch}` "
+            f"as `{upload.remote_path}`; the request sends\n\n{upload.url}"
+        )
+    else:
+        text += "\n\nnot uploaded: no `assets` repository"
+    return text + "".join(f"\n\n- {p}" for p in problems)
+
+
+def _image_problems(text: ast.Text, result: Result) -> list[str]:
+    """What the check says about the file a URI literal names (`KVS-image-*` at its string)."""
+    return [
+        f"{d.message} (`{d.code}`)"
+        for d in result.diagnostics
+        if d.code.startswith("KVS-image")
+        and d.span.path == text.span.path
+        and (d.span.start, d.span.end) == (text.span.start, text.span.end)
+    ]
+
+
 def _binding_text(binding: Binding, result: Result, written: str) -> str:
     raw = written != "@" + binding.name
     head = f"**{written}** → `@{binding.name}`" if raw else f"**{written}** → `{binding.ref}`"
@@ -134,7 +175,8 @@ def _uri(text: ast.Text, result: Result) -> str:
         return text.literal
     file = result.bound.local_files.get(id(text))
     if file is None:
-        return result.bound.uri(text)
+        problems = _image_problems(text, result)
+        return result.bound.uri(text) + (f" ({'; '.join(problems)})" if problems else "")
     held = f"`{file.name}` ({file.format.upper()} {file.width}x{file.height}, {file.size:,} bytes)"
     upload = result.bound.uploads.get(id(text))
     return f"{held} → {upload.url}" if upload else f"{held}, not uploaded: no `assets` repository"

@@ -31,7 +31,7 @@ from pygls.workspace import PositionCodec
 from klingspec import __version__, ast
 from klingspec.codes import CODES
 from klingspec.diagnostics import Diagnostic
-from klingspec.lsp import completions, fixes, hovers, outline, symbols
+from klingspec.lsp import completions, fixes, hovers, outline, paths, symbols
 from klingspec.pipeline import Options, Result, run_pipeline
 from klingspec.source import Span
 
@@ -113,6 +113,10 @@ class KlingspecServer(LanguageServer):
     def path(self, uri: str) -> str:
         path = to_fs_path(uri) if uri.startswith("file:") else None
         return os.path.abspath(path or re.sub(r"[^\w.-]", "_", uri))
+
+    def file_path(self, uri: str) -> str | None:
+        """The file of a `file:` document (None for an unsaved buffer: it has no folder)."""
+        return self.path(uri) if uri.startswith("file:") else None
 
     def uri(self, path: str) -> str:
         uri: str  # pygls leaves `text_documents` unannotated
@@ -296,6 +300,8 @@ _COMPLETION_KINDS = {
     "value": lsp.CompletionItemKind.EnumMember,
     "variable": lsp.CompletionItemKind.Variable,
     "reference": lsp.CompletionItemKind.Reference,
+    "folder": lsp.CompletionItemKind.Folder,
+    "file": lsp.CompletionItemKind.File,
 }
 _SYMBOL_KINDS = {
     "shot": lsp.SymbolKind.Event,
@@ -342,7 +348,7 @@ def create_server(options: Options = Options()) -> KlingspecServer:
             handle.cancel()
         ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri, []))
 
-    @server.feature(lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(trigger_characters=["@", "{", " "]))
+    @server.feature(lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(trigger_characters=["@", "{", " ", '"', "/"]))
     def completion(ls: KlingspecServer, params: lsp.CompletionParams) -> lsp.CompletionList:
         uri = params.text_document.uri
         text, offset = ls.offset(uri, params.position)
@@ -357,7 +363,7 @@ def create_server(options: Options = Options()) -> KlingspecServer:
                 sort_text=f"{i:04}",
                 text_edit=lsp.TextEdit(lsp.Range(ls.positions.position(text, c.start), end), c.new_text),
             )
-            for i, c in enumerate(completions.complete(result, text, offset))
+            for i, c in enumerate(completions.complete(result, text, offset, ls.file_path(uri)))
         ]
         return lsp.CompletionList(is_incomplete=False, items=items)
 
@@ -390,6 +396,10 @@ def create_server(options: Options = Options()) -> KlingspecServer:
                     if os.path.exists(target) or target in ls.overlays():
                         start = lsp.Position(0, 0)
                         return [lsp.Location(ls.uri(target), lsp.Range(start, start))]
+        local = paths.local_path_at(result, path, offset)
+        if local is not None and os.path.isfile(local.path):  # a local image: open the file itself
+            start = lsp.Position(0, 0)
+            return [lsp.Location(ls.uri(local.path), lsp.Range(start, start))]
         return None
 
     def symbol_at(ls: KlingspecServer, uri: str, position: lsp.Position) -> symbols.Occurrence | None:

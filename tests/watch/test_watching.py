@@ -251,3 +251,37 @@ def test_run_uploads_a_local_image_before_it_renders(tmp_path, watched):
         requests = httpx.get(base_url + "/_sandbox/stats", timeout=5).json()["requests"]
         assert sum(n for route, n in requests.items() if route.startswith("PUT /api/repos/")) == 1
         assert watch.stop() == 0
+
+
+def _png(path, size=(320, 320)) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (30, 90, 160)).save(path)
+
+
+def test_a_missing_image_that_appears_rechecks_the_script(tmp_path, watched):
+    """A script naming an image that is not there yet is re-checked when the image is
+    created, and again when it is deleted or replaced."""
+    write(tmp_path / "scene.kvs", 'assets aurora/refs\nimage hero = "refs/hero.png"\nshot 5s "@hero waves"\n')
+    watch = watched(".")
+    assert any("error[KVS-image-not-found]" in line for line in watch.lines), watch.lines
+    _png(tmp_path / "refs" / "hero.png")  # the folder did not exist either
+    watch.wait_for(r"^watch: scene\.kvs: ok \(0 errors, 0 warnings\)")
+    (tmp_path / "refs" / "hero.png").unlink()
+    watch.wait_for(r"scene\.kvs:2:14: error\[KVS-image-not-found\]")
+    watch.wait_for(r"^watch: scene\.kvs: 1 error")
+    _png(tmp_path / "refs" / "hero.png", (200, 320))
+    watch.wait_for(r"warning\[KVS-image-small\]")
+    watch.wait_for(r"^watch: scene\.kvs: ok \(0 errors, 1 warning\)")
+
+
+def test_a_missing_image_beside_a_used_library_rechecks_the_script(tmp_path, watched):
+    """The path resolves against the library that names it, outside the watched folder."""
+    write(tmp_path / "lib" / "cast.kvs", 'image hero = "faces/hero.png"\n')
+    (tmp_path / "lib" / "faces").mkdir()
+    write(tmp_path / "scenes" / "scene.kvs", 'assets aurora/refs\nuse "../lib/cast.kvs"\nshot 5s "@hero waves"\n')
+    watch = watched("scenes")
+    assert any("error[KVS-image-not-found]" in line for line in watch.lines), watch.lines
+    _png(tmp_path / "lib" / "faces" / "hero.png")
+    watch.wait_for(r"^watch: scenes/scene\.kvs: ok")
