@@ -358,23 +358,39 @@ class SessionRenders:
 def _cancel(previous: RenderThread) -> None:
     """Cancel a superseded render at the API and in the ledger, then stop following it.
 
-    Uses its own ledger connection: the stale render's thread closes its connection as
-    soon as it is halted, which must not race with the cancellation.
+    Only what the API says is recorded: a generation that finished before the cancel
+    arrived keeps its status, and then the render is not marked cancelled and its thread
+    is left to download what was paid for (it ends `partial` or `done` by itself). Uses its
+    own ledger connection: the stale render's thread closes its connection as soon as it
+    is halted, which must not race with the cancellation.
     """
+    from klingspec.run.client import ApiError
     from klingspec.run.ledger import Ledger
     from klingspec.run.states import TERMINAL, GenerationStatus, RenderState
 
     runner = previous.runner
+    everything_cancelled = True
     with Ledger(runner.ledger.path) as ledger:
         for render in ledger.renders(active_only=True, limit=1000):
             if render.request_hash != previous.request_hash:
                 continue
-            for generation in ledger.generations(render.id):
-                if generation.status not in TERMINAL:
+            generations = ledger.generations(render.id)
+            for generation in generations:
+                status = generation.status
+                if status not in TERMINAL:
                     try:
                         runner.client.cancel(generation.generation_id)
-                        ledger.update_generation(generation.generation_id, GenerationStatus.CANCELLED)
-                    except Exception:  # the render may have finished meanwhile
-                        pass
-            ledger.set_state(render.id, RenderState.CANCELLED)
-    runner.halt()
+                        item = runner.client.generation(generation.generation_id)
+                    except ApiError:  # unknown: leave it to the render's own thread
+                        everything_cancelled = False
+                        continue
+                    status = str(item.get("status", status))
+                    ledger.update_generation(
+                        generation.generation_id, status, item.get("result_url"), item.get("error_message")
+                    )
+                if status != GenerationStatus.CANCELLED:
+                    everything_cancelled = False
+            if everything_cancelled and generations:
+                ledger.set_state(render.id, RenderState.CANCELLED)
+    if everything_cancelled:
+        runner.halt()
