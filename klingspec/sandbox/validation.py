@@ -83,7 +83,9 @@ def total_seconds(body: Mapping[str, Any], spec: ModelSpec) -> int:
     """
     if not spec.has_duration:
         value = body.get("duration")
-        return value if _is_int(value) and 1 <= value <= spec.total_max else spec.default_duration
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= spec.total_max:
+            return value
+        return spec.default_duration
     return sum(spec.default_duration if shot.get("duration") is None else shot["duration"] for shot in shots(body))
 
 
