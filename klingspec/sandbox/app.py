@@ -117,6 +117,7 @@ def _starlette(state: SandboxState) -> Starlette:
             Route(f"{prefix}/stats", _control(state, _stats), methods=["GET"]),
             Route(f"{prefix}/reset", _control(state, _reset), methods=["POST"]),
             Route(f"{prefix}/faults", _control(state, _add_fault), methods=["POST"]),
+            Route(f"{prefix}/catalog", _control(state, _catalog), methods=["POST"]),
         ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error})
 
@@ -193,21 +194,21 @@ def _file_url(request: Request, file_id: str) -> str:
 # --- generation -------------------------------------------------------------------------
 
 
-async def _body_and_model(request: Request) -> tuple[dict[str, Any] | None, Any, Response | None]:
+async def _body_and_model(request: Request, state: SandboxState) -> tuple[dict[str, Any] | None, Any, Response | None]:
     """The JSON body and its model, or the documented error answer (both submit routes
     check these first, in this order)."""
     body = await _json_object(request)
     if body is None:
         return None, None, errors.invalid_params(_NOT_AN_OBJECT)
     spec, name = find_model(body)
-    if spec is None:
+    if spec is None or spec.id in state.retired:  # OWN: a retired id is refused like an unknown one
         return body, None, errors.model_not_found(name)
     return body, spec, None
 
 
 async def generate(request: Request, call: Call) -> Any:
     """Sync: validate now, block for the whole generation, answer with the video."""
-    body, spec, refused = await _body_and_model(request)
+    body, spec, refused = await _body_and_model(request, call.state)
     if refused is not None:
         return refused
     assert body is not None  # refused otherwise
@@ -231,7 +232,7 @@ async def generate(request: Request, call: Call) -> Any:
 
 async def enqueue(request: Request, call: Call) -> Any:
     """Queue: only the model and `num_generations` are checked now (era C)."""
-    body, spec, refused = await _body_and_model(request)
+    body, spec, refused = await _body_and_model(request, call.state)
     if refused is not None:
         return refused
     assert body is not None  # refused otherwise
@@ -301,28 +302,31 @@ async def events(request: Request, call: Call) -> Any:
 
 
 async def list_models(request: Request, call: Call) -> Any:
-    return JSONResponse({"object": "list", "data": [spec.model_object() for spec in MODELS.values()]})
+    state = call.state
+    data = [state.model_object(spec) for spec in MODELS.values() if spec.id not in state.retired]
+    return JSONResponse({"object": "list", "data": data})
 
 
 async def search_models(request: Request, call: Call) -> Any:
-    term = request.query_params.get("search", "").lower()
-    return JSONResponse(
-        {
-            "object": "list",
-            "data": [
-                spec.model_object()
-                for spec in MODELS.values()
-                if term in spec.id.lower() or term in spec.display_name.lower()
-            ],
-        }
-    )
+    state, term = call.state, request.query_params.get("search", "").lower()
+    data = [
+        state.model_object(spec)
+        for spec in MODELS.values()
+        if spec.id not in state.retired and (term in spec.id.lower() or term in spec.display_name.lower())
+    ]
+    return JSONResponse({"object": "list", "data": data})
 
 
 async def get_model(request: Request, call: Call) -> Any:
-    spec = MODELS.get(request.path_params["model_id"])
+    name = request.path_params["model_id"]
+    if name in call.state.retired:
+        # OWN: a retired id is a resource that is gone, answered as format 1 `resource_not_found`
+        # (an id never served keeps the documented `Model not found`).
+        return errors.not_found()
+    spec = MODELS.get(name)
     if spec is None:
-        return errors.model_not_found(request.path_params["model_id"])
-    return JSONResponse(spec.model_object())
+        return errors.model_not_found(name)
+    return JSONResponse(call.state.model_object(spec))
 
 
 async def download(request: Request, call: Call) -> Any:
@@ -474,6 +478,45 @@ async def _add_fault(state: SandboxState, request: Request) -> Response:
     except FaultSyntaxError as exc:
         return errors.invalid_params(str(exc))
     return JSONResponse({"status": "success"})
+
+
+async def _catalog(state: SandboxState, request: Request) -> Response:
+    """Change the catalogue at run time: `{"retire": [ids], "restore": [ids], "price": {id: usd}}`.
+
+    A `price` of null drops the override. Unknown ids are refused (400) so a typo shows.
+    Answers the retired ids and the price overrides now in force.
+    """
+    body = await _json_object(request)
+    retire, restore, price = (
+        (body or {}).get("retire", []),
+        (body or {}).get("restore", []),
+        (body or {}).get("price", {}),
+    )
+    names = (
+        [*retire, *restore, *price]
+        if isinstance(retire, list) and isinstance(restore, list) and isinstance(price, dict)
+        else None
+    )
+    if body is None or names is None:
+        return errors.invalid_params('expected {"retire": [ids], "restore": [ids], "price": {"id": usd}}')
+    unknown = sorted({str(n) for n in names if n not in MODELS})
+    if unknown:
+        return errors.invalid_params("Unknown model id(s): " + ", ".join(unknown))
+    bad = [
+        n
+        for n, v in price.items()
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0)
+    ]
+    if bad:
+        return errors.invalid_params("A price must be a number >= 0 or null: " + ", ".join(bad))
+    state.retired |= set(retire)
+    state.retired -= set(restore)
+    for name, value in price.items():
+        if value is None:
+            state.prices.pop(name, None)
+        else:
+            state.prices[name] = float(value)
+    return JSONResponse({"status": "success", "retired": sorted(state.retired), "prices": state.prices})
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -6,6 +6,7 @@ the `klingspec sandbox` command all describe a sandbox the same way: by value.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -54,6 +55,12 @@ class SandboxConfig:
         input_fetch_timeout: Seconds a job may spend fetching one input URL (loopback
             URLs are fetched for real; see `inputs.py`) before it fails.
         input_max_bytes: Largest input file a job accepts; a larger one fails the job.
+        retired: Model ids the catalogue no longer lists: the listing and search leave them
+            out, their detail is a 404 `resource_not_found`, and generate/enqueue refuse
+            them with `Model not found` (OWN: the stricter reading). Jobs already queued
+            run on. `catalog.RETIRED_2026_07_27` is the catalogue after Oxen's switch.
+        prices: `cost_per_second` overrides per model id, shown by the detail, list and
+            search routes. `POST /_sandbox/catalog` changes both while a sandbox runs.
     """
 
     api_key: str | None = None
@@ -69,3 +76,5 @@ class SandboxConfig:
     private_repos: frozenset[str] = field(default=frozenset())
     input_fetch_timeout: float = 5.0
     input_max_bytes: int = 50 * 1024 * 1024
+    retired: frozenset[str] = field(default=frozenset())
+    prices: Mapping[str, float] = field(default_factory=dict)

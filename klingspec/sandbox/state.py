@@ -65,6 +65,15 @@ class SandboxState:
         self.faults = FaultBook(config.faults)
         self.stats = Stats()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.retired: set[str] = set(config.retired)
+        self.prices: dict[str, float] = dict(config.prices)
+
+    def served(self, name: str) -> ModelSpec | None:
+        """The model `name` if the catalogue lists it now (not retired), else None."""
+        return None if name in self.retired else MODELS.get(name)
+
+    def model_object(self, spec: ModelSpec) -> dict[str, Any]:
+        return spec.model_object(self.prices.get(spec.id))
 
     def start(self, job: Job, result_url: str) -> None:
         """Run `job` in the background on the server's event loop; `result_url` is where
@@ -81,6 +90,8 @@ class SandboxState:
         self.repos.clear()
         self.stats.clear()
         self.faults.reset()
+        self.retired = set(self.config.retired)  # the catalogue goes back to the config's
+        self.prices = dict(self.config.prices)
 
     def cancel_tasks(self) -> None:
         for task in list(self._tasks):

@@ -76,14 +76,63 @@ def shots(body: Mapping[str, Any]) -> list[Any]:
 
 
 def total_seconds(body: Mapping[str, Any], spec: ModelSpec) -> int:
-    """Length of the video a valid body asks for; a shot without `duration` gets the default."""
+    """Length of the video a valid body asks for; a shot without `duration` gets the default.
+
+    A model without `duration` makes a video as long as its input video, which the sandbox
+    does not measure: OWN, the body's `duration` if it is a usable integer, else the default.
+    """
+    if not spec.has_duration:
+        value = body.get("duration")
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= spec.total_max:
+            return value
+        return spec.default_duration
     return sum(spec.default_duration if shot.get("duration") is None else shot["duration"] for shot in shots(body))
 
 
 # --- the rules, in the fact sheet's order (section 8.2) ---------------------------------
 
 
+# Every request field some Kling model takes (fact sheet 6). A body field from this set that
+# the named model does not take is refused, pydantic's "extra forbidden" way (OWN: whether
+# Oxen refuses or ignores such a field is UNKNOWN; refusing is the stricter reading). Other
+# fields are ignored. `duration` is tolerated by the models whose output follows the input
+# video (OWN: klingspec and other clients send it; the video length is taken from it).
+KLING_FIELDS = frozenset(
+    {
+        "prompt", "multi_prompt", "duration", "negative_prompt", "aspect_ratio", "generate_audio",
+        "input_image", "start_image_url", "tail_image_url", "elements", "input_video", "keep_audio",
+        "keep_original_sound", "character_orientation", "video_mode", "resolution", "cfg_scale",
+    }
+)  # fmt: skip
+
+
+def model_fields(body: Mapping[str, Any], spec: ModelSpec) -> str | None:
+    for name in body:
+        if name not in KLING_FIELDS or name in spec.fields or body[name] is None:
+            continue
+        if name == "duration" and not spec.has_duration:
+            continue
+        return f"{name}: Extra inputs are not permitted"  # OWN WORDING (pydantic's)
+    return None
+
+
+def required_fields(body: Mapping[str, Any], spec: ModelSpec) -> str | None:
+    for name in spec.required:
+        if name != "prompt" and body.get(name) in (None, "", []):
+            return FIELD_REQUIRED  # documented for input_video (fact sheet 6.4)
+    if spec.string_image and "input_image" in body and not isinstance(body["input_image"], str):
+        return "input_image: Input should be a valid string"  # OWN WORDING
+    return None
+
+
 def prompt_xor_multi_prompt(body: Mapping[str, Any], spec: ModelSpec) -> str | None:
+    if not spec.multi_prompt:
+        # One prompt, required (fact sheet 6): pydantic's text for a missing field.
+        if not _has_prompt(body):
+            return FIELD_REQUIRED
+        if not isinstance(body["prompt"], str):
+            return "prompt: Input should be a valid string"  # OWN WORDING
+        return None
     if "multi_prompt" in body and body["multi_prompt"] is not None and not isinstance(body["multi_prompt"], list):
         return "multi_prompt: Input should be a valid list"  # OWN WORDING
     has_prompt, has_multi = _has_prompt(body), _has_multi_prompt(body)
@@ -105,7 +154,17 @@ def shot_prompts(body: Mapping[str, Any], spec: ModelSpec) -> str | None:
     return None
 
 
+def duration_enum(body: Mapping[str, Any], spec: ModelSpec) -> str | None:
+    value = body.get("duration")
+    if spec.durations is not None and value is not None and value not in spec.durations:
+        # OWN WORDING (pydantic's literal text); v2.6 takes 5 or 10 (fact sheet 6.1, 6.2)
+        return "duration: Input should be " + " or ".join(f"'{d}'" for d in spec.durations)
+    return None
+
+
 def shot_durations(body: Mapping[str, Any], spec: ModelSpec) -> str | None:
+    if not spec.has_duration:
+        return None
     # Integers only: Oxen's docs always send integers, and a strict emulator catches a
     # client that sends "5" (whether Oxen accepts strings is UNKNOWN, fact sheet 2.3).
     for shot in shots(body):
@@ -116,6 +175,8 @@ def shot_durations(body: Mapping[str, Any], spec: ModelSpec) -> str | None:
 
 
 def total_duration(body: Mapping[str, Any], spec: ModelSpec) -> str | None:
+    if not spec.has_duration:
+        return None
     total = total_seconds(body, spec)
     if total < spec.total_min:
         return TOO_SHORT.format(total=total)
@@ -133,7 +194,8 @@ def prompt_length(body: Mapping[str, Any], spec: ModelSpec) -> str | None:
 
 
 def tail_needs_start(body: Mapping[str, Any], spec: ModelSpec) -> str | None:
-    if body.get("tail_image_url") and not body.get("start_image_url"):
+    start = body.get("start_image_url") or (spec.string_image and body.get("input_image"))
+    if body.get("tail_image_url") and not start:
         return "tail_image_url requires start_image_url"  # OWN WORDING
     return None
 
@@ -180,6 +242,34 @@ def audio_with_video(body: Mapping[str, Any], spec: ModelSpec) -> str | None:
     return None
 
 
+def enum_fields(body: Mapping[str, Any], spec: ModelSpec) -> str | None:
+    for name, prop in spec.properties.items():
+        value = body.get(name)
+        if value is None or name in ("aspect_ratio", "duration"):
+            continue
+        if "enum" in prop and value not in prop["enum"]:
+            # OWN WORDING (pydantic's literal text)
+            return f"{name}: Input should be " + " or ".join(f"'{v}'" for v in prop["enum"])
+        if prop.get("type") == "boolean" and not isinstance(value, bool):
+            return f"{name}: Input should be a valid boolean"  # OWN WORDING
+        if prop.get("type") == "number" and not (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and prop["minimum"] <= value <= prop["maximum"]
+        ):
+            # OWN WORDING
+            return f"{name}: Input should be a number from {prop['minimum']} to {prop['maximum']}"
+    return None
+
+
+def elements_need_video_orientation(body: Mapping[str, Any], spec: ModelSpec) -> str | None:
+    # Motion control: elements "only when character_orientation is 'video'" (fact sheet 6.5).
+    orientation = body.get("character_orientation", "video")
+    if "character_orientation" in spec.properties and _list(body.get("elements")) and orientation != "video":
+        return "elements are only supported when character_orientation is 'video'"  # OWN WORDING
+    return None
+
+
 def response_format(body: Mapping[str, Any], spec: ModelSpec) -> str | None:
     value = body.get("response_format")
     if value is not None and value not in RESPONSE_FORMATS:
@@ -188,8 +278,11 @@ def response_format(body: Mapping[str, Any], spec: ModelSpec) -> str | None:
 
 
 RULES: tuple[Rule, ...] = (
+    model_fields,
     prompt_xor_multi_prompt,
+    required_fields,
     shot_prompts,
+    duration_enum,
     shot_durations,
     total_duration,
     prompt_length,
@@ -198,6 +291,8 @@ RULES: tuple[Rule, ...] = (
     element_fields,
     image_count,
     audio_with_video,
+    enum_fields,
+    elements_need_video_orientation,
     response_format,
 )
 
