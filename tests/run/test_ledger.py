@@ -168,9 +168,16 @@ def test_sending_is_held_by_one_holder_and_freed_when_its_process_dies(tmp_path)
                 assert not also  # waited 0.2 s, then gave up
             stop = threading.Event()
             stop.set()
-            began = time.monotonic()
-            with ledger.sending(render.id, stop, 30) as also:
-                assert not also and time.monotonic() - began < 1  # a stop ends the wait at once
+            gave_up: list[bool] = []
+
+            def wait_stopped() -> None:  # a stop ends a 600 s wait: the thread finishes
+                with ledger.sending(render.id, stop, 600) as also:
+                    gave_up.append(not also)
+
+            waiter = threading.Thread(target=wait_stopped, daemon=True)
+            waiter.start()
+            waiter.join(60)  # liveness, not speed: without the stop this would wait 600 s
+            assert not waiter.is_alive() and gave_up == [True]
         with ledger.sending(render.id, never, 0) as again:
             assert again  # released
         # a holder killed with SIGKILL: the kernel frees the right, the render stays sendable
