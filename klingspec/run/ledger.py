@@ -367,14 +367,10 @@ class Ledger:
         folder = self.path + ".locks"
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"render-{render_id}.lock")
-        deadline = time.monotonic() + wait
-        handle = _try_flock(path)
-        while handle is None:
-            if stop.is_set() or time.monotonic() >= deadline:
-                yield False
-                return
-            stop.wait(0.05)
-            handle = _try_flock(path)
+        handle = _wait_flock(path, stop, wait)
+        if handle is None:
+            yield False
+            return
         try:
             yield True
         finally:
@@ -601,14 +597,10 @@ class Ledger:
         folder = self.path + ".locks"
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"upload-{sha256}.lock")
-        deadline = time.monotonic() + wait
-        handle = _try_flock(path)
-        while handle is None:
-            if stop.is_set() or time.monotonic() >= deadline:
-                yield False
-                return
-            stop.wait(0.05)
-            handle = _try_flock(path)
+        handle = _wait_flock(path, stop, wait)
+        if handle is None:
+            yield False
+            return
         try:
             yield True
         finally:
@@ -659,6 +651,19 @@ def _render(row: sqlite3.Row) -> Render:
         row["sent_at"],
         row["completes"],
     )
+
+
+def _wait_flock(path: str, stop: threading.Event, wait: float) -> int | None:
+    """The lock on `path` (see `_try_flock`), waiting up to `wait` seconds for another
+    holder; None when the wait ran out or `stop` was set (checked before every try)."""
+    deadline = time.monotonic() + wait
+    handle = _try_flock(path)
+    while handle is None:
+        if stop.is_set() or time.monotonic() >= deadline:
+            return None
+        stop.wait(0.05)
+        handle = _try_flock(path)
+    return handle
 
 
 def _try_flock(path: str) -> int | None:
