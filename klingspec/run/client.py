@@ -567,22 +567,26 @@ class RepoFiles:
             url = target
         raise ApiError("too many redirects", method=method, path=path)
 
-    def head(self, namespace: str, repo: str, branch: str, remote_path: str) -> RemoteFile:
-        """Whether the file is there, and its size. Retried like any read."""
-        path = self._path(namespace, repo, branch, remote_path)
+    def _retried(self, method: str, path: str, policy: Repeatable, **send: Any) -> httpx.Response:
+        """`method` on `path` under the retry `policy`: the last response (a refusal that
+        outlived the retries included), or ApiError when the network failed."""
 
         def attempt() -> httpx.Response:
-            response = self._send("HEAD", path)
+            response = self._send(method, path, **send)
             if response.status_code in RETRY_STATUSES:
                 raise _refused(response)
             return response
 
         try:
-            response = self.client.retry.retrying(READ, self.client.sleep)(attempt)
+            return self.client.retry.retrying(policy, self.client.sleep)(attempt)
         except httpx.HTTPStatusError as refused:
-            response = refused.response
+            return refused.response
         except httpx.TransportError as error:
-            raise ApiError(f"network error: {type(error).__name__}", method="HEAD", path=path) from None
+            raise ApiError(f"network error: {type(error).__name__}", method=method, path=path) from None
+
+    def head(self, namespace: str, repo: str, branch: str, remote_path: str) -> RemoteFile:
+        """Whether the file is there, and its size. Retried like any read."""
+        response = self._retried("HEAD", self._path(namespace, repo, branch, remote_path), READ)
         length = response.headers.get("Content-Length")
         size = int(length) if length is not None and length.isdigit() else None
         return RemoteFile(response.status_code == 200, size, response.status_code)
@@ -605,19 +609,7 @@ class RepoFiles:
         path = self._path(namespace, repo, branch, remote_path)
         filename = remote_path.rsplit("/", 1)[-1]
         form = {"message": message, "name": name, "email": email}
-
-        def attempt() -> httpx.Response:
-            response = self._send("PUT", path, files={"file": (filename, data, mime_type)}, data=form)
-            if response.status_code in RETRY_STATUSES:
-                raise _refused(response)
-            return response
-
-        try:
-            response = self.client.retry.retrying(UPLOAD, self.client.sleep)(attempt)
-        except httpx.HTTPStatusError as refused:
-            response = refused.response
-        except httpx.TransportError as error:
-            raise ApiError(f"network error: {type(error).__name__}", method="PUT", path=path) from None
+        response = self._retried("PUT", path, UPLOAD, files={"file": (filename, data, mime_type)}, data=form)
         return self.client._object(self.client._json(response, "PUT", path), "PUT", path)
 
 
