@@ -19,7 +19,7 @@ from klingspec import ast
 from klingspec.diagnostics import Diagnostic, Related, Suggestion, close_matches
 from klingspec.loading import Program
 from klingspec.source import Span
-from klingspec.targets import DEFAULT_MODEL, Model
+from klingspec.targets import Model, default_model_id
 from klingspec.targets import model as lookup_model
 from klingspec.templating import Expansion
 
@@ -107,7 +107,7 @@ class BoundScript:
     @property
     def model_id(self) -> str:
         setting = self.settings.get("model")
-        return setting.raw if setting else DEFAULT_MODEL
+        return setting.raw if setting else default_model_id()
 
     @property
     def model(self) -> Model | None:

@@ -18,7 +18,7 @@ from klingspec.assets import OXEN_NAME, is_local_path, parse_target
 from klingspec.binding import FORMAT_WORDS, ON_WORDS, BoundScript, SettingValue
 from klingspec.diagnostics import Diagnostic, Related, Suggestion, close_matches
 from klingspec.source import Span
-from klingspec.targets import DEFAULT_MODEL, Model, known_ids
+from klingspec.targets import DEFAULT_MODEL, Model, default_model_id, known_ids
 from klingspec.targets import model as lookup_model
 
 if TYPE_CHECKING:
@@ -50,6 +50,25 @@ def model_known(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
             f"did you mean `{close[0]}`?" if close else "known models: " + ", ".join(known_ids()),
             suggestions=[Suggestion.did_you_mean(written, close[0])] if close and written else [],
         )
+
+
+def model_retired(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
+    """A model the synced catalogue lacks or marks deprecated (or, with no sync, that the
+    built-in matrix calls retired) may no longer run: say so, with its successor."""
+    setting = script.settings.get("model")
+    if not setting or model.status != "retired" or lookup_model(setting.raw) is not model:
+        return
+    written = _written(setting)
+    successor = model.replaced_by
+    yield Diagnostic.of(
+        "KVS-model-retired",
+        setting.span,
+        f"`{model.id}` is retired: {model.status_note or 'the catalogue no longer lists it'}",
+        f"use its successor `{successor}`" if successor else "choose a model `klingspec models` lists as live",
+        suggestions=[Suggestion(written, successor, f"Use `{successor}`", preferred=True)]
+        if successor and written
+        else [],
+    )
 
 
 def _written(setting: SettingValue) -> Span | None:
@@ -121,7 +140,7 @@ def price_known(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
             "KVS-price-unknown",
             setting.span,
             f"`{model.id}` has no published price: the cost cannot be previewed",
-            "plan shows the seconds; check the price on the model page before running",
+            "plan shows the seconds; `klingspec models sync` fetches the price Oxen publishes",
         )
 
 
@@ -758,6 +777,7 @@ def _aspect(ratio: Decimal) -> str:
 
 RULES: tuple[Rule, ...] = (
     model_known,
+    model_retired,
     model_requirements,
     price_known,
     start_required,
@@ -792,7 +812,7 @@ RULES: tuple[Rule, ...] = (
 def check(script: BoundScript) -> list[Diagnostic]:
     """Run every rule against the script's model (the default model's facts when the
     model is unknown, so the rest is still checked)."""
-    model = script.model or lookup_model(DEFAULT_MODEL)
+    model = script.model or lookup_model(default_model_id())
     assert model is not None  # the default model ships with klingspec
     found: list[Diagnostic] = []
     for rule in RULES:

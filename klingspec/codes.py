@@ -53,6 +53,7 @@ CODES: dict[str, Code] = _catalogue(
     ("KVS-setting-duplicate", "error", "a setting is given twice"),
     ("KVS-model-unknown", "error", "the model id is not in klingspec's capability matrix"),
     ("KVS-model-unsupported", "error", "the chosen model does not support a feature the script uses"),
+    ("KVS-model-retired", "warning", "the model is retired from the catalogue; a successor may be named"),
     ("KVS-aspect-ratio", "error", "the aspect ratio is not one the model accepts"),
     ("KVS-generations", "error", "generations is outside 1..4"),
     ("KVS-namespace", "error", "the namespace is not a valid Oxen namespace name"),

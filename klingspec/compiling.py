@@ -20,7 +20,7 @@ from klingspec.binding import BoundScript
 from klingspec.diagnostics import Diagnostic
 from klingspec.resources import read_text
 from klingspec.source import Span
-from klingspec.targets import DEFAULT_MODEL
+from klingspec.targets import default_model_id
 from klingspec.targets import model as lookup_model
 
 if TYPE_CHECKING:  # jsonschema is imported on first use
@@ -66,7 +66,7 @@ def request_hash(body: dict[str, Any], generations: int) -> str:
 
 def compile_script(script: BoundScript) -> Request:
     """Build the body. Assumes `check` found no errors (it stays total if it did)."""
-    model = script.model or lookup_model(DEFAULT_MODEL)
+    model = script.model or lookup_model(default_model_id())
     assert model is not None  # the default model ships with klingspec
     body: dict[str, Any] = {}
     pointers: dict[str, Span] = {}

@@ -20,7 +20,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from klingspec.binding import BoundScript
-from klingspec.targets import Model
+from klingspec.targets import Model, default_reason
 from klingspec.targets import model as lookup_model
 
 CENT = Decimal("0.01")
@@ -167,6 +167,7 @@ class Estimate:
     rate: Rate
     billing: str
     audio: bool
+    defaulted: bool = False  # the script names no model: the plan says which and why
 
     @property
     def price_per_second(self) -> Decimal | None:
@@ -198,10 +199,12 @@ class Estimate:
     @property
     def assumptions(self) -> tuple[str, ...]:
         known = lookup_model(self.model)
-        notes = [
-            f"model {self.model}" + (f" (capability matrix {known.revision})" if known else ""),
-            f"billed {self.billing}",
-        ]
+        notes = [f"model {self.model}" + (f", {default_reason(self.model)}" if self.defaulted else "")]
+        if known:
+            notes.append(f"prices and limits from {known.facts}")
+            if known.status == "retired":
+                notes.append(f"{self.model} is retired: {known.status_note}")
+        notes.append(f"billed {self.billing}")
         if self.price_per_second is None:
             notes.append("no published price for this model: the cost cannot be previewed")
         elif self.audio:
@@ -230,4 +233,5 @@ def estimate(script: BoundScript) -> Estimate:
         rate,
         known.billing if known else "per second of output video (assumed)",
         audio,
+        defaulted="model" not in script.settings,
     )

@@ -8,13 +8,21 @@ its `revision`, so a change in the API is a one-file diff.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import cache
+from typing import Any
 
+from klingspec import catalogue
+from klingspec.catalogue import Catalogue, Listed
 from klingspec.resources import models_dir
 
+# The default when a script names no model, unless the facts in use retire it (then its
+# successor: `default_model_id`). The one Kling model on Oxen that takes several shots and
+# has a published price; README, "Which model".
 DEFAULT_MODEL = "kling-video-o3-pro-reference-to-video"
+STATUSES = ("documented", "live", "retired", "unknown")
 _PRICES = ("price_per_second", "price_per_second_with_audio", "audio_price_ceiling")  # USD per second, as text
 
 
@@ -72,6 +80,25 @@ class Model:
     image_min_side_upstream: int | None = None
     image_aspect_range_upstream: tuple[Decimal, Decimal] | None = None  # width / height, low and high
     image_limits_source: str | None = None
+    # Where the model stands: `documented` (the built-in matrix, from Oxen's docs), `live`
+    # (listed by the synced catalogue) or `retired` (the synced catalogue lacks it or marks
+    # it deprecated, or the built-in matrix says so); `status_note` says why, and
+    # `replaced_by` names the successor where one is known.
+    status_note: str | None = None
+    replaced_by: str | None = None
+    # Where the facts come from: the built-in matrix, or the catalogue synced at
+    # `synced_at` (Unix seconds) from `synced_from`, laid over it.
+    synced_at: float | None = None
+    synced_from: str | None = None
+
+    @property
+    def facts(self) -> str:
+        """Where the checker's numbers for this model come from, as the plan says it."""
+        built_in = f"the built-in matrix {self.revision}"
+        if self.synced_at is None:
+            return f"{built_in} (no synced catalogue)"
+        when, age = catalogue.when(self.synced_at), catalogue.age(self.synced_at)
+        return f"the catalogue synced {when} ({age}) over {built_in}"
 
 
 @cache
@@ -79,9 +106,41 @@ def known_ids() -> tuple[str, ...]:
     return tuple(sorted(p.name.removesuffix(".toml") for p in models_dir().iterdir() if p.name.endswith(".toml")))
 
 
-@cache
 def model(model_id: str) -> Model | None:
-    """The capability matrix of `model_id`, or None when klingspec does not know it."""
+    """The facts the checker and the pricer use for `model_id`: the built-in capability
+    matrix with the synced catalogue laid over it (`overlay`), or None when klingspec has
+    no matrix for it."""
+    return _effective(model_id, catalogue.load())
+
+
+def default_model_id() -> str:
+    """The model of a script that names none: `DEFAULT_MODEL`, or, when the facts in use
+    retire it, its successor (`kling-video-o3-omni` for the O3 Pro ids)."""
+    chosen, seen = DEFAULT_MODEL, {DEFAULT_MODEL}
+    while (facts := model(chosen)) and facts.status == "retired" and facts.replaced_by not in (None, *seen):
+        chosen = str(facts.replaced_by)
+        seen.add(chosen)
+    return chosen
+
+
+def default_reason(model_id: str) -> str:
+    """Why `model_id` is the default, as `plan` states it."""
+    if model_id == DEFAULT_MODEL:
+        return "the default (several shots, a published price)"
+    return f"the default (the successor of {DEFAULT_MODEL}, retired)"
+
+
+@cache
+def _effective(model_id: str, synced: Catalogue | None) -> Model | None:
+    matrix = builtin(model_id)
+    if matrix is None or synced is None:
+        return matrix
+    return overlay(matrix, synced)
+
+
+@cache
+def builtin(model_id: str) -> Model | None:
+    """The built-in capability matrix of `model_id` alone, or None when klingspec does not know it."""
     if model_id not in known_ids():
         return None
     data = tomllib.loads((models_dir() / f"{model_id}.toml").read_text(encoding="utf-8"))
@@ -132,7 +191,78 @@ def model(model_id: str) -> Model | None:
         image_min_side_upstream=images.get("min_side_upstream"),
         image_aspect_range_upstream=(_ratio(aspect[0]), _ratio(aspect[1])) if aspect else None,
         image_limits_source=images.get("limits_source"),
+        status_note=data.get("status_note"),
+        replaced_by=data.get("replaced_by"),
     )
+
+
+def overlay(matrix: Model, synced: Catalogue) -> Model:
+    """`matrix` with what the synced catalogue says of the model laid over it.
+
+    Taken: whether it is listed (else retired), its `pricing`, and from its
+    `request_schema` the enums, defaults and bounds of `aspect_ratio` and `duration`. A
+    field the schema leaves out removes nothing: the published schemas omit `prompt`,
+    `multi_prompt` and `duration` for some models (fact sheet 5.2).
+    """
+    stamp = {"synced_at": synced.fetched_at, "synced_from": synced.api_url}
+    listed = synced.get(matrix.id)
+    if listed is None or listed.deprecated:
+        why = "lists it as deprecated" if listed else "no longer lists it"
+        note = f"the catalogue synced {synced.when()} {why}"
+        return replace(matrix, status="retired", status_note=note, **stamp)  # type: ignore[arg-type]
+    changes: dict[str, Any] = {"status": "live", "status_note": None, **stamp}
+    changes |= _prices(listed)
+    props = listed.properties()
+    aspect = props.get("aspect_ratio", {})
+    if _strings(aspect.get("enum")):
+        changes["aspect_ratios"] = _strings(aspect["enum"])
+        default = aspect.get("default")
+        changes["default_aspect_ratio"] = default if default in changes["aspect_ratios"] else None
+    changes |= _durations(matrix, props.get("duration", {}))
+    return replace(matrix, **changes)
+
+
+def _prices(listed: Listed) -> dict[str, Any]:
+    """The published per-second prices, where the object has them (null: not published,
+    and the built-in figure stands)."""
+    found: dict[str, Any] = {}
+    for key, field_name in (
+        ("cost_per_second", "price_per_second"),
+        ("cost_per_second_with_audio", "price_per_second_with_audio"),
+    ):
+        value = listed.pricing.get(key)
+        if isinstance(value, int | float | str) and not isinstance(value, bool):
+            try:
+                price = Decimal(str(value))
+            except ArithmeticError:
+                continue
+            if price.is_finite() and price >= 0:
+                found[field_name] = price
+    if "price_per_second_with_audio" in found:  # a published audio price replaces the ceiling
+        found |= {"audio_price_ceiling": None, "audio_price_source": None}
+    return found
+
+
+def _durations(matrix: Model, duration: Mapping[str, Any]) -> dict[str, Any]:
+    """Total duration bounds from the schema's `duration`: an enum of totals, or a range."""
+    found: dict[str, Any] = {}
+    allowed = tuple(sorted(v for v in duration.get("enum") or () if isinstance(v, int) and not isinstance(v, bool)))
+    if allowed:
+        found |= {"allowed_durations": allowed, "total_min": allowed[0], "total_max": allowed[-1]}
+    low, high = duration.get("minimum"), duration.get("maximum")
+    if isinstance(low, int) and not isinstance(low, bool):
+        found["total_min"] = low
+    if isinstance(high, int) and not isinstance(high, bool):
+        found["total_max"] = high
+        found["shot_max"] = min(matrix.shot_max, high)
+    default = duration.get("default")
+    if isinstance(default, int) and not isinstance(default, bool):
+        found["default_duration"] = default
+    return found
+
+
+def _strings(values: Any) -> tuple[str, ...]:
+    return tuple(v for v in values if isinstance(v, str)) if isinstance(values, list) else ()
 
 
 def _ratio(written: str) -> Decimal:

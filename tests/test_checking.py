@@ -206,6 +206,7 @@ def test_errors_row_num_generations(tmp_path, count, ok):
 
 RULE_CODES = {
     "model_known": {"KVS-model-unknown"},
+    "model_retired": {"KVS-model-retired"},
     "model_requirements": {"KVS-model-unsupported"},
     "start_required": {"KVS-start-required"},
     "price_known": {"KVS-price-unknown"},
@@ -778,6 +779,44 @@ def test_rule_uris_unbalanced_bracket_in_host(tmp_path, uri):
     text = f'image i = "{uri}"\nshot a 5s "@i"\n'
     diagnostic = only(run(tmp_path, text), "KVS-uri-invalid")
     assert where(diagnostic) == locate(text, f'"{uri}"')
+
+
+def test_rule_model_retired(tmp_path):
+    from klingspec import catalogue, targets
+
+    retired = "kling-video-v2-6-pro-text-to-video"
+    text = f'model {retired}\nshot a 5s "x"\n'
+    assert _rule_emits(tmp_path, "model_retired", text) == set()  # documented: no warning
+    ids = [i for i in targets.known_ids() if i != retired]
+    models = {i: catalogue.Listed(i, {"id": i}) for i in ids}
+    catalogue.save(catalogue.Catalogue("http://api", 1.8e9, None, "0" * 64, frozenset(ids), models))
+    diagnostic = only(run(tmp_path, text), "KVS-model-retired")
+    assert diagnostic.severity == "warning" and where(diagnostic) == locate(text, retired)
+    assert "no longer lists it" in diagnostic.message
+    assert diagnostic.help == "choose a model `klingspec models` lists as live"  # no successor known
+    assert diagnostic.suggestions == ()
+    assert _rule_emits(tmp_path, "model_retired", 'shot a 5s "x"\n') == set()  # the default is never retired
+
+
+def test_a_built_in_retired_status_warns_without_a_sync(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from klingspec import targets
+
+    ref = targets.builtin("kling-video-o3-pro-reference-to-video")
+    assert ref is not None and ref.status == "documented" and ref.replaced_by == "kling-video-o3-omni"
+    retired = replace(ref, status="retired", status_note="the matrix says so")
+    original = targets.builtin
+    monkeypatch.setattr(targets, "builtin", lambda i: retired if i == ref.id else original(i))
+    targets._effective.cache_clear()
+    try:
+        text = f'model {ref.id}\nshot a 5s "x"\n'
+        diagnostic = only(run(tmp_path, text), "KVS-model-retired")
+        assert diagnostic.message.endswith("is retired: the matrix says so")
+        assert [s.replacement for s in diagnostic.suggestions] == ["kling-video-o3-omni"]
+        assert targets.default_model_id() == "kling-video-o3-omni"
+    finally:
+        targets._effective.cache_clear()
 
 
 def test_rule_price_known(tmp_path):

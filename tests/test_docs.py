@@ -16,6 +16,8 @@ blocks whose info string has `file=NAME` (```kvs file=cast.kvs, ```toml file=var
 the first `$ klingspec COMMAND FILE [--var NAME=VALUE] [--vars FILE]` line in a
 ```console block is the command to replay; `<!-- docs-test: mkdir DIR -->` creates a folder; `<!-- docs-test: online PATH -->` marks a
 `check --online` page, replayed by tests/test_online.py with its URL served from PATH;
+`<!-- docs-test: retired MODEL -->` writes a synced catalogue (catalogue.json in the
+klingspec home) that lists every built-in model but MODEL;
 `<!-- docs-test: image PATH WxH [cut=N] [size=N] -->` writes an image made with Pillow (its
 format from the extension), keeping only its first N bytes (`cut`) or padded with zeros
 after its end to N bytes (`size`, a sparse file): an image cannot be a text block.
@@ -41,6 +43,7 @@ _SKIP = re.compile(r"<!--\s*docs-test:\s*skip\s+(.*?)\s*-->", re.S)
 _MKDIR = re.compile(r"<!--\s*docs-test:\s*mkdir\s+(\S+)\s*-->")
 # `check --online` pages need a server: tests/test_online.py replays them on loopback
 _ONLINE = re.compile(r"<!--\s*docs-test:\s*online\s+(\S+)\s*-->")
+_RETIRED = re.compile(r"<!--\s*docs-test:\s*retired\s+(\S+)\s*-->")
 _IMAGE = re.compile(r"<!--\s*docs-test:\s*image\s+(\S+)\s+(\d+)x(\d+)((?:\s+\w+=\d+)*)\s*-->")
 
 
@@ -55,6 +58,15 @@ def _write_image(path: Path, width: int, height: int, options: str) -> None:
     if "size" in settings:
         with open(path, "r+b") as handle:
             handle.truncate(int(settings["size"]))
+
+
+def _write_catalogue(without: str) -> None:
+    """A synced catalogue as of 2026-12-01 listing every built-in model but `without`."""
+    from klingspec import catalogue, targets
+
+    ids = [i for i in targets.known_ids() if i != without]
+    models = {i: catalogue.Listed(i, {"id": i, "object": "model", "pricing": {}}) for i in ids}
+    catalogue.save(catalogue.Catalogue("https://hub.oxen.ai/api", 1796083200.0, None, "0" * 64, frozenset(ids), models))
 
 
 def _pages() -> list[Path]:
@@ -128,6 +140,8 @@ def _replay(page: Path, tmp_path: Path, monkeypatch) -> tuple[str, list[str]]:
         (tmp_path / directory).mkdir(parents=True, exist_ok=True)
     for name, width, height, options in _IMAGE.findall(text):
         _write_image(tmp_path / name, int(width), int(height), options)
+    for retired in _RETIRED.findall(text):
+        _write_catalogue(without=retired)
     files = {main: scripts[0]}
     for info, body in blocks:
         named = re.search(r"\bfile=(\S+)", info)

@@ -17,6 +17,7 @@ CORE = (
     "diagnostics",
     "codes",
     "targets",
+    "catalogue",
     "ast",
     "syntax",
     "loading",

@@ -1,7 +1,7 @@
 """The command line: thin click commands over `pipeline`, one module per command family.
 
 `checks` (check, compile, plan), `renders` (run, status, ls, cancel), `watch`, `fmt`,
-`lsp` and `emulator` (sandbox). Exit codes come from `report` only. The contract is
+`lsp`, `emulator` (sandbox) and `models`. Exit codes come from `report` only. The contract is
 docs/cli.md. Heavy imports (rich, jsonschema, httpx, watchfiles, pygls) happen inside
 the commands that need them, so `check` starts fast.
 """
@@ -30,6 +30,7 @@ COMMANDS = {
     "watch": "watch:watch",
     "lsp": "lsp:lsp",
     "fmt": "fmt:fmt_command",
+    "models": "models:models",
 }
 
 

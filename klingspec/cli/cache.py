@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from klingspec import __version__
+from klingspec import __version__, catalogue
 from klingspec.diagnostics import Diagnostic
 from klingspec.loading import MAX_FILE_BYTES, Reader, read_bytes
 
@@ -121,6 +121,7 @@ class CheckCache:
             return None
         key: list[Any] = [
             build_fingerprint(),
+            catalogue.stamp(),  # a sync changes the facts the checker uses
             sys.version,
             sys.prefix,
             os.getcwd(),

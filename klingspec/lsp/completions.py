@@ -18,7 +18,7 @@ from klingspec.binding import FORMAT_WORDS
 from klingspec.lsp.paths import IMAGE_EXTENSIONS, describe
 from klingspec.pipeline import Result
 from klingspec.syntax import STATEMENT_KEYWORDS
-from klingspec.targets import DEFAULT_MODEL, Model, known_ids
+from klingspec.targets import Model, default_model_id, known_ids
 from klingspec.targets import model as lookup_model
 
 
@@ -192,8 +192,8 @@ def _code(text: str) -> str:
 
 
 def _model(result: Result | None) -> Model:
-    model_id = result.bound.model_id if result and result.bound else DEFAULT_MODEL
-    model = lookup_model(model_id) or lookup_model(DEFAULT_MODEL)
+    model_id = result.bound.model_id if result and result.bound else default_model_id()
+    model = lookup_model(model_id) or lookup_model(default_model_id())
     assert model is not None  # the default model ships with klingspec
     return model
 

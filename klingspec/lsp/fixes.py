@@ -5,7 +5,8 @@ says which (`Diagnostic.suggestions`): the did-you-mean name the binder or the t
 checker found, rounding a fractional duration (both ways, since only the author knows
 which), a `start` line for an `end` without one (with a placeholder URI the checker
 will flag until filled), `https://` for `http://`, and the link to the file itself for a
-page link (`media_urls.py`). Nothing here reads the `help` prose.
+page link (`media_urls.py`), and the successor of a retired model. Nothing here reads the
+`help` prose.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ OFFERED = frozenset(
         "KVS-end-without-start",
         "KVS-url-http",
         "KVS-url-page",
+        "KVS-model-retired",
     }
 )
 

@@ -21,7 +21,7 @@ from klingspec.lsp.symbols import Index, Symbol
 from klingspec.pipeline import Result
 from klingspec.pricing import Estimate, estimate, usd_quote
 from klingspec.source import Span
-from klingspec.targets import DEFAULT_MODEL
+from klingspec.targets import default_model_id
 from klingspec.targets import model as lookup_model
 
 
@@ -59,7 +59,7 @@ def shot_text(shot: BoundShot, result: Result) -> str:
     and its length."""
     bound = result.bound
     assert bound is not None  # a BoundShot comes from result.bound
-    model = bound.model or lookup_model(DEFAULT_MODEL)
+    model = bound.model or lookup_model(default_model_id())
     assert model is not None  # the default model ships with klingspec
     cost = _estimate(result)
     title = shot.shot.name.value if shot.shot.name else f"#{shot.index}"

@@ -402,6 +402,13 @@ class OxenClient:
         answer = self._json(self._read("DELETE", path), "DELETE", path, generation_id)
         return self._object(answer, "DELETE", path, generation_id)
 
+    def models_listing(self) -> httpx.Response:
+        """`GET /ai/models`, answered with JSON (else ApiError): the response itself, since a
+        sync keeps its ETag and hashes its bytes."""
+        response = self._read("GET", "/ai/models")
+        self._json(response, "GET", "/ai/models")
+        return response
+
     def model(self, model_id: str) -> dict[str, Any]:
         path = f"/ai/models/{model_id}"
         answer = self._json(self._read("GET", path), "GET", path)

@@ -54,3 +54,19 @@ def test_codes_the_editor_does_not_offer_yet_give_no_fix():
     span = source.span(0, 5)
     diagnostic = Diagnostic.of("KVS-syntax-unexpected", span, "m", suggestions=[Suggestion.did_you_mean(span, "shot")])
     assert quick_fixes(diagnostic) == []
+
+
+def test_a_retired_model_is_replaced_by_its_successor(tmp_path):
+    from klingspec import catalogue, targets
+    from klingspec.pipeline import run_pipeline
+
+    ref, omni = "kling-video-o3-pro-reference-to-video", "kling-video-o3-omni"
+    ids = [i for i in targets.known_ids() if i != ref]
+    listed = {i: catalogue.Listed(i, {"id": i}) for i in ids}
+    catalogue.save(catalogue.Catalogue("http://api", 1.8e9, None, "0" * 64, frozenset(ids), listed))
+    path = tmp_path / "retired.kvs"
+    path.write_text(f'model {ref}\nshot a 5s "a door"\n', encoding="utf-8")
+    [diagnostic] = [d for d in run_pipeline(str(path)).diagnostics if d.code == "KVS-model-retired"]
+    [fix] = quick_fixes(diagnostic)
+    assert fix.title == f"Use `{omni}`" and fix.preferred
+    assert [(e.span.text, e.new_text) for e in fix.edits] == [(ref, omni)]
