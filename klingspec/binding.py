@@ -103,9 +103,12 @@ class BoundScript:
     # what each file holds, and, where an assets target is known, its upload.
     local_files: Mapping[int, ImageFile] = field(default_factory=dict)
     uploads: Mapping[int, LocalImage] = field(default_factory=dict)
+    model_override: str | None = None  # `plan --compare` tries the script on another model
 
     @property
     def model_id(self) -> str:
+        if self.model_override is not None:
+            return self.model_override
         setting = self.settings.get("model")
         return setting.raw if setting else default_model_id()
 

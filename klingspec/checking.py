@@ -38,8 +38,20 @@ def _plural(n: int, word: str) -> str:
 # -- model and settings ----------------------------------------------------------
 
 
+def _model_span(script: BoundScript) -> Span | None:
+    """Where the model is chosen: its setting, else the first shot (the model a script
+    gets by default, or that `plan --compare` tries, has no line of its own)."""
+    setting = script.settings.get("model")
+    return setting.span if setting else script.shots[0].shot.span if script.shots else None
+
+
 def model_known(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     setting = script.settings.get("model")
+    tried, span = script.model_override, _model_span(script)
+    if tried is not None:  # `plan --compare`: the model tried is the one to know
+        if lookup_model(tried) is None and span is not None:
+            yield Diagnostic.of("KVS-model-unknown", span, f"unknown model `{tried}`", "see `klingspec models`")
+        return
     if setting and lookup_model(setting.raw) is None:
         close = close_matches(setting.raw, known_ids(), n=1, cutoff=0.5)
         written = _written(setting)
@@ -80,11 +92,11 @@ def _written(setting: SettingValue) -> Span | None:
 
 
 def model_requirements(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
-    setting = script.settings.get("model")
-    if setting and model.requires:
+    span = _model_span(script)
+    if span is not None and model.requires:
         yield Diagnostic.of(
             "KVS-model-unsupported",
-            setting.span,
+            span,
             f"`{model.id}` needs {', '.join(model.requires)}, which a .kvs script cannot give yet",
             f"use `{DEFAULT_MODEL}` for reference-conditioned shots",
         )

@@ -8,7 +8,7 @@ how they present the `Result`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from klingspec.assets import is_local_path
@@ -35,6 +35,7 @@ class Options:
     library_ok: bool = False  # `check` accepts a declarations-only file (a `use` library)
     overlays: Mapping[str, str] = field(default_factory=dict)
     assets: str | None = None  # `--assets NAMESPACE/REPO[@BRANCH]`: beats the script and klingspec.toml
+    model: str | None = None  # `plan --compare`: the model tried instead of the script's own
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,8 @@ def _run(path: str, options: Options, reader: Reader) -> Result:
     diagnostics += problems
     bound, problems = bind(program, expansion, library_ok=options.library_ok)
     diagnostics += problems
+    if options.model is not None:
+        bound = replace(bound, model_override=options.model)
     if any(is_local_path(bound.expansion[text]) for text in bound.uri_texts()):
         from klingspec.images import attach  # Pillow loads only for scripts that name a local file
 

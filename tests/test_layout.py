@@ -28,6 +28,7 @@ CORE = (
     "compiling",
     "pricing",
     "pipeline",
+    "comparing",
     "assets",
     "images",
     "formatting",

@@ -23,7 +23,11 @@ from klingspec.diagnostics import Diagnostic
 from klingspec.loading import discover_scripts
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from klingspec.binding import BoundScript
+    from klingspec.comparing import Trial
+    from klingspec.pipeline import Options
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,13 @@ def compile_(
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.option("--sandbox", is_flag=True, help="Price against the sandbox's renders in the ledger, not the API's.")
 @click.option("--again", is_flag=True, help="Show the full price, as `run --again` would pay it.")
+@click.option(
+    "--compare",
+    "compare_with",
+    metavar="MODEL[,MODEL...]",
+    default=None,
+    help="Also price each script on these models (or `all`), with what each would reject.",
+)
 @api_options
 def plan(
     files: tuple[str, ...],
@@ -191,6 +202,7 @@ def plan(
     again: bool,
     api_url: str | None,
     ledger_path: str | None,
+    compare_with: str | None,
 ) -> None:
     """Check scripts, then preview the cost: per shot, total seconds, price, generations, USD,
     and what the ledger already holds (new spend)."""
@@ -202,9 +214,12 @@ def plan(
     failed = [r for r in results if not r.ok or r.request is None]
     print_diagnostics(results, "json" if fmt == "json" and failed else "text", sys.stderr)
     report = report_of(results)
+    trials = _trials(files, options, compare_with)
     if failed:
         if not report.errors:  # a library given to plan: no shot is an error here
             report.errors = len(failed)
+        if trials is not None:  # which model would take the script is most useful now
+            _print_trials(files, trials, fmt)
         raise SystemExit(report.return_code)
     previews = [plans.plan_of(r, options) for r in results]
     jobs = [p.job() for p in previews]
@@ -215,10 +230,40 @@ def plan(
         else frozenset()
     )
     if fmt == "json":
-        sys.stdout.write(plans.as_json(previews, marks, uploaded))
+        from klingspec.cli import comparisons
+
+        compared = [comparisons.as_json(t) for t in trials] if trials is not None else None
+        sys.stdout.write(plans.as_json(previews, marks, uploaded, compared))
     else:
         plans.print_table(previews, marks, uploaded)
+        if trials is not None:
+            _print_trials(files, trials, fmt)
     if output:
         write_atomically(output, plans.saved_file(previews))
         click.echo(f"saved {len(previews)} request{'s' if len(previews) != 1 else ''} to {output}", err=True)
     raise SystemExit(report.return_code)
+
+
+def _trials(files: Sequence[str], options: Options, compare_with: str | None) -> list[list[Trial]] | None:
+    """`--compare`: each script tried on its own model and on each model named."""
+    if compare_with is None:
+        return None
+    from klingspec.comparing import compare, wanted
+
+    models = wanted(compare_with)
+    if not models:
+        raise click.BadParameter("name at least one model, or `all`", param_hint="--compare")
+    return [compare(path, options, models) for path in files]
+
+
+def _print_trials(files: Sequence[str], trials: Sequence[Sequence[Trial]], fmt: str) -> None:
+    import json
+
+    from klingspec.cli import comparisons
+
+    if fmt == "json":  # the plans could not be made: the comparisons alone, one per script
+        payload = [{"path": path} | comparisons.as_json(t) for path, t in zip(files, trials, strict=True)]
+        sys.stdout.write(json.dumps(payload[0] if len(payload) == 1 else {"plans": payload}, indent=2) + "\n")
+        return
+    for path, each in zip(files, trials, strict=True):
+        comparisons.print_comparison(path, each)

@@ -173,11 +173,19 @@ def plan_of(result: Result, options: Options) -> Plan:
     )
 
 
-def as_json(plans: Sequence[Plan], marks: Sequence[Standing], uploaded: frozenset[str] = frozenset()) -> str:
+def as_json(
+    plans: Sequence[Plan],
+    marks: Sequence[Standing],
+    uploaded: frozenset[str] = frozenset(),
+    compared: Sequence[dict[str, Any]] | None = None,
+) -> str:
     """One plan as an object, several as `{"plans": [...], ...}`; each with where it stands
-    by the ledger, what it would newly cost (`new_usd`) and, per local image, whether the
-    ledger records it as uploaded (`uploaded`: the URLs it does)."""
+    by the ledger, what it would newly cost (`new_usd`), per local image whether the
+    ledger records it as uploaded (`uploaded`: the URLs it does), and with `--compare` the
+    script tried on other models (`compared`, cli/comparisons.py)."""
     each = [p.as_dict(mark, uploaded) for p, mark in zip(plans, marks, strict=True)]
+    if compared is not None:
+        each = [plan | extra for plan, extra in zip(each, compared, strict=True)]
     if len(plans) == 1:
         return json.dumps(each[0], indent=2, ensure_ascii=False) + "\n"
     distinct: dict[str, Plan] = {}
