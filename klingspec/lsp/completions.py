@@ -210,7 +210,15 @@ def _values(result: Result | None, setting: str, start: int) -> list[Completion]
         ]
     if setting == "audio":
         return [Completion(w, "value", f"generate_audio {w == 'on'}".lower(), w, start) for w in ("on", "off")]
-    return [Completion(i, "value", known.summary, i, start) for i in known_ids() if (known := lookup_model(i))]
+    return [Completion(i, "value", _model_detail(known), i, start) for i in known_ids() if (known := lookup_model(i))]
+
+
+def _model_detail(model: Model) -> str:
+    """`Simple text-to-video · $0.07/s · live`: what `klingspec models` says, in a line;
+    a retired model names its successor."""
+    price = f"${model.price_per_second.normalize():f}/s" if model.price_per_second is not None else "price unknown"
+    status = f"retired, use {model.replaced_by}" if model.status == "retired" and model.replaced_by else model.status
+    return f"{model.summary} · {price} · {status}"
 
 
 def _variables(result: Result | None, start: int) -> list[Completion]:

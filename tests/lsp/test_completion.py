@@ -99,6 +99,9 @@ async def test_model_ids(client, workspace):
     labels, items = await complete(client, workspace / "set_model.kvs", text, "o3\n", 2, client.encoding)
     assert "kling-video-o3-pro-reference-to-video" in labels and "kling-video-o3-omni" in labels
     assert items[0].text_edit.range.start == lsp.Position(0, 6)
+    details = {i.label: i.detail for i in items}
+    assert details["kling-video-o3-pro-reference-to-video"].endswith("· $0.224/s · documented")
+    assert details["kling-video-o3-omni"].endswith("· price unknown · documented")
 
 
 async def test_completion_after_non_ascii_text(client, workspace):

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from run_helpers import script
+from run_helpers import script, stats
 
 from klingspec import catalogue, targets
 from klingspec.catalogue import Catalogue, Listed
@@ -135,14 +135,23 @@ def test_models_lists_sources_and_shows_one_matrix(api, capsys):
     assert main(["models", "kling-video-nope"]) == Exit.USAGE
 
 
-def test_check_never_touches_the_network_and_its_cache_follows_the_sync(api, capsys, tmp_path):
+def _requests(url: str) -> int:
+    return sum(stats(url)["requests"].values())
+
+
+def test_check_and_plan_never_touch_the_network_and_the_cache_follows_the_sync(api, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("KLINGSPEC_API_URL", api)  # where a stray request would go
     path = script(tmp_path, f"model {REF}\n" + TWO_SHOTS)
     assert main(["check", path]) == Exit.OK
     assert "warning" not in capsys.readouterr().out
     _control(api, retire=[REF])
     _sync(api, capsys)
+    asked = _requests(api)
     assert main(["check", path]) == Exit.OK  # a warning, from the synced facts, not the cache
     assert "KVS-model-retired" in capsys.readouterr().out
+    assert main(["plan", path, "--compare", "all"]) == Exit.OK
+    assert "is retired: the catalogue synced" in capsys.readouterr().out
+    assert _requests(api) == asked
 
 
 # -- the diff, on catalogues made by hand (a model the sandbox cannot serve) -----------------
