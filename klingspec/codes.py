@@ -54,6 +54,11 @@ CODES: dict[str, Code] = _catalogue(
     ("KVS-model-unknown", "error", "the model id is not in klingspec's capability matrix"),
     ("KVS-model-unsupported", "error", "the chosen model does not support a feature the script uses"),
     ("KVS-aspect-ratio", "error", "the aspect ratio is not one the model accepts"),
+    (
+        "KVS-aspect-with-frames",
+        "error",
+        "an aspect ratio with only start/end frames, which the model says to leave out",
+    ),
     ("KVS-generations", "error", "generations is outside 1..4"),
     ("KVS-namespace", "error", "the namespace is not a valid Oxen namespace name"),
     ("KVS-assets", "error", "the assets target is not NAMESPACE/REPO[@BRANCH]"),

@@ -20,7 +20,7 @@ from klingspec.binding import BoundScript
 from klingspec.diagnostics import Diagnostic
 from klingspec.resources import read_text
 from klingspec.source import Span
-from klingspec.targets import DEFAULT_MODEL
+from klingspec.targets import DEFAULT_MODEL, Model
 from klingspec.targets import model as lookup_model
 
 if TYPE_CHECKING:  # jsonschema is imported on first use
@@ -120,8 +120,10 @@ def compile_script(script: BoundScript) -> Request:
         put("/tail_image_url", script.uri(script.end.uri), script.end.uri.span)
     if "negative" in settings:
         put("/negative_prompt", settings["negative"].raw, settings["negative"].span)
-    if "aspect" in settings:
+    if "aspect" in settings and not _frames_only(script, model):
         put("/aspect_ratio", settings["aspect"].raw, settings["aspect"].span)
+    if "resolution" in settings:
+        put("/resolution", settings["resolution"].raw, settings["resolution"].span)
     if "audio" in settings and script.audio() is not None:
         put("/generate_audio", script.audio(), settings["audio"].span)
     if "format" in settings and script.response_format():
@@ -129,6 +131,17 @@ def compile_script(script: BoundScript) -> Request:
     if "namespace" in settings:
         put("/target_namespace", settings["namespace"].raw, settings["namespace"].span)
     return Request(script.model_id, body, script.generations(), pointers)
+
+
+def _frames_only(script: BoundScript, model: Model) -> bool:
+    """A body whose only images are start/end frames, for a model whose page says to leave
+    `aspect_ratio` out then (checked as KVS-aspect-with-frames; never sent)."""
+    return (
+        not model.aspect_with_only_frames
+        and (script.start is not None or script.end is not None)
+        and not script.images
+        and not script.elements
+    )
 
 
 @cache

@@ -72,6 +72,19 @@ class Model:
     image_min_side_upstream: int | None = None
     image_aspect_range_upstream: tuple[Decimal, Decimal] | None = None  # width / height, low and high
     image_limits_source: str | None = None
+    # Output resolution ([settings] `resolutions`, `default_resolution`): the values the
+    # `resolution` setting takes; empty for a model whose schema has no `resolution`.
+    resolutions: tuple[str, ...] = ()
+    default_resolution: str | None = None
+    # Prices that depend on the resolution, where the model's `pricing` publishes them
+    # (`cost_per_second_by_resolution`; `cost_per_second_high_res` for the resolutions in
+    # `high_res_resolutions`). USD per second, without audio. Empty / None: none published.
+    prices_by_resolution: tuple[tuple[str, Decimal], ...] = ()
+    price_per_second_high_res: Decimal | None = None
+    high_res_resolutions: tuple[str, ...] = ()
+    # False where the model's page says to leave `aspect_ratio` out when the only images
+    # are start/end frames (the frames give the shape): klingspec then never sends it.
+    aspect_with_only_frames: bool = True
 
 
 @cache
@@ -90,6 +103,7 @@ def model(model_id: str) -> Model | None:
     images = data.get("images", {})
     aspect = images.get("aspect_range_upstream")
     price, with_audio, ceiling = (data.get(k) for k in _PRICES)
+    high_res = data.get("price_per_second_high_res")
     return Model(
         id=data["id"],
         revision=data["revision"],
@@ -132,6 +146,12 @@ def model(model_id: str) -> Model | None:
         image_min_side_upstream=images.get("min_side_upstream"),
         image_aspect_range_upstream=(_ratio(aspect[0]), _ratio(aspect[1])) if aspect else None,
         image_limits_source=images.get("limits_source"),
+        resolutions=tuple(settings.get("resolutions", ())),
+        default_resolution=settings.get("default_resolution"),
+        prices_by_resolution=tuple((r, Decimal(p)) for r, p in data.get("prices_by_resolution", {}).items()),
+        price_per_second_high_res=Decimal(high_res) if high_res is not None else None,
+        high_res_resolutions=tuple(data.get("high_res_resolutions", ())),
+        aspect_with_only_frames=settings.get("aspect_ratio_with_only_frames", True),
     )
 
 
