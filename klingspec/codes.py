@@ -118,6 +118,7 @@ CODES: dict[str, Code] = _catalogue(
     ("KVS-assets-missing", "error", "a local image has no Oxen repository to be uploaded to"),
     # compile
     ("KVS-schema", "error", "the request body does not match the API schema"),
+    ("KVS-schema-model", "error", "the request body does not match the model's published request schema"),
     ("KVS-internal", "error", "klingspec itself failed; please report it"),
     # pricing
     ("KVS-price-unknown", "warning", "the model has no known price; the cost cannot be previewed"),

@@ -11,8 +11,9 @@ import tomllib
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
+from typing import Any
 
-from klingspec.resources import models_dir
+from klingspec.resources import models_dir, read_text
 
 DEFAULT_MODEL = "kling-video-o3-pro-reference-to-video"
 _PRICES = ("price_per_second", "price_per_second_with_audio", "audio_price_ceiling")  # USD per second, as text
@@ -159,3 +160,29 @@ def _ratio(written: str) -> Decimal:
     """`"1:2.5"` -> 0.4: a ratio as written in a matrix, as width / height."""
     width, _, height = written.partition(":")
     return Decimal(width) / Decimal(height)
+
+
+def model_schema(model_id: str) -> dict[str, Any] | None:
+    """The published request schema of `model_id` (`request_schema` of `GET /ai/models/{id}`)
+    that compiled bodies are validated against, or None when klingspec has none.
+
+    The one place the schema comes from: today klingspec's built-in copy,
+    `schema/models/<id>.json` (reconstructed from Oxen's generated pages, fact sheet 5.2 and
+    6.x). A synced catalogue slots in here, preferring its schema over the built-in one.
+    The dict is shared: callers must not change it.
+    """
+    return builtin_schema(model_id)
+
+
+@cache
+def builtin_schema(model_id: str) -> dict[str, Any] | None:
+    """klingspec's built-in copy of `model_id`'s published request schema, or None."""
+    if model_id not in known_ids():
+        return None
+    import json
+
+    try:
+        schema: dict[str, Any] = json.loads(read_text("schema", f"models/{model_id}.json"))
+    except FileNotFoundError:
+        return None
+    return schema
