@@ -101,11 +101,14 @@ def model_requirements(script: BoundScript, model: Model) -> Iterator[Diagnostic
             f"use `{DEFAULT_MODEL}` for reference-conditioned shots",
         )
     if len(script.shots) > 1 and not model.multi_prompt:
+        other = _multi_shot_model()
         yield Diagnostic.of(
             "KVS-model-unsupported",
             script.shots[1].shot.span,
             f"`{model.id}` takes a single prompt, but the script has {len(script.shots)} shots",
-            f"merge the shots into one, or use a multi-shot model such as `{DEFAULT_MODEL}`",
+            "its published request schema has no `multi_prompt` (Oxen documents no way to send several "
+            "shots to it); merge the shots into one"
+            + (f", or use a multi-shot model such as `{other}`" if other else ""),
         )
     features = [
         (
@@ -130,19 +133,44 @@ def model_requirements(script: BoundScript, model: Model) -> Iterator[Diagnostic
                 f"`{model.id}` does not take {what}",
                 f"remove it, or choose `{DEFAULT_MODEL}`",
             )
-    for key, supported, what in (
-        ("audio", model.audio, "generated audio"),
-        ("negative", model.negative_prompt, "a negative prompt"),
-        ("aspect", bool(model.aspect_ratios), "an aspect ratio"),
+    for key, supported, what, field in (
+        ("audio", model.audio, "generated audio", "generate_audio"),
+        ("negative", model.negative_prompt, "a negative prompt", "negative_prompt"),
+        ("aspect", bool(model.aspect_ratios), "an aspect ratio", "aspect_ratio"),
+        ("resolution", bool(model.resolutions), "a resolution", "resolution"),
     ):
         setting = script.settings.get(key)
         if setting and not supported and not (key == "audio" and ON_WORDS.get(setting.raw.lower()) is False):
+            hint = f"its published request schema has no `{field}`; remove this setting"
+            if key == "negative":
+                hint += " (say what to avoid in the prompt itself)"
             yield Diagnostic.of(
                 "KVS-model-unsupported",
                 setting.statement.span,
                 f"`{model.id}` does not take {what}",
-                "remove this setting",
+                hint,
+                suggestions=[_delete_line(setting.statement)],
             )
+
+
+def _multi_shot_model() -> str | None:
+    """A model that takes several shots, for a hint: the default model if it does, else the
+    first such model of the matrix (None if there is none)."""
+    for model_id in (DEFAULT_MODEL, *known_ids()):
+        known = lookup_model(model_id)
+        if known is not None and known.multi_prompt:
+            return model_id
+    return None
+
+
+def _delete_line(statement: ast.Statement) -> Suggestion:
+    """Delete the whole line of a one-line statement (its comment and line break too)."""
+    span = statement.span
+    text = span.source.text
+    start = text.rfind("\n", 0, span.start) + 1
+    end = text.find("\n", span.end)
+    end = len(text) if end == -1 else end + 1
+    return Suggestion(span.source.span(start, end), "", f"Remove `{span.text}`", preferred=True)
 
 
 def price_known(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
@@ -187,6 +215,49 @@ def aspect_ratio(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
             f"aspect ratio `{setting.raw}` is not one the model accepts",
             "use one of " + ", ".join(model.aspect_ratios),
         )
+
+
+def aspect_with_frames(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
+    """A model whose page says to leave `aspect_ratio` out when the only images are the
+    start/end frames (the frames give the shape): setting `aspect` then is an error."""
+    setting = script.settings.get("aspect")
+    if (
+        setting
+        and model.aspect_ratios
+        and not model.aspect_with_only_frames
+        and (script.start or script.end)
+        and not script.images
+        and not script.elements
+    ):
+        frames = [f for f in (script.start, script.end) if f is not None]
+        yield Diagnostic.of(
+            "KVS-aspect-with-frames",
+            setting.statement.span,
+            f"`{model.id}` takes no aspect ratio when the only images are start/end frames",
+            "its page says to leave `aspect_ratio` out when using only start/end frames: the video "
+            "takes the frames' shape. Remove this setting, or crop the frames to the shape you want",
+            related=[Related(f.span, f"`{f.kind}` frame") for f in frames],
+            suggestions=[_delete_line(setting.statement)],
+        )
+
+
+def resolution(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
+    setting = script.settings.get("resolution")
+    if not setting or not model.resolutions or setting.raw in model.resolutions:
+        return  # a model without resolutions is told in model_requirements
+    by_case = [r for r in model.resolutions if r.lower() == setting.raw.lower()]
+    close = by_case or close_matches(setting.raw.lower(), model.resolutions, n=1)
+    written = _written(setting)
+    default = f" (`{model.default_resolution}` when absent)" if model.default_resolution else ""
+    yield Diagnostic.of(
+        "KVS-setting-unknown-value",
+        setting.span,
+        f"`{model.id}` does not offer resolution `{setting.raw}`",
+        (f"did you mean `{close[0]}`? The model takes " if close else "the model takes ")
+        + ", ".join(f"`{r}`" for r in model.resolutions)
+        + default,
+        suggestions=[Suggestion.did_you_mean(written, close[0])] if close and written else [],
+    )
 
 
 def setting_words(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
@@ -795,6 +866,8 @@ RULES: tuple[Rule, ...] = (
     start_required,
     setting_duplicates,
     aspect_ratio,
+    aspect_with_frames,
+    resolution,
     setting_words,
     generations,
     namespace,

@@ -55,6 +55,11 @@ CODES: dict[str, Code] = _catalogue(
     ("KVS-model-unsupported", "error", "the chosen model does not support a feature the script uses"),
     ("KVS-model-retired", "warning", "the model is retired from the catalogue; a successor may be named"),
     ("KVS-aspect-ratio", "error", "the aspect ratio is not one the model accepts"),
+    (
+        "KVS-aspect-with-frames",
+        "error",
+        "an aspect ratio with only start/end frames, which the model says to leave out",
+    ),
     ("KVS-generations", "error", "generations is outside 1..4"),
     ("KVS-namespace", "error", "the namespace is not a valid Oxen namespace name"),
     ("KVS-assets", "error", "the assets target is not NAMESPACE/REPO[@BRANCH]"),
@@ -114,6 +119,7 @@ CODES: dict[str, Code] = _catalogue(
     ("KVS-assets-missing", "error", "a local image has no Oxen repository to be uploaded to"),
     # compile
     ("KVS-schema", "error", "the request body does not match the API schema"),
+    ("KVS-schema-model", "error", "the request body does not match the model's published request schema"),
     ("KVS-internal", "error", "klingspec itself failed; please report it"),
     # pricing
     ("KVS-price-unknown", "warning", "the model has no known price; the cost cannot be previewed"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from klingspec import ast
@@ -20,11 +20,12 @@ from klingspec.binding import BoundScript
 from klingspec.diagnostics import Diagnostic
 from klingspec.resources import read_text
 from klingspec.source import Span
-from klingspec.targets import default_model_id
+from klingspec.targets import Model, default_model_id, model_schema
 from klingspec.targets import model as lookup_model
 
 if TYPE_CHECKING:  # jsonschema is imported on first use
     from jsonschema import Draft202012Validator, ValidationError
+    from jsonschema.protocols import Validator
 
 SCHEMA_FILE = "request.schema.json"
 
@@ -120,8 +121,10 @@ def compile_script(script: BoundScript) -> Request:
         put("/tail_image_url", script.uri(script.end.uri), script.end.uri.span)
     if "negative" in settings:
         put("/negative_prompt", settings["negative"].raw, settings["negative"].span)
-    if "aspect" in settings:
+    if "aspect" in settings and not _frames_only(script, model):
         put("/aspect_ratio", settings["aspect"].raw, settings["aspect"].span)
+    if "resolution" in settings:
+        put("/resolution", settings["resolution"].raw, settings["resolution"].span)
     if "audio" in settings and script.audio() is not None:
         put("/generate_audio", script.audio(), settings["audio"].span)
     if "format" in settings and script.response_format():
@@ -129,6 +132,17 @@ def compile_script(script: BoundScript) -> Request:
     if "namespace" in settings:
         put("/target_namespace", settings["namespace"].raw, settings["namespace"].span)
     return Request(script.model_id, body, script.generations(), pointers)
+
+
+def _frames_only(script: BoundScript, model: Model) -> bool:
+    """A body whose only images are start/end frames, for a model whose page says to leave
+    `aspect_ratio` out then (checked as KVS-aspect-with-frames; never sent)."""
+    return (
+        not model.aspect_with_only_frames
+        and (script.start is not None or script.end is not None)
+        and not script.images
+        and not script.elements
+    )
 
 
 @cache
@@ -143,25 +157,93 @@ def _validator() -> Draft202012Validator:
 
 
 def validate(request: Request) -> list[Diagnostic]:
-    """Validate the body against schema/request.schema.json; map failures to the script.
+    """Validate the body against schema/request.schema.json, then against the model's
+    published request schema (`targets.model_schema`); map failures to the script.
 
-    A failure here means the checker missed something: it is reported as KVS-schema at
-    the nearest span the body came from, never as a traceback.
+    A failure here means the checker missed something: it is reported as KVS-schema (or
+    KVS-schema-model) at the nearest span the body came from, never as a traceback.
     """
-    problems = []
-    for error in sorted(_validator().iter_errors(request.body), key=lambda e: list(e.absolute_path)):
-        error = _deepest(error)
-        pointer = "/" + "/".join(str(p) for p in error.absolute_path)
-        span = _nearest(request.pointers, pointer)
-        problems.append(
-            Diagnostic.of(
-                "KVS-schema",
-                span,
-                f"the request body does not match the API schema at {pointer}: {error.message}",
-                "this is a klingspec checker gap; please report it with this script",
-            )
+    problems = [
+        _problem(
+            request,
+            error,
+            "KVS-schema",
+            "the request body does not match the API schema",
         )
+        for error in sorted(_validator().iter_errors(request.body), key=lambda e: list(e.absolute_path))
+    ]
+    schema = model_schema(request.model)
+    checker = _model_validator(_canonical(schema)) if schema is not None else None
+    if checker is not None:
+        problems += [
+            _problem(
+                request,
+                error,
+                "KVS-schema-model",
+                f"the request body does not match `{request.model}`'s published request schema",
+            )
+            for error in sorted(checker.iter_errors(request.body), key=lambda e: list(e.absolute_path))
+        ]
     return problems
+
+
+def _problem(request: Request, error: ValidationError, code: str, what: str) -> Diagnostic:
+    error = _deepest(error)
+    pointer = "/" + "/".join(str(p) for p in error.absolute_path)
+    return Diagnostic.of(
+        code,
+        _nearest(request.pointers, pointer),
+        f"{what} at {pointer}: {error.message}",
+        "this is a klingspec checker gap; please report it with this script",
+    )
+
+
+def _canonical(schema: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(schema, sort_keys=True, separators=(",", ":"))
+
+
+@lru_cache(maxsize=32)
+def _model_validator(canonical: str) -> Validator | None:
+    """A validator for one model's schema, compiled once per schema text (a synced schema
+    that changes gets its own). The published schemas are OpenAPI-3.0-flavoured JSON
+    Schema: no `$schema`, so Draft 4 (the base of OpenAPI 3.0's Schema Object; boolean
+    `exclusiveMinimum` and all) unless the schema names its draft; `nullable: true` is
+    honoured by allowing null; Oxen's UI keywords (`basic`, `x-order`, `renderType`,
+    `x-media-references`) are unknown keywords, which JSON Schema ignores; `format` is an
+    annotation, as in every draft without a format checker. A schema that is not valid for
+    its draft gives None: that is the publisher's mistake, not the script's."""
+    import json
+
+    from jsonschema import Draft4Validator, SchemaError, validators
+
+    schema = _with_nullable(json.loads(canonical))
+    cls = validators.validator_for(schema, default=Draft4Validator)
+    try:
+        cls.check_schema(schema)
+    except SchemaError:
+        return None
+    validator: Validator = cls(schema)
+    return validator
+
+
+def _with_nullable(node: Any) -> Any:
+    """OpenAPI's `nullable: true` as JSON Schema: null joins the `type` (and the `enum`)."""
+    if isinstance(node, list):
+        return [_with_nullable(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _with_nullable(value) for key, value in node.items()}
+    if node.get("nullable") is True:
+        kind = node.get("type")
+        if isinstance(kind, str):
+            node["type"] = [kind, "null"]
+        elif isinstance(kind, list) and "null" not in kind:
+            node["type"] = [*kind, "null"]
+        if isinstance(node.get("enum"), list) and None not in node["enum"]:
+            node["enum"] = [*node["enum"], None]
+    return node
 
 
 def _deepest(error: ValidationError) -> ValidationError:

@@ -72,16 +72,29 @@ class Rate:
     basis: str | None = None
 
 
-def rate_of(known: Model | None, audio: bool) -> Rate:
+def rate_of(known: Model | None, audio: bool, resolution: str | None = None) -> Rate:
     """The rate of a request to `known` (None: a model klingspec does not know), with or
-    without `generate_audio`."""
-    if known is None or known.price_per_second is None:
+    without `generate_audio`, at `resolution` (None: the model's default one)."""
+    if known is None:
         return Rate(None, None)
-    base = known.price_per_second
-    if not audio:
-        return Rate(base, base)
+    plain = resolution_rate(known, resolution)
+    base = plain.per_second
+    if base is None or not audio:
+        return plain
     if known.price_per_second_with_audio is not None:
-        return Rate(known.price_per_second_with_audio, known.price_per_second_with_audio)
+        with_audio = known.price_per_second_with_audio
+        if plain.ceiling == base == known.price_per_second:
+            return Rate(with_audio, with_audio)
+        # One price with audio is published, and a resolution's own price: how the two
+        # combine is not, so the budget counts the higher (or an unknown one).
+        ceiling = None if plain.ceiling is None else max(with_audio, plain.ceiling)
+        return Rate(
+            with_audio,
+            ceiling,
+            f"audio on at a priced resolution: previewed at ${with_audio}/s (the price with audio); "
+            "how it combines with the resolution's price is not published, so the budget counts "
+            + (f"${ceiling}/s" if ceiling is not None else "an unknown amount"),
+        )
     ceiling = known.audio_price_ceiling
     if ceiling is None:
         basis = "no price with audio is published and no other host's rate is known: the most it may cost is unknown"
@@ -91,7 +104,35 @@ def rate_of(known: Model | None, audio: bool) -> Rate:
             f"no price with audio is published: previewed at ${base}/s (the rate without audio), "
             f"at most ${ceiling}/s ({source}); the budget and the confirmation count the higher"
         )
-    return Rate(base, ceiling if ceiling is None else max(base, ceiling), basis)
+    if plain.basis:  # a resolution without a published price as well
+        basis = f"{plain.basis}; {basis}"
+    top = None if ceiling is None or plain.ceiling is None else max(plain.ceiling, ceiling)
+    return Rate(base, top, basis)
+
+
+def resolution_rate(known: Model, resolution: str | None = None) -> Rate:
+    """The rate without audio at `resolution` (None: the model's default): the price
+    published for that resolution (`cost_per_second_by_resolution`), else the high-res price
+    for a high-res resolution (`cost_per_second_high_res`), else the base price. A high-res
+    resolution whose price is not published is previewed at the base price with an unknown
+    ceiling (the budget refuses it). Unknown stays unknown, never $0."""
+    chosen = resolution or known.default_resolution
+    by_resolution = dict(known.prices_by_resolution)
+    if chosen in by_resolution:
+        return Rate(by_resolution[chosen], by_resolution[chosen])
+    base = known.price_per_second
+    if chosen in known.high_res_resolutions:
+        high = known.price_per_second_high_res
+        if high is not None:
+            return Rate(high, high)
+        if base is not None:
+            return Rate(
+                base,
+                None,
+                f"no price at {chosen} is published: previewed at ${base}/s (the base rate); "
+                "the most it may cost is unknown",
+            )
+    return Rate(base, base)
 
 
 @dataclass(frozen=True)
@@ -143,7 +184,12 @@ def seconds_of(body: Mapping[str, Any]) -> int:
 def quote_body(body: Mapping[str, Any], generations: int) -> Quote:
     """What a compiled request body will be billed (runs and saved plans are priced by this)."""
     known = lookup_model(str(body.get("model", "")))
-    return quote(rate_of(known, body.get("generate_audio") is True), seconds_of(body), generations)
+    resolution = body.get("resolution")
+    return quote(
+        rate_of(known, body.get("generate_audio") is True, resolution if isinstance(resolution, str) else None),
+        seconds_of(body),
+        generations,
+    )
 
 
 @dataclass(frozen=True)
@@ -168,6 +214,7 @@ class Estimate:
     billing: str
     audio: bool
     defaulted: bool = False  # the script names no model: the plan says which and why
+    resolution: str | None = None  # the one the body asks for, else the model's default
 
     @property
     def price_per_second(self) -> Decimal | None:
@@ -209,13 +256,18 @@ class Estimate:
             notes.append("no published price for this model: the cost cannot be previewed")
         elif self.audio:
             notes.append("audio on: " + (self.rate.basis or f"${self.rate.per_second}/s with audio, as published"))
+        if known is not None and self.resolution and (known.prices_by_resolution or known.high_res_resolutions):
+            detail = self.rate.basis if self.rate.basis and not self.audio else f"${self.rate.per_second}/s"
+            notes.append(f"resolution {self.resolution}: {detail}")
         return tuple(notes)
 
 
 def estimate(script: BoundScript) -> Estimate:
     known = script.model
     audio = bool(script.audio())
-    rate = rate_of(known, audio)
+    setting = script.settings.get("resolution")
+    resolution = setting.raw if setting and known and setting.raw in known.resolutions else None
+    rate = rate_of(known, audio, resolution)
     shots = tuple(
         ShotCost(
             s.shot.name.value if s.shot.name else f"#{s.index}",
@@ -233,5 +285,6 @@ def estimate(script: BoundScript) -> Estimate:
         rate,
         known.billing if known else "per second of output video (assumed)",
         audio,
-        defaulted="model" not in script.settings,
+        defaulted="model" not in script.settings and script.model_override is None,
+        resolution=resolution or (known.default_resolution if known else None),
     )

@@ -25,6 +25,7 @@ MAX_NESTING = 16
 STATEMENT_KEYWORDS = (
     "model",
     "aspect",
+    "resolution",
     "audio",
     "negative",
     "format",
@@ -146,6 +147,7 @@ _EXAMPLE_TEXTS: dict[str, list[str]] = {
     "shot-prompt": ["shot a 5s\n", "shot 5s\n", "shot a 5s a\n"],
     "setting-value": [
         "aspect\n",
+        "resolution\n",
         "model\n",
         "audio\n",
         "negative\n",

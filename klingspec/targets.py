@@ -16,7 +16,7 @@ from typing import Any
 
 from klingspec import catalogue
 from klingspec.catalogue import Catalogue, Listed
-from klingspec.resources import models_dir
+from klingspec.resources import models_dir, read_text
 
 # The default when a script names no model, unless the facts in use retire it (then its
 # successor: `default_model_id`). The one Kling model on Oxen that takes several shots and
@@ -100,6 +100,20 @@ class Model:
         when, age = catalogue.when(self.synced_at), catalogue.age(self.synced_at)
         return f"the catalogue synced {when} ({age}) over {built_in}"
 
+    # Output resolution ([settings] `resolutions`, `default_resolution`): the values the
+    # `resolution` setting takes; empty for a model whose schema has no `resolution`.
+    resolutions: tuple[str, ...] = ()
+    default_resolution: str | None = None
+    # Prices that depend on the resolution, where the model's `pricing` publishes them
+    # (`cost_per_second_by_resolution`; `cost_per_second_high_res` for the resolutions in
+    # `high_res_resolutions`). USD per second, without audio. Empty / None: none published.
+    prices_by_resolution: tuple[tuple[str, Decimal], ...] = ()
+    price_per_second_high_res: Decimal | None = None
+    high_res_resolutions: tuple[str, ...] = ()
+    # False where the model's page says to leave `aspect_ratio` out when the only images
+    # are start/end frames (the frames give the shape): klingspec then never sends it.
+    aspect_with_only_frames: bool = True
+
 
 @cache
 def known_ids() -> tuple[str, ...]:
@@ -149,6 +163,7 @@ def builtin(model_id: str) -> Model | None:
     images = data.get("images", {})
     aspect = images.get("aspect_range_upstream")
     price, with_audio, ceiling = (data.get(k) for k in _PRICES)
+    high_res = data.get("price_per_second_high_res")
     return Model(
         id=data["id"],
         revision=data["revision"],
@@ -193,6 +208,12 @@ def builtin(model_id: str) -> Model | None:
         image_limits_source=images.get("limits_source"),
         status_note=data.get("status_note"),
         replaced_by=data.get("replaced_by"),
+        resolutions=tuple(settings.get("resolutions", ())),
+        default_resolution=settings.get("default_resolution"),
+        prices_by_resolution=tuple((r, Decimal(p)) for r, p in data.get("prices_by_resolution", {}).items()),
+        price_per_second_high_res=Decimal(high_res) if high_res is not None else None,
+        high_res_resolutions=tuple(data.get("high_res_resolutions", ())),
+        aspect_with_only_frames=settings.get("aspect_ratio_with_only_frames", True),
     )
 
 
@@ -215,10 +236,15 @@ def overlay(matrix: Model, synced: Catalogue) -> Model:
     props = listed.properties()
     aspect = props.get("aspect_ratio", {})
     if _strings(aspect.get("enum")):
-        changes["aspect_ratios"] = _strings(aspect["enum"])
+        changes["aspect_ratios"] = _same_order(_strings(aspect["enum"]), matrix.aspect_ratios)
         default = aspect.get("default")
         changes["default_aspect_ratio"] = default if default in changes["aspect_ratios"] else None
     changes |= _durations(matrix, props.get("duration", {}))
+    resolution = props.get("resolution", {})
+    if _strings(resolution.get("enum")):
+        changes["resolutions"] = _same_order(_strings(resolution["enum"]), matrix.resolutions)
+        default = resolution.get("default")
+        changes["default_resolution"] = default if default in changes["resolutions"] else None
     return replace(matrix, **changes)
 
 
@@ -229,18 +255,31 @@ def _prices(listed: Listed) -> dict[str, Any]:
     for key, field_name in (
         ("cost_per_second", "price_per_second"),
         ("cost_per_second_with_audio", "price_per_second_with_audio"),
+        ("cost_per_second_high_res", "price_per_second_high_res"),
     ):
-        value = listed.pricing.get(key)
-        if isinstance(value, int | float | str) and not isinstance(value, bool):
-            try:
-                price = Decimal(str(value))
-            except ArithmeticError:
-                continue
-            if price.is_finite() and price >= 0:
-                found[field_name] = price
+        price = _price(listed.pricing.get(key))
+        if price is not None:
+            found[field_name] = price
     if "price_per_second_with_audio" in found:  # a published audio price replaces the ceiling
         found |= {"audio_price_ceiling": None, "audio_price_source": None}
+    by_resolution = listed.pricing.get("cost_per_second_by_resolution")
+    if isinstance(by_resolution, dict):
+        prices = tuple((str(r), p) for r, v in sorted(by_resolution.items()) if (p := _price(v)) is not None)
+        if prices:
+            found["prices_by_resolution"] = prices
     return found
+
+
+def _price(value: Any) -> Decimal | None:
+    """A published USD-per-second price, or None for anything that is not one (null,
+    a boolean, text that is no number, a negative or infinite amount)."""
+    if not isinstance(value, int | float | str) or isinstance(value, bool):
+        return None
+    try:
+        price = Decimal(str(value))
+    except ArithmeticError:
+        return None
+    return price if price.is_finite() and price >= 0 else None
 
 
 def _durations(matrix: Model, duration: Mapping[str, Any]) -> dict[str, Any]:
@@ -261,6 +300,12 @@ def _durations(matrix: Model, duration: Mapping[str, Any]) -> dict[str, Any]:
     return found
 
 
+def _same_order(values: tuple[str, ...], known: tuple[str, ...]) -> tuple[str, ...]:
+    """`values` in the matrix's order where the matrix has them (an enum is a set; its order
+    in a schema says nothing), then any new ones as listed."""
+    return tuple(v for v in known if v in values) + tuple(v for v in values if v not in known)
+
+
 def _strings(values: Any) -> tuple[str, ...]:
     return tuple(v for v in values if isinstance(v, str)) if isinstance(values, list) else ()
 
@@ -269,3 +314,33 @@ def _ratio(written: str) -> Decimal:
     """`"1:2.5"` -> 0.4: a ratio as written in a matrix, as width / height."""
     width, _, height = written.partition(":")
     return Decimal(width) / Decimal(height)
+
+
+def model_schema(model_id: str) -> dict[str, Any] | None:
+    """The published request schema of `model_id` (`request_schema` of `GET /ai/models/{id}`)
+    that compiled bodies are validated against, or None when klingspec has none.
+
+    The one place the schema comes from: the synced catalogue's, where `klingspec models
+    sync` fetched one, else klingspec's built-in copy, `schema/models/<id>.json`
+    (reconstructed from Oxen's generated pages, fact sheet 5.2 and 6.x). The dict is
+    shared: callers must not change it.
+    """
+    synced = catalogue.load()
+    listed = synced.get(model_id) if synced else None
+    if listed is not None and listed.schema is not None and isinstance(listed.schema.get("properties"), dict):
+        return dict(listed.schema)
+    return builtin_schema(model_id)
+
+
+@cache
+def builtin_schema(model_id: str) -> dict[str, Any] | None:
+    """klingspec's built-in copy of `model_id`'s published request schema, or None."""
+    if model_id not in known_ids():
+        return None
+    import json
+
+    try:
+        schema: dict[str, Any] = json.loads(read_text("schema", f"models/{model_id}.json"))
+    except FileNotFoundError:
+        return None
+    return schema

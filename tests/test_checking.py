@@ -212,6 +212,8 @@ RULE_CODES = {
     "price_known": {"KVS-price-unknown"},
     "setting_duplicates": {"KVS-setting-duplicate"},
     "aspect_ratio": {"KVS-aspect-ratio"},
+    "aspect_with_frames": {"KVS-aspect-with-frames"},
+    "resolution": {"KVS-setting-unknown-value"},
     "setting_words": {"KVS-setting-unknown-value"},
     "generations": {"KVS-generations"},
     "namespace": {"KVS-namespace"},
@@ -294,8 +296,11 @@ def test_rule_model_requirements_single_prompt_model(tmp_path):
         ("kling-video-o3-pro-image-to-video", "audio on", "audio on"),
         ("kling-video-v2-6-pro-image-to-video", "aspect 9:16", "aspect 9:16"),
         ("kling-video-o3-pro-image-to-video", 'negative "blur"', "negative"),
+        ("kling-video-o3-omni", 'negative "blur"', "negative"),
+        ("kling-video-o3-pro-reference-to-video", "resolution 1080p", "resolution"),
+        ("kling-video-v2-6-pro-text-to-video", "resolution 720p", "resolution"),
     ],
-    ids=["image", "start", "end", "audio", "aspect", "negative"],
+    ids=["image", "start", "end", "audio", "aspect", "negative", "omni-negative", "resolution", "resolution-v2-6"],
 )
 def test_rule_model_requirements_features(tmp_path, model, line, needle):
     text = (
@@ -305,6 +310,48 @@ def test_rule_model_requirements_features(tmp_path, model, line, needle):
     diagnostic = only(result, "KVS-model-unsupported")
     line_no, column, _, _ = locate(text, needle)
     assert diagnostic.span.start_position == (line_no, column)
+
+
+@pytest.mark.parametrize(
+    "line, field",
+    [('negative "blur"', "negative_prompt"), ("resolution 4k", "resolution"), ("audio on", "generate_audio")],
+)
+def test_rule_model_requirements_unsupported_setting_names_the_field_and_removes_the_line(tmp_path, line, field):
+    model = "kling-video-o3-omni" if "negative" in line else "kling-video-o3-pro-image-to-video"
+    text = f'model {model}\n{line}   # a comment\nshot a 5s "x"\n'
+    diagnostic = only(run(tmp_path, text), "KVS-model-unsupported")
+    assert "does not take" in diagnostic.message and model in diagnostic.message
+    assert f"published request schema has no `{field}`" in diagnostic.help
+    [fix] = diagnostic.suggestions
+    assert fix.preferred and fix.replacement == ""
+    fixed = text[: fix.span.start] + text[fix.span.end :]
+    assert fixed == f'model {model}\nshot a 5s "x"\n'
+
+
+def test_several_shots_on_omni_are_an_error_naming_a_multi_shot_model(tmp_path):
+    """Oxen's schema for omni has no `multi_prompt`; klingspec invents no field for Kling's
+    native multi-shot mode, so a second shot is a clear error before anything is sent."""
+    text = 'model kling-video-o3-omni\nshot a 5s "one"\nshot b 5s "two"\nshot c 5s "three"\n'
+    result = run(tmp_path, text)
+    assert errors(result) == ["KVS-model-unsupported"]
+    diagnostic = only(result, "KVS-model-unsupported")
+    assert where(diagnostic) == locate(text, 'shot b 5s "two"')
+    assert diagnostic.message == "`kling-video-o3-omni` takes a single prompt, but the script has 3 shots"
+    assert "no `multi_prompt`" in diagnostic.help
+    assert "use a multi-shot model such as `kling-video-o3-pro-reference-to-video`" in diagnostic.help
+    assert result.request is None
+    # the upstream multi-shot warnings are for multi-shot models only
+    assert "KVS-shots-beyond-kling" not in codes(result) and "KVS-frames-with-multishot" not in codes(result)
+
+
+def test_the_multi_shot_hint_names_a_model_that_takes_several_shots(monkeypatch):
+    from klingspec.targets import model
+
+    named = checking._multi_shot_model()
+    assert named is not None and model(named).multi_prompt
+    monkeypatch.setattr(checking, "DEFAULT_MODEL", "kling-video-o3-omni")  # a single-prompt default
+    other = checking._multi_shot_model()
+    assert other is not None and model(other).multi_prompt
 
 
 def test_rule_model_requirements_audio_off_is_fine(tmp_path):
@@ -339,6 +386,97 @@ def test_rule_setting_words(tmp_path):
     assert [where(d) for d in found] == [locate(text, "loud"), locate(text, "gif")]
     near = run(tmp_path, 'format ur\nshot a 5s "x"\n')
     assert only(near, "KVS-setting-unknown-value").help == "did you mean `url`?"
+
+
+OMNI = "kling-video-o3-omni"
+
+
+@pytest.mark.parametrize(
+    "lines, wrong",
+    [
+        ([f'start "{A}"'], True),
+        ([f'start "{A}"', f'end "{B}"'], True),
+        ([f'end "{B}"'], True),  # also KVS-end-without-start
+        ([f'start "{A}"', f'image cafe = "{B}"'], False),
+        ([f'start "{A}"', f'element hero {{\n  front "{B}"\n}}'], False),
+        ([], False),
+    ],
+    ids=["start", "start-end", "end-only", "start-image", "start-element", "no-frames"],
+)
+def test_rule_aspect_with_frames(tmp_path, lines, wrong):
+    mention = " @cafe" if "cafe" in "".join(lines) else " @hero" if "hero" in "".join(lines) else ""
+    text = f"model {OMNI}\naspect 9:16\n" + "".join(f"{line}\n" for line in lines) + f'shot a 5s "x{mention}"\n'
+    result = run(tmp_path, text)
+    found = [d for d in result.diagnostics if d.code == "KVS-aspect-with-frames"]
+    if not wrong:
+        assert found == [] and errors(result) == []
+        assert result.request.body["aspect_ratio"] == "9:16"
+        return
+    [diagnostic] = found
+    assert diagnostic.severity == "error"
+    assert where(diagnostic) == locate(text, "aspect 9:16")
+    assert "leave `aspect_ratio` out" in diagnostic.help
+    assert [r.span.text.split()[0] for r in diagnostic.related] == [line.split()[0] for line in lines]
+    [fix] = diagnostic.suggestions
+    assert fix.preferred and text[: fix.span.start] + text[fix.span.end :] == text.replace("aspect 9:16\n", "")
+
+
+def test_aspect_with_frames_is_fine_on_models_that_take_it(tmp_path):
+    text = f'aspect 9:16\nstart "{A}"\nshot a 5s "x"\n'  # the reference-to-video model
+    result = run(tmp_path, text)
+    assert errors(result) == [] and result.request.body["aspect_ratio"] == "9:16"
+
+
+def test_a_frames_only_omni_body_never_carries_an_aspect_ratio(tmp_path):
+    """The compiler stays total: even past the error, `aspect_ratio` is not sent, and the
+    default ratio is never sent either."""
+    from klingspec.compiling import compile_script
+
+    text = f'model {OMNI}\naspect 1:1\nstart "{A}"\nend "{B}"\nshot a 5s "x"\n'
+    body = compile_script(run(tmp_path, text).bound).body
+    assert "aspect_ratio" not in body and body["start_image_url"] == A
+    body = run(tmp_path, text.replace("aspect 1:1\n", "")).request.body
+    assert "aspect_ratio" not in body
+
+
+@pytest.mark.parametrize("value", ["720p", "1080p", "4k"])
+def test_rule_resolution_accepts_the_matrix_values(tmp_path, value):
+    text = f'model {OMNI}\nresolution {value}\nshot a 5s "x"\n'
+    result = run(tmp_path, text)
+    assert errors(result) == []
+    assert result.request.body["resolution"] == value
+
+
+@pytest.mark.parametrize(
+    "value, close",
+    [("4K", "4k"), ("1080P", "1080p"), ("1080", "1080p"), ("720", "720p"), ("8k", None), ("huge", None)],
+)
+def test_rule_resolution(tmp_path, value, close):
+    text = f'model {OMNI}\nresolution {value}\nshot a 5s "x"\n'
+    result = run(tmp_path, text)
+    diagnostic = only(result, "KVS-setting-unknown-value")
+    assert where(diagnostic) == locate(text, value, 1 if value in OMNI else 0)
+    assert f"does not offer resolution `{value}`" in diagnostic.message
+    assert "`720p`, `1080p`, `4k` (`1080p` when absent)" in diagnostic.help
+    if close is None:
+        assert "did you mean" not in diagnostic.help and diagnostic.suggestions == ()
+    else:
+        assert diagnostic.help.startswith(f"did you mean `{close}`?")
+        [fix] = diagnostic.suggestions
+        assert (fix.span.text, fix.replacement) == (value, close)
+    assert _rule_emits(tmp_path, "resolution", text) == {"KVS-setting-unknown-value"}
+
+
+def test_rule_resolution_reads_the_values_from_the_model(tmp_path):
+    from dataclasses import replace
+
+    text = 'resolution 8k\nshot a 5s "x"\n'
+    result = run(tmp_path, text, validate_schema=False)
+    model = checking.lookup_model(checking.DEFAULT_MODEL)
+    assert list(checking.resolution(result.bound, model)) == []  # told by model_requirements
+    assert list(checking.resolution(result.bound, replace(model, resolutions=("8k",)))) == []
+    [diagnostic] = checking.resolution(result.bound, replace(model, resolutions=("2k",)))
+    assert "`2k`" in diagnostic.help
 
 
 @pytest.mark.parametrize("value", ["0", "5", "two", "-1", "1.5"])
@@ -523,7 +661,7 @@ def _multi_shot_models() -> list[str]:
 def test_upstream_multi_shot_rules_live_in_the_matrix_of_multi_shot_models_only():
     from klingspec.targets import known_ids, model
 
-    assert len(_multi_shot_models()) >= 2  # reference-to-video and omni
+    assert len(_multi_shot_models()) >= 1  # reference-to-video (omni takes one prompt: its schema)
     for model_id in known_ids():
         data, facts = _matrix(model_id), model(model_id)
         assert facts is not None

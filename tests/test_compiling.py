@@ -345,7 +345,7 @@ def test_schema_accepts_every_valid_script(tmp_path):
     for text in _valid_scripts():
         result = run(tmp_path, text)
         assert errors(result) == [], (text, [(d.code, d.message) for d in result.diagnostics])
-        assert "KVS-schema" not in codes(result)
+        assert "KVS-schema" not in codes(result) and "KVS-schema-model" not in codes(result)
         assert list(validator.iter_errors(result.request.body)) == []
         count += 1
     assert count == 6 * 4 * 3 * 3
@@ -400,7 +400,14 @@ def test_schema_violation_bad_enum_maps_to_setting(tmp_path):
     text = 'shot a 5s "x"\naspect 9:16\n'
     request = _compiled(tmp_path, text)
     problems = validate(_with_body(request, lambda b: b.update(aspect_ratio="4:3")))
-    assert [where(d) for d in problems] == [locate(text, "9:16")]
+    # klingspec's API schema and the model's published schema both refuse it, at the setting
+    assert [(d.code, where(d)) for d in problems] == [
+        ("KVS-schema", locate(text, "9:16")),
+        ("KVS-schema-model", locate(text, "9:16")),
+    ]
+    assert "`kling-video-o3-pro-reference-to-video`'s published request schema at /aspect_ratio" in (
+        problems[1].message
+    )
 
 
 def test_schema_violation_bad_uri_maps_to_binding(tmp_path):

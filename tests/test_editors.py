@@ -258,7 +258,7 @@ def test_npm_test_passes():
 KEYWORD_SCOPES = {
     **{
         k: "keyword.control.setting.kvs"
-        for k in ("model", "aspect", "audio", "negative", "format", "namespace", "generations", "assets")
+        for k in ("model", "aspect", "resolution", "audio", "negative", "format", "namespace", "generations", "assets")
     },
     "use": "keyword.control.import.kvs",
     "let": "storage.type.let.kvs",

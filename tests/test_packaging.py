@@ -50,6 +50,13 @@ def test_definitions_ship_in_the_wheel(wheel, source, packaged):
     assert wheel.read(packaged) == (ROOT / source).read_bytes()
 
 
+def test_every_model_schema_ships(wheel):
+    schemas = sorted((ROOT / "schema" / "models").glob("*.json"))
+    assert [s.stem for s in schemas] == sorted(m.stem for m in (ROOT / "klingspec" / "models").glob("*.toml"))
+    for schema in schemas:
+        assert wheel.read(f"klingspec/_data/schema/models/{schema.name}") == schema.read_bytes()
+
+
 def test_every_model_matrix_ships(wheel):
     for matrix in (ROOT / "klingspec" / "models").glob("*.toml"):
         assert wheel.read(f"klingspec/models/{matrix.name}") == matrix.read_bytes()

@@ -190,3 +190,87 @@ def test_a_saved_body_is_priced_from_its_model_shots_and_audio():
     loud = quote_body(body | {"generate_audio": True}, 2)
     assert loud == Quote(Decimal("4.48"), known.audio_price_ceiling * 20)
     assert quote_body({"model": "no-such-model", "duration": 5}, 1) == Quote(None, None)
+
+
+# -- prices by resolution (none published for any Kling model yet: synthetic matrices) ---
+
+
+def _by_resolution(**prices) -> targets.Model:
+    """The omni matrix with resolution prices it does not have today (dataclasses.replace)."""
+    omni = targets.model("kling-video-o3-omni")
+    assert omni.resolutions == ("720p", "1080p", "4k") and omni.default_resolution == "1080p"
+    return replace(omni, **prices)
+
+
+def test_omni_publishes_no_price_at_any_resolution():
+    omni = targets.model("kling-video-o3-omni")
+    assert omni.prices_by_resolution == () and omni.price_per_second_high_res is None
+    for resolution in (None, "720p", "1080p", "4k"):
+        assert pricing.rate_of(omni, audio=False, resolution=resolution) == pricing.Rate(None, None)
+
+
+def test_a_price_by_resolution_comes_first():
+    known = _by_resolution(
+        price_per_second=Decimal("0.2"),
+        prices_by_resolution=(("720p", Decimal("0.1")), ("4k", Decimal("0.5"))),
+        price_per_second_high_res=Decimal("0.4"),
+        high_res_resolutions=("4k",),
+    )
+    assert pricing.rate_of(known, False, "720p") == pricing.Rate(Decimal("0.1"), Decimal("0.1"))
+    assert pricing.rate_of(known, False, "4k") == pricing.Rate(Decimal("0.5"), Decimal("0.5"))  # not high-res
+    assert pricing.rate_of(known, False, "1080p") == pricing.Rate(Decimal("0.2"), Decimal("0.2"))  # the base
+    assert pricing.rate_of(known, False) == pricing.rate_of(known, False, "1080p")  # the default resolution
+
+
+def test_the_high_res_price_is_for_the_high_res_resolutions_then_the_base_price():
+    known = _by_resolution(
+        price_per_second=Decimal("0.2"), price_per_second_high_res=Decimal("0.4"), high_res_resolutions=("4k",)
+    )
+    assert pricing.rate_of(known, False, "4k") == pricing.Rate(Decimal("0.4"), Decimal("0.4"))
+    assert pricing.rate_of(known, False, "720p") == pricing.Rate(Decimal("0.2"), Decimal("0.2"))
+    # the default resolution can be a high-res one
+    assert pricing.rate_of(replace(known, default_resolution="4k"), False).per_second == Decimal("0.4")
+
+
+def test_a_resolution_priced_alone_is_known_without_a_base_price():
+    known = _by_resolution(prices_by_resolution=(("720p", Decimal("0.1")),))
+    assert known.price_per_second is None
+    assert pricing.rate_of(known, False, "720p").per_second == Decimal("0.1")
+    assert pricing.rate_of(known, False, "1080p") == pricing.Rate(None, None)  # unknown, never $0
+    assert pricing.quote(pricing.rate_of(known, False, "4k"), 5, 1) == pricing.Quote(None, None)
+
+
+def test_a_high_res_resolution_without_its_price_has_an_unknown_ceiling():
+    known = _by_resolution(price_per_second=Decimal("0.2"), high_res_resolutions=("4k",))
+    rate = pricing.rate_of(known, False, "4k")
+    assert rate.per_second == Decimal("0.2") and rate.ceiling is None and "4k" in (rate.basis or "")
+    loud = pricing.rate_of(replace(known, audio_price_ceiling=Decimal("0.3")), True, "4k")
+    assert loud.per_second == Decimal("0.2") and loud.ceiling is None and "4k" in (loud.basis or "")
+
+
+def test_audio_at_a_priced_resolution_budgets_the_higher():
+    known = _by_resolution(
+        price_per_second=Decimal("0.2"),
+        price_per_second_with_audio=Decimal("0.3"),
+        prices_by_resolution=(("4k", Decimal("0.5")),),
+    )
+    assert pricing.rate_of(known, True, "1080p") == pricing.Rate(Decimal("0.3"), Decimal("0.3"))
+    rate = pricing.rate_of(known, True, "4k")
+    assert (rate.per_second, rate.ceiling) == (Decimal("0.3"), Decimal("0.5")) and rate.basis
+
+
+def test_a_body_and_a_script_are_priced_at_their_resolution(tmp_path, monkeypatch):
+    from klingspec import binding
+
+    known = _by_resolution(price_per_second=Decimal("0.2"), prices_by_resolution=(("720p", Decimal("0.1")),))
+    result = run(tmp_path, 'model kling-video-o3-omni\nresolution 720p\nshot a 5s "x"\n')
+    bound = result.bound
+    for module in (pricing, binding):
+        monkeypatch.setattr(module, "lookup_model", lambda model_id: known)
+    body = {"model": "kling-video-o3-omni", "prompt": "x", "duration": 5}
+    assert pricing.quote_body(body, 1) == pricing.Quote(Decimal("1.00"), Decimal("1.00"))
+    assert pricing.quote_body(body | {"resolution": "720p"}, 2) == pricing.Quote(Decimal("1.00"), Decimal("1.00"))
+    estimate = pricing.estimate(bound)
+    assert estimate.resolution == "720p" and estimate.total == Decimal("0.50")
+    assert "resolution 720p: $0.1/s" in estimate.assumptions
+    assert pricing.estimate(replace(bound, settings={})).total == Decimal("1.00")  # 1080p, the default

@@ -29,6 +29,8 @@ SEEDS = [
     '       "https://e.com/r.png"\n}\nstart "https://e.com/s.png"\nend "https://e.com/e.png"\n'
     'shot arrival 6s "@hero enters"\nshot sip 5s """\n    Close-up: @hero @@home\n    {{ 1 + 1 }}\n"""\n',
     'namespace my-org\nmodel kling-video-o3-pro-reference-to-video\nshot 3 "raw @Image1"\nimage i = "http://e.com/i.png"\n',
+    'model kling-video-o3-omni\nresolution 4k\naspect 1:1\nimage i = "https://e.com/i.png"\nshot a 5s "@i"\n',
+    'model kling-video-o3-omni\nstart "https://e.com/s.png"\nend "https://e.com/e.png"\nshot a 5s "x"\n',
 ]
 
 TOKENS = [
@@ -41,6 +43,8 @@ TOKENS = [
     "end",
     "model",
     "aspect",
+    "resolution",
+    "720p",
     "audio",
     "format",
     "negative",

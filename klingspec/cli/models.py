@@ -105,7 +105,7 @@ def _row(model_id: str, synced: catalogue.Catalogue | None) -> dict[str, Any]:
         "summary": model.summary,
         "price_per_second": _usd(model.price_per_second),
         "price_per_second_with_audio": _usd(model.price_per_second_with_audio),
-        "price_per_second_high_res": _usd(getattr(model, "price_per_second_high_res", None)),
+        "price_per_second_high_res": _usd(model.price_per_second_high_res),
         "audio_price_ceiling": _usd(model.audio_price_ceiling),
         "status": model.status,
         "status_note": model.status_note,

@@ -35,7 +35,7 @@ class Completion:
 
 _MENTION = re.compile(r"(?<![\w@])@(\w*)\Z")
 _WORD = re.compile(r"[^\W\d]?\w*\Z")
-_SETTING = re.compile(r"^[ \t]*(aspect|format|audio|model)[ \t]+(\S*)\Z")
+_SETTING = re.compile(r"^[ \t]*(aspect|resolution|format|audio|model)[ \t]+(\S*)\Z")
 _STATEMENT = re.compile(r"^[ \t]*(\w*)\Z")
 # What stands before the string of a URI on its line: `image NAME =`, `front`, `refs`
 # (or `refs "a", ` further along a list), `start`, `end`; a one-line element block too.
@@ -202,6 +202,17 @@ def _values(result: Result | None, setting: str, start: int) -> list[Completion]
     model = _model(result)
     if setting == "aspect":
         return [Completion(r, "value", f"aspect ratio of {model.id}", r, start) for r in model.aspect_ratios]
+    if setting == "resolution":
+        return [
+            Completion(
+                r,
+                "value",
+                f"resolution of {model.id}" + (" (default)" if r == model.default_resolution else ""),
+                r,
+                start,
+            )
+            for r in model.resolutions
+        ]
     if setting == "format":
         return [
             Completion(w, "value", f"response_format {api}", w, start)

@@ -4,9 +4,10 @@ Only fixes whose result is certain are offered, and the phase that found the pro
 says which (`Diagnostic.suggestions`): the did-you-mean name the binder or the template
 checker found, rounding a fractional duration (both ways, since only the author knows
 which), a `start` line for an `end` without one (with a placeholder URI the checker
-will flag until filled), `https://` for `http://`, and the link to the file itself for a
-page link (`media_urls.py`), and the successor of a retired model. Nothing here reads the
-`help` prose.
+will flag until filled), `https://` for `http://`, the link to the file itself for a
+page link (`media_urls.py`), the successor of a retired model, and removing the line of a
+setting the model does not take (or an `aspect` it says to leave out with only frames).
+Nothing here reads the `help` prose.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ OFFERED = frozenset(
         "KVS-url-http",
         "KVS-url-page",
         "KVS-model-retired",
+        "KVS-model-unsupported",
+        "KVS-aspect-with-frames",
     }
 )
 

@@ -94,6 +94,16 @@ async def test_setting_values(client, workspace, setting, expected):
     assert labels == expected
 
 
+async def test_resolution_values_come_from_the_model(client, workspace):
+    text = 'model kling-video-o3-omni\nresolution \nshot a 5s "dawn"\n'
+    labels, items = await complete(client, workspace / "set_res.kvs", text, "resolution ", 11, client.encoding)
+    assert labels == ["720p", "1080p", "4k"]
+    assert [i.detail for i in items if i.label == "1080p"] == ["resolution of kling-video-o3-omni (default)"]
+    text = 'resolution \nshot a 5s "dawn"\n'  # the reference-to-video model has none
+    labels, _ = await complete(client, workspace / "set_res2.kvs", text, "resolution ", 11, client.encoding)
+    assert labels == []
+
+
 async def test_model_ids(client, workspace):
     text = 'model kling-video-o3\nshot a 5s "dawn"\n'
     labels, items = await complete(client, workspace / "set_model.kvs", text, "o3\n", 2, client.encoding)

@@ -70,3 +70,19 @@ def test_a_retired_model_is_replaced_by_its_successor(tmp_path):
     [fix] = quick_fixes(diagnostic)
     assert fix.title == f"Use `{omni}`" and fix.preferred
     assert [(e.span.text, e.new_text) for e in fix.edits] == [(ref, omni)]
+
+
+def test_a_setting_the_model_does_not_take_is_removed_line_and_all(tmp_path):
+    from helpers import run
+
+    text = 'model kling-video-o3-omni\nnegative "blur"  # not on omni\naspect 9:16\nstart "https://e.com/s.png"\nshot a 5s "x"\n'
+    result = run(tmp_path, text)
+    found = {d.code: d for d in result.diagnostics if d.code in ("KVS-model-unsupported", "KVS-aspect-with-frames")}
+    assert set(found) == {"KVS-model-unsupported", "KVS-aspect-with-frames"}
+    for code, line in (
+        ("KVS-model-unsupported", 'negative "blur"  # not on omni\n'),
+        ("KVS-aspect-with-frames", "aspect 9:16\n"),
+    ):
+        [fix] = quick_fixes(found[code])
+        [edit] = fix.edits
+        assert fix.preferred and edit.new_text == "" and edit.span.text == line

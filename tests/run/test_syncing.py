@@ -211,3 +211,43 @@ def running(config: SandboxConfig):
     from klingspec.sandbox import running_sandbox
 
     return running_sandbox(config)
+
+
+def test_the_synced_schema_is_the_one_bodies_are_validated_against(tmp_path):
+    schema = {"type": "object", "required": ["prompt", "cfg_scale"], "properties": {"prompt": {"type": "string"}}}
+    catalogue.save(_catalogue({T2V: {"id": T2V, "pricing": {"cost_per_second": 0.07}, "request_schema": schema}}))
+    assert targets.model_schema(T2V) == schema
+    result = run_pipeline(script(tmp_path, f'model {T2V}\nshot a 5s "x"\n'))
+    [gap] = [d for d in result.diagnostics if d.code == "KVS-schema-model"]
+    assert "cfg_scale" in gap.message and gap.span.text == T2V  # the checker's bug, at the script's span
+    catalogue.save(_catalogue({REF: {"id": REF, "request_schema": None}}))
+    assert targets.model_schema(REF) == targets.builtin_schema(REF)  # no schema synced: the built-in one
+
+
+def test_synced_resolutions_and_high_res_price_reach_check_and_plan(tmp_path):
+    detail = {
+        "id": OMNI,
+        "pricing": {"cost_per_second": 0.3, "cost_per_second_high_res": 0.5},
+        "request_schema": {"properties": {"resolution": {"enum": ["720p", "1080p", "4k"], "default": "720p"}}},
+    }
+    catalogue.save(_catalogue({OMNI: detail}))
+    model = targets.model(OMNI)
+    assert model is not None and model.default_resolution == "720p"
+    omni = {
+        (c.what, c.after)
+        for c in changes(targets.builtin, _laid(_catalogue({OMNI: detail})), _catalogue({OMNI: detail}))
+        if c.model == OMNI
+    }
+    assert {
+        ("high-res price per second", "$0.5/s"),
+        ("default resolution", "720p"),
+        ("price per second", "$0.3/s"),
+    } <= omni
+    assert model.price_per_second_high_res == Decimal("0.5")
+    at_4k = run_pipeline(script(tmp_path, f'model {OMNI}\nresolution 4k\nshot a 5s "x"\n', "hi.kvs"))
+    assert at_4k.ok and at_4k.estimate is not None and at_4k.estimate.total == Decimal("2.50")
+    default = run_pipeline(script(tmp_path, f'model {OMNI}\nshot a 5s "x"\n', "lo.kvs"))
+    assert default.estimate is not None and default.estimate.total == Decimal("1.50")
+    catalogue.save(_catalogue({OMNI: detail | {"request_schema": {"properties": {"resolution": {"enum": ["720p"]}}}}}))
+    gone = run_pipeline(script(tmp_path, f'model {OMNI}\nresolution 4k\nshot a 5s "x"\n', "gone.kvs"))
+    assert not gone.ok and any("4k" in d.message for d in gone.diagnostics if d.severity == "error")
