@@ -73,7 +73,7 @@ def check(
     online_timeout: float,
 ) -> None:
     """Parse, expand, bind and check scripts; print diagnostics."""
-    from klingspec.cli.cache import CheckCache, RecordingReader
+    from klingspec.cli.cache import CheckCache
 
     cache = CheckCache.open(enabled=not no_cache)
     results: list[_Cached] = []
@@ -87,7 +87,7 @@ def check(
             from klingspec.pipeline import run_pipeline
 
             options = pipeline_options(var_options, var_files, validate_schema=False, library_ok=True, assets=assets)
-            reader = RecordingReader()
+            reader = cache.reader()
             result = run_pipeline(path, options, reader)
             found, bound = result.diagnostics, result.bound
             cache.put(path, var_options, var_files, reader, found, assets=assets)
