@@ -86,7 +86,9 @@ def check(
         if found is None:  # the pipeline (and Lark, Jinja) load only on a miss
             from klingspec.pipeline import run_pipeline
 
-            options = pipeline_options(var_options, var_files, validate_schema=False, library_ok=True, assets=assets)
+            options = pipeline_options(
+                var_options, var_files, validate_schema=False, library_ok=True, assets=assets, check_only=True
+            )
             reader = cache.reader()
             result = run_pipeline(path, options, reader)
             found, bound = result.diagnostics, result.bound
