@@ -83,7 +83,7 @@ def check(
         # pipeline; it still stores the offline result, which is what a plain check prints
         found = None if online else cache.get(path, var_options, var_files, assets=assets)
         bound = None
-        if found is None:  # the pipeline (and Lark, Jinja) load only on a miss
+        if found is None:  # the pipeline (and the parser, Jinja) load only on a miss
             from klingspec.pipeline import run_pipeline
 
             options = pipeline_options(
