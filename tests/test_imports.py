@@ -61,6 +61,13 @@ def test_check_parses_without_lark(script, tmp_path):
     assert "klingspec._kvs_parser" in result["klingspec"]
 
 
+def test_check_no_cache_skips_the_standard_library_it_does_not_use(script, tmp_path):
+    """No hashing or pickling without a cache, no logging set up for a parser that logs
+    nothing, no pathlib where os.path does."""
+    result = _loaded(["check", "--no-cache", str(script)], tmp_path, heavy=("hashlib", "pickle", "logging", "pathlib"))
+    assert (result["code"], result["loaded"]) == (0, [])
+
+
 def test_compile_needs_only_the_schema_validator(script, tmp_path):
     result = _loaded(["compile", str(script)], tmp_path)
     assert (result["code"], result["loaded"]) == (0, ["jsonschema"])
