@@ -169,7 +169,7 @@ class Loader:
             source = self.read_source(path, name, at)
             if source is None:
                 return None
-            from klingspec.syntax import parse  # Lark loads on the first parse: a cached check never pays for it
+            from klingspec.syntax import parse  # the parser loads on the first parse: a cached check never pays for it
 
             script, problems = parse(source)
             self.diagnostics.extend(problems)

@@ -1,5 +1,6 @@
 """The one composition of the phases: load -> parse -> expand -> bind -> (read local
-images) -> check -> compile -> price.
+images) -> check -> compile -> price. `check` stops after the checks (`Options.check_only`):
+it prints diagnostics only, so it neither loads nor runs the compiler and the pricer.
 
 The CLI, the watcher and the language server all call `run_pipeline`; they differ only in
 how they present the `Result`.
@@ -14,15 +15,15 @@ from typing import TYPE_CHECKING
 from klingspec.assets import is_local_path
 from klingspec.binding import BoundScript, bind
 from klingspec.checking import check
-from klingspec.compiling import Request, compile_script, validate
 from klingspec.diagnostics import Diagnostic, has_errors, sort_unique
 from klingspec.loading import Program, Reader, Var, load, parse_var_options, read_bytes, read_vars_file
-from klingspec.pricing import Estimate, estimate
 from klingspec.source import Source
 from klingspec.templating import expand
 
 if TYPE_CHECKING:
+    from klingspec.compiling import Request
     from klingspec.images import LocalImage
+    from klingspec.pricing import Estimate
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Options:
     overlays: Mapping[str, str] = field(default_factory=dict)
     assets: str | None = None  # `--assets NAMESPACE/REPO[@BRANCH]`: beats the script and klingspec.toml
     model: str | None = None  # `plan --compare`: the model tried instead of the script's own
+    check_only: bool = False  # stop after the checks: no request, no estimate (`check`)
 
 
 @dataclass(frozen=True)
@@ -120,8 +122,11 @@ def _run(path: str, options: Options, reader: Reader) -> Result:
         bound, problems = attach(bound, options.assets, reader)
         diagnostics += problems
     diagnostics += check(bound)
-    if has_errors(diagnostics) or not bound.shots:
+    if has_errors(diagnostics) or not bound.shots or options.check_only:
         return Result(path, sort_unique(diagnostics), program, bound)
+    from klingspec.compiling import compile_script, validate
+    from klingspec.pricing import estimate
+
     request = compile_script(bound)
     if options.validate_schema:
         diagnostics += validate(request)

@@ -10,27 +10,30 @@ from __future__ import annotations
 
 import os
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    pass
+    from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent
-_REPO = PACKAGE.parent
+# Plain strings and os.path, not pathlib: `check` reads its model matrix through here, and
+# pathlib (with urllib.parse, fnmatch...) is start-up time that a check need not pay.
+PACKAGE = os.path.dirname(os.path.realpath(__file__))
+_REPO = os.path.dirname(PACKAGE)
+MODELS = os.path.join(PACKAGE, "models")
 
 
-def _data_dir(name: str) -> Path:
+def _data_dir(name: str) -> str:
     """The installed copy inside the package, else the repository's folder. A plain path,
     not `importlib.resources`: a wheel installs as files, and that module alone costs
     more start-up time than the check it serves."""
-    packaged = PACKAGE / "_data" / name
-    return packaged if packaged.is_dir() else _REPO / name
+    packaged = os.path.join(PACKAGE, "_data", name)
+    return packaged if os.path.isdir(packaged) else os.path.join(_REPO, name)
 
 
-def data_dirs() -> tuple[Path, ...]:
+def data_dirs() -> tuple[str, ...]:
     """Every folder klingspec reads its own data from (the check cache fingerprints them)."""
-    return (PACKAGE, *(d for d in (_data_dir("grammar"), _data_dir("schema")) if not d.is_relative_to(PACKAGE)))
+    inside = PACKAGE + os.sep
+    return (PACKAGE, *(d for d in (_data_dir("grammar"), _data_dir("schema")) if not d.startswith(inside)))
 
 
 def home_dir() -> str:
@@ -41,9 +44,12 @@ def home_dir() -> str:
 @cache
 def read_text(folder: str, filename: str) -> str:
     """The text of a shipped data file, e.g. `read_text("grammar", "kvs.lark")`."""
-    return (_data_dir(folder) / filename).read_text(encoding="utf-8")
+    with open(os.path.join(_data_dir(folder), filename), encoding="utf-8") as handle:
+        return handle.read()
 
 
 def models_dir() -> Path:
-    """The capability matrix: one TOML file per model, inside the package."""
-    return PACKAGE / "models"
+    """The capability matrix: one TOML file per model, inside the package (`MODELS`)."""
+    from pathlib import Path
+
+    return Path(MODELS)

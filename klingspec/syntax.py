@@ -1,5 +1,9 @@
 """Parsing: the Lark LALR parser over grammar/kvs.lark, and the tree -> ast step.
 
+The parser is Lark's stand-alone one, generated into `_kvs_parser.py` by
+tools/generate_parser.py (a test keeps it equal to the grammar): the same classes as
+Lark's, without importing Lark or building its tables at start-up.
+
 Syntax errors never stop at the first one: after an error the statement around it is
 blanked out (same offsets, so later positions stay true) and the text is parsed again,
 up to `MAX_SYNTAX_ERRORS`. Each error is named from the parser state (Lark's
@@ -11,14 +15,28 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from functools import cache
-
-from lark import Lark, Token, Tree
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from typing import TYPE_CHECKING
 
 from klingspec import ast
 from klingspec.diagnostics import Diagnostic, Suggestion, close_matches
-from klingspec.resources import read_text
 from klingspec.source import Source, Span
+
+if TYPE_CHECKING:  # Lark's own annotations describe the generated copy of its classes
+    from lark import Lark, Token, Tree
+    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+    def Lark_StandAlone() -> Lark: ...
+else:
+    from klingspec._kvs_parser import (
+        Lark,
+        Lark_StandAlone,
+        Token,
+        Tree,
+        UnexpectedCharacters,
+        UnexpectedEOF,
+        UnexpectedInput,
+        UnexpectedToken,
+    )
 
 MAX_SYNTAX_ERRORS = 20
 MAX_NESTING = 16
@@ -45,15 +63,8 @@ _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "{": ast.OPEN_BRACE, "}"
 
 @cache
 def parser() -> Lark:
-    """The one cached parser; Lark's own cache keeps the LALR tables across processes."""
-    return Lark(
-        read_text("grammar", "kvs.lark"),
-        parser="lalr",
-        lexer="contextual",
-        propagate_positions=True,
-        maybe_placeholders=False,
-        cache=True,
-    )
+    """The one parser: grammar/kvs.lark's tables, as tools/generate_parser.py wrote them."""
+    return Lark_StandAlone()
 
 
 def parse(source: Source) -> tuple[ast.Script, list[Diagnostic]]:

@@ -7,6 +7,7 @@ its `revision`, so a change in the API is a one-file diff.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -16,7 +17,7 @@ from typing import Any
 
 from klingspec import catalogue
 from klingspec.catalogue import Catalogue, Listed
-from klingspec.resources import models_dir, read_text
+from klingspec.resources import MODELS, read_text
 
 # The default when a script names no model, unless the facts in use retire it (then its
 # successor: `default_model_id`). The one Kling model on Oxen that takes several shots and
@@ -117,7 +118,7 @@ class Model:
 
 @cache
 def known_ids() -> tuple[str, ...]:
-    return tuple(sorted(p.name.removesuffix(".toml") for p in models_dir().iterdir() if p.name.endswith(".toml")))
+    return tuple(sorted(name.removesuffix(".toml") for name in os.listdir(MODELS) if name.endswith(".toml")))
 
 
 def model(model_id: str) -> Model | None:
@@ -157,7 +158,8 @@ def builtin(model_id: str) -> Model | None:
     """The built-in capability matrix of `model_id` alone, or None when klingspec does not know it."""
     if model_id not in known_ids():
         return None
-    data = tomllib.loads((models_dir() / f"{model_id}.toml").read_text(encoding="utf-8"))
+    with open(os.path.join(MODELS, f"{model_id}.toml"), encoding="utf-8") as matrix:
+        data = tomllib.loads(matrix.read())
     prompt, duration, refs, settings = (data[k] for k in ("prompt", "duration", "references", "settings"))
     multi_shot = data.get("multi_shot", {})
     images = data.get("images", {})

@@ -193,7 +193,7 @@ def test_an_edited_image_is_a_cache_miss(tmp_path: Path) -> None:
     write(tmp_path, 'assets a/b\nimage hero = "hero.png"\n' + SHOT)
     probe = (
         "import json, sys\nfrom klingspec.cli import main\ncode = main(['check', 'main.kvs'])\n"
-        "print(json.dumps({'code': code, 'parser': 'lark' in sys.modules}))"
+        "print(json.dumps({'code': code, 'parser': 'lark' in sys.modules or 'klingspec.syntax' in sys.modules}))"
     )
 
     def check() -> dict:

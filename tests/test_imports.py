@@ -21,8 +21,8 @@ WINGS = ("klingspec.run", "klingspec.lsp", "klingspec.sandbox")
 CHECK_COMMAND = {"klingspec.cli", "klingspec.cli.report", "klingspec.cli.options", "klingspec.cli.checks"}
 
 
-def _loaded(argv: list[str], cwd) -> dict:
-    probe = PROBE.format(argv=argv, heavy=HEAVY)
+def _loaded(argv: list[str], cwd, heavy: tuple[str, ...] = HEAVY) -> dict:
+    probe = PROBE.format(argv=argv, heavy=heavy)
     done = subprocess.run([sys.executable, "-c", probe], cwd=cwd, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -51,6 +51,21 @@ def test_checks_import_path_loads_no_wing(script, tmp_path):
         loaded = _loaded(argv, tmp_path)["klingspec"]
         assert not [m for m in loaded if m.startswith(WINGS)]
         assert {m for m in loaded if m.startswith("klingspec.cli")} - {"klingspec.cli.cache"} == CHECK_COMMAND
+
+
+def test_check_parses_without_lark(script, tmp_path):
+    """The parser is the stand-alone one generated from the grammar (klingspec/_kvs_parser.py):
+    neither Lark nor its grammar compiler loads, and the tables are not built at start-up."""
+    result = _loaded(["check", "--no-cache", str(script)], tmp_path, heavy=("lark", "lark.load_grammar"))
+    assert (result["code"], result["loaded"]) == (0, [])
+    assert "klingspec._kvs_parser" in result["klingspec"]
+
+
+def test_check_no_cache_skips_the_standard_library_it_does_not_use(script, tmp_path):
+    """No hashing or pickling without a cache, no logging set up for a parser that logs
+    nothing, no pathlib where os.path does."""
+    result = _loaded(["check", "--no-cache", str(script)], tmp_path, heavy=("hashlib", "pickle", "logging", "pathlib"))
+    assert (result["code"], result["loaded"]) == (0, [])
 
 
 def test_compile_needs_only_the_schema_validator(script, tmp_path):

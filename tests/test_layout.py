@@ -20,6 +20,7 @@ CORE = (
     "catalogue",
     "ast",
     "syntax",
+    "_kvs_parser",  # syntax's parser, generated from grammar/kvs.lark by tools/generate_parser.py
     "loading",
     "templating",
     "binding",

@@ -234,3 +234,16 @@ def test_unicode_names(tmp_path):
     result = run(tmp_path, 'image café = "https://e.com/c.png"\nshot a 5s "@café"\n')
     assert errors(result) == []
     assert result.request.body["prompt"] == "@Image1"
+
+
+def test_the_generated_parser_is_the_grammar():
+    """klingspec/_kvs_parser.py is exactly what tools/generate_parser.py makes of
+    grammar/kvs.lark: an edit to the grammar without regenerating fails here."""
+    pytest.importorskip("lark")
+    import runpy
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    generator = runpy.run_path(str(root / "tools" / "generate_parser.py"))
+    written = (root / "klingspec" / "_kvs_parser.py").read_text(encoding="utf-8")
+    assert written == generator["generate"](), "stale parser: run python tools/generate_parser.py"

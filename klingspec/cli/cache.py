@@ -20,18 +20,19 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import os
-import pickle
 import stat
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from klingspec import __version__, catalogue
 from klingspec.diagnostics import Diagnostic
 from klingspec.loading import MAX_FILE_BYTES, Reader, read_bytes
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
 
 FORMAT = 1
 UNCACHEABLE = frozenset({"KVS-internal", "KVS-template-limit"})  # a bug, or a time bound: not repeatable
@@ -42,7 +43,7 @@ def build_fingerprint() -> str:
     """Changes whenever klingspec's code or data changes, even without a new version."""
     from klingspec.resources import data_dirs
 
-    digest = hashlib.sha256(f"{__version__}\0{FORMAT}".encode())
+    digest = _sha256(f"{__version__}\0{FORMAT}".encode())
     for root in data_dirs():
         for folder, dirs, names in os.walk(root):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__")
@@ -53,18 +54,26 @@ def build_fingerprint() -> str:
     return digest.hexdigest()
 
 
+def _sha256(data: bytes) -> _Hash:
+    import hashlib  # only a cache in use hashes: `check --no-cache` never loads OpenSSL
+
+    return hashlib.sha256(data)
+
+
 def _content_hash(data: bytes | None) -> str | None:
-    return None if data is None else hashlib.sha256(data).hexdigest()
+    return None if data is None else _sha256(data).hexdigest()
 
 
 @dataclass
 class RecordingReader:
     """The pipeline's file reader, noting the hash of every file read (None: missing).
-    Any other failure to read (a folder, no permission) makes the result uncacheable."""
+    Any other failure to read (a folder, no permission) makes the result uncacheable.
+    Without `hashing` (no cache to fill) it notes which files were read, not their hashes."""
 
     read: Reader = read_bytes
     reads: dict[str, str | None] = field(default_factory=dict)
     cacheable: bool = True
+    hashing: bool = True
 
     def __call__(self, path: str, limit: int = MAX_FILE_BYTES) -> bytes:
         key = os.path.abspath(path)
@@ -78,7 +87,7 @@ class RecordingReader:
         except OSError:
             self.cacheable = False
             raise
-        self.reads[key] = _content_hash(data)
+        self.reads[key] = _content_hash(data) if self.hashing else None
         return data
 
 
@@ -93,6 +102,8 @@ def _regular(path: str) -> bool:
 def _current_hash(path: str) -> str | None:
     """The hash of the whole file. A file read only in part (past the reader's limit: an
     error already) then never matches its recorded hash: a miss, never a wrong hit."""
+    import hashlib
+
     try:
         with open(path, "rb") as handle:
             return hashlib.file_digest(handle, "sha256").hexdigest()
@@ -107,6 +118,14 @@ class CheckCache:
 
     def __init__(self, folder: str | None):
         self.folder = folder  # None: disabled
+
+    @property
+    def enabled(self) -> bool:
+        return self.folder is not None
+
+    def reader(self) -> RecordingReader:
+        """The reader for one check: it hashes what it reads only for a cache in use."""
+        return RecordingReader(hashing=self.enabled)
 
     @classmethod
     def open(cls, enabled: bool = True) -> CheckCache:
@@ -131,7 +150,7 @@ class CheckCache:
             [[f, os.path.abspath(f)] for f in var_files],
             assets,
         ]
-        digest = hashlib.sha256(repr(key).encode()).hexdigest()  # str and list reprs are stable
+        digest = _sha256(repr(key).encode()).hexdigest()  # str and list reprs are stable
         return os.path.join(self.folder, digest[:2], digest[2:] + ".pickle")
 
     def get(
@@ -141,6 +160,8 @@ class CheckCache:
         entry = self._entry(path, var_options, var_files, assets)
         if entry is None or not _regular(path):
             return None
+        import pickle
+
         try:
             with open(entry, "rb") as handle:
                 reads, diagnostics = pickle.load(handle)
@@ -165,6 +186,7 @@ class CheckCache:
         diagnostics = tuple(diagnostics)
         if entry is None or not reader.cacheable or any(d.code in UNCACHEABLE for d in diagnostics):
             return
+        import pickle
         import tempfile  # only a miss writes
 
         with contextlib.suppress(Exception):  # a read-only home, a full disk: just no cache

@@ -73,7 +73,7 @@ def check(
     online_timeout: float,
 ) -> None:
     """Parse, expand, bind and check scripts; print diagnostics."""
-    from klingspec.cli.cache import CheckCache, RecordingReader
+    from klingspec.cli.cache import CheckCache
 
     cache = CheckCache.open(enabled=not no_cache)
     results: list[_Cached] = []
@@ -83,11 +83,13 @@ def check(
         # pipeline; it still stores the offline result, which is what a plain check prints
         found = None if online else cache.get(path, var_options, var_files, assets=assets)
         bound = None
-        if found is None:  # the pipeline (and Lark, Jinja) load only on a miss
+        if found is None:  # the pipeline (and the parser, Jinja) load only on a miss
             from klingspec.pipeline import run_pipeline
 
-            options = pipeline_options(var_options, var_files, validate_schema=False, library_ok=True, assets=assets)
-            reader = RecordingReader()
+            options = pipeline_options(
+                var_options, var_files, validate_schema=False, library_ok=True, assets=assets, check_only=True
+            )
+            reader = cache.reader()
             result = run_pipeline(path, options, reader)
             found, bound = result.diagnostics, result.bound
             cache.put(path, var_options, var_files, reader, found, assets=assets)
