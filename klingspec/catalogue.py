@@ -99,10 +99,13 @@ class Catalogue:
         models, listed = data.get("models"), data.get("listed")
         if not isinstance(models, dict) or not isinstance(listed, list):
             return None
+        fetched_at = data.get("fetched_at")
+        if not isinstance(fetched_at, int | float) or isinstance(fetched_at, bool) or not 0 < fetched_at < 1e11:
+            return None  # no fetch time people could read (NaN, infinite, or a wild number)
         try:
             return cls(
                 api_url=str(data["api_url"]),
-                fetched_at=float(data["fetched_at"]),
+                fetched_at=float(fetched_at),
                 etag=data.get("etag") if isinstance(data.get("etag"), str) else None,
                 sha256=str(data["sha256"]),
                 listed=frozenset(str(i) for i in listed),
@@ -129,10 +132,15 @@ def age(fetched_at: float, now: float | None = None) -> str:
 
 def is_kling_video(model: Mapping[str, Any]) -> bool:
     """A model object klingspec can target: a Kling video model (the listing holds chat
-    and image models too)."""
+    and image models too). The endpoint is read loosely: clients have seen it spelled
+    several ways (fact sheet 5.1), and a Kling video id says enough."""
     model_id = model.get("id")
     endpoint = model.get("endpoint")
-    return isinstance(model_id, str) and model_id.startswith("kling-video") and endpoint in (None, VIDEO_ENDPOINT)
+    return (
+        isinstance(model_id, str)
+        and model_id.startswith("kling-video")
+        and (endpoint is None or (isinstance(endpoint, str) and "video" in endpoint))
+    )
 
 
 def path() -> str:
@@ -140,16 +148,25 @@ def path() -> str:
     return os.path.join(home_dir(), FILE_NAME)
 
 
-_loaded: dict[str, tuple[tuple[int, int], Catalogue | None]] = {}
+_loaded: dict[str, tuple[tuple[int, ...], Catalogue | None]] = {}
+
+
+MAX_BYTES = 64 * 1024 * 1024  # a catalogue is kilobytes; a file this big is not one
+
+
+def _key(stat: os.stat_result) -> tuple[int, ...]:
+    """What identifies one version of the file: `save` replaces it, so a new sync is a new
+    inode even within one tick of a coarse mtime."""
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
 def stamp(where: str | None = None) -> str:
-    """A cheap fingerprint of the file (size and mtime), for caches keyed on the facts."""
+    """A cheap fingerprint of the file, for caches keyed on the facts."""
     try:
         stat = os.stat(where or path())
     except OSError:
         return "none"
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
+    return ":".join(str(n) for n in _key(stat))
 
 
 def load(where: str | None = None) -> Catalogue | None:
@@ -161,17 +178,19 @@ def load(where: str | None = None) -> Catalogue | None:
         stat = os.stat(where)
     except OSError:
         return None
-    key = (stat.st_size, stat.st_mtime_ns)
+    key = _key(stat)
     seen = _loaded.get(where)
     if seen is not None and seen[0] == key:
         return seen[1]
     import json  # only once there is a catalogue to read: `check` starts cold without it
 
-    try:
-        with open(where, encoding="utf-8") as file:
-            catalogue = Catalogue.from_json(json.load(file))
-    except (OSError, ValueError):
-        catalogue = None
+    catalogue = None
+    if stat.st_size <= MAX_BYTES:
+        try:
+            with open(where, encoding="utf-8") as file:
+                catalogue = Catalogue.from_json(json.load(file))
+        except (OSError, ValueError, RecursionError):  # unreadable, not JSON, nested past reason
+            catalogue = None
     _loaded[where] = (key, catalogue)
     return catalogue
 

@@ -68,7 +68,16 @@ def model_retired(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     """A model the synced catalogue lacks or marks deprecated (or, with no sync, that the
     built-in matrix calls retired) may no longer run: say so, with its successor."""
     setting = script.settings.get("model")
-    if not setting or model.status != "retired" or lookup_model(setting.raw) is not model:
+    if model.status != "retired" or lookup_model(script.model_id) is not model:
+        return
+    if not setting:  # the default, retired with its successor: no line to fix, so the first shot
+        if script.shots and script.model_override is None:
+            yield Diagnostic.of(
+                "KVS-model-retired",
+                script.shots[0].shot.span,
+                f"the default model `{model.id}` is retired: {model.status_note or 'the catalogue no longer lists it'}",
+                "name a model `klingspec models` lists as live with a `model` line",
+            )
         return
     written = _written(setting)
     successor = model.replaced_by
@@ -175,10 +184,11 @@ def _delete_line(statement: ast.Statement) -> Suggestion:
 
 def price_known(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
     setting = script.settings.get("model")
-    if setting and model.price_per_second is None and lookup_model(setting.raw) is model:
+    span = setting.span if setting else script.shots[0].shot.span if script.shots else None
+    if span is not None and model.price_per_second is None and lookup_model(script.model_id) is model:
         yield Diagnostic.of(
             "KVS-price-unknown",
-            setting.span,
+            span,
             f"`{model.id}` has no published price: the cost cannot be previewed",
             "plan shows the seconds; `klingspec models sync` fetches the price Oxen publishes",
         )

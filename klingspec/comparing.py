@@ -32,7 +32,8 @@ class Trial:
 
     @property
     def valid(self) -> bool:
-        return self.status != "unknown" and not self.errors
+        """The model would take the script: known, not retired, and no error."""
+        return self.status not in ("unknown", "retired") and not self.errors
 
     @property
     def priced(self) -> bool:
@@ -69,7 +70,7 @@ def _trial(model_id: str, own_id: str, path: str, options: Options) -> Trial:
     result = run_pipeline(path, replace(options, model=model_id))
     model = targets.model(model_id)
     bound = result.bound
-    priced = estimate(bound) if bound is not None and bound.shots and model is not None else None
+    priced = estimate(bound) if bound is not None and bound.shots else None  # unknown model: unknown price
     return Trial(
         model=model_id,
         own=model_id == own_id,

@@ -121,6 +121,16 @@ def resolution_rate(known: Model, resolution: str | None = None) -> Rate:
     if chosen in by_resolution:
         return Rate(by_resolution[chosen], by_resolution[chosen])
     base = known.price_per_second
+    high = known.price_per_second_high_res
+    lowest = known.resolutions[0] if known.resolutions else None
+    unlisted = chosen not in (None, lowest, *known.high_res_resolutions)  # not said to be high-res
+    if high is not None and base is not None and high > base and unlisted:
+        return Rate(
+            base,
+            high,
+            f"a high-res price of ${high}/s is published without the resolutions it covers: "
+            f"{chosen} is previewed at ${base}/s and budgeted at ${high}/s",
+        )
     if chosen in known.high_res_resolutions:
         high = known.price_per_second_high_res
         if high is not None:

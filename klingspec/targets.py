@@ -24,6 +24,8 @@ from klingspec.resources import MODELS, read_text
 # has a published price; README, "Which model".
 DEFAULT_MODEL = "kling-video-o3-pro-reference-to-video"
 STATUSES = ("documented", "live", "retired", "unknown")
+PRICING_METHOD = "per_video_output_second"  # how Kling video models are priced (fact sheet 5.1)
+MAX_PRICE = Decimal(1000)  # USD per second: a published price at or above it is not believed
 _PRICES = ("price_per_second", "price_per_second_with_audio", "audio_price_ceiling")  # USD per second, as text
 
 
@@ -99,7 +101,7 @@ class Model:
         if self.synced_at is None:
             return f"{built_in} (no synced catalogue)"
         when, age = catalogue.when(self.synced_at), catalogue.age(self.synced_at)
-        return f"the catalogue synced {when} ({age}) over {built_in}"
+        return f"the catalogue synced from {self.synced_from} {when} ({age}) over {built_in}"
 
     # Output resolution ([settings] `resolutions`, `default_resolution`): the values the
     # `resolution` setting takes; empty for a model whose schema has no `resolution`.
@@ -130,12 +132,16 @@ def model(model_id: str) -> Model | None:
 
 def default_model_id() -> str:
     """The model of a script that names none: `DEFAULT_MODEL`, or, when the facts in use
-    retire it, its successor (`kling-video-o3-omni` for the O3 Pro ids)."""
+    retire it, its successor (`kling-video-o3-omni` for the O3 Pro ids) unless that is
+    retired too."""
     chosen, seen = DEFAULT_MODEL, {DEFAULT_MODEL}
     while (facts := model(chosen)) and facts.status == "retired" and facts.replaced_by not in (None, *seen):
         chosen = str(facts.replaced_by)
         seen.add(chosen)
-    return chosen
+    final = model(chosen)
+    # A successor that is retired as well is no better: keep the documented default (the
+    # checker warns at the first shot that it is retired).
+    return chosen if final is not None and final.status != "retired" else DEFAULT_MODEL
 
 
 def default_reason(model_id: str) -> str:
@@ -229,6 +235,8 @@ def overlay(matrix: Model, synced: Catalogue) -> Model:
     """
     stamp = {"synced_at": synced.fetched_at, "synced_from": synced.api_url}
     listed = synced.get(matrix.id)
+    if listed is None and matrix.id in synced.listed:  # listed, but not as a video model: no detail
+        return replace(matrix, status="live", status_note=None, **stamp)  # type: ignore[arg-type]
     if listed is None or listed.deprecated:
         why = "lists it as deprecated" if listed else "no longer lists it"
         note = f"the catalogue synced {synced.when()} {why}"
@@ -254,52 +262,65 @@ def _prices(listed: Listed) -> dict[str, Any]:
     """The published per-second prices, where the object has them (null: not published,
     and the built-in figure stands)."""
     found: dict[str, Any] = {}
+    method = listed.pricing.get("method")
+    if method is not None and method != PRICING_METHOD:  # priced some other way: not per second
+        return found
     for key, field_name in (
         ("cost_per_second", "price_per_second"),
         ("cost_per_second_with_audio", "price_per_second_with_audio"),
         ("cost_per_second_high_res", "price_per_second_high_res"),
     ):
-        price = _price(listed.pricing.get(key))
+        price = price_of(listed.pricing.get(key))
         if price is not None:
             found[field_name] = price
     if "price_per_second_with_audio" in found:  # a published audio price replaces the ceiling
         found |= {"audio_price_ceiling": None, "audio_price_source": None}
     by_resolution = listed.pricing.get("cost_per_second_by_resolution")
     if isinstance(by_resolution, dict):
-        prices = tuple((str(r), p) for r, v in sorted(by_resolution.items()) if (p := _price(v)) is not None)
+        prices = tuple((str(r), p) for r, v in sorted(by_resolution.items()) if (p := price_of(v)) is not None)
         if prices:
             found["prices_by_resolution"] = prices
     return found
 
 
-def _price(value: Any) -> Decimal | None:
-    """A published USD-per-second price, or None for anything that is not one (null,
-    a boolean, text that is no number, a negative or infinite amount)."""
+def price_of(value: Any) -> Decimal | None:
+    """A published USD-per-second price, or None for anything that is not one: null, a
+    boolean, text that is no number, and any amount outside (0, 1000). A zero is a
+    placeholder, not a free model (an unknown price is never shown as $0), and nothing
+    klingspec targets costs $1000 a second."""
     if not isinstance(value, int | float | str) or isinstance(value, bool):
         return None
     try:
         price = Decimal(str(value))
     except ArithmeticError:
         return None
-    return price if price.is_finite() and price >= 0 else None
+    return price if price.is_finite() and 0 < price < MAX_PRICE else None
 
 
 def _durations(matrix: Model, duration: Mapping[str, Any]) -> dict[str, Any]:
     """Total duration bounds from the schema's `duration`: an enum of totals, or a range."""
     found: dict[str, Any] = {}
-    allowed = tuple(sorted(v for v in duration.get("enum") or () if isinstance(v, int) and not isinstance(v, bool)))
+    enum = duration.get("enum")
+    allowed = tuple(sorted({v for v in enum if _seconds(v) is not None})) if isinstance(enum, list) else ()
     if allowed:
         found |= {"allowed_durations": allowed, "total_min": allowed[0], "total_max": allowed[-1]}
-    low, high = duration.get("minimum"), duration.get("maximum")
-    if isinstance(low, int) and not isinstance(low, bool):
+    low, high = _seconds(duration.get("minimum")), _seconds(duration.get("maximum"))
+    if low is not None and high is not None and low > high:  # a range that holds nothing: not believed
+        low = high = None
+    if low is not None:
         found["total_min"] = low
-    if isinstance(high, int) and not isinstance(high, bool):
+    if high is not None:
         found["total_max"] = high
         found["shot_max"] = min(matrix.shot_max, high)
-    default = duration.get("default")
-    if isinstance(default, int) and not isinstance(default, bool):
+    default = _seconds(duration.get("default"))
+    if default is not None:
         found["default_duration"] = default
     return found
+
+
+def _seconds(value: Any) -> int | None:
+    """A whole number of seconds a schema may state (1 s to an hour), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 3600 else None
 
 
 def _same_order(values: tuple[str, ...], known: tuple[str, ...]) -> tuple[str, ...]:

@@ -50,7 +50,8 @@ def test_the_cheapest_valid_model_is_found_and_figures_match_the_plan(tmp_path):
 def test_an_unknown_model_is_listed_as_unknown_and_rejected(tmp_path):
     path = write(tmp_path, 'shot a 5s "x"\n')
     _, nope = compare(path, Options(), ["kling-video-nope"])
-    assert nope.status == "unknown" and not nope.valid and nope.quote is None
+    assert nope.status == "unknown" and not nope.valid and nope.seconds == 5
+    assert nope.quote is not None and nope.quote.amount is None  # unknown, never $0
     assert [d.code for d in nope.errors] == ["KVS-model-unknown"]
 
 

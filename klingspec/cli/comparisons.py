@@ -57,9 +57,11 @@ def print_comparison(path: str, trials: Sequence[Trial]) -> None:
     best = cheapest(trials)
     rows = [("model", "cost", "status", "verdict")]
     for t in trials:
-        verdict = ("ok" if t.valid else f"rejected ({len(t.errors)} error{'s' if len(t.errors) != 1 else ''})") + (
-            ", the script's model" if t.own else ""
-        )
+        if t.errors:
+            verdict = f"rejected ({len(t.errors)} error{'s' if len(t.errors) != 1 else ''})"
+        else:
+            verdict = "retired" if t.status == "retired" else "ok"
+        verdict += ", the script's model" if t.own else ""
         rows.append((t.model, _cost(t), t.status, verdict + ("  ← cheapest valid" if t is best else "")))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     click.echo(f"\n{path}: the same shots on {len(trials)} models")

@@ -88,12 +88,15 @@ def _row(model_id: str, synced: catalogue.Catalogue | None) -> dict[str, Any]:
     if model is None:  # in the catalogue only
         listed = synced.get(model_id) if synced else None
         pricing = listed.pricing if listed else {}
+        if pricing.get("method") not in (None, targets.PRICING_METHOD):
+            pricing = {}  # priced some other way: no per-second figure to show
         return {
             "id": model_id,
             "summary": listed.summary if listed else "",
             "price_per_second": _text(pricing.get("cost_per_second")),
             "price_per_second_with_audio": _text(pricing.get("cost_per_second_with_audio")),
             "price_per_second_high_res": _text(pricing.get("cost_per_second_high_res")),
+            "audio_price_ceiling": None,
             "status": "retired" if listed and listed.deprecated else "live",
             "status_note": "klingspec has no capability matrix for it",
             "replaced_by": None,
@@ -116,12 +119,8 @@ def _row(model_id: str, synced: catalogue.Catalogue | None) -> dict[str, Any]:
 
 
 def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        return _usd(Decimal(str(value)))
-    except ArithmeticError:
-        return None
+    """A price from a catalogue object, read as the overlay reads one (`targets.price_of`)."""
+    return _usd(targets.price_of(value))
 
 
 def _source(model: Model) -> str:
@@ -205,7 +204,7 @@ def _sync(fmt: str, sandbox: bool, api_url: str | None) -> Exit:
 
     with api_connection(sandbox, api_url) as (url, key, _ledger_name), OxenClient.create(url, key) as client:
         try:
-            result = sync(client)
+            result = sync(client, name="the sandbox" if sandbox else None)
         except SyncFailed as error:
             click.echo(f"klingspec: models sync failed: {error}; the previous catalogue is kept", err=True)
             return Report(api_failures=1).return_code

@@ -16,7 +16,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -151,18 +151,25 @@ def changes(before: Facts, after: Facts, synced: Catalogue) -> list[Change]:
     return found
 
 
-def sync(client: OxenClient, where: str | None = None, clock: Callable[[], float] = time.time) -> SyncResult:
-    """Fetch the catalogue, save it over the previous one, and report what changed."""
+def sync(
+    client: OxenClient, where: str | None = None, clock: Callable[[], float] = time.time, name: str | None = None
+) -> SyncResult:
+    """Fetch the catalogue, report what changed, then save it over the previous one (so
+    a report that cannot be made saves nothing). `name` is how the plan will name the
+    source (the sandbox's loopback URL changes every run)."""
     previous = catalogue.load(where)
     fresh = fetch(client, clock)
+    if name is not None:
+        fresh = replace(fresh, api_url=name)
+    if not fresh.listed & set(targets.known_ids()):
+        raise SyncFailed(
+            f"the listing names none of klingspec's {len(targets.known_ids())} models "
+            f"({len(fresh.listed)} listed): not believed to be the whole catalogue"
+        )
+    against_builtin = changes(targets.builtin, lambda i: _laid(i, fresh), fresh)
+    since_last = changes(lambda i: _laid(i, previous), lambda i: _laid(i, fresh), fresh) if previous else None
     saved = catalogue.save(fresh, where)
-    return SyncResult(
-        catalogue=fresh,
-        path=saved,
-        against_builtin=changes(targets.builtin, lambda i: _laid(i, fresh), fresh),
-        since_last=changes(lambda i: _laid(i, previous), lambda i: _laid(i, fresh), fresh) if previous else None,
-        previous=previous,
-    )
+    return SyncResult(fresh, saved, against_builtin, since_last, previous)
 
 
 def _laid(model_id: str, synced: Catalogue | None) -> Model | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from decimal import Decimal
 
 import httpx
@@ -15,7 +16,7 @@ from klingspec import catalogue, targets
 from klingspec.catalogue import Catalogue, Listed
 from klingspec.cli import main
 from klingspec.cli.report import Exit
-from klingspec.pipeline import run_pipeline
+from klingspec.pipeline import Options, run_pipeline
 from klingspec.run.syncing import changes
 from klingspec.sandbox import SandboxConfig
 from klingspec.sandbox.config import FaultRule
@@ -251,3 +252,104 @@ def test_synced_resolutions_and_high_res_price_reach_check_and_plan(tmp_path):
     catalogue.save(_catalogue({OMNI: detail | {"request_schema": {"properties": {"resolution": {"enum": ["720p"]}}}}}))
     gone = run_pipeline(script(tmp_path, f'model {OMNI}\nresolution 4k\nshot a 5s "x"\n', "gone.kvs"))
     assert not gone.ok and any("4k" in d.message for d in gone.diagnostics if d.severity == "error")
+
+
+# -- odd catalogues: nothing a server or a damaged file says may crash a check -----------
+
+
+@pytest.mark.parametrize(
+    "duration", [{"enum": 5}, {"enum": [True, "5", 5.0]}, {"minimum": 10, "maximum": 3}, {"maximum": 10**9}]
+)
+def test_a_strange_duration_schema_is_not_believed(tmp_path, duration):
+    catalogue.save(_catalogue({T2V: {"id": T2V, "request_schema": {"properties": {"duration": duration}}}}))
+    model = targets.model(T2V)
+    assert model is not None and model.allowed_durations == (5, 10) and model.total_max == 10
+    result = run_pipeline(script(tmp_path, f'model {T2V}\nshot a 5s "x"\n'))
+    assert "KVS-internal" not in [d.code for d in result.diagnostics]
+    # The schema itself still judges the body: a range that holds nothing refuses it.
+    assert result.ok == ("minimum" not in duration)
+
+
+@pytest.mark.parametrize("price", [0, "-0", "1e40", float("nan"), "cheap", True, [1]])
+def test_a_price_that_is_no_price_leaves_the_documented_one(price):
+    synced = _catalogue({REF: {"id": REF, "pricing": {"cost_per_second": price}}})
+    assert targets.overlay(targets.builtin(REF), synced).price_per_second == Decimal("0.224")  # type: ignore[arg-type]
+    assert targets.price_of(price) is None
+
+
+def test_prices_of_another_method_are_not_read_per_second():
+    synced = _catalogue({REF: {"id": REF, "pricing": {"method": "token", "cost_per_second": 9}}})
+    assert targets.overlay(targets.builtin(REF), synced).price_per_second == Decimal("0.224")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps(
+            {"format": catalogue.FORMAT, "api_url": "x", "fetched_at": "NaN", "sha256": "", "listed": [], "models": {}}
+        ),
+        json.dumps(
+            {"format": catalogue.FORMAT, "api_url": "x", "fetched_at": 1e20, "sha256": "", "listed": [], "models": {}}
+        ),
+        "[" * 100_000 + "]" * 100_000,
+    ],
+)
+def test_a_damaged_catalogue_file_is_no_catalogue(tmp_path, text):
+    (tmp_path / "catalogue.json").write_text(text, encoding="utf-8")
+    assert catalogue.load(str(tmp_path / "catalogue.json")) is None
+
+
+def test_a_model_listed_without_a_video_detail_is_live_not_retired():
+    synced = replace(_catalogue({}), listed=frozenset({REF}))
+    assert targets.overlay(targets.builtin(REF), synced).status == "live"  # type: ignore[arg-type]
+
+
+def test_a_listing_without_any_known_model_fails_and_keeps_the_cache(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("OXEN_API_KEY", "test-key")
+    with running(SandboxConfig()) as url:
+        assert _sync(url, capsys)[0] == Exit.OK
+    before = open(catalogue.path(), "rb").read()
+    with running(SandboxConfig(retired=frozenset(targets.known_ids()))) as url:
+        code, _, err = _sync(url, capsys)
+    assert code == Exit.API_FAILURE and "names none of klingspec's" in err
+    assert open(catalogue.path(), "rb").read() == before
+
+
+def test_when_the_successor_is_retired_too_the_default_stays_and_the_first_shot_warns(tmp_path):
+    ids = [i for i in targets.known_ids() if i not in (REF, OMNI)]
+    catalogue.save(_catalogue({i: {"id": i} for i in ids}))
+    assert targets.default_model_id() == REF
+    result = run_pipeline(script(tmp_path, 'shot a 5s "x"\n'))
+    [warning] = [d for d in result.diagnostics if d.code == "KVS-model-retired"]
+    assert warning.span.start_position == (1, 1) and warning.message.startswith(f"the default model `{REF}` is retired")
+
+
+def test_the_default_becomes_the_live_successor_without_a_warning(tmp_path):
+    ids = [i for i in targets.known_ids() if i != REF]
+    catalogue.save(_catalogue({i: {"id": i, "pricing": {"cost_per_second": 0.3}} for i in ids}))
+    result = run_pipeline(script(tmp_path, 'shot a 5s "x"\n'))
+    assert result.bound is not None and result.bound.model_id == OMNI
+    assert [d.code for d in result.diagnostics] == [] and result.estimate is not None
+    assert result.estimate.total == Decimal("1.50")
+    assert "the default (the successor of" in result.estimate.assumptions[0]
+
+
+def test_compare_never_recommends_a_retired_model(tmp_path):
+    from klingspec.comparing import cheapest, compare
+
+    ids = [i for i in targets.known_ids() if i != T2V]
+    catalogue.save(_catalogue({i: {"id": i} for i in ids}))
+    path = script(tmp_path, 'shot a 5s "x"\n')
+    trials = {t.model: t for t in compare(path, Options(), [T2V])}
+    assert trials[T2V].status == "retired" and not trials[T2V].valid
+    assert cheapest(list(trials.values())) is trials[REF]
+
+
+def test_an_unpublished_high_res_reach_is_budgeted_at_the_high_res_price(tmp_path):
+    detail = {"id": OMNI, "pricing": {"cost_per_second": 0.3, "cost_per_second_high_res": 0.5}}
+    catalogue.save(_catalogue({OMNI: detail}))
+    result = run_pipeline(script(tmp_path, f'model {OMNI}\nresolution 1080p\nshot a 5s "x"\n'))
+    assert result.estimate is not None
+    assert (result.estimate.total, result.estimate.ceiling) == (Decimal("1.50"), Decimal("2.50"))
+    lowest = run_pipeline(script(tmp_path, f'model {OMNI}\nresolution 720p\nshot a 5s "x"\n', "low.kvs"))
+    assert lowest.estimate is not None and lowest.estimate.ceiling == Decimal("1.50")
