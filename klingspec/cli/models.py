@@ -155,12 +155,12 @@ def _price_cell(row: dict[str, Any]) -> str:
 
 def _print_table(rows: list[dict[str, Any]], synced: catalogue.Catalogue | None) -> None:
     """Plain aligned columns: the listing fits a terminal and greps line by line."""
-    lines = [("model", "price / s", "status", "facts from")] + [
-        (row["id"], _price_cell(row), row["status"], row["facts"]) for row in rows
+    lines = [("model", "price / s", "status", "facts from", "summary")] + [
+        (row["id"], _price_cell(row), row["status"], row["facts"], row["summary"]) for row in rows
     ]
-    widths = [max(len(line[i]) for line in lines) for i in range(3)]
+    widths = [max(len(line[i]) for line in lines) for i in range(4)]
     for line in lines:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)) + "  " + line[3])
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)) + "  " + line[4])
     if synced is None:
         click.echo("no synced catalogue: `klingspec models sync` fetches the live one")
     else:
@@ -194,7 +194,8 @@ def _print_matrix(model: Model) -> None:
         if name in ("id", "summary", "status", "status_note", "replaced_by", "synced_at", "synced_from"):
             continue
         shown = ", ".join(str(v) for v in value) if isinstance(value, list) else value
-        click.echo(f"  {name.replace('_', ' ')}: {'none' if shown in (None, '') else shown}")
+        empty = "unknown (not published)" if name.startswith("price") and value is None else "none"
+        click.echo(f"  {name.replace('_', ' ')}: {empty if shown in (None, '') else shown}")
 
 
 def _sync(fmt: str, sandbox: bool, api_url: str | None) -> Exit:

@@ -353,3 +353,22 @@ def test_an_unpublished_high_res_reach_is_budgeted_at_the_high_res_price(tmp_pat
     assert (result.estimate.total, result.estimate.ceiling) == (Decimal("1.50"), Decimal("2.50"))
     lowest = run_pipeline(script(tmp_path, f'model {OMNI}\nresolution 720p\nshot a 5s "x"\n', "low.kvs"))
     assert lowest.estimate is not None and lowest.estimate.ceiling == Decimal("1.50")
+
+
+def test_bodies_validate_against_the_schemas_synced_over_http(api, capsys, tmp_path):
+    """The schemas `models sync` fetched from the sandbox are the ones compile checks
+    against; a valid script for each model the checker takes validates against them."""
+    from test_model_schemas import NEEDS_VIDEO, SCRIPTS
+
+    _sync(api, capsys)
+    synced = catalogue.load()
+    assert synced is not None
+    for model_id, text in SCRIPTS.items():
+        schema = targets.model_schema(model_id)
+        assert schema == synced.models[model_id].schema  # the synced one, not the built-in copy
+        result = run_pipeline(script(tmp_path, f"model {model_id}\n{text}", f"{model_id}.kvs"))
+        gaps = [d for d in result.diagnostics if d.code == "KVS-schema-model"]
+        if model_id in NEEDS_VIDEO:
+            assert not result.ok  # the checker refuses first: a .kvs script gives no video
+        else:
+            assert result.ok and gaps == [], (model_id, result.diagnostics)
