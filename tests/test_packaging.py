@@ -62,6 +62,11 @@ def test_every_model_matrix_ships(wheel):
         assert wheel.read(f"klingspec/models/{matrix.name}") == matrix.read_bytes()
 
 
+def test_the_starter_files_ship(wheel):
+    for name in ("scene.kvs", "klingspec.toml"):
+        assert wheel.read(f"klingspec/starter/{name}") == (ROOT / "klingspec" / "starter" / name).read_bytes()
+
+
 def test_console_script_is_declared(wheel):
     [entry_points] = [n for n in wheel.namelist() if n.endswith("entry_points.txt")]
     assert "klingspec = klingspec.cli:main" in wheel.read(entry_points).decode()
