@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -91,10 +91,11 @@ def run(
 @click.command()
 @click.option("--all", "show_all", is_flag=True, help="Also finished renders.")
 @click.option("--refresh", is_flag=True, help="Ask the API for the current state of renders in flight.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @api_options
-def status(show_all: bool, refresh: bool, api_url: str | None, ledger_path: str | None) -> None:
+def status(show_all: bool, refresh: bool, fmt: str, api_url: str | None, ledger_path: str | None) -> None:
     """Show renders in flight (from the local ledger)."""
-    report = _status(active_only=not show_all, refresh=refresh, api_url=api_url, ledger_path=ledger_path)
+    report = _status(active_only=not show_all, refresh=refresh, fmt=fmt, api_url=api_url, ledger_path=ledger_path)
     raise SystemExit(report.return_code)
 
 
@@ -368,7 +369,7 @@ def _ledger(ledger_path: str | None) -> Ledger:
     return Ledger(ledger_path)
 
 
-def _status(*, active_only: bool, refresh: bool, api_url: str | None, ledger_path: str | None) -> Report:
+def _status(*, active_only: bool, refresh: bool, fmt: str, api_url: str | None, ledger_path: str | None) -> Report:
     from rich.console import Console
     from rich.table import Table
 
@@ -380,6 +381,10 @@ def _status(*, active_only: bool, refresh: bool, api_url: str | None, ledger_pat
             report.api_failures = _refresh(ledger, renders, api_url)
             renders = ledger.renders(active_only=active_only, limit=200)
         missing = _missing_videos(ledger)
+        if fmt == "json":
+            rows = [_render_json(ledger, r) | {"generations": _generations_json(ledger, r)} for r in renders]
+            click.echo(json.dumps({"renders": rows, "missing": missing or None}, indent=2, ensure_ascii=False))
+            return report
         if not renders:
             console.print("no renders in flight" if active_only else "the ledger is empty")
             if missing:
@@ -396,6 +401,32 @@ def _status(*, active_only: bool, refresh: bool, api_url: str | None, ledger_pat
         if missing:
             console.print(missing)
     return report
+
+
+def _render_json(ledger: Ledger, render: Render) -> dict[str, Any]:
+    """A render as `status` and `ls` print it in JSON (`cost_usd`: the ledger's own
+    figure, priced by `pricing` when the render was made)."""
+    return {
+        "id": render.id,
+        "script": render.script,
+        "model": render.model,
+        "state": str(render.state),
+        "detail": _state(ledger, render),
+        "cost_usd": float(render.estimate_usd) if render.estimate_usd is not None else None,
+        "sandbox": render.in_sandbox,
+        "api": render.api_url,
+    }
+
+
+def _files_json(ledger: Ledger, render: Render) -> list[dict[str, Any]]:
+    return [{"path": f.path, "bytes": f.bytes} for f in ledger.all_files(render.id)]
+
+
+def _generations_json(ledger: Ledger, render: Render) -> list[dict[str, Any]]:
+    return [
+        {"generation_id": g.generation_id, "status": str(g.status), "result_url": g.result_url, "error": g.error}
+        for g in ledger.generations(render.id)
+    ]
 
 
 def _state(ledger: Ledger, render: Render) -> str:
@@ -498,19 +529,7 @@ def _listing(*, limit: int, fmt: str, ledger_path: str | None) -> Report:
     with _ledger(ledger_path) as ledger:
         renders = ledger.renders(limit=limit)
         if fmt == "json":
-            rows = [
-                {
-                    "id": r.id,
-                    "script": r.script,
-                    "model": r.model,
-                    "state": str(r.state),
-                    "cost_usd": float(r.estimate_usd) if r.estimate_usd is not None else None,
-                    "sandbox": r.in_sandbox,
-                    "api": r.api_url,
-                    "files": [{"path": f.path, "bytes": f.bytes} for f in ledger.all_files(r.id)],
-                }
-                for r in renders
-            ]
+            rows = [_render_json(ledger, r) | {"files": _files_json(ledger, r)} for r in renders]
             click.echo(json.dumps({"renders": rows}, indent=2, ensure_ascii=False))
             return Report()
         if not renders:

@@ -96,3 +96,23 @@ def test_the_run_summary_shows_the_ceiling_the_plan_showed(tmp_path, capsys):
     assert "at the API this run would cost $1.12 (up to $1.40))" in flat
     code, out, _ = run_cli(capsys, "ls")
     assert "$1.12 (up to $1.40) (sandbox: not charged)" in " ".join(out.split())
+
+
+def test_status_and_ls_json_show_the_same_render_and_its_generations(tmp_path, capsys):
+    import json
+
+    path = script(tmp_path, 'shot x 5s "a fox"\n')
+    assert run_cli(capsys, "run", "--sandbox", "--yes", path)[0] == Exit.OK
+    code, out, _ = run_cli(capsys, "status", "--all", "--format", "json")
+    assert code == Exit.OK
+    status = json.loads(out)
+    [render] = status["renders"]
+    assert render["state"] == "done" and render["cost_usd"] == 1.12 and render["sandbox"] is True
+    [generation] = render["generations"]
+    assert generation["status"] == "succeeded" and generation["result_url"] and generation["error"] is None
+    code, out, _ = run_cli(capsys, "ls", "--format", "json")
+    [listed] = json.loads(out)["renders"]
+    assert {k: v for k, v in listed.items() if k != "files"} == {k: v for k, v in render.items() if k != "generations"}
+    assert listed["files"] and listed["files"][0]["path"].endswith(".mp4")
+    code, out, _ = run_cli(capsys, "status", "--format", "json")  # in flight only: none
+    assert json.loads(out) == {"renders": [], "missing": None}
