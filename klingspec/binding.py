@@ -28,17 +28,6 @@ if TYPE_CHECKING:  # images.py (and Pillow) load only for scripts that name a lo
 
 _MENTION = re.compile(r"@@|(?<![\w@])@([^\W\d]\w*)")
 _RAW = re.compile(r"(Image|Element)([0-9]+)\Z")
-SETTING_KEYS = (
-    "model",
-    "aspect",
-    "resolution",
-    "audio",
-    "negative",
-    "format",
-    "namespace",
-    "generations",
-    "assets",
-)
 ON_WORDS = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}
 FORMAT_WORDS = {"url": "url", "b64": "b64_json", "b64_json": "b64_json"}
 
