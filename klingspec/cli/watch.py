@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import threading
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -19,9 +18,7 @@ from klingspec.cli.options import api_options, assets_option, budget_option, out
 from klingspec.cli.report import Report
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from klingspec.cli.watching import Watcher
+    from klingspec.cli.watching import Say, Watcher
 
 
 @click.command()
@@ -33,6 +30,14 @@ if TYPE_CHECKING:
 @click.option("--yes", "-y", is_flag=True, help="With --run: do not ask before rendering at the API.")
 @click.option("--cancel-stale", is_flag=True, help="With --run: cancel an in-flight render a newer edit superseded.")
 @click.option("--sandbox", is_flag=True, help="With --run: render against the built-in emulator.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Lines for people, or one JSON object per event (JSON Lines) for programs.",
+)
 @out_option
 @api_options
 def watch(
@@ -46,20 +51,20 @@ def watch(
     cancel_stale: bool,
     sandbox: bool,
     out_dir: str | None,
+    fmt: str,
     api_url: str | None,
     ledger_path: str | None,
 ) -> None:
     """Re-check (and with --run re-render) scripts on every save. PATH: scripts or folders."""
     # Runs until Ctrl-C, then exits 0 with the ledger consistent.
     options = pipeline_options(var_options, var_files, assets=assets)
-    from klingspec.cli.watching import SessionRenders, Watcher, loop
+    from klingspec.cli.watching import Say, SessionRenders, Watcher, loop
 
-    lock = threading.Lock()
+    def write(line: str) -> None:
+        click.echo(line)
+        sys.stdout.flush()
 
-    def out(line: str) -> None:
-        with lock:
-            click.echo(line)
-            sys.stdout.flush()
+    out = Say(write, json_lines=fmt == "json")
 
     stack = contextlib.ExitStack()
     renders = None
@@ -92,13 +97,15 @@ def watch(
             loop(watcher)
         in_flight = renders.stop() if renders else 0
         out(
+            "stopped",
             "watch: stopped"
             + (
                 f"; {in_flight} render{'s' if in_flight != 1 else ''} still in flight "
                 "(`klingspec status` shows them; `klingspec run` picks them up)"
                 if in_flight
                 else ""
-            )
+            ),
+            in_flight=in_flight,
         )
         raise SystemExit(Report().return_code)  # Ctrl-C is how a watch ends: not a failure
     finally:
@@ -106,7 +113,7 @@ def watch(
             stack.close()
 
 
-def _session_consent(consent: Consent, watcher: Watcher, out: Callable[[str], None]) -> bool:
+def _session_consent(consent: Consent, watcher: Watcher, out: Say) -> bool:
     """Asked once for the whole session, before watching: True to render. Without a
     terminal to ask, nothing is watched or sent (exit 4); a "no" leaves a checker."""
     count, cost = watcher.startup_spend()
@@ -126,5 +133,5 @@ def _session_consent(consent: Consent, watcher: Watcher, out: Callable[[str], No
         raise SystemExit(Report(consent_refused=True).return_code)
     if ask(f"This watch session renders at the API on each save that changes a request; {first}. Render?"):
         return True
-    out("watch: not rendering this session (declined): checking only, nothing is sent")
+    out("declined", "watch: not rendering this session (declined): checking only, nothing is sent")
     return False

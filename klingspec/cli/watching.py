@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from klingspec import pricing
 from klingspec.assets import is_local_path
@@ -29,6 +29,38 @@ from klingspec.pipeline import Options, Result, run_pipeline
 if TYPE_CHECKING:  # the runner is imported only when rendering
     from klingspec.run.jobs import Job
     from klingspec.run.runner import Runner
+
+
+class Say:
+    """Where the watcher's events go: one line of text each for people, or, with
+    `--format json`, one JSON object per line (JSON Lines) with `event`, the event's fields
+    and the `message` people would read (left out for multi-line diagnostics, which come as
+    `diagnostics` objects). Thread-safe: renders report from their own threads."""
+
+    def __init__(self, write: Callable[[str], None], json_lines: bool = False):
+        self.write = write
+        self.json_lines = json_lines
+        self.lock = threading.Lock()
+
+    def __call__(self, event: str, message: str | None, **fields: Any) -> None:
+        if self.json_lines:
+            import json
+
+            line = json.dumps(
+                {"event": event, **fields, **({"message": message} if message else {})}, ensure_ascii=False
+            )
+        elif message is None:
+            return
+        else:
+            line = message
+        with self.lock:
+            self.write(line)
+
+
+def _usd(amount: Decimal | None) -> float | None:
+    """An amount for JSON, as `pricing` computed it (None: unknown, never 0)."""
+    return None if amount is None else float(amount)
+
 
 DEBOUNCE_MS = 60  # longest wait to group a burst of events
 STEP_MS = 15  # quiet time that ends a burst
@@ -62,7 +94,7 @@ class Watcher:
         paths: Sequence[str],
         options: Options,
         *,
-        out: Callable[[str], None],
+        out: Say,
         render: Callable[[Tracked, Result], None] | None = None,
     ):
         self.roots = [os.path.abspath(p) for p in paths]
@@ -139,7 +171,7 @@ class Watcher:
 
     def forget(self, script: str) -> None:
         self.scripts.pop(script, None)
-        self.out(f"watch: {_rel(script)}: removed")
+        self.out("removed", f"watch: {_rel(script)}: removed", path=_rel(script))
 
     def check(self, script: str) -> Result:
         from klingspec import printing
@@ -155,7 +187,11 @@ class Watcher:
         elapsed = (time.perf_counter() - start) * 1000
         text = printing.texts(result.diagnostics)
         if text:
-            self.out(text.rstrip("\n"))
+            found = [printing.as_dict(d) for d in result.diagnostics]
+            if self.out.json_lines:
+                self.out("diagnostics", None, path=_rel(script), diagnostics=found)
+            else:
+                self.out("diagnostics", text.rstrip("\n"))
         summary = (
             f"{result.errors} error{'s' if result.errors != 1 else ''}, "
             f"{result.warnings} warning{'s' if result.warnings != 1 else ''}"
@@ -165,19 +201,41 @@ class Watcher:
             cost = pricing.usd_quote(e.quote, "price unknown")
             tracked.last_hash = result.request.content_hash
             self.out(
+                "checked",
                 f"watch: {_rel(script)}: ok ({summary}) · {e.seconds} s × {e.generations} · {cost} · "
-                f"{result.request.content_hash[:15]} · {elapsed:.1f} ms"
+                f"{result.request.content_hash[:15]} · {elapsed:.1f} ms",
+                path=_rel(script),
+                ok=True,
+                errors=result.errors,
+                warnings=result.warnings,
+                seconds=e.seconds,
+                generations=e.generations,
+                cost_usd=_usd(e.quote.amount),
+                max_cost_usd=_usd(e.quote.ceiling),
+                request_hash=result.request.content_hash,
+                ms=round(elapsed, 1),
             )
             if self.render is not None:
                 try:
                     self.render(tracked, result)
                 except Exception as error:  # one render's trouble must not stop the watcher
-                    self.out(f"watch: {_rel(script)}: render not started: {type(error).__name__}: {error}")
+                    self.out(
+                        "render-error",
+                        f"watch: {_rel(script)}: render not started: {type(error).__name__}: {error}",
+                        path=_rel(script),
+                        error=f"{type(error).__name__}: {error}",
+                    )
         else:
             self.out(
+                "checked",
                 f"watch: {_rel(script)}: {summary}"
                 + (" · not rendered" if self.render is not None and result.errors else "")
-                + f" · {elapsed:.1f} ms"
+                + f" · {elapsed:.1f} ms",
+                path=_rel(script),
+                ok=False,
+                errors=result.errors,
+                warnings=result.warnings,
+                ms=round(elapsed, 1),
             )
         return result
 
@@ -231,7 +289,11 @@ def loop(watcher: Watcher, stop: threading.Event | None = None) -> None:
             if not announced:
                 announced = True
                 count = len(watcher.scripts)
-                watcher.out(f"watch: watching {count} script{'s' if count != 1 else ''}; Ctrl-C stops")
+                watcher.out(
+                    "watching",
+                    f"watch: watching {count} script{'s' if count != 1 else ''}; Ctrl-C stops",
+                    scripts=count,
+                )
             if not changes:
                 continue
             before = set(watcher.folders())
@@ -252,7 +314,7 @@ class SessionRenders:
         self,
         *,
         make_runner: Callable[[], Runner],
-        out: Callable[[str], None],
+        out: Say,
         budget: Decimal | None,
         cancel_stale: bool,
         out_dir: str | None,
@@ -274,7 +336,12 @@ class SessionRenders:
         if request is None or result.estimate is None:
             return
         if request.content_hash == tracked.submitted_hash:
-            self.out(f"watch: {_rel(tracked.path)}: request unchanged, not re-rendering")
+            self.out(
+                "render-skipped",
+                f"watch: {_rel(tracked.path)}: request unchanged, not re-rendering",
+                path=_rel(tracked.path),
+                request_hash=request.content_hash,
+            )
             return
         uploads = tuple(Upload.of(u) for u in result.uploads)
         job = Job.create(result.path, request.body, request.generations, request.content_hash, self.out_dir, uploads)
@@ -288,8 +355,13 @@ class SessionRenders:
             if new and self.budget is not None and (after is None or after > self.budget):
                 need = "an unknown amount" if ceiling is None else f"up to ${ceiling:.2f}"
                 self.out(
+                    "budget-refused",
                     f"watch: {_rel(tracked.path)}: budget refused: {need} more would pass "
-                    f"${self.budget:.2f} (up to ${self.spent:.2f} spent this session)"
+                    f"${self.budget:.2f} (up to ${self.spent:.2f} spent this session)",
+                    path=_rel(tracked.path),
+                    max_cost_usd=_usd(ceiling),
+                    budget_usd=_usd(self.budget),
+                    session_spend_usd=_usd(self.spent),
                 )
                 return
             if new and after is not None:
@@ -297,10 +369,20 @@ class SessionRenders:
         previous = tracked.render
         if previous is not None and not previous.done.is_set():
             if self.cancel_stale:
-                self.out(f"watch: {_rel(tracked.path)}: cancelling the stale render {previous.request_hash[:15]}")
+                self.out(
+                    "render-cancelling",
+                    f"watch: {_rel(tracked.path)}: cancelling the stale render {previous.request_hash[:15]}",
+                    path=_rel(tracked.path),
+                    request_hash=previous.request_hash,
+                )
                 _cancel(previous)
             else:
-                self.out(f"watch: {_rel(tracked.path)}: earlier render still in flight; it keeps going")
+                self.out(
+                    "render-kept",
+                    f"watch: {_rel(tracked.path)}: earlier render still in flight; it keeps going",
+                    path=_rel(tracked.path),
+                    request_hash=previous.request_hash,
+                )
         tracked.submitted_hash = request.content_hash
         done = threading.Event()
 
@@ -312,12 +394,23 @@ class SessionRenders:
                 for o in outcomes:
                     files = ", ".join(_rel(f.path) for f in o.files)
                     self.out(
+                        "render-finished",
                         f"watch: {_rel(tracked.path)}: render {o.state}"
                         + (f": {files}" if files else "")
-                        + (f" ({o.error})" if o.error else "")
+                        + (f" ({o.error})" if o.error else ""),
+                        path=_rel(tracked.path),
+                        request_hash=request.content_hash,
+                        state=str(o.state),
+                        files=[_rel(f.path) for f in o.files],
+                        error=o.error,
                     )
             except Exception as error:  # keep watching whatever happens to one render
-                self.out(f"watch: {_rel(tracked.path)}: render failed: {error}")
+                self.out(
+                    "render-error",
+                    f"watch: {_rel(tracked.path)}: render failed: {error}",
+                    path=_rel(tracked.path),
+                    error=str(error),
+                )
             finally:
                 done.set()
                 runner.ledger.close()
@@ -325,8 +418,13 @@ class SessionRenders:
         thread = threading.Thread(target=work, name=f"render-{os.path.basename(tracked.path)}", daemon=True)
         tracked.render = RenderThread(thread, runner, request.content_hash, done)
         self.out(
+            "render-started",
             f"watch: {_rel(tracked.path)}: rendering {request.content_hash[:15]}"
-            + (f" · session spend up to ${self.spent:.2f}" + (f" of ${self.budget:.2f}" if self.budget else ""))
+            + (f" · session spend up to ${self.spent:.2f}" + (f" of ${self.budget:.2f}" if self.budget else "")),
+            path=_rel(tracked.path),
+            request_hash=request.content_hash,
+            session_spend_usd=_usd(self.spent),
+            budget_usd=_usd(self.budget),
         )
         thread.start()
         self.threads.append(tracked.render)
@@ -340,7 +438,12 @@ class SessionRenders:
         try:
             uploading.Uploader(runner.client, runner.ledger, runner.api_url, stop=runner.stop).upload_all(needed)
         except uploading.UploadFailed as failed:
-            self.out(f"watch: {_rel(tracked.path)}: {failed}; nothing was submitted")
+            self.out(
+                "upload-failed",
+                f"watch: {_rel(tracked.path)}: {failed}; nothing was submitted",
+                path=_rel(tracked.path),
+                error=str(failed),
+            )
             return False
         return True
 

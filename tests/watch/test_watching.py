@@ -57,6 +57,29 @@ def test_save_shows_fresh_diagnostics_and_cost(tmp_path, watched):
     assert "$1.34" in watch.wait_for(r"^watch: scene\.kvs: ok")
 
 
+def test_json_lines_carry_every_event_as_an_object(tmp_path):
+    import json
+
+    script = tmp_path / "scene.kvs"
+    write(script, SCRIPT)
+    watch = WatchProcess(["--format", "json", "."], tmp_path, {"KLINGSPEC_HOME": str(tmp_path / "home")})
+    try:
+        watch.wait_for(r'"event": "watching"')
+        events = [json.loads(line) for line in watch.lines]  # every line is one JSON object
+        checked = next(e for e in events if e["event"] == "checked")
+        assert checked["path"] == "scene.kvs" and checked["ok"] is True and checked["cost_usd"] == 1.12
+        assert checked["request_hash"].startswith("sha256:") and checked["seconds"] == 5
+        assert events[-1] == {"event": "watching", "scripts": 1, "message": "watch: watching 1 script; Ctrl-C stops"}
+        write(script, SCRIPT.replace("5s", "17s"))
+        found = json.loads(watch.wait_for(r'"event": "diagnostics"'))
+        assert [d["code"] for d in found["diagnostics"]] == ["KVS-shot-duration"] and "message" not in found
+        failed = json.loads(watch.wait_for(r'"event": "checked"'))
+        assert failed["ok"] is False and failed["errors"] == 1 and "cost_usd" not in failed
+    finally:
+        watch.stop()
+    assert all(json.loads(line)["event"] for line in watch.lines if line.strip())
+
+
 def test_editor_rename_save_is_seen(tmp_path, watched):
     script = tmp_path / "scene.kvs"
     write(script, SCRIPT)
