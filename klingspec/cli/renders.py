@@ -113,10 +113,40 @@ def ls_(limit: int, spend: bool, fmt: str, api_url: str | None, ledger_path: str
 
 @click.command()
 @click.argument("render_or_generation")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @api_options
-def cancel(render_or_generation: str, api_url: str | None, ledger_path: str | None) -> None:
+def cancel(render_or_generation: str, fmt: str, api_url: str | None, ledger_path: str | None) -> None:
     """Cancel a render (ledger id) or one generation (its id) that is still in flight."""
-    raise SystemExit(_cancel(render_or_generation, api_url=api_url, ledger_path=ledger_path).return_code)
+    said = _Said(json_out=fmt == "json")
+    report = _cancel(render_or_generation, said, api_url=api_url, ledger_path=ledger_path)
+    said.finish(render_or_generation)
+    raise SystemExit(report.return_code)
+
+
+class _Said:
+    """What `cancel` says: lines for people as it goes, or (`--format json`) one object at
+    the end: `target`, `render`, `state`, `generations` (`generation_id`, `status`),
+    `message` and `error`. Errors also go to stderr in both modes."""
+
+    def __init__(self, json_out: bool):
+        self.json_out = json_out
+        self.fields: dict[str, Any] = {"render": None, "state": None, "generations": [], "error": None}
+        self.lines: list[str] = []
+
+    def say(self, line: str, **fields: Any) -> None:
+        self.lines.append(line)
+        self.fields |= fields
+        if not self.json_out:
+            click.echo(line)
+
+    def fail(self, line: str, **fields: Any) -> None:
+        self.fields |= fields | {"error": line}
+        click.echo(f"klingspec: {line}", err=True)
+
+    def finish(self, target: str) -> None:
+        if self.json_out:
+            message = "; ".join(self.lines) or None
+            click.echo(json.dumps({"target": target} | self.fields | {"message": message}, indent=2))
 
 
 # -- what a run will submit ---------------------------------------------------------------
@@ -599,7 +629,7 @@ def _spending(*, fmt: str, ledger_path: str | None) -> Report:
     return Report()
 
 
-def _cancel(target: str, *, api_url: str | None, ledger_path: str | None) -> Report:
+def _cancel(target: str, said: _Said, *, api_url: str | None, ledger_path: str | None) -> Report:
     from klingspec.run.client import ApiError, OxenClient
     from klingspec.run.states import TERMINAL, GenerationStatus, RenderState
 
@@ -612,28 +642,30 @@ def _cancel(target: str, *, api_url: str | None, ledger_path: str | None) -> Rep
             render = ledger.render(one.render_id) if one else None
             generations = [one] if one else []
         if render is None:
-            click.echo(f"klingspec: no render or generation {target} in the ledger", err=True)
+            said.fail(f"no render or generation {target} in the ledger")
             return Report(api_failures=1)
+        known = {"render": render.id, "state": str(render.state), "generations": _generations_json(ledger, render)}
+        said.fields |= known
         if render.in_sandbox:
-            click.echo("klingspec: this render ran in the in-process sandbox, which is gone", err=True)
+            said.fail("this render ran in the in-process sandbox, which is gone", **known)
             return Report(api_failures=1)
         if not render.active:
-            click.echo(f"render {render.id} is {render.state}: nothing to cancel")
+            said.say(f"render {render.id} is {render.state}: nothing to cancel", **known)
             return Report()
         live = [g for g in generations if g.status not in TERMINAL]
         if not live:
             if render.state == RenderState.INTENT and target.isdigit():  # recorded, never sent
                 ledger.set_state(render.id, RenderState.CANCELLED, "cancelled before it was sent")
-                click.echo(f"cancelled render {render.id} (it was never sent)")
+                said.say(f"cancelled render {render.id} (it was never sent)", **known, state=str(RenderState.CANCELLED))
                 return Report()
             if render.state in (RenderState.SENT, RenderState.UNKNOWN):
-                click.echo(
-                    f"klingspec: render {render.id} was sent but its generation ids are not known yet; "
+                said.fail(
+                    f"render {render.id} was sent but its generation ids are not known yet; "
                     "`klingspec run` the script again to find them, then cancel",
-                    err=True,
+                    **known,
                 )
                 return Report(api_failures=1)
-            click.echo(f"render {render.id}: no generation is still in flight")
+            said.say(f"render {render.id}: no generation is still in flight", **known)
             return Report()
         key = os.environ.get("OXEN_API_KEY")
         if not key:
@@ -646,12 +678,12 @@ def _cancel(target: str, *, api_url: str | None, ledger_path: str | None) -> Rep
                     client.cancel(g.generation_id)
                     item = client.generation(g.generation_id)
                 except ApiError as error:
-                    click.echo(f"klingspec: {error}", err=True)
+                    said.fail(str(error))
                     report.api_failures += 1
                     continue
                 status = item.get("status", GenerationStatus.CANCELLED)
                 ledger.update_generation(g.generation_id, status, item.get("result_url"), item.get("error_message"))
-                click.echo(f"{g.generation_id}: {status}")
+                said.say(f"{g.generation_id}: {status}")
             statuses = [g.status for g in ledger.generations(render.id)]
             if (
                 all(s in TERMINAL for s in statuses)
@@ -661,4 +693,9 @@ def _cancel(target: str, *, api_url: str | None, ledger_path: str | None) -> Rep
                 ledger.set_state(render.id, RenderState.CANCELLED)
         finally:
             client.close()
+        after = ledger.render(render.id)
+        said.fields |= {
+            "state": str(after.state) if after else None,
+            "generations": _generations_json(ledger, render),
+        }
         return report

@@ -212,6 +212,40 @@ def test_status_ls_and_cancel(tmp_path, capsys, monkeypatch, sandbox_with):
         assert code == Exit.OK and "slow.kvs" in out and "cancelled" in out
 
 
+def test_cancel_json_says_what_happened_to_each_generation(tmp_path, capsys, monkeypatch, sandbox_with):
+    import json
+
+    key = new_key()
+    monkeypatch.setenv("OXEN_API_KEY", key)
+    with sandbox_with(processing_seconds=30) as url:
+        with Ledger() as ledger, oxen(url, key) as client:
+            render = ledger.record_intent(
+                request_hash="sha256:def",
+                api_url=url,
+                script="slow.kvs",
+                model="kling-video-o3-pro-reference-to-video",
+                body={},
+                generations=2,
+                mode="queue",
+                out_dir=str(tmp_path),
+                estimate_usd="2.24",
+            )
+            ledger.mark_sent(render.id)
+            ids = client.enqueue({"model": "kling-video-o3-pro-reference-to-video", "prompt": "slow"}, 2)
+            ledger.mark_submitted(render.id, ids)
+        code, out, err = run_cli(capsys, "cancel", str(render.id), "--format", "json")
+        assert code == Exit.OK, err
+        said = json.loads(out)
+        assert said["target"] == str(render.id) and said["render"] == render.id and said["state"] == "cancelled"
+        assert sorted(g["generation_id"] for g in said["generations"]) == sorted(ids)
+        assert {g["status"] for g in said["generations"]} == {"cancelled"} and said["error"] is None
+        code, out, _ = run_cli(capsys, "cancel", str(render.id), "--format", "json")
+        assert code == Exit.OK and "nothing to cancel" in json.loads(out)["message"]
+        code, out, err = run_cli(capsys, "cancel", "no-such-id", "--format", "json")
+        assert code == Exit.API_FAILURE and json.loads(out)["error"].startswith("no render or generation")
+        assert "no render or generation" in err
+
+
 def test_ls_lists_files(tmp_path, capsys):
     path = script(tmp_path, shots())
     assert run_cli(capsys, "run", "--sandbox", "--yes", path)[0] == Exit.OK
