@@ -51,6 +51,15 @@ SANDBOX_LEDGER_URL = "sandbox://local"
 @click.option("--again", is_flag=True, help="Render anew even if this exact request was rendered before.")
 @click.option("--concurrency", type=click.IntRange(1, 16), default=4, help="Renders in flight at once.")
 @click.option("--poll", "poll_only", is_flag=True, help="Follow by polling only (no server-sent events).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one object on stdout when done (no table, no live view, no question: "
+    "spending at the API needs --yes or --budget).",
+)
 @api_options
 def run(
     files: tuple[str, ...],
@@ -66,6 +75,7 @@ def run(
     again: bool,
     concurrency: int,
     poll_only: bool,
+    fmt: str,
     api_url: str | None,
     ledger_path: str | None,
 ) -> None:
@@ -84,6 +94,7 @@ def run(
         sse=not poll_only,
         api_url=api_url,
         ledger_path=ledger_path,
+        json_out=fmt == "json",
     )
     raise SystemExit(report.return_code)
 
@@ -241,6 +252,7 @@ def _run(
     sse: bool,
     api_url: str | None,
     ledger_path: str | None,
+    json_out: bool = False,
 ) -> Report:
     from klingspec import pricing
     from klingspec.cli import plans
@@ -260,7 +272,10 @@ def _run(
 
     def show(marks: Sequence[Standing], uploaded: frozenset[str]) -> None:
         """The plan `run` is about to act on: each render's bill, its local images still to
-        upload, where it stands by the ledger, and the new spend (as `klingspec plan` shows it)."""
+        upload, where it stands by the ledger, and the new spend (as `klingspec plan` shows it).
+        With --format json the plan is not printed: stdout holds the one object at the end."""
+        if json_out:
+            return
         if previews is not None:
             plans.print_table(previews, marks, uploaded)
             return
@@ -276,6 +291,9 @@ def _run(
         marks = plans.ledger_standings(jobs, sandbox=sandbox, api_url=api_url, ledger_path=ledger_path, again=again)
         uploaded = plans.ledger_uploaded(sandbox=sandbox, api_url=api_url, ledger_path=ledger_path)
         show(marks, uploaded)
+        if json_out:
+            click.echo(json.dumps(_dry_run_json(jobs, marks, uploaded, mode), indent=2, ensure_ascii=False))
+            return Report()
         for upload in uploading.distinct(needs_uploads(marks)):
             if upload.url not in uploaded:
                 click.echo(
@@ -328,7 +346,7 @@ def _run(
                 click.echo(f"klingspec: budget refused: {refused}", err=True)
                 return Report(budget_refused=True)
         new = [m.paid for m in marks if m.paid is not None]
-        consent = decide(sandbox=sandbox, yes=yes, budget=budget, terminal=can_ask())
+        consent = decide(sandbox=sandbox, yes=yes, budget=budget, terminal=can_ask() and not json_out)
         if new and consent is not Consent.GIVEN:
             cost = amount(pricing.add(j.bill for j in new))
             if consent is Consent.REFUSED:
@@ -356,9 +374,10 @@ def _run(
                 click.echo("interrupted while uploading: nothing was submitted", err=True)
                 return Report(interrupted=True)
         view = display.LiveView(jobs)
-        runner.on_event = view
+        if not json_out:
+            runner.on_event = view
         try:
-            with view:
+            with contextlib.nullcontext() if json_out else view:
                 outcomes = runner.run(jobs)
         except KeyboardInterrupt:
             click.echo(
@@ -369,12 +388,52 @@ def _run(
             return Report(interrupted=True)
         finally:
             client.close()
-        display.summary(outcomes, sandbox=sandbox)
+        if json_out:
+            click.echo(json.dumps(display.run_json(outcomes, sandbox=sandbox), indent=2, ensure_ascii=False))
+        else:
+            display.summary(outcomes, sandbox=sandbox)
         failed = [o for o in outcomes if o.state != RenderState.DONE]
         interrupted = any(o.state == RenderState.INTERRUPTED for o in outcomes)
         if any(o.error and "(401)" in o.error for o in failed) and not interrupted:
             click.echo("klingspec: the API refused the key: check OXEN_API_KEY", err=True)
         return Report(api_failures=len(failed), interrupted=interrupted, files=len(jobs))
+
+
+def _dry_run_json(
+    jobs: Sequence[Job], marks: Sequence[Standing], uploaded: frozenset[str], mode: str
+) -> dict[str, Any]:
+    """`run --dry-run --format json`: what would be uploaded and sent, nothing more."""
+    from klingspec.cli import plans
+    from klingspec.run import uploading
+    from klingspec.run.jobs import Stand
+
+    paid = {m.job.request_hash: m.paid for m in marks if m.paid is not None and m.stand == Stand.TOP_UP}
+    requests = []
+    for job, mark in zip(jobs, marks, strict=True):
+        payload = dict(job.body)
+        if mode == "queue":
+            payload["num_generations"] = (paid.get(job.request_hash) or job).generations
+        requests.append(
+            {
+                "script": job.script,
+                "request_hash": job.request_hash,
+                "standing": str(mark.stand),
+                "route": "POST /ai/queue" if mode == "queue" else "POST /ai/videos/generate",
+                "body": payload,
+            }
+        )
+    new = plans.new_spend(marks)
+    uploads = [
+        {"path": u.path, "bytes": u.size, "url": u.url, "uploaded": u.url in uploaded}
+        for u in uploading.distinct(needs_uploads(marks))
+    ]
+    return {
+        "dry_run": True,
+        "requests": requests,
+        "uploads": uploads,
+        "new_usd": None if new.amount is None else float(new.amount),
+        "max_new_usd": None if new.ceiling is None else float(new.ceiling),
+    }
 
 
 def needs_uploads(marks: Sequence[Standing]) -> list[Job]:

@@ -165,6 +165,34 @@ def summary(outcomes: Sequence[Outcome], console: Console | None = None, *, sand
     console.print(spend_line(outcomes, sandbox=sandbox), markup=False)
 
 
+def outcome_json(outcome: Outcome) -> dict[str, Any]:
+    """One render of a run, for `run --format json`: the same bill the table shows."""
+    bill = _bill(outcome)
+    return {
+        "script": outcome.job.script,
+        "render_id": outcome.render_id,
+        "request_hash": outcome.job.request_hash,
+        "state": str(outcome.state),
+        "reused": outcome.reused,
+        "top_up": outcome.top_up,
+        "seconds": pricing.seconds_of(outcome.job.body),
+        "generations": outcome.top_up or outcome.job.generations,
+        "cost_usd": None if bill.amount is None else float(bill.amount),
+        "max_cost_usd": None if bill.ceiling is None else float(bill.ceiling),
+        "files": [{"path": f.path, "bytes": f.bytes, "sha256": f.sha256} for f in outcome.files],
+        "error": outcome.error,
+    }
+
+
+def run_json(outcomes: Sequence[Outcome], *, sandbox: bool) -> dict[str, Any]:
+    """`run --format json`: every render, and the closing figure as the text mode says it."""
+    return {
+        "renders": [outcome_json(o) for o in outcomes],
+        "sandbox": sandbox,
+        "spend": spend_line(outcomes, sandbox=sandbox),
+    }
+
+
 def upload_event(event: UploadEvent) -> None:
     """One step of uploading local images, on stderr (before the live view starts)."""
     import click

@@ -363,3 +363,29 @@ def test_a_hand_broken_saved_plan_is_a_clear_error_not_a_crash(tmp_path, capsys)
         broken.write_text(json.dumps(payload), encoding="utf-8")
         code, _out, err = run_cli(capsys, "run", "--sandbox", "--yes", str(broken))
         assert code == Exit.USAGE and "not a complete klingspec plan" in err, err
+
+
+def test_run_json_prints_one_object_with_each_render_and_its_files(tmp_path, capsys):
+    path = script(tmp_path, 'shot x 5s "a fox"\n')
+    code, out, err = run_cli(capsys, "run", "--sandbox", "--format", "json", path)
+    assert code == Exit.OK, err
+    result = json.loads(out)  # stdout is the one object: no table, no live view
+    [render] = result["renders"]
+    assert render["state"] == "done" and render["cost_usd"] == 1.12 and render["generations"] == 1
+    assert render["files"] and os.path.exists(render["files"][0]["path"])
+    assert result["sandbox"] is True and "$1.12" in result["spend"]
+    code, out, _ = run_cli(capsys, "run", "--sandbox", "--format", "json", path)  # again: reused, $0 new
+    assert json.loads(out)["renders"][0]["reused"] is True
+
+
+def test_run_json_never_asks_and_dry_run_json_shows_the_bodies(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("OXEN_API_KEY", new_key())
+    path = script(tmp_path, 'shot x 5s "a fox"\n')
+    code, out, err = run_cli(capsys, "run", "--api-url", "http://127.0.0.1:9/api", "--format", "json", path)
+    assert code == Exit.BUDGET_REFUSED and out == "" and "--yes" in err  # no question on stdout
+    code, out, _ = run_cli(capsys, "run", "--dry-run", "--format", "json", path)
+    dry = json.loads(out)
+    [request] = dry["requests"]
+    assert dry["dry_run"] is True and request["standing"] == "new" and request["route"] == "POST /ai/queue"
+    assert request["body"]["prompt"] == "a fox" and request["body"]["num_generations"] == 1
+    assert dry["new_usd"] == 1.12 and dry["uploads"] == []
