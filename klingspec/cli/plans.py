@@ -319,7 +319,7 @@ def print_table(plans: Sequence[Plan], marks: Sequence[Standing], uploaded: froz
         table = Table(show_footer=True)
         rate = e.price_per_second
         one_video = e.per_generation
-        table.add_column("shot", footer="one video")
+        table.add_column("shot", footer="one video", overflow="fold")
         table.add_column("line", justify="right")
         table.add_column("seconds", justify="right", footer=f"{e.seconds} s")
         table.add_column("cost", justify="right", footer=f"${_fmt(one_video)}" if one_video is not None else "unknown")

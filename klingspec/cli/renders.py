@@ -481,7 +481,7 @@ def _status(*, active_only: bool, refresh: bool, fmt: str, api_url: str | None, 
             return report
         table = Table(title="renders in flight" if active_only else "renders", title_justify="left")
         for column in ("id", "script", "state", "generations", "cost", "api"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")  # a path or an id is never cut to "…"
         for r in renders:
             gens = ledger.generations(r.id)
             detail = ", ".join(f"{g.generation_id[:8]} {g.status}" for g in gens) or "-"
@@ -626,7 +626,7 @@ def _listing(*, limit: int, fmt: str, ledger_path: str | None) -> Report:
             return Report()
         table = Table(title="renders", title_justify="left")
         for column in ("id", "script", "model", "state", "cost", "files"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")  # a path or an id is never cut to "…"
         for r in renders:
             files = "\n".join(f"{f.path} ({f.bytes:,} B)" for f in ledger.all_files(r.id)) or "-"
             table.add_row(str(r.id), r.script, r.model, _state(ledger, r), _cost_cell(r), files)
@@ -655,7 +655,7 @@ def _spending(*, fmt: str, ledger_path: str | None) -> Report:
     def table(title: str, key: str, tallies: tuple[Tally, ...], spend: Spend) -> None:
         grid = Table(title=title, title_justify="left", show_footer=True)
         total = spend.total
-        grid.add_column(key, footer="total")
+        grid.add_column(key, footer="total", overflow="fold")
         grid.add_column("renders", justify="right", footer=str(total.renders))
         grid.add_column("spent", justify="right", footer=figure(total.spent, total.unknown))
         grid.add_column(

@@ -116,3 +116,16 @@ def test_status_and_ls_json_show_the_same_render_and_its_generations(tmp_path, c
     assert listed["files"] and listed["files"][0]["path"].endswith(".mp4")
     code, out, _ = run_cli(capsys, "status", "--format", "json")  # in flight only: none
     assert json.loads(out) == {"renders": [], "missing": None}
+
+
+def test_tables_never_cut_a_path_at_eighty_columns(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    deep = tmp_path / "a-rather-long-folder-name-for-renders" / "and-another-level"
+    path = script(tmp_path, 'shot x 5s "a fox"\n')
+    assert run_cli(capsys, "run", "--sandbox", "--yes", "--out", str(deep), path)[0] == Exit.OK
+    for command in (["ls"], ["status", "--all"]):
+        code, out, _ = run_cli(capsys, *command)
+        assert code == Exit.OK and "…" not in out, out
+    code, out, _ = run_cli(capsys, "ls")
+    cells = "".join(line.split("│")[-2].strip() for line in out.splitlines() if line.count("│") > 2)
+    assert str(deep) in cells  # the files column, read down, is the whole path
