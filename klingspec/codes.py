@@ -64,6 +64,7 @@ CODES: dict[str, Code] = _catalogue(
     ("KVS-namespace", "error", "the namespace is not a valid Oxen namespace name"),
     ("KVS-assets", "error", "the assets target is not NAMESPACE/REPO[@BRANCH]"),
     ("KVS-config", "error", "klingspec.toml could not be read or has a bad value"),
+    ("KVS-allow", "warning", "an inline allowance names an error, an unknown code, or nothing that is there"),
     # templates
     ("KVS-template-syntax", "error", "a Jinja template inside a string does not parse"),
     ("KVS-template-undefined", "error", "a template uses a name that is not defined"),

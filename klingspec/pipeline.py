@@ -123,11 +123,20 @@ def _run(path: str, options: Options, reader: Reader) -> Result:
         diagnostics += problems
     diagnostics += check(bound)
     if has_errors(diagnostics) or not bound.shots or options.check_only:
-        return Result(path, sort_unique(diagnostics), program, bound)
+        return Result(path, _allowed(diagnostics, program), program, bound)
     from klingspec.compiling import compile_script, validate
     from klingspec.pricing import estimate
 
     request = compile_script(bound)
     if options.validate_schema:
         diagnostics += validate(request)
-    return Result(path, sort_unique(diagnostics), program, bound, request, estimate(bound))
+    return Result(path, _allowed(diagnostics, program), program, bound, request, estimate(bound))
+
+
+def _allowed(diagnostics: list[Diagnostic], program: Program) -> tuple[Diagnostic, ...]:
+    """Sorted, with the warnings `# kvs: allow(CODE)` comments silence taken out."""
+    if any(c.text.find("kvs:") >= 0 for script in program.files for c in script.comments):
+        from klingspec import allowances
+
+        diagnostics = allowances.apply(diagnostics, program.files)
+    return sort_unique(diagnostics)

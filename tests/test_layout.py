@@ -30,6 +30,7 @@ CORE = (
     "pricing",
     "pipeline",
     "comparing",
+    "allowances",
     "assets",
     "images",
     "formatting",
