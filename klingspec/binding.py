@@ -103,13 +103,18 @@ class BoundScript:
     local_files: Mapping[int, ImageFile] = field(default_factory=dict)
     uploads: Mapping[int, LocalImage] = field(default_factory=dict)
     model_override: str | None = None  # `plan --compare` tries the script on another model
+    project_model: str | None = None  # `model` of the project file (project.py)
 
     @property
     def model_id(self) -> str:
+        """`plan --compare`'s model, else the script's `model`, else the project file's,
+        else the default."""
         if self.model_override is not None:
             return self.model_override
         setting = self.settings.get("model")
-        return setting.raw if setting else default_model_id()
+        if setting:
+            return setting.raw
+        return self.project_model or default_model_id()
 
     @property
     def model(self) -> Model | None:

@@ -62,6 +62,7 @@ class Diagnostic:
     label: str | None = None
     related: tuple[Related, ...] = ()
     suggestions: tuple[Suggestion, ...] = ()
+    escalated: bool = False  # a warning the project's [severity] raises to an error
 
     def __post_init__(self) -> None:
         lookup(self.code)  # an unknown code is a klingspec bug: fail where it is made, not where it is shown
@@ -83,8 +84,9 @@ class Diagnostic:
 
     @property
     def severity(self) -> Severity:
-        """The code's severity in the catalogue: no diagnostic can disagree with its code."""
-        return lookup(self.code).severity
+        """The code's severity in the catalogue (no diagnostic can disagree with its code),
+        or "error" where the project's `[severity]` raises it (project.py)."""
+        return "error" if self.escalated else lookup(self.code).severity
 
     @property
     def path(self) -> str:

@@ -16,7 +16,6 @@ Which repository they go to is the `assets` target: `--assets`, else the script'
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
@@ -24,11 +23,11 @@ from klingspec import ast
 from klingspec.assets import AssetsTarget, is_local_path, parse_target, remote_path
 from klingspec.binding import BoundScript
 from klingspec.diagnostics import Diagnostic, Related
-from klingspec.loading import Reader, decode
+from klingspec.loading import Reader
+from klingspec.project import Project
 from klingspec.source import Source, Span
 
 MAX_IMAGE_BYTES = 64 * 1024 * 1024  # klingspec's own bound on what it reads: far above any host's limit
-CONFIG_NAME = "klingspec.toml"
 # Pillow's format name -> (klingspec's name, MIME type, extension of the uploaded file).
 # These four are decoded in full; any other format is reported by name, never decoded.
 _DECODED = {
@@ -102,7 +101,9 @@ def local_texts(script: BoundScript) -> Iterator[ast.Text]:
             yield text
 
 
-def attach(script: BoundScript, assets_option: str | None, reader: Reader) -> tuple[BoundScript, list[Diagnostic]]:
+def attach(
+    script: BoundScript, assets_option: str | None, reader: Reader, project: Project | None = None
+) -> tuple[BoundScript, list[Diagnostic]]:
     """Read every local image the script sends, and give each a URL when an assets target
     is known. Returns the script with `local_files` and `uploads` filled in, and the
     problems with the files and the target."""
@@ -119,7 +120,7 @@ def attach(script: BoundScript, assets_option: str | None, reader: Reader) -> tu
             files[id(text)] = found
         else:
             diagnostics.append(Diagnostic.of(found.code, text.span, found.message, found.help))
-    target, problems = _target(script, assets_option, reader)
+    target, problems = _target(script, assets_option, project or Project())
     diagnostics += problems
     uploads: dict[int, LocalImage] = {}
     if target is not None:
@@ -142,7 +143,8 @@ def attach(script: BoundScript, assets_option: str | None, reader: Reader) -> tu
                     remote,
                     target.url(remote),
                 )
-    elif texts and not problems and not _invalid_setting(script):
+    elif texts and not problems and not _invalid_setting(script) and not (project and project.problems):
+        # (a broken project file is reported already: its [assets] may be what is meant)
         first, *others = texts
         diagnostics.append(
             Diagnostic.of(
@@ -271,9 +273,10 @@ def _text_like(data: bytes) -> bool:
 
 
 def _target(
-    script: BoundScript, assets_option: str | None, reader: Reader
+    script: BoundScript, assets_option: str | None, project: Project
 ) -> tuple[AssetsTarget | None, list[Diagnostic]]:
-    """--assets, else the script's `assets`, else the nearest klingspec.toml's `[assets]`."""
+    """--assets, else the script's `assets`, else the project file's `[assets]` (whose
+    mistakes the pipeline reports with the rest of the project file's)."""
     if assets_option:
         found = parse_target(assets_option, "--assets")
         if isinstance(found, str):
@@ -284,92 +287,4 @@ def _target(
     if setting is not None:
         found = parse_target(setting.raw, "the script")
         return (None, []) if isinstance(found, str) else (found, [])
-    return project_target(script.program.main.source.name, reader)
-
-
-def project_target(script_path: str, reader: Reader) -> tuple[AssetsTarget | None, list[Diagnostic]]:
-    """The `[assets]` of the nearest klingspec.toml, walking up from the script's folder
-    (every file looked for goes through `reader`, so the check cache sees one appear)."""
-    folder = os.path.dirname(os.path.abspath(script_path))
-    while True:
-        candidate = os.path.join(folder, CONFIG_NAME)
-        try:
-            data = reader(candidate)
-        except (FileNotFoundError, NotADirectoryError):
-            pass
-        except OSError as error:
-            shown = _shown(candidate)
-            return None, [_config_problem(shown, None, f"cannot read {shown}: {error.strerror or error}")]
-        else:
-            return _read_config(_shown(candidate), data)
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return None, []
-        folder = parent
-
-
-def _shown(path: str) -> str:
-    relative = os.path.relpath(path)
-    return path if relative.startswith(os.pardir + os.sep + os.pardir) else relative
-
-
-def _config_problem(name: str, span: Span | None, message: str, help: str | None = None) -> Diagnostic:
-    where = span or Source(name, "").span(0)
-    return Diagnostic.of("KVS-config", where, message, help)
-
-
-def _read_config(name: str, data: bytes) -> tuple[AssetsTarget | None, list[Diagnostic]]:
-    import tomllib
-
-    source, problems = decode(name, data)
-    if problems:
-        return None, problems
-    try:
-        config = tomllib.loads(source.text)
-    except tomllib.TOMLDecodeError as error:
-        match = re.search(r"at line (\d+), column (\d+)", str(error))
-        offset = source.offset(int(match.group(1)), int(match.group(2))) if match else 0
-        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(error))
-        return None, [
-            _config_problem(
-                name,
-                source.span(offset, offset + 1),
-                f"{name} is not valid TOML: {message}",
-                'klingspec reads its [assets] table: repo = "NAMESPACE/REPO", and optionally branch = "main"',
-            )
-        ]
-    table = config.get("assets")
-    if table is None:
-        return None, []
-    if not isinstance(table, dict):
-        problem = f"`assets` in {name} must be a table: [assets]"
-        return None, [_config_problem(name, _key_span(source, "assets"), problem)]
-    unknown = sorted(set(table) - {"repo", "branch"})
-    if unknown:
-        return None, [
-            _config_problem(
-                name,
-                _key_span(source, unknown[0]),
-                f"unknown key `{unknown[0]}` in [assets] of {name}",
-                'give `repo = "NAMESPACE/REPO"` and, optionally, `branch = "main"`',
-            )
-        ]
-    repo, branch = table.get("repo"), table.get("branch")
-    if not isinstance(repo, str) or (branch is not None and not isinstance(branch, str)):
-        return None, [
-            _config_problem(
-                name,
-                _key_span(source, "repo" if not isinstance(repo, str) else "branch"),
-                f"[assets] of {name} needs `repo` as a string, and `branch` (optional) as a string",
-                'for example: repo = "aurora-studio/refs"',
-            )
-        ]
-    found = parse_target(repo, name, branch)
-    if isinstance(found, str):
-        return None, [Diagnostic.of("KVS-assets", _key_span(source, "repo"), found)]
-    return found, []
-
-
-def _key_span(source: Source, key: str) -> Span:
-    found = re.search(r'(?m)^\s*"?' + re.escape(key) + r'"?\s*=[^\n]*|^\s*\[' + re.escape(key) + r"\]", source.text)
-    return source.span(found.start(), found.end()) if found else source.span(0)
+    return project.assets, []

@@ -17,6 +17,8 @@ from klingspec.binding import BoundScript, bind
 from klingspec.checking import check
 from klingspec.diagnostics import Diagnostic, has_errors, sort_unique
 from klingspec.loading import Program, Reader, Var, load, parse_var_options, read_bytes, read_vars_file
+from klingspec.project import Project, severity_of
+from klingspec.project import load as load_project
 from klingspec.source import Source
 from klingspec.templating import expand
 
@@ -110,33 +112,41 @@ def _run(path: str, options: Options, reader: Reader) -> Result:
     diagnostics += problems
     if program is None:
         return Result(path, sort_unique(diagnostics))
+    project = load_project(path, reader)
+    diagnostics += project.problems
     expansion, problems = expand(program, variables)
     diagnostics += problems
     bound, problems = bind(program, expansion, library_ok=options.library_ok)
     diagnostics += problems
     if options.model is not None:
         bound = replace(bound, model_override=options.model)
+    if project.value("model") is not None:
+        bound = replace(bound, project_model=project.value("model"))
     if any(is_local_path(bound.expansion[text]) for text in bound.uri_texts()):
         from klingspec.images import attach  # Pillow loads only for scripts that name a local file
 
-        bound, problems = attach(bound, options.assets, reader)
+        bound, problems = attach(bound, options.assets, reader, project)
         diagnostics += problems
     diagnostics += check(bound)
     if has_errors(diagnostics) or not bound.shots or options.check_only:
-        return Result(path, _allowed(diagnostics, program), program, bound)
+        return Result(path, _allowed(diagnostics, program, project), program, bound)
     from klingspec.compiling import compile_script, validate
     from klingspec.pricing import estimate
 
     request = compile_script(bound)
     if options.validate_schema:
         diagnostics += validate(request)
-    return Result(path, _allowed(diagnostics, program), program, bound, request, estimate(bound))
+    return Result(path, _allowed(diagnostics, program, project), program, bound, request, estimate(bound))
 
 
-def _allowed(diagnostics: list[Diagnostic], program: Program) -> tuple[Diagnostic, ...]:
-    """Sorted, with the warnings `# kvs: allow(CODE)` comments silence taken out."""
+def _allowed(diagnostics: list[Diagnostic], program: Program, project: Project) -> tuple[Diagnostic, ...]:
+    """Sorted, with the warnings `# kvs: allow(CODE)` comments silence taken out, and the
+    project's `[severity]` applied (ignored warnings dropped, raised ones made errors)."""
     if any(c.text.find("kvs:") >= 0 for script in program.files for c in script.comments):
         from klingspec import allowances
 
         diagnostics = allowances.apply(diagnostics, program.files)
+    if project.severity:
+        levels = [(d, severity_of(d, project)) for d in diagnostics]
+        diagnostics = [replace(d, escalated=level == "error") for d, level in levels if level != "ignore"]
     return sort_unique(diagnostics)

@@ -295,6 +295,6 @@ def estimate(script: BoundScript) -> Estimate:
         rate,
         known.billing if known else "per second of output video (assumed)",
         audio,
-        defaulted="model" not in script.settings and script.model_override is None,
+        defaulted="model" not in script.settings and script.model_override is None and script.project_model is None,
         resolution=resolution or (known.default_resolution if known else None),
     )

@@ -31,6 +31,7 @@ CORE = (
     "pipeline",
     "comparing",
     "allowances",
+    "project",
     "assets",
     "images",
     "formatting",

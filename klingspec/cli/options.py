@@ -20,6 +20,7 @@ from klingspec.cli.report import Report
 if TYPE_CHECKING:
     from klingspec.diagnostics import Diagnostic
     from klingspec.pipeline import Options
+    from klingspec.project import Project
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -182,3 +183,14 @@ def _budget(ctx: click.Context, param: click.Parameter, value: float | None) -> 
 def budget_option(help_text: str) -> Callable[[F], F]:
     """`--budget USD` for the commands that spend (`run`, `watch --run`)."""
     return click.option("--budget", type=click.FLOAT, default=None, metavar="USD", callback=_budget, help=help_text)
+
+
+def project_of(paths: Sequence[str]) -> Project:
+    """The project file of the first script (or plan, or folder) a command was given: its
+    `budget`, `out` and `api_url` stand where the command line gives none."""
+    from klingspec.project import Project, load
+
+    if not paths:
+        return Project()
+    first = paths[0]
+    return load(os.path.join(first, "_") if os.path.isdir(first) else first)

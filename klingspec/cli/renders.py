@@ -25,6 +25,7 @@ from klingspec.cli.options import (
     out_option,
     pipeline_options,
     print_diagnostics,
+    project_of,
     var_options,
 )
 from klingspec.cli.report import Report
@@ -80,6 +81,7 @@ def run(
     ledger_path: str | None,
 ) -> None:
     """Plan, confirm, submit, follow and download renders. FILE is a script or a saved plan.json."""
+    project = project_of(files)
     report = _run(
         files=files,
         options=pipeline_options(var_options, var_files, assets=assets),
@@ -87,12 +89,13 @@ def run(
         sandbox=sandbox,
         mode="queue" if queue else "sync",
         budget=budget,
+        cap=budget if budget is not None else project.value("budget"),
         yes=yes,
-        out_dir=out_dir,
+        out_dir=out_dir or project.value("out"),
         again=again,
         concurrency=concurrency,
         sse=not poll_only,
-        api_url=api_url,
+        api_url=api_url or project.value("api_url"),
         ledger_path=ledger_path,
         json_out=fmt == "json",
     )
@@ -250,6 +253,7 @@ def _run(
     again: bool,
     concurrency: int,
     sse: bool,
+    cap: float | None = None,
     api_url: str | None,
     ledger_path: str | None,
     json_out: bool = False,
@@ -339,9 +343,9 @@ def _run(
         show(marks, frozenset(u.url for u in every) - {u.url for u in uploading.pending(ledger, ledger_url, every)})
         # what was shown is what may be paid for: a render the ledger gains meanwhile is not sent
         runner.consented = frozenset(m.job.request_hash for m in marks if m.paid is not None)
-        if budget is not None:
+        if cap is not None:  # --budget, else the project file's `budget` (a cap, not consent)
             try:
-                runner.check_budget(jobs, Decimal(str(budget)))
+                runner.check_budget(jobs, Decimal(str(cap)))
             except BudgetRefused as refused:
                 click.echo(f"klingspec: budget refused: {refused}", err=True)
                 return Report(budget_refused=True)

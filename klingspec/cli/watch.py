@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING
 import click
 
 from klingspec.cli.consent import Consent, amount, ask, can_ask, decide, refusal
-from klingspec.cli.options import api_options, assets_option, budget_option, out_option, pipeline_options, var_options
+from klingspec.cli.options import (
+    api_options,
+    assets_option,
+    budget_option,
+    out_option,
+    pipeline_options,
+    project_of,
+    var_options,
+)
 from klingspec.cli.report import Report
 
 if TYPE_CHECKING:
@@ -60,6 +68,11 @@ def watch(
     options = pipeline_options(var_options, var_files, assets=assets)
     from klingspec.cli.watching import Say, SessionRenders, Watcher, loop
 
+    project = project_of(paths)  # its budget caps the session (consent still comes from here)
+    cap = budget if budget is not None else project.value("budget")
+    out_dir = out_dir or project.value("out")
+    api_url = api_url or project.value("api_url")
+
     def write(line: str) -> None:
         click.echo(line)
         sys.stdout.flush()
@@ -88,7 +101,7 @@ def watch(
                 renders = SessionRenders(
                     make_runner=make_runner,
                     out=out,
-                    budget=Decimal(str(budget)) if budget is not None else None,
+                    budget=Decimal(str(cap)) if cap is not None else None,
                     cancel_stale=cancel_stale,
                     out_dir=out_dir,
                 )
