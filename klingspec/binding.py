@@ -136,7 +136,14 @@ class BoundScript:
         return upload.url if upload is not None else self.expansion[text]
 
     def uri_texts(self) -> Iterator[ast.Text]:
-        """Every URI literal of what is sent: images, element views, then frames."""
+        """Every URI literal of what is sent: images, element views, then frames. A URI
+        whose template failed is left out: its value is unknown, the failure is reported
+        (at the template), and nothing is sent while an error stands."""
+        for text in self._all_uri_texts():
+            if not self.expansion.did_fail(text):
+                yield text
+
+    def _all_uri_texts(self) -> Iterator[ast.Text]:
         for binding in self.images:
             image = binding.declaration
             assert isinstance(image, ast.Image)  # `images` holds only image bindings
@@ -176,6 +183,7 @@ class BoundScript:
 def bind(program: Program, expansion: Expansion, *, library_ok: bool = False) -> tuple[BoundScript, list[Diagnostic]]:
     diagnostics: list[Diagnostic] = []
     settings: dict[str, SettingValue] = {}
+    unknown: set[str] = set()  # settings whose value's template failed
     duplicates: list[ast.Setting] = []
     images: list[Binding] = []
     elements: list[Binding] = []
@@ -187,8 +195,13 @@ def bind(program: Program, expansion: Expansion, *, library_ok: bool = False) ->
     for statement in program.statements:
         if isinstance(statement, ast.Setting):
             key = statement.key.value
+            if key in unknown:
+                continue  # the first one failed; a repeat is reported once it is fixed
             if key in settings:
                 duplicates.append(statement)
+                continue
+            if isinstance(statement.value, ast.Text) and expansion.did_fail(statement.value):
+                unknown.add(key)  # its template failed, and was reported: the value is not judged
                 continue
             settings[key] = SettingValue(key, _setting_text(statement, expansion), statement)
         elif isinstance(statement, (ast.Image, ast.Element)):
