@@ -235,6 +235,9 @@ def bind(program: Program, expansion: Expansion, *, library_ok: bool = False) ->
             names[name] = binding
         elif isinstance(statement, ast.Frame):
             frames.append(statement)
+    negative = settings.get("negative")
+    if negative is not None and isinstance(negative.statement.value, ast.Text):
+        diagnostics.extend(_negative_references(negative.statement.value, expansion, names))
     bound_shots = []
     for index, shot in enumerate(shots, 1):
         prompt, mentions, problems = _rewrite(
@@ -339,6 +342,29 @@ def _rewrite(
             mentions.append(Mention(match.group(0), span, None))
     out.append(expanded[last:])
     return "".join(out), tuple(mentions), problems
+
+
+def _negative_references(text: ast.Text, expansion: Expansion, names: Mapping[str, Binding]) -> Iterator[Diagnostic]:
+    """`@name` (or a raw `@Image1`) in the negative prompt: it is sent as written (only
+    shot prompts have their @-references resolved), so the model reads the word, not the
+    image."""
+    expanded = expansion[text]
+    locate = _locator(text, expanded)
+    for match in _MENTION.finditer(expanded):
+        word = match.group(1)
+        if not word:
+            continue  # `@@`
+        bound = names.get(word)
+        replaced = f"; here `@{word}` is not replaced by `{bound.ref}`" if bound is not None else ""
+        if _RAW.match(word):
+            replaced = f"; in the negative prompt `@{word}` is plain text"
+        yield Diagnostic.of(
+            "KVS-negative-reference",
+            locate(match.start(), match.end()),
+            f"`@{word}` in the negative prompt is sent as written",
+            f"only shot prompts resolve @-references{replaced}, so say in words what to avoid",
+            label="not resolved here",
+        )
 
 
 def _locator(text: ast.Text, expanded: str) -> Callable[[int, int], Span]:
