@@ -130,7 +130,14 @@ class BoundScript:
         return upload.url if upload is not None else self.expansion[text]
 
     def uri_texts(self) -> Iterator[ast.Text]:
-        """Every URI literal of what is sent: images, element views, then frames."""
+        """Every URI literal of what is sent: images, element views, then frames. A URI
+        whose template failed is left out: its value is unknown, the failure is reported
+        (at the template), and nothing is sent while an error stands."""
+        for text in self._all_uri_texts():
+            if not self.expansion.did_fail(text):
+                yield text
+
+    def _all_uri_texts(self) -> Iterator[ast.Text]:
         for binding in self.images:
             image = binding.declaration
             assert isinstance(image, ast.Image)  # `images` holds only image bindings
@@ -170,6 +177,7 @@ class BoundScript:
 def bind(program: Program, expansion: Expansion, *, library_ok: bool = False) -> tuple[BoundScript, list[Diagnostic]]:
     diagnostics: list[Diagnostic] = []
     settings: dict[str, SettingValue] = {}
+    unknown: set[str] = set()  # settings whose value's template failed
     duplicates: list[ast.Setting] = []
     images: list[Binding] = []
     elements: list[Binding] = []
@@ -181,8 +189,13 @@ def bind(program: Program, expansion: Expansion, *, library_ok: bool = False) ->
     for statement in program.statements:
         if isinstance(statement, ast.Setting):
             key = statement.key.value
+            if key in unknown:
+                continue  # the first one failed; a repeat is reported once it is fixed
             if key in settings:
                 duplicates.append(statement)
+                continue
+            if isinstance(statement.value, ast.Text) and expansion.did_fail(statement.value):
+                unknown.add(key)  # its template failed, and was reported: the value is not judged
                 continue
             settings[key] = SettingValue(key, _setting_text(statement, expansion), statement)
         elif isinstance(statement, (ast.Image, ast.Element)):
@@ -216,6 +229,9 @@ def bind(program: Program, expansion: Expansion, *, library_ok: bool = False) ->
             names[name] = binding
         elif isinstance(statement, ast.Frame):
             frames.append(statement)
+    negative = settings.get("negative")
+    if negative is not None and isinstance(negative.statement.value, ast.Text):
+        diagnostics.extend(_negative_references(negative.statement.value, expansion, names))
     bound_shots = []
     for index, shot in enumerate(shots, 1):
         prompt, mentions, problems = _rewrite(
@@ -320,6 +336,29 @@ def _rewrite(
             mentions.append(Mention(match.group(0), span, None))
     out.append(expanded[last:])
     return "".join(out), tuple(mentions), problems
+
+
+def _negative_references(text: ast.Text, expansion: Expansion, names: Mapping[str, Binding]) -> Iterator[Diagnostic]:
+    """`@name` (or a raw `@Image1`) in the negative prompt: it is sent as written (only
+    shot prompts have their @-references resolved), so the model reads the word, not the
+    image."""
+    expanded = expansion[text]
+    locate = _locator(text, expanded)
+    for match in _MENTION.finditer(expanded):
+        word = match.group(1)
+        if not word:
+            continue  # `@@`
+        bound = names.get(word)
+        replaced = f"; here `@{word}` is not replaced by `{bound.ref}`" if bound is not None else ""
+        if _RAW.match(word):
+            replaced = f"; in the negative prompt `@{word}` is plain text"
+        yield Diagnostic.of(
+            "KVS-negative-reference",
+            locate(match.start(), match.end()),
+            f"`@{word}` in the negative prompt is sent as written",
+            f"only shot prompts resolve @-references{replaced}, so say in words what to avoid",
+            label="not resolved here",
+        )
 
 
 def _locator(text: ast.Text, expanded: str) -> Callable[[int, int], Span]:

@@ -81,6 +81,7 @@ CODES: dict[str, Code] = _catalogue(
     ("KVS-binding-unused", "warning", "a bound image or element is never referenced"),
     ("KVS-uri-duplicate", "warning", "the same URI is bound twice"),
     ("KVS-elements-unmentioned", "warning", "a prompt mentions none of the bound elements"),
+    ("KVS-negative-reference", "warning", "an @name in the negative prompt, which is sent as written"),
     # API rules
     ("KVS-no-shots", "error", "the script has no shot"),
     ("KVS-prompt-empty", "error", "a prompt is empty after expansion"),

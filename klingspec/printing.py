@@ -48,6 +48,59 @@ def _visible(line: str) -> str:
     return line.translate(_VISIBLE)
 
 
+def _expand(text: str) -> str:
+    return text.replace("\t", "    ")
+
+
+LINE_WIDTH = 120  # a source line wider than this is cut to a window around the span
+_CONTEXT = 16  # columns kept on each side of a span too long for the window
+_CUT = "..."
+
+
+def _take_left(text: str, columns: int) -> str:
+    """The longest start of `text` at most `columns` wide (a wide character that would
+    straddle the edge is left out)."""
+    width = 0
+    for i, ch in enumerate(text):
+        width += _width(ch)
+        if width > columns:
+            return text[:i]
+    return text
+
+
+def _take_right(text: str, columns: int) -> str:
+    """The longest end of `text` at most `columns` wide."""
+    width = 0
+    for i in range(len(text) - 1, -1, -1):
+        width += _width(text[i])
+        if width > columns:
+            return text[i + 1 :]
+    return text
+
+
+def _fit(prefix: str, marked: str, suffix: str) -> tuple[str, int, str]:
+    """(the line as shown, the columns before the carets, the carets) for a source line
+    split at the span. A line within LINE_WIDTH is shown whole; a wider one is cut to a
+    window around the span, `...` marking each cut; a span too long for the window shows
+    its start and its end, with `...` between them in the line and in the carets."""
+    left, middle, right = _width(prefix), _width(marked), _width(suffix)
+    if left + middle + right <= LINE_WIDTH:
+        return prefix + marked + suffix, left, "^" * max(1, middle)
+    if middle > LINE_WIDTH - 2 * _CONTEXT - 2 * len(_CUT):
+        end = (LINE_WIDTH - 2 * _CONTEXT - 3 * len(_CUT)) // 2
+        head, tail = _take_left(marked, end), _take_right(marked, end)
+        before = prefix if left <= _CONTEXT else _CUT + _take_right(prefix, _CONTEXT)
+        after = suffix if right <= _CONTEXT else _take_left(suffix, _CONTEXT) + _CUT
+        carets = "^" * _width(head) + _CUT + "^" * _width(tail)
+        return before + head + _CUT + tail + after, _width(before), carets
+    room = LINE_WIDTH - middle - 2 * len(_CUT)
+    left_room = min(left, max(room // 2, room - right))
+    before = prefix if left <= left_room else _CUT + _take_right(prefix, left_room)
+    after_room = LINE_WIDTH - _width(before) - middle - len(_CUT)
+    after = suffix if right <= after_room + len(_CUT) else _take_left(suffix, after_room) + _CUT
+    return before + marked + after, _width(before), "^" * max(1, middle)
+
+
 def location(diagnostic: Diagnostic) -> tuple[int, int, int, int]:
     line, column = diagnostic.span.start_position
     end_line, end_column = diagnostic.span.end_position
@@ -67,15 +120,15 @@ def text(diagnostic: Diagnostic, style: TextStyle = TextStyle()) -> str:
     source = diagnostic.span.source
     if style.snippet and source.text:
         gutter = len(str(line))
-        code_line = _visible(source.line_text(line))
-        prefix = code_line[: column - 1]
-        last = end_column - 1 if end_line == line else len(code_line)
-        marked = code_line[column - 1 : max(last, column - 1)]
-        carets = "^" * max(1, _width(marked))
+        code_line = _visible(source.line_text(line)).replace("\t", "    ")
+        raw = _visible(source.line_text(line))
+        last = end_column - 1 if end_line == line else len(raw)
+        prefix, marked = _expand(raw[: column - 1]), _expand(raw[column - 1 : max(last, column - 1)])
+        shown, pad, carets = _fit(prefix, marked, code_line[len(prefix) + len(marked) :])
         label = f" {diagnostic.label}" if diagnostic.label else ""
         out.append(c(_BLUE, f"{' ' * gutter} |"))
-        out.append(c(_BLUE, f"{line} |") + " " + code_line.replace("\t", "    "))
-        out.append(c(_BLUE, f"{' ' * gutter} |") + " " + " " * _width(prefix) + c(_COLORS[severity], carets + label))
+        out.append(c(_BLUE, f"{line} |") + " " + shown)
+        out.append(c(_BLUE, f"{' ' * gutter} |") + " " + " " * pad + c(_COLORS[severity], carets + label))
         for related in diagnostic.related:
             r_line, r_col = related.span.start_position
             out.append(f"{' ' * gutter} = note: {related.message} at {related.span.path}:{r_line}:{r_col}")

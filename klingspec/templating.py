@@ -44,10 +44,16 @@ class Expansion:
 
     texts: dict[int, str]
     variables: dict[str, Any]
+    failed: frozenset[int] = frozenset()  # literals whose template failed (and was reported)
 
     def __getitem__(self, text: ast.Text) -> str:
         found = self.texts.get(id(text))
         return found if found is not None else text.literal
+
+    def did_fail(self, text: ast.Text) -> bool:
+        """Whether `text`'s template failed: its value is unknown, so no later phase
+        should judge it (the literal `{{ ... }}` is no URI, model or aspect ratio)."""
+        return id(text) in self.failed
 
 
 def has_template(value: str) -> bool:
@@ -175,15 +181,8 @@ class Expander:
 
         try:
             template, names = _compiled(text.value)
-        except TemplateSyntaxError as error:
-            self.diagnostics.append(
-                Diagnostic.of(
-                    "KVS-template-syntax",
-                    _line_span(text, error.lineno),
-                    f"template error: {error.message}",
-                    _syntax_help(error.message or ""),
-                )
-            )
+        except TemplateSyntaxError:
+            self.diagnostics.append(syntax_error(text))
             return None
         env = environment()
         missing = [n for n in names if n not in self.variables and n not in env.globals]
@@ -218,7 +217,7 @@ class Expander:
                 Diagnostic.of(
                     "KVS-template-undefined",
                     text.span,
-                    f"template error: {error.message}",
+                    _undefined_words(error.message or ""),
                     "check the attribute or key name",
                 )
             )
@@ -241,9 +240,8 @@ class Expander:
                 )
             )
         except Exception as error:  # any runtime failure inside the user's template
-            self.diagnostics.append(
-                Diagnostic.of("KVS-template-error", text.span, f"template failed: {type(error).__name__}: {error}")
-            )
+            message, hint = _runtime_words(error)
+            self.diagnostics.append(Diagnostic.of("KVS-template-error", text.span, message, hint))
         return None
 
     def _substitute(self, text: ast.Text) -> str | None:
@@ -321,6 +319,342 @@ def _name_span(text: ast.Text, name: str) -> Span:
     return text.span
 
 
+@dataclass(frozen=True)
+class _Token:
+    """A Jinja token with where it is in the string (Jinja itself keeps only the line)."""
+
+    start: int
+    end: int
+    kind: str  # the lexer's name: variable_begin, block_begin, name, operator, ...
+    value: str
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """Where Jinja's parser or lexer stopped: the token it stood on (None at the end of
+    the string), the tokens read so far, the statements still open (each its tag's name
+    token) and, for a lexer error, the offset of the character it could not read."""
+
+    token: _Token | None
+    tokens: list[_Token]
+    open_tags: list[_Token]
+    at: int | None
+
+
+def _locate_failure(value: str) -> _Failure | None:
+    """Parse `value` again, keeping each token's offset, and say where the parse failed
+    (None if it does not fail). Only run for a string that failed to compile."""
+    from jinja2 import TemplateSyntaxError
+    from jinja2.lexer import Token, TokenStream
+    from jinja2.parser import Parser
+
+    env = environment()
+    tokens: list[_Token] = []
+    where: dict[int, _Token] = {}
+    opened: list[_Token] = []
+    lexed_to: list[int] = []
+
+    def positioned() -> Iterable[tuple[int, str, str]]:
+        position = 0
+        try:
+            for lineno, kind, text in env.lexer.tokeniter(value, None):
+                start = value.find(text, position) if text else position
+                start = position if start < 0 else start
+                position = start + len(text)
+                tokens.append(_Token(start, position, kind, text))
+                yield lineno, kind, text
+        except TemplateSyntaxError:
+            lexed_to.append(position)
+            raise
+
+    kept: list[Token] = []  # alive, so no other token reuses an id of `where`
+
+    def wrapped() -> Iterable[Token]:
+        for token in env.lexer.wrap(positioned()):
+            if tokens:
+                kept.append(token)
+                where[id(token)] = tokens[-1]
+            yield token
+
+    class Locating(Parser):
+        def parse_statement(self) -> Any:
+            opened.append(where.get(id(self.stream.current), _Token(len(value), len(value), "eof", "")))
+            result = super().parse_statement()
+            opened.pop()
+            return result
+
+    parser = Locating(env, "")
+    try:
+        parser.stream = TokenStream(wrapped(), None, None)  # reads the first token
+        parser.parse()
+    except TemplateSyntaxError:
+        current = None if lexed_to else where.get(id(parser.stream.current))
+        return _Failure(current, tokens, opened, lexed_to[0] if lexed_to else None)
+    return None
+
+
+_TAG_EXAMPLES = {
+    "for": "{% for item in items %}",
+    "if": "{% if mood %}",
+    "elif": "{% elif mood %}",
+    "set": "{% set name = value %}",
+    "macro": "{% macro name() %}",
+    "with": "{% with name = value %}",
+    "filter": "{% filter upper %}",
+    "call": "{% call name() %}",
+}
+_CLOSERS = {"variable_begin": "}}", "block_begin": "%}", "comment_begin": "#}"}
+_SHOWN = {"variable_begin": "{{", "block_begin": "{%", "comment_begin": "{#"}
+_INNERMOST = re.compile(r"innermost block that needs to be closed is '(\w+)'")
+_UNKNOWN_TAG = re.compile(r"unknown tag '(\w+)'")
+_EXPECTED = re.compile(r"expected token '([^']+)', got '([^']*)'")
+_JINJA_WORDS = {
+    "end of print statement": "`}}`",
+    "end of statement block": "`%}`",
+    "end of template": "the end of the string",
+    "name": "a name",
+}
+
+
+_BRACKET = re.compile(r"unexpected '.', expected '([)\]}])'")
+_PAIRS = {"(": ")", "[": "]", "{": "}"}
+
+
+def _unclosed_bracket(tokens: list[_Token], closer: str) -> _Token | None:
+    """The innermost bracket still open at the end of `tokens`."""
+    stack: list[_Token] = []
+    for token in tokens:
+        if token.kind in _CLOSERS:
+            stack = []
+        elif token.kind == "operator" and token.value in _PAIRS:
+            stack.append(token)
+        elif token.kind == "operator" and token.value in _PAIRS.values() and stack:
+            stack.pop()
+    return stack[-1] if stack and _PAIRS[stack[-1].value] == closer else None
+
+
+def _opener(tokens: list[_Token]) -> _Token | None:
+    """The `{{`, `{%` or `{#` the failure is inside: the last one not yet closed."""
+    for token in reversed(tokens):
+        if token.kind in _CLOSERS:
+            return token
+        if token.kind in ("variable_end", "block_end", "comment_end"):
+            return None
+    return None
+
+
+def _tag_span(text: ast.Text, failure: _Failure, name: _Token) -> Span:
+    """The whole `{% ... %}` tag whose name token is `name` (the name alone if the tag is
+    not closed)."""
+    index = failure.tokens.index(name) if name in failure.tokens else -1
+    start = next((t.start for t in reversed(failure.tokens[:index]) if t.kind == "block_begin"), name.start)
+    end = next((t.end for t in failure.tokens[index:] if t.kind == "block_end"), name.end)
+    return text.span_of(start, len(text.value[:end].rstrip()))
+
+
+def syntax_error(text: ast.Text) -> Diagnostic:
+    """A template that does not parse, at the character where it goes wrong, in klingspec's
+    words, with the fix where it is certain."""
+    from jinja2 import TemplateSyntaxError
+
+    message = ""
+    lineno = None
+    try:
+        environment().parse(text.value)
+    except TemplateSyntaxError as error:
+        message, lineno = error.message or "", error.lineno
+    failure = _locate_failure(text.value)
+    if failure is None:  # cannot happen: the same parse failed a moment ago
+        return Diagnostic.of("KVS-template-syntax", _line_span(text, lineno), f"template error: {message}")
+    value = text.value
+    opener = _opener(failure.tokens)
+    if failure.at is not None:  # the lexer stopped at a character
+        at = failure.at
+        char = value[at : at + 1]
+        unclosed = _BRACKET.search(message)
+        if unclosed:
+            bracket = _unclosed_bracket(failure.tokens, unclosed.group(1))
+            if bracket is not None:
+                return Diagnostic.of(
+                    "KVS-template-syntax",
+                    text.span_of(bracket.start, bracket.end),
+                    f"`{bracket.value}` is never closed",
+                    f"close it with `{unclosed.group(1)}` before `{value[at : at + 2].strip()}`",
+                    label="opened here",
+                )
+        if opener is not None and char == "}":
+            closer = _CLOSERS[opener.kind]
+            start = at - 1 if at > 0 and value[at - 1] in "%#" else at
+            end = at + 2 if value[at + 1 : at + 2] == "}" else at + 1
+            written = value[start:end]
+            span = text.span_of(start, end)
+            return Diagnostic.of(
+                "KVS-template-syntax",
+                span,
+                f"`{_SHOWN[opener.kind]}` is closed by `{written}`",
+                f"write `{closer}` to close the `{_SHOWN[opener.kind]}`",
+                label=f"expected `{closer}`",
+                related=[Related(text.span_of(opener.start, opener.end), f"`{_SHOWN[opener.kind]}` opened here")],
+                suggestions=[Suggestion(span, closer, f"Replace `{written}` with `{closer}`", preferred=True)],
+            )
+        if char in "\"'":
+            return Diagnostic.of(
+                "KVS-template-syntax",
+                text.span_of(at, at + 1),
+                "a quoted string inside the template is never closed",
+                f"close it with a matching {char}",
+                label="opened here",
+            )
+        if (opener is not None and opener.kind == "comment_begin") or "comment" in message:
+            start = opener.start if opener is not None else at
+            return Diagnostic.of(
+                "KVS-template-syntax",
+                text.span_of(start, start + 2),
+                "`{#` is never closed",
+                "close the comment with `#}`",
+                label="opened here",
+            )
+        if char in ")]}":
+            return Diagnostic.of(
+                "KVS-template-syntax",
+                text.span_of(at, at + 1),
+                f"`{char}` closes nothing",
+                f"remove it, or open it with `{dict(zip(')]}', '([{', strict=True))[char]}` before",
+                label="unmatched",
+            )
+        return Diagnostic.of(
+            "KVS-template-syntax",
+            text.span_of(at, at + 1),
+            f"`{char}` cannot be used here in a template" if char.strip() else "a template cannot be read here",
+            _syntax_help(message),
+        )
+    token = failure.token
+    if message == "expected name or number":  # the parser has stepped past the `.`
+        dot = next((t for t in reversed(failure.tokens) if t.value == "."), None)
+        if dot is not None:
+            return Diagnostic.of(
+                "KVS-template-syntax",
+                text.span_of(dot.start, dot.end),
+                "an attribute name after `.` is missing",
+                "name one, as in `{{ shot.title }}`, or remove the `.`",
+                label="nothing follows this `.`",
+            )
+    if token is None:  # the parser ran off the end of the string
+        innermost = _INNERMOST.search(message)
+        if innermost and failure.open_tags:
+            tag = failure.open_tags[-1]
+            name = innermost.group(1)
+            return Diagnostic.of(
+                "KVS-template-syntax",
+                _tag_span(text, failure, tag),
+                f"`{{% {name} %}}` is never closed",
+                f"close it with `{{% end{name} %}}` where its part ends",
+                label="opened here",
+            )
+        if opener is not None:
+            begin = _SHOWN[opener.kind]
+            return Diagnostic.of(
+                "KVS-template-syntax",
+                text.span_of(opener.start, opener.end),
+                f"`{begin}` is never closed",
+                f"close it with `{_CLOSERS[opener.kind]}` inside this string",
+                label="opened here",
+            )
+        end = len(value.rstrip())
+        return Diagnostic.of(
+            "KVS-template-syntax",
+            text.span_of(end, end),
+            "the template ends too early",
+            _syntax_help(message),
+        )
+    span = text.span_of(token.start, token.end)
+    unknown = _UNKNOWN_TAG.search(message)
+    if unknown:
+        name = unknown.group(1)
+        innermost = _INNERMOST.search(message)
+        if name.startswith("end") and innermost and len(failure.open_tags) >= 2:
+            block = innermost.group(1)
+            return Diagnostic.of(
+                "KVS-template-syntax",
+                span,
+                f"`{{% {name} %}}` comes before the `{{% {block} %}}` inside it is closed",
+                f"close the `{{% {block} %}}` first with `{{% end{block} %}}`",
+                label="closes the wrong block",
+                related=[Related(_tag_span(text, failure, failure.open_tags[-2]), f"`{{% {block} %}}` opened here")],
+            )
+        if name.startswith("end") or name in ("else", "elif"):
+            return Diagnostic.of(
+                "KVS-template-syntax",
+                span,
+                f"`{{% {name} %}}` has no block to close"
+                if name.startswith("end")
+                else f"`{{% {name} %}}` outside an `{{% if %}}`",
+                "remove it, or open the block it belongs to before it",
+                label="nothing open here",
+            )
+        return Diagnostic.of(
+            "KVS-template-syntax",
+            span,
+            f"`{name}` is not a template tag",
+            _syntax_help(message),
+            label="unknown tag",
+        )
+    expected = _EXPECTED.search(message)
+    before = failure.tokens[: failure.tokens.index(token)]
+    previous = next((t for t in reversed(before) if t.kind != "whitespace"), None)
+    if expected and expected.group(1) == "name" and previous is not None and previous.value in ("|", "."):
+        after = "a filter name after `|`" if previous.value == "|" else "an attribute name after `.`"
+        example = "`{{ mood | upper }}`" if previous.value == "|" else "`{{ shot.title }}`"
+        return Diagnostic.of(
+            "KVS-template-syntax",
+            text.span_of(previous.start, previous.end),
+            f"{after} is missing",
+            f"name one, as in {example}, or remove the `{previous.value}`",
+            label=f"nothing follows this `{previous.value}`",
+        )
+    shown = f"`{token.value.strip()}`" if token.value.strip() else "this"
+    if expected:
+        want = _JINJA_WORDS.get(expected.group(1), f"`{expected.group(1)}`")
+        return Diagnostic.of(
+            "KVS-template-syntax",
+            span,
+            f"expected {want} in the template, found {shown}",
+            _syntax_help(message),
+            label=f"expected {want}",
+        )
+    if token.kind in ("variable_end", "block_end") and previous is not None and previous.kind == "operator":
+        return Diagnostic.of(
+            "KVS-template-syntax",
+            text.span_of(previous.start, previous.end),
+            f"`{previous.value}` needs a value after it",
+            f"write the value after `{previous.value}`, or remove it",
+            label="nothing follows",
+        )
+    if token.kind == "block_end" and previous is not None and previous.value in _TAG_EXAMPLES:
+        return Diagnostic.of(
+            "KVS-template-syntax",
+            _tag_span(text, failure, previous),
+            f"`{{% {previous.value} %}}` is incomplete",
+            f"write it whole, as in `{_TAG_EXAMPLES[previous.value]}`",
+            label="incomplete tag",
+        )
+    if token.kind in ("variable_end", "block_end") and previous is not None and previous.kind in _CLOSERS:
+        return Diagnostic.of(
+            "KVS-template-syntax",
+            text.span_of(previous.start, token.end),
+            f"`{previous.value.strip()} {token.value.strip()}` is empty",
+            "write a name or an expression inside it, or remove it",
+            label="nothing inside",
+        )
+    return Diagnostic.of(
+        "KVS-template-syntax",
+        span,
+        f"{shown} is not expected here in the template",
+        _syntax_help(message),
+        label="unexpected",
+    )
+
+
 def _syntax_help(message: str) -> str | None:
     if "expected token" in message:
         return "check the expression inside `{{ }}`: a filter after `|` needs a name, e.g. `{{ mood | upper }}`"
@@ -331,11 +665,74 @@ def _syntax_help(message: str) -> str | None:
     return None
 
 
+_NO_ATTRIBUTE = re.compile(r"^'?(.+?)(?: object)?'? has no attribute '(.+)'$")
+_NO_ELEMENT = re.compile(r"^'?(.+?) object'? has no element (.+)$")
+_UNDEFINED = re.compile(r"^'(.+)' is undefined$")
+_PYTHON_TYPES = {
+    "str": "text",
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true/false",
+    "list": "a list",
+    "tuple": "a list",
+    "dict": "a mapping",
+    "NoneType": "nothing (none)",
+    "None": "nothing (none)",
+}
+
+
+def _kind(python_type: str) -> str:
+    return _PYTHON_TYPES.get(python_type, f"a {python_type}")
+
+
+def _undefined_words(message: str) -> str:
+    """Jinja's undefined-value messages, said in klingspec's words."""
+    found = _NO_ATTRIBUTE.match(message)
+    if found:
+        return f"{_kind(found.group(1))} has no attribute or key `{found.group(2)}`"
+    found = _NO_ELEMENT.match(message)
+    if found:
+        return f"{_kind(found.group(1))} has no item {found.group(2)}"
+    found = _UNDEFINED.match(message)
+    if found:
+        return f"`{found.group(1)}` is not defined"
+    return f"a template used a value that is not defined: {message}"
+
+
+_TYPES = "str|int|float|NoneType|list|dict|tuple|bool"
+_TYPE_NAMES = re.compile(rf"'({_TYPES})'|\b({_TYPES})\b")
+_FILTER_NAME = re.compile(r"\bdo_(\w+)\(\)")
+
+
+def _runtime_words(error: Exception) -> tuple[str, str | None]:
+    """A failure while a template ran, in plain words: never a Python exception's name."""
+    if isinstance(error, ZeroDivisionError):
+        return (
+            "division by zero in a template",
+            "a divisor that can be zero needs a guard: `{% if n %}...{% endif %}`, or another value",
+        )
+    detail = _TYPE_NAMES.sub(lambda m: _kind(m.group(1) or m.group(2)), str(error)).strip()
+    detail = _FILTER_NAME.sub(lambda m: f"the `{m.group(1)}` filter", detail)
+    if isinstance(error, TypeError):
+        return (
+            f"a template used a value of the wrong kind: {detail}",
+            "convert it first, e.g. `{{ n | string }}` or `{{ text | int }}`",
+        )
+    if isinstance(error, ValueError):
+        return f"a template was given a value it cannot use: {detail}", None
+    if isinstance(error, (KeyError, IndexError)):
+        return f"a template looked up an item that is not there: {detail}", "check the key or index"
+    if isinstance(error, MemoryError):
+        return "template expansion stopped: it needs too much memory", None
+    return f"a template failed while it was expanded{': ' + detail if detail else ''}", None
+
+
 def _python(value: ast.Value, expander: Expander) -> Any:
     if isinstance(value, ast.Text):
         return expander.expand(value)
     if isinstance(value, ast.ListValue):
-        return [_python(item, expander) for item in value.items]
+        items = [_python(item, expander) for item in value.items]
+        return None if any(item is None for item in items) else items  # an item failed: the list is unknown
     return value.value
 
 
@@ -351,6 +748,7 @@ def expand(program: Program, overrides: Iterable[Var] = ()) -> tuple[Expansion, 
     diagnostics: list[Diagnostic] = []
     seen: dict[str, ast.Let] = {}
     texts: dict[int, str] = {}
+    failed: set[int] = set()
     for statement in program.statements:
         if not isinstance(statement, ast.Let):
             continue
@@ -384,6 +782,8 @@ def expand(program: Program, overrides: Iterable[Var] = ()) -> tuple[Expansion, 
             value = expander.expand(text)
             if value is not None:
                 texts[id(text)] = value
+            else:
+                failed.add(id(text))
     for name, var in by_name.items():
         if name not in seen and name not in expander.used:
             diagnostics.append(
@@ -394,4 +794,4 @@ def expand(program: Program, overrides: Iterable[Var] = ()) -> tuple[Expansion, 
                     "check the spelling against the script's `{{ }}` names",
                 )
             )
-    return Expansion(texts, variables), diagnostics + expander.diagnostics
+    return Expansion(texts, variables, frozenset(failed)), diagnostics + expander.diagnostics

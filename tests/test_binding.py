@@ -129,3 +129,17 @@ def test_local_bindings_are_sent_even_when_unmentioned(tmp_path):
 def test_check_of_a_library_alone(tmp_path):
     result = run(tmp_path, img("a") + el("h"), library_ok=True)
     assert codes(result) == []
+
+
+def test_at_name_in_the_negative_prompt_is_a_warning_at_the_name(tmp_path):
+    text = 'image hero = "https://x.example/h.png"\nnegative "blur, @hero, @@, a@b.c"\nshot a 5s "@hero"\n'
+    result = run(tmp_path, text)
+    diagnostic = only(result, "KVS-negative-reference")
+    assert diagnostic.severity == "warning" and diagnostic.span.text == "@hero"
+    assert "`@Image1`" in (diagnostic.help or "")
+    assert result.request.body["negative_prompt"] == "blur, @hero, @@, a@b.c"  # sent as written
+
+
+def test_no_negative_reference_warning_without_at_names(tmp_path):
+    result = run(tmp_path, 'negative "blur, a@b.c, @@"\nshot a 5s "x"\n')
+    assert "KVS-negative-reference" not in codes(result)

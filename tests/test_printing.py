@@ -193,3 +193,60 @@ def test_sarif_uses_forward_slashes():
 def test_sarif_empty():
     sarif = json.loads(printing.as_sarif([], "0"))
     assert sarif["runs"][0]["results"] == [] and sarif["runs"][0]["tool"]["driver"]["rules"] == []
+
+
+# -- long lines: a window around the span ---------------------------------------------
+
+
+def _snippet(rendered: str) -> tuple[str, str]:
+    """(the code as shown, the caret line), both after the gutter."""
+    lines = rendered.split("\n")
+    code = next(line for line in lines[1:] if re.match(r"^\d+ \| ", line))
+    carets = next(line for line in lines if "^" in line)
+    return code[code.index("| ") + 2 :], carets[carets.index("| ") + 2 :]
+
+
+def test_a_line_within_the_width_is_shown_whole_and_one_column_more_is_cut():
+    text = 'shot a 5s "' + "x" * (printing.LINE_WIDTH - 19) + ' @ghost"\n'
+    assert len(text.rstrip("\n")) == printing.LINE_WIDTH
+    code, carets = _snippet(printing.text(one(text)))
+    assert code == text.rstrip("\n") and carets.strip() == "^^^^^^"
+    code, carets = _snippet(printing.text(one(text.replace("x", "xx", 1))))
+    assert code.startswith("...") and code.endswith('@ghost"') and carets.strip() == "^^^^^^"
+
+
+def test_a_long_line_is_cut_around_the_span_and_the_carets_follow():
+    text = 'shot a 5s "' + "left " * 60 + "@ghost" + " right" * 60 + '"\n'
+    code, carets = _snippet(printing.text(one(text)))
+    assert code.startswith("...") and code.endswith("...")
+    assert printing._width(code) <= printing.LINE_WIDTH
+    first = carets.index("^")
+    assert code[first : first + 6] == "@ghost" and carets[first:] == "^^^^^^"
+
+
+def test_a_span_at_the_end_of_a_long_line_cuts_only_the_left():
+    text = 'shot a 5s "' + "left " * 60 + '@ghost"\n'
+    code, carets = _snippet(printing.text(one(text)))
+    assert code.startswith("...") and code.endswith('@ghost"')
+    assert code[carets.index("^") :].startswith("@ghost")
+
+
+def test_a_span_longer_than_the_window_shows_its_start_and_end():
+    prompt = "start " + "middle " * 80 + "end"
+    text = f'shot a 5s "{prompt}"\n'
+    code, carets = _snippet(printing.text(one(text, needle=prompt)))
+    assert printing._width(code) <= printing.LINE_WIDTH and len(carets) <= printing.LINE_WIDTH
+    first = carets.index("^")
+    assert code[first:].startswith("start") and carets[first:].count("...") == 1
+    cut = carets.index("...")
+    assert code[cut : cut + 3] == "..." and code.rstrip('"').endswith("end")
+    assert carets.rstrip().endswith("^") and len(carets.rstrip()) == len(code.rstrip('"'))
+
+
+def test_a_long_line_of_wide_characters_keeps_the_carets_aligned():
+    text = 'shot a 5s "' + "赤い風船が港の上を漂う。" * 12 + "@ghost が続く" + "。" * 40 + '"\n'
+    code, carets = _snippet(printing.text(one(text)))
+    first = carets.index("^")
+    assert code.startswith("...") and printing._width(code) <= printing.LINE_WIDTH
+    shown_before = next(i for i in range(len(code)) if printing._width(code[:i]) == first)
+    assert code[shown_before:].startswith("@ghost")

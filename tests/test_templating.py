@@ -104,7 +104,102 @@ def test_template_runtime_error(tmp_path):
     text = 'shot a 5s "{{ 1/0 }}"\n'
     diagnostic = only(run(tmp_path, text), "KVS-template-error")
     assert where(diagnostic) == locate(text, '"{{ 1/0 }}"')
-    assert "ZeroDivisionError" in diagnostic.message
+    assert diagnostic.message == "division by zero in a template"
+
+
+_PYTHON_NAMES = ("Error", "Exception", "do_", "NoneType", "'str'", "'int'")
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ 1/0 }}",
+        "{{ 10 // n }}",
+        "{{ 'a' + 1 }}",
+        "{{ 1 + 'a' }}",
+        "{{ '%d' % 'x' }}",
+        "{{ '{:d}'.format('a') }}",
+        "{{ x | int(1, 2, 3) }}",
+        "{{ xs.foo }}",
+        "{{ xs[5] }}",
+        "{{ none.x }}",
+        "{{ 2 ** 1000 }}",
+    ],
+)
+def test_template_failures_name_no_python_exception(tmp_path, template):
+    text = f'let n = 0\nlet x = "1"\nlet xs = ["a"]\nshot a 5s "{template}"\n'
+    (diagnostic,) = [d for d in run(tmp_path, text).diagnostics if d.code.startswith("KVS-template")]
+    shown = diagnostic.message + (diagnostic.help or "")
+    assert not any(name in shown for name in _PYTHON_NAMES), shown
+
+
+def _syntax(tmp_path, template: str):
+    text = f'let mood = "dusk"\nshot a 5s """{template}"""\n'
+    return text, only(run(tmp_path, text), "KVS-template-syntax")
+
+
+def test_single_closing_brace_is_pointed_at_with_a_fix(tmp_path):
+    text, diagnostic = _syntax(tmp_path, "a {{ mood } b")
+    assert diagnostic.span.text == "}" and diagnostic.message == "`{{` is closed by `}`"
+    assert diagnostic.related[0].span.text == "{{"
+    (fix,) = diagnostic.suggestions
+    assert (fix.span, fix.replacement, fix.preferred) == (diagnostic.span, "}}", True)
+
+
+@pytest.mark.parametrize(
+    ("template", "span", "message"),
+    [
+        ("{% if mood }x{% endif %}", "}", "`{%` is closed by `}`"),
+        ("{{ mood %}", "%}", "`{{` is closed by `%}`"),
+        ("{{ mood ", "{{", "`{{` is never closed"),
+        ("{# note", "{#", "`{#` is never closed"),
+        ("x\n{% for i in range(3) %}\n{{ i }}\nmore\n", "{% for i in range(3) %}", "`{% for %}` is never closed"),
+        ("{% if mood %}x{% endfor %}", "endfor", "`{% endfor %}` comes before the `{% if %}` inside it is closed"),
+        ("{% endif %}", "endif", "`{% endif %}` has no block to close"),
+        ("{% frobnicate %}", "frobnicate", "`frobnicate` is not a template tag"),
+        ("{% for %}", "{% for %}", "`{% for %}` is incomplete"),
+        ("{{ mood | }}", "|", "a filter name after `|` is missing"),
+        ("{{ mood. }}", ".", "an attribute name after `.` is missing"),
+        ("{{ 1 + }}", "+", "`+` needs a value after it"),
+        ("{{ (1 }}", "(", "`(` is never closed"),
+        ("{{ 1) }}", ")", "`)` closes nothing"),
+        ("{{ }}", "{{ }}", "`{{ }}` is empty"),
+        ("{{ 'abc }}", "'", "a quoted string inside the template is never closed"),
+    ],
+)
+def test_syntax_errors_point_at_the_offending_character(tmp_path, template, span, message):
+    text, diagnostic = _syntax(tmp_path, template)
+    assert (diagnostic.span.text, diagnostic.message) == (span, message)
+    assert where(diagnostic)[:2] == locate(text, span)[:2]
+
+
+def test_unclosed_for_is_found_on_its_own_line_not_the_last(tmp_path):
+    text, diagnostic = _syntax(tmp_path, "\n  one\n  {% for i in range(2) %}\n  {{ i }}\n")
+    assert diagnostic.span.start_position[0] == 4 and diagnostic.label == "opened here"
+    assert diagnostic.help == "close it with `{% endfor %}` where its part ends"
+
+
+def test_undefined_name_in_a_let_is_reported_once_without_follow_ons(tmp_path):
+    text = (
+        'let base = "https://cdn.example.com/{{ hosst }}"\n'
+        'let xs = ["{{ nope }}", "b"]\n'
+        'image one = "{{ base }}/1.png"\nimage two = "{{ base }}/2.png"\n'
+        'shot a 5s "{{ xs | join }} @one @two"\n'
+    )
+    result = run(tmp_path, text)
+    assert [(d.code, d.span.text) for d in result.diagnostics] == [
+        ("KVS-template-undefined", "hosst"),
+        ("KVS-template-undefined", "nope"),
+    ]
+
+
+def test_a_uri_or_setting_whose_template_failed_is_not_judged(tmp_path):
+    text = (
+        'model "{{ m }}"\naspect "{{ a }}"\ngenerations "{{ g }}"\naspect "1:1"\n'
+        'image hero = "https://example.com/{{ pth }} x.png"\nstart "{{ s }}"\nshot a 5s "@hero"\n'
+    )
+    result = run(tmp_path, text)
+    assert codes(result) == ["KVS-template-undefined"] * 5
 
 
 def test_templates_in_uris_and_settings(tmp_path):
