@@ -1,9 +1,9 @@
 """The command line: thin click commands over `pipeline`, one module per command family.
 
 `checks` (check, compile, plan), `renders` (run, status, ls, cancel), `watch`, `fmt`,
-`lsp`, `emulator` (sandbox) and `models`. Exit codes come from `report` only. The contract is
-docs/cli.md. Heavy imports (rich, jsonschema, httpx, watchfiles, pygls) happen inside
-the commands that need them, so `check` starts fast.
+`lsp`, `emulator` (sandbox), `models` and `explain` (a diagnostic code's page). Exit codes
+come from `report` only. The contract is docs/cli.md. Heavy imports (rich, jsonschema,
+httpx, watchfiles, pygls) happen inside the commands that need them, so `check` starts fast.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ COMMANDS = {
     "lsp": "lsp:lsp",
     "fmt": "fmt:fmt_command",
     "models": "models:models",
+    "explain": "explain:explain",
 }
 
 
