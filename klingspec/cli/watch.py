@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING
 import click
 
 from klingspec.cli.consent import Consent, amount, ask, can_ask, decide, refusal
-from klingspec.cli.options import api_options, assets_option, budget_option, out_option, pipeline_options, var_options
+from klingspec.cli.options import (
+    api_options,
+    assets_option,
+    budget_option,
+    examples,
+    out_option,
+    pipeline_options,
+    var_options,
+)
 from klingspec.cli.report import Report
 
 if TYPE_CHECKING:
@@ -24,7 +32,13 @@ if TYPE_CHECKING:
     from klingspec.cli.watching import Watcher
 
 
-@click.command()
+@click.command(
+    epilog=examples(
+        "klingspec watch examples/",
+        "klingspec watch examples/teaser.kvs --run --sandbox",
+        "klingspec watch scenes/ --run --budget 5   # re-render on change, $5 at most",
+    ),
+)
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @var_options
 @assets_option
