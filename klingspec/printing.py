@@ -1,7 +1,8 @@
 """Rendering diagnostics: the only module that formats one, as text, JSON or SARIF.
 
 Text follows the compiler convention `PATH:LINE:COL: SEVERITY[CODE]: MESSAGE`, then the
-source line with carets under the span and `= help:`. Carets line up under wide (CJK)
+source line with carets under the span, `= help:`, and `= see: klingspec explain CODE`
+(JSON's `docs` field and SARIF's `helpUri` carry the page's URL instead). Carets line up under wide (CJK)
 characters and tabs, since they are placed by display width, not by code points.
 """
 
@@ -18,6 +19,11 @@ from klingspec.diagnostics import Diagnostic
 TOOL_URI = "https://github.com/klingspec/klingspec"
 _COLORS = {"error": "\x1b[1;31m", "warning": "\x1b[1;33m", "note": "\x1b[1;36m"}
 _BOLD, _BLUE, _RESET = "\x1b[1m", "\x1b[1;34m", "\x1b[0m"
+
+
+def docs_url(code: str) -> str | None:
+    """Where the code's page is published (None for a code the catalogue lacks: a bug)."""
+    return f"{TOOL_URI}/blob/main/{CODES[code].doc}" if code in CODES else None
 
 
 @dataclass(frozen=True)
@@ -135,12 +141,16 @@ def text(diagnostic: Diagnostic, style: TextStyle = TextStyle()) -> str:
         if diagnostic.help:
             for i, help_line in enumerate(diagnostic.help.split("\n")):
                 out.append(f"{' ' * gutter} = help: {help_line}" if i == 0 else f"{' ' * gutter}         {help_line}")
+        if diagnostic.code in CODES:
+            out.append(f"{' ' * gutter} = see: klingspec explain {diagnostic.code}")
     else:
         for related in diagnostic.related:
             r_line, r_col = related.span.start_position
             out.append(f"  = note: {related.message} at {related.span.path}:{r_line}:{r_col}")
         if diagnostic.help:
             out.append(f"  = help: {diagnostic.help}")
+        if diagnostic.code in CODES:
+            out.append(f"  = see: klingspec explain {diagnostic.code}")
     return "\n".join(out)
 
 
@@ -167,6 +177,7 @@ def as_dict(diagnostic: Diagnostic) -> dict[str, Any]:
         "code": diagnostic.code,
         "message": diagnostic.message,
         "help": diagnostic.help,
+        "docs": docs_url(diagnostic.code),
     }
     if diagnostic.related:
         out["related"] = [
@@ -206,7 +217,7 @@ def as_sarif(diagnostics: Sequence[Diagnostic], version: str) -> str:
             "id": code,
             "name": code.removeprefix("KVS-"),
             "shortDescription": {"text": CODES[code].title},
-            "helpUri": f"{TOOL_URI}/blob/main/{CODES[code].doc}",
+            "helpUri": docs_url(code),
             "defaultConfiguration": {"level": _SARIF_LEVEL[CODES[code].severity]},
         }
         for code in used

@@ -1,7 +1,9 @@
-"""Finds the data files shipped with klingspec: the grammar, the schemas, the model matrix.
+"""Finds the data files shipped with klingspec: the grammar, the schemas, the model matrix,
+the diagnostic codes' pages.
 
 `grammar/` and `schema/` live at the top of the repository (they are the language's and
-the API's definitions, not code) and are copied into the wheel as `klingspec/_data/`.
+the API's definitions, not code) and are copied into the wheel as `klingspec/_data/`;
+so is `docs/codes/` (as `klingspec/_data/docs/codes/`, for `klingspec explain`).
 An installed klingspec reads them through `importlib.resources`; a source checkout or
 an editable install falls back to the repository folders.
 """
@@ -43,7 +45,8 @@ def home_dir() -> str:
 
 @cache
 def read_text(folder: str, filename: str) -> str:
-    """The text of a shipped data file, e.g. `read_text("grammar", "kvs.lark")`."""
+    """The text of a shipped data file, e.g. `read_text("grammar", "kvs.lark")` or
+    `read_text("docs/codes", "KVS-no-shots.md")`."""
     with open(os.path.join(_data_dir(folder), filename), encoding="utf-8") as handle:
         return handle.read()
 

@@ -254,3 +254,19 @@ def test_python_dash_m_entry_point(tmp_path):
 def test_no_colour_when_not_a_tty(tmp_path, capsys):
     _, out, _ = cli(capsys, "check", write(tmp_path, BAD))
     assert "\x1b[" not in out
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["check", "compile", "plan", "run", "status", "ls", "cancel", "watch", "sandbox", "fmt", "models", "explain"],
+)
+def test_help_ends_with_examples_one_per_line(capsys, command):
+    """`--help` shows examples of the command, each on its own line (not re-wrapped by click)."""
+    from klingspec.cli import COMMANDS
+
+    code, out, _ = cli(capsys, command, "--help")
+    assert code == 0
+    shown = out[out.index("Examples:\n") :].splitlines()[1:]
+    assert shown and all(line.startswith("    klingspec ") for line in shown), shown
+    assert all(line.split()[1] in COMMANDS for line in shown)
+    assert any(line.split()[1] == command for line in shown)

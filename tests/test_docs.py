@@ -296,6 +296,64 @@ def test_readme_mistake_is_what_check_prints(tmp_path: Path, monkeypatch, capsys
             assert got == want
 
 
+# The tour's commands that need no network, key or ledger, and write nothing in the repository.
+_OFFLINE_SAFE = ("check", "compile", "plan", "fmt", "models", "explain")
+_EXITS = re.compile(r"\(exit (\d+)\)")
+
+
+def _readme_commands() -> list[tuple[list[str], int]]:
+    """Every `$ klingspec ...` of the README's console blocks (split at `;`), with the exit
+    code its comment states (`(exit N)`, else 0)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = []
+    for info, body in _blocks(readme):
+        if info != "console":
+            continue
+        for line in body.splitlines():
+            if not line.startswith("$ "):
+                continue
+            command, _, comment = line[2:].partition("  #")
+            stated = _EXITS.search(comment)
+            for part in command.split(";"):
+                words = shlex.split(part)
+                if words and words[0] == "klingspec":
+                    found.append((words[1:], int(stated.group(1)) if stated else 0))
+    return found
+
+
+def _offline_safe(words: list[str]) -> bool:
+    if not words or words[0] not in _OFFLINE_SAFE:
+        return False
+    if words[0] == "fmt" and "--check" not in words:
+        return False  # it would rewrite the file
+    return not ({"-o", "--output", "--online", "sync", "--sandbox"} & set(words))
+
+
+def test_readme_tour_runs_from_the_repository_root(tmp_path):
+    """Each offline-safe command of the README, run as written from the repository's root by
+    the real entry point, exits as the README says (its comment's `(exit N)`, else 0)."""
+    import os
+    import subprocess
+    import sys
+
+    commands = [(words, code) for words, code in _readme_commands() if _offline_safe(words)]
+    assert {words[0] for words, _ in commands} == set(_OFFLINE_SAFE), "the tour shows each of them"
+    env = {**os.environ, "KLINGSPEC_HOME": str(tmp_path), "NO_COLOR": "1"}
+    for words, expected in commands:
+        probe = "import sys; from klingspec.cli import main; sys.exit(main(sys.argv[1:]))"
+        done = subprocess.run(
+            [sys.executable, "-c", probe, *words], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == expected, f"klingspec {' '.join(words)}: {done.stdout}{done.stderr}"
+
+
+def test_the_readme_commands_are_read_as_shown():
+    commands = _readme_commands()
+    assert (["check", "examples/teaser.kvs"], 0) in commands
+    assert (["ls"], 0) in commands and (["status"], 0) in commands  # `a; b` is two commands
+    assert _EXITS.search("  # a mistake (exit 1)").group(1) == "1" and not _EXITS.search("# exits 1 if")
+
+
 _LINK = re.compile(r"(?<!!)\[[^\]]*\]\((?P<target>[^)\s]+)\)")
 _HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*$", re.M)
 

@@ -1,8 +1,9 @@
-"""The wheel carries the grammar, the schemas and the capability matrix, byte for byte,
-where `klingspec.resources` looks for them (`klingspec/_data/...` via importlib.resources)."""
+"""The wheel carries the grammar, the schemas, the capability matrix and the diagnostic
+codes' pages, byte for byte, where `klingspec.resources` looks for them (`klingspec/_data/...`)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -65,6 +66,34 @@ def test_every_model_matrix_ships(wheel):
 def test_the_starter_files_ship(wheel):
     for name in ("scene.kvs", "klingspec.toml"):
         assert wheel.read(f"klingspec/starter/{name}") == (ROOT / "klingspec" / "starter" / name).read_bytes()
+
+
+def test_every_code_page_ships(wheel):
+    """`klingspec explain CODE` reads them from the installed package."""
+    from klingspec.codes import CODES
+
+    pages = sorted((ROOT / "docs" / "codes").glob("*.md"))
+    assert {p.stem for p in pages} >= set(CODES)
+    for page in pages:
+        assert wheel.read(f"klingspec/_data/docs/codes/{page.name}") == page.read_bytes()
+
+
+def test_explain_reads_the_packaged_pages(wheel, tmp_path):
+    """The wheel unpacked away from the repository (first on the path): `explain` finds its pages."""
+    site = tmp_path / "site"
+    wheel.extractall(site)
+    probe = "import sys, klingspec; from klingspec.cli import main; print(klingspec.__file__); sys.exit(main(['explain', 'kvs-no-shots']))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(site), "NO_COLOR": "1"},
+        capture_output=True,
+        text=True,
+    )
+    where, _, page = done.stdout.partition("\n")
+    assert done.returncode == 0, done.stderr
+    assert Path(where).is_relative_to(site)
+    assert page.startswith("# KVS-no-shots\n")
 
 
 def test_console_script_is_declared(wheel):

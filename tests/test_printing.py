@@ -8,6 +8,7 @@ import re
 from helpers import run
 
 from klingspec import printing
+from klingspec.codes import CODES
 from klingspec.diagnostics import Diagnostic, Related
 from klingspec.source import Source
 
@@ -58,13 +59,15 @@ def test_snippet_carets_and_help():
     assert lines[2] == '2 | shot sip 10s "y"'
     assert lines[3] == "  |          ^^^ this shot brings the total to 16 s"
     assert lines[4] == "  = help: shorten a shot by 1 s"
+    assert lines[5:] == ["  = see: klingspec explain KVS-total-duration"]
 
 
 def test_gutter_widens_with_line_numbers():
     text = "\n" * 120 + 'shot a 5s "@ghost"\n'
     lines = printing.text(one(text)).split("\n")
     assert lines[1] == "    |" and lines[2].startswith("121 | ")
-    assert lines[-1].startswith("    = help: ")
+    assert lines[-2].startswith("    = help: ")
+    assert lines[-1] == "    = see: klingspec explain KVS-name-unbound"
 
 
 def test_carets_under_wide_characters():
@@ -117,11 +120,28 @@ def test_related_and_multiline_help():
     )
     lines = printing.text(d).split("\n")
     assert "  = note: first set here at a.kvs:1:1" in lines
-    assert lines[-2:] == ["  = help: line one", "          line two"]
+    assert lines[-3:] == [
+        "  = help: line one",
+        "          line two",
+        "  = see: klingspec explain KVS-setting-duplicate",
+    ]
 
 
 def test_no_help_no_help_line():
     assert "= help" not in printing.text(one('shot a 5s "@ghost"\n', help=None))
+
+
+def test_see_line_ends_every_diagnostic():
+    """With or without help or a snippet, the last line names the command that explains the code."""
+    for d in (one('shot a 5s "@ghost"\n'), one('shot a 5s "@ghost"\n', help=None)):
+        for style in (printing.TextStyle(), printing.TextStyle(snippet=False)):
+            assert printing.text(d, style).split("\n")[-1].endswith("= see: klingspec explain KVS-name-unbound")
+
+
+def test_every_code_links_its_published_page():
+    for code in CODES:
+        assert printing.docs_url(code) == f"https://github.com/klingspec/klingspec/blob/main/docs/codes/{code}.md"
+    assert printing.docs_url("KVS-no-such-code") is None
 
 
 def test_colour_only_when_asked():
@@ -143,7 +163,19 @@ def test_json_shape_matches_cli_md(tmp_path):
     assert set(payload) == {"diagnostics", "errors", "warnings"}
     assert (payload["errors"], payload["warnings"]) == (1, 1)
     for item in payload["diagnostics"]:
-        assert {"path", "line", "column", "end_line", "end_column", "severity", "code", "message", "help"} <= set(item)
+        assert {
+            "path",
+            "line",
+            "column",
+            "end_line",
+            "end_column",
+            "severity",
+            "code",
+            "message",
+            "help",
+            "docs",
+        } <= set(item)
+        assert item["docs"] == printing.docs_url(item["code"])
         assert all(isinstance(item[k], int) for k in ("line", "column", "end_line", "end_column"))
     error = next(d for d in payload["diagnostics"] if d["severity"] == "error")
     assert (error["line"], error["column"], error["end_line"], error["end_column"]) == (2, 10, 2, 13)
@@ -169,6 +201,7 @@ def test_sarif_structure(tmp_path):
     for rule in driver["rules"]:
         assert rule["shortDescription"]["text"]
         assert rule["defaultConfiguration"]["level"] in ("error", "warning", "note")
+        assert rule["helpUri"].endswith(f"/docs/codes/{rule['id']}.md")
     assert len(run_["results"]) == len(result.diagnostics)
     for item, diagnostic in zip(run_["results"], result.diagnostics, strict=False):
         assert item["ruleId"] == diagnostic.code

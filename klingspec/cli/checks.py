@@ -13,6 +13,7 @@ import click
 from klingspec.cli.options import (
     api_options,
     assets_option,
+    examples,
     pipeline_options,
     print_diagnostics,
     report_of,
@@ -37,7 +38,13 @@ class _Cached:
     diagnostics: tuple[Diagnostic, ...]
 
 
-@click.command()
+@click.command(
+    epilog=examples(
+        "klingspec check examples/teaser.kvs",
+        "klingspec check examples/ --format sarif > klingspec.sarif",
+        "klingspec check --online examples/teaser.kvs   # also ask each image URL",
+    ),
+)
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True))
 @var_options
 @assets_option
@@ -134,7 +141,13 @@ def _urls(n: int) -> str:
     return f"{n} URL{'s' if n != 1 else ''} checked"
 
 
-@click.command(name="compile")
+@click.command(
+    name="compile",
+    epilog=examples(
+        "klingspec compile examples/teaser.kvs",
+        "klingspec compile examples/campaign.kvs --vars examples/campaign.vars.toml -o body.json",
+    ),
+)
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the JSON here instead of stdout.")
 @var_options
@@ -172,7 +185,13 @@ def compile_(
     raise SystemExit(report.return_code)
 
 
-@click.command()
+@click.command(
+    epilog=examples(
+        "klingspec plan examples/teaser.kvs",
+        "klingspec plan examples/teaser.kvs --compare all",
+        "klingspec plan examples/teaser.kvs -o plan.json   # then: klingspec run plan.json",
+    ),
+)
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @var_options
 @assets_option

@@ -13,7 +13,7 @@ from typing import IO
 
 import click
 
-from klingspec.cli.options import color, write_atomically
+from klingspec.cli.options import color, examples, write_atomically
 from klingspec.cli.report import Report
 from klingspec.diagnostics import Diagnostic
 from klingspec.formatting import FormattingError, format_source
@@ -21,7 +21,14 @@ from klingspec.loading import decode, discover_scripts
 from klingspec.source import Source
 
 
-@click.command(name="fmt")
+@click.command(
+    name="fmt",
+    epilog=examples(
+        "klingspec fmt --check examples/   # exit 1 if a file would change",
+        "klingspec fmt --diff examples/teaser.kvs",
+        "klingspec fmt - < scene.kvs",
+    ),
+)
 @click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
 @click.option("--check", is_flag=True, help="Write nothing; list the files that would change and exit 1 if any.")
 @click.option("--diff", "show_diff", is_flag=True, help="Write nothing; print what would change as a unified diff.")

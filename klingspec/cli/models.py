@@ -12,17 +12,29 @@ from __future__ import annotations
 import json
 from dataclasses import fields
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from klingspec import catalogue, targets
+from klingspec.cli.options import examples
 from klingspec.cli.report import Exit, Report
 from klingspec.targets import Model
 
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
-@click.command()
-@click.argument("target", required=False, metavar="[ID | sync]")
+
+@click.command(
+    epilog=examples(
+        "klingspec models",
+        "klingspec models kling-video-o3-omni",
+        "klingspec models sync --sandbox",
+    ),
+)
+@click.argument(
+    "target", required=False, metavar="[ID | sync]", shell_complete=lambda _ctx, _param, typed: _complete(typed)
+)
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", help="For people (text) or programs (json)."
 )
@@ -71,6 +83,13 @@ def models(target: str | None, fmt: str, sandbox: bool, api_url: str | None) -> 
     else:
         _print_matrix(model)
     raise SystemExit(Report().return_code)
+
+
+def _complete(incomplete: str) -> list[CompletionItem]:
+    """Shell completion of `models ID`: every model id klingspec knows, and `sync`."""
+    from click.shell_completion import CompletionItem
+
+    return [CompletionItem(i) for i in [*_all_ids(catalogue.load()), "sync"] if i.startswith(incomplete)]
 
 
 def _all_ids(synced: catalogue.Catalogue | None) -> list[str]:

@@ -32,6 +32,11 @@ class Checked(Protocol):
     def diagnostics(self) -> Sequence[Diagnostic]: ...
 
 
+def examples(*lines: str) -> str:
+    """A command's `--help` epilog: example command lines, kept one per line (click's `\\b`)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 def color(stream: IO[str]) -> bool:
     """Colour only for a terminal, and never when NO_COLOR is set or TERM is dumb."""
     return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"

@@ -22,6 +22,7 @@ from klingspec.cli.options import (
     api_options,
     assets_option,
     budget_option,
+    examples,
     out_option,
     pipeline_options,
     print_diagnostics,
@@ -39,7 +40,13 @@ if TYPE_CHECKING:
 SANDBOX_LEDGER_URL = "sandbox://local"
 
 
-@click.command()
+@click.command(
+    epilog=examples(
+        "klingspec run --sandbox --yes examples/teaser.kvs   # offline: no key, no money",
+        "klingspec run examples/teaser.kvs --budget 10",
+        "klingspec run plan.json --yes   # exactly what `plan -o plan.json` showed",
+    ),
+)
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @var_options
 @assets_option
@@ -102,7 +109,12 @@ def run(
     raise SystemExit(report.return_code)
 
 
-@click.command()
+@click.command(
+    epilog=examples(
+        "klingspec status",
+        "klingspec status --refresh   # ask the API about renders in flight",
+    ),
+)
 @click.option("--all", "show_all", is_flag=True, help="Also finished renders.")
 @click.option("--refresh", is_flag=True, help="Ask the API for the current state of renders in flight.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -113,7 +125,13 @@ def status(show_all: bool, refresh: bool, fmt: str, api_url: str | None, ledger_
     raise SystemExit(report.return_code)
 
 
-@click.command(name="ls")
+@click.command(
+    name="ls",
+    epilog=examples(
+        "klingspec ls -n 5",
+        "klingspec ls --spend --format json",
+    ),
+)
 @click.option("-n", "limit", type=click.IntRange(1, 10_000), default=20, help="How many renders.")
 @click.option("--spend", is_flag=True, help="Total what the ledger says was spent, per day and per script.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -125,7 +143,11 @@ def ls_(limit: int, spend: bool, fmt: str, api_url: str | None, ledger_path: str
     raise SystemExit(_listing(limit=limit, fmt=fmt, ledger_path=ledger_path).return_code)
 
 
-@click.command()
+@click.command(
+    epilog=examples(
+        "klingspec cancel 3   # render #3 of the ledger (klingspec status shows the ids)",
+    ),
+)
 @click.argument("render_or_generation")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @api_options

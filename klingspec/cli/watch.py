@@ -18,6 +18,7 @@ from klingspec.cli.options import (
     api_options,
     assets_option,
     budget_option,
+    examples,
     out_option,
     pipeline_options,
     project_of,
@@ -29,7 +30,13 @@ if TYPE_CHECKING:
     from klingspec.cli.watching import Say, Watcher
 
 
-@click.command()
+@click.command(
+    epilog=examples(
+        "klingspec watch examples/",
+        "klingspec watch examples/teaser.kvs --run --sandbox",
+        "klingspec watch scenes/ --run --budget 5   # re-render on change, $5 at most",
+    ),
+)
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @var_options
 @assets_option
