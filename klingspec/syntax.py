@@ -207,6 +207,7 @@ _HUMAN = {
     "NAME": "a name",
     "DURATION": "a duration such as `5s`",
     "INT": "an integer",
+    "FLOAT": "a number",
     "WORD": "a value",
     "STRING": "a string",
     "TRIPLE_STRING": "a string",
@@ -537,6 +538,9 @@ class _Builder:
         if kind == "integer":
             token = t.children[0]
             return ast.Integer(int(str(token)), self.span(token))
+        if kind == "float":
+            token = t.children[0]
+            return ast.Float(float(str(token)), self.span(token))
         if kind == "boolean":
             token = t.children[0]
             return ast.Boolean(str(token) == "true", self.span(token))
