@@ -71,6 +71,14 @@ class Integer:
 
 
 @dataclass(frozen=True)
+class Float:
+    """A number with a fraction, such as `let speed = 1.5` (a float to templates)."""
+
+    value: float
+    span: Span
+
+
+@dataclass(frozen=True)
 class Boolean:
     """`on`/`off` (or `true`/`false`) as a value."""
 
@@ -86,7 +94,7 @@ class ListValue:
     span: Span
 
 
-Value = Text | Word | Integer | Boolean | ListValue
+Value = Text | Word | Integer | Float | Boolean | ListValue
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ a rule mirrors an error the API would return, its help quotes the API's own word
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -53,15 +53,59 @@ def model_known(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
             yield Diagnostic.of("KVS-model-unknown", span, f"unknown model `{tried}`", "see `klingspec models`")
         return
     if setting and lookup_model(setting.raw) is None:
-        close = close_matches(setting.raw, known_ids(), n=1, cutoff=0.5)
+        typo = _typo_of(setting.raw)
         written = _written(setting)
+        if typo is not None:
+            yield Diagnostic.of(
+                "KVS-model-unknown",
+                setting.span,
+                f"unknown model `{setting.raw}`",
+                f"did you mean `{typo}`?",
+                suggestions=[Suggestion.did_you_mean(written, typo)] if written else [],
+            )
+            return
+        within = [i for i in known_ids() if setting.raw.lower() in i]  # `kling-video-o3-pro` names three
+        listed = _priced_first(within if len(within) > 1 else known_ids())
         yield Diagnostic.of(
             "KVS-model-unknown",
             setting.span,
             f"unknown model `{setting.raw}`",
-            f"did you mean `{close[0]}`?" if close else "known models: " + ", ".join(known_ids()),
-            suggestions=[Suggestion.did_you_mean(written, close[0])] if close and written else [],
+            (f"`{setting.raw}` is part of several model ids: " if len(within) > 1 else "known models: ")
+            + ", ".join(f"`{model_id}` ({_price(model_id)})" for model_id in listed),
         )
+
+
+def _typo_of(written: str) -> str | None:
+    """The one known id `written` is a slip of the keys of (two edits at most, and no
+    other id as near), or None: a guess between several would be a guess."""
+    near = [(_edits(written.lower(), model_id), model_id) for model_id in known_ids()]
+    best = sorted(d for d, _ in near)
+    if not best or best[0] > 2 or (len(best) > 1 and best[1] <= best[0] + 1):
+        return None
+    return next(model_id for d, model_id in near if d == best[0])
+
+
+def _edits(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions)."""
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
+def _priced_first(ids: Sequence[str]) -> list[str]:
+    """`ids` with the models that publish a price first (in their order), unpriced last."""
+    priced = [i for i in ids if (m := lookup_model(i)) is not None and m.price_per_second is not None]
+    return priced + [i for i in ids if i not in priced]
+
+
+def _price(model_id: str) -> str:
+    known = lookup_model(model_id)
+    price = known.price_per_second if known is not None else None
+    return f"${price}/s" if price is not None else "no published price"
 
 
 def model_retired(script: BoundScript, model: Model) -> Iterator[Diagnostic]:
@@ -119,14 +163,24 @@ def model_requirements(script: BoundScript, model: Model) -> Iterator[Diagnostic
             "shots to it); merge the shots into one"
             + (f", or use a multi-shot model such as `{other}`" if other else ""),
         )
+    refused = _refused_bindings(script, model)
+    if script.images and script.elements and len(refused) == len(script.images) + len(script.elements):
+        first, *rest = refused  # neither kind is taken: one error for both, not one per kind
+        yield Diagnostic.of(
+            "KVS-model-unsupported",
+            first.span,
+            f"`{model.id}` takes no reference images or elements",
+            f"remove the `image` and `element` declarations, or choose `{DEFAULT_MODEL}`",
+            related=[Related(other.name.span, "also refused") for other in rest],
+        )
     features = [
         (
-            script.images and not model.input_image,
+            script.images and not model.input_image and not (script.elements and not model.elements),
             script.images[0].declaration.span if script.images else None,
             "reference images (`image`)",
         ),
         (
-            script.elements and not model.elements,
+            script.elements and not model.elements and not (script.images and not model.input_image),
             script.elements[0].declaration.span if script.elements else None,
             "elements",
         ),
@@ -160,6 +214,32 @@ def model_requirements(script: BoundScript, model: Model) -> Iterator[Diagnostic
                 hint,
                 suggestions=[_delete_line(setting.statement)],
             )
+
+
+def _refused_bindings(script: BoundScript, model: Model) -> list[ast.Image | ast.Element]:
+    """The `image` and `element` declarations the model refuses outright, in script order."""
+    refused: list[ast.Image | ast.Element] = []
+    for binding in sorted(script.images + script.elements, key=lambda b: _order(script, b.declaration)):
+        taken = model.input_image if binding.kind == "image" else model.elements
+        if not taken:
+            assert isinstance(binding.declaration, (ast.Image, ast.Element))
+            refused.append(binding.declaration)
+    return refused
+
+
+_FOLLOW_ONS = frozenset({"KVS-too-many-references", "KVS-elements-unmentioned"})
+
+
+def _follows_refusal(diagnostic: Diagnostic, refused: list[ast.Image | ast.Element]) -> bool:
+    """A problem inside a declaration the model refuses outright (its refs, its URIs, that
+    it is unmentioned), or about counting or mentioning what it refuses: removing the
+    declaration, as the refusal says, removes it too."""
+    if diagnostic.code == "KVS-model-unsupported" or not refused:
+        return False
+    if diagnostic.code in _FOLLOW_ONS:
+        return True
+    span = diagnostic.span
+    return any(span.source is d.span.source and d.span.start <= span.start and span.end <= d.span.end for d in refused)
 
 
 def _multi_shot_model() -> str | None:
@@ -906,10 +986,12 @@ RULES: tuple[Rule, ...] = (
 
 def check(script: BoundScript) -> list[Diagnostic]:
     """Run every rule against the script's model (the default model's facts when the
-    model is unknown, so the rest is still checked)."""
+    model is unknown, so the rest is still checked). What follows from the model refusing
+    images or elements outright is dropped: the refusal is the one thing to fix."""
     model = script.model or lookup_model(default_model_id())
     assert model is not None  # the default model ships with klingspec
     found: list[Diagnostic] = []
     for rule in RULES:
         found.extend(rule(script, model))
-    return found
+    refused = _refused_bindings(script, model)
+    return [d for d in found if not _follows_refusal(d, refused)]

@@ -73,6 +73,7 @@ CODES: dict[str, Code] = _catalogue(
     ("KVS-template-unsafe", "error", "a template tried something the sandbox forbids"),
     ("KVS-let-duplicate", "warning", "a variable is defined twice; the later definition wins"),
     ("KVS-var-unused", "warning", "a --var or --vars name is not used by the script"),
+    ("KVS-var-type", "error", "a --var or --vars value is not of the type of the `let` it replaces"),
     # binding
     ("KVS-name-duplicate", "error", "a binding name is declared twice"),
     ("KVS-name-reserved", "error", "a binding name looks like a raw @ImageN/@ElementN reference"),

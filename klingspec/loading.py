@@ -316,7 +316,8 @@ def read_vars_file(path: str, reader: Reader = read_bytes) -> tuple[list[Var], l
         return [], [Diagnostic.of("KVS-vars-file", source.whole(), f"{path} must hold an object of NAME: VALUE pairs")]
     variables = []
     for key, value in values.items():
-        found = re.search(r'(?m)^\s*"?' + re.escape(key) + r'"?\s*[:=]', text)
+        found = re.search(r'"' + re.escape(key) + r'"\s*:', text) if not as_toml else None
+        found = found or re.search(r'(?m)^\s*"?' + re.escape(key) + r'"?\s*[:=]', text)
         span = source.span(found.start(), found.end()) if found else source.span(0)
         variables.append(Var(key, value, span, path))
     return variables, []

@@ -12,6 +12,7 @@ up to `MAX_SYNTAX_ERRORS`. Each error is named from the parser state (Lark's
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from functools import cache
@@ -207,6 +208,7 @@ _HUMAN = {
     "NAME": "a name",
     "DURATION": "a duration such as `5s`",
     "INT": "an integer",
+    "FLOAT": "a number",
     "WORD": "a value",
     "STRING": "a string",
     "TRIPLE_STRING": "a string",
@@ -334,15 +336,11 @@ def _describe_one(error: UnexpectedInput, source: Source, text: str) -> Diagnost
             f"expected {_either(expected)}" if expected else None,
         )
     span = source.span(token.start_pos, max(token.end_pos, token.start_pos + 1))
+    near = _foreign_quotes(source, text, token) or _setting_separator(source, text, token)
+    if near:
+        return near
     if token.type in ("NAME", "WORD") and _at_statement_start(error):
-        close = close_matches(str(token.value), STATEMENT_KEYWORDS, n=1)
-        hint = (
-            f"did you mean `{close[0]}`?"
-            if close
-            else "a statement starts with one of: " + ", ".join(f"`{k}`" for k in STATEMENT_KEYWORDS)
-        )
-        fix = [Suggestion.did_you_mean(span, close[0])] if close and span.text == str(token.value) else []
-        return Diagnostic.of("KVS-syntax-unexpected", span, f"unknown statement `{token.value}`", hint, suggestions=fix)
+        return _unknown_statement(source, text, token, span)
     accepted = _expected(error)
     if "STRING" in accepted and "://" in text[token.start_pos : token.start_pos + 12]:
         end = token.start_pos
@@ -366,6 +364,159 @@ def _describe_one(error: UnexpectedInput, source: Source, text: str) -> Diagnost
             label=f"expected {_either(expected)}",
         )
     return Diagnostic.of("KVS-syntax-unexpected", span, f"unexpected {_found(token)}", f"expected {_either(expected)}")
+
+
+# -- near-misses from other formats: `key: value`, `duration 10s`, curly quotes ----------
+
+SETTING_KEYWORDS = STATEMENT_KEYWORDS[:9]
+# field names of the API's request body (and other tools' words) -> the statement
+_ALIASES = {
+    "aspect_ratio": "aspect",
+    "ratio": "aspect",
+    "negative_prompt": "negative",
+    "generate_audio": "audio",
+    "sound": "audio",
+    "response_format": "format",
+    "target_namespace": "namespace",
+    "num_generations": "generations",
+    "model_name": "model",
+}
+_SHOT_WORDS = {"duration": "a duration", "length": "a duration", "seconds": "a duration", "prompt": "a prompt"}
+_QUOTES = {"\u201c": "\u201d", "\u201e": "\u201d", "\u2018": "\u2019", "'": "'", "\u201d": "\u201d"}
+_WORD = re.compile(r'[^\s"#{}\[\],=\ufeff]+\Z')
+_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"\Z')
+
+
+def _line(text: str, offset: int) -> tuple[int, str]:
+    start = text.rfind("\n", 0, offset) + 1
+    end = text.find("\n", offset)
+    return start, text[start : end if end != -1 else len(text)].rstrip("\r")
+
+
+def _unknown_statement(source: Source, text: str, token: Token, span: Span) -> Diagnostic:
+    """An unknown first word: a keyword's near-miss (`shto`, `Aspect:`, `aspect_ratio =`),
+    or a word that belongs inside a shot (`duration 10s`)."""
+    start = _position(token.start_pos)
+    line_start, line = _line(text, start)
+    found = re.match(r"([^\s:=]+)(\s*[:=]\s*)?", line[start - line_start :])
+    key, separator = (found.group(1), found.group(2) or "") if found else (str(token.value), "")
+    shot = _SHOT_WORDS.get(key.lower())
+    if shot is not None:
+        seconds = re.search(r"(?<![\w.])(\d+(?:\.\d+)?)\s*s?\b", line[start - line_start + len(key) :])
+        duration = f"{seconds.group(1)}s" if seconds and shot == "a duration" else "5s"
+        return Diagnostic.of(
+            "KVS-syntax-unexpected",
+            source.span(start, start + len(key)),
+            f"unknown statement `{key}`",
+            f'{shot} belongs to a shot: write it as `shot NAME {duration} "..."`',
+        )
+    lowered = key.lower()
+    close = (
+        [_ALIASES[lowered]]
+        if lowered in _ALIASES
+        else [lowered]
+        if lowered in STATEMENT_KEYWORDS
+        else close_matches(lowered, STATEMENT_KEYWORDS, n=1)
+    )
+    if not close:
+        return Diagnostic.of(
+            "KVS-syntax-unexpected",
+            span,
+            f"unknown statement `{token.value}`",
+            "a statement starts with one of: " + ", ".join(f"`{k}`" for k in STATEMENT_KEYWORDS),
+        )
+    fix: list[Suggestion] = []
+    if separator.strip():  # `aspect_ratio: 16:9`: the name and the `:` are replaced together
+        written = source.span(start, start + len(key) + len(separator))
+        fix = [Suggestion(written, close[0] + " ", f"Replace `{written.text.strip()}` with `{close[0]}`", True)]
+        hint = f"did you mean `{close[0]}`? a setting's value follows it after a space, without `{separator.strip()}`"
+    else:
+        hint = f"did you mean `{close[0]}`?"
+        if span.text == key:
+            fix = [Suggestion.did_you_mean(span, close[0])]
+    return Diagnostic.of("KVS-syntax-unexpected", span, f"unknown statement `{token.value}`", hint, suggestions=fix)
+
+
+def _setting_separator(source: Source, text: str, token: Token) -> Diagnostic | None:
+    """`aspect: 16:9`, `model = kling-...`, `aspect_ratio 16:9`: a setting written as
+    YAML, TOML or the request body would."""
+    line_start, line = _line(text, _position(token.start_pos))
+    found = re.match(r"(\s*)(\w+)(\s*[:=]\s*|\s+)(\S.*?)\s*\Z", line)
+    if found is None:
+        return None
+    key, separator, value = found.group(2), found.group(3), found.group(4)
+    target = _ALIASES.get(key.lower()) or (key.lower() if key.lower() in SETTING_KEYWORDS else None)
+    sign = separator.strip()
+    if target is None or (target == key and not sign):
+        return None
+    single = bool(_WORD.match(value) or _STRING.match(value))
+    shown = value if single else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if target == key:  # only the separator is wrong
+        at = line_start + found.start(3)
+        written = source.span(at, at + len(separator))
+        return Diagnostic.of(
+            "KVS-syntax-unexpected",
+            written,
+            f"a setting's value follows its name after a space, not `{sign}`",
+            f"write it as `{key} {shown}`",
+            label=f"remove this `{sign}`",
+            suggestions=[Suggestion(written, " ", f"Remove `{sign}`", preferred=True)] if single else [],
+        )
+    at = line_start + found.start(2)
+    written = source.span(at, line_start + found.end(3))
+    return Diagnostic.of(
+        "KVS-syntax-unexpected",
+        source.span(at, at + len(key)),
+        f"unknown statement `{key}`",
+        f"the setting is `{target}`: write it as `{target} {shown}`",
+        suggestions=[Suggestion(written, target + " ", f"Use `{target}`", preferred=True)] if single else [],
+    )
+
+
+def _foreign_quotes(source: Source, text: str, token: Token) -> Diagnostic | None:
+    """A string in typographic quotes (pasted from a document) or single quotes, at or
+    before the token the parser stopped at."""
+    error_at = _position(token.start_pos)
+    line_start, line = _line(text, error_at)
+    i, limit = 0, error_at - line_start
+    while i <= min(limit, len(line) - 1):
+        char = line[i]
+        if char == "#":
+            return None
+        if char == '"':  # a straight string: skip it
+            i += 1
+            while i < len(line) and line[i] != '"':
+                i += 2 if line[i] == "\\" else 1
+            i += 1
+            continue
+        if char in _QUOTES and (i == 0 or line[i - 1] in " \t=,["):
+            return _quoted(source, line_start, line, i)
+        i += 1
+    return None
+
+
+def _quoted(source: Source, line_start: int, line: str, i: int) -> Diagnostic:
+    opener = line[i]
+    closers = {_QUOTES[opener], opener} if opener != "'" else {"'"}
+    end = next(
+        (j for j in range(i + 1, len(line)) if line[j] in closers and (j + 1 == len(line) or line[j + 1] in " \t,]#")),
+        None,
+    )
+    kind = "single quotes" if opener == "'" else "typographic quotes"
+    message = f'strings are written in straight double quotes `"`, not {kind}'
+    if end is None:
+        at = line_start + i
+        return Diagnostic.of("KVS-syntax-unexpected", source.span(at, at + 1), message, 'write the string as "..."')
+    inner = line[i + 1 : end]
+    replacement = '"' + inner.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    written = source.span(line_start + i, line_start + end + 1)
+    return Diagnostic.of(
+        "KVS-syntax-unexpected",
+        written,
+        message,
+        f"write it as `{replacement}`",
+        suggestions=[Suggestion(written, replacement, "Use straight double quotes", preferred=True)],
+    )
 
 
 def _label(error: UnexpectedInput, token: Token) -> str | None:
@@ -485,7 +636,43 @@ class _Builder:
         key_token = _tree(key).children[0]
         setting_value = self.value(_tree(value))
         assert isinstance(setting_value, (ast.Text, ast.Word))  # the grammar allows only these
+        if isinstance(setting_value, ast.Word):
+            setting_value = self._near_word(str(key_token), setting_value)
         return ast.Setting(ast.Name(str(key_token), self.span(key_token)), setting_value, self.span(t))
+
+    def _near_word(self, key: str, word: ast.Word) -> ast.Word:
+        """A one-word setting value that parses but was meant otherwise: `aspect:16:9`
+        (a `:` after the name) or `model 'kling-...'` (quoted, but not with `"`). Reported,
+        and read as meant, so nothing follows from it."""
+        value, span = word.value, word.span
+        if value.startswith(":") and len(value) > 1:
+            colon = Span(self.source, span.start, span.start + 1)
+            self.diagnostics.append(
+                Diagnostic.of(
+                    "KVS-syntax-unexpected",
+                    colon,
+                    "a setting's value follows its name after a space, not `:`",
+                    f"write it as `{key} {value[1:]}`",
+                    label="remove this `:`",
+                    suggestions=[Suggestion(colon, " ", "Remove `:`", preferred=True)],
+                )
+            )
+            return ast.Word(value[1:], Span(self.source, span.start + 1, span.end))
+        closer = _QUOTES.get(value[:1])
+        if closer and len(value) > 2 and value[-1] in (closer, value[0]):
+            inner = value[1:-1]
+            kind = "single quotes" if value[0] == "'" else "typographic quotes"
+            self.diagnostics.append(
+                Diagnostic.of(
+                    "KVS-syntax-unexpected",
+                    span,
+                    f'strings are written in straight double quotes `"`, not {kind}',
+                    f'write it as `"{inner}"`',
+                    suggestions=[Suggestion(span, f'"{inner}"', "Use straight double quotes", preferred=True)],
+                )
+            )
+            return ast.Word(inner, Span(self.source, span.start + 1, span.end - 1))
+        return word
 
     def _use(self, t: Tree[Token]) -> ast.Use:
         return ast.Use(self.text(_tree(t.children[0])), self.span(t))
@@ -537,6 +724,9 @@ class _Builder:
         if kind == "integer":
             token = t.children[0]
             return ast.Integer(int(str(token)), self.span(token))
+        if kind == "float":
+            token = t.children[0]
+            return ast.Float(float(str(token)), self.span(token))
         if kind == "boolean":
             token = t.children[0]
             return ast.Boolean(str(token) == "true", self.span(token))

@@ -740,7 +740,8 @@ def expand(program: Program, overrides: Iterable[Var] = ()) -> tuple[Expansion, 
     """Expand every string literal of `program`.
 
     `let`s are evaluated in order, each seeing the ones before it; a `--var`/`--vars`
-    value replaces a `let` of the same name (and is used as given, not expanded).
+    value replaces a `let` of the same name (and is used as given, not expanded), taking
+    the type of the `let`'s value (`typed_value`).
     """
     by_name = {var.name: var for var in overrides}
     variables: dict[str, Any] = {}
@@ -749,6 +750,7 @@ def expand(program: Program, overrides: Iterable[Var] = ()) -> tuple[Expansion, 
     seen: dict[str, ast.Let] = {}
     texts: dict[int, str] = {}
     failed: set[int] = set()
+    winning = {s.name.value: s for s in program.statements if isinstance(s, ast.Let)}  # the last `let` of a name
     for statement in program.statements:
         if not isinstance(statement, ast.Let):
             continue
@@ -764,8 +766,13 @@ def expand(program: Program, overrides: Iterable[Var] = ()) -> tuple[Expansion, 
                 )
             )
         seen[name] = statement
-        if name in by_name:
-            variables[name] = by_name[name].value
+        if name in by_name and winning[name] is statement:
+            typed, problem = typed_value(by_name[name], statement)
+            if problem is None:
+                variables[name] = typed
+                continue
+            diagnostics.append(problem)  # the default is used instead, so nothing follows from it
+        elif name in by_name:
             continue
         value = _python(statement.value, expander)
         if value is not None:
@@ -795,3 +802,112 @@ def expand(program: Program, overrides: Iterable[Var] = ()) -> tuple[Expansion, 
                 )
             )
     return Expansion(texts, variables, frozenset(failed)), diagnostics + expander.diagnostics
+
+
+# -- typed variables from outside --------------------------------------------------
+
+_KINDS: dict[type, str] = {
+    ast.Boolean: "a boolean",
+    ast.Integer: "an integer",
+    ast.Float: "a number",
+    ast.Text: "a string",
+    ast.ListValue: "a list",
+}
+_INTEGER = re.compile(r"[+-]?[0-9]+\Z")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
+
+
+def _kind_of(value: Any) -> str:
+    """What a JSON/TOML value is, in the words of `_KINDS`."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a {type(value).__name__}"  # a TOML date or time
+
+
+def typed_value(var: Var, let: ast.Let) -> tuple[Any, Diagnostic | None]:
+    """`var`'s value as the type of `let`'s default, or a diagnostic at the `let`.
+
+    A `--var` string is read as that type (`false` is false, `3` is 3); a vars-file value
+    keeps its JSON/TOML type and must be that type already (an integer for a number too).
+    """
+    default = let.value
+    expected = _KINDS.get(type(default), "a string")
+    value = var.value
+    if var.origin == "--var":
+        assert isinstance(value, str)  # the command line gives text
+        converted = _from_text(value, default)
+        if converted is not None:
+            return converted[0], None
+        message = f"`--var {var.name}={value}` is not {expected}"
+    else:
+        if _fits(value, default):
+            return value, None
+        import json  # only a mistyped vars-file value needs it
+
+        shown = f" (`{json.dumps(value)}`)" if isinstance(value, (str, int, float)) else ""
+        message = f"`{var.name}` in {var.origin} is {_kind_of(value)}{shown}, not {expected}"
+    return None, Diagnostic.of(
+        "KVS-var-type",
+        default.span,
+        message,
+        _type_help(var, default),
+        label=f"`{var.name}` is {expected}, as its `let` says",
+        related=[Related(var.span, "the value is given here")],
+    )
+
+
+def _from_text(value: str, default: ast.Value) -> tuple[Any] | None:
+    """A `--var` string as the type of `default` (in a 1-tuple), or None if it is not one."""
+    if isinstance(default, ast.Boolean):
+        lowered = value.strip().lower()
+        return (lowered == "true",) if lowered in ("true", "false") else None
+    if isinstance(default, ast.Integer):
+        return (int(value),) if _INTEGER.match(value.strip()) else None
+    if isinstance(default, ast.Float):
+        return (float(value),) if _NUMBER.match(value.strip()) else None
+    if isinstance(default, ast.ListValue):
+        return None  # a list is given in a vars file
+    return (value,)
+
+
+def _fits(value: Any, default: ast.Value) -> bool:
+    if isinstance(default, ast.Boolean):
+        return isinstance(value, bool)
+    if isinstance(default, ast.Integer):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, ast.Float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, ast.ListValue):
+        return isinstance(value, list)
+    return isinstance(value, str)
+
+
+def _type_help(var: Var, default: ast.Value) -> str:
+    name = var.name
+    if var.origin == "--var":
+        if isinstance(default, ast.Boolean):
+            return f"pass `--var {name}=true` or `--var {name}=false`"
+        if isinstance(default, ast.Integer):
+            return f"pass a whole number, such as `--var {name}={default.value}`"
+        if isinstance(default, ast.Float):
+            return f"pass a number, such as `--var {name}={default.span.text}`"
+        return f'a list is given in a `--vars` file, such as `{name} = ["a", "b"]` in TOML'
+    if isinstance(default, ast.Boolean):
+        return "write `true` or `false`, without quotes"
+    if isinstance(default, ast.Integer):
+        return f"write a whole number without quotes, such as `{default.value}`"
+    if isinstance(default, ast.Float):
+        return f"write a number without quotes, such as `{default.span.text}`"
+    if isinstance(default, ast.ListValue):
+        return 'write a list, such as `["a", "b"]`'
+    return "put the value in double quotes: the `let` makes it a string"

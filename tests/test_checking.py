@@ -9,6 +9,7 @@ Everything runs through real files and the real pipeline.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from helpers import codes, errors, locate, only, run, where
@@ -966,3 +967,30 @@ def test_rule_price_known(tmp_path):
     assert result.ok and result.estimate.total is None
     assert _rule_emits(tmp_path, "price_known", text) == {"KVS-price-unknown"}
     assert _rule_emits(tmp_path, "price_known", 'shot a 5s "x"\n') == set()
+
+
+def test_an_unknown_model_never_suggests_an_unpriced_one_first(tmp_path):
+    for written in ("kling-video-o3-pro", "kling-o3", "veo-3"):
+        diagnostic = only(run(tmp_path, f'model {written}\nshot a 5s "x"\n'), "KVS-model-unknown")
+        assert diagnostic.suggestions == () and "did you mean" not in (diagnostic.help or "")
+        prices = re.findall(r"\(([^)]*)\)", diagnostic.help)
+        assert prices[0].startswith("$") and prices.count("no published price") <= 1
+        assert prices[-1] == "no published price" or "no published price" not in prices
+
+
+def test_a_slip_of_the_keys_is_still_corrected(tmp_path):
+    diagnostic = only(run(tmp_path, 'model kling-video-o3-pro-refrence-to-video\nshot a 5s "x"\n'), "KVS-model-unknown")
+    assert [s.replacement for s in diagnostic.suggestions] == ["kling-video-o3-pro-reference-to-video"]
+
+
+def test_a_refused_element_brings_no_advice_about_its_refs(tmp_path):
+    text = (
+        "model kling-video-v2-6-pro-text-to-video\n"
+        'element hero {\n  front "https://a.example.com/f.jpg"\n  refs "https://a.example.com/s.jpg"\n}\n'
+        'element villain {\n  front "https://a.example.com/v.jpg"\n}\n'
+        'shot a 5s "@hero walks"\n'
+    )
+    diagnostics = run(tmp_path, text).diagnostics
+    assert [(d.code, d.message) for d in diagnostics] == [
+        ("KVS-model-unsupported", "`kling-video-v2-6-pro-text-to-video` does not take elements")
+    ]

@@ -247,3 +247,60 @@ def test_the_generated_parser_is_the_grammar():
     generator = runpy.run_path(str(root / "tools" / "generate_parser.py"))
     written = (root / "klingspec" / "_kvs_parser.py").read_text(encoding="utf-8")
     assert written == generator["generate"](), "stale parser: run python tools/generate_parser.py"
+
+
+# -- near-misses from other formats: each certain fix, applied, parses -------------------
+
+
+def _fixed(text: str) -> tuple[str, list]:
+    _, diagnostics = parsed(text)
+    fixes = sorted((s for d in diagnostics for s in d.suggestions), key=lambda s: -s.span.start)
+    for fix in fixes:
+        text = text[: fix.span.start] + fix.replacement + text[fix.span.end :]
+    return text, diagnostics
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [
+        ("aspect: 16:9", "aspect 16:9"),
+        ("aspect:16:9", "aspect 16:9"),
+        ("model = kling-video-o3-omni", "model kling-video-o3-omni"),
+        ("audio=on", "audio on"),
+        ('negative: "blur"', 'negative "blur"'),
+        ("aspect_ratio: 16:9", "aspect 16:9"),
+        ('negative_prompt = "blur"', 'negative "blur"'),
+        ("Model kling-video-o3-omni", "model kling-video-o3-omni"),
+        ("let mood = \u2018dusk\u2019", 'let mood = "dusk"'),
+        ("let mood = 'dusk'", 'let mood = "dusk"'),
+        ('shot a 5s \u201ca "red" balloon\u201d', 'shot a 5s "a \\"red\\" balloon"'),
+        ("shot a 5s 'don't stop'", 'shot a 5s "don\'t stop"'),
+        ("negative \u201cblur\u201d", 'negative "blur"'),
+        ("model 'kling-video-o3-omni'", 'model "kling-video-o3-omni"'),
+    ],
+)
+def test_near_misses_from_other_formats_carry_a_fix_that_parses(written, meant):
+    fixed, diagnostics = _fixed(written + "\n")
+    assert [d.code for d in diagnostics] == ["KVS-syntax-unexpected"]
+    assert fixed == meant + "\n"
+    assert parsed(fixed)[1] == []
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["negative: blurry faces", "duration 10s", 'prompt "x"', "shot a 5s \u201cnever closed"],
+)
+def test_near_misses_without_a_certain_fix_carry_none(written):
+    _, diagnostics = parsed(written + "\n")
+    assert [d.code for d in diagnostics] == ["KVS-syntax-unexpected"]
+    assert diagnostics[0].suggestions == ()
+
+
+def test_a_setting_read_past_its_mistake_keeps_its_value():
+    script, _ = parsed("aspect:16:9\nmodel 'kling-video-o3-omni'\n")
+    assert [s.value.value for s in script.statements] == ["16:9", "kling-video-o3-omni"]
+
+
+def test_a_statement_starting_with_a_colon_is_an_unknown_statement():
+    _, diagnostics = parsed("aspect 1\n:1\n")
+    assert [(d.code, d.message) for d in diagnostics] == [("KVS-syntax-unexpected", "unknown statement `:1`")]
