@@ -11,10 +11,13 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from klingspec.codes import CODES
 from klingspec.diagnostics import Diagnostic
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 TOOL_URI = "https://github.com/klingspec/klingspec"
 _COLORS = {"error": "\x1b[1;31m", "warning": "\x1b[1;33m", "note": "\x1b[1;36m"}
@@ -271,3 +274,16 @@ def as_sarif(diagnostics: Sequence[Diagnostic], version: str) -> str:
         ],
     }
     return json.dumps(sarif, indent=2, ensure_ascii=False) + "\n"
+
+
+def console(stderr: bool = False) -> Console:
+    """The rich console every table and view prints through: plain (no colour, no bold)
+    when NO_COLOR is set, whatever the terminal; rich itself already drops styles when the
+    output is no terminal. rich is imported here, by the commands that draw a table, never
+    on `check`'s path."""
+    import os
+
+    from rich.console import Console
+
+    plain = "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb"
+    return Console(stderr=stderr, highlight=False, color_system=None if plain else "auto")

@@ -283,3 +283,20 @@ def test_a_long_line_of_wide_characters_keeps_the_carets_aligned():
     assert code.startswith("...") and printing._width(code) <= printing.LINE_WIDTH
     shown_before = next(i for i in range(len(code)) if printing._width(code[:i]) == first)
     assert code[shown_before:].startswith("@ghost")
+
+
+def test_tables_are_plain_under_no_color_even_at_a_terminal(monkeypatch):
+    import io
+
+    from klingspec import printing
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    console = printing.console()
+    assert console.color_system is None
+    console.file = io.StringIO()
+    console._force_terminal = True  # as if at a terminal: still no bold, no colour
+    console.print("[bold red]cost[/] $1.12")
+    assert console.file.getvalue() == "cost $1.12\n"
+    monkeypatch.delenv("NO_COLOR")
+    monkeypatch.setenv("TERM", "xterm-256color")
+    assert printing.console().color_system is not None or not printing.console().is_terminal

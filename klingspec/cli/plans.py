@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from klingspec import __version__, pricing
+from klingspec import __version__, pricing, printing
 from klingspec.pipeline import Options, Result
 from klingspec.pricing import Estimate
 
@@ -309,10 +309,9 @@ def read_saved(path: str) -> list[SavedRequest]:
 def print_table(plans: Sequence[Plan], marks: Sequence[Standing], uploaded: frozenset[str] = frozenset()) -> None:
     """Each plan's shots and bill, its local images (`uploaded`: the URLs the ledger records
     as uploaded), where it stands by the ledger, and the new spend."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False)
+    console = printing.console()
     for i, plan in enumerate(plans):
         e = plan.estimate
         console.print(f"[bold]{plan.path}[/]  [dim]{e.model}[/]")

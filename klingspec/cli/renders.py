@@ -485,10 +485,11 @@ def _ledger(ledger_path: str | None) -> Ledger:
 
 
 def _status(*, active_only: bool, refresh: bool, fmt: str, api_url: str | None, ledger_path: str | None) -> Report:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False)
+    from klingspec import printing
+
+    console = printing.console()
     report = Report()
     with _ledger(ledger_path) as ledger:
         renders = ledger.renders(active_only=active_only, limit=200)
@@ -637,10 +638,11 @@ def _cost_cell(render: Render) -> str:
 
 
 def _listing(*, limit: int, fmt: str, ledger_path: str | None) -> Report:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False)
+    from klingspec import printing
+
+    console = printing.console()
     with _ledger(ledger_path) as ledger:
         renders = ledger.renders(limit=limit)
         if fmt == "json":
@@ -661,9 +663,9 @@ def _listing(*, limit: int, fmt: str, ledger_path: str | None) -> Report:
 
 
 def _spending(*, fmt: str, ledger_path: str | None) -> Report:
-    from rich.console import Console
     from rich.table import Table
 
+    from klingspec import printing
     from klingspec.run.spending import Spend, Tally, spend_report
 
     with _ledger(ledger_path) as ledger:
@@ -672,7 +674,7 @@ def _spending(*, fmt: str, ledger_path: str | None) -> Report:
     if fmt == "json":
         click.echo(json.dumps({"ledger": path} | report.as_dict(), indent=2, ensure_ascii=False))
         return Report()
-    console = Console(highlight=False)
+    console = printing.console()
 
     def figure(amount: Decimal, unknown: int) -> str:
         text = f"${amount:.2f}"

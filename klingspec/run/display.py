@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from klingspec import pricing
+from klingspec import pricing, printing
 from klingspec.run.runner import Event, Job, Outcome
 from klingspec.run.states import RenderState
 
@@ -43,7 +43,7 @@ class LiveView:
     """A progress row per render, updated from worker threads."""
 
     def __init__(self, jobs: Sequence[Job], console: Console | None = None):
-        self.console = console or Console(stderr=True, highlight=False)
+        self.console = console or printing.console(stderr=True)
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
@@ -147,7 +147,7 @@ def spend_line(outcomes: Sequence[Outcome], *, sandbox: bool = False) -> str:
 
 
 def summary(outcomes: Sequence[Outcome], console: Console | None = None, *, sandbox: bool = False) -> None:
-    console = console or Console(highlight=False)
+    console = console or printing.console()
     table = Table(title="renders", title_justify="left")
     for column in ("script", "state", "seconds", "cost", "files"):  # paths fold, never cut to "…"
         table.add_column(
