@@ -120,11 +120,13 @@ def _check_sizes(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             raise _Limit(f"{value:,} is larger than the {MAX_EXPANSION_CHARS:,}-character bound")
 
 
-_WIDTH = re.compile(r"\d{6,}")
+# The patterns of the error paths are kept as strings: `re` compiles each on first use
+# and caches it, so a script whose templates are fine never pays for them at start-up.
+_WIDTH = r"\d{6,}"
 
 
 def _check_format(spec: str) -> None:
-    if _WIDTH.search(spec) or "*" in spec:
+    if re.search(_WIDTH, spec) or "*" in spec:
         raise _Limit("a format width that large is refused")
 
 
@@ -405,9 +407,9 @@ _TAG_EXAMPLES = {
 }
 _CLOSERS = {"variable_begin": "}}", "block_begin": "%}", "comment_begin": "#}"}
 _SHOWN = {"variable_begin": "{{", "block_begin": "{%", "comment_begin": "{#"}
-_INNERMOST = re.compile(r"innermost block that needs to be closed is '(\w+)'")
-_UNKNOWN_TAG = re.compile(r"unknown tag '(\w+)'")
-_EXPECTED = re.compile(r"expected token '([^']+)', got '([^']*)'")
+_INNERMOST = r"innermost block that needs to be closed is '(\w+)'"
+_UNKNOWN_TAG = r"unknown tag '(\w+)'"
+_EXPECTED = r"expected token '([^']+)', got '([^']*)'"
 _JINJA_WORDS = {
     "end of print statement": "`}}`",
     "end of statement block": "`%}`",
@@ -416,7 +418,7 @@ _JINJA_WORDS = {
 }
 
 
-_BRACKET = re.compile(r"unexpected '.', expected '([)\]}])'")
+_BRACKET = r"unexpected '.', expected '([)\]}])'"
 _PAIRS = {"(": ")", "[": "]", "{": "}"}
 
 
@@ -471,7 +473,7 @@ def syntax_error(text: ast.Text) -> Diagnostic:
     if failure.at is not None:  # the lexer stopped at a character
         at = failure.at
         char = value[at : at + 1]
-        unclosed = _BRACKET.search(message)
+        unclosed = re.search(_BRACKET, message)
         if unclosed:
             bracket = _unclosed_bracket(failure.tokens, unclosed.group(1))
             if bracket is not None:
@@ -540,7 +542,7 @@ def syntax_error(text: ast.Text) -> Diagnostic:
                 label="nothing follows this `.`",
             )
     if token is None:  # the parser ran off the end of the string
-        innermost = _INNERMOST.search(message)
+        innermost = re.search(_INNERMOST, message)
         if innermost and failure.open_tags:
             tag = failure.open_tags[-1]
             name = innermost.group(1)
@@ -568,10 +570,10 @@ def syntax_error(text: ast.Text) -> Diagnostic:
             _syntax_help(message),
         )
     span = text.span_of(token.start, token.end)
-    unknown = _UNKNOWN_TAG.search(message)
+    unknown = re.search(_UNKNOWN_TAG, message)
     if unknown:
         name = unknown.group(1)
-        innermost = _INNERMOST.search(message)
+        innermost = re.search(_INNERMOST, message)
         if name.startswith("end") and innermost and len(failure.open_tags) >= 2:
             block = innermost.group(1)
             return Diagnostic.of(
@@ -599,7 +601,7 @@ def syntax_error(text: ast.Text) -> Diagnostic:
             _syntax_help(message),
             label="unknown tag",
         )
-    expected = _EXPECTED.search(message)
+    expected = re.search(_EXPECTED, message)
     before = failure.tokens[: failure.tokens.index(token)]
     previous = next((t for t in reversed(before) if t.kind != "whitespace"), None)
     if expected and expected.group(1) == "name" and previous is not None and previous.value in ("|", "."):
@@ -665,9 +667,9 @@ def _syntax_help(message: str) -> str | None:
     return None
 
 
-_NO_ATTRIBUTE = re.compile(r"^'?(.+?)(?: object)?'? has no attribute '(.+)'$")
-_NO_ELEMENT = re.compile(r"^'?(.+?) object'? has no element (.+)$")
-_UNDEFINED = re.compile(r"^'(.+)' is undefined$")
+_NO_ATTRIBUTE = r"^'?(.+?)(?: object)?'? has no attribute '(.+)'$"
+_NO_ELEMENT = r"^'?(.+?) object'? has no element (.+)$"
+_UNDEFINED = r"^'(.+)' is undefined$"
 _PYTHON_TYPES = {
     "str": "text",
     "int": "a whole number",
@@ -687,21 +689,21 @@ def _kind(python_type: str) -> str:
 
 def _undefined_words(message: str) -> str:
     """Jinja's undefined-value messages, said in klingspec's words."""
-    found = _NO_ATTRIBUTE.match(message)
+    found = re.match(_NO_ATTRIBUTE, message)
     if found:
         return f"{_kind(found.group(1))} has no attribute or key `{found.group(2)}`"
-    found = _NO_ELEMENT.match(message)
+    found = re.match(_NO_ELEMENT, message)
     if found:
         return f"{_kind(found.group(1))} has no item {found.group(2)}"
-    found = _UNDEFINED.match(message)
+    found = re.match(_UNDEFINED, message)
     if found:
         return f"`{found.group(1)}` is not defined"
     return f"a template used a value that is not defined: {message}"
 
 
 _TYPES = "str|int|float|NoneType|list|dict|tuple|bool"
-_TYPE_NAMES = re.compile(rf"'({_TYPES})'|\b({_TYPES})\b")
-_FILTER_NAME = re.compile(r"\bdo_(\w+)\(\)")
+_TYPE_NAMES = rf"'({_TYPES})'|\b({_TYPES})\b"
+_FILTER_NAME = r"\bdo_(\w+)\(\)"
 
 
 def _runtime_words(error: Exception) -> tuple[str, str | None]:
@@ -711,8 +713,8 @@ def _runtime_words(error: Exception) -> tuple[str, str | None]:
             "division by zero in a template",
             "a divisor that can be zero needs a guard: `{% if n %}...{% endif %}`, or another value",
         )
-    detail = _TYPE_NAMES.sub(lambda m: _kind(m.group(1) or m.group(2)), str(error)).strip()
-    detail = _FILTER_NAME.sub(lambda m: f"the `{m.group(1)}` filter", detail)
+    detail = re.sub(_TYPE_NAMES, lambda m: _kind(m.group(1) or m.group(2)), str(error)).strip()
+    detail = re.sub(_FILTER_NAME, lambda m: f"the `{m.group(1)}` filter", detail)
     if isinstance(error, TypeError):
         return (
             f"a template used a value of the wrong kind: {detail}",
@@ -813,8 +815,8 @@ _KINDS: dict[type, str] = {
     ast.Text: "a string",
     ast.ListValue: "a list",
 }
-_INTEGER = re.compile(r"[+-]?[0-9]+\Z")
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
+_INTEGER = r"[+-]?[0-9]+\Z"
+_NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z"
 
 
 def _kind_of(value: Any) -> str:
@@ -872,9 +874,9 @@ def _from_text(value: str, default: ast.Value) -> tuple[Any] | None:
         lowered = value.strip().lower()
         return (lowered == "true",) if lowered in ("true", "false") else None
     if isinstance(default, ast.Integer):
-        return (int(value),) if _INTEGER.match(value.strip()) else None
+        return (int(value),) if re.match(_INTEGER, value.strip()) else None
     if isinstance(default, ast.Float):
-        return (float(value),) if _NUMBER.match(value.strip()) else None
+        return (float(value),) if re.match(_NUMBER, value.strip()) else None
     if isinstance(default, ast.ListValue):
         return None  # a list is given in a vars file
     return (value,)
