@@ -56,36 +56,37 @@ def apply(diagnostics: Sequence[Diagnostic], scripts: Iterable[ast.Script]) -> l
     if not every:
         return list(diagnostics)
     used: set[tuple[int, str]] = set()
+    raised: set[tuple[int, str]] = set()  # named, there, but an error (the project raised it)
     kept: list[Diagnostic] = []
     for diagnostic in diagnostics:
         line = diagnostic.span.start_position[0]
-        match = next(
-            (
-                (i, diagnostic.code)
-                for i, a in enumerate(every)
-                if a.span.path == diagnostic.span.path
-                and line in a.lines
-                and diagnostic.code in a.codes
-                and diagnostic.severity != "error"
-            ),
-            None,
-        )
-        if match is None:
-            kept.append(diagnostic)
-        else:
-            used.add(match)
+        covering = [
+            (i, diagnostic.code)
+            for i, a in enumerate(every)
+            if a.span.path == diagnostic.span.path and line in a.lines and diagnostic.code in a.codes
+        ]
+        if covering and diagnostic.severity != "error":
+            used.add(covering[0])
+            continue
+        raised.update(covering)
+        kept.append(diagnostic)
     for i, allowance in enumerate(every):
         for code in allowance.codes:
-            problem = _problem(code, (i, code) in used)
+            problem = _problem(code, (i, code) in used, (i, code) in raised)
             if problem is not None:
                 kept.append(Diagnostic.of("KVS-allow", allowance.span, *problem))
     return kept
 
 
-def _problem(code: str, used: bool) -> tuple[str, str] | None:
+def _problem(code: str, used: bool, raised: bool) -> tuple[str, str] | None:
     known = CODES.get(code)
     if known is None:
         return f"`{code}` is not a klingspec code", "`klingspec check` prints each problem's code in brackets"
+    if raised and not used and known.severity != "error":
+        return (
+            f"`{code}` is an error here (the project file's [severity] raises it) and cannot be allowed",
+            "fix the line, or change [severity] in the project file",
+        )
     if known.severity == "error":
         return (
             f"`{code}` is an error and cannot be allowed: the API would refuse the request",

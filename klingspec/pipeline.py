@@ -128,25 +128,36 @@ def _run(path: str, options: Options, reader: Reader) -> Result:
         bound, problems = attach(bound, options.assets, reader, project)
         diagnostics += problems
     diagnostics += check(bound)
+    # What the project and the script's allowances make of the problems decides whether a
+    # request is built: a warning the project raises to an error stops it, as any error.
+    diagnostics = _allowed(_leveled(diagnostics, project), program)
     if has_errors(diagnostics) or not bound.shots or options.check_only:
-        return Result(path, _allowed(diagnostics, program, project), program, bound)
+        return Result(path, sort_unique(diagnostics), program, bound)
     from klingspec.compiling import compile_script, validate
     from klingspec.pricing import estimate
 
     request = compile_script(bound)
     if options.validate_schema:
-        diagnostics += validate(request)
-    return Result(path, _allowed(diagnostics, program, project), program, bound, request, estimate(bound))
+        diagnostics += _leveled(validate(request), project)
+        if has_errors(diagnostics):  # the body breaks its schema: no request to send
+            return Result(path, sort_unique(diagnostics), program, bound)
+    return Result(path, sort_unique(diagnostics), program, bound, request, estimate(bound))
 
 
-def _allowed(diagnostics: list[Diagnostic], program: Program, project: Project) -> tuple[Diagnostic, ...]:
-    """Sorted, with the warnings `# kvs: allow(CODE)` comments silence taken out, and the
-    project's `[severity]` applied (ignored warnings dropped, raised ones made errors)."""
+def _leveled(diagnostics: list[Diagnostic], project: Project) -> list[Diagnostic]:
+    """The project's `[severity]` applied: ignored warnings dropped, raised ones made
+    errors (an error is never lowered: project.py refuses that)."""
+    if not project.severity:
+        return diagnostics
+    levels = [(d, severity_of(d, project)) for d in diagnostics]
+    return [replace(d, escalated=level == "error") for d, level in levels if level != "ignore"]
+
+
+def _allowed(diagnostics: list[Diagnostic], program: Program) -> list[Diagnostic]:
+    """Without the warnings `# kvs: allow(CODE)` comments silence (a warning the project
+    raised to an error is an error here, and stays)."""
     if any(c.text.find("kvs:") >= 0 for script in program.files for c in script.comments):
         from klingspec import allowances
 
-        diagnostics = allowances.apply(diagnostics, program.files)
-    if project.severity:
-        levels = [(d, severity_of(d, project)) for d in diagnostics]
-        diagnostics = [replace(d, escalated=level == "error") for d, level in levels if level != "ignore"]
-    return sort_unique(diagnostics)
+        return allowances.apply(diagnostics, program.files)
+    return diagnostics

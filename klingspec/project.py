@@ -21,12 +21,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from klingspec.assets import AssetsTarget, parse_target
+from klingspec.assets import HUB_URL, AssetsTarget, parse_target
 from klingspec.codes import CODES
 from klingspec.diagnostics import Diagnostic, Suggestion, close_matches
 from klingspec.loading import Reader, decode, read_bytes
 from klingspec.source import Source, Span
 
+OXEN_HOST = HUB_URL.removeprefix("https://")  # the only remote host a project file may name as its API
 CONFIG_NAME = "klingspec.toml"
 PYPROJECT = "pyproject.toml"
 SEVERITIES = ("ignore", "warning", "error")
@@ -54,6 +55,11 @@ class Project:
     assets: AssetsTarget | None = None
     severity: Mapping[str, str] = field(default_factory=dict)  # code -> ignore | warning | error
     problems: tuple[Diagnostic, ...] = ()
+
+    @property
+    def diagnostics(self) -> tuple[Diagnostic, ...]:
+        """The file's mistakes, for the printers that take a checked file's diagnostics."""
+        return self.problems
 
     def value(self, key: str) -> Any:
         setting = self.settings.get(key)
@@ -116,19 +122,23 @@ def _read(name: str, data: bytes, folder: str, *, pyproject: bool) -> Project | 
         if not isinstance(table, dict):
             problem = _problem(name, _key(source, "klingspec"), "[tool.klingspec] must be a table")
             return Project(name, problems=(problem,))
-    return _settings(name, source, table, folder)
+    header = re.search(r"(?m)^[ \t]*\[tool\.klingspec[\].]", source.text) if pyproject else None
+    return _settings(name, source, table, folder, header.start() if header else 0)
 
 
-def _settings(name: str, source: Source, table: dict[str, Any], folder: str) -> Project:
+def _settings(name: str, source: Source, table: dict[str, Any], folder: str, base: int = 0) -> Project:
     problems: list[Diagnostic] = []
     settings: dict[str, Setting] = {}
 
+    def key_of(key: str) -> Span:
+        return _key(source, key, base)
+
     def where(key: str) -> str:
-        return f"{name}:{_key(source, key).start_position[0]}"
+        return f"{name}:{key_of(key).start_position[0]}"
 
     for key in sorted(set(table) - set(KEYS)):
         close = close_matches(key, KEYS, n=1)
-        span = _key(source, key)
+        span = key_of(key)
         problems.append(
             _problem(
                 name,
@@ -143,8 +153,10 @@ def _settings(name: str, source: Source, table: dict[str, Any], folder: str) -> 
         "budget": (_is_amount, "an amount in USD, e.g. budget = 5 (0 or more)"),
         "out": (lambda v: isinstance(v, str) and bool(v), 'a folder in quotes, e.g. out = "renders"'),
         "api_url": (
-            lambda v: isinstance(v, str) and v.startswith(("https://", "http://")),
-            'an http(s) URL in quotes, e.g. api_url = "https://hub.oxen.ai/api"',
+            _safe_api_url,
+            "Oxen's own API over https (https://hub.oxen.ai/...) or a server on this machine "
+            "(http://127.0.0.1:PORT/...): a file found above a script must not send your key "
+            "anywhere else (use --api-url or KLINGSPEC_API_URL for another API)",
         ),
     }
     for key, (valid, expected) in checks.items():
@@ -152,7 +164,7 @@ def _settings(name: str, source: Source, table: dict[str, Any], folder: str) -> 
             continue
         value = table[key]
         if not valid(value):
-            problems.append(_problem(name, _key(source, key), f"`{key}` in {name} must be {expected}"))
+            problems.append(_problem(name, key_of(key), f"`{key}` in {name} must be {expected}"))
             continue
         if key == "model":
             from klingspec import targets
@@ -161,7 +173,7 @@ def _settings(name: str, source: Source, table: dict[str, Any], folder: str) -> 
                 problems.append(
                     _problem(
                         name,
-                        _key(source, key),
+                        key_of(key),
                         f"`model` in {name} names no model klingspec knows: `{value}`",
                         "`klingspec models` lists them",
                     )
@@ -170,28 +182,46 @@ def _settings(name: str, source: Source, table: dict[str, Any], folder: str) -> 
         if key == "out":
             value = os.path.normpath(os.path.join(folder, value))
         settings[key] = Setting(value.rstrip("/") if key == "api_url" else value, where(key))
-    assets, found = _assets(name, source, table.get("assets"))
+    assets, found = _assets(name, source, table.get("assets"), base)
     problems += found
-    severity, found = _severity(name, source, table.get("severity"))
+    severity, found = _severity(name, source, table.get("severity"), base)
     problems += found
     return Project(name, settings, assets, severity, tuple(problems))
+
+
+def _safe_api_url(value: Any) -> bool:
+    """Where a project file may point `run`: the key goes with every request, and the file
+    may come with a cloned repository, so only Oxen's host over https, or loopback."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(value, str):
+        return False
+    try:
+        url = urlsplit(value)
+        url.port  # noqa: B018 (a port that is no number raises here)
+    except ValueError:
+        return False
+    host = (url.hostname or "").lower()
+    if url.scheme == "https" and host == OXEN_HOST:
+        return True
+    return url.scheme in ("http", "https") and host in ("127.0.0.1", "localhost", "::1")
 
 
 def _is_amount(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
 
-def _assets(name: str, source: Source, table: Any) -> tuple[AssetsTarget | None, list[Diagnostic]]:
+def _assets(name: str, source: Source, table: Any, base: int = 0) -> tuple[AssetsTarget | None, list[Diagnostic]]:
     if table is None:
         return None, []
     if not isinstance(table, dict):
-        return None, [_problem(name, _key(source, "assets"), f"`assets` in {name} must be a table: [assets]")]
+        return None, [_problem(name, _key(source, "assets", base), f"`assets` in {name} must be a table: [assets]")]
     unknown = sorted(set(table) - {"repo", "branch"})
     if unknown:
         return None, [
             _problem(
                 name,
-                _key(source, unknown[0]),
+                _key(source, unknown[0], base),
                 f"unknown key `{unknown[0]}` in [assets] of {name}",
                 'give `repo = "NAMESPACE/REPO"` and, optionally, `branch = "main"`',
             )
@@ -201,26 +231,26 @@ def _assets(name: str, source: Source, table: Any) -> tuple[AssetsTarget | None,
         return None, [
             _problem(
                 name,
-                _key(source, "repo" if not isinstance(repo, str) else "branch"),
+                _key(source, "repo" if not isinstance(repo, str) else "branch", base),
                 f"[assets] of {name} needs `repo` as a string, and `branch` (optional) as a string",
                 'for example: repo = "aurora-studio/refs"',
             )
         ]
     found = parse_target(repo, name, branch)
     if isinstance(found, str):
-        return None, [Diagnostic.of("KVS-assets", _key(source, "repo"), found)]
+        return None, [Diagnostic.of("KVS-assets", _key(source, "repo", base), found)]
     return found, []
 
 
-def _severity(name: str, source: Source, table: Any) -> tuple[dict[str, str], list[Diagnostic]]:
+def _severity(name: str, source: Source, table: Any, base: int = 0) -> tuple[dict[str, str], list[Diagnostic]]:
     if table is None:
         return {}, []
     if not isinstance(table, dict):
-        return {}, [_problem(name, _key(source, "severity"), f"`severity` in {name} must be a table: [severity]")]
+        return {}, [_problem(name, _key(source, "severity", base), f"`severity` in {name} must be a table: [severity]")]
     chosen: dict[str, str] = {}
     problems: list[Diagnostic] = []
     for code, level in table.items():
-        span = _key(source, code)
+        span = _key(source, code, base)
         known = CODES.get(code)
         if known is None:
             close = close_matches(code, CODES, n=1)
@@ -250,12 +280,13 @@ def _severity(name: str, source: Source, table: Any) -> tuple[dict[str, str], li
     return chosen, problems
 
 
-def _key(source: Source, key: str) -> Span:
-    """The line that sets `key` (or opens its table), for a diagnostic or `config`."""
-    found = re.search(
-        r'(?m)^[ \t]*"?' + re.escape(key) + r'"?[ \t]*=[^\n]*|^[ \t]*\[(?:tool\.klingspec\.)?' + re.escape(key) + r"\]",
-        source.text,
+def _key(source: Source, key: str, base: int = 0) -> Span:
+    """The line that sets `key` (or opens its table) at or after `base` (where
+    `[tool.klingspec]` starts in a pyproject.toml), for a diagnostic or `config`."""
+    pattern = re.compile(
+        r'(?m)^[ \t]*"?' + re.escape(key) + r'"?[ \t]*=[^\n]*|^[ \t]*\[(?:tool\.klingspec\.)?' + re.escape(key) + r"\]"
     )
+    found = pattern.search(source.text, base)
     return source.span(found.start(), found.end()) if found else source.span(0)
 
 

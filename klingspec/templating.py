@@ -9,6 +9,7 @@ stopped and reported, not waited for.
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 import time
@@ -183,8 +184,8 @@ class Expander:
 
         try:
             template, names = _compiled(text.value)
-        except TemplateSyntaxError:
-            self.diagnostics.append(syntax_error(text))
+        except TemplateSyntaxError as error:
+            self.diagnostics.append(syntax_error(text, error.message or ""))
             return None
         env = environment()
         missing = [n for n in names if n not in self.variables and n not in env.globals]
@@ -454,9 +455,35 @@ def _tag_span(text: ast.Text, failure: _Failure, name: _Token) -> Span:
     return text.span_of(start, len(text.value[:end].rstrip()))
 
 
-def syntax_error(text: ast.Text) -> Diagnostic:
-    """A template that does not parse, at the character where it goes wrong, in klingspec's
-    words, with the fix where it is certain."""
+_NO_FILTER = r"No (filter|test) named '([^']+)'"
+
+
+def _compile_error(text: ast.Text, message: str, lineno: int | None) -> Diagnostic:
+    """A template the parser takes but Jinja's compiler refuses: an unknown filter or
+    test, named in plain words at its place, with the close ones."""
+    named = re.search(_NO_FILTER, message)
+    if named is None:
+        what = message.rstrip(".") or "it cannot be compiled"
+        return Diagnostic.of("KVS-template-syntax", _line_span(text, lineno), f"template error: {what}")
+    kind, name = named.groups()
+    env = environment()
+    known = sorted(env.filters if kind == "filter" else env.tests)
+    close = close_matches(name, known, n=3)
+    at = text.value.find(name)
+    span = text.span_of(at, at + len(name)) if at >= 0 else _line_span(text, lineno)
+    return Diagnostic.of(
+        "KVS-template-syntax",
+        span,
+        f"`{name}` is not a template {kind}",
+        ("did you mean " + " or ".join(f"`{c}`" for c in close) + "?") if close else f"the {kind}s: {', '.join(known)}",
+        suggestions=[Suggestion.did_you_mean(span, close[0])] if close and at >= 0 else [],
+    )
+
+
+def syntax_error(text: ast.Text, compiled: str = "") -> Diagnostic:
+    """A template that does not parse (or compile: `compiled` is what the compiler said),
+    at the character where it goes wrong, in klingspec's words, with the fix where it is
+    certain."""
     from jinja2 import TemplateSyntaxError
 
     message = ""
@@ -466,8 +493,8 @@ def syntax_error(text: ast.Text) -> Diagnostic:
     except TemplateSyntaxError as error:
         message, lineno = error.message or "", error.lineno
     failure = _locate_failure(text.value)
-    if failure is None:  # cannot happen: the same parse failed a moment ago
-        return Diagnostic.of("KVS-template-syntax", _line_span(text, lineno), f"template error: {message}")
+    if failure is None:  # it parses: the compiler refused it (an unknown filter or test)
+        return _compile_error(text, compiled or message, lineno)
     value = text.value
     opener = _opener(failure.tokens)
     if failure.at is not None:  # the lexer stopped at a character
@@ -874,9 +901,12 @@ def _from_text(value: str, default: ast.Value) -> tuple[Any] | None:
         lowered = value.strip().lower()
         return (lowered == "true",) if lowered in ("true", "false") else None
     if isinstance(default, ast.Integer):
-        return (int(value),) if re.match(_INTEGER, value.strip()) else None
+        text = value.strip()
+        # Python refuses to read more than 4,300 digits; no count of anything needs 100
+        return (int(text),) if re.match(_INTEGER, text) and len(text) <= 100 else None
     if isinstance(default, ast.Float):
-        return (float(value),) if re.match(_NUMBER, value.strip()) else None
+        number = float(value) if re.match(_NUMBER, value.strip()) else None
+        return (number,) if number is not None and math.isfinite(number) else None  # never inf or nan
     if isinstance(default, ast.ListValue):
         return None  # a list is given in a vars file
     return (value,)
@@ -888,7 +918,7 @@ def _fits(value: Any, default: ast.Value) -> bool:
     if isinstance(default, ast.Integer):
         return isinstance(value, int) and not isinstance(value, bool)
     if isinstance(default, ast.Float):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if isinstance(default, ast.ListValue):
         return isinstance(value, list)
     return isinstance(value, str)

@@ -52,3 +52,12 @@ def test_an_allowance_in_a_used_file_covers_that_file(tmp_path):
     (tmp_path / "lib.kvs").write_text(plain.rstrip("\n") + "  # kvs: allow(KVS-url-http)\n")
     result = run(tmp_path, 'use "lib.kvs"\nshot a 5s "in @cafe"\n')
     assert "KVS-url-http" not in codes(result) and "KVS-allow" not in codes(result)
+
+
+def test_a_warning_the_project_raises_to_an_error_cannot_be_allowed(tmp_path):
+    (tmp_path / "klingspec.toml").write_text('[severity]\nKVS-binding-unused = "error"\n')
+    text = f'{IMAGE.format(name="cafe")}  # kvs: allow(KVS-binding-unused)\nshot a 5s "x"\n'
+    result = run(tmp_path, text)
+    assert not result.ok and result.request is None  # nothing to send: an error stands
+    [allow] = [d for d in result.diagnostics if d.code == "KVS-allow"]
+    assert "the project file's [severity] raises it" in allow.message

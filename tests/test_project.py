@@ -66,3 +66,32 @@ def test_out_is_relative_to_the_project_file(tmp_path):
     (tmp_path / "klingspec.toml").write_text('out = "films/renders"\n')
     (tmp_path / "deep").mkdir()
     assert project.load(str(tmp_path / "deep" / "a.kvs")).value("out") == str(tmp_path / "films" / "renders")
+
+
+def test_a_raised_warning_stops_the_request_as_any_error(tmp_path):
+    (tmp_path / "klingspec.toml").write_text('[severity]\nKVS-binding-unused = "error"\n')
+    raised = run(tmp_path, UNUSED)
+    assert not raised.ok and raised.request is None and raised.estimate is None  # watch --run must have nothing
+
+
+def test_a_project_file_cannot_send_the_key_to_another_host(tmp_path):
+    for url, fine in (
+        ("https://hub.oxen.ai/api", True),
+        ("http://127.0.0.1:8080/api", True),
+        ("http://hub.oxen.ai/api", False),  # not over https
+        ("https://evil.example/api", False),
+        ("https://hub.oxen.ai.evil.example/api", False),
+        ("http://localhost:notaport/api", False),
+    ):
+        (tmp_path / "klingspec.toml").write_text(f'api_url = "{url}"\n')
+        found = project.load(str(tmp_path / "a.kvs"))
+        assert (found.value("api_url") is not None) == fine, url
+        assert bool(found.problems) != fine, url
+
+
+def test_pyproject_keys_are_found_in_the_klingspec_table(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.black]\nmodel = "whatever"\n\n[tool.klingspec]\nmodel = "kling-video-nope"\n'
+    )
+    [problem] = project.load(str(tmp_path / "a.kvs")).problems
+    assert where(problem)[0] == 5

@@ -230,3 +230,28 @@ def test_duplicate_let_warns_and_later_wins(tmp_path):
 def test_expansion_then_folding(tmp_path):
     text = 'let brand = "Aurora"\nshot a 5s """\n   The {{ brand | upper }}\n   logo.\n"""\n'
     assert run(tmp_path, text).request.body["prompt"] == "The AURORA logo."
+
+
+def test_an_unknown_filter_is_named_at_its_place_with_the_close_ones(tmp_path):
+    from helpers import locate, run, where
+
+    text = 'let x = "a"\nshot a 5s "{{ x | uper }}"\n'
+    [d] = run(tmp_path, text).diagnostics
+    assert d.code == "KVS-template-syntax" and d.message == "`uper` is not a template filter"
+    assert where(d) == locate(text, "uper") and d.help == "did you mean `upper`?"
+    assert [s.replacement for s in d.suggestions] == ["upper"]
+    [t] = run(tmp_path, 'let x = 1\nshot a 5s "{{ x is nosuchtest }}"\n', "t.kvs").diagnostics
+    assert t.message == "`nosuchtest` is not a template test"
+
+
+def test_numbers_from_the_command_line_are_finite_and_of_sane_size(tmp_path):
+    from helpers import codes, run
+
+    float_let = 'let speed = 1.5\nshot a 5s "at {{ speed }}"\n'
+    for given in ("1e999", "nan", "inf", "-1e400"):
+        assert codes(run(tmp_path, float_let, var_options=[f"speed={given}"])) == ["KVS-var-type"], given
+    int_let = 'let n = 3\nshot a 5s "take {{ n }}"\n'
+    assert codes(run(tmp_path, int_let, "i.kvs", var_options=["n=" + "9" * 5000])) == ["KVS-var-type"]
+    vars_file = tmp_path / "v.json"
+    vars_file.write_text('{"speed": 1e999}')
+    assert codes(run(tmp_path, float_let, "j.kvs", var_files=[str(vars_file)])) == ["KVS-var-type"]

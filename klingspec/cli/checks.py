@@ -16,6 +16,7 @@ from klingspec.cli.options import (
     examples,
     pipeline_options,
     print_diagnostics,
+    project_of,
     report_of,
     var_options,
     write_atomically,
@@ -242,6 +243,7 @@ def plan(
         if trials is not None:  # which model would take the script is most useful now
             _print_trials(files, trials, fmt)
         raise SystemExit(report.return_code)
+    api_url = api_url or project_of(files).value("api_url")  # the API `run` would use
     previews = [plans.plan_of(r, options) for r in results]
     jobs = [p.job() for p in previews]
     marks = plans.ledger_standings(jobs, sandbox=sandbox, api_url=api_url, ledger_path=ledger_path, again=again)

@@ -88,7 +88,11 @@ def run(
     ledger_path: str | None,
 ) -> None:
     """Plan, confirm, submit, follow and download renders. FILE is a script or a saved plan.json."""
-    project = project_of(files)
+    project = project_of(_scripts_of(files))
+    if len(files) == 1 and files[0].endswith(".json") and any(d.is_error for d in project.problems):
+        # a saved plan runs no pipeline: the project file's mistakes would go unseen
+        print_diagnostics([project], "text", sys.stderr)
+        raise SystemExit(Report(errors=len(project.problems)).return_code)
     report = _run(
         files=files,
         options=pipeline_options(var_options, var_files, assets=assets),
@@ -209,6 +213,19 @@ def _jobs_from_scripts(files: Sequence[str], options: Options, out_dir: str | No
         for r in results
         if r.request is not None and r.estimate is not None
     ], results
+
+
+def _scripts_of(files: Sequence[str]) -> list[str]:
+    """The scripts a run is about: the files given, or those a saved plan was made from
+    (whose project file applies, wherever the plan was saved)."""
+    if len(files) == 1 and files[0].endswith(".json"):
+        from klingspec.cli.plans import PlanStale, PlanUnreadable, read_saved
+
+        try:
+            return [s.script for s in read_saved(files[0])] or list(files)
+        except (PlanUnreadable, PlanStale):
+            return list(files)  # reported when the plan is read for the run
+    return list(files)
 
 
 def _jobs_from_plan(path: str, out_dir: str | None) -> list[Job]:

@@ -96,7 +96,7 @@ def watch(
             from klingspec.run.runner import Runner
 
             base_url, key, ledger_url = stack.enter_context(api_connection(sandbox, api_url))
-            consent = decide(sandbox=sandbox, yes=yes, budget=budget, terminal=can_ask())
+            consent = decide(sandbox=sandbox, yes=yes, budget=budget, terminal=can_ask() and fmt != "json")
             if consent is not Consent.GIVEN:
                 render = _session_consent(consent, Watcher(paths, options, out=out), out)
             poll = poll_policy(sandbox)

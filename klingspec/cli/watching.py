@@ -133,7 +133,7 @@ class Watcher:
         cost (at most: a request already in the ledger is reattached, not paid again).
         Prints nothing; `start` checks them again, as the watch does."""
         results = [run_pipeline(_rel(path), self.check_options()) for path in self.discover()]
-        bills = [r.estimate.quote for r in results if r.request is not None and r.estimate is not None]
+        bills = [r.estimate.quote for r in results if r.ok and r.request is not None and r.estimate is not None]
         return len(bills), pricing.add(bills)
 
     def start(self) -> None:
@@ -196,7 +196,7 @@ class Watcher:
             f"{result.errors} error{'s' if result.errors != 1 else ''}, "
             f"{result.warnings} warning{'s' if result.warnings != 1 else ''}"
         )
-        if result.request is not None and result.estimate is not None:
+        if result.ok and result.request is not None and result.estimate is not None:
             e = result.estimate
             cost = pricing.usd_quote(e.quote, "price unknown")
             tracked.last_hash = result.request.content_hash
@@ -333,7 +333,7 @@ class SessionRenders:
         from klingspec.run.runner import Job
 
         request = result.request
-        if request is None or result.estimate is None:
+        if not result.ok or request is None or result.estimate is None:  # never render a script with errors
             return
         if request.content_hash == tracked.submitted_hash:
             self.out(

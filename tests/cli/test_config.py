@@ -51,3 +51,17 @@ def test_the_project_budget_caps_a_run_but_grants_no_consent(tmp_path, capsys, m
     monkeypatch.setenv("OXEN_API_KEY", "k")
     assert main(["run", "--api-url", "http://127.0.0.1:9/api", script]) == Exit.BUDGET_REFUSED
     assert "--yes" in capsys.readouterr().err  # nobody to ask: a budget in a file is not consent
+
+
+def test_a_saved_plan_runs_under_its_scripts_project_file(tmp_path, capsys, monkeypatch):
+    script = _project(tmp_path, "budget = 0.5\n")
+    elsewhere = tmp_path / "plans"
+    elsewhere.mkdir()
+    saved = str(elsewhere / "plan.json")
+    assert main(["plan", script, "-o", saved]) == Exit.OK
+    monkeypatch.chdir(elsewhere)  # nowhere near the project file
+    assert main(["run", "--sandbox", saved]) == Exit.BUDGET_REFUSED
+    assert "budget refused" in capsys.readouterr().err
+    (tmp_path / "klingspec.toml").write_text('budget = "lots"\n', encoding="utf-8")
+    assert main(["run", "--sandbox", saved]) == Exit.SCRIPT_ERRORS  # its mistakes are not skipped
+    assert "error[KVS-config]" in capsys.readouterr().err

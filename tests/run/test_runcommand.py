@@ -379,6 +379,10 @@ def test_run_json_prints_one_object_with_each_render_and_its_files(tmp_path, cap
 
 
 def test_run_json_never_asks_and_dry_run_json_shows_the_bodies(tmp_path, capsys, monkeypatch):
+    from klingspec.cli import consent
+
+    monkeypatch.setattr(consent, "can_ask", lambda: True)  # as if at a terminal: still no question
+    monkeypatch.setattr(consent, "ask", lambda question: (_ for _ in ()).throw(AssertionError(question)))
     monkeypatch.setenv("OXEN_API_KEY", new_key())
     path = script(tmp_path, 'shot x 5s "a fox"\n')
     code, out, err = run_cli(capsys, "run", "--api-url", "http://127.0.0.1:9/api", "--format", "json", path)
