@@ -56,6 +56,15 @@ class Mention:
 
 
 @dataclass(frozen=True)
+class PromptPart:
+    """A piece of a prompt as sent: plain text (`mention` None, `@@` already made `@`), or
+    what one `@...` became (`@Image1` for `@cafe`; as written when it resolved to nothing)."""
+
+    text: str
+    mention: Mention | None = None
+
+
+@dataclass(frozen=True)
 class BoundShot:
     """A shot with its prompt as the API receives it and the mentions in it."""
 
@@ -63,6 +72,7 @@ class BoundShot:
     prompt: str  # what the API receives: expanded, folded, @names rewritten
     mentions: tuple[Mention, ...]
     index: int  # 1-based position among the shots
+    parts: tuple[PromptPart, ...] = ()  # `prompt` cut at its mentions: joined, they are `prompt`
 
     @property
     def seconds(self) -> Decimal:
@@ -234,11 +244,11 @@ def bind(program: Program, expansion: Expansion, *, library_ok: bool = False) ->
         diagnostics.extend(_negative_references(negative.statement.value, expansion, names))
     bound_shots = []
     for index, shot in enumerate(shots, 1):
-        prompt, mentions, problems = _rewrite(
+        parts, mentions, problems = _rewrite(
             shot.prompt, expansion, names, images, elements, any(f.partial for f in program.files)
         )
         diagnostics.extend(problems)
-        bound_shots.append(BoundShot(shot, prompt, mentions, index))
+        bound_shots.append(BoundShot(shot, "".join(p.text for p in parts), mentions, index, parts))
     start = next((f for f in frames if f.kind == "start"), None)
     end = next((f for f in frames if f.kind == "end"), None)
     bound = BoundScript(
@@ -270,28 +280,29 @@ def _rewrite(
     images: list[Binding],
     elements: list[Binding],
     partial: bool = False,
-) -> tuple[str, tuple[Mention, ...], list[Diagnostic]]:
-    """Rewrite @names in the expanded prompt; spans point into the script."""
+) -> tuple[tuple[PromptPart, ...], tuple[Mention, ...], list[Diagnostic]]:
+    """Rewrite @names in the expanded prompt, as parts (joined: the prompt as sent); spans
+    point into the script."""
     expanded = expansion[text]
     locate = _locator(text, expanded)
-    out: list[str] = []
+    out: list[PromptPart] = []
     mentions: list[Mention] = []
     problems: list[Diagnostic] = []
     last = 0
     binding: Binding | None
     for match in _MENTION.finditer(expanded):
-        out.append(expanded[last : match.start()])
+        _plain(out, expanded[last : match.start()])
         last = match.end()
         if match.group(0) == "@@":
-            out.append("@")
+            _plain(out, "@")
             continue
         word = match.group(1)
         span = locate(match.start(), match.end())
         raw = _RAW.match(word)
         if word in names:
             binding = names[word]
-            out.append(binding.ref)
             mentions.append(Mention(match.group(0), span, binding))
+            out.append(PromptPart(binding.ref, mentions[-1]))
         elif raw:
             group = images if raw.group(1) == "Image" else elements
             index = int(raw.group(2))
@@ -313,11 +324,12 @@ def _rewrite(
                         else f"declare an `{kind}` first",
                     )
                 )
-            out.append(match.group(0))
             mentions.append(Mention(match.group(0), span, binding))
+            out.append(PromptPart(match.group(0), mentions[-1]))
         elif partial:
-            out.append(match.group(0))  # its binding may be on a line lost to a syntax error
+            # its binding may be on a line lost to a syntax error
             mentions.append(Mention(match.group(0), span, None))
+            out.append(PromptPart(match.group(0), mentions[-1]))
         else:
             close = close_matches(word, list(names), n=1)
             hint = (
@@ -332,10 +344,20 @@ def _rewrite(
                     "KVS-name-unbound", span, f"`@{word}` is not bound", hint, label="unbound name", suggestions=fix
                 )
             )
-            out.append(match.group(0))
             mentions.append(Mention(match.group(0), span, None))
-    out.append(expanded[last:])
-    return "".join(out), tuple(mentions), problems
+            out.append(PromptPart(match.group(0), mentions[-1]))
+    _plain(out, expanded[last:])
+    return tuple(out), tuple(mentions), problems
+
+
+def _plain(parts: list[PromptPart], text: str) -> None:
+    """Add plain text to the parts, joined to the plain text before it (`@@` is no cut)."""
+    if not text:
+        return
+    if parts and parts[-1].mention is None:
+        parts[-1] = PromptPart(parts[-1].text + text)
+    else:
+        parts.append(PromptPart(text))
 
 
 def _negative_references(text: ast.Text, expansion: Expansion, names: Mapping[str, Binding]) -> Iterator[Diagnostic]:

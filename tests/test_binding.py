@@ -55,6 +55,34 @@ def test_double_at_is_a_literal_at(tmp_path):
     assert result.request.body["prompt"] == "mail us @cafe at @Image1"
 
 
+def test_prompt_parts_cut_the_prompt_as_sent_at_its_mentions(tmp_path):
+    """`parts` (what the storyboard shows under the author's names) join to the prompt as
+    sent, each mention's part being what it became."""
+    text = img("cafe") + el("hero") + 'shot s 5s "mail @@cafe: @hero at @cafe, @Image1, @Image9, @nope!"\n'
+    [shot] = run(tmp_path, text).bound.shots
+    assert "".join(p.text for p in shot.parts) == shot.prompt
+    assert [(p.text, p.mention.written if p.mention else None) for p in shot.parts] == [
+        ("mail @cafe: ", None),
+        ("@Element1", "@hero"),
+        (" at ", None),
+        ("@Image1", "@cafe"),
+        (", ", None),
+        ("@Image1", "@Image1"),
+        (", ", None),
+        ("@Image9", "@Image9"),
+        (", ", None),
+        ("@nope", "@nope"),
+        ("!", None),
+    ]
+    assert [p.mention.binding.name if p.mention.binding else None for p in shot.parts if p.mention] == [
+        "hero",
+        "cafe",
+        "cafe",
+        None,
+        None,
+    ]
+
+
 def test_at_inside_a_word_is_not_a_mention(tmp_path):
     result = run(tmp_path, 'shot s 5s "write to hello@cafe.com"\n')
     assert codes(result) == []

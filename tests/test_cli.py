@@ -258,7 +258,21 @@ def test_no_colour_when_not_a_tty(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "command",
-    ["check", "compile", "plan", "run", "status", "ls", "cancel", "watch", "sandbox", "fmt", "models", "explain"],
+    [
+        "check",
+        "compile",
+        "plan",
+        "preview",
+        "run",
+        "status",
+        "ls",
+        "cancel",
+        "watch",
+        "sandbox",
+        "fmt",
+        "models",
+        "explain",
+    ],
 )
 def test_help_ends_with_examples_one_per_line(capsys, command):
     """`--help` shows examples of the command, each on its own line (not re-wrapped by click)."""

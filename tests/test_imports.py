@@ -87,6 +87,15 @@ def test_check_online_adds_only_the_http_client(script, tmp_path):
     assert [m for m in result["klingspec"] if m.startswith(WINGS)] == ["klingspec.run", "klingspec.run.reachability"]
 
 
+def test_preview_adds_the_schema_validator_only(script, tmp_path):
+    """The storyboard needs the compiled request (jsonschema) and Jinja2, not the table,
+    the network or Pillow (a URL-only script has no local image to shrink)."""
+    result = _loaded(["preview", str(script), "-o", str(tmp_path / "board.html")], tmp_path)
+    assert (result["code"], result["loaded"]) == (0, ["jsonschema"])
+    assert not [m for m in result["klingspec"] if m.startswith(WINGS)]
+    assert "klingspec.preview.thumbnails" not in result["klingspec"]
+
+
 def test_check_of_urls_only_never_loads_pillow(tmp_path):
     """Pillow (and klingspec.images) load only for a script that names a local file."""
     urls = tmp_path / "urls.kvs"

@@ -38,7 +38,7 @@ CORE = (
     "printing",
     "resources",
 )
-WINGS = ("klingspec.run", "klingspec.lsp", "klingspec.cli", "klingspec.sandbox")
+WINGS = ("klingspec.run", "klingspec.lsp", "klingspec.cli", "klingspec.sandbox", "klingspec.preview")
 
 
 def imported_modules(path: Path) -> set[str]:

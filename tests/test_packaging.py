@@ -68,6 +68,13 @@ def test_the_starter_files_ship(wheel):
         assert wheel.read(f"klingspec/starter/{name}") == (ROOT / "klingspec" / "starter" / name).read_bytes()
 
 
+def test_the_storyboard_template_ships(wheel):
+    """`klingspec preview` renders the page from the template beside its module."""
+    for name in ("storyboard.html.j2", "storyboard.py", "thumbnails.py"):
+        path = f"klingspec/preview/{name}"
+        assert wheel.read(path) == (ROOT / path).read_bytes()
+
+
 def test_every_code_page_ships(wheel):
     """`klingspec explain CODE` reads them from the installed package."""
     from klingspec.codes import CODES

@@ -1,10 +1,10 @@
 """The command line: thin click commands over `pipeline`, one module per command family.
 
-`checks` (check, compile, plan), `renders` (run, status, ls, cancel), `watch`, `fmt`,
-`lsp`, `emulator` (sandbox), `models`, `explain` (a diagnostic code's page), `starter`
-(init) and `settings` (config). Exit codes come from `report` only. The contract is
-docs/cli.md. Heavy imports (rich, jsonschema, httpx, watchfiles, pygls) happen inside the
-commands that need them, so `check` starts fast.
+`checks` (check, compile, plan), `previews` (preview: the storyboard page), `renders`
+(run, status, ls, cancel), `watch`, `fmt`, `lsp`, `emulator` (sandbox), `models`,
+`explain` (a diagnostic code's page), `starter` (init) and `settings` (config). Exit codes
+come from `report` only. The contract is docs/cli.md. Heavy imports (rich, jsonschema,
+httpx, watchfiles, pygls) happen inside the commands that need them, so `check` starts fast.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ COMMANDS = {
     "check": "checks:check",
     "compile": "checks:compile_",
     "plan": "checks:plan",
+    "preview": "previews:preview",
     "run": "renders:run",
     "status": "renders:status",
     "ls": "renders:ls_",

@@ -1,0 +1,89 @@
+"""`preview`: the storyboard of a script, one self-contained HTML file (klingspec/preview/).
+
+It runs the pipeline as `plan` does and writes the page even when the script has errors
+(then with the diagnostics in it, and exit 1): what the pipeline got to is still worth
+seeing. Nothing is sent; `--open` hands the file to the web browser.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from klingspec.cli.options import (
+    assets_option,
+    examples,
+    pipeline_options,
+    print_diagnostics,
+    report_of,
+    var_options,
+    write_atomically,
+)
+
+SUFFIX = ".storyboard.html"
+
+
+def default_output(script: str) -> str:
+    """`scene.storyboard.html` beside `scene.kvs`."""
+    stem, _ = os.path.splitext(script)
+    return stem + SUFFIX
+
+
+@click.command(
+    epilog=examples(
+        "klingspec preview examples/teaser.kvs   # writes examples/teaser.storyboard.html",
+        "klingspec preview examples/campaign.kvs --vars examples/campaign.vars.toml -o campaign.html --open",
+        "klingspec preview examples/morph.kvs -o -   # the page on stdout",
+    ),
+)
+@click.argument("script", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default=None,
+    help="Where to write the page (default: SCRIPT's name with .storyboard.html, beside it; - for stdout).",
+)
+@click.option("--open", "open_it", is_flag=True, help="Open the page in the web browser once written.")
+@var_options
+@assets_option
+def preview(
+    script: str,
+    output: str | None,
+    open_it: bool,
+    var_options: tuple[str, ...],
+    var_files: tuple[str, ...],
+    assets: str | None,
+) -> None:
+    """Write a storyboard of SCRIPT: one HTML page with a timeline of its shots (each as wide
+    as it is long), their prompts as sent with each @-reference under the author's name and
+    its image, the start and end frames, the settings, seconds, generations and cost, and
+    any diagnostics. Nothing is sent; the page needs no network to be viewed."""
+    from klingspec.pipeline import run_pipeline
+    from klingspec.preview.storyboard import storyboard
+
+    if open_it and output == "-":
+        raise click.UsageError("--open needs a file: give -o FILE, or leave -o out")
+    result = run_pipeline(script, pipeline_options(var_options, var_files, assets=assets))
+    print_diagnostics([result], "text", sys.stderr)
+    report = report_of([result])
+    if result.bound is not None and not result.bound.shots and not report.errors:
+        report.errors = 1  # a library (declarations only): nothing to show, as `plan` says
+    page = storyboard(result)
+    target = output or default_output(script)
+    if target == "-":
+        sys.stdout.write(page)
+    else:
+        try:
+            write_atomically(target, page)
+        except OSError as error:
+            raise click.BadParameter(f"cannot write {target}: {error.strerror or error}", param_hint="-o") from None
+        click.echo(f"wrote {target}", err=True)
+        if open_it:
+            import pathlib
+            import webbrowser
+
+            webbrowser.open(pathlib.Path(target).resolve().as_uri())
+    raise SystemExit(report.return_code)
