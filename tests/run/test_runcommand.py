@@ -175,25 +175,32 @@ def test_missing_key_is_a_usage_error(tmp_path, capsys):
     assert code == Exit.USAGE and "OXEN_API_KEY" in err
 
 
+def _slow_render(tmp_path, url: str, key: str, request_hash: str):
+    """A render of two generations the sandbox is still working on, recorded in the ledger
+    as `run` records one: what `status` and `cancel` act on."""
+    with Ledger() as ledger, oxen(url, key) as client:
+        render = ledger.record_intent(
+            request_hash=request_hash,
+            api_url=url,
+            script="slow.kvs",
+            model="kling-video-o3-pro-reference-to-video",
+            body={},
+            generations=2,
+            mode="queue",
+            out_dir=str(tmp_path),
+            estimate_usd="2.24",
+        )
+        ledger.mark_sent(render.id)
+        ids = client.enqueue({"model": "kling-video-o3-pro-reference-to-video", "prompt": "slow"}, 2)
+        ledger.mark_submitted(render.id, ids)
+    return render, ids
+
+
 def test_status_ls_and_cancel(tmp_path, capsys, monkeypatch, sandbox_with):
     key = new_key()
     monkeypatch.setenv("OXEN_API_KEY", key)
     with sandbox_with(processing_seconds=30) as url:
-        with Ledger() as ledger, oxen(url, key) as client:
-            render = ledger.record_intent(
-                request_hash="sha256:abc",
-                api_url=url,
-                script="slow.kvs",
-                model="kling-video-o3-pro-reference-to-video",
-                body={},
-                generations=2,
-                mode="queue",
-                out_dir=str(tmp_path),
-                estimate_usd="2.24",
-            )
-            ledger.mark_sent(render.id)
-            ids = client.enqueue({"model": "kling-video-o3-pro-reference-to-video", "prompt": "slow"}, 2)
-            ledger.mark_submitted(render.id, ids)
+        render, ids = _slow_render(tmp_path, url, key, "sha256:abc")
         code, out, err = run_cli(capsys, "status", "--refresh")
         assert code == Exit.OK, err
         assert "slow.kvs" in out and "submitted" in out
@@ -218,21 +225,7 @@ def test_cancel_json_says_what_happened_to_each_generation(tmp_path, capsys, mon
     key = new_key()
     monkeypatch.setenv("OXEN_API_KEY", key)
     with sandbox_with(processing_seconds=30) as url:
-        with Ledger() as ledger, oxen(url, key) as client:
-            render = ledger.record_intent(
-                request_hash="sha256:def",
-                api_url=url,
-                script="slow.kvs",
-                model="kling-video-o3-pro-reference-to-video",
-                body={},
-                generations=2,
-                mode="queue",
-                out_dir=str(tmp_path),
-                estimate_usd="2.24",
-            )
-            ledger.mark_sent(render.id)
-            ids = client.enqueue({"model": "kling-video-o3-pro-reference-to-video", "prompt": "slow"}, 2)
-            ledger.mark_submitted(render.id, ids)
+        render, ids = _slow_render(tmp_path, url, key, "sha256:def")
         code, out, err = run_cli(capsys, "cancel", str(render.id), "--format", "json")
         assert code == Exit.OK, err
         said = json.loads(out)
