@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from klingspec.resources import home_dir
+from klingspec.resources import home_dir, private_dir
 
 FORMAT = "klingspec-catalogue/1"
 FILE_NAME = "catalogue.json"
@@ -201,7 +201,7 @@ def save(catalogue: Catalogue, where: str | None = None) -> str:
     import json
 
     where = where or path()
-    os.makedirs(os.path.dirname(where), exist_ok=True)
+    private_dir(os.path.dirname(where))
     temporary = f"{where}.{os.getpid()}.tmp"
     try:
         with open(temporary, "w", encoding="utf-8") as file:

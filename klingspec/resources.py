@@ -43,6 +43,25 @@ def home_dir() -> str:
     return os.environ.get("KLINGSPEC_HOME") or os.path.join(os.path.expanduser("~"), ".klingspec")
 
 
+def private_dir(path: str) -> str:
+    """Make `path` (and its missing parents) readable by the user alone (0700): the
+    klingspec home holds the ledger, whose result URLs are presigned, and the caches."""
+    os.makedirs(path, mode=0o700, exist_ok=True)  # the mode applies to folders it creates
+    return path
+
+
+def private_file(path: str) -> str:
+    """Create `path` readable by the user alone (0600) if it is missing, and tighten it if
+    it exists with wider rights (an older klingspec made the ledger 0644)."""
+    descriptor = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        if os.fstat(descriptor).st_mode & 0o077:
+            os.fchmod(descriptor, 0o600)
+    finally:
+        os.close(descriptor)
+    return path
+
+
 @cache
 def read_text(folder: str, filename: str) -> str:
     """The text of a shipped data file, e.g. `read_text("grammar", "kvs.lark")` or

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from klingspec import __version__, catalogue
 from klingspec.diagnostics import Diagnostic
 from klingspec.loading import MAX_FILE_BYTES, Reader, read_bytes
+from klingspec.resources import private_dir
 
 if TYPE_CHECKING:
     from hashlib import _Hash
@@ -190,7 +191,7 @@ class CheckCache:
         import tempfile  # only a miss writes
 
         with contextlib.suppress(Exception):  # a read-only home, a full disk: just no cache
-            os.makedirs(os.path.dirname(entry), exist_ok=True)
+            private_dir(os.path.dirname(entry))
             handle, tmp = tempfile.mkstemp(dir=os.path.dirname(entry), suffix=".tmp")
             try:
                 with os.fdopen(handle, "wb") as out:

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from klingspec.resources import private_dir, private_file
 from klingspec.run.states import ACTIVE_RENDER_STATES, GenerationStatus, RenderState, sql_list
 
 if sys.platform != "win32":
@@ -199,7 +200,8 @@ class Ledger:
     def __init__(self, path: str | None = None):
         self.path = path or default_path()
         self.lock = threading.RLock()
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        private_dir(os.path.dirname(os.path.abspath(self.path)))
+        private_file(self.path)  # before SQLite opens it: its -wal and -shm files take its rights
         self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         _switch_to_wal(self.db)
@@ -364,8 +366,7 @@ class Ledger:
         then gets the old file's lock re-reads the settled state and sends nothing. Where
         `flock` does not exist (Windows) the right is held within this process only.
         """
-        folder = self.path + ".locks"
-        os.makedirs(folder, exist_ok=True)
+        folder = private_dir(self.path + ".locks")
         path = os.path.join(folder, f"render-{render_id}.lock")
         handle = _wait_flock(path, stop, wait)
         if handle is None:
@@ -594,8 +595,7 @@ class Ledger:
         """Hold the right to upload the content `sha256` (an `flock`, as `sending` holds a
         render's): two runs that need the same image at once upload it once, the second
         re-reading the ledger after the first is done. Yields whether it is held."""
-        folder = self.path + ".locks"
-        os.makedirs(folder, exist_ok=True)
+        folder = private_dir(self.path + ".locks")
         path = os.path.join(folder, f"upload-{sha256}.lock")
         handle = _wait_flock(path, stop, wait)
         if handle is None:

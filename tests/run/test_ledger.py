@@ -226,3 +226,36 @@ def test_many_runs_opening_a_fresh_ledger_at_once_all_open_it(tmp_path):
         for thread in threads:
             thread.join(60)
     assert not failures, failures
+
+
+def test_the_home_and_the_ledger_are_the_users_alone(tmp_path):
+    """The ledger holds presigned result URLs: 0700 for the home, 0600 for the ledger (and
+    the files SQLite makes beside it), whatever the umask, and an older 0644 ledger tightened."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        home = tmp_path / "fresh-home"
+        with Ledger(str(home / "ledger.sqlite")) as ledger:
+            ledger.record_intent(
+                request_hash="sha256:p",
+                api_url="http://api",
+                script="s.kvs",
+                model="m",
+                body={},
+                generations=1,
+                mode="queue",
+                out_dir=str(tmp_path),
+                estimate_usd="1.12",
+            )
+            for path in (home / "ledger.sqlite", *home.glob("ledger.sqlite-*")):
+                assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        assert stat.S_IMODE(home.stat().st_mode) == 0o700
+        older = tmp_path / "older.sqlite"
+        older.touch(mode=0o644)
+        os.chmod(older, 0o644)
+        Ledger(str(older)).close()
+        assert stat.S_IMODE(older.stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
