@@ -616,10 +616,18 @@ def _refresh(ledger: Ledger, renders: Sequence[Render], api_url: str | None) -> 
     if not key:
         raise click.UsageError("set OXEN_API_KEY to refresh from the API")
     failures = 0
+    configured = ledger_url(False, api_url)
     for render in renders:
         if render.in_sandbox or not render.active:
             continue
-        client = OxenClient.create(api_url or render.api_url, key)
+        if render.api_url.rstrip("/") != configured:  # the key goes to the configured API only
+            click.echo(
+                f"klingspec: render {render.id} was sent to {render.api_url}, not to {configured}: "
+                f"not refreshed (pass --api-url {render.api_url} to ask that API with your key)",
+                err=True,
+            )
+            continue
+        client = OxenClient.create(configured, key)
         try:
             for g in ledger.generations(render.id):
                 try:
@@ -774,7 +782,14 @@ def _cancel(target: str, said: _Said, *, api_url: str | None, ledger_path: str |
         key = os.environ.get("OXEN_API_KEY")
         if not key:
             raise click.UsageError("set OXEN_API_KEY to cancel a render at the API")
-        client = OxenClient.create(api_url or render.api_url, key)
+        configured = ledger_url(False, api_url)
+        if render.api_url.rstrip("/") != configured:  # the key goes to the configured API only
+            said.fail(
+                f"render {render.id} was sent to {render.api_url}, not to {configured}: "
+                f"pass --api-url {render.api_url} to cancel it there with your key"
+            )
+            return Report(api_failures=1)
+        client = OxenClient.create(configured, key)
         report = Report()
         try:
             for g in live:

@@ -201,10 +201,10 @@ def test_status_ls_and_cancel(tmp_path, capsys, monkeypatch, sandbox_with):
     monkeypatch.setenv("OXEN_API_KEY", key)
     with sandbox_with(processing_seconds=30) as url:
         render, ids = _slow_render(tmp_path, url, key, "sha256:abc")
-        code, out, err = run_cli(capsys, "status", "--refresh")
+        code, out, err = run_cli(capsys, "status", "--refresh", "--api-url", url)
         assert code == Exit.OK, err
         assert "slow.kvs" in out and "submitted" in out
-        code, out, err = run_cli(capsys, "cancel", str(render.id))
+        code, out, err = run_cli(capsys, "cancel", str(render.id), "--api-url", url)
         assert code == Exit.OK, err
         assert [g["status"] for g in my_generations(url, key)] == ["cancelled", "cancelled"]
         with Ledger() as ledger:
@@ -226,7 +226,7 @@ def test_cancel_json_says_what_happened_to_each_generation(tmp_path, capsys, mon
     monkeypatch.setenv("OXEN_API_KEY", key)
     with sandbox_with(processing_seconds=30) as url:
         render, ids = _slow_render(tmp_path, url, key, "sha256:def")
-        code, out, err = run_cli(capsys, "cancel", str(render.id), "--format", "json")
+        code, out, err = run_cli(capsys, "cancel", str(render.id), "--format", "json", "--api-url", url)
         assert code == Exit.OK, err
         said = json.loads(out)
         assert said["target"] == str(render.id) and said["render"] == render.id and said["state"] == "cancelled"
@@ -237,6 +237,22 @@ def test_cancel_json_says_what_happened_to_each_generation(tmp_path, capsys, mon
         code, out, err = run_cli(capsys, "cancel", "no-such-id", "--format", "json")
         assert code == Exit.API_FAILURE and json.loads(out)["error"].startswith("no render or generation")
         assert "no render or generation" in err
+
+
+def test_the_key_goes_only_to_the_configured_api(tmp_path, capsys, monkeypatch, sandbox_with):
+    """A render the ledger says was sent to another API is neither refreshed nor cancelled
+    with the key, unless that API is the one configured (--api-url)."""
+    key = new_key()
+    monkeypatch.setenv("OXEN_API_KEY", key)
+    with sandbox_with(processing_seconds=30) as url:
+        render, _ = _slow_render(tmp_path, url, key, "sha256:elsewhere")
+        asked = stats(url)["total"]
+        code, _, err = run_cli(capsys, "status", "--refresh")  # configured: the default API
+        assert code == Exit.OK and f"was sent to {url}" in err and "not refreshed" in err
+        code, _, err = run_cli(capsys, "cancel", str(render.id))
+        assert code == Exit.API_FAILURE and f"pass --api-url {url}" in err
+        assert stats(url)["total"] == asked  # nothing reached that API with the key
+        assert run_cli(capsys, "cancel", str(render.id), "--api-url", url)[0] == Exit.OK
 
 
 def test_ls_lists_files(tmp_path, capsys):
