@@ -99,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError as error:
         return exit_code_of(error)
     except Exception as error:  # a klingspec bug: say so plainly, without a traceback
+        if exit_code_of(error) == Exit.USAGE:  # a ledger that cannot be used: its own words
+            click.echo(f"klingspec: {error}", err=True)
+            return Exit.USAGE
         click.echo(
             f"klingspec: internal error: {type(error).__name__}: {error}\n"
             "please report this with the script that caused it",

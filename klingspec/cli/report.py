@@ -57,4 +57,15 @@ def exit_code_of(error: BaseException) -> Exit:
             return Exit.USAGE
     if isinstance(error, BrokenPipeError):  # the reader went away (`| head`): not a failure
         return Exit.OK
+    if _is_ledger_error(error):  # nothing was sent: the command cannot run as asked
+        return Exit.USAGE
     return Exit.SCRIPT_ERRORS  # a klingspec bug, reported without a traceback
+
+
+def _is_ledger_error(error: BaseException) -> bool:
+    """A `run.ledger.LedgerError`, told without importing the runner (and SQLite) on
+    `check`'s path: only a command that opened a ledger can raise one."""
+    import sys
+
+    ledger = sys.modules.get("klingspec.run.ledger")
+    return ledger is not None and isinstance(error, ledger.LedgerError)

@@ -194,14 +194,35 @@ def _locked(method: Callable[Concatenate[Ledger, _P], _R]) -> Callable[Concatena
     return wrapper
 
 
+class LedgerError(Exception):
+    """The ledger cannot be trusted or used: nothing may be sent (the CLI exits 2)."""
+
+
 class Ledger:
     """The ledger file; safe to share between threads (each method holds `lock`)."""
 
     def __init__(self, path: str | None = None):
         self.path = path or default_path()
         self.lock = threading.RLock()
+        try:
+            self._open()
+        except (OSError, sqlite3.Error) as error:
+            raise LedgerError(_why(self.path, error)) from None
+
+    def _open(self) -> None:
         private_dir(os.path.dirname(os.path.abspath(self.path)))
-        private_file(self.path)  # before SQLite opens it: its -wal and -shm files take its rights
+        if not os.path.exists(self.path):
+            _create(self.path)
+        existing = os.stat(self.path)
+        if existing.st_size == 0 and not os.path.exists(self.path + "-wal"):
+            # A ledger is never empty once made: an empty file was truncated, and treating it
+            # as new would pay again for every render it recorded and overwrite their videos.
+            raise LedgerError(
+                f"the ledger {self.path} is empty (0 bytes): it may have been truncated, so what it "
+                "recorded is unknown and nothing is sent; move it aside to start a new ledger, or "
+                "restore it from a backup"
+            )
+        private_file(self.path)  # an older klingspec made it 0644; its -wal and -shm take its rights
         self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         _switch_to_wal(self.db)
@@ -611,6 +632,42 @@ def _upload(r: sqlite3.Row) -> UploadRecord:
     return UploadRecord(
         r["api_url"], r["url"], r["sha256"], r["bytes"], r["local_path"], r["state"], r["commit_id"], r["error"]
     )
+
+
+def _create(path: str) -> None:
+    """A new ledger, whole or not at all: built in a private temporary file beside it, then
+    linked into place (which fails if another process was first; its ledger stands). So a
+    ledger file is never empty, and an empty one is a truncated one (`Ledger` refuses it)."""
+    import tempfile
+
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".ledger-", suffix=".tmp")
+    os.close(handle)  # mkstemp made it 0600
+    try:
+        db = sqlite3.connect(temporary, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        finally:
+            db.close()  # the last connection: the WAL is checkpointed into the file and removed
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        for leftover in (temporary, temporary + "-wal", temporary + "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(leftover)
+
+
+def _why(path: str, error: OSError | sqlite3.Error) -> str:
+    """What is wrong with the ledger, in words that say what to do; nothing is sent."""
+    text = str(error)
+    if isinstance(error, sqlite3.DatabaseError) and "not a database" in text:
+        return f"the ledger {path} is not a klingspec ledger (damaged?): nothing is sent; move it aside or restore it"
+    if "readonly" in text or isinstance(error, PermissionError):
+        return f"the ledger {path} cannot be written ({text}): nothing is sent; check its folder's and its own rights"
+    if "locked" in text:
+        return f"the ledger {path} is locked by another program for over 30 s: nothing is sent; try again"
+    return f"the ledger {path} cannot be opened ({text}): nothing is sent"
 
 
 def _switch_to_wal(db: sqlite3.Connection) -> None:

@@ -402,3 +402,18 @@ def test_run_json_never_asks_and_dry_run_json_shows_the_bodies(tmp_path, capsys,
     assert dry["dry_run"] is True and request["standing"] == "new" and request["route"] == "POST /ai/queue"
     assert request["body"]["prompt"] == "a fox" and request["body"]["num_generations"] == 1
     assert dry["new_usd"] == 1.12 and dry["uploads"] == []
+
+
+def test_an_empty_or_damaged_ledger_sends_nothing_and_says_why(tmp_path, capsys, monkeypatch):
+    path = script(tmp_path, shots())
+    ledger = tmp_path / "ledger.sqlite"
+    monkeypatch.setenv("KLINGSPEC_LEDGER", str(ledger))
+    for content, words in ((b"", "is empty (0 bytes)"), (b"not sqlite at all" * 64, "is not a klingspec ledger")):
+        ledger.write_bytes(content)
+        code, _, err = run_cli(capsys, "run", "--sandbox", "--yes", path)
+        assert code == Exit.USAGE and words in err and "nothing is sent" in err
+        assert "internal error" not in err
+        assert ledger.read_bytes() == content  # left as it was, for the user to look at
+        assert not (tmp_path / "renders").exists()
+        code, _, err = run_cli(capsys, "status")
+        assert code == Exit.USAGE and words in err
