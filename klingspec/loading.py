@@ -8,8 +8,10 @@ and the declarations the main script sees, in the order it sees them.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -52,7 +54,16 @@ class Reader(Protocol):
 
 
 def read_bytes(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
-    with open(path, "rb") as handle:
+    """At most `limit` + 1 bytes of a regular file. Anything else is refused before a byte is
+    read: a pipe or a device would block for ever (or never end), so it is opened without
+    waiting and looked at first."""
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(descriptor, "rb") as handle:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "it is a directory", path)
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "it is not a regular file (a pipe, a device or a socket)", path)
         data = handle.read(limit + 1)
     return data
 
@@ -223,6 +234,10 @@ class Loader:
         if key in done:
             return []
         done.add(key)
+        if not use.path.value.endswith(".kvs") and not os.path.isdir(target):
+            # only scripts: `use "/proc/self/environ"` would print a secret in the snippet
+            self._unreadable(name, use.path.span, "`use` takes .kvs scripts only")
+            return []
         script = self.script(target, name, use.path.span)
         if script is None:
             return []

@@ -17,7 +17,7 @@ from klingspec.cli.options import color, examples, write_atomically
 from klingspec.cli.report import Report
 from klingspec.diagnostics import Diagnostic
 from klingspec.formatting import FormattingError, format_source
-from klingspec.loading import decode, discover_scripts
+from klingspec.loading import decode, discover_scripts, read_bytes
 from klingspec.source import Source
 
 
@@ -82,8 +82,7 @@ def run_fmt(
             data = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read().encode("utf-8")
         else:
             try:
-                with open(path, "rb") as handle:
-                    data = handle.read()
+                data = read_bytes(path)  # a regular file, and no more than a script may be
             except FileNotFoundError:
                 report([Diagnostic.of("KVS-file-not-found", Source(path, "").span(0), f"no such file: {path}")])
                 failed = True
