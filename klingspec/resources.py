@@ -43,6 +43,12 @@ def home_dir() -> str:
     return os.environ.get("KLINGSPEC_HOME") or os.path.join(os.path.expanduser("~"), ".klingspec")
 
 
+def ledger_path() -> str:
+    """Where the job ledger is by default (`run.ledger.default_path`), known without
+    loading the ledger: a command that only reads an existing ledger looks here first."""
+    return os.path.join(home_dir(), "ledger.sqlite")
+
+
 def private_dir(path: str) -> str:
     """Make `path` (and its missing parents) readable by the user alone (0700): the
     klingspec home holds the ledger, whose result URLs are presigned, and the caches."""

@@ -129,7 +129,11 @@ def api_options(function: F) -> F:
         metavar="URL",
         help="API base URL (default https://hub.oxen.ai/api; env KLINGSPEC_API_URL).",
     )(function)
-    function = click.option(
+    return ledger_option(function)
+
+
+def ledger_option(function: F) -> F:
+    return click.option(
         "--ledger",
         "ledger_path",
         envvar="KLINGSPEC_LEDGER",
@@ -137,7 +141,6 @@ def api_options(function: F) -> F:
         metavar="FILE",
         help="The job ledger (default ~/.klingspec/ledger.sqlite; env KLINGSPEC_LEDGER).",
     )(function)
-    return function
 
 
 def out_option(function: F) -> F:

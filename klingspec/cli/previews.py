@@ -2,7 +2,10 @@
 
 It runs the pipeline as `plan` does and writes the page even when the script has errors
 (then with the diagnostics in it, and exit 1): what the pipeline got to is still worth
-seeing. Nothing is sent; `--open` hands the file to the web browser.
+seeing. Nothing is sent; `--open` hands the file to the web browser. When the job ledger
+holds renders of the script, the page ends its timeline with their takes, playable
+(klingspec/preview/takes.py); `--renders` shows that section even when there are none
+and opens the page on it, `--no-renders` leaves the ledger unread.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import click
 from klingspec.cli.options import (
     assets_option,
     examples,
+    ledger_option,
     pipeline_options,
     print_diagnostics,
     report_of,
@@ -36,6 +40,7 @@ def default_output(script: str) -> str:
         "klingspec preview examples/teaser.kvs   # writes examples/teaser.storyboard.html",
         "klingspec preview examples/campaign.kvs --vars examples/campaign.vars.toml -o campaign.html --open",
         "klingspec preview examples/morph.kvs -o -   # the page on stdout",
+        "klingspec preview examples/teaser.kvs --renders --open   # its takes, played side by side",
     ),
 )
 @click.argument("script", type=click.Path(exists=True, dir_okay=False))
@@ -47,12 +52,23 @@ def default_output(script: str) -> str:
     help="Where to write the page (default: SCRIPT's name with .storyboard.html, beside it; - for stdout).",
 )
 @click.option("--open", "open_it", is_flag=True, help="Open the page in the web browser once written.")
+@click.option(
+    "--renders/--no-renders",
+    "renders",
+    default=None,
+    help="The takes already rendered (the ledger's, sandbox ones included): --renders shows the section "
+    "even when there are none and opens the page on it; --no-renders leaves it out "
+    "(default: shown when the ledger has renders of SCRIPT).",
+)
+@ledger_option
 @var_options
 @assets_option
 def preview(
     script: str,
     output: str | None,
     open_it: bool,
+    renders: bool | None,
+    ledger_path: str | None,
     var_options: tuple[str, ...],
     var_files: tuple[str, ...],
     assets: str | None,
@@ -60,8 +76,11 @@ def preview(
     """Write a storyboard of SCRIPT: one HTML page with a timeline of its shots (each as wide
     as it is long), their prompts as sent with each @-reference under the author's name and
     its image, the start and end frames, the settings, seconds, generations and cost, and
-    any diagnostics. Nothing is sent; the page needs no network to be viewed."""
+    any diagnostics; then every take of SCRIPT the job ledger holds, playable, grouped by
+    version with the current one first. Nothing is sent; the page needs no network to be
+    viewed."""
     from klingspec.pipeline import run_pipeline
+    from klingspec.preview import takes as sheet
     from klingspec.preview.storyboard import storyboard
 
     if open_it and output == "-":
@@ -71,8 +90,13 @@ def preview(
     report = report_of([result])
     if result.bound is not None and not result.bound.shots and not report.errors:
         report.errors = 1  # a library (declarations only): nothing to show, as `plan` says
-    page = storyboard(result)
     target = output or default_output(script)
+    takes = None
+    if renders is not False:
+        current = result.request.content_hash if result.request is not None and result.ok else None
+        page_dir = None if target == "-" else os.path.dirname(os.path.abspath(target))
+        takes = sheet.read(script, current, ledger_path, page_dir, focus=bool(renders))
+    page = storyboard(result, takes=takes)
     if target == "-":
         sys.stdout.write(page)
     else:
@@ -85,5 +109,6 @@ def preview(
             import pathlib
             import webbrowser
 
-            webbrowser.open(pathlib.Path(target).resolve().as_uri())
+            uri = pathlib.Path(target).resolve().as_uri()
+            webbrowser.open(uri + "#takes" if renders else uri)
     raise SystemExit(report.return_code)

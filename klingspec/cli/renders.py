@@ -505,6 +505,7 @@ def _status(*, active_only: bool, refresh: bool, fmt: str, api_url: str | None, 
     from rich.table import Table
 
     from klingspec import printing
+    from klingspec.run.display import ledger_bill
 
     console = printing.console()
     report = Report()
@@ -529,7 +530,7 @@ def _status(*, active_only: bool, refresh: bool, fmt: str, api_url: str | None, 
         for r in renders:
             gens = ledger.generations(r.id)
             detail = ", ".join(f"{g.generation_id[:8]} {g.status}" for g in gens) or "-"
-            table.add_row(str(r.id), r.script, _state(ledger, r), detail, _cost_cell(r), r.api_url)
+            table.add_row(str(r.id), r.script, _state(ledger, r), detail, ledger_bill(r), r.api_url)
         console.print(table)
         if missing:
             console.print(missing)
@@ -644,28 +645,11 @@ def _refresh(ledger: Ledger, renders: Sequence[Render], api_url: str | None) -> 
     return failures
 
 
-def _cost_cell(render: Render) -> str:
-    """A render's bill as the ledger recorded it (with the ceiling the plan showed, where
-    the price is open), and what kind of bill it is."""
-    from klingspec import pricing
-    from klingspec.run.display import CANCELLED_NOTE
-    from klingspec.run.states import RenderState
-
-    recorded = Decimal(render.estimate_usd) if render.estimate_usd is not None else None
-    quoted = pricing.quote_body(render.body, render.generations)
-    ceiling = quoted.ceiling if recorded is not None and recorded == quoted.amount else recorded
-    amount = pricing.usd_quote(pricing.Quote(recorded, ceiling))
-    if render.in_sandbox:
-        return f"{amount} (sandbox: not charged)"
-    if render.state == RenderState.CANCELLED:
-        return f"{amount} {CANCELLED_NOTE}"
-    return amount
-
-
 def _listing(*, limit: int, fmt: str, ledger_path: str | None) -> Report:
     from rich.table import Table
 
     from klingspec import printing
+    from klingspec.run.display import ledger_bill
 
     console = printing.console()
     with _ledger(ledger_path) as ledger:
@@ -682,7 +666,7 @@ def _listing(*, limit: int, fmt: str, ledger_path: str | None) -> Report:
             table.add_column(column, overflow="fold")  # a path or an id is never cut to "…"
         for r in renders:
             files = "\n".join(f"{f.path} ({f.bytes:,} B)" for f in ledger.all_files(r.id)) or "-"
-            table.add_row(str(r.id), r.script, r.model, _state(ledger, r), _cost_cell(r), files)
+            table.add_row(str(r.id), r.script, r.model, _state(ledger, r), ledger_bill(r), files)
         console.print(table)
     return Report()
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from jinja2 import Environment
 
     from klingspec.pipeline import Result
+    from klingspec.preview.takes import Takes
     from klingspec.pricing import ShotCost
 
 TEMPLATE = "storyboard.html.j2"
@@ -128,11 +129,13 @@ class Page:
     errors: int
     warnings: int
     stage: str = ""  # how far the pipeline got, when it stopped short
+    takes: Takes | None = None  # the contact sheet: renders of the script in the ledger (None: no section)
 
 
-def page_of(result: Result, thumbnail: bool = True) -> Page:
+def page_of(result: Result, thumbnail: bool = True, takes: Takes | None = None) -> Page:
     """The storyboard of `result`. `thumbnail`: inline small copies of local images (off,
-    a local image shows its path and size only)."""
+    a local image shows its path and size only). `takes`: the script's renders, as
+    `preview.takes.read` found them in the ledger."""
     bound = result.bound
     estimate = result.estimate
     shown = [printing.as_dict(d) for d in result.diagnostics]
@@ -184,6 +187,7 @@ def page_of(result: Result, thumbnail: bool = True) -> Page:
         errors=result.errors,
         warnings=result.warnings,
         stage=_stage(result),
+        takes=takes,
     )
 
 
@@ -192,8 +196,8 @@ def render(page: Page) -> str:
     return _environment().get_template(TEMPLATE).render(page=page)
 
 
-def storyboard(result: Result, thumbnail: bool = True) -> str:
-    return render(page_of(result, thumbnail))
+def storyboard(result: Result, thumbnail: bool = True, takes: Takes | None = None) -> str:
+    return render(page_of(result, thumbnail, takes))
 
 
 @cache

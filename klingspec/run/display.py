@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -20,6 +21,7 @@ from klingspec.run.runner import Event, Job, Outcome
 from klingspec.run.states import RenderState
 
 if TYPE_CHECKING:
+    from klingspec.run.ledger import Render
     from klingspec.run.uploading import UploadEvent
 
 _STEPS = {
@@ -106,6 +108,22 @@ def saved_plan(jobs: Sequence[Job]) -> None:
 
 
 CANCELLED_NOTE = "cancelled — may be billed for work done"
+SANDBOX_NOT_CHARGED = "sandbox: not charged"
+
+
+def ledger_bill(render: Render) -> str:
+    """A render's bill as the ledger recorded it (with the ceiling the plan showed, where
+    the price is open), and what kind of bill it is: what `status`, `ls` and the
+    storyboard's takes show for it."""
+    recorded = Decimal(render.estimate_usd) if render.estimate_usd is not None else None
+    quoted = pricing.quote_body(render.body, render.generations)
+    ceiling = quoted.ceiling if recorded is not None and recorded == quoted.amount else recorded
+    amount = pricing.usd_quote(pricing.Quote(recorded, ceiling))
+    if render.in_sandbox:
+        return f"{amount} ({SANDBOX_NOT_CHARGED})"
+    if render.state == RenderState.CANCELLED:
+        return f"{amount} {CANCELLED_NOTE}"
+    return amount
 
 
 def _bill(outcome: Outcome) -> pricing.Quote:

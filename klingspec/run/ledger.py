@@ -173,9 +173,9 @@ UPLOAD_INTENT, UPLOAD_SENT, UPLOAD_DONE, UPLOAD_FAILED = "intent", "sent", "done
 
 
 def default_path() -> str:
-    from klingspec.resources import home_dir
+    from klingspec.resources import ledger_path
 
-    return os.path.join(home_dir(), "ledger.sqlite")
+    return ledger_path()
 
 
 _P = ParamSpec("_P")
