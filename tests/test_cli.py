@@ -7,7 +7,7 @@ import json
 import pytest
 from helpers import write
 
-from klingspec.cli import main
+from klingspec.cli import COMMANDS, main
 
 GOOD = 'generations 2\nshot arrival 6s "x"\nshot sip 5s "y"\n'
 WARN = 'image cafe = "https://e.com/c.png"\nshot a 5s "x"\n'
@@ -256,28 +256,9 @@ def test_no_colour_when_not_a_tty(tmp_path, capsys):
     assert "\x1b[" not in out
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        "check",
-        "compile",
-        "plan",
-        "preview",
-        "run",
-        "status",
-        "ls",
-        "cancel",
-        "watch",
-        "sandbox",
-        "fmt",
-        "models",
-        "explain",
-    ],
-)
+@pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_help_ends_with_examples_one_per_line(capsys, command):
-    """`--help` shows examples of the command, each on its own line (not re-wrapped by click)."""
-    from klingspec.cli import COMMANDS
-
+    """`--help` of every command shows examples of it, each on its own line (not re-wrapped by click)."""
     code, out, _ = cli(capsys, command, "--help")
     assert code == 0
     shown = out[out.index("Examples:\n") :].splitlines()[1:]

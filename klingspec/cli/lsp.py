@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import click
 
-from klingspec.cli.options import pipeline_options, var_options
+from klingspec.cli.options import examples, pipeline_options, var_options
 
 
-@click.command()
+@click.command(
+    epilog=examples(
+        "klingspec lsp                      # what an editor starts (VS Code: editors/vscode)",
+        "klingspec lsp --var mood=dusk      # expand templates with this value while editing",
+    )
+)
 @var_options
 def lsp(var_options: tuple[str, ...], var_files: tuple[str, ...]) -> None:
     """Run the language server on stdin/stdout (for editors; needs the [lsp] extra)."""

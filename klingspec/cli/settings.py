@@ -10,21 +10,22 @@ import sys
 
 import click
 
-from klingspec.cli.options import color, project_of
+from klingspec.cli.options import color, examples, project_of
 from klingspec.cli.report import Report
 
 
-@click.command(name="config")
+@click.command(
+    name="config",
+    epilog=examples(
+        "klingspec config                   # the settings here, and where each comes from",
+        "klingspec config examples/teaser.kvs --format json",
+    ),
+)
 @click.argument("path", required=False, default=".", type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def config(path: str, fmt: str) -> None:
     """Show the effective settings for PATH (a script or a folder; default: here) and
-    where each comes from.
-
-    \b
-    Example:
-      klingspec config scenes/teaser.kvs
-    """
+    where each comes from."""
     from klingspec import targets
     from klingspec.resources import home_dir
     from klingspec.run.client import DEFAULT_API_URL

@@ -11,22 +11,24 @@ import os
 
 import click
 
+from klingspec.cli.options import examples
 from klingspec.cli.report import Report
 
 STARTER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "starter")
 FILES = ("scene.kvs", "klingspec.toml")
 
 
-@click.command(name="init")
+@click.command(
+    name="init",
+    epilog=examples(
+        "klingspec init my-film             # then: cd my-film && klingspec run --sandbox scene.kvs",
+        "klingspec init                     # here; files that exist are kept",
+    ),
+)
 @click.argument("directory", required=False, default=".", type=click.Path(file_okay=False))
 def init(directory: str) -> None:
     """Write a commented starter script (scene.kvs) and project file (klingspec.toml) into
-    DIRECTORY (default: here). Existing files are kept, never overwritten.
-
-    \b
-    Example:
-      klingspec init my-film && cd my-film && klingspec run --sandbox scene.kvs
-    """
+    DIRECTORY (default: here). Existing files are kept, never overwritten."""
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise click.UsageError(f"{directory} exists and is not a folder")
     os.makedirs(directory, exist_ok=True)
