@@ -165,6 +165,12 @@ def add(bills: Iterable[Quote]) -> Quote:
     return Quote(total(b.amount for b in bills), total(b.ceiling for b in bills))
 
 
+def usd_number(amount: Decimal | str | None) -> float | None:
+    """An amount as a JSON number of USD, the way every JSON output writes one: `null` when
+    it is unknown, never 0 (a ledger keeps its figures as text)."""
+    return None if amount is None else float(amount)
+
+
 def usd(amount: Decimal | None, unknown: str = "unknown") -> str:
     """`$3.36`: how every surface writes an amount (`unknown` when there is none, never $0)."""
     return unknown if amount is None else f"${to_cents(amount)}"

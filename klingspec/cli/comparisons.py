@@ -16,10 +16,6 @@ from klingspec.comparing import Trial, cheapest
 from klingspec.diagnostics import Diagnostic
 
 
-def _money(amount: Any) -> float | None:
-    return None if amount is None else float(amount)
-
-
 def as_json(trials: Sequence[Trial]) -> dict[str, Any]:
     """`compare` (one object per model, the script's own first) and `cheapest_valid`."""
     best = cheapest(trials)
@@ -31,8 +27,8 @@ def as_json(trials: Sequence[Trial]) -> dict[str, Any]:
                 "status": t.status,
                 "valid": t.valid,
                 "total_seconds": t.seconds,
-                "total_usd": _money(t.quote.amount) if t.quote else None,
-                "max_total_usd": _money(t.quote.ceiling) if t.quote else None,
+                "total_usd": pricing.usd_number(t.quote.amount) if t.quote else None,
+                "max_total_usd": pricing.usd_number(t.quote.ceiling) if t.quote else None,
                 "rejected": [_problem(d) for d in t.errors],
                 "warnings": [_problem(d) for d in t.warnings],
             }

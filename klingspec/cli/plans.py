@@ -54,13 +54,14 @@ class Plan:
                 "path": self.path,
                 "model": e.model,
                 "shots": [
-                    {"name": s.name, "line": s.line, "duration": s.seconds, "cost_usd": _money(s.cost)} for s in e.shots
+                    {"name": s.name, "line": s.line, "duration": s.seconds, "cost_usd": pricing.usd_number(s.cost)}
+                    for s in e.shots
                 ],
                 "total_seconds": e.seconds,
                 "price_per_second": float(e.price_per_second) if e.price_per_second is not None else None,
                 "generations": e.generations,
-                "total_usd": _money(e.total),
-                "max_total_usd": _money(e.ceiling),
+                "total_usd": pricing.usd_number(e.total),
+                "max_total_usd": pricing.usd_number(e.ceiling),
                 "assumptions": list(e.assumptions),
                 "request_hash": self.request_hash,
             }
@@ -78,8 +79,8 @@ def _standing_fields(standing: Standing | None) -> dict[str, Any]:
     return {
         "standing": str(standing.stand),
         "render_id": None if render is None else render.id,
-        "new_usd": _money(standing.new.amount),
-        "max_new_usd": _money(standing.new.ceiling),
+        "new_usd": pricing.usd_number(standing.new.amount),
+        "max_new_usd": pricing.usd_number(standing.new.ceiling),
     }
 
 
@@ -139,11 +140,6 @@ def new_spend(marks: Sequence[Standing]) -> pricing.Quote:
     return pricing.add(s.new for s in marks)
 
 
-def _money(value: Decimal | None) -> float | None:
-    """A Decimal amount as a JSON number (exact for per-shot costs, cents for totals)."""
-    return None if value is None else float(value)
-
-
 def file_hash(path: str) -> str:
     with open(path, "rb") as handle:
         return "sha256:" + hashlib.sha256(handle.read()).hexdigest()
@@ -195,10 +191,10 @@ def as_json(
     payload = {
         "plans": each,
         "total_seconds": sum(p.estimate.seconds * p.estimate.generations for p in distinct.values()),
-        "total_usd": _money(pricing.total(p.estimate.total for p in distinct.values())),
-        "max_total_usd": _money(pricing.total(p.estimate.ceiling for p in distinct.values())),
-        "new_usd": _money(new.amount),
-        "max_new_usd": _money(new.ceiling),
+        "total_usd": pricing.usd_number(pricing.total(p.estimate.total for p in distinct.values())),
+        "max_total_usd": pricing.usd_number(pricing.total(p.estimate.ceiling for p in distinct.values())),
+        "new_usd": pricing.usd_number(new.amount),
+        "max_new_usd": pricing.usd_number(new.ceiling),
     }
     return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
 
@@ -216,7 +212,7 @@ def saved_file(plans: Sequence[Plan]) -> str:
                 "request_hash": p.request_hash,
                 "num_generations": p.generations,
                 "body": p.body,
-                "total_usd": _money(p.estimate.total),
+                "total_usd": pricing.usd_number(p.estimate.total),
                 "uploads": [Upload.of(u).as_dict() for u in p.uploads],
             }
             for p in plans

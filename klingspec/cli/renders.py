@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from klingspec import pricing
 from klingspec.cli.options import (
     api_options,
     assets_option,
@@ -297,7 +298,6 @@ def _run(
     ledger_path: str | None,
     json_out: bool = False,
 ) -> Report:
-    from klingspec import pricing
     from klingspec.cli import plans
     from klingspec.run import display, uploading
     from klingspec.run.jobs import Stand
@@ -474,8 +474,8 @@ def _dry_run_json(
         "dry_run": True,
         "requests": requests,
         "uploads": uploads,
-        "new_usd": None if new.amount is None else float(new.amount),
-        "max_new_usd": None if new.ceiling is None else float(new.ceiling),
+        "new_usd": pricing.usd_number(new.amount),
+        "max_new_usd": pricing.usd_number(new.ceiling),
     }
 
 
@@ -546,7 +546,7 @@ def _render_json(ledger: Ledger, render: Render) -> dict[str, Any]:
         "model": render.model,
         "state": str(render.state),
         "detail": _state(ledger, render),
-        "cost_usd": float(render.estimate_usd) if render.estimate_usd is not None else None,
+        "cost_usd": pricing.usd_number(render.estimate_usd),
         "sandbox": render.in_sandbox,
         "api": render.api_url,
     }

@@ -57,11 +57,6 @@ class Say:
             self.write(line)
 
 
-def _usd(amount: Decimal | None) -> float | None:
-    """An amount for JSON, as `pricing` computed it (None: unknown, never 0)."""
-    return None if amount is None else float(amount)
-
-
 DEBOUNCE_MS = 60  # longest wait to group a burst of events
 STEP_MS = 15  # quiet time that ends a burst
 READY_TIMEOUT_MS = 50  # the first wake-up after the OS watch is set: then "watching" is printed
@@ -210,8 +205,8 @@ class Watcher:
                 warnings=result.warnings,
                 seconds=e.seconds,
                 generations=e.generations,
-                cost_usd=_usd(e.quote.amount),
-                max_cost_usd=_usd(e.quote.ceiling),
+                cost_usd=pricing.usd_number(e.quote.amount),
+                max_cost_usd=pricing.usd_number(e.quote.ceiling),
                 request_hash=result.request.content_hash,
                 ms=round(elapsed, 1),
             )
@@ -359,9 +354,9 @@ class SessionRenders:
                     f"watch: {_rel(tracked.path)}: budget refused: {need} more would pass "
                     f"${self.budget:.2f} (up to ${self.spent:.2f} spent this session)",
                     path=_rel(tracked.path),
-                    max_cost_usd=_usd(ceiling),
-                    budget_usd=_usd(self.budget),
-                    session_spend_usd=_usd(self.spent),
+                    max_cost_usd=pricing.usd_number(ceiling),
+                    budget_usd=pricing.usd_number(self.budget),
+                    session_spend_usd=pricing.usd_number(self.spent),
                 )
                 return
             if new and after is not None:
@@ -423,8 +418,8 @@ class SessionRenders:
             + (f" · session spend up to ${self.spent:.2f}" + (f" of ${self.budget:.2f}" if self.budget else "")),
             path=_rel(tracked.path),
             request_hash=request.content_hash,
-            session_spend_usd=_usd(self.spent),
-            budget_usd=_usd(self.budget),
+            session_spend_usd=pricing.usd_number(self.spent),
+            budget_usd=pricing.usd_number(self.budget),
         )
         thread.start()
         self.threads.append(tracked.render)

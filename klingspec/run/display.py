@@ -195,8 +195,8 @@ def outcome_json(outcome: Outcome) -> dict[str, Any]:
         "top_up": outcome.top_up,
         "seconds": pricing.seconds_of(outcome.job.body),
         "generations": outcome.top_up or outcome.job.generations,
-        "cost_usd": None if bill.amount is None else float(bill.amount),
-        "max_cost_usd": None if bill.ceiling is None else float(bill.ceiling),
+        "cost_usd": pricing.usd_number(bill.amount),
+        "max_cost_usd": pricing.usd_number(bill.ceiling),
         "files": [{"path": f.path, "bytes": f.bytes, "sha256": f.sha256} for f in outcome.files],
         "error": outcome.error,
     }
