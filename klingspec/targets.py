@@ -127,7 +127,7 @@ def model(model_id: str) -> Model | None:
     """The facts the checker and the pricer use for `model_id`: the built-in capability
     matrix with the synced catalogue laid over it (`overlay`), or None when klingspec has
     no matrix for it."""
-    return _effective(model_id, catalogue.load())
+    return facts_of(model_id, catalogue.load())
 
 
 def default_model_id() -> str:
@@ -152,7 +152,9 @@ def default_reason(model_id: str) -> str:
 
 
 @cache
-def _effective(model_id: str, synced: Catalogue | None) -> Model | None:
+def facts_of(model_id: str, synced: Catalogue | None) -> Model | None:
+    """The matrix of `model_id` with `synced` laid over it (the matrix alone without one):
+    what `model` gives for the catalogue on disk, and `models sync` for the fetched one."""
     matrix = builtin(model_id)
     if matrix is None or synced is None:
         return matrix

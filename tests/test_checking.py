@@ -947,7 +947,7 @@ def test_a_built_in_retired_status_warns_without_a_sync(tmp_path, monkeypatch):
     retired = replace(ref, status="retired", status_note="the matrix says so")
     original = targets.builtin
     monkeypatch.setattr(targets, "builtin", lambda i: retired if i == ref.id else original(i))
-    targets._effective.cache_clear()
+    targets.facts_of.cache_clear()
     try:
         text = f'model {ref.id}\nshot a 5s "x"\n'
         diagnostic = only(run(tmp_path, text), "KVS-model-retired")
@@ -955,7 +955,7 @@ def test_a_built_in_retired_status_warns_without_a_sync(tmp_path, monkeypatch):
         assert [s.replacement for s in diagnostic.suggestions] == ["kling-video-o3-omni"]
         assert targets.default_model_id() == "kling-video-o3-omni"
     finally:
-        targets._effective.cache_clear()
+        targets.facts_of.cache_clear()
 
 
 def test_rule_price_known(tmp_path):

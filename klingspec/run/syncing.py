@@ -166,15 +166,14 @@ def sync(
             f"the listing names none of klingspec's {len(targets.known_ids())} models "
             f"({len(fresh.listed)} listed): not believed to be the whole catalogue"
         )
-    against_builtin = changes(targets.builtin, lambda i: _laid(i, fresh), fresh)
-    since_last = changes(lambda i: _laid(i, previous), lambda i: _laid(i, fresh), fresh) if previous else None
+    against_builtin = changes(targets.builtin, lambda i: targets.facts_of(i, fresh), fresh)
+    since_last = (
+        changes(lambda i: targets.facts_of(i, previous), lambda i: targets.facts_of(i, fresh), fresh)
+        if previous
+        else None
+    )
     saved = catalogue.save(fresh, where)
     return SyncResult(fresh, saved, against_builtin, since_last, previous)
-
-
-def _laid(model_id: str, synced: Catalogue | None) -> Model | None:
-    matrix = targets.builtin(model_id)
-    return targets.overlay(matrix, synced) if matrix and synced else matrix
 
 
 @dataclass(frozen=True)

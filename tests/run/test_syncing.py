@@ -164,7 +164,7 @@ def _catalogue(models: dict[str, dict]) -> Catalogue:
 
 
 def _laid(synced: Catalogue):
-    return lambda i: targets.overlay(targets.builtin(i), synced) if targets.builtin(i) else None  # type: ignore[arg-type]
+    return lambda i: targets.facts_of(i, synced)
 
 
 def test_a_new_model_and_a_changed_enum_are_reported():
