@@ -11,8 +11,8 @@ them.
 
 The flags are those a closed network needs (no background connections, no component
 updates, no sync) plus what a root user in a container needs (`--no-sandbox`). Pages may
-load `file:` and `data:` URLs only: every other request is refused and recorded, so a test
-can assert that a page needs no network to be read.
+load `file:` and `data:` URLs and this machine's loopback address only: every other request
+is refused and recorded, so a test can assert that a page needs no network to be read.
 
 Playwright's sync API runs its own event loop: callers hold a browser for one test module
 at most (a module-scoped fixture), never across modules where pytest-asyncio runs loops.
@@ -111,7 +111,7 @@ def tab(browser: Any) -> Iterator[Page]:
 
     def route(route: Any) -> None:
         url = route.request.url
-        if url.startswith(("file:", "data:")):
+        if url.startswith(("file:", "data:", "http://127.0.0.1:")):
             route.continue_()
         else:
             page.refused.append(url)

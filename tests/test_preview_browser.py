@@ -179,3 +179,32 @@ def test_without_a_browser_the_tests_skip_with_the_reason_unless_ci_requires_the
     monkeypatch.setenv(REQUIRED, "required")
     with pytest.raises(pytest.fail.Exception, match="required"), launched():
         pass
+
+
+def test_a_served_page_reloads_itself_on_save_where_the_reader_was(page, tmp_path):
+    """`watch --preview` in a real process; the edit is made on disk, the browser does the rest."""
+    import json
+
+    from tests.watch.test_watching import replace_atomically
+    from tests.watch.watchproc import WatchProcess
+
+    script = tmp_path / "scene.kvs"
+    long_prompt = " ".join(["a long corridor of doors"] * 120)
+    script.write_text(f'shot arrival 3s "a red door"\nshot inside 5s "{long_prompt}"\n', encoding="utf-8")
+    watch = WatchProcess(["--preview", "--format", "json", "scene.kvs"], tmp_path, {"KLINGSPEC_HOME": str(tmp_path)})
+    try:
+        url = json.loads(watch.wait_for(r'"event": "serving"'))["url"]
+        watch.wait_for(r'"event": "watching"')
+        page.page.goto(url)  # the index sends the one script's page
+        assert page.js("() => document.querySelector('#shot-1 .name').innerText") == "arrival"
+        page.js("() => window.scrollTo(0, 300)")
+        page.js("() => { window.notReloaded = true; }")
+        replace_atomically(script, script.read_text(encoding="utf-8").replace("arrival", "departure"))
+        page.page.wait_for_function(
+            "() => !window.notReloaded && document.querySelector('#shot-1 .name')?.innerText === 'departure'",
+            timeout=20_000,
+        )
+        assert page.js("() => window.scrollY") == 300
+        assert page.refused == []
+    finally:
+        watch.stop()

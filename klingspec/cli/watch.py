@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         "klingspec watch examples/",
         "klingspec watch examples/teaser.kvs --run --sandbox",
         "klingspec watch scenes/ --run --budget 5   # re-render on change, $5 at most",
+        "klingspec watch examples/teaser.kvs --preview --open   # its storyboard, reloaded on every save",
     ),
 )
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
@@ -53,6 +54,20 @@ if TYPE_CHECKING:
     show_default=True,
     help="Lines for people, or one JSON object per event (JSON Lines) for programs.",
 )
+@click.option(
+    "--preview",
+    is_flag=True,
+    help="Serve each script's storyboard (as `klingspec preview` draws it) on 127.0.0.1 and reload it "
+    "in the browser on every save; with --run its takes appear as they finish.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default="0: any free port",
+    help="With --preview: the port to serve on.",
+)
+@click.option("--open", "open_it", is_flag=True, help="With --preview: open the page in the web browser.")
 @out_option
 @api_options
 def watch(
@@ -67,11 +82,16 @@ def watch(
     sandbox: bool,
     out_dir: str | None,
     fmt: str,
+    preview: bool,
+    port: int,
+    open_it: bool,
     api_url: str | None,
     ledger_path: str | None,
 ) -> None:
     """Re-check (and with --run re-render) scripts on every save. PATH: scripts or folders."""
     # Runs until Ctrl-C, then exits 0 with the ledger consistent.
+    if (port or open_it) and not preview:
+        raise click.UsageError("--port and --open go with --preview")
     options = pipeline_options(var_options, var_files, assets=assets)
     from klingspec.cli.watching import Say, SessionRenders, Watcher, loop
 
@@ -113,6 +133,8 @@ def watch(
                     out_dir=out_dir,
                 )
         watcher = Watcher(paths, options, out=out, render=renders)
+        if preview:
+            _serve(stack, watcher, out, port, open_it, ledger_path)
         with contextlib.suppress(KeyboardInterrupt):
             loop(watcher)
         in_flight = renders.stop() if renders else 0
@@ -131,6 +153,37 @@ def watch(
     finally:
         with contextlib.suppress(KeyboardInterrupt):
             stack.close()
+
+
+def _serve(
+    stack: contextlib.ExitStack, watcher: Watcher, out: Say, port: int, open_it: bool, ledger: str | None
+) -> None:
+    """Start the live storyboard server (klingspec/preview/live.py) before the first check,
+    so the first page already shows it, and stop it with the watch."""
+    from klingspec.preview.live import Live, Server
+
+    live = Live(ledger)
+    try:
+        server = Server(live, port)
+    except OSError as error:
+        raise click.UsageError(f"cannot serve the preview on 127.0.0.1:{port}: {error.strerror or error}") from None
+    stack.callback(server.close)
+    server.start()
+    watcher.on_check = live.checked
+
+    def told(event: str, fields: dict[str, object]) -> None:
+        path = fields.get("path")
+        if isinstance(path, str) and event in ("render-finished", "render-error"):
+            live.changed(path)
+        elif isinstance(path, str) and event == "removed":
+            live.removed(path)
+
+    out.listeners.append(told)
+    out("serving", f"watch: storyboards at {server.url} (reloaded on every save)", url=server.url)
+    if open_it:
+        import webbrowser
+
+        webbrowser.open(server.url)
 
 
 def _session_consent(consent: Consent, watcher: Watcher, out: Say) -> bool:

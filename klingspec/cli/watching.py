@@ -41,8 +41,11 @@ class Say:
         self.write = write
         self.json_lines = json_lines
         self.lock = threading.Lock()
+        self.listeners: list[Callable[[str, dict[str, Any]], None]] = []  # told every event (the live preview)
 
     def __call__(self, event: str, message: str | None, **fields: Any) -> None:
+        for listener in self.listeners:
+            listener(event, fields)
         if self.json_lines:
             import json
 
@@ -91,11 +94,13 @@ class Watcher:
         *,
         out: Say,
         render: Callable[[Tracked, Result], None] | None = None,
+        on_check: Callable[[str, Result], None] | None = None,
     ):
         self.roots = [os.path.abspath(p) for p in paths]
         self.options = options
         self.out = out
         self.render = render
+        self.on_check = on_check  # told each script's newest result (the live preview)
         self.scripts: dict[str, Tracked] = {}
         self.checks = 0
 
@@ -117,7 +122,10 @@ class Watcher:
             return True
         if path in {os.path.abspath(v) for v in self.options.var_files}:
             return True
-        return any(path in t.dependencies for t in self.scripts.values())
+        # A folder on the way to a dependency that is missing: once it exists, it is watched
+        # too (a file created in a brand-new folder may come before the OS watches it).
+        inside = path + os.sep
+        return any(path == d or d.startswith(inside) for t in self.scripts.values() for d in t.dependencies)
 
     # -- checking ------------------------------------------------------------------------------
     def check_options(self) -> Options:
@@ -143,8 +151,13 @@ class Watcher:
         for path in paths:
             if path in self.scripts or (path.endswith(".kvs") and self._under_root(path) and not self._library(path)):
                 affected.add(path)
+            inside = path + os.sep
             for script, tracked in self.scripts.items():
                 if path in tracked.dependencies or path in var_files:
+                    affected.add(script)
+                elif any(d.startswith(inside) for d in tracked.dependencies):
+                    # A new folder holding a missing dependency: the file may be in it already,
+                    # written before the OS watched the folder (so no event of its own comes).
                     affected.add(script)
         for script in sorted(affected):
             if not os.path.exists(script) and script not in self.dependencies_of_others(script):
@@ -180,6 +193,8 @@ class Watcher:
             deps |= _image_paths(result)
             tracked.dependencies = frozenset(deps - {script})
         elapsed = (time.perf_counter() - start) * 1000
+        if self.on_check is not None:
+            self.on_check(script, result)
         text = printing.texts(result.diagnostics)
         if text:
             found = [printing.as_dict(d) for d in result.diagnostics]
@@ -263,6 +278,7 @@ def loop(watcher: Watcher, stop: threading.Event | None = None) -> None:
 
     watcher.start()
     announced = False
+    recheck = False  # the folder set changed: re-check all once the new OS watch is in place
     while stop is None or not stop.is_set():
         folders = sorted(watcher.folders())
         if not folders:
@@ -281,6 +297,9 @@ def loop(watcher: Watcher, stop: threading.Event | None = None) -> None:
             yield_on_timeout=True,
             raise_interrupt=True,
         ):
+            if recheck:
+                recheck = False
+                watcher.start()  # a save made while the watch was switching folders is not lost
             if not announced:
                 announced = True
                 count = len(watcher.scripts)
@@ -294,7 +313,7 @@ def loop(watcher: Watcher, stop: threading.Event | None = None) -> None:
             before = set(watcher.folders())
             watcher.changed(path for _, path in changes)
             if set(watcher.folders()) != before:
-                watcher.start()  # re-check everything once: a save during the switch is not lost
+                recheck = True
                 break
 
 

@@ -130,12 +130,14 @@ class Page:
     warnings: int
     stage: str = ""  # how far the pipeline got, when it stopped short
     takes: Takes | None = None  # the contact sheet: renders of the script in the ledger (None: no section)
+    live: str | None = None  # served by `watch --preview`: the event stream that reloads the page
 
 
-def page_of(result: Result, thumbnail: bool = True, takes: Takes | None = None) -> Page:
+def page_of(result: Result, thumbnail: bool = True, takes: Takes | None = None, live: str | None = None) -> Page:
     """The storyboard of `result`. `thumbnail`: inline small copies of local images (off,
     a local image shows its path and size only). `takes`: the script's renders, as
-    `preview.takes.read` found them in the ledger."""
+    `preview.takes.read` found them in the ledger. `live`: the URL of the event stream a
+    served page reloads on (`watch --preview`); a written page runs no script."""
     bound = result.bound
     estimate = result.estimate
     shown = [printing.as_dict(d) for d in result.diagnostics]
@@ -188,6 +190,7 @@ def page_of(result: Result, thumbnail: bool = True, takes: Takes | None = None) 
         warnings=result.warnings,
         stage=_stage(result),
         takes=takes,
+        live=live,
     )
 
 
@@ -196,8 +199,8 @@ def render(page: Page) -> str:
     return _environment().get_template(TEMPLATE).render(page=page)
 
 
-def storyboard(result: Result, thumbnail: bool = True, takes: Takes | None = None) -> str:
-    return render(page_of(result, thumbnail, takes))
+def storyboard(result: Result, thumbnail: bool = True, takes: Takes | None = None, live: str | None = None) -> str:
+    return render(page_of(result, thumbnail, takes, live))
 
 
 @cache

@@ -16,6 +16,7 @@ import os
 import pathlib
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -99,11 +100,13 @@ def read(
     page_dir: str | None,
     *,
     focus: bool = False,
+    link: Callable[[str], str] | None = None,
 ) -> Takes | None:
     """The takes of `script` in the ledger at `ledger_path` (default: the default ledger);
     None when there are none and `focus` is off (the page then has no takes section).
     `current_hash`: the request hash the script compiles to now (None: it has errors).
-    `page_dir`: the folder the page is written to (None: stdout)."""
+    `page_dir`: the folder the page is written to (None: stdout). `link`: how a page
+    served over HTTP addresses a video file (`watch --preview`), instead of by path."""
     from klingspec.resources import ledger_path as default_path
 
     path = ledger_path or default_path()
@@ -116,7 +119,8 @@ def read(
         by_hash: dict[str, list[Render]] = {}
         for render in renders:  # newest first
             by_hash.setdefault(render.request_hash, []).append(render)
-        versions = [_version(h, rs, h == current_hash, ledger, page_dir) for h, rs in by_hash.items()]
+        where = link or (lambda video: _src(video, page_dir))
+        versions = [_version(h, rs, h == current_hash, ledger, where) for h, rs in by_hash.items()]
     versions.sort(key=lambda v: (not v.current, -max(r.id for r in v.renders)))
     if not versions:
         return Takes(path, (), NONE_YET, focus) if focus else None
@@ -128,7 +132,9 @@ def read(
     return Takes(path, tuple(versions), note, focus)
 
 
-def _version(request_hash: str, renders: list[Render], current: bool, ledger: Ledger, page_dir: str | None) -> Version:
+def _version(
+    request_hash: str, renders: list[Render], current: bool, ledger: Ledger, link: Callable[[str], str]
+) -> Version:
     newest = renders[0]
     return Version(
         request_hash,
@@ -136,11 +142,11 @@ def _version(request_hash: str, renders: list[Render], current: bool, ledger: Le
         current,
         _local(newest.created_at),
         _iso(newest.created_at),
-        tuple(_render(r, ledger, page_dir) for r in renders),
+        tuple(_render(r, ledger, link) for r in renders),
     )
 
 
-def _render(render: Render, ledger: Ledger, page_dir: str | None) -> RenderTakes:
+def _render(render: Render, ledger: Ledger, link: Callable[[str], str]) -> RenderTakes:
     from klingspec import pricing
     from klingspec.run.display import ledger_bill
 
@@ -150,7 +156,7 @@ def _render(render: Render, ledger: Ledger, page_dir: str | None) -> RenderTakes
     for g in ledger.generations(render.id):
         recorded = files.get(g.generation_id)
         if recorded is not None and os.path.isfile(recorded):
-            take = Take(g.generation_id, g.position + 1, g.status, seconds, _src(recorded, page_dir), recorded)
+            take = Take(g.generation_id, g.position + 1, g.status, seconds, link(recorded), recorded)
         elif recorded is not None:
             take = Take(g.generation_id, g.position + 1, g.status, seconds, path=recorded, note="file missing")
         else:

@@ -299,6 +299,29 @@ def test_a_missing_image_that_appears_rechecks_the_script(tmp_path, watched):
     watch.wait_for(r"^watch: scene\.kvs: ok \(0 errors, 1 warning\)")
 
 
+def test_a_new_folder_rechecks_the_scripts_whose_missing_files_it_holds(tmp_path, monkeypatch):
+    """The OS may report a new folder but not a file written into it before it was watched:
+    the folder's own event re-checks the scripts that wait for a file inside it."""
+    from klingspec.cli.watching import Say, Watcher
+    from klingspec.pipeline import Options
+
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "scene.kvs", 'assets aurora/refs\nimage hero = "refs/hero.png"\nshot 5s "@hero waves"\n')
+    write(tmp_path / "other.kvs", 'shot 5s "no images"\n')
+    said: list[str] = []
+    watcher = Watcher(["."], Options(), out=Say(said.append))
+    watcher.start()
+    assert watcher.relevant(str(tmp_path / "refs")) and not watcher.relevant(str(tmp_path / "elsewhere"))
+    _png(tmp_path / "refs" / "hero.png")
+    said.clear()
+    watcher.changed([str(tmp_path / "refs")])  # the folder's event alone
+    assert (
+        [line for line in said if line.startswith("watch:")]
+        == [line for line in said if line.startswith("watch: scene.kvs: ok")]
+        != []
+    )
+
+
 def test_a_missing_image_beside_a_used_library_rechecks_the_script(tmp_path, watched):
     """The path resolves against the library that names it, outside the watched folder."""
     write(tmp_path / "lib" / "cast.kvs", 'image hero = "faces/hero.png"\n')
