@@ -40,6 +40,7 @@ CODES: dict[str, Code] = _catalogue(
     ("KVS-use-ignored", "warning", "a used file's settings, frames or shots are ignored"),
     ("KVS-vars-file", "error", "a --vars file could not be read or parsed"),
     ("KVS-var-syntax", "error", "a --var option is not NAME=VALUE"),
+    ("KVS-vars-table", "error", "a --vars-table file could not be read, or a row or column is malformed"),
     # syntax
     ("KVS-syntax-unexpected", "error", "the parser met a token it did not expect here"),
     ("KVS-syntax-eof", "error", "the script ends in the middle of a statement"),

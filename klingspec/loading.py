@@ -32,7 +32,8 @@ class Var:
     name: str
     value: Any
     span: Span
-    origin: str  # "--var" or the vars file's path
+    origin: str  # "--var", the vars file's path, or `TABLE row N` (`--vars-table`)
+    as_text: bool = False  # text to be read as the `let`'s type (a CSV cell; `--var` always is)
 
 
 @dataclass(frozen=True)

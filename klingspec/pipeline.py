@@ -40,6 +40,9 @@ class Options:
     assets: str | None = None  # `--assets NAMESPACE/REPO[@BRANCH]`: beats the script and klingspec.toml
     model: str | None = None  # `plan --compare`: the model tried instead of the script's own
     check_only: bool = False  # stop after the checks: no request, no estimate (`check`)
+    variables: tuple[Var, ...] = ()  # one row of a `--vars-table`: after the --vars files, before --var
+    variant: str | None = None  # that row's label (`row 3`), carried to the result
+    vars_table: str | None = None  # the table the rows come from (a plan's input, hashed)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class Result:
     bound: BoundScript | None = None
     request: Request | None = None
     estimate: Estimate | None = None
+    variant: str | None = None  # the `--vars-table` row this result is of (`row 3`)
 
     @property
     def ok(self) -> bool:
@@ -81,6 +85,7 @@ def outside_variables(options: Options, reader: Reader = read_bytes) -> tuple[li
         found, bad = read_vars_file(path, reader)
         variables += found
         problems += bad
+    variables += options.variables
     found, bad = parse_var_options(options.var_options)
     return variables + found, problems + bad
 
@@ -88,7 +93,8 @@ def outside_variables(options: Options, reader: Reader = read_bytes) -> tuple[li
 def run_pipeline(path: str, options: Options = Options(), reader: Reader = read_bytes) -> Result:
     """Run every phase on `path`. Never raises: a klingspec bug becomes KVS-internal."""
     try:
-        return _run(path, options, reader)
+        result = _run(path, options, reader)
+        return replace(result, variant=options.variant) if options.variant is not None else result
     except Exception as error:  # a bug, not the user's fault (RecursionError, MemoryError too)
         source = Source(path, "")
         return Result(

@@ -872,12 +872,16 @@ def typed_value(var: Var, let: ast.Let) -> tuple[Any, Diagnostic | None]:
     default = let.value
     expected = _KINDS.get(type(default), "a string")
     value = var.value
-    if var.origin == "--var":
-        assert isinstance(value, str)  # the command line gives text
+    if var.origin == "--var" or var.as_text:
+        assert isinstance(value, str)  # the command line and a CSV cell give text
         converted = _from_text(value, default)
         if converted is not None:
             return converted[0], None
-        message = f"`--var {var.name}={value}` is not {expected}"
+        message = (
+            f"`--var {var.name}={value}` is not {expected}"
+            if var.origin == "--var"
+            else f"`{value}` in column `{var.name}` of {var.origin} is not {expected}"
+        )
     else:
         if _fits(value, default):
             return value, None
@@ -926,6 +930,10 @@ def _fits(value: Any, default: ast.Value) -> bool:
 
 def _type_help(var: Var, default: ast.Value) -> str:
     name = var.name
+    if var.as_text and var.origin != "--var":
+        if isinstance(default, ast.ListValue):
+            return "a list cannot be given in a CSV cell: use a JSON Lines table (.jsonl)"
+        return f"the column `{name}` must hold {_KINDS.get(type(default), 'a string')} in every row"
     if var.origin == "--var":
         if isinstance(default, ast.Boolean):
             return f"pass `--var {name}=true` or `--var {name}=false`"

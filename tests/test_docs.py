@@ -123,13 +123,15 @@ def _replay(page: Path, tmp_path: Path, monkeypatch) -> tuple[str, list[str]]:
     assert command, "the page shows the `$ klingspec ...` command of its example"
     words = shlex.split(command)[1:]
     verb, args = words[0], words[1:]
-    main, var_options, var_files = None, [], []
+    main, var_options, var_files, table = None, [], [], None
     while args:
         arg = args.pop(0)
         if arg == "--var":
             var_options.append(args.pop(0))
         elif arg == "--vars":
             var_files.append(args.pop(0))
+        elif arg == "--vars-table":
+            table = args.pop(0)
         elif not arg.startswith("-") and main is None:
             main = arg
     assert verb in ("check", "compile", "plan") and main, command
@@ -155,6 +157,10 @@ def _replay(page: Path, tmp_path: Path, monkeypatch) -> tuple[str, list[str]]:
         options = Options(tuple(var_options), tuple(var_files), validate_schema=False, library_ok=True)
     else:
         options = Options(tuple(var_options), tuple(var_files))
+    if table is not None:
+        from klingspec.cli.options import results_of
+
+        return verb, [d.code for r in results_of([main], options, table) for d in r.diagnostics]
     result = run_pipeline(main, options)
     return verb, [d.code for d in result.diagnostics]
 

@@ -30,6 +30,7 @@ CORE = (
     "pricing",
     "pipeline",
     "comparing",
+    "variants",
     "allowances",
     "project",
     "assets",

@@ -4,6 +4,7 @@ through `run/reachability.py`, to ask image hosts what they answer (never the AP
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -18,7 +19,9 @@ from klingspec.cli.options import (
     print_diagnostics,
     project_of,
     report_of,
+    results_of,
     var_options,
+    vars_table_option,
     write_atomically,
 )
 from klingspec.diagnostics import Diagnostic
@@ -48,6 +51,7 @@ class _Cached:
 )
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True))
 @var_options
+@vars_table_option
 @assets_option
 @click.option(
     "--format",
@@ -74,6 +78,7 @@ def check(
     files: tuple[str, ...],
     var_options: tuple[str, ...],
     var_files: tuple[str, ...],
+    vars_table: str | None,
     assets: str | None,
     fmt: str,
     no_cache: bool,
@@ -81,6 +86,10 @@ def check(
     online_timeout: float,
 ) -> None:
     """Parse, expand, bind and check scripts; print diagnostics."""
+    if vars_table is not None:
+        if online:
+            raise click.UsageError("--online checks a script's URLs once: leave out --vars-table")
+        _check_variants(files, var_options, var_files, vars_table, assets, fmt)
     from klingspec.cli.cache import CheckCache
 
     cache = CheckCache.open(enabled=not no_cache)
@@ -110,6 +119,53 @@ def check(
     if fmt == "text":
         from klingspec.printing import summary
 
+        click.echo(summary(report.errors, report.warnings, report.files), err=True)
+    raise SystemExit(report.return_code)
+
+
+def _compile_variants(file: str, output: str | None, options: Options, vars_table: str, fmt: str) -> None:
+    """One body per row, `SCRIPT.row-N.json` in the folder; none at all when a row has errors."""
+    results = results_of([file], options, vars_table)
+    print_diagnostics(results, fmt, sys.stderr)
+    report = report_of(results)
+    if report.errors or any(r.request is None for r in results):
+        report.errors = report.errors or 1
+        raise SystemExit(report.return_code)
+    stem = os.path.splitext(os.path.basename(file))[0]
+    folder = output or os.path.join(os.path.dirname(file), stem + ".bodies")
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise click.BadParameter(f"{folder} is a file: with --vars-table, -o names a folder", param_hint="-o")
+    os.makedirs(folder, exist_ok=True)
+    for result in results:
+        assert result.request is not None and result.variant is not None
+        row = result.variant.split()[-1]
+        write_atomically(os.path.join(folder, f"{stem}.row-{row}.json"), result.request.json)
+    click.echo(f"wrote {len(results)} bodies to {folder}", err=True)
+    raise SystemExit(report.return_code)
+
+
+def _check_variants(
+    files: tuple[str, ...],
+    var_options: tuple[str, ...],
+    var_files: tuple[str, ...],
+    vars_table: str,
+    assets: str | None,
+    fmt: str,
+) -> None:
+    """`check --vars-table`: every script once per row (uncached: a row is not a file)."""
+    options = pipeline_options(
+        var_options, var_files, validate_schema=False, library_ok=True, assets=assets, check_only=True
+    )
+    results = results_of(discover_scripts(files), options, vars_table)
+    print_diagnostics(results, fmt)
+    report = report_of(results)
+    if fmt == "text":
+        from klingspec.printing import summary
+
+        bad = sorted({r.variant for r in results if not r.ok and r.variant}, key=lambda v: int(v.split()[-1]))
+        if bad:
+            rows = f"{len(bad)} row has" if len(bad) == 1 else f"{len(bad)} rows have"
+            click.echo(f"{vars_table}: {rows} errors: {', '.join(bad)}", err=True)
         click.echo(summary(report.errors, report.warnings, report.files), err=True)
     raise SystemExit(report.return_code)
 
@@ -147,11 +203,19 @@ def _urls(n: int) -> str:
     epilog=examples(
         "klingspec compile examples/teaser.kvs",
         "klingspec compile examples/campaign.kvs --vars examples/campaign.vars.toml -o body.json",
+        "klingspec compile examples/campaign.kvs --vars-table variants.csv -o bodies/   # one body per row",
     ),
 )
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the JSON here instead of stdout.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(),
+    help="Write the JSON here instead of stdout (with --vars-table: a folder, one SCRIPT.row-N.json per row; "
+    "default SCRIPT.bodies/ beside the script).",
+)
 @var_options
+@vars_table_option
 @assets_option
 @click.option(
     "--format",
@@ -165,12 +229,18 @@ def compile_(
     output: str | None,
     var_options: tuple[str, ...],
     var_files: tuple[str, ...],
+    vars_table: str | None,
     assets: str | None,
     fmt: str,
 ) -> None:
     """Check a script, then print its request body as JSON (local images as the URL they
     are uploaded to; nothing is uploaded)."""
     from klingspec.pipeline import run_pipeline
+
+    if vars_table is not None:
+        _compile_variants(file, output, pipeline_options(var_options, var_files, assets=assets), vars_table, fmt)
+    if output is not None and os.path.isdir(output):
+        raise click.BadParameter(f"{output} is a folder: name a file", param_hint="-o")
 
     result = run_pipeline(file, pipeline_options(var_options, var_files, assets=assets))
     print_diagnostics([result], fmt, sys.stderr)
@@ -195,6 +265,7 @@ def compile_(
 )
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @var_options
+@vars_table_option
 @assets_option
 @click.option(
     "-o",
@@ -217,6 +288,7 @@ def plan(
     files: tuple[str, ...],
     var_options: tuple[str, ...],
     var_files: tuple[str, ...],
+    vars_table: str | None,
     assets: str | None,
     output: str | None,
     fmt: str,
@@ -229,10 +301,11 @@ def plan(
     """Check scripts, then preview the cost: per shot, total seconds, price, generations, USD,
     and what the ledger already holds (new spend)."""
     from klingspec.cli import plans
-    from klingspec.pipeline import run_pipeline
 
-    options = pipeline_options(var_options, var_files, assets=assets)
-    results = [run_pipeline(path, options) for path in files]
+    if vars_table is not None and compare_with is not None:
+        raise click.UsageError("--compare prices one script on several models: leave out --vars-table")
+    options = pipeline_options(var_options, var_files, assets=assets, vars_table=vars_table)
+    results = results_of(files, options, vars_table)
     failed = [r for r in results if not r.ok or r.request is None]
     print_diagnostics(results, "json" if fmt == "json" and failed else "text", sys.stderr)
     report = report_of(results)

@@ -19,7 +19,7 @@ from klingspec.cli.report import Report
 
 if TYPE_CHECKING:
     from klingspec.diagnostics import Diagnostic
-    from klingspec.pipeline import Options
+    from klingspec.pipeline import Options, Result
     from klingspec.project import Project
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -91,6 +91,45 @@ def var_options(function: F) -> F:
         help="Set a template variable; overrides `let` (repeatable).",
     )(function)
     return function
+
+
+def vars_table_option(function: F) -> F:
+    return click.option(
+        "--vars-table",
+        "vars_table",
+        metavar="FILE",
+        type=click.Path(exists=True, dir_okay=False),
+        default=None,
+        help="One variant per row: CSV (a header of `let` names, then a row per variant) or JSON Lines "
+        "(.jsonl, an object per line); each row renders once, between --vars and --var.",
+    )(function)
+
+
+def results_of(files: Sequence[str], options: Options, vars_table: str | None = None) -> list[Result]:
+    """The pipeline on each file, or with a vars table on each file once per row (each
+    result carrying its row, and its diagnostics a note of it). A table that cannot be used
+    is one result of its own, with its diagnostics and nothing to render."""
+    from dataclasses import replace
+
+    from klingspec.pipeline import Result, run_pipeline
+
+    if vars_table is None:
+        return [run_pipeline(path, options) for path in files]
+    from klingspec.variants import annotate, read_table
+
+    variants, problems = read_table(vars_table)
+    if problems:
+        return [Result(vars_table, tuple(problems))]
+    results = []
+    for path in files:
+        rows = [run_pipeline(path, replace(options, variables=v.variables, variant=v.label)) for v in variants]
+        results += annotate(rows, variants)
+    return results
+
+
+def shown_as(path: str, variant: str | None) -> str:
+    """How a result is named to people: the script, and its row when it is a variant."""
+    return f"{path} [{variant}]" if variant else path
 
 
 def pipeline_options(var_options: Sequence[str], var_files: Sequence[str], **more: Any) -> Options:

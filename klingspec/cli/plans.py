@@ -39,6 +39,7 @@ class Plan:
     request_hash: str
     inputs: dict[str, str]  # file path -> sha256 of its bytes, for every file read
     uploads: tuple[LocalImage, ...] = ()  # local images the body sends by URL, each once
+    variant: str | None = None  # the `--vars-table` row it renders (`row 3`)
 
     def job(self) -> Job:
         """The job `run` would make of this plan (priced by `pricing`, as the plan is)."""
@@ -52,6 +53,7 @@ class Plan:
         return (
             {
                 "path": self.path,
+                **({"variant": self.variant} if self.variant else {}),
                 "model": e.model,
                 "shots": [
                     {"name": s.name, "line": s.line, "duration": s.seconds, "cost_usd": pricing.usd_number(s.cost)}
@@ -155,6 +157,7 @@ def plan_of(result: Result, options: Options) -> Plan:
             if os.path.abspath(f) != os.path.abspath(result.path)
         ],
         *options.var_files,
+        *([options.vars_table] if options.vars_table else []),
     ]
     files += [upload.path for upload in result.uploads]  # a changed image is a changed request
     inputs = {f: file_hash(f) for f in files if os.path.exists(f)}
@@ -166,6 +169,7 @@ def plan_of(result: Result, options: Options) -> Plan:
         result.request.content_hash,
         inputs,
         result.uploads,
+        result.variant,
     )
 
 
@@ -305,12 +309,15 @@ def read_saved(path: str) -> list[SavedRequest]:
 def print_table(plans: Sequence[Plan], marks: Sequence[Standing], uploaded: frozenset[str] = frozenset()) -> None:
     """Each plan's shots and bill, its local images (`uploaded`: the URLs the ledger records
     as uploaded), where it stands by the ledger, and the new spend."""
+    from rich.markup import escape
     from rich.table import Table
+
+    from klingspec.cli.options import shown_as
 
     console = printing.console()
     for i, plan in enumerate(plans):
         e = plan.estimate
-        console.print(f"[bold]{plan.path}[/]  [dim]{e.model}[/]")
+        console.print(f"[bold]{escape(shown_as(plan.path, plan.variant))}[/]  [dim]{e.model}[/]")
         table = Table(show_footer=True)
         rate = e.price_per_second
         one_video = e.per_generation

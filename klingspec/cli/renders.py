@@ -28,10 +28,12 @@ from klingspec.cli.options import (
     pipeline_options,
     print_diagnostics,
     project_of,
+    results_of,
     var_options,
+    vars_table_option,
 )
 from klingspec.cli.report import Report
-from klingspec.pipeline import Options, Result, run_pipeline
+from klingspec.pipeline import Options, Result
 
 if TYPE_CHECKING:
     from klingspec.run.jobs import Standing
@@ -46,10 +48,12 @@ SANDBOX_LEDGER_URL = "sandbox://local"
         "klingspec run --sandbox --yes examples/teaser.kvs   # offline: no key, no money",
         "klingspec run examples/teaser.kvs --budget 10",
         "klingspec run plan.json --yes   # exactly what `plan -o plan.json` showed",
+        "klingspec run scene.kvs --vars-table variants.csv --budget 20   # one render per row",
     ),
 )
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @var_options
+@vars_table_option
 @assets_option
 @click.option("--dry-run", is_flag=True, help="Show the plan and the exact request bodies; send nothing.")
 @click.option("--sandbox", is_flag=True, help="Run against the built-in emulator: no key, no money.")
@@ -74,6 +78,7 @@ def run(
     files: tuple[str, ...],
     var_options: tuple[str, ...],
     var_files: tuple[str, ...],
+    vars_table: str | None,
     assets: str | None,
     dry_run: bool,
     sandbox: bool,
@@ -94,9 +99,11 @@ def run(
         # a saved plan runs no pipeline: the project file's mistakes would go unseen
         print_diagnostics([project], "text", sys.stderr)
         raise SystemExit(Report(errors=len(project.problems)).return_code)
+    if vars_table is not None and len(files) == 1 and files[0].endswith(".json"):
+        raise click.UsageError("a saved plan already holds its variants: leave out --vars-table")
     report = _run(
         files=files,
-        options=pipeline_options(var_options, var_files, assets=assets),
+        options=pipeline_options(var_options, var_files, assets=assets, vars_table=vars_table),
         dry_run=dry_run,
         sandbox=sandbox,
         mode="queue" if queue else "sync",
@@ -198,7 +205,7 @@ def _jobs_from_scripts(files: Sequence[str], options: Options, out_dir: str | No
     from klingspec.run.jobs import Upload
     from klingspec.run.runner import Job
 
-    results = [run_pipeline(path, options) for path in files]
+    results = results_of(files, options, options.vars_table)
     print_diagnostics([r for r in results if r.diagnostics], "text", sys.stderr)
     if any(not r.ok or r.request is None or r.estimate is None for r in results):
         return [], results
