@@ -23,6 +23,7 @@ from klingspec.cli.options import (
     print_diagnostics,
     report_of,
     var_options,
+    vars_table_option,
     write_atomically,
 )
 
@@ -41,6 +42,7 @@ def default_output(script: str) -> str:
         "klingspec preview examples/campaign.kvs --vars examples/campaign.vars.toml -o campaign.html --open",
         "klingspec preview examples/morph.kvs -o -   # the page on stdout",
         "klingspec preview examples/teaser.kvs --renders --open   # its takes, played side by side",
+        "klingspec preview examples/campaign.kvs --vars-table examples/campaign.variants.csv   # rows x takes",
     ),
 )
 @click.argument("script", type=click.Path(exists=True, dir_okay=False))
@@ -62,6 +64,7 @@ def default_output(script: str) -> str:
 )
 @ledger_option
 @var_options
+@vars_table_option
 @assets_option
 def preview(
     script: str,
@@ -71,6 +74,7 @@ def preview(
     ledger_path: str | None,
     var_options: tuple[str, ...],
     var_files: tuple[str, ...],
+    vars_table: str | None,
     assets: str | None,
 ) -> None:
     """Write a storyboard of SCRIPT: one HTML page with a timeline of its shots (each as wide
@@ -85,7 +89,18 @@ def preview(
 
     if open_it and output == "-":
         raise click.UsageError("--open needs a file: give -o FILE, or leave -o out")
-    result = run_pipeline(script, pipeline_options(var_options, var_files, assets=assets))
+    options = pipeline_options(var_options, var_files, assets=assets, vars_table=vars_table)
+    if vars_table is not None:
+        from dataclasses import replace
+
+        from klingspec.cli.options import results_of
+
+        results = results_of([script], options, vars_table)
+        # the timeline is row 1's (a broken table: only its diagnostics); every row's are listed
+        result = replace(results[0], diagnostics=tuple(d for r in results for d in r.diagnostics))
+    else:
+        result = run_pipeline(script, options)
+        results = [result]
     print_diagnostics([result], "text", sys.stderr)
     report = report_of([result])
     if result.bound is not None and not result.bound.shots and not report.errors:
@@ -96,7 +111,15 @@ def preview(
         current = result.request.content_hash if result.request is not None and result.ok else None
         page_dir = None if target == "-" else os.path.dirname(os.path.abspath(target))
         takes = sheet.read(script, current, ledger_path, page_dir, focus=bool(renders))
-    page = storyboard(result, takes=takes)
+    grid = None
+    if vars_table is not None and results[0].variant is not None:
+        from klingspec.preview.grid import grid_of
+        from klingspec.variants import read_table
+
+        variants, _ = read_table(vars_table)
+        page_dir = None if target == "-" else os.path.dirname(os.path.abspath(target))
+        grid = grid_of(vars_table, variants, results, sheet.read(script, None, ledger_path, page_dir))
+    page = storyboard(result, takes=takes, grid=grid)
     if target == "-":
         sys.stdout.write(page)
     else:

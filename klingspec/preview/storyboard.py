@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from jinja2 import Environment
 
     from klingspec.pipeline import Result
+    from klingspec.preview.grid import Grid
     from klingspec.preview.takes import Takes
     from klingspec.pricing import ShotCost
 
@@ -131,9 +132,16 @@ class Page:
     stage: str = ""  # how far the pipeline got, when it stopped short
     takes: Takes | None = None  # the contact sheet: renders of the script in the ledger (None: no section)
     live: str | None = None  # served by `watch --preview`: the event stream that reloads the page
+    grid: Grid | None = None  # `--vars-table`: the variants, rows x takes
 
 
-def page_of(result: Result, thumbnail: bool = True, takes: Takes | None = None, live: str | None = None) -> Page:
+def page_of(
+    result: Result,
+    thumbnail: bool = True,
+    takes: Takes | None = None,
+    live: str | None = None,
+    grid: Grid | None = None,
+) -> Page:
     """The storyboard of `result`. `thumbnail`: inline small copies of local images (off,
     a local image shows its path and size only). `takes`: the script's renders, as
     `preview.takes.read` found them in the ledger. `live`: the URL of the event stream a
@@ -191,6 +199,7 @@ def page_of(result: Result, thumbnail: bool = True, takes: Takes | None = None, 
         stage=_stage(result),
         takes=takes,
         live=live,
+        grid=grid,
     )
 
 
@@ -199,8 +208,14 @@ def render(page: Page) -> str:
     return _environment().get_template(TEMPLATE).render(page=page)
 
 
-def storyboard(result: Result, thumbnail: bool = True, takes: Takes | None = None, live: str | None = None) -> str:
-    return render(page_of(result, thumbnail, takes, live))
+def storyboard(
+    result: Result,
+    thumbnail: bool = True,
+    takes: Takes | None = None,
+    live: str | None = None,
+    grid: Grid | None = None,
+) -> str:
+    return render(page_of(result, thumbnail, takes, live, grid))
 
 
 @cache
