@@ -28,6 +28,7 @@ from httpx_sse import EventSource, SSEError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from klingspec.assets import HUB_URL
+from klingspec.run.media import create_part
 
 DEFAULT_API_URL = f"{HUB_URL}/api"
 TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=10.0)
@@ -506,7 +507,7 @@ class OxenClient:
                     raise _refused(response)
                 expected = response.headers.get("Content-Length")
                 raw = "Content-Encoding" not in response.headers
-                with open(part, "wb") as handle:
+                with create_part(part) as handle:  # never through a symlink planted there
                     for chunk in response.iter_raw(CHUNK) if raw else response.iter_bytes(CHUNK):
                         if stop is not None and stop.is_set():
                             raise Stopped()
