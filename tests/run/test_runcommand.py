@@ -352,9 +352,12 @@ def test_a_sandbox_render_that_died_with_its_process_is_rendered_anew(tmp_path, 
 
 def test_a_budget_that_is_not_a_finite_amount_is_a_usage_error(tmp_path, capsys):
     path = script(tmp_path, shots())
-    for budget in ("nan", "inf", "-1"):
-        code, _out, err = run_cli(capsys, "run", "--sandbox", "--budget", budget, path)
-        assert code == Exit.USAGE and "finite amount" in err, (budget, err)
+    for budget in ("nan", "NaN", "inf", "-inf", "-1"):
+        for command in (["run", "--sandbox"], ["watch", "--run", "--sandbox"]):
+            code, _out, err = run_cli(capsys, *command, "--budget", budget, path)
+            assert code == Exit.USAGE and "finite amount" in err, (command, budget, err)
+    code, _out, err = run_cli(capsys, "plan", "--budget", "nan", path)  # plan spends nothing: no such option
+    assert code == Exit.USAGE and "--budget" in err, err
 
 
 def test_a_hand_broken_saved_plan_is_a_clear_error_not_a_crash(tmp_path, capsys):
