@@ -370,6 +370,47 @@ def test_cli_writes_in_place(tmp_path: Path, capsys) -> None:
     assert os.stat(path).st_mtime_ns == mtime, "an unchanged file is not rewritten"
 
 
+def test_cli_writes_through_a_symlink(tmp_path: Path, capsys) -> None:
+    """As black does: the link's target is formatted, the link stays a link."""
+    target = tmp_path / "shared" / "a.kvs"
+    target.parent.mkdir()
+    target.write_text(UGLY)
+    link = tmp_path / "scene.kvs"
+    link.symlink_to(Path("shared") / "a.kvs")  # relative, as links in a project usually are
+    code, _, err = _cli(capsys, "fmt", str(link))
+    assert code == 0 and str(link) in err
+    assert link.is_symlink() and os.readlink(link) == str(Path("shared") / "a.kvs")
+    assert target.read_text() == PRETTY
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scene.kvs", "shared"]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["a.kvs"], "no temporary file left behind"
+
+
+def test_cli_stdin_is_read_no_further_than_a_script_may_be(monkeypatch, capsys) -> None:
+    """`fmt - < /dev/zero` ends: stdin is read up to the size limit and one byte more."""
+
+    from klingspec.loading import MAX_FILE_BYTES
+
+    class Zeros(io.RawIOBase):
+        """Zero bytes, as /dev/zero, but ending after 4 limits so a test cannot hang."""
+
+        served = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+            n = min(len(buffer), 4 * MAX_FILE_BYTES - self.served)
+            buffer[:n] = bytes(n)
+            self.served += n
+            return n
+
+    zeros = Zeros()
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BufferedReader(zeros)))
+    code, out, err = _cli(capsys, "fmt", "-")
+    assert (code, out) == (1, "") and "KVS-file-too-large" in err
+    assert zeros.served < 2 * MAX_FILE_BYTES
+
+
 def test_cli_crlf_file_is_rewritten(tmp_path: Path, capsys) -> None:
     path = tmp_path / "a.kvs"
     path.write_bytes(PRETTY.replace("\n", "\r\n").encode())

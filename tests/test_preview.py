@@ -471,3 +471,31 @@ def test_the_page_is_built_without_the_pipeline_failing_on_nothing(tmp_path):
     page = build(result)
     assert page.shots == () and page.model is None and result.diagnostics
     assert parse(render(page)).by_id("diagnostics")
+
+
+def test_a_thumbnail_is_made_only_from_a_regular_file_of_an_images_size(tmp_path):
+    """Pillow never sees a pipe (which would block for ever) or a file past the image
+    limit: both are read through `read_bytes`, checked before a byte is read. Run in a
+    child process so a reader that blocks fails the test instead of hanging the suite."""
+    import subprocess
+    import sys
+
+    from klingspec.images import MAX_IMAGE_BYTES
+
+    pipe = tmp_path / "pipe.png"
+    os.mkfifo(pipe)
+    huge = tmp_path / "huge.png"
+    from PIL import Image
+
+    Image.new("RGB", (2, 2), "red").save(huge)
+    with open(huge, "r+b") as handle:
+        handle.truncate(2 * MAX_IMAGE_BYTES)  # a valid PNG, then sparse zeros past the limit
+    code = "import sys; from klingspec.preview.thumbnails import data_uri; print([data_uri(p) for p in sys.argv[1:]])"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(pipe), str(huge)], capture_output=True, text=True, timeout=60
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("reading a pipe as an image blocked")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[None, None]"

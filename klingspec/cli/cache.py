@@ -105,9 +105,10 @@ def _current_hash(path: str) -> str | None:
     error already) then never matches its recorded hash: a miss, never a wrong hit."""
     import hashlib
 
+    from klingspec.images import MAX_IMAGE_BYTES  # the largest file the pipeline reads
+
     try:
-        with open(path, "rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
+        return hashlib.sha256(read_bytes(path, MAX_IMAGE_BYTES)).hexdigest()  # regular, bounded
     except FileNotFoundError:
         return None
     except OSError:

@@ -17,7 +17,7 @@ from klingspec.cli.options import color, examples, write_atomically
 from klingspec.cli.report import Report
 from klingspec.diagnostics import Diagnostic
 from klingspec.formatting import FormattingError, format_source
-from klingspec.loading import decode, discover_scripts, read_bytes
+from klingspec.loading import MAX_FILE_BYTES, decode, discover_scripts, read_bytes
 from klingspec.source import Source
 
 
@@ -79,7 +79,9 @@ def run_fmt(
     for path in paths:
         name = "<stdin>" if path == "-" else path
         if path == "-":
-            data = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read().encode("utf-8")
+            # no more than a script may be, plus one byte to tell: `fmt - < /dev/zero` ends
+            cap = MAX_FILE_BYTES + 1
+            data = stdin.buffer.read(cap) if hasattr(stdin, "buffer") else stdin.read(cap).encode("utf-8")
         else:
             try:
                 data = read_bytes(path)  # a regular file, and no more than a script may be

@@ -195,10 +195,12 @@ def out_option(function: F) -> F:
 def write_atomically(path: str, text: str) -> None:
     """Replace `path` with `text` (UTF-8, `\\n`) in one step: a crash leaves the old file or
     the new one, never half of either. An existing file keeps its permissions; a new one
-    gets the usual ones (the umask's), not the temporary file's private 0600."""
+    gets the usual ones (the umask's), not the temporary file's private 0600. A symlink is
+    written through: its target gets the text and the link stays a link (as black does)."""
     import tempfile  # `check` never writes: kept off its start-up path
 
-    folder = os.path.dirname(os.path.abspath(path))
+    path = os.path.realpath(path)  # the file a symlink (or a chain of them) stands for
+    folder = os.path.dirname(path)
     handle, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(handle, "wb") as out:

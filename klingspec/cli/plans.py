@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from klingspec import __version__, pricing, printing
+from klingspec.loading import read_bytes
 from klingspec.pipeline import Options, Result
 from klingspec.pricing import Estimate
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from klingspec.run.submitting import Spending
 
 PLAN_FORMAT = "klingspec-plan/1"
+MAX_PLAN_BYTES = 64 * 1024 * 1024  # the bodies of many scripts, each at most a few MB
 
 
 @dataclass(frozen=True)
@@ -143,8 +145,11 @@ def new_spend(marks: Sequence[Standing]) -> pricing.Quote:
 
 
 def file_hash(path: str) -> str:
-    with open(path, "rb") as handle:
-        return "sha256:" + hashlib.sha256(handle.read()).hexdigest()
+    """The SHA-256 of an input file: a regular file, read no further than the largest input
+    may be (a larger one is an error of the pipeline, and its hash then never matches)."""
+    from klingspec.images import MAX_IMAGE_BYTES  # the largest input there is
+
+    return "sha256:" + hashlib.sha256(read_bytes(path, MAX_IMAGE_BYTES)).hexdigest()
 
 
 def plan_of(result: Result, options: Options) -> Plan:
@@ -203,25 +208,29 @@ def as_json(
     return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
 
 
+def _content_hash(requests: object) -> str:
+    """The saved plan's own hash: of its requests, as canonical JSON. A plan edited by hand
+    (a body, a `path` that decides where videos go, an input's hash) no longer matches."""
+    canonical = json.dumps(requests, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
 def saved_file(plans: Sequence[Plan]) -> str:
     from klingspec.run.jobs import Upload
 
-    payload = {
-        "format": PLAN_FORMAT,
-        "klingspec": __version__,
-        "requests": [
-            {
-                "path": p.path,
-                "inputs": p.inputs,
-                "request_hash": p.request_hash,
-                "num_generations": p.generations,
-                "body": p.body,
-                "total_usd": pricing.usd_number(p.estimate.total),
-                "uploads": [Upload.of(u).as_dict() for u in p.uploads],
-            }
-            for p in plans
-        ],
-    }
+    requests = [
+        {
+            "path": p.path,
+            "inputs": p.inputs,
+            "request_hash": p.request_hash,
+            "num_generations": p.generations,
+            "body": p.body,
+            "total_usd": pricing.usd_number(p.estimate.total),
+            "uploads": [Upload.of(u).as_dict() for u in p.uploads],
+        }
+        for p in plans
+    ]
+    payload = {"format": PLAN_FORMAT, "klingspec": __version__, "sha256": _content_hash(requests), "requests": requests}
     return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -267,8 +276,10 @@ def read_saved(path: str) -> list[SavedRequest]:
     from klingspec.run.jobs import Upload
 
     try:
-        with open(path, encoding="utf-8") as handle:
-            saved = json.load(handle)
+        data = read_bytes(path, MAX_PLAN_BYTES)  # a regular file, its size checked first
+        if len(data) > MAX_PLAN_BYTES:
+            raise ValueError(f"it is larger than {MAX_PLAN_BYTES // (1024 * 1024)} MiB")
+        saved = json.loads(data.decode("utf-8"))
     except (OSError, ValueError) as error:
         raise PlanUnreadable(f"cannot read the plan {path}: {error}") from None
     if not isinstance(saved, dict) or saved.get("format") != PLAN_FORMAT:
@@ -277,15 +288,23 @@ def read_saved(path: str) -> list[SavedRequest]:
     items = saved.get("requests")
     if not isinstance(items, list) or not all(_well_formed(item) for item in items):
         raise PlanUnreadable(f"{path} is not a complete klingspec plan (a request lacks a field or has a wrong type)")
+    if saved.get("sha256") != _content_hash(items):
+        raise PlanStale(f"{path} was edited by hand (its content hash does not match); refusing")
     requests = []
     for item in items:
+        if item["path"] not in item["inputs"]:  # the script itself was hashed, or the plan is not ours
+            raise PlanStale(f"{path} was edited by hand (a request's script is not among its inputs); refusing")
         for input_path, digest in item["inputs"].items():
             if not os.path.exists(input_path):
                 raise PlanStale(
                     f"{input_path}, which {path} was planned from, is missing; "
                     "run `klingspec plan -o` again (from the same folder)"
                 )
-            if file_hash(input_path) != digest:
+            try:
+                current = file_hash(input_path)
+            except OSError as error:
+                raise PlanStale(f"{input_path}, which {path} was planned from, cannot be read: {error}") from None
+            if current != digest:
                 raise PlanStale(
                     f"{input_path} changed since {path} was saved; "
                     "run `klingspec plan -o` again to preview the new cost"

@@ -15,8 +15,14 @@ def data_uri(path: str, max_side: int = MAX_SIDE) -> str | None:
     transparency, else JPEG. None when it cannot be read (the checker says why)."""
     from PIL import Image, ImageOps
 
+    from klingspec.images import MAX_IMAGE_BYTES
+    from klingspec.loading import read_bytes
+
     try:
-        with Image.open(path) as opened:
+        data = read_bytes(path, MAX_IMAGE_BYTES)  # a regular file, bounded, before Pillow sees a byte
+        if len(data) > MAX_IMAGE_BYTES:
+            return None
+        with Image.open(io.BytesIO(data)) as opened:
             opened.seek(0)  # an animation: its first frame
             picture = ImageOps.exif_transpose(opened)
             picture.thumbnail((max_side, max_side))

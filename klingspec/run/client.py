@@ -28,6 +28,7 @@ from httpx_sse import EventSource, SSEError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from klingspec.assets import HUB_URL
+from klingspec.run.media import create_part
 
 DEFAULT_API_URL = f"{HUB_URL}/api"
 TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=10.0)
@@ -222,6 +223,9 @@ class OxenClient:
         self._secret = getattr(http.auth, "_key", None)  # only to scrub it from messages
         self._streams: set[httpx.Response] = set()
         self._streams_lock = threading.Lock()
+        # A lower bound of (the API's clock - ours), from the `Date` headers of its answers;
+        # None until one arrives. `submitting` reconciles on the API's clock with it.
+        self.server_clock_offset: float | None = None
 
     @classmethod
     def create(cls, api_url: str, key: str | None, **kwargs: Any) -> OxenClient:
@@ -260,6 +264,7 @@ class OxenClient:
         def attempt() -> httpx.Response:
             self._count(method, path)
             response = self.http.request(method, self._url(path), **kwargs)
+            self._note_clock(response)
             if response.status_code in RETRY_STATUSES:
                 raise _refused(response)
             return response
@@ -270,6 +275,18 @@ class OxenClient:
             return refused.response
         except httpx.TransportError as error:
             raise ApiError(f"network error: {type(error).__name__}", method=method, path=path) from None
+
+    def _note_clock(self, response: httpx.Response) -> None:
+        """`Date` (whole seconds, stamped before the answer left the API) minus our clock
+        when it arrived is never more than the true offset: keep the largest seen."""
+        arrived = time.time()
+        try:
+            stamped = parsedate_to_datetime(response.headers.get("Date", "")).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return
+        offset = stamped - arrived
+        if self.server_clock_offset is None or offset > self.server_clock_offset:
+            self.server_clock_offset = offset
 
     def _json(self, response: httpx.Response, method: str, path: str, generation_id: str | None = None) -> Any:
         if response.status_code >= 400:
@@ -490,7 +507,7 @@ class OxenClient:
                     raise _refused(response)
                 expected = response.headers.get("Content-Length")
                 raw = "Content-Encoding" not in response.headers
-                with open(part, "wb") as handle:
+                with create_part(part) as handle:  # never through a symlink planted there
                     for chunk in response.iter_raw(CHUNK) if raw else response.iter_bytes(CHUNK):
                         if stop is not None and stop.is_set():
                             raise Stopped()

@@ -11,10 +11,25 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import stat
 from typing import BinaryIO
 
 _KEY = b'"b64_json"'
 CHUNK = 1 << 16
+
+
+def create_part(path: str) -> BinaryIO:
+    """A new temporary file at `path`, for writing. A symlink there (planted in the out
+    folder, pointing out of it) is removed, never written through, and one planted again
+    meanwhile is refused (`O_NOFOLLOW`): the bytes go only where klingspec chose, and
+    `os.replace` then puts the whole file in place of any link at the video's own name."""
+    try:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    return os.fdopen(descriptor, "wb")
 
 
 def decode_b64_videos(json_path: str, destinations: list[str]) -> list[tuple[str, int]]:
@@ -57,7 +72,7 @@ def _decode_string(handle: BinaryIO, destination: str) -> tuple[str, int]:
     size = 0
     pending = b""
     carry = b""
-    with open(part, "wb") as out:
+    with create_part(part) as out:
         done = False
         while not done:
             chunk = handle.read(CHUNK)

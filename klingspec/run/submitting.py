@@ -14,7 +14,10 @@ queue are adopted in one transaction that never hands one id to two renders.
 
 A lost answer is looked for where the job was billed: the listing of the body's
 `target_namespace` (the key holder's when there is none; the API lists one namespace at a
-time), active and each terminal status, matched on the whole body (`_matches`).
+time), active and each terminal status, matched on the whole body (`_matches`) and only
+among jobs enqueued no earlier than this render's intent, on the API's clock
+(`_not_before`): another machine's ledger may have paid for the same body earlier, and
+its job is not ours to adopt.
 
 A request whose render kept only some of its videos (`partial`) is completed by a
 *top-up*: the same body for the missing generations only, priced for them, recorded as a
@@ -25,6 +28,7 @@ generations are sent.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -350,17 +354,19 @@ class Submitting(Spending):
         ctx = self.ctx
         namespace = job.body.get("target_namespace")
         for attempt in range(attempts):
-            found: dict[str, dict[str, Any]] = {}
+            listed: dict[str, dict[str, Any]] = {}
             for status in (None, *TERMINAL):  # the listing shows terminal jobs only when asked
                 items = ctx.client.generations(
                     status=status, model=job.model, namespace=namespace if isinstance(namespace, str) else None
                 )
                 for item in items:
                     gid = item.get("generation_id")
-                    if isinstance(gid, str) and gid and _matches(item, job, render):
-                        found.setdefault(gid, item)  # a job that finished between two listings
+                    if isinstance(gid, str) and gid and _matches(item, job):
+                        listed.setdefault(gid, item)  # a job that finished between two listings
+            not_before = _not_before(render, ctx.client.server_clock_offset)
+            found = {gid: item for gid, item in listed.items() if _enqueued(item) >= not_before}
             if found:
-                oldest_first = sorted(found, key=lambda gid: _seconds(found[gid].get("enqueued_at")))
+                oldest_first = sorted(found, key=lambda gid: _enqueued(found[gid]))
                 ids = ctx.ledger.adopt(render.id, oldest_first, render.generations)  # a top-up: its shortfall
                 if ids:
                     ctx.emit(
@@ -412,14 +418,33 @@ _NOT_ECHOED = frozenset({"model", "num_generations", "target_namespace"})
 # Echoed "when submitted" (fact sheet 4.3), so an item that has one our body lacks is
 # another request. `multi_prompt` is any other original parameter, echoed by the same rule.
 _ECHOED_WHEN_SUBMITTED = ("seed", "aspect_ratio", "duration", "multi_prompt")
-_CLOCK_SKEW_SECONDS = 120  # an item enqueued this long before we sent is not ours
+# Which listed jobs can be this render's (`_not_before`). With the API's clock known from
+# its `Date` headers (a lower bound of its offset to ours), a job of ours was enqueued no
+# earlier than the intent's second on that clock, less `_SERVER_CLOCK_MARGIN` for a `Date`
+# stamped by another machine of the API than `enqueued_at` (a front end). Without any
+# `Date` header, our own clock with `_CLOCK_SKEW_SECONDS` for an unsynchronised one.
+_SERVER_CLOCK_MARGIN = 1
+_CLOCK_SKEW_SECONDS = 120
 
 
-def _seconds(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+def _not_before(render: Render, server_clock_offset: float | None) -> float:
+    """The earliest `enqueued_at` (API's clock, Unix seconds) a job of `render` can have.
+    A job enqueued before this render's intent was recorded is another request's: the same
+    body paid for by another machine (another ledger) earlier, which this ledger cannot
+    otherwise tell from its own (the listing echoes no field of ours)."""
+    if server_clock_offset is None:
+        return render.created_at - _CLOCK_SKEW_SECONDS
+    return math.floor(render.created_at + server_clock_offset) - _SERVER_CLOCK_MARGIN
 
 
-def _matches(item: dict[str, Any], job: Job, render: Render) -> bool:
+def _enqueued(item: dict[str, Any]) -> float:
+    """An item's `enqueued_at`. The listing documents one always; an item without a usable
+    one is taken as recent (+inf: eligible, adopted last) rather than risk paying twice."""
+    value = item.get("enqueued_at")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.inf
+
+
+def _matches(item: dict[str, Any], job: Job) -> bool:
     """Is this queue item this render's request? The listing echoes every original
     parameter (fact sheet 4.3), so every field of the body but the queue-level ones must be
     there and equal; `model` is echoed as `model_name`. `prompt` is always listed: equal to
@@ -427,9 +452,6 @@ def _matches(item: dict[str, Any], job: Job, render: Render) -> bool:
     puts there is UNKNOWN, the sandbox puts null). Strict on purpose: a wrong match would
     give this render the video of another request and leave this one unmade."""
     if item.get("model_name") != job.model:
-        return False
-    enqueued = item.get("enqueued_at")
-    if render.sent_at and _seconds(enqueued) and _seconds(enqueued) < render.sent_at - _CLOCK_SKEW_SECONDS:
         return False
     body = job.body
     for key, value in body.items():

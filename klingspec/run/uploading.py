@@ -182,9 +182,11 @@ class Uploader:
 
     def _read(self, upload: Upload) -> bytes:
         """The file's bytes, which must be those the request was compiled with."""
+        from klingspec.images import MAX_IMAGE_BYTES
+        from klingspec.loading import read_bytes
+
         try:
-            with open(upload.path, "rb") as handle:
-                data = handle.read()
+            data = read_bytes(upload.path, MAX_IMAGE_BYTES)  # a regular file, never more than an image may be
         except OSError as error:
             raise self._failed(upload, f"cannot read it: {error.strerror or error}") from None
         if hashlib.sha256(data).hexdigest() != upload.sha256:

@@ -352,9 +352,12 @@ def test_a_sandbox_render_that_died_with_its_process_is_rendered_anew(tmp_path, 
 
 def test_a_budget_that_is_not_a_finite_amount_is_a_usage_error(tmp_path, capsys):
     path = script(tmp_path, shots())
-    for budget in ("nan", "inf", "-1"):
-        code, _out, err = run_cli(capsys, "run", "--sandbox", "--budget", budget, path)
-        assert code == Exit.USAGE and "finite amount" in err, (budget, err)
+    for budget in ("nan", "NaN", "inf", "-inf", "-1"):
+        for command in (["run", "--sandbox"], ["watch", "--run", "--sandbox"]):
+            code, _out, err = run_cli(capsys, *command, "--budget", budget, path)
+            assert code == Exit.USAGE and "finite amount" in err, (command, budget, err)
+    code, _out, err = run_cli(capsys, "plan", "--budget", "nan", path)  # plan spends nothing: no such option
+    assert code == Exit.USAGE and "--budget" in err, err
 
 
 def test_a_hand_broken_saved_plan_is_a_clear_error_not_a_crash(tmp_path, capsys):
@@ -372,6 +375,53 @@ def test_a_hand_broken_saved_plan_is_a_clear_error_not_a_crash(tmp_path, capsys)
         broken.write_text(json.dumps(payload), encoding="utf-8")
         code, _out, err = run_cli(capsys, "run", "--sandbox", "--yes", str(broken))
         assert code == Exit.USAGE and "not a complete klingspec plan" in err, err
+
+
+def test_a_tampered_saved_plan_is_refused_before_anything_is_sent(tmp_path, capsys, monkeypatch, sandbox_with):
+    """A plan's `path` decides where videos are written: a plan edited by hand (its
+    `path`, a body, an input) is refused, and so is one whose `path` is not among the
+    inputs it hashed, even with its content hash recomputed."""
+    from klingspec.cli.plans import _content_hash
+
+    monkeypatch.setenv("OXEN_API_KEY", new_key())
+    monkeypatch.chdir(tmp_path)
+    script(tmp_path, shots(), "s.kvs")
+    assert run_cli(capsys, "plan", "-o", "plan.json", "s.kvs")[0] == Exit.OK
+    good = json.loads((tmp_path / "plan.json").read_text())
+    outside = tmp_path / "elsewhere" / "s.kvs"
+
+    def edited(change, rehash=False):
+        plan = json.loads(json.dumps(good))
+        change(plan["requests"][0])
+        if rehash:
+            plan["sha256"] = _content_hash(plan["requests"])
+        return plan
+
+    tampered = [
+        (edited(lambda r: r.update(path=str(outside))), "content hash does not match"),
+        (edited(lambda r: r["body"].update(duration=10)), "content hash does not match"),
+        ({k: v for k, v in good.items() if k != "sha256"}, "content hash does not match"),
+        (edited(lambda r: r.update(path=str(outside)), rehash=True), "script is not among its inputs"),
+    ]
+    with sandbox_with() as url:
+        for plan, words in tampered:
+            (tmp_path / "bad.json").write_text(json.dumps(plan), encoding="utf-8")
+            code, _out, err = run_cli(capsys, "run", "--api-url", url, "--yes", "bad.json")
+            assert code == Exit.SCRIPT_ERRORS and "edited by hand" in err and words in err, err
+        assert stats(url)["total"] == 0
+        assert not (tmp_path / "elsewhere").exists()
+        code, _out, err = run_cli(capsys, "run", "--api-url", url, "--yes", "plan.json")  # the untouched plan runs
+        assert code == Exit.OK, err
+
+
+def test_a_saved_plan_too_large_to_be_one_is_refused_by_its_size(tmp_path, capsys):
+    from klingspec.cli.plans import MAX_PLAN_BYTES
+
+    huge = tmp_path / "plan.json"
+    with open(huge, "wb") as handle:
+        handle.truncate(4 * MAX_PLAN_BYTES)  # sparse: costs no disk
+    code, _out, err = run_cli(capsys, "run", "--sandbox", "--yes", str(huge))
+    assert code == Exit.USAGE and "cannot read the plan" in err and "larger than" in err, err
 
 
 def test_run_json_prints_one_object_with_each_render_and_its_files(tmp_path, capsys):

@@ -53,6 +53,30 @@ def test_sync_renders_one_video(base_url, tmp_path, fmt):
     assert not [n for n in os.listdir(tmp_path / "renders") if n.startswith(".answer")]
 
 
+@pytest.mark.parametrize("mode", ["queue", "sync"])
+def test_symlinks_planted_in_the_out_folder_are_never_written_through(base_url, tmp_path, mode):
+    """A link at a video's name, or at the temporary file a download or a b64_json
+    answer is written to, pointing out of the folder: the file outside stays as it was,
+    and the video lands in the folder as a regular file."""
+    key = new_key()
+    path = script(tmp_path, shots(fmt="b64_json" if mode == "sync" else None))
+    the_job = job(path)
+    os.makedirs(the_job.out_dir)
+    video = os.path.join(the_job.out_dir, f"scene-{the_job.request_hash.removeprefix('sha256:')[:8]}-1.mp4")
+    victims = []
+    for n, name in enumerate((video, video + ".part")):
+        victim = tmp_path / f"victim{n}.txt"
+        victim.write_text("precious\n")
+        os.symlink(victim, name)
+        victims.append(victim)
+    with Ledger(str(tmp_path / "l.sqlite")) as ledger, oxen(base_url, key) as client:
+        [outcome] = runner(client, ledger, base_url, mode=mode).run([the_job])
+    assert outcome.state == "done", outcome.error
+    assert [f.path for f in outcome.files] == [video]
+    assert not os.path.islink(video) and os.path.getsize(video) == outcome.files[0].bytes
+    assert all(v.read_text() == "precious\n" for v in victims)
+
+
 def test_polling_only_also_works(base_url, tmp_path):
     key = new_key()
     path = script(tmp_path, shots(generations=2))

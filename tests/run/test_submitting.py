@@ -12,7 +12,7 @@ from run_helpers import new_key, oxen, runner
 from klingspec.run.jobs import Job
 from klingspec.run.ledger import Ledger
 from klingspec.run.states import RenderState
-from klingspec.run.submitting import BudgetRefused, _matches
+from klingspec.run.submitting import BudgetRefused, _enqueued, _matches, _not_before
 
 BODY = {"model": "kling-video-o3-pro-reference-to-video", "prompt": "a cat", "duration": 5}
 
@@ -97,12 +97,6 @@ def test_the_budget_counts_audio_at_its_ceiling_and_renders_in_flight(tmp_path: 
         assert unknown.value.in_flight is None and "unknown amount already in flight" in str(unknown.value)
 
 
-class _Sent:
-    """The two fields of a ledger render that matching reads."""
-
-    sent_at = 1_000.0
-
-
 _ITEM = {"model_name": BODY["model"], "prompt": "a cat", "duration": 5, "enqueued_at": 1_000.5}
 _SHOTS = [{"prompt": "a cat", "duration": 3}, {"prompt": "a dog", "duration": 2}]
 _MULTI = {"model": BODY["model"], "multi_prompt": _SHOTS, "target_namespace": "acme-studio"}
@@ -112,12 +106,10 @@ _MULTI = {"model": BODY["model"], "multi_prompt": _SHOTS, "target_namespace": "a
     ("item", "body", "matches"),
     [
         (_ITEM, BODY, True),
-        (_ITEM | {"enqueued_at": None}, BODY, True),  # no timestamp, same request
         (_ITEM | {"status": "succeeded", "result_url": "https://x"}, BODY, True),  # fixed fields are not parameters
         ({k: v for k, v in _ITEM.items() if k != "model_name"} | {"model": BODY["model"]}, BODY, False),  # era B
         (_ITEM | {"model_name": "kling-v2-6"}, BODY, False),  # another model
         (_ITEM | {"prompt": "a dog"}, BODY, False),  # another prompt
-        (_ITEM | {"enqueued_at": 700.0}, BODY, False),  # long before we sent
         (_ITEM | {"duration": 10}, BODY, False),  # another duration
         (_ITEM | {"duration": None}, BODY, False),  # a body field the listing should echo but lacks
         ({k: v for k, v in _ITEM.items() if k != "duration"}, BODY, False),
@@ -137,4 +129,33 @@ def test_a_lost_answer_matches_only_an_item_that_echoes_the_whole_request(
     tmp_path: Path, item: dict[str, object], body: dict[str, object], matches: bool
 ) -> None:
     job = Job.create(str(tmp_path / "s.kvs"), dict(body), 1, "sha256:x", Decimal("1"))
-    assert _matches(item, job, _Sent()) is matches  # type: ignore[arg-type]
+    assert _matches(item, job) is matches
+
+
+class _Intent:
+    """The one field of a ledger render the time rule reads: when its intent was recorded."""
+
+    created_at = 1_000.6
+
+
+@pytest.mark.parametrize(
+    ("enqueued_at", "offset", "eligible"),
+    [
+        (1_000, 0.0, True),  # the intent's own second
+        (999, 0.0, True),  # one second of margin
+        (998, 0.0, False),  # another ledger's job, enqueued before our intent
+        (1_030, 0.0, True),
+        (1_029, 30.0, True),  # the API's clock runs 30 s ahead of ours
+        (1_028, 30.0, False),
+        (969, -30.0, True),  # ... or behind
+        (968, -30.0, False),
+        (881, None, True),  # no `Date` header ever seen: our clock, 120 s back
+        (880, None, False),
+        (None, 0.0, True),  # no timestamp: taken as recent rather than risk paying twice
+    ],
+)
+def test_a_lost_answer_matches_only_a_job_enqueued_after_the_intent(
+    enqueued_at: int | None, offset: float | None, eligible: bool
+) -> None:
+    item = _ITEM | {"enqueued_at": enqueued_at}
+    assert (_enqueued(item) >= _not_before(_Intent(), offset)) is eligible  # type: ignore[arg-type]
