@@ -48,7 +48,9 @@ class Plan:
         from klingspec.run.jobs import Job, Upload
 
         uploads = tuple(Upload.of(u) for u in self.uploads)
-        return Job.create(self.path, self.body, self.generations, self.request_hash, uploads=uploads)
+        return Job.create(
+            self.path, self.body, self.generations, self.request_hash, uploads=uploads, variant=self.variant
+        )
 
     def as_dict(self, standing: Standing | None = None, uploaded: frozenset[str] | None = None) -> dict[str, Any]:
         e = self.estimate
@@ -227,6 +229,7 @@ def saved_file(plans: Sequence[Plan]) -> str:
             "body": p.body,
             "total_usd": pricing.usd_number(p.estimate.total),
             "uploads": [Upload.of(u).as_dict() for u in p.uploads],
+            **({"variant": p.variant} if p.variant else {}),
         }
         for p in plans
     ]
@@ -252,6 +255,7 @@ class SavedRequest:
     generations: int
     request_hash: str  # the job is priced again from the body, never from the file
     uploads: tuple[Upload, ...] = ()  # local images to upload first (their files are among the checked inputs)
+    variant: str | None = None  # the `--vars-table` row it was planned for (`row 3`)
 
 
 _SAVED_FIELDS = {"path": str, "inputs": dict, "request_hash": str, "num_generations": int, "body": dict}
@@ -321,7 +325,8 @@ def read_saved(path: str) -> list[SavedRequest]:
         for upload in uploads:
             if upload.path not in item["inputs"]:  # its content is what was checked: never upload an unchecked file
                 raise PlanStale(f"{path} was edited by hand (an upload is not among its inputs); refusing")
-        requests.append(SavedRequest(item["path"], body, generations, item["request_hash"], uploads))
+        variant = item.get("variant") if isinstance(item.get("variant"), str) else None
+        requests.append(SavedRequest(item["path"], body, generations, item["request_hash"], uploads, variant))
     return requests
 
 
@@ -362,7 +367,7 @@ def print_table(plans: Sequence[Plan], marks: Sequence[Standing], uploaded: froz
         for note in e.assumptions:
             console.print(f"  [dim]assumes {note}[/]")
         print_uploads(console, plan.uploads, uploaded)
-        console.print(f"  [bold]{stand_line(marks[i])}[/]")
+        console.print(f"  [bold]{escape(stand_line(marks[i]))}[/]")
         console.print()
     new = new_spend(marks)
     if len(plans) > 1:
@@ -383,7 +388,7 @@ def stand_line(standing: Standing) -> str:
     if stand == Stand.NEW:
         return f"→ new: {new}"
     if stand == Stand.DUPLICATE:
-        first = standing.first.script if standing.first is not None else "an earlier file"
+        first = standing.first.shown if standing.first is not None else "an earlier file"
         return f"→ the same request as {first}: rendered once, {new} new"
     assert render is not None  # every other stand concerns a render of the ledger
     if stand == Stand.TOP_UP:

@@ -217,6 +217,7 @@ def _jobs_from_scripts(files: Sequence[str], options: Options, out_dir: str | No
             r.request.content_hash,
             out_dir,
             tuple(Upload.of(u) for u in r.uploads),
+            r.variant,
         )
         for r in results
         if r.request is not None and r.estimate is not None
@@ -248,7 +249,7 @@ def _jobs_from_plan(path: str, out_dir: str | None) -> list[Job]:
     except PlanStale as error:
         click.echo(f"klingspec: {error}", err=True)
         return []
-    return [Job.create(s.script, s.body, s.generations, s.request_hash, out_dir, s.uploads) for s in saved]
+    return [Job.create(s.script, s.body, s.generations, s.request_hash, out_dir, s.uploads, s.variant) for s in saved]
 
 
 @contextlib.contextmanager
@@ -331,7 +332,7 @@ def _run(
             return
         display.saved_plan(jobs)
         for mark in marks:
-            click.echo(f"{mark.job.script}: {plans.stand_line(mark)}")
+            click.echo(f"{mark.job.shown}: {plans.stand_line(mark)}")
         for upload in uploading.distinct(needs_uploads(marks)):
             state = "uploaded already" if upload.url in uploaded else "to upload"
             click.echo(f"{_shown_path(upload.path)}: {state} ({upload.size:,} B) -> {upload.remote_path}")
