@@ -92,6 +92,8 @@ def test_the_page_needs_no_network_but_the_remote_thumbnails(page, tmp_path, cap
     assert written(capsys, script, out) == Exit.OK
     page.open(out)
     assert page.refused == []
+    loaded = "() => { const i = document.querySelector('.mention img'); return i.complete && i.naturalWidth > 0; }"
+    page.page.wait_for_function(loaded, timeout=10_000)  # lazy: decoded when laid out
     size = page.js(
         "() => { const i = document.querySelector('.mention img'); return [i.complete, i.naturalWidth, i.naturalHeight]; }"
     )
