@@ -136,11 +136,17 @@ def text(diagnostic: Diagnostic, style: TextStyle = TextStyle()) -> str:
     source = diagnostic.span.source
     if style.snippet and source.text:
         gutter = len(str(line))
-        code_line = _visible(source.line_text(line)).replace("\t", "    ")
-        raw = _visible(source.line_text(line))
-        last = end_column - 1 if end_line == line else len(raw)
-        prefix, marked = _expand(raw[: column - 1]), _expand(raw[column - 1 : max(last, column - 1)])
-        shown, pad, carets = _fit(prefix, marked, code_line[len(prefix) + len(marked) :])
+        whole = source.line_text(line)
+        start = column - 1
+        stop = max(end_column - 1 if end_line == line else len(whole), start)
+        # Only a window around the span can show (LINE_WIDTH columns); the rest of a line
+        # that may be megabytes long (a minified --vars file) is not even copied.
+        keep = 4 * LINE_WIDTH
+        prefix, marked, suffix = (
+            _expand(_visible(part))
+            for part in (whole[max(0, start - keep) : start], whole[start:stop], whole[stop : stop + keep])
+        )
+        shown, pad, carets = _fit(prefix, marked, suffix)
         label = f" {diagnostic.label}" if diagnostic.label else ""
         out.append(c(_BLUE, f"{' ' * gutter} |"))
         out.append(c(_BLUE, f"{line} |") + " " + shown)

@@ -429,9 +429,22 @@ class Expander:
         from jinja2.exceptions import SecurityError, UndefinedError
 
         try:
-            template, names = _compiled(text.value)
-        except TemplateSyntaxError as error:
-            self.diagnostics.append(syntax_error(text, error.message or ""))
+            try:
+                template, names = _compiled(text.value)
+            except TemplateSyntaxError as error:
+                self.diagnostics.append(syntax_error(text, error.message or ""))
+                return None
+        except (RecursionError, MemoryError, SyntaxError):
+            # Jinja's parser and compiler recurse once per level of nesting, and Python
+            # compiles no more than 100 nested blocks (an IndentationError, a SyntaxError)
+            self.diagnostics.append(
+                Diagnostic.of(
+                    "KVS-template-limit",
+                    text.span,
+                    "template expansion stopped: the template nests too deep",
+                    "nest fewer parentheses, brackets or blocks; a `let` can hold a part",
+                )
+            )
             return None
         env = environment()
         missing = [n for n in names if n not in self.variables and n not in env.globals]
@@ -1066,17 +1079,38 @@ def expand(program: Program, overrides: Iterable[Var] = ()) -> tuple[Expansion, 
                 texts[id(text)] = value
             else:
                 failed.add(id(text))
+    unused: dict[str, list[Var]] = {}  # by origin: a vars file, or --var
     for name, var in by_name.items():
         if name not in seen and name not in expander.used:
-            diagnostics.append(
-                Diagnostic.of(
-                    "KVS-var-unused",
-                    var.span,
-                    f"`{name}` ({var.origin}) is not used by the script",
-                    "check the spelling against the script's `{{ }}` names",
-                )
-            )
+            unused.setdefault(var.origin, []).append(var)
+    for origin, names in unused.items():
+        diagnostics.extend(_unused(origin, names))
     return Expansion(texts, variables, frozenset(failed)), diagnostics + expander.diagnostics
+
+
+_UNUSED_SHOWN = 5  # names a summary of unused variables lists
+
+
+def _unused(origin: str, unused: list[Var]) -> list[Diagnostic]:
+    """One warning per unused `--var`; one for all the unused variables of a vars file
+    (a file of 10,000 keys gave 10,000 warnings), at the first of them."""
+    hint = "check the spelling against the script's `{{ }}` names"
+    if origin == "--var" or len(unused) == 1:
+        return [
+            Diagnostic.of("KVS-var-unused", var.span, f"`{var.name}` ({var.origin}) is not used by the script", hint)
+            for var in unused
+        ]
+    names = ", ".join(f"`{var.name}`" for var in unused[:_UNUSED_SHOWN])
+    more = f" and {len(unused) - _UNUSED_SHOWN:,} more" if len(unused) > _UNUSED_SHOWN else ""
+    return [
+        Diagnostic.of(
+            "KVS-var-unused",
+            unused[0].span,
+            f"{len(unused):,} variables of {origin} are not used by the script: {names}{more}",
+            hint,
+            label="the first of them",
+        )
+    ]
 
 
 # -- typed variables from outside --------------------------------------------------
@@ -1129,7 +1163,10 @@ def typed_value(var: Var, let: ast.Let) -> tuple[Any, Diagnostic | None]:
             return value, None
         import json  # only a mistyped vars-file value needs it
 
-        shown = f" (`{json.dumps(value)}`)" if isinstance(value, (str, int, float)) else ""
+        shown = ""
+        if isinstance(value, (str, int, float)):  # a long value is shown by its start only
+            written = json.dumps(value[:40] if isinstance(value, str) else value)
+            shown = f" (`{written[:40]}...`)" if len(written) > 40 or len(str(value)) > 40 else f" (`{written}`)"
         message = f"`{var.name}` in {var.origin} is {_kind_of(value)}{shown}, not {expected}"
     return None, Diagnostic.of(
         "KVS-var-type",
