@@ -14,6 +14,7 @@ import re
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, cast
@@ -329,7 +330,12 @@ def environment() -> SandboxedEnvironment:
             return "".join(map(str, parts))
 
     def finalize(value: Any) -> Any:
-        _check_text(_weight(value), "printing a value")
+        size = _weight(value)
+        _check_text(size, "printing a value")
+        printed = _PRINTED.get(None)
+        if printed is not None:  # all a render prints, into its output or a block's buffer
+            printed[0] += size
+            _check_text(printed[0], "the template's printed values")
         return value
 
     env = Bounded(
@@ -538,6 +544,12 @@ class Expander:
         )
 
 
+# What the render in progress has printed so far, counted by `finalize`: a `{% set %}`
+# block or a macro fills a buffer the output bound never sees, with a new value each
+# loop iteration (`{% for i in range(99999) %}{{ 'ab' * 999 }}{% endfor %}`: 200 MB).
+_PRINTED: ContextVar[list[int]] = ContextVar("klingspec_printed")
+
+
 def _bounded_render(template: Template, variables: dict[str, Any]) -> str:
     """Render under the size bound and the time bound (checked on every Python call, so a
     loop or a slow global cannot run on; plain `{{ name }}` never gets here)."""
@@ -550,6 +562,7 @@ def _bounded_render(template: Template, variables: dict[str, Any]) -> str:
         return None
 
     sys.settrace(tick)
+    printed = _PRINTED.set([0])
     try:
         size = 0
         chunks = []
@@ -560,6 +573,7 @@ def _bounded_render(template: Template, variables: dict[str, Any]) -> str:
             chunks.append(chunk)
         return "".join(chunks)
     finally:
+        _PRINTED.reset(printed)
         sys.settrace(previous)
 
 
