@@ -333,7 +333,7 @@ def read_saved(path: str) -> list[SavedRequest]:
 def print_table(plans: Sequence[Plan], marks: Sequence[Standing], uploaded: frozenset[str] = frozenset()) -> None:
     """Each plan's shots and bill, its local images (`uploaded`: the URLs the ledger records
     as uploaded), where it stands by the ledger, and the new spend."""
-    from rich.markup import escape
+    from rich.markup import escape  # paths, names and notes are text, never markup (`a[/b`)
     from rich.table import Table
 
     from klingspec.cli.options import shown_as
@@ -341,7 +341,7 @@ def print_table(plans: Sequence[Plan], marks: Sequence[Standing], uploaded: froz
     console = printing.console()
     for i, plan in enumerate(plans):
         e = plan.estimate
-        console.print(f"[bold]{escape(shown_as(plan.path, plan.variant))}[/]  [dim]{e.model}[/]")
+        console.print(f"[bold]{escape(shown_as(plan.path, plan.variant))}[/]  [dim]{escape(e.model)}[/]")
         table = Table(show_footer=True)
         rate = e.price_per_second
         one_video = e.per_generation
@@ -351,21 +351,23 @@ def print_table(plans: Sequence[Plan], marks: Sequence[Standing], uploaded: froz
         table.add_column("cost", justify="right", footer=f"${_fmt(one_video)}" if one_video is not None else "unknown")
         for shot in e.shots:
             table.add_row(
-                shot.name,
+                escape(shot.name),
                 str(shot.line),
                 f"{shot.seconds} s",
                 f"${_fmt(shot.cost)}" if shot.cost is not None else "unknown",
             )
         console.print(table)
         if rate is None:
-            console.print(f"  price per second: [bold yellow]unknown[/] for {e.model}: the cost cannot be previewed")
+            console.print(
+                f"  price per second: [bold yellow]unknown[/] for {escape(e.model)}: the cost cannot be previewed"
+            )
         else:
             console.print(
                 f"  {e.seconds} s × ${rate}/s × {e.generations} generation"
                 f"{'s' if e.generations != 1 else ''} = [bold]{pricing.usd_quote(e.quote)}[/]"
             )
         for note in e.assumptions:
-            console.print(f"  [dim]assumes {note}[/]")
+            console.print(f"  [dim]assumes {escape(note)}[/]")
         print_uploads(console, plan.uploads, uploaded)
         console.print(f"  [bold]{escape(stand_line(marks[i]))}[/]")
         console.print()
@@ -443,12 +445,14 @@ def uploads_json(uploads: Sequence[LocalImage], uploaded: frozenset[str] | None 
 def print_uploads(console: Console, uploads: Sequence[LocalImage], uploaded: frozenset[str] = frozenset()) -> None:
     """The local images still to upload (with their sizes and the total), then those the
     ledger records as uploaded already."""
+    from rich.markup import escape
+
     if not uploads:
         return
     first = uploads[0]
     to_send = [u for u in uploads if u.url not in uploaded]
     already = [u for u in uploads if u.url in uploaded]
-    where = f"{first.namespace}/{first.repo} (branch {first.branch})"
+    where = escape(f"{first.namespace}/{first.repo} (branch {first.branch})")
     if to_send:
         total = f", {size_text(sum(u.size for u in to_send))}" if len(to_send) > 1 else ""
         console.print(f"  {len(to_send)} local image{'s' if len(to_send) != 1 else ''} to upload to {where}{total}:")
@@ -464,10 +468,13 @@ def print_uploads(console: Console, uploads: Sequence[LocalImage], uploaded: fro
 
 
 def _image_line(u: LocalImage) -> str:
+    """The line of one local image, as rich markup (its paths escaped)."""
+    from rich.markup import escape
+
     shown = os.path.relpath(u.path)
     return (
-        f"{shown if not shown.startswith(os.pardir) else u.path}  {u.format.upper()} "
-        f"{u.width}x{u.height}, {size_text(u.size)}  [dim]-> {u.remote_path}[/]"
+        f"{escape(shown if not shown.startswith(os.pardir) else u.path)}  {u.format.upper()} "
+        f"{u.width}x{u.height}, {size_text(u.size)}  [dim]-> {escape(u.remote_path)}[/]"
     )
 
 

@@ -510,6 +510,7 @@ def _ledger(ledger_path: str | None) -> Ledger:
 
 
 def _status(*, active_only: bool, refresh: bool, fmt: str, api_url: str | None, ledger_path: str | None) -> Report:
+    from rich.markup import escape  # scripts, models and paths are text, never markup
     from rich.table import Table
 
     from klingspec import printing
@@ -530,7 +531,7 @@ def _status(*, active_only: bool, refresh: bool, fmt: str, api_url: str | None, 
         if not renders:
             console.print("no renders in flight" if active_only else "the ledger is empty")
             if missing:
-                console.print(missing)
+                console.print(missing, markup=False)
             return report
         table = Table(title="renders in flight" if active_only else "renders", title_justify="left")
         for column in ("id", "script", "state", "generations", "cost", "api"):
@@ -538,10 +539,12 @@ def _status(*, active_only: bool, refresh: bool, fmt: str, api_url: str | None, 
         for r in renders:
             gens = ledger.generations(r.id)
             detail = ", ".join(f"{g.generation_id[:8]} {g.status}" for g in gens) or "-"
-            table.add_row(str(r.id), r.script, _state(ledger, r), detail, ledger_bill(r), r.api_url)
+            table.add_row(
+                str(r.id), escape(r.script), _state(ledger, r), escape(detail), ledger_bill(r), escape(r.api_url)
+            )
         console.print(table)
         if missing:
-            console.print(missing)
+            console.print(missing, markup=False)
     return report
 
 
@@ -654,6 +657,7 @@ def _refresh(ledger: Ledger, renders: Sequence[Render], api_url: str | None) -> 
 
 
 def _listing(*, limit: int, fmt: str, ledger_path: str | None) -> Report:
+    from rich.markup import escape  # scripts, models and paths are text, never markup
     from rich.table import Table
 
     from klingspec import printing
@@ -674,12 +678,15 @@ def _listing(*, limit: int, fmt: str, ledger_path: str | None) -> Report:
             table.add_column(column, overflow="fold")  # a path or an id is never cut to "…"
         for r in renders:
             files = "\n".join(f"{f.path} ({f.bytes:,} B)" for f in ledger.all_files(r.id)) or "-"
-            table.add_row(str(r.id), r.script, r.model, _state(ledger, r), ledger_bill(r), files)
+            table.add_row(
+                str(r.id), escape(r.script), escape(r.model), _state(ledger, r), ledger_bill(r), escape(files)
+            )
         console.print(table)
     return Report()
 
 
 def _spending(*, fmt: str, ledger_path: str | None) -> Report:
+    from rich.markup import escape  # scripts, models and paths are text, never markup
     from rich.table import Table
 
     from klingspec import printing
@@ -708,13 +715,16 @@ def _spending(*, fmt: str, ledger_path: str | None) -> Report:
         )
         for t in tallies:
             grid.add_row(
-                t.label, str(t.renders), figure(t.spent, t.unknown), figure(t.may_be_billed, t.may_be_billed_unknown)
+                escape(t.label),
+                str(t.renders),
+                figure(t.spent, t.unknown),
+                figure(t.may_be_billed, t.may_be_billed_unknown),
             )
         console.print(grid)
 
     real, sandbox = report.real, report.sandbox
     if not real.total.renders and not sandbox.total.renders:
-        console.print(f"nothing was sent from this ledger ({path})")
+        console.print(f"nothing was sent from this ledger ({path})", markup=False)
         return Report()
     if real.total.renders:
         table("spent at the API, per day", "day", real.days, real)
