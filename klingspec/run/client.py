@@ -12,10 +12,12 @@ message.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -608,6 +610,7 @@ class OxenClient:
         # download the same video at once, and each renames a whole, verified file into place.
         part = f"{destination}.{os.getpid()}-{threading.get_ident()}.part"
         cap = self.limits.video_bytes
+        _remove_orphaned_parts(destination)
 
         def stopping() -> bool:
             return self.halted or (stop is not None and stop.is_set())
@@ -688,6 +691,36 @@ class OxenClient:
         finally:
             if os.path.exists(part):
                 os.unlink(part)
+
+
+def _remove_orphaned_parts(destination: str) -> None:
+    """Remove the `.part` files of `destination` whose downloader died (killed mid-download:
+    its pid, in the name, is gone); a live process's part file is left to it."""
+    folder, name = os.path.split(destination)
+    try:
+        names = os.listdir(folder or ".")
+    except OSError:
+        return
+    for entry in names:
+        if not (entry.startswith(name + ".") and entry.endswith(".part")):
+            continue
+        pid = entry[len(name) + 1 :].partition("-")[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(folder, entry))
+
+
+def _alive(pid: int) -> bool:
+    if sys.platform == "win32":  # os.kill(pid, 0) would end the process there: keep its file
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but not ours to signal
+        return True
+    return True
 
 
 def _sse_lines(texts: Iterator[str], cap: int) -> Iterator[str]:
