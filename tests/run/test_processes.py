@@ -28,12 +28,15 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def sandbox_process(tmp_path):
-    """A `klingspec sandbox` process: yields its API base URL."""
+def sandbox_process(tmp_path, request):
+    """A `klingspec sandbox` process: yields its API base URL. `@pytest.mark.sandbox_args(...)`
+    adds command-line arguments."""
     port = _free_port()
     log = open(tmp_path / "sandbox.log", "wb")
+    marker = request.node.get_closest_marker("sandbox_args")
+    extra = list(marker.args) if marker else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "klingspec", "sandbox", "--port", str(port), "--processing-seconds", "1"],
+        [sys.executable, "-m", "klingspec", "sandbox", "--port", str(port), "--processing-seconds", "1", *extra],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -264,8 +267,10 @@ def test_kill_9_during_a_sync_download_then_two_reruns_pay_once(sandbox_process,
     _no_key_anywhere(key, tmp_path, *outputs)
 
 
+@pytest.mark.sandbox_args("--fault", "POST /api/ai/videos/generate: latency=1")
 def test_kill_9_during_a_sync_request_is_reported_unknown_and_never_paid_again(sandbox_process, tmp_path):
-    """Killed while the sync request blocks (the sandbox takes 1 s): the render may be made
+    """Killed while the sync request blocks (the sandbox takes 2 s, a latency fault set on its
+    command line and the render itself): the render may be made
     and billed, and the queue does not list sync renders, so the next runs say so plainly,
     send nothing, and leave no `.answer-*` file in the output folder."""
     key = new_key()
