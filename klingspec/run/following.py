@@ -178,7 +178,16 @@ class Following:
             if existing and os.path.exists(existing.path) and file_sha256(existing.path) == existing.sha256:
                 files.append(existing)
                 continue
-            if generation.status != GenerationStatus.SUCCEEDED:
+            answered = generation.status == GenerationStatus.SUCCEEDED or generation.error
+            if not answered and not generation.result_url and not os.path.exists(answer):
+                unknown = True  # recorded by an older klingspec before it read the answer
+                errors.append(
+                    f"{OUTCOME_UNKNOWN}: the sync answer of render #{render.id} was not recorded "
+                    "(an older klingspec), and the queue does not list sync renders. "
+                    "Not sent again; `klingspec run --again` renders it anew and pays again"
+                )
+                continue
+            if generation.status != GenerationStatus.SUCCEEDED and not generation.result_url:
                 errors.append(generation.error or "the API answered without a video")
                 continue
             dest = existing.path if existing else self._destination(job, render, generation.position)

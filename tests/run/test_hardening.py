@@ -117,6 +117,34 @@ def test_a_sync_render_sent_without_an_answer_is_unknown_and_never_sent_again(sa
     assert os.listdir(the_job.out_dir) == []
 
 
+def test_a_sync_render_an_older_klingspec_left_submitted_is_never_polled_nor_paid_again(sandbox_with, tmp_path):
+    """The old code recorded a sync render as submitted under the internal id `sync-<n>-1`
+    before reading the answer; its next run polled that id, got 404, failed the render, and
+    the run after paid again. Such a render is an unknown outcome: said so, never re-sent."""
+    path = script(tmp_path, shots())
+    the_job = job(path)
+    with sandbox_with() as url, Ledger(str(tmp_path / "l.sqlite")) as ledger:
+        render, _ = ledger.claim(
+            request_hash=the_job.request_hash,
+            api_url=url,
+            script=path,
+            model=the_job.model,
+            body=the_job.body,
+            generations=1,
+            mode="sync",
+            out_dir=the_job.out_dir,
+            estimate_usd=str(the_job.estimate_usd),
+        )
+        ledger.mark_sent(render.id)
+        ledger.mark_submitted(render.id, [f"sync-{render.id}-1"])
+        for _ in range(2):
+            with oxen(url, new_key()) as client:
+                [outcome] = runner(client, ledger, url, mode="sync").run([the_job])
+            assert outcome.state == RenderState.UNKNOWN and "outcome unknown" in (outcome.error or "")
+        requests = stats(url)["requests"]
+        assert not any(r.startswith(("POST", "GET /api/ai/queue")) for r in requests), requests
+
+
 # -- following through 429 storms; the spend of a paid job -------------------------------------
 
 
