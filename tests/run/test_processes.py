@@ -277,7 +277,9 @@ def test_kill_9_during_a_sync_request_is_reported_unknown_and_never_paid_again(s
     env = _env(tmp_path, key)
     path = script(tmp_path, shots())
     first = _klingspec("run", "--api-url", sandbox_process, "--sync", "--yes", path, env=env)
-    _wait_for(lambda: _ledger_state(tmp_path) == "sent", what="the sync request to be sent")
+    sent = "POST /api/ai/videos/generate"
+    _wait_for(lambda: _requests(sandbox_process, sent) == 1, what="the sync request to reach the sandbox")
+    assert _ledger_state(tmp_path) == "sent"  # recorded before it was sent
     first.send_signal(signal.SIGKILL)
     first.communicate(timeout=10)
     for _ in range(2):
