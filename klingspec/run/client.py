@@ -12,10 +12,12 @@ message.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -24,7 +26,9 @@ from email.utils import parsedate_to_datetime
 from typing import Any, cast
 
 import httpx
-from httpx_sse import EventSource, SSEError
+
+# httpx-sse's event decoder (the field rules of the SSE spec), fed lines `_sse_lines` caps
+from httpx_sse._decoders import SSEDecoder
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from klingspec.assets import HUB_URL
@@ -35,11 +39,36 @@ TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=10.0)
 SYNC_TIMEOUT = httpx.Timeout(connect=10.0, read=20 * 60.0, write=60.0, pool=10.0)
 SSE_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=10.0, pool=10.0)  # keep-alives come every 15 s
 CHUNK = 1 << 16
+MB = 1_000_000
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The most the API can plausibly send, so a broken or hostile answer (an endless body,
+    a gzip bomb, an event-stream line that never ends) fails cleanly instead of filling the
+    disk or the memory. Counted in *decoded* bytes. docs/cli.md ("Limits") says why each."""
+
+    # Kling renders at most 15 s (fact sheet 2.3); even 4K at 160 Mbit/s, several times
+    # what a generated 15 s clip carries, is 300 MB.
+    video_bytes: int = 300 * MB
+    # A JSON answer (a generation, the queue listing, the catalogue): 32 MB is thousands
+    # of listed generations; the listing documents no pagination, so it is generous.
+    json_bytes: int = 32 * MB
+    # One line of the event stream: an event's `data:` is a one-line JSON object with a
+    # presigned URL (fact sheet 4.6), a few kilobytes.
+    sse_line_chars: int = 1 << 20
+
+    @property
+    def answer_bytes(self) -> int:
+        """A sync answer: one video as base64 (4/3 of its bytes) and the JSON around it."""
+        return self.video_bytes * 4 // 3 + MB
 
 
 class ApiError(Exception):
     """The API answered with an error, or could not be reached. Carries the request
-    (method and path, never headers) and, where known, the generation id."""
+    (method and path, never headers) and, where known, the generation id. `transient`:
+    the API was unreachable or kept refusing with 429/5xx after the retries (asking again
+    later may well work)."""
 
     def __init__(
         self,
@@ -49,6 +78,7 @@ class ApiError(Exception):
         method: str = "",
         path: str = "",
         generation_id: str | None = None,
+        transient: bool = False,
     ):
         super().__init__(message)
         self.message = message
@@ -56,6 +86,7 @@ class ApiError(Exception):
         self.method = method
         self.path = path
         self.generation_id = generation_id
+        self.transient = transient
 
     def __str__(self) -> str:
         where = f"{self.method} {self.path}".strip()
@@ -69,7 +100,17 @@ class SubmitOutcomeUnknown(ApiError):
 
 
 class Stopped(Exception):
-    """A download was abandoned because the run is stopping (Ctrl-C)."""
+    """A download or a wait was abandoned because the run is stopping (Ctrl-C)."""
+
+
+class BadBody(ApiError):
+    """An answer the API cannot have meant: larger than `Limits` allow, or a "video" that is
+    no MP4. Never retried: the same URL would send the same thing."""
+
+
+def looks_like_mp4(head: bytes) -> bool:
+    """An ISO-BMFF file (MP4/MOV) starts with a box whose type is `ftyp`."""
+    return len(head) >= 8 and head[4:8] == b"ftyp"
 
 
 def error_message(response: httpx.Response) -> str:
@@ -213,14 +254,17 @@ class OxenClient:
         api_url: str = DEFAULT_API_URL,
         *,
         retry: RetryPolicy = RetryPolicy(),
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
+        limits: Limits = Limits(),
     ):
         self.http = http
         self.api_url = api_url.rstrip("/")
         self.retry = retry
-        self.sleep = sleep
+        self.limits = limits
+        self._halted = threading.Event()
+        self.sleep = sleep or self._pause
         self.stats = Stats()
-        self._secret = getattr(http.auth, "_key", None)  # only to scrub it from messages
+        self._secret: str | None = getattr(http.auth, "_key", None)  # only to scrub it from messages
         self._streams: set[httpx.Response] = set()
         self._streams_lock = threading.Lock()
         # A lower bound of (the API's clock - ours), from the `Date` headers of its answers;
@@ -243,11 +287,63 @@ class OxenClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- stopping ---------------------------------------------------------------------
+    def _pause(self, seconds: float) -> None:
+        """The default wait between attempts: ends early, raising `Stopped`, when the run
+        is halted (`interrupt`). In the main thread Ctrl-C interrupts it at once too."""
+        if self._halted.wait(seconds):
+            raise Stopped()
+
+    def interrupt(self) -> None:
+        """Stop waiting, from any thread (Ctrl-C): every retry wait raises `Stopped`, and
+        every open event stream and download is shut down, so no worker sits out a
+        `Retry-After` or a slow body. `resume` undoes it for the next run."""
+        self._halted.set()
+        self.close_events()
+
+    def resume(self) -> None:
+        self._halted.clear()
+
+    @property
+    def halted(self) -> bool:
+        return self._halted.is_set()
+
     # -- plumbing -------------------------------------------------------------------
+    def scrub(self, value: Any) -> Any:
+        """`value` (text, or JSON of any depth) with the API key replaced by `<redacted>`,
+        wherever the API may have echoed it: nothing it says is printed or stored with it."""
+        secret = self._secret
+        if not secret:
+            return value
+        if isinstance(value, str):
+            return value.replace(secret, "<redacted>")
+        if isinstance(value, dict):
+            return {self.scrub(k): self.scrub(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.scrub(v) for v in value]
+        return value
+
     def _message(self, response: httpx.Response) -> str:
         """The API's own words, with the key scrubbed should the API ever echo it."""
-        text = error_message(response)
-        return text.replace(self._secret, "<redacted>") if self._secret else text
+        return str(self.scrub(error_message(response)))
+
+    def _capped(self, method: str, url: str, cap: int, **kwargs: Any) -> httpx.Response:
+        """`method` on `url`, its body read whole but never past `cap` decoded bytes (a gzip
+        bomb counts what it inflates to): BadBody beyond that."""
+        with self.http.stream(method, url, **kwargs) as response:
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > cap:
+                    raise BadBody(
+                        f"the API's answer is larger than {cap:,} bytes, more than it can mean; not read further",
+                        status=response.status_code,
+                        method=method,
+                        path=httpx.URL(url).path,
+                    )
+        dropped = ("content-encoding", "content-length", "transfer-encoding")  # `body` is decoded already
+        headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in dropped]
+        return httpx.Response(response.status_code, headers=headers, content=bytes(body), request=response.request)
 
     def _url(self, path: str) -> str:
         return self.api_url + path
@@ -263,7 +359,7 @@ class OxenClient:
 
         def attempt() -> httpx.Response:
             self._count(method, path)
-            response = self.http.request(method, self._url(path), **kwargs)
+            response = self._capped(method, self._url(path), self.limits.json_bytes, **kwargs)
             self._note_clock(response)
             if response.status_code in RETRY_STATUSES:
                 raise _refused(response)
@@ -274,7 +370,9 @@ class OxenClient:
         except httpx.HTTPStatusError as refused:
             return refused.response
         except httpx.TransportError as error:
-            raise ApiError(f"network error: {type(error).__name__}", method=method, path=path) from None
+            if self.halted:
+                raise Stopped() from None
+            raise ApiError(f"network error: {type(error).__name__}", method=method, path=path, transient=True) from None
 
     def _note_clock(self, response: httpx.Response) -> None:
         """`Date` (whole seconds, stamped before the answer left the API) minus our clock
@@ -296,9 +394,10 @@ class OxenClient:
                 method=method,
                 path=path,
                 generation_id=generation_id,
+                transient=response.status_code in RETRY_STATUSES,
             )
         try:
-            return response.json()
+            return self.scrub(response.json())
         except ValueError:
             raise ApiError(
                 "the API answered with something that is not JSON",
@@ -325,7 +424,10 @@ class OxenClient:
 
         def attempt() -> httpx.Response:
             self._count("POST", path)
-            response = self.http.post(self._url(path), json=payload, timeout=timeout)
+            try:
+                response = self._capped("POST", self._url(path), self.limits.json_bytes, json=payload, timeout=timeout)
+            except BadBody as error:  # it was received and answered: a job may exist
+                raise SubmitOutcomeUnknown(error.message, status=error.status, method="POST", path=path) from None
             if response.status_code in SUBMIT.statuses:
                 raise _refused(response)
             return response
@@ -357,10 +459,15 @@ class OxenClient:
 
     def generate_to_file(self, body: dict[str, Any], path: str) -> None:
         """POST /ai/videos/generate, streaming the answer to `path` (a `b64_json` answer
-        holds whole videos; it is decoded from the file by `media.decode_b64_videos`).
+        holds whole videos; it is decoded from the file by `media.decode_b64_videos`). The
+        answer is written to `path.part` and renamed to `path` once whole, so a file at
+        `path` is always a complete answer (a crash leaves at most the `.part`). At most
+        `Limits.answer_bytes` are read: past that the outcome is unknown.
         Repeated only when the request surely did not arrive or was refused unprocessed
         (connect errors, 429, 503), like `_submit`."""
         route = "/ai/videos/generate"
+        part = path + ".part"
+        cap = self.limits.answer_bytes
 
         def attempt() -> None:
             self._count("POST", route)
@@ -368,9 +475,21 @@ class OxenClient:
                 if response.status_code >= 400:
                     response.read()
                     raise _refused(response)
-                with open(path, "wb") as handle:
+                size = 0
+                with open(part, "wb") as handle:
                     for chunk in response.iter_bytes(CHUNK):
+                        size += len(chunk)
+                        if size > cap:
+                            raise SubmitOutcomeUnknown(
+                                f"the API's answer is larger than {cap:,} bytes, more than one video can be; "
+                                "not read further",
+                                method="POST",
+                                path=route,
+                            )
                         handle.write(chunk)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            os.replace(part, path)
 
         try:
             self.retry.retrying(SUBMIT, self.sleep)(attempt)
@@ -384,6 +503,9 @@ class OxenClient:
             raise SubmitOutcomeUnknown(
                 f"the request was sent but no answer came back ({type(error).__name__})", method="POST", path=route
             ) from None
+        finally:
+            if os.path.exists(part):
+                os.unlink(part)
 
     def enqueue(self, body: dict[str, Any], generations: int) -> list[str]:
         """POST /ai/queue; returns the generation ids."""
@@ -444,35 +566,39 @@ class OxenClient:
             if response.status_code >= 400:
                 response.read()
                 raise ApiError(self._message(response), status=response.status_code, method="GET", path=path)
-            source = EventSource(response)
+            content_type = response.headers.get("content-type", "").partition(";")[0]
+            if "text/event-stream" not in content_type:
+                raise ApiError(
+                    "the API answered with something that is not an event stream",
+                    status=response.status_code,
+                    method="GET",
+                    path=path,
+                )
             with self._streams_lock:
-                self._streams.add(source.response)
+                self._streams.add(response)
             try:
                 on_open()
-                for event in source.iter_sse():
+                decoder = SSEDecoder()
+                for line in _sse_lines(response.iter_text(), self.limits.sse_line_chars):
+                    event = decoder.decode(line)
+                    if event is None:
+                        continue
                     try:
                         data = event.json()
                     except ValueError:
                         continue
-                    yield event.event, data
-            except httpx.TransportError as error:
+                    yield event.event, self.scrub(data)
+            except httpx.TransportError:
                 if response.extensions.get("klingspec_closed"):
                     return  # `close_events` shut the socket down: end quietly
-                if isinstance(error, SSEError):  # the answer is not `text/event-stream`
-                    raise ApiError(
-                        "the API answered with something that is not an event stream",
-                        status=response.status_code,
-                        method="GET",
-                        path=path,
-                    ) from None
                 raise  # the stream broke
             finally:
                 with self._streams_lock:
-                    self._streams.discard(source.response)
+                    self._streams.discard(response)
 
     def close_events(self) -> None:
-        """End every open event stream, from any thread: the socket is shut down, which
-        wakes a reader blocked waiting for the next event (closing alone would not)."""
+        """End every open event stream and download, from any thread: the socket is shut
+        down, which wakes a reader blocked waiting for the next bytes (closing alone would not)."""
         with self._streams_lock:
             streams = list(self._streams)
         for response in streams:
@@ -489,37 +615,78 @@ class OxenClient:
 
     def download(self, url: str | None, destination: str, stop: threading.Event | None = None) -> tuple[str, int]:
         """Stream `url` into a `.part` file beside `destination`, verify its length against
-        Content-Length, fsync, then rename it into place. Returns (sha256, size). A cut-off
-        download is retried from scratch; the `.part` file never outlives a failure.
-        Raises `Stopped` as soon as `stop` is set."""
+        Content-Length and that it is an MP4 (an `ftyp` box first), fsync, then rename it
+        into place. Returns (sha256, size). A cut-off download is retried from scratch; the
+        `.part` file never outlives a failure. At most `Limits.video_bytes` decoded bytes
+        are written (BadBody past that, and for a body that is no MP4: neither is retried).
+        Bytes are handled as they arrive, so `Stopped` is raised as soon as `stop` is set
+        (or the client is interrupted, which also shuts the socket down)."""
         if not url:
             raise ApiError("the API gave no result URL", method="GET", path="download")
         # Each downloader writes its own part file: two runs reattached to one render may
         # download the same video at once, and each renames a whole, verified file into place.
         part = f"{destination}.{os.getpid()}-{threading.get_ident()}.part"
+        cap = self.limits.video_bytes
+        _remove_orphaned_parts(destination)
+
+        def stopping() -> bool:
+            return self.halted or (stop is not None and stop.is_set())
 
         def attempt() -> tuple[str, int]:
             self._count("GET", "download")
-            digest, size = hashlib.sha256(), 0
+            digest, size, head = hashlib.sha256(), 0, b""
             with self.http.stream("GET", url) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise _refused(response)
                 expected = response.headers.get("Content-Length")
-                raw = "Content-Encoding" not in response.headers
-                with create_part(part) as handle:  # never through a symlink planted there
-                    for chunk in response.iter_raw(CHUNK) if raw else response.iter_bytes(CHUNK):
-                        if stop is not None and stop.is_set():
-                            raise Stopped()
-                        handle.write(chunk)
-                        digest.update(chunk)
-                        size += len(chunk)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-            if raw and expected is not None and int(expected) != size:
-                raise httpx.ReadError(f"download cut short: {size} of {expected} bytes")
+                encoded = response.headers.get("Content-Encoding", "identity").lower() != "identity"
+                if expected is not None and expected.isdigit() and not encoded and int(expected) > cap:
+                    raise BadBody(
+                        f"the result is {int(expected):,} bytes, more than a video can be ({cap:,}); not downloaded",
+                        method="GET",
+                        path="download",
+                    )
+                with self._streams_lock:
+                    self._streams.add(response)
+                try:
+                    with create_part(part) as handle:  # never through a symlink planted there
+                        # decoded bytes, as they arrive (no fixed chunk size: a slow link
+                        # would hold a whole chunk back, and Ctrl-C with it)
+                        for chunk in response.iter_bytes():
+                            if stopping():
+                                raise Stopped()
+                            size += len(chunk)
+                            if size > cap:
+                                raise BadBody(
+                                    f"the result is larger than a video can be ({cap:,} bytes); not downloaded further",
+                                    method="GET",
+                                    path="download",
+                                )
+                            if len(head) < 8:
+                                head += chunk[: 8 - len(head)]
+                            handle.write(chunk)
+                            digest.update(chunk)
+                        handle.flush()
+                        os.fsync(handle.fileno())
+                except httpx.TransportError:
+                    if stopping():
+                        raise Stopped() from None
+                    raise
+                finally:
+                    with self._streams_lock:
+                        self._streams.discard(response)
+                received = response.num_bytes_downloaded if encoded else size  # Content-Length counts the wire
+            if stopping():
+                raise Stopped()
+            if expected is not None and expected.isdigit() and int(expected) != received:
+                raise httpx.ReadError(f"download cut short: {received} of {expected} bytes")
             if size == 0:
                 raise httpx.ReadError("the download was empty")
+            if not looks_like_mp4(head):
+                raise BadBody(
+                    "the result is not an MP4 video (no `ftyp` box at its start)", method="GET", path="download"
+                )
             os.replace(part, destination)
             return "sha256:" + digest.hexdigest(), size
 
@@ -528,15 +695,76 @@ class OxenClient:
         except httpx.HTTPStatusError as refused:
             response = refused.response
             raise ApiError(
-                self._message(response), status=response.status_code, method="GET", path="download"
+                self._message(response),
+                status=response.status_code,
+                method="GET",
+                path="download",
+                transient=response.status_code in RETRY_STATUSES,
             ) from None
         except httpx.TransportError:
             raise ApiError(
-                "the download kept failing (cut short or unreachable)", method="GET", path="download"
+                "the download kept failing (cut short or unreachable)", method="GET", path="download", transient=True
             ) from None
         finally:
             if os.path.exists(part):
                 os.unlink(part)
+
+
+def _remove_orphaned_parts(destination: str) -> None:
+    """Remove the `.part` files of `destination` whose downloader died (killed mid-download:
+    its pid, in the name, is gone); a live process's part file is left to it."""
+    folder, name = os.path.split(destination)
+    try:
+        names = os.listdir(folder or ".")
+    except OSError:
+        return
+    for entry in names:
+        if not (entry.startswith(name + ".") and entry.endswith(".part")):
+            continue
+        pid = entry[len(name) + 1 :].partition("-")[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(folder, entry))
+
+
+def _alive(pid: int) -> bool:
+    if sys.platform == "win32":  # os.kill(pid, 0) would end the process there: keep its file
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but not ours to signal
+        return True
+    return True
+
+
+def _sse_lines(texts: Iterator[str], cap: int) -> Iterator[str]:
+    """The lines of an event stream (ended by CRLF, LF or CR), never longer than `cap`
+    characters: a line that grows past it (an endless `data:` without a newline) raises
+    BadBody instead of growing the client without bound. Hand-written: httpx-sse's own
+    line splitter keeps the unfinished line with no limit."""
+    pending = ""
+    for text in texts:
+        pending += text
+        while True:
+            cut = min((i for i in (pending.find("\r"), pending.find("\n")) if i != -1), default=-1)
+            if cut == -1:
+                break
+            if pending[cut] == "\r" and cut + 1 == len(pending):
+                break  # a CR at the end may be the first half of a CRLF
+            width = 2 if pending.startswith("\r\n", cut) else 1
+            yield pending[:cut]
+            pending = pending[cut + width :]
+        if len(pending) > cap:
+            raise BadBody(
+                f"an event-stream line is longer than {cap:,} characters, more than any event; stream abandoned",
+                method="GET",
+                path="/events",
+            )
+    if pending:
+        yield pending
 
 
 @dataclass(frozen=True)

@@ -11,17 +11,17 @@ of them is `partial`; one that ends with none is `failed` (or `cancelled`).
 from __future__ import annotations
 
 import itertools
-import json
 import os
+import time
 from decimal import Decimal
 from typing import Any
 
-from klingspec.run.client import ApiError, Stopped
-from klingspec.run.jobs import Job, Outcome, RunContext, record_failure
+from klingspec.run.client import ApiError, BadBody, Stopped
+from klingspec.run.jobs import Job, Outcome, RunContext
 from klingspec.run.ledger import File, Render
-from klingspec.run.media import decode_b64_videos, file_sha256
+from klingspec.run.media import NotAVideo, decode_b64_videos, file_sha256
 from klingspec.run.states import TERMINAL, GenerationStatus, RenderState
-from klingspec.run.submitting import Submitted
+from klingspec.run.submitting import OUTCOME_UNKNOWN, Submitted, sync_answer_path
 
 
 class Following:
@@ -33,20 +33,15 @@ class Following:
     def follow(self, job: Job, submitted: Submitted) -> Outcome:
         """Every generation of a submitted render to its file, in order; for a top-up,
         the videos the request kept from earlier renders first."""
-        if submitted.answer_path is not None:
-            return self._store_sync_answer(job, submitted)
         ctx = self.ctx
         render_id, reused = submitted.render_id, submitted.reused
         render = ctx.ledger.render(render_id)
         assert render is not None  # submitting recorded it
+        if render.mode == "sync":
+            return self._follow_sync(job, submitted, render)
         top_up = render.completes is not None
         kept = [f for f in ctx.ledger.kept_files(render.root) if f.generation_id not in submitted.ids]
-        if reused:
-            spent: Decimal | None = Decimal(0)
-        elif top_up:  # priced for the shortfall when it was recorded
-            spent = None if render.estimate_usd is None else Decimal(render.estimate_usd)
-        else:
-            spent = job.estimate_usd
+        spent = self.spent(job, submitted)
         files: list[File] = []
         errors: list[str] = []
         unfinished: list[str] = []
@@ -104,6 +99,17 @@ class Following:
             top_up=render.generations if top_up and not reused else 0,
         )
 
+    def spent(self, job: Job, submitted: Submitted) -> Decimal | None:
+        """What this run newly committed for `submitted`: nothing when an earlier run paid
+        for it (`reused`), else its price as recorded (a top-up's is the shortfall's),
+        whatever becomes of it later: the API accepted it, so it is paid."""
+        if submitted.reused:
+            return Decimal(0)
+        render = self.ctx.ledger.render(submitted.render_id)
+        if render is not None and render.completes is not None:  # priced for the shortfall when recorded
+            return None if render.estimate_usd is None else Decimal(render.estimate_usd)
+        return job.estimate_usd
+
     def _fetch(self, job: Job, render: Render, gid: str, position: int | None) -> File | tuple[str, str] | None:
         """One generation to its verified file: the one on disk if intact, else waited for
         and downloaded (to the path the ledger holds for it, or to its `_destination`).
@@ -134,6 +140,9 @@ class Following:
             sha, size = ctx.client.download(url, dest, ctx.stop)
         except Stopped:
             return None
+        except BadBody as bad:  # not a video, or larger than one: the same URL would send it again
+            ctx.ledger.update_generation(gid, GenerationStatus.FAILED, None, bad.message)
+            return GenerationStatus.FAILED.value, bad.message
         return self._record(job, gid, dest, sha, size)
 
     def _finish(
@@ -151,43 +160,76 @@ class Following:
             top_up=0 if reused else top_up,
         )
 
-    def _store_sync_answer(self, job: Job, submitted: Submitted) -> Outcome:
-        """The sync endpoint's answer (streamed to a file) to videos: b64_json decoded in
-        chunks, URLs downloaded. The answer file is removed whatever happens."""
-        assert submitted.answer_path is not None
-        ctx, answer_path, render_id = self.ctx, submitted.answer_path, submitted.render_id
-        try:
-            render = ctx.ledger.render(render_id)
-            assert render is not None  # submitting recorded it
-            destinations = [self._destination(job, render, i) for i in range(len(submitted.ids))]
-            files = []
-            if job.body.get("response_format") == "b64_json":
-                decoded = decode_b64_videos(answer_path, destinations)
-                for gid, dest, (sha, size) in zip(submitted.ids, destinations, decoded, strict=False):
-                    ctx.ledger.update_generation(gid, GenerationStatus.SUCCEEDED)
-                    files.append(self._record(job, gid, dest, sha, size))
-            else:
-                with open(answer_path, "rb") as handle:
-                    try:
-                        answer = json.load(handle)
-                    except ValueError:
-                        raise ApiError(
-                            "the API answered with something that is not JSON",
-                            method="POST",
-                            path="/ai/videos/generate",
-                        ) from None
-                videos = answer.get("videos") if isinstance(answer, dict) else None
-                for gid, dest, video in zip(submitted.ids, destinations, videos or [], strict=False):
-                    url = video.get("url") if isinstance(video, dict) else None
-                    ctx.ledger.update_generation(gid, GenerationStatus.SUCCEEDED, url)
-                    sha, size = ctx.client.download(url or "", dest, ctx.stop)
-                    files.append(self._record(job, gid, dest, sha, size))
-            if len(files) < len(submitted.ids):
-                return record_failure(ctx, job, render_id, "the API answered without a video")
-        finally:
-            if os.path.exists(answer_path):
-                os.unlink(answer_path)
-        return self._finish(job, render_id, files, reused=False, spent=job.estimate_usd)
+    def _follow_sync(self, job: Job, submitted: Submitted, render: Render) -> Outcome:
+        """A sync render's video from the answer the ledger recorded (`Submitting` records
+        it before anything is downloaded): the URL downloaded, or a `b64_json` answer kept
+        beside the videos decoded; never a poll (the queue knows nothing of sync renders).
+        So a run killed mid-download is resumed by the next one without any POST. The
+        answer file is removed once the video is in place."""
+        ctx = self.ctx
+        spent = self.spent(job, submitted)
+        answer = sync_answer_path(render)
+        files: list[File] = []
+        errors: list[str] = []
+        unknown = False
+        for generation in ctx.ledger.generations(render.id):
+            gid = generation.generation_id
+            existing = ctx.ledger.file(gid)
+            if existing and os.path.exists(existing.path) and file_sha256(existing.path) == existing.sha256:
+                files.append(existing)
+                continue
+            answered = generation.status == GenerationStatus.SUCCEEDED or generation.error
+            if not answered and not generation.result_url and not os.path.exists(answer):
+                unknown = True  # recorded by an older klingspec before it read the answer
+                errors.append(
+                    f"{OUTCOME_UNKNOWN}: the sync answer of render #{render.id} was not recorded "
+                    "(an older klingspec), and the queue does not list sync renders. "
+                    "Not sent again; `klingspec run --again` renders it anew and pays again"
+                )
+                continue
+            if generation.status != GenerationStatus.SUCCEEDED and not generation.result_url:
+                errors.append(generation.error or "the API answered without a video")
+                continue
+            dest = existing.path if existing else self._destination(job, render, generation.position)
+            os.makedirs(job.out_dir, exist_ok=True)
+            try:
+                if generation.result_url:
+                    ctx.emit("status", job, "downloading", gid, "downloading")
+                    sha, size = ctx.client.download(generation.result_url, dest, ctx.stop)
+                elif os.path.exists(answer):
+                    decoded = decode_b64_videos(answer, [dest], ctx.client.limits.video_bytes)
+                    if not decoded:
+                        raise BadBody("the API answered without a video", method="POST", path="/ai/videos/generate")
+                    [(sha, size)] = decoded
+                else:
+                    unknown = True
+                    errors.append(
+                        f"{OUTCOME_UNKNOWN}: the sync answer of render #{render.id} was neither recorded nor kept "
+                        "(an older klingspec, or its file was removed), and the queue does not list sync renders. "
+                        "Not sent again; `klingspec run --again` renders it anew and pays again"
+                    )
+                    continue
+            except Stopped:
+                return Outcome(
+                    job, render.id, RenderState.INTERRUPTED, tuple(files), reused=submitted.reused, spent_usd=spent
+                )
+            except (BadBody, NotAVideo) as bad:
+                message = bad.message if isinstance(bad, BadBody) else str(bad)
+                ctx.ledger.update_generation(gid, GenerationStatus.FAILED, None, message)
+                errors.append(message)
+                continue
+            files.append(self._record(job, gid, dest, sha, size))
+        if files and not errors:
+            if os.path.exists(answer):
+                os.unlink(answer)
+            return self._finish(job, render.id, files, reused=submitted.reused, spent=spent)
+        state = RenderState.UNKNOWN if unknown else RenderState.FAILED
+        message = "; ".join(errors) or "the API answered without a video"
+        ctx.ledger.set_state(render.id, state, message)
+        if not unknown and os.path.exists(answer):
+            os.unlink(answer)
+        ctx.emit("failed", job, message)
+        return Outcome(job, render.id, state, tuple(files), reused=submitted.reused, error=message, spent_usd=spent)
 
     def _record(self, job: Job, gid: str, dest: str, sha: str, size: int) -> File:
         self.ctx.ledger.record_file(gid, dest, sha, size)
@@ -225,6 +267,7 @@ class Following:
         ctx = self.ctx
         interval = ctx.poll.initial
         first = True
+        failing_since: float | None = None
         while not ctx.stop.is_set():
             if ctx.waiters.healthy and not first:
                 payload = ctx.waiters.wait(gid, ctx.poll.sse_check)
@@ -237,11 +280,23 @@ class Following:
             try:
                 item = ctx.client.generation(gid)
             except ApiError as error:
-                if error.status != 404:
+                if error.status == 404:
+                    message = "the API no longer knows this generation (404)"
+                    self._update(job, gid, GenerationStatus.FAILED, None, message)
+                    return {"status": GenerationStatus.FAILED.value, "error_message": message}
+                # 429s, 5xx or no network after the client's own retries: the job is alive
+                # at the API whatever we hear, so keep following, backing off, for a while
+                now = time.monotonic()
+                if not error.transient or (failing_since is not None and now - failing_since > ctx.poll.patience):
                     raise
-                message = "the API no longer knows this generation (404)"
-                self._update(job, gid, GenerationStatus.FAILED, None, message)
-                return {"status": GenerationStatus.FAILED.value, "error_message": message}
+                if failing_since is None:
+                    failing_since = now
+                    ctx.emit("note", job, f"{error}; still following, with longer pauses")
+                if ctx.stop.wait(interval):
+                    return None
+                interval = min(interval * ctx.poll.factor, ctx.poll.cap)
+                continue
+            failing_since = None
             status = item.get("status")
             self._update(job, gid, status, item.get("result_url"), item.get("error_message"))
             if status in TERMINAL:

@@ -197,6 +197,9 @@ class PollPolicy:
     factor: float = 1.5
     cap: float = 20.0
     sse_check: float = 30.0  # with events flowing, still look every this often
+    # how long polls may keep failing (429, 5xx, no network: the job itself is alive at the
+    # API) before the render is given up on; the run stays resumable after that
+    patience: float = 3600.0
 
 
 @dataclass

@@ -424,6 +424,23 @@ class Ledger:
             )
 
     @_locked
+    def mark_answered(self, render_id: int, videos: list[tuple[str, str | None, str | None]]) -> None:
+        """A sync render's answer, before anything is downloaded: each video as (generation
+        id, its URL or None when the answer file holds it, the error when the answer had no
+        usable video), and the render submitted. One transaction."""
+        now = time.time()
+        with self._immediate():
+            for position, (generation_id, url, error) in enumerate(videos):
+                status = GenerationStatus.FAILED if error else GenerationStatus.SUCCEEDED
+                self.db.execute(
+                    "INSERT OR REPLACE INTO generations VALUES (?,?,?,?,?,?,?)",
+                    (generation_id, render_id, position, status, url, error, now),
+                )
+            self.db.execute(
+                "UPDATE renders SET state=?, updated_at=? WHERE id=?", (RenderState.SUBMITTED, now, render_id)
+            )
+
+    @_locked
     def set_state(self, render_id: int, state: RenderState, error: str | None = None) -> None:
         self.db.execute(
             "UPDATE renders SET state=?, error=?, updated_at=? WHERE id=?", (state, error, time.time(), render_id)

@@ -32,16 +32,22 @@ def create_part(path: str) -> BinaryIO:
     return os.fdopen(descriptor, "wb")
 
 
-def decode_b64_videos(json_path: str, destinations: list[str]) -> list[tuple[str, int]]:
+class NotAVideo(ValueError):
+    """A decoded `b64_json` video that is no MP4, or larger than a video can be."""
+
+
+def decode_b64_videos(json_path: str, destinations: list[str], max_bytes: int | None = None) -> list[tuple[str, int]]:
     """Decode each `"b64_json": "..."` string in the JSON file at `json_path`, in order,
-    into `destinations` (renamed into place when done). Returns (sha256, size) for each."""
+    into `destinations` (renamed into place when done). With `max_bytes` each is first
+    checked to be an MP4 of at most that many bytes (NotAVideo otherwise, and nothing is
+    left behind). Returns (sha256, size) for each."""
     results = []
     with open(json_path, "rb") as handle:
         for destination in destinations:
             if not _seek_past(handle, _KEY):
                 break
             _skip_to_quote(handle)
-            results.append(_decode_string(handle, destination))
+            results.append(_decode_string(handle, destination, max_bytes))
     return results
 
 
@@ -66,8 +72,22 @@ def _skip_to_quote(handle: BinaryIO) -> None:
             return
 
 
-def _decode_string(handle: BinaryIO, destination: str) -> tuple[str, int]:
+def _decode_string(handle: BinaryIO, destination: str, max_bytes: int | None = None) -> tuple[str, int]:
     part = destination + ".part"
+    try:
+        sha, size = _decode_to(handle, part, max_bytes)
+        with open(part, "rb") as written:
+            head = written.read(8)
+        if max_bytes is not None and not (len(head) >= 8 and head[4:8] == b"ftyp"):
+            raise NotAVideo("the answer's video is not an MP4 (no `ftyp` box at its start)")
+        os.replace(part, destination)
+    finally:
+        if os.path.exists(part):
+            os.unlink(part)
+    return sha, size
+
+
+def _decode_to(handle: BinaryIO, part: str, max_bytes: int | None) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
     pending = b""
@@ -95,6 +115,8 @@ def _decode_string(handle: BinaryIO, destination: str) -> tuple[str, int]:
             out.write(decoded)
             digest.update(decoded)
             size += len(decoded)
+            if max_bytes is not None and size > max_bytes:
+                raise NotAVideo(f"the answer's video is larger than a video can be ({max_bytes:,} bytes)")
         if pending:
             decoded = base64.b64decode(pending + b"=" * (-len(pending) % 4))
             out.write(decoded)
@@ -102,7 +124,6 @@ def _decode_string(handle: BinaryIO, destination: str) -> tuple[str, int]:
             size += len(decoded)
         out.flush()
         os.fsync(out.fileno())
-    os.replace(part, destination)
     return "sha256:" + digest.hexdigest(), size
 
 

@@ -20,7 +20,7 @@ from klingspec.run.following import Following
 from klingspec.run.jobs import Event, Job, Outcome, PollPolicy, Waiters
 from klingspec.run.ledger import Ledger, Render
 from klingspec.run.states import RenderState
-from klingspec.run.submitting import BudgetRefused, Submitting
+from klingspec.run.submitting import BudgetRefused, Submitted, Submitting
 
 EVENT = "media_generation_completed"
 
@@ -113,6 +113,7 @@ class Runner:
                 listener.join(timeout=2)
             # ready for another run; a `halt()` that came before this run still counted
             self.stop, self.waiters = threading.Event(), Waiters()
+            self.client.resume()
         outcomes = []
         for job in jobs:
             outcome = done[job.request_hash]
@@ -126,7 +127,7 @@ class Runner:
         renders keep going at the API and the ledger keeps their ids."""
         self.stop.set()
         self.waiters.fail()
-        self.client.close_events()
+        self.client.interrupt()  # retry waits end, event streams and downloads are shut down
 
     def emit(
         self, kind: str, job: Job, message: str = "", generation_id: str | None = None, status: str | None = None
@@ -161,18 +162,32 @@ class Runner:
 
     def _render_safely(self, job: Job) -> Outcome:
         """Submit, then follow, with any error turned into a failed outcome. The ledger is
-        left as it was, so the job stays resumable (its render is in flight or finished)."""
+        left as it was, so the job stays resumable (its render is in flight or finished).
+        A render this run got accepted is paid for whatever happens to it afterwards: its
+        outcome carries its price, never $0 or unknown."""
+        submitted: Submitted | None = None
         try:
-            submitted = self.submitting.obtain(job)
-            if isinstance(submitted, Outcome):
-                return submitted
+            obtained = self.submitting.obtain(job)
+            if isinstance(obtained, Outcome):
+                return obtained
+            submitted = obtained
             return self.following.follow(job, submitted)
         except Stopped:
-            return Outcome(job, self._render_id(job), RenderState.INTERRUPTED, spent_usd=None)
+            spent = self.following.spent(job, submitted) if submitted is not None else None
+            return Outcome(job, self._render_id(job), RenderState.INTERRUPTED, spent_usd=spent)
         except Exception as error:  # API gave up, disk full, permissions …
             message = str(error) if isinstance(error, ApiError) else f"{type(error).__name__}: {error}"
+            message = str(self.client.scrub(message))
             self.emit("failed", job, message)
-            return Outcome(job, self._render_id(job), RenderState.FAILED, error=message, spent_usd=None)
+            spent = self.following.spent(job, submitted) if submitted is not None else None
+            return Outcome(
+                job,
+                self._render_id(job),
+                RenderState.FAILED,
+                error=message,
+                spent_usd=spent,
+                reused=submitted is not None and submitted.reused,
+            )
 
     def _render_id(self, job: Job) -> int | None:
         return self.submitting.render_ids.get(job.request_hash)

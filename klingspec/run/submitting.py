@@ -28,16 +28,17 @@ generations are sent.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
 from klingspec import pricing
-from klingspec.run.client import ApiError, SubmitOutcomeUnknown
+from klingspec.run.client import ApiError, Stopped, SubmitOutcomeUnknown
 from klingspec.run.jobs import Job, Outcome, RunContext, Stand, Standing, record_failure
 from klingspec.run.ledger import UNSETTLED, Ledger, Render
 from klingspec.run.states import TERMINAL, RenderState
@@ -61,13 +62,24 @@ class BudgetRefused(Exception):
 
 @dataclass(frozen=True)
 class Submitted:
-    """A render the API has accepted: its generation ids (or, in sync mode, the file the
-    answer was streamed to). `reused`: paid for by an earlier run, not this one."""
+    """A render the API has accepted: its generation ids (in sync mode `sync-<render>-<n>`,
+    whose answer the ledger holds). `reused`: paid for by an earlier run, not this one."""
 
     render_id: int
     ids: tuple[str, ...]
     reused: bool
-    answer_path: str | None = None
+
+
+# How a sync render whose answer was lost is reported, by the run that lost it and every
+# later one: it is never sent again on its own (`--again` renders anew, on purpose).
+OUTCOME_UNKNOWN = "outcome unknown — may have been billed"
+
+
+def sync_answer_path(render: Render) -> str:
+    """Where a sync render's answer is kept until its video is in place: beside the videos,
+    named by the render, so the next run finds it (`client.generate_to_file` writes it
+    whole or not at all)."""
+    return os.path.join(render.out_dir, f".answer-r{render.id}.json")
 
 
 class Books(Protocol):
@@ -281,13 +293,7 @@ class Submitting(Spending):
             return self._send(job, render)
         if render.state in (RenderState.SENT, RenderState.UNKNOWN):
             if render.mode == "sync":
-                message = (
-                    "a synchronous render was sent but its answer never arrived; it may have been "
-                    "billed. Use --again to render anew on purpose."
-                )
-                ctx.ledger.set_state(render.id, RenderState.UNKNOWN, message)
-                ctx.emit("failed", job, message)
-                return Outcome(job, render.id, RenderState.UNKNOWN, error=message, reused=True)
+                return self._lost_sync_answer(job, render)
             ctx.emit(
                 "reconcile", job, "an earlier run sent this render without hearing back; looking for it in the queue"
             )
@@ -323,6 +329,8 @@ class Submitting(Spending):
             return self._submit_sync(job, render)
         try:
             ids = ctx.client.enqueue(job.body, render.generations)  # a top-up: the shortfall only
+        except Stopped:  # Ctrl-C while waiting out a 429/503: every attempt was refused unprocessed
+            return self._unsent(job, render)
         except SubmitOutcomeUnknown as error:
             ctx.ledger.set_state(render.id, RenderState.UNKNOWN, error.message)
             ctx.emit("reconcile", job, f"{error.message}; looking for the job in the queue")
@@ -379,37 +387,82 @@ class Submitting(Spending):
                 break
         return []
 
+    def _unsent(self, job: Job, render: Render) -> Outcome:
+        """Stopped (Ctrl-C) while waiting to send again after a refusal that made nothing
+        (429/503, or no connection): the render is back in `intent`, to be sent next run."""
+        self.ctx.ledger.set_state(render.id, RenderState.INTENT)
+        return Outcome(job, render.id, RenderState.INTERRUPTED)
+
     def _submit_sync(self, job: Job, render: Render) -> Submitted | Outcome:
         """POST the request to the sync endpoint, streaming the answer to a file beside
-        the videos (`following` turns it into videos and removes it)."""
+        the videos, and record what it says (the video's URL) in the ledger before any
+        download: a run killed after this resumes the download, never the POST."""
         ctx = self.ctx
-        os.makedirs(job.out_dir, exist_ok=True)
-        fd, answer_path = tempfile.mkstemp(prefix=".answer-", suffix=".json", dir=job.out_dir)
-        os.close(fd)
+        answer_path = sync_answer_path(render)
+        os.makedirs(render.out_dir, exist_ok=True)
         try:
             ctx.client.generate_to_file(job.body, answer_path)
+        except Stopped:
+            return self._unsent(job, render)
         except SubmitOutcomeUnknown as error:
-            os.unlink(answer_path)
             return record_failure(
                 ctx,
                 job,
                 render.id,
-                f"{error}; the render may have been made and billed. Use --again to render anew on purpose.",
+                f"{OUTCOME_UNKNOWN}: {error}; the queue does not list sync renders, so klingspec cannot find "
+                "out. Not sent again: `klingspec run --again` renders it anew (and pays again).",
                 RenderState.UNKNOWN,
             )
         except ApiError as error:
-            os.unlink(answer_path)
             return record_failure(ctx, job, render.id, str(error))
-        except BaseException:
-            os.unlink(answer_path)
-            raise
-        ids = [f"sync-{render.id}-1"]
+        return self._record_answer(job, render, reused=False)
+
+    def _record_answer(self, job: Job, render: Render, *, reused: bool) -> Submitted:
+        """Record a whole sync answer (at `sync_answer_path`) in the ledger: each video's URL,
+        or, for `b64_json`, that the file holds it (it is then kept until decoded). An answer
+        without a usable video is recorded as a failed generation: it was paid for."""
+        ctx, answer_path = self.ctx, sync_answer_path(render)
+        ids = [f"sync-{render.id}-1"]  # sync renders make one video (the CLI refuses more)
+        if job.body.get("response_format") == "b64_json":
+            ctx.ledger.mark_answered(render.id, [(ids[0], None, None)])
+            return Submitted(render.id, tuple(ids), reused=reused)
+        error: str | None = None
+        url: str | None = None
         try:
-            ctx.ledger.mark_submitted(render.id, ids)
-        except BaseException:  # as before the split: the answer never outlives a failure
-            os.unlink(answer_path)
-            raise
-        return Submitted(render.id, tuple(ids), reused=False, answer_path=answer_path)
+            with open(answer_path, "rb") as handle:
+                answer = ctx.client.scrub(json.load(handle))
+        except ValueError:
+            error = "the API answered with something that is not JSON"
+        else:
+            videos = answer.get("videos") if isinstance(answer, dict) else None
+            video = videos[0] if isinstance(videos, list) and videos else None
+            url = video.get("url") if isinstance(video, dict) else None
+            if not isinstance(url, str) or not url:
+                url, error = None, "the API answered without a video"
+        ctx.ledger.mark_answered(render.id, [(ids[0], url, error)])
+        os.unlink(answer_path)  # all it said is in the ledger now
+        return Submitted(render.id, tuple(ids), reused=reused)
+
+    def _lost_sync_answer(self, job: Job, render: Render) -> Submitted | Outcome:
+        """A sync render an earlier run sent without recording the answer: a whole answer
+        it left on disk is recorded now (no POST); otherwise the outcome is unknowable (the
+        queue does not list sync renders) and it is said so, never sent again silently."""
+        ctx = self.ctx
+        if os.path.exists(sync_answer_path(render)):
+            ctx.emit(
+                "note", job, f"render #{render.id}: the earlier run's answer was kept; using it, not sending again"
+            )
+            return self._record_answer(job, render, reused=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(sync_answer_path(render) + ".part")  # an answer cut short by the crash
+        message = (
+            f"{OUTCOME_UNKNOWN}: the sync request of render #{render.id} was sent but its answer never "
+            "arrived, and the queue does not list sync renders, so klingspec cannot find out. Not sent "
+            "again: `klingspec run --again` renders it anew (and pays again)."
+        )
+        ctx.ledger.set_state(render.id, RenderState.UNKNOWN, message)
+        ctx.emit("failed", job, message)
+        return Outcome(job, render.id, RenderState.UNKNOWN, error=message, reused=True)
 
 
 # Queue-level fields: used for billing and fan-out, never echoed by the listing (fact sheet

@@ -21,6 +21,7 @@ import base64
 import contextlib
 import json
 import uuid
+import zlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from klingspec.sandbox import errors, repos
@@ -38,7 +39,7 @@ from klingspec.sandbox.catalog import MODELS
 from klingspec.sandbox.config import FaultRule, SandboxConfig
 from klingspec.sandbox.events import EventStream
 from klingspec.sandbox.faults import HEADER, Fault, FaultSyntaxError, parse
-from klingspec.sandbox.mp4 import VideoSpec, mp4_bytes
+from klingspec.sandbox.mp4 import VideoSpec, iter_mp4, mp4_bytes
 from klingspec.sandbox.queue import ACTIVE, STATUSES, Job, JobStatus, now
 from klingspec.sandbox.state import SandboxState
 from klingspec.sandbox.streams import RAW_SEND, Dropped, FileStream
@@ -294,6 +295,8 @@ async def cancel_generation(request: Request, call: Call) -> Any:
 
 
 async def events(request: Request, call: Call) -> Any:
+    if call.fault.endless_line:
+        return StreamingResponse(_endless_line(), media_type="text/event-stream")
     subscription = call.state.broker.subscribe(call.owner)
     return EventStream(call.state.broker, subscription, call.state.config.keepalive_seconds)
 
@@ -335,8 +338,48 @@ async def download(request: Request, call: Call) -> Any:
     if video is None:
         return errors.not_found()
     fault = call.fault
+    if fault.not_mp4:
+        return Response("<html><body>Access denied</body></html>", media_type="text/html")
+    if fault.endless:
+        return StreamingResponse(_endless(video, config.chunk_size), media_type="video/mp4")
+    if fault.gzip_bomb is not None:
+        bomb = _gzip_bomb(video, fault.gzip_bomb * 1_000_000)
+        return StreamingResponse(bomb, media_type="video/mp4", headers={"Content-Encoding": "gzip"})
     rate = (fault.slow or config.slow_bytes_per_second) if fault.slow is not None else None
     return FileStream.video(video, config.chunk_size, rate=rate, truncate=fault.truncate)
+
+
+async def _endless(video: VideoSpec, chunk_size: int) -> AsyncIterator[bytes]:
+    """The `endless` fault: the video's first chunk, then zeros that never end."""
+    yield next(iter_mp4(video, chunk_size))
+    zeros = bytes(chunk_size)
+    while True:
+        yield zeros
+        await asyncio.sleep(0)  # let the server notice a client that went away
+
+
+async def _gzip_bomb(video: VideoSpec, size: int) -> AsyncIterator[bytes]:
+    """The `gzip-bomb` fault: a gzip stream of a few kilobytes per 100 MB it inflates to:
+    the video's first chunk, then zeros up to `size` bytes."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    head = next(iter_mp4(video, 1 << 16))
+    yield packer.compress(head) + packer.flush(zlib.Z_SYNC_FLUSH)
+    block, left = bytes(1 << 20), max(0, size - len(head))
+    while left > 0:
+        piece = block[: min(left, len(block))]
+        left -= len(piece)
+        yield packer.compress(piece) + packer.flush(zlib.Z_SYNC_FLUSH)
+        await asyncio.sleep(0)
+    yield packer.flush()
+
+
+async def _endless_line() -> AsyncIterator[bytes]:
+    """The `endless-line` fault: an event-stream line that never ends."""
+    yield b"event: media_generation_completed\ndata: "
+    filler = b"x" * (1 << 16)
+    while True:
+        yield filler
+        await asyncio.sleep(0)
 
 
 # --- repository files (fact sheet 7) ----------------------------------------------------

@@ -17,6 +17,12 @@ A fault spec is a list of items separated by `,` or `;`, each `name` or `name=va
     fail-first=K           queue/sync: only the first K generations of the submit fail (with
                            `fail`'s MESSAGE, or "Injected fault: generation failed"); the
                            others succeed. `fail-first=2` on an enqueue of 4 leaves 2 videos
+    endless                downloads: the video's start, then zeros for ever (no
+                           Content-Length): a body that never ends
+    gzip-bomb[=MB]         downloads: `Content-Encoding: gzip`, no Content-Length, inflating
+                           to MB megabytes (default 2048) that start like an MP4
+    not-mp4                downloads: 200 with an HTML page instead of the video
+    endless-line           GET /api/events: `data: ` and then characters for ever, no newline
 
 Example: `X-Sandbox-Fault: latency=0.2, status=503, retry-after=1`.
 """
@@ -49,6 +55,10 @@ class Fault:
     truncate: int | None = None
     fail: str | None = None
     fail_first: int | None = None
+    endless: bool = False
+    gzip_bomb: int | None = None  # megabytes it inflates to
+    not_mp4: bool = False
+    endless_line: bool = False
 
     def forced_error(self, index: int) -> str | None:
         """The error the `index`-th generation (0-based) of a submit is made to fail with."""
@@ -67,8 +77,8 @@ class Fault:
 def parse(spec: str) -> Fault:
     """Parse a fault spec (the module docstring gives the syntax).
 
-    >>> parse("status=429, retry-after=2")
-    Fault(latency=0.0, status=429, retry_after=2.0, drop=False, slow=None, truncate=None, fail=None, fail_first=None)
+    >>> parse("status=429, retry-after=2") == Fault(status=429, retry_after=2.0)
+    True
     """
     fault = Fault()
     for item in filter(None, (part.strip() for part in spec.replace(";", ",").split(","))):
@@ -100,11 +110,16 @@ def _item(name: str, value: str, item: str) -> dict[str, Any]:
             return {"fail": value}
         if name == "fail-first":
             return {"fail_first": int(_non_negative(int(value)))}
+        if name in ("endless", "not-mp4", "endless-line") and not value:
+            return {name.replace("-", "_"): True}
+        if name == "gzip-bomb":
+            return {"gzip_bomb": int(_non_negative(int(value))) if value else 2048}
     except ValueError:
         pass
     raise FaultSyntaxError(
         f"{HEADER}: cannot use {item!r}; expected latency=SECONDS, status=4xx|5xx, "
-        "retry-after=SECONDS, drop, slow[=BYTES_PER_SEC], truncate=BYTES, fail=MESSAGE or fail-first=COUNT"
+        "retry-after=SECONDS, drop, slow[=BYTES_PER_SEC], truncate=BYTES, fail=MESSAGE, fail-first=COUNT, "
+        "endless, gzip-bomb[=MB], not-mp4 or endless-line"
     )
 
 

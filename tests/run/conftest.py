@@ -43,3 +43,7 @@ def _isolated_home(tmp_path, monkeypatch) -> None:
     monkeypatch.delenv("KLINGSPEC_API_URL", raising=False)
     monkeypatch.delenv("OXEN_API_KEY", raising=False)
     monkeypatch.setenv("COLUMNS", "250")  # rich tables unwrapped, so tests can find paths
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sandbox_args(*args): command-line arguments for the `sandbox_process` fixture")

@@ -436,8 +436,8 @@ def test_an_answer_that_is_not_a_json_object_is_an_api_error(body):
 
 
 def _video(size: int, sent: int | None = None) -> httpx.Response:
-    """A video answer claiming `size` bytes and sending `sent` of them."""
-    body = bytes(range(256)) * (size // 256 + 1)
+    """A video answer claiming `size` bytes and sending `sent` of them (an MP4: `ftyp` first)."""
+    body = (b"\x00\x00\x00\x18ftypisom" + bytes(range(256)) * (size // 256 + 1))[:size]
     return httpx.Response(200, headers={"Content-Length": str(size)}, content=body[: size if sent is None else sent])
 
 

@@ -28,12 +28,15 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def sandbox_process(tmp_path):
-    """A `klingspec sandbox` process: yields its API base URL."""
+def sandbox_process(tmp_path, request):
+    """A `klingspec sandbox` process: yields its API base URL. `@pytest.mark.sandbox_args(...)`
+    adds command-line arguments."""
     port = _free_port()
     log = open(tmp_path / "sandbox.log", "wb")
+    marker = request.node.get_closest_marker("sandbox_args")
+    extra = list(marker.args) if marker else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "klingspec", "sandbox", "--port", str(port), "--processing-seconds", "1"],
+        [sys.executable, "-m", "klingspec", "sandbox", "--port", str(port), "--processing-seconds", "1", *extra],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -226,3 +229,91 @@ def test_two_runs_started_at_the_same_instant_create_one_job(sandbox_process, tm
     videos = sorted((tmp_path / "renders").glob("*.mp4"))
     assert len(videos) == 2 and all(v.stat().st_size > 0 for v in videos)
     assert not list((tmp_path / "renders").glob("*.part"))
+
+
+def _fault(base: str, fault: str, path: str, method: str = "GET", times: int | None = None) -> None:
+    httpx.post(
+        base + "/_sandbox/faults", json={"fault": fault, "path": path, "method": method, "times": times}, timeout=5
+    ).raise_for_status()
+
+
+def _requests(base: str, route: str) -> int:
+    return _stats(base)["requests"].get(route, 0)
+
+
+def test_kill_9_during_a_sync_download_then_two_reruns_pay_once(sandbox_process, tmp_path):
+    """The issue's repro: a sync run killed mid-download. The old code's next run polled
+    the internal id `sync-1-1`, got 404 and marked the render failed; the run after that
+    paid again. The answer's URL is in the ledger before the download now: resumed, no POST."""
+    key = new_key()
+    env = _env(tmp_path, key)
+    path = script(tmp_path, shots())
+    _fault(sandbox_process, "slow=10", "/api/files/*", times=1)  # the first download crawls
+    first = _klingspec("run", "--api-url", sandbox_process, "--sync", "--yes", path, env=env)
+    _wait_for(lambda: _requests(sandbox_process, "GET /api/files/{file_id}.mp4") == 1, what="the download to start")
+    first.send_signal(signal.SIGKILL)
+    out1, err1 = first.communicate(timeout=10)
+    outputs = [out1, err1]
+    for _ in range(2):
+        again = _klingspec("run", "--api-url", sandbox_process, "--sync", "--yes", path, env=env)
+        out, err = again.communicate(timeout=30)
+        assert again.returncode == Exit.OK, err.decode()
+        outputs += [out, err]
+    assert _requests(sandbox_process, "POST /api/ai/videos/generate") == 1
+    assert not any(route.startswith("GET /api/ai/queue") for route in _stats(sandbox_process)["requests"])
+    renders = tmp_path / "renders"
+    assert len(list(renders.glob("*.mp4"))) == 1
+    assert sorted(os.listdir(renders)) == [v.name for v in renders.glob("*.mp4")]  # no answer, no part file
+    _no_key_anywhere(key, tmp_path, *outputs)
+
+
+@pytest.mark.sandbox_args("--fault", "POST /api/ai/videos/generate: latency=1")
+def test_kill_9_during_a_sync_request_is_reported_unknown_and_never_paid_again(sandbox_process, tmp_path):
+    """Killed while the sync request blocks (the sandbox takes 2 s, a latency fault set on its
+    command line and the render itself): the render may be made
+    and billed, and the queue does not list sync renders, so the next runs say so plainly,
+    send nothing, and leave no `.answer-*` file in the output folder."""
+    key = new_key()
+    env = _env(tmp_path, key)
+    path = script(tmp_path, shots())
+    first = _klingspec("run", "--api-url", sandbox_process, "--sync", "--yes", path, env=env)
+    sent = "POST /api/ai/videos/generate"
+    _wait_for(lambda: _requests(sandbox_process, sent) == 1, what="the sync request to reach the sandbox")
+    assert _ledger_state(tmp_path) == "sent"  # recorded before it was sent
+    first.send_signal(signal.SIGKILL)
+    first.communicate(timeout=10)
+    for _ in range(2):
+        again = _klingspec("run", "--api-url", sandbox_process, "--sync", "--yes", path, env=env)
+        _out, err = again.communicate(timeout=30)
+        assert again.returncode != Exit.OK
+        assert "outcome unknown — may have been billed" in err.decode() and b"--again" in err
+    assert _requests(sandbox_process, "POST /api/ai/videos/generate") == 1
+    assert _ledger_state(tmp_path) == "unknown"
+    renders = tmp_path / "renders"
+    assert not renders.exists() or not [n for n in os.listdir(renders) if n.startswith(".answer")]
+
+
+@pytest.mark.parametrize(
+    "fault, path, route",
+    [
+        ("status=429, retry-after=100", "/api/ai/queue/*", "GET /api/ai/queue/{generation_id}"),
+        ("slow=10", "/api/files/*", "GET /api/files/{file_id}.mp4"),
+    ],
+    ids=["retry-after", "slow-download"],
+)
+def test_ctrl_c_interrupts_a_retry_after_wait_and_a_slow_download(sandbox_process, tmp_path, fault, path, route):
+    """Ctrl-C lands while a worker waits out a 100 s `Retry-After`, or reads a download
+    that trickles at 10 B/s: the run ends at once (the old code sat both out)."""
+    key = new_key()
+    env = _env(tmp_path, key)
+    kvs = script(tmp_path, shots())
+    _fault(sandbox_process, fault, path)
+    first = _klingspec("run", "--api-url", sandbox_process, "--poll", "--yes", kvs, env=env)
+    _wait_for(lambda: _requests(sandbox_process, route) >= 1, what=route)
+    time.sleep(0.3)  # inside the wait, or the read
+    first.send_signal(signal.SIGINT)
+    _out, err = first.communicate(timeout=20)  # a hang guard, far below what the waits would take
+    assert first.returncode == Exit.INTERRUPTED, err.decode()
+    assert b"Traceback" not in err
+    assert _ledger_state(tmp_path) == "submitted"
+    assert not (tmp_path / "renders").exists() or not list((tmp_path / "renders").glob("*.part"))
