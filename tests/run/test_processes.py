@@ -317,3 +317,43 @@ def test_ctrl_c_interrupts_a_retry_after_wait_and_a_slow_download(sandbox_proces
     assert b"Traceback" not in err
     assert _ledger_state(tmp_path) == "submitted"
     assert not (tmp_path / "renders").exists() or not list((tmp_path / "renders").glob("*.part"))
+
+
+# Kill points drawn at random (a fixed seed: a failure is replayed by its seed) over the
+# whole life of a run: before the ledger exists, around the submit, while following, while
+# downloading. Each point is one script of its own, so the sandbox's counts tell, per
+# request, how many times it was sent.
+KILL_SEED = 20261201
+KILL_POINTS = 3
+
+
+@pytest.mark.parametrize("mode", ["--queue", "--sync"])
+def test_kill_9_at_random_points_never_pays_twice_nor_loses_a_video(mode, sandbox_process, tmp_path):
+    import random
+
+    chooser = random.Random(f"{KILL_SEED}{mode}")
+    key = new_key()
+    env = _env(tmp_path, key)
+    route = "POST /api/ai/queue" if mode == "--queue" else "POST /api/ai/videos/generate"
+    unknown = 0
+    for point in range(KILL_POINTS):
+        delay = chooser.uniform(0.0, 3.0)  # a whole run takes about 2-3 s here
+        path = script(tmp_path, shots(prompt=f"A paper boat, take {point}"), f"scene{point}.kvs")
+        before = _requests(sandbox_process, route)
+        first = _klingspec("run", "--api-url", sandbox_process, mode, "--yes", path, env=env)
+        time.sleep(delay)
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=10)
+        again = _klingspec("run", "--api-url", sandbox_process, mode, "--yes", path, env=env)
+        _out, err = again.communicate(timeout=60)
+        sent = _requests(sandbox_process, route) - before
+        assert sent <= 1, f"kill at {delay:.2f} s: the request was sent {sent} times"
+        videos = list(tmp_path.glob(f"renders/scene{point}-*.mp4"))
+        if again.returncode == Exit.OK:
+            assert sent == 1 and len(videos) == 1 and videos[0].stat().st_size > 0, (delay, err.decode())
+        else:  # only a sync request killed in flight cannot be told: said so, never sent again
+            assert mode == "--sync" and "outcome unknown" in err.decode(), (delay, err.decode())
+            unknown += 1
+        assert not list(tmp_path.glob("renders/*.part"))
+    if mode == "--queue":
+        assert unknown == 0  # the queue lists its jobs: a lost answer is always found again
