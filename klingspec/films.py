@@ -1,0 +1,253 @@
+"""Films: a script of scenes, each an ordinary scene script (`scene intro "intro.kvs"`) or
+written in place (`scene outro { ... }`), in order; a scene that `continues` another starts
+on the last frame of that scene's chosen take (its first, or `take N`).
+
+One request to the Kling models yields at most 15 s; a film is how a longer piece is
+written. Checking a film checks every scene as `check` checks a script (each through the
+same pipeline, its diagnostics at its own file's lines, or the film's for a scene written
+in place) plus the film's own rules, reported at the film's lines:
+
+- a film holds scenes only (`KVS-film-mixed`);
+- scene names are unique and `continues` names an earlier scene (`KVS-scene-name`), so
+  the chains run forward and can never loop;
+- a scene's file is not itself a film (`KVS-scene-film`);
+- a continued scene gets its start frame from the scene before it: it declares none of
+  its own (`KVS-scene-start`), its model takes start frames (`KVS-scene-frames`), and
+  `take N` is a take that scene renders (`KVS-scene-take`);
+- the film is no longer than `--max-seconds` (`KVS-film-length`).
+
+A continued scene's own checks run as if its start frame were there (it will be, at run
+time): the rules that want a start frame do not fire for it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from klingspec import ast
+from klingspec.diagnostics import Diagnostic, Related, sort_unique
+
+if TYPE_CHECKING:
+    from klingspec.loading import Program, Reader
+    from klingspec.pipeline import Options, Result
+
+# What a continued scene's start frame, given at run time, answers.
+_ANSWERED_BY_CONTINUING = frozenset({"KVS-start-required", "KVS-end-without-start"})
+
+
+@dataclass(frozen=True)
+class FilmScene:
+    """One scene of a film and what the pipeline made of it."""
+
+    scene: ast.Scene
+    result: Result
+    path: str  # the scene's script, or the film for a scene written in place
+    continues: str | None  # the scene it starts from
+    take: int  # 1-based: which take of that scene gives the last frame
+
+    @property
+    def name(self) -> str:
+        return self.scene.name.value
+
+
+@dataclass(frozen=True)
+class Film:
+    scenes: tuple[FilmScene, ...]
+
+    @property
+    def seconds(self) -> Decimal | None:
+        """The running time: every scene's seconds (None while a scene has errors)."""
+        seconds = [s.result.estimate.seconds for s in self.scenes if s.result.estimate is not None]
+        return Decimal(sum(seconds)) if len(seconds) == len(self.scenes) else None
+
+    def chain_of(self, name: str) -> tuple[str, ...]:
+        """The scenes `name` waits for, nearest first."""
+        by_name = {s.name: s for s in self.scenes}
+        chain: list[str] = []
+        at = by_name.get(name)
+        while at is not None and at.continues is not None and at.continues not in chain:
+            chain.append(at.continues)
+            at = by_name.get(at.continues)
+        return tuple(chain)
+
+
+def run_film(path: str, program: Program, options: Options, reader: Reader, diagnostics: list[Diagnostic]) -> Result:
+    """The pipeline's result for a film: every scene's diagnostics and the film's own."""
+    from klingspec.pipeline import Result
+
+    main = program.main
+    diagnostics = list(diagnostics)
+    if main.statements:
+        first = main.statements[0]
+        diagnostics.append(
+            Diagnostic.of(
+                "KVS-film-mixed",
+                first.span,
+                f"this file is a film (it has {len(main.scenes)} scene{'s' if len(main.scenes) != 1 else ''}): "
+                "it holds scenes only",
+                "move settings, bindings and shots into a scene: `scene NAME { ... }` or a scene script of its own",
+            )
+        )
+    seen: dict[str, ast.Scene] = {}
+    scenes: list[FilmScene] = []
+    for scene in main.scenes:
+        name = scene.name.value
+        if name in seen:
+            diagnostics.append(
+                Diagnostic.of(
+                    "KVS-scene-name",
+                    scene.name.span,
+                    f"a scene named `{name}` is already in this film",
+                    "give each scene its own name: `continues` and the plan refer to scenes by name",
+                    related=[Related(seen[name].name.span, "first named here")],
+                )
+            )
+        continues, take = _continues(scene, seen, diagnostics)
+        seen.setdefault(name, scene)
+        result, scene_path = _scene_result(path, scene, options, reader, diagnostics)
+        if continues is not None:
+            result = _continued(scene, result, diagnostics)
+        scenes.append(FilmScene(scene, result, scene_path, continues, take))
+    _takes(scenes, diagnostics)
+    film = Film(tuple(scenes))
+    _length(film, main, options, diagnostics)
+    every = diagnostics + [d for s in scenes for d in s.result.diagnostics]
+    return Result(path, sort_unique(every), program, film=film)
+
+
+def _continues(scene: ast.Scene, seen: dict[str, ast.Scene], diagnostics: list[Diagnostic]) -> tuple[str | None, int]:
+    if scene.continues is None:
+        return None, 1
+    target = scene.continues.scene
+    take = scene.continues.take.value if scene.continues.take is not None else 1
+    if target.value not in seen:
+        later = target.value == scene.name.value
+        diagnostics.append(
+            Diagnostic.of(
+                "KVS-scene-name",
+                target.span,
+                f"a scene cannot continue itself: `{target.value}`"
+                if later
+                else f"no scene named `{target.value}` comes before this one",
+                "a scene continues one written above it in the film: "
+                + (", ".join(f"`{n}`" for n in seen) if seen else "there is none yet"),
+            )
+        )
+        return None, take
+    return target.value, take
+
+
+def _scene_result(
+    film_path: str, scene: ast.Scene, options: Options, reader: Reader, diagnostics: list[Diagnostic]
+) -> tuple[Result, str]:
+    from klingspec.pipeline import Result, run_pipeline, run_program
+
+    if scene.body is not None:  # written in place: the film's own lines
+        from klingspec.loading import Loader
+
+        inline = ast.Script(scene.span.source, scene.body)
+        loader = Loader(options.overlays, reader)
+        key = os.path.abspath(film_path)
+        statements = loader.splice(inline, film_path, (key,), {key}, top=True)
+        from klingspec.loading import Program
+
+        files = (inline, *loader.scripts.values())
+        program = Program(inline, files, tuple(statements), dependencies=(key, *loader.order))
+        alone = replace(options, max_seconds=None)
+        return run_program(film_path, program, alone, reader, loader.diagnostics), film_path
+    assert scene.path is not None  # the grammar gives a scene a file or a body
+    written = scene.path.value
+    target = os.path.join(os.path.dirname(film_path), written)
+    name = os.path.normpath(os.path.join(os.path.dirname(film_path), written))
+    if not os.path.isfile(target) and os.path.abspath(target) not in options.overlays:
+        diagnostics.append(
+            Diagnostic.of(
+                "KVS-file-not-found",
+                scene.path.span,
+                f"no such scene script: {name}",
+                "a scene's path is relative to the film",
+            )
+        )
+        return Result(name, ()), name
+    result = run_pipeline(name, replace(options, max_seconds=None, variant=None), reader)
+    if result.film is not None:
+        diagnostics.append(
+            Diagnostic.of(
+                "KVS-scene-film",
+                scene.path.span,
+                f"{name} is a film, not a scene script",
+                "a film's scenes are scene scripts; put the scenes of both films in one film",
+            )
+        )
+        return Result(name, ()), name
+    return result, name
+
+
+def _continued(scene: ast.Scene, result: Result, diagnostics: list[Diagnostic]) -> Result:
+    """A continued scene: its start frame comes from the scene before."""
+    assert scene.continues is not None
+    kept = tuple(d for d in result.diagnostics if d.code not in _ANSWERED_BY_CONTINUING)
+    result = replace(result, diagnostics=kept)
+    bound = result.bound
+    if bound is None:
+        return result
+    where = scene.continues.span
+    if bound.start is not None:
+        diagnostics.append(
+            Diagnostic.of(
+                "KVS-scene-start",
+                bound.start.span,
+                f"scene `{scene.name.value}` continues `{scene.continues.scene.value}`: "
+                "its start frame is that scene's last frame, not one of its own",
+                "remove this `start`, or the `continues` to start the scene from this image",
+                related=[Related(where, "the start frame comes from here")],
+            )
+        )
+    model = bound.model
+    if model is not None and not model.frames:
+        diagnostics.append(
+            Diagnostic.of(
+                "KVS-scene-frames",
+                where,
+                f"scene `{scene.name.value}` continues another, but {model.id} takes no start frame",
+                "give the scene a model that takes a start frame (see `klingspec models`), or drop `continues`",
+            )
+        )
+    return result
+
+
+def _takes(scenes: list[FilmScene], diagnostics: list[Diagnostic]) -> None:
+    by_name = {s.name: s for s in scenes}
+    for scene in scenes:
+        take = scene.scene.continues.take if scene.scene.continues is not None else None
+        if take is None or scene.continues is None:
+            continue
+        before = by_name[scene.continues].result
+        generations = before.bound.generations() if before.bound is not None else None
+        if take.value < 1 or (generations is not None and take.value > generations):
+            diagnostics.append(
+                Diagnostic.of(
+                    "KVS-scene-take",
+                    take.span,
+                    f"take {take.value} of `{scene.continues}`, which renders "
+                    + (f"{generations} take{'s' if generations != 1 else ''}" if generations else "no take"),
+                    f"takes are numbered from 1 to the scene's `generations` ({generations or 1})",
+                )
+            )
+
+
+def _length(film: Film, main: ast.Script, options: Options, diagnostics: list[Diagnostic]) -> None:
+    seconds = film.seconds
+    if options.max_seconds is None or seconds is None or seconds <= options.max_seconds:
+        return
+    diagnostics.append(
+        Diagnostic.of(
+            "KVS-film-length",
+            main.scenes[-1].span,
+            f"the film runs {seconds} s, longer than --max-seconds {options.max_seconds}",
+            "shorten or remove scenes, or raise --max-seconds",
+        )
+    )
