@@ -6,6 +6,8 @@ Names follow the grammar (rule `shot` -> `Shot`), so the grammar, the transforme
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -27,22 +29,32 @@ def restore_braces(value: str) -> str:
 class Text:
     """A string literal. `value` is its content with escapes resolved, before templating.
 
-    `offsets[i]` is the source offset of `value[i]` (one extra entry for the end), so a
-    position inside the expanded-from text maps back to the script exactly. Compared by
-    identity: later phases key their results by the literal they came from.
+    `indices` and `offsets` map a position inside the expanded-from text back to the
+    script exactly: `value[indices[k]]` is at source `offsets[k]`, and the characters
+    after it follow one for one up to the next anchor. There is one anchor at the start
+    and one on each side of an escape, not one per character, kept in machine-integer
+    arrays: a megabyte-long literal would otherwise hold a Python int per character (36
+    bytes each). Compared by identity: later phases key their results by the literal
+    they came from.
     """
 
     value: str
     span: Span
-    offsets: tuple[int, ...]
+    indices: array[int]
+    offsets: array[int]
     triple: bool = False
+
+    def offset(self, index: int) -> int:
+        """The source offset of `value[index]` (`len(value)` for the end)."""
+        k = bisect_right(self.indices, index) - 1
+        return self.offsets[k] + index - self.indices[k]
 
     def span_of(self, start: int, end: int) -> Span:
         """The script span of `value[start:end]`."""
         n = len(self.value)
         start = max(0, min(start, n))
         end = max(start, min(end, n))
-        return Span(self.span.source, self.offsets[start], self.offsets[end])
+        return Span(self.span.source, self.offset(start), self.offset(end))
 
     @property
     def literal(self) -> str:

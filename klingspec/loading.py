@@ -12,7 +12,7 @@ import errno
 import os
 import re
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -130,6 +130,17 @@ def decode(name: str, data: bytes) -> tuple[Source, list[Diagnostic]]:
     return Source(name, text), []
 
 
+@dataclass
+class _Splicing:
+    """A file being spliced: its statements not yet read, and those it may not give."""
+
+    script: ast.Script
+    path: str
+    statements: Iterator[ast.Statement]
+    top: bool
+    ignored: list[ast.Statement] = field(default_factory=list)
+
+
 class Loader:
     """Loads one main script and what it uses. `overlays` maps absolute paths to
     unsaved editor text, so the language server sees buffers, not the disk."""
@@ -189,68 +200,86 @@ class Loader:
             self.order.append(key)
         return self.scripts[key]
 
-    def splice(
-        self, script: ast.Script, path: str, stack: tuple[str, ...], done: set[str], top: bool
-    ) -> list[ast.Statement]:
+    def splice(self, script: ast.Script, path: str) -> list[ast.Statement]:
         """The statements `script` contributes: its own, with each `use` replaced by the
-        used file's declarations (each file once; cycles reported at the `use`)."""
+        used file's declarations (each file once; cycles reported at the `use`).
+
+        Depth first with an explicit stack of open files, not recursion: a chain of
+        thousands of `use`s is as good as a short one (it overflowed Python's stack)."""
         out: list[ast.Statement] = []
-        ignored: list[ast.Statement] = []
-        for statement in script.statements:
-            if isinstance(statement, ast.Use):
-                out.extend(self.follow(statement, path, stack, done))
-            elif top or isinstance(statement, _DECLARATIONS):
+        key = os.path.abspath(path)
+        done = {key}
+        chain = [key]  # the open files, outermost first: where a cycle is looked for
+        frames = [_Splicing(script, path, iter(script.statements), top=True)]
+        while frames:
+            frame = frames[-1]
+            statement = next(frame.statements, None)
+            if statement is None:
+                frames.pop()
+                chain.pop()
+                self._ignored(frame)
+            elif isinstance(statement, ast.Use):
+                used = self.follow(statement, frame.path, chain, done)
+                if used is not None:
+                    frames.append(_Splicing(used[0], used[1], iter(used[0].statements), top=False))
+                    chain.append(os.path.abspath(used[1]))
+            elif frame.top or isinstance(statement, _DECLARATIONS):
                 out.append(statement)
             else:
-                ignored.append(statement)
-        if ignored:
-            first = ignored[0]
+                frame.ignored.append(statement)
+        return out
+
+    def _ignored(self, frame: _Splicing) -> None:
+        if frame.ignored:
+            first = frame.ignored[0]
+            count = len(frame.ignored)
             self.diagnostics.append(
                 Diagnostic.of(
                     "KVS-use-ignored",
                     first.span,
-                    f"{script.source.name} is used by another file, so its settings, frames and shots are ignored "
-                    f"({len(ignored)} statement{'s' if len(ignored) != 1 else ''})",
+                    f"{frame.script.source.name} is used by another file, so its settings, frames and shots are "
+                    f"ignored ({count} statement{'s' if count != 1 else ''})",
                     "a used file contributes only `let`, `image` and `element`; move the rest to the main script",
                 )
             )
-        return out
 
-    def follow(self, use: ast.Use, path: str, stack: tuple[str, ...], done: set[str]) -> list[ast.Statement]:
+    def follow(self, use: ast.Use, path: str, chain: list[str], done: set[str]) -> tuple[ast.Script, str] | None:
+        """The script a `use` in `path` names and its path, or None when it adds nothing
+        (already spliced, a cycle, unreadable: reported here)."""
         target = os.path.join(os.path.dirname(path), use.path.value)
         key = os.path.abspath(target)
         including = use.span.source.name
         name = os.path.normpath(os.path.join(os.path.dirname(including), use.path.value))
-        if key in stack:
-            chain = " -> ".join(os.path.basename(p) for p in (*stack[stack.index(key) :], key))
+        if key in done and key in chain:  # every open file is done; only then look along the chain
+            names = [os.path.basename(p) for p in (*chain[chain.index(key) :], key)]
+            if len(names) > 9:  # a long cycle: its ends say where it starts and closes
+                names = [*names[:4], f"... ({len(names) - 8} more)", *names[-4:]]
+            chain_text = " -> ".join(names)
             self.diagnostics.append(
                 Diagnostic.of(
                     "KVS-use-cycle",
                     use.path.span,
-                    f"`use` cycle: {chain}",
+                    f"`use` cycle: {chain_text}",
                     "move the shared declarations into a third file that both use",
                 )
             )
-            return []
+            return None
         if key in done:
-            return []
+            return None
         done.add(key)
         if not use.path.value.endswith(".kvs") and not os.path.isdir(target):
             # only scripts: `use "/proc/self/environ"` would print a secret in the snippet
             self._unreadable(name, use.path.span, "`use` takes .kvs scripts only")
-            return []
+            return None
         script = self.script(target, name, use.path.span)
-        if script is None:
-            return []
-        return self.splice(script, target, (*stack, key), done, top=False)
+        return None if script is None else (script, target)
 
     def load(self, path: str, name: str | None = None) -> Program | None:
         name = name or path
         script = self.script(path, name, None)
         if script is None:
             return None
-        key = os.path.abspath(path)
-        statements = self.splice(script, path, (key,), {key}, top=True)
+        statements = self.splice(script, path)
         return Program(
             script, tuple(self.scripts[k] for k in self.order), tuple(statements), dependencies=tuple(self.order)
         )
@@ -328,12 +357,117 @@ def read_vars_file(path: str, reader: Reader = read_bytes) -> tuple[list[Var], l
         return [], [
             Diagnostic.of("KVS-vars-file", source.span(offset, offset + 1), f"{path} is not valid TOML: {message}")
         ]
+    except RecursionError:  # the readers recurse once per level of nesting
+        offset = _too_deep(text, outer=0 if as_toml else 1)
+        return [], [_nested_too_deep(path, source.span(offset, offset + 1), path)]
+    except ValueError:  # Python reads no whole number of more than 4,300 digits
+        found = re.search(_LONG_NUMBER, text)
+        span = source.span(found.start(), found.end()) if found else source.span(0)
+        return [], [Diagnostic.of("KVS-vars-file", span, f"{path} holds a number too long to read", _NUMBER_HELP)]
     if not isinstance(values, dict):
         return [], [Diagnostic.of("KVS-vars-file", source.whole(), f"{path} must hold an object of NAME: VALUE pairs")]
-    variables = []
+    places = _toml_keys(text) if as_toml else _json_keys(text)
+    variables, problems = [], []
     for key, value in values.items():
-        found = re.search(r'"' + re.escape(key) + r'"\s*:', text) if not as_toml else None
-        found = found or re.search(r'(?m)^\s*"?' + re.escape(key) + r'"?\s*[:=]', text)
-        span = source.span(found.start(), found.end()) if found else source.span(0)
+        start, end = places.get(key, (0, 0))
+        span = source.span(start, end)
+        if _depth(value) > MAX_VAR_DEPTH:
+            problems.append(_nested_too_deep(f"`{key}` in {path}", span, path))
+            continue
         variables.append(Var(key, value, span, path))
-    return variables, []
+    return variables, problems
+
+
+# A template variable holds text, numbers and simple lists; deeper values are refused
+# here, so no later phase (templates, the cache, the printer) meets one.
+MAX_VAR_DEPTH = 16
+_LONG_NUMBER = r"\d{4301,}"
+_NUMBER_HELP = "a template variable is text, a number of up to 4,300 digits, or a list of them"
+
+
+def _nested_too_deep(what: str, span: Span, path: str) -> Diagnostic:
+    return Diagnostic.of(
+        "KVS-vars-file",
+        span,
+        f"{what} nests lists or tables more than {MAX_VAR_DEPTH} deep",
+        "a template variable holds text, numbers and simple lists",
+    )
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and tables nest in `value` (a scalar is 0), without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, level)
+            if level > MAX_VAR_DEPTH:
+                break
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _too_deep(text: str, outer: int) -> int:
+    """The offset where brackets first nest past MAX_VAR_DEPTH (strings skipped) within
+    a value: `outer` levels are the file's own (the braces of a JSON object)."""
+    depth = 0
+    for token in re.finditer(_JSON_TOKEN, text):
+        first = token.group()[0]
+        if first in "{[":
+            depth += 1
+            if depth > MAX_VAR_DEPTH + outer:
+                return token.start()
+        elif first in "}]":
+            depth -= 1
+    return 0
+
+
+# Where each top-level key is written, found in one pass over the text (a search per key
+# made a 10,000-key file take 30 s). The first place a key is written wins.
+_JSON_TOKEN = r""""(?:[^"\\]++|\\.)*+"|[{}\[\]]"""
+_JSON_COLON = r"\s*:"
+_TOML_KEY = r"""(?m)^[ \t]*(?:\[[ \t]*)?("(?:[^"\\\n]++|\\.)*+"|'[^'\n]*'|[A-Za-z0-9_-]+)[ \t]*[=\]]"""
+
+
+def _json_keys(text: str) -> dict[str, tuple[int, int]]:
+    """The offsets of `"key":` for each key of the top-level object."""
+    import json
+
+    places: dict[str, tuple[int, int]] = {}
+    depth = 0
+    colon = re.compile(_JSON_COLON)
+    for token in re.finditer(_JSON_TOKEN, text):
+        first = token.group()[0]
+        if first in "{[":
+            depth += 1
+        elif first in "}]":
+            depth -= 1
+        elif depth == 1:
+            after = colon.match(text, token.end())
+            if after:
+                try:
+                    key = json.loads(token.group())
+                except ValueError:  # the file parsed, so this is never reached
+                    continue
+                places.setdefault(key, (token.start(), after.end()))
+    return places
+
+
+def _toml_keys(text: str) -> dict[str, tuple[int, int]]:
+    """The offsets of `key =` (or a `[key]` table header) for each key written at a
+    line's start; a dotted or inline-table key is not found (its span is the file's start)."""
+    places: dict[str, tuple[int, int]] = {}
+    for found in re.finditer(_TOML_KEY, text):
+        key = found.group(1)
+        if key.startswith('"'):
+            import json
+
+            try:
+                key = json.loads(key)
+            except ValueError:
+                continue
+        elif key.startswith("'"):
+            key = key[1:-1]
+        places.setdefault(key, (found.start(1), found.end()))
+    return places

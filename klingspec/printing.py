@@ -37,7 +37,11 @@ class TextStyle:
     snippet: bool = True
 
 
-def _width(text: str) -> int:
+def _width(text: str, limit: int | None = None) -> int:
+    """Columns `text` takes; past `limit` (if given) the count may stop early and only
+    says "more than `limit`": a line may be megabytes long and only 120 columns show."""
+    if text.isascii():  # O(1) in CPython; the common case counted in C
+        return len(text) + 3 * text.count("\t")
     width = 0
     for ch in text:
         if ch == "\t":
@@ -46,6 +50,8 @@ def _width(text: str) -> int:
             continue
         else:
             width += 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        if limit is not None and width > limit:
+            break
     return width
 
 
@@ -92,7 +98,8 @@ def _fit(prefix: str, marked: str, suffix: str) -> tuple[str, int, str]:
     split at the span. A line within LINE_WIDTH is shown whole; a wider one is cut to a
     window around the span, `...` marking each cut; a span too long for the window shows
     its start and its end, with `...` between them in the line and in the carets."""
-    left, middle, right = _width(prefix), _width(marked), _width(suffix)
+    # exact up to twice the line width: every comparison below is with less than that
+    left, middle, right = (_width(part, 2 * LINE_WIDTH) for part in (prefix, marked, suffix))
     if left + middle + right <= LINE_WIDTH:
         return prefix + marked + suffix, left, "^" * max(1, middle)
     if middle > LINE_WIDTH - 2 * _CONTEXT - 2 * len(_CUT):
@@ -129,11 +136,17 @@ def text(diagnostic: Diagnostic, style: TextStyle = TextStyle()) -> str:
     source = diagnostic.span.source
     if style.snippet and source.text:
         gutter = len(str(line))
-        code_line = _visible(source.line_text(line)).replace("\t", "    ")
-        raw = _visible(source.line_text(line))
-        last = end_column - 1 if end_line == line else len(raw)
-        prefix, marked = _expand(raw[: column - 1]), _expand(raw[column - 1 : max(last, column - 1)])
-        shown, pad, carets = _fit(prefix, marked, code_line[len(prefix) + len(marked) :])
+        whole = source.line_text(line)
+        start = column - 1
+        stop = max(end_column - 1 if end_line == line else len(whole), start)
+        # Only a window around the span can show (LINE_WIDTH columns); the rest of a line
+        # that may be megabytes long (a minified --vars file) is not even copied.
+        keep = 4 * LINE_WIDTH
+        prefix, marked, suffix = (
+            _expand(_visible(part))
+            for part in (whole[max(0, start - keep) : start], whole[start:stop], whole[stop : stop + keep])
+        )
+        shown, pad, carets = _fit(prefix, marked, suffix)
         label = f" {diagnostic.label}" if diagnostic.label else ""
         out.append(c(_BLUE, f"{' ' * gutter} |"))
         out.append(c(_BLUE, f"{line} |") + " " + shown)

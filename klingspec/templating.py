@@ -13,7 +13,8 @@ import math
 import re
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, cast
@@ -70,46 +71,279 @@ class _Limit(Exception):
     pass
 
 
+# Bounds on the values a template builds, checked from the operands BEFORE the result is
+# made: Python builds a string, a list or an integer in C without a call our time bound
+# could stop, so a single `replace` or `**` would otherwise allocate gigabytes first.
+MAX_VALUE_CHARS = 1_000_000  # text in any one value a template makes (the output is 100,000)
+MAX_ITEMS = MAX_REPEAT  # items in any one list
+MAX_INT_BITS = 14_000  # about 4,200 digits: Python's own limit for turning a number into text
+
+
+def _weight(value: Any, budget: int = MAX_VALUE_CHARS) -> int:
+    """At least the length of `str(value)`, counted without making it; the count stops
+    once it passes `budget` (so a list of a million lists costs no more than the budget).
+    Nested values are walked with a stack, not recursion; a list held twice is counted
+    twice, as `str` prints it twice (so a list that holds itself counts past any budget)."""
+    if isinstance(value, str):
+        return len(value)
+    from jinja2.utils import Namespace
+
+    total = 0
+    stack = [value]
+    while stack and total <= budget:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item) + 2
+        elif isinstance(item, bool) or item is None:
+            total += 5
+        elif isinstance(item, int):
+            total += item.bit_length() // 3 + 2
+        elif isinstance(item, (list, tuple, set, frozenset, dict, Namespace)):
+            if isinstance(item, Namespace):
+                item = object.__getattribute__(item, "_Namespace__attrs")
+            total += 2 + 2 * len(item)
+            if total <= budget:
+                stack.extend(item.items() if isinstance(item, dict) else item)
+        else:
+            total += 40  # a float, a macro, a loop: their text is short
+    return total
+
+
+def _check_text(size: int, what: str) -> None:
+    if size > MAX_VALUE_CHARS:
+        raise _Limit(f"{what} would make more than {MAX_VALUE_CHARS:,} characters")
+
+
+def _check_items(count: int, what: str) -> None:
+    if count > MAX_ITEMS:
+        raise _Limit(f"{what} would make more than {MAX_ITEMS:,} items")
+
+
+def _check_bits(bits: int) -> None:
+    if bits > MAX_INT_BITS:
+        raise _Limit(f"a number past {MAX_INT_BITS * 3 // 10:,} digits is too large")
+
+
+def _materialized(values: Any, what: str) -> list[Any]:
+    """An iterable as a list, stopped once it has too many items or too much text: a
+    filter chain's generator may make each item large, and only the list would show it."""
+    if isinstance(values, (list, tuple)):
+        _check_items(len(values), what)
+        return list(values)
+    if isinstance(values, (str, dict, set, frozenset)):
+        return list(values)
+    items = []
+    size = 0
+    for item in values:
+        items.append(item)
+        size += _weight(item)
+        _check_items(len(items), what)
+        _check_text(size, what)
+    return items
+
+
+def _binop_bound(operator: str, left: Any, right: Any) -> None:
+    """Refuse an arithmetic operator whose result would be too large, from its operands."""
+    numbers = isinstance(left, int) and isinstance(right, int)
+    if operator == "**":
+        # past 64 always (as before); below it, when the result would be too long
+        too_long = numbers and right > 0 and abs(left) > 1 and (abs(left).bit_length() - 1) * right > MAX_INT_BITS
+        if (isinstance(right, int) and abs(right) > 64) or too_long:
+            raise _Limit(f"`** {right}` is too large an exponent")
+    elif operator == "*":
+        if numbers:
+            _check_bits(abs(left).bit_length() + abs(right).bit_length())
+        for sequence, times in ((left, right), (right, left)):
+            if (
+                isinstance(sequence, (str, list, tuple))
+                and isinstance(times, int)
+                and len(sequence) * times > MAX_REPEAT
+            ):
+                raise _Limit("repeating a value that many times is too large")
+    elif operator == "+":
+        if isinstance(left, str) and isinstance(right, str):
+            _check_text(len(left) + len(right), "joining two strings")
+        elif isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)):
+            _check_items(len(left) + len(right), "joining two lists")
+    elif operator == "%" and isinstance(left, str):
+        _percent_bound(left, right)
+
+
+def _percent_bound(spec: str, args: Any) -> None:
+    """`spec % args` (and the `format` filter): every conversion is at most the widest
+    argument plus the widest width or precision written in `spec`."""
+    _check_format(spec)
+    conversions = spec.count("%")
+    if not conversions:
+        return
+    values = list(args.values()) if isinstance(args, dict) else list(args) if isinstance(args, tuple) else [args]
+    widest = max((_weight(value) for value in values), default=0)
+    padding = max((int(width) for width in re.findall(r"\d+", spec)), default=0)
+    _check_text(len(spec) + conversions * (widest + padding), "the `%` formatting")
+
+
+def _str_method_bound(method: str, text: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """The size of what a `str` method returns, for the methods that can grow text."""
+    if method == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
+        _replace_bound(text, args[0], args[1], args[2] if len(args) > 2 else None)
+    elif method == "join" and args:
+        items = _materialized(args[0], "`join`")
+        _check_text(sum(_weight(item) for item in items) + len(text) * len(items), "`join`")
+    elif method == "expandtabs":
+        tab = args[0] if args else kwargs.get("tabsize", 8)
+        if isinstance(tab, int):
+            _check_text(len(text) + text.count("\t") * tab, "`expandtabs`")
+    elif method == "translate" and args and isinstance(args[0], dict):
+        widest = max((_weight(value) for value in args[0].values()), default=0)
+        _check_text(len(text) * max(widest, 1), "`translate`")
+
+
+def _replace_bound(text: str, old: str, new: str, count: Any) -> None:
+    found = text.count(old) if old else len(text) + 1
+    if isinstance(count, int) and count >= 0:
+        found = min(found, count)
+    _check_text(len(text) + found * max(len(new) - len(old), 0), "`replace`")
+
+
+def _filter_bound(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """What a filter would make, from its arguments (the value first)."""
+    if not args:
+        return
+    value, rest = args[0], args[1:]
+    if name == "replace" and len(rest) >= 2:
+        _replace_bound(
+            str(value) if not isinstance(value, str) else value,
+            str(rest[0]),
+            str(rest[1]),
+            rest[2] if len(rest) > 2 else kwargs.get("count"),
+        )
+    elif name == "join":
+        items = _materialized(value, "`join`")
+        separator = rest[0] if rest else kwargs.get("d", "")
+        _check_text(sum(_weight(item) for item in items) + _weight(separator) * len(items), "`join`")
+    elif name == "indent" and isinstance(value, str):
+        width = rest[0] if rest else kwargs.get("width", 4)
+        _check_text(len(value) + (value.count("\n") + 1) * _weight(width), "`indent`")
+    elif name == "wordwrap" and isinstance(value, str):
+        wrapstring = rest[2] if len(rest) > 2 else kwargs.get("wrapstring") or "\n"
+        _check_text(len(value) * (1 + _weight(wrapstring)), "`wordwrap`")
+    elif name == "format" and isinstance(value, str):
+        _percent_bound(value, kwargs or rest)
+    elif name == "sum":
+        start = rest[1] if len(rest) > 1 else kwargs.get("start", 0)
+        if not isinstance(start, (int, float)):
+            _check_text(_weight(_materialized(value, "`sum`")) + _weight(start), "`sum`")
+    elif name in _STRINGIFYING:
+        _check_text(_weight(value), f"the `{name}` filter")
+
+
+# Filters that turn their whole value into text: bounded by the value's text.
+_STRINGIFYING = frozenset(
+    (
+        "string", "e", "escape", "forceescape", "pprint", "tojson", "urlencode", "xmlattr", "urlize",
+        "title", "upper", "lower", "capitalize", "trim", "striptags", "truncate", "wordcount", "safe",
+        "center", "list", "unique", "sort", "reverse", "dictsort",
+    )
+)  # fmt: skip
+
+
 @cache
 def environment() -> SandboxedEnvironment:
     """One sandboxed environment; imported lazily so template-free scripts never load Jinja."""
+    from string import Formatter
+
     from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
+    from jinja2.compiler import CodeGenerator, Frame
+    from jinja2.nodes import Concat
+    from jinja2.sandbox import SandboxedEnvironment, SandboxedFormatter
+
+    class BoundedFormatter(SandboxedFormatter):
+        """`str.format` that counts what it makes: a width may come from an argument
+        (`'{:{}}'.format(x, w)`) and one field may repeat (`'{0}{0}{0}'`), so the spec
+        string alone cannot tell."""
+
+        made = 0
+
+        def format_field(self, value: Any, format_spec: str) -> Any:
+            _check_format(format_spec)
+            padding = max((int(width) for width in re.findall(r"\d+", format_spec)), default=0)
+            self.made += _weight(value) + padding
+            _check_text(self.made, "`format`")
+            return Formatter.format_field(self, value, format_spec)
+
+    class BoundedCode(CodeGenerator):
+        """`a ~ b` as a call to the environment, so its size is checked before the join."""
+
+        def visit_Concat(self, node: Concat, frame: Frame) -> None:
+            self.write("environment.bounded_concat((")
+            for arg in node.nodes:
+                self.visit(arg, frame)
+                self.write(", ")
+            self.write("))")
 
     class Bounded(SandboxedEnvironment):
-        intercepted_binops = frozenset({"*", "**", "%"})
+        intercepted_binops = frozenset({"*", "**", "%", "+"})
+        code_generator_class = BoundedCode
 
         def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-            if operator == "%" and isinstance(left, str):
-                _check_format(left)
-            if operator == "**" and isinstance(right, int) and abs(right) > 64:
-                raise _Limit(f"`** {right}` is too large an exponent")
-            if (
-                operator == "*"
-                and isinstance(left, (str, list, tuple))
-                and isinstance(right, int)
-                and len(left) * right > MAX_REPEAT
-            ):
-                raise _Limit("repeating a value that many times is too large")
-            if (
-                operator == "*"
-                and isinstance(right, (str, list, tuple))
-                and isinstance(left, int)
-                and len(right) * left > MAX_REPEAT
-            ):
-                raise _Limit("repeating a value that many times is too large")
+            _binop_bound(operator, left, right)
             return super().call_binop(context, operator, left, right)
 
         def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
             _check_sizes(args, kwargs)
-            if getattr(__obj, "__name__", "") == "format" and isinstance(getattr(__obj, "__self__", None), str):
-                _check_format(__obj.__self__)
+            receiver = getattr(__obj, "__self__", None)
+            if isinstance(receiver, str) and getattr(__obj, "__name__", "") == "join" and args:
+                args = (_materialized(args[0], "`join`"), *args[1:])  # a generator is read once
+            if isinstance(receiver, str):
+                _str_method_bound(getattr(__obj, "__name__", ""), receiver, args, kwargs)
+            elif isinstance(receiver, list) and getattr(__obj, "__name__", "") == "extend" and args:
+                _check_items(len(receiver) + len(_materialized(args[0], "`extend`")), "`extend`")
             return super().call(__context, __obj, *args, **kwargs)
 
-    env = Bounded(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, cache_size=4096)
-    for name in ("center", "indent", "wordwrap", "format", "truncate", "batch", "slice"):
-        env.filters[name] = _sized(env.filters[name])
-    env.globals["lipsum"] = _sized(cast("Callable[..., Any]", env.globals["lipsum"]))  # Jinja types globals as object
+        def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+            if getattr(value, "__name__", "") not in ("format", "format_map") or not isinstance(
+                getattr(value, "__self__", None), str
+            ):
+                return None
+            spec: str = value.__self__
+
+            def bounded(*args: Any, **kwargs: Any) -> str:
+                _check_sizes(args, kwargs)
+                if value.__name__ != "format_map":
+                    return BoundedFormatter(self).vformat(spec, args, kwargs)
+                if kwargs or len(args) != 1:
+                    raise TypeError("format_map() takes exactly one argument")
+                return BoundedFormatter(self).vformat(spec, (), args[0])
+
+            bounded.__name__ = value.__name__
+            return bounded
+
+        @staticmethod
+        def concat(parts: Iterable[str]) -> str:  # every block's buffer: `{% set %}`, macros
+            parts = list(parts)
+            _check_text(sum(len(part) for part in parts), "the template")
+            return "".join(parts)
+
+        @staticmethod
+        def bounded_concat(parts: tuple[Any, ...]) -> str:
+            _check_text(sum(_weight(part) for part in parts), "`~`")
+            return "".join(map(str, parts))
+
+    def finalize(value: Any) -> Any:
+        size = _weight(value)
+        _check_text(size, "printing a value")
+        printed = _PRINTED.get(None)
+        if printed is not None:  # all a render prints, into its output or a block's buffer
+            printed[0] += size
+            _check_text(printed[0], "the template's printed values")
+        return value
+
+    env = Bounded(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, cache_size=4096, finalize=finalize
+    )
+    for name, function in list(env.filters.items()):
+        env.filters[name] = _sized(name, function)
+    env.globals["lipsum"] = _sized("lipsum", cast("Callable[..., Any]", env.globals["lipsum"]))
     return env
 
 
@@ -118,7 +352,8 @@ def _check_sizes(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     before the call can build a value that large."""
     for value in (*args, *kwargs.values()):
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_EXPANSION_CHARS:
-            raise _Limit(f"{value:,} is larger than the {MAX_EXPANSION_CHARS:,}-character bound")
+            shown = f"{value:,}" if value.bit_length() < 64 else "a number"
+            raise _Limit(f"{shown} is larger than the {MAX_EXPANSION_CHARS:,}-character bound")
 
 
 # The patterns of the error paths are kept as strings: `re` compiles each on first use
@@ -131,18 +366,35 @@ def _check_format(spec: str) -> None:
         raise _Limit("a format width that large is refused")
 
 
-def _sized(function: Callable[..., Any]) -> Callable[..., Any]:
+def _sized(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function` (a filter) with its result's size checked from its arguments first;
+    a filter that returns a generator has the generator bounded as it is read."""
+    skip = 1 if hasattr(function, "jinja_pass_arg") else 0  # the environment or context
+
     def bounded(*args: Any, **kwargs: Any) -> Any:
-        _check_sizes(args, kwargs)
-        if function.__name__ == "do_format" and args and isinstance(args[0], str):
-            _check_format(args[0])
-        return function(*args, **kwargs)
+        if name in ("join", "sum") and len(args) > skip and isinstance(args[skip], Iterator):
+            args = (*args[:skip], _materialized(args[skip], f"`{name}`"), *args[skip + 1 :])  # read once
+        _check_sizes(args[skip:], kwargs)
+        _filter_bound(name, args[skip:], kwargs)
+        result = function(*args, **kwargs)
+        if isinstance(result, Iterator):
+            return _bounded_items(result, f"the `{name}` filter")
+        return result
 
     bounded.__name__ = function.__name__
     for attribute in ("jinja_pass_arg",):
         if hasattr(function, attribute):
             setattr(bounded, attribute, getattr(function, attribute))
     return bounded
+
+
+def _bounded_items(items: Iterator[Any], what: str) -> Iterator[Any]:
+    size = 0
+    for count, item in enumerate(items, 1):
+        size += _weight(item)
+        _check_items(count, what)
+        _check_text(size, what)
+        yield item
 
 
 @lru_cache(maxsize=4096)
@@ -183,9 +435,22 @@ class Expander:
         from jinja2.exceptions import SecurityError, UndefinedError
 
         try:
-            template, names = _compiled(text.value)
-        except TemplateSyntaxError as error:
-            self.diagnostics.append(syntax_error(text, error.message or ""))
+            try:
+                template, names = _compiled(text.value)
+            except TemplateSyntaxError as error:
+                self.diagnostics.append(syntax_error(text, error.message or ""))
+                return None
+        except (RecursionError, MemoryError, SyntaxError):
+            # Jinja's parser and compiler recurse once per level of nesting, and Python
+            # compiles no more than 100 nested blocks (an IndentationError, a SyntaxError)
+            self.diagnostics.append(
+                Diagnostic.of(
+                    "KVS-template-limit",
+                    text.span,
+                    "template expansion stopped: the template nests too deep",
+                    "nest fewer parentheses, brackets or blocks; a `let` can hold a part",
+                )
+            )
             return None
         env = environment()
         missing = [n for n in names if n not in self.variables and n not in env.globals]
@@ -279,6 +544,12 @@ class Expander:
         )
 
 
+# What the render in progress has printed so far, counted by `finalize`: a `{% set %}`
+# block or a macro fills a buffer the output bound never sees, with a new value each
+# loop iteration (`{% for i in range(99999) %}{{ 'ab' * 999 }}{% endfor %}`: 200 MB).
+_PRINTED: ContextVar[list[int]] = ContextVar("klingspec_printed")
+
+
 def _bounded_render(template: Template, variables: dict[str, Any]) -> str:
     """Render under the size bound and the time bound (checked on every Python call, so a
     loop or a slow global cannot run on; plain `{{ name }}` never gets here)."""
@@ -291,6 +562,7 @@ def _bounded_render(template: Template, variables: dict[str, Any]) -> str:
         return None
 
     sys.settrace(tick)
+    printed = _PRINTED.set([0])
     try:
         size = 0
         chunks = []
@@ -301,6 +573,7 @@ def _bounded_render(template: Template, variables: dict[str, Any]) -> str:
             chunks.append(chunk)
         return "".join(chunks)
     finally:
+        _PRINTED.reset(printed)
         sys.settrace(previous)
 
 
@@ -820,17 +1093,38 @@ def expand(program: Program, overrides: Iterable[Var] = ()) -> tuple[Expansion, 
                 texts[id(text)] = value
             else:
                 failed.add(id(text))
+    unused: dict[str, list[Var]] = {}  # by origin: a vars file, or --var
     for name, var in by_name.items():
         if name not in seen and name not in expander.used:
-            diagnostics.append(
-                Diagnostic.of(
-                    "KVS-var-unused",
-                    var.span,
-                    f"`{name}` ({var.origin}) is not used by the script",
-                    "check the spelling against the script's `{{ }}` names",
-                )
-            )
+            unused.setdefault(var.origin, []).append(var)
+    for origin, names in unused.items():
+        diagnostics.extend(_unused(origin, names))
     return Expansion(texts, variables, frozenset(failed)), diagnostics + expander.diagnostics
+
+
+_UNUSED_SHOWN = 5  # names a summary of unused variables lists
+
+
+def _unused(origin: str, unused: list[Var]) -> list[Diagnostic]:
+    """One warning per unused `--var`; one for all the unused variables of a vars file
+    (a file of 10,000 keys gave 10,000 warnings), at the first of them."""
+    hint = "check the spelling against the script's `{{ }}` names"
+    if origin == "--var" or len(unused) == 1:
+        return [
+            Diagnostic.of("KVS-var-unused", var.span, f"`{var.name}` ({var.origin}) is not used by the script", hint)
+            for var in unused
+        ]
+    names = ", ".join(f"`{var.name}`" for var in unused[:_UNUSED_SHOWN])
+    more = f" and {len(unused) - _UNUSED_SHOWN:,} more" if len(unused) > _UNUSED_SHOWN else ""
+    return [
+        Diagnostic.of(
+            "KVS-var-unused",
+            unused[0].span,
+            f"{len(unused):,} variables of {origin} are not used by the script: {names}{more}",
+            hint,
+            label="the first of them",
+        )
+    ]
 
 
 # -- typed variables from outside --------------------------------------------------
@@ -887,7 +1181,10 @@ def typed_value(var: Var, let: ast.Let) -> tuple[Any, Diagnostic | None]:
             return value, None
         import json  # only a mistyped vars-file value needs it
 
-        shown = f" (`{json.dumps(value)}`)" if isinstance(value, (str, int, float)) else ""
+        shown = ""
+        if isinstance(value, (str, int, float)):  # a long value is shown by its start only
+            written = json.dumps(value[:40] if isinstance(value, str) else value)
+            shown = f" (`{written[:40]}...`)" if len(written) > 40 or len(str(value)) > 40 else f" (`{written}`)"
         message = f"`{var.name}` in {var.origin} is {_kind_of(value)}{shown}, not {expected}"
     return None, Diagnostic.of(
         "KVS-var-type",

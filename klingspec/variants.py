@@ -15,6 +15,7 @@ file's do. An empty cell sets nothing: the `let`'s default stands.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -46,22 +47,21 @@ class Variant:
 def annotate(results: list[Result], variants: list[Variant]) -> list[Result]:
     """The results of one script's rows, in row order, each diagnostic about the script
     noting the row it is of. A diagnostic every row has (a syntax error, a shot too long
-    whatever the values) does not depend on the values: it is reported once, with the
-    first row, and without a note."""
+    whatever the values) does not depend on the values: it gets no note, so it is printed
+    once (`cli.options.distinct`), yet every row still has it (and is not renderable)."""
 
     def key(d: Diagnostic) -> tuple[str, str, int, int, str]:
         return (d.code, d.span.source.name, d.span.start, d.span.end, d.message)
 
     common = set.intersection(*({key(d) for d in r.diagnostics} for r in results)) if results else set()
     annotated = []
-    for i, (result, variant) in enumerate(zip(results, variants, strict=True)):
+    for result, variant in zip(results, variants, strict=True):
         note = Related(variant.span, f"with the values of {variant.label} of {variant.span.source.name}")
         diagnostics = tuple(
             d
             if key(d) in common or variant.span.source.name in {d.span.path, *(r.span.path for r in d.related)}
             else replace(d, related=(*d.related, note))
             for d in result.diagnostics
-            if i == 0 or key(d) not in common
         )
         annotated.append(replace(result, diagnostics=diagnostics))
     return annotated
@@ -76,11 +76,10 @@ def read_table(path: str, reader: Reader = read_bytes) -> tuple[list[Variant], l
     source, problems = decode(path, data)
     if problems:
         return [], problems
-    lines = source.text.splitlines(keepends=True)
     if path.lower().endswith((".jsonl", ".ndjson")):
-        variants, problems = _json_lines(path, source, lines)
+        variants, problems = _json_lines(path, source)
     else:
-        variants, problems = _csv(path, source, lines)
+        variants, problems = _csv(path, source)
     if not problems and not variants:
         problems = [_problem(source, 0, 0, f"{path} has no rows: nothing to render")]
     if not problems and len(variants) > MAX_ROWS:
@@ -88,106 +87,146 @@ def read_table(path: str, reader: Reader = read_bytes) -> tuple[list[Variant], l
     return ([] if problems else variants), problems
 
 
-def _csv(path: str, source: Source, lines: list[str]) -> tuple[list[Variant], list[Diagnostic]]:
-    import csv
+@dataclass(frozen=True)
+class _Cell:
+    text: str
+    start: int  # offsets of the value in the file (inside the quotes of a quoted cell)
+    end: int
 
-    starts = _line_starts(lines)
-    rows = [(number, line) for number, line in enumerate(lines) if line.strip()]
-    if not rows:
+
+def _records(text: str) -> Iterator[tuple[int, int, list[_Cell]]]:
+    """CSV records as RFC 4180 reads them, with where each starts and ends and its cells'
+    offsets: quoted cells may hold commas, newlines and doubled quotes; records end at LF
+    or CRLF only. An unquoted cell is taken without the spaces around it."""
+    i, n = 0, len(text)
+    while i < n:
+        start = i
+        cells: list[_Cell] = []
+        while True:
+            while i < n and text[i] in " \t":
+                i += 1
+            if i < n and text[i] == '"':
+                i += 1
+                value, cell_start = [], i
+                while i < n:
+                    if text[i] == '"' and text[i + 1 : i + 2] == '"':
+                        value.append('"')
+                        i += 2
+                    elif text[i] == '"':
+                        break
+                    else:
+                        value.append(text[i])
+                        i += 1
+                cells.append(_Cell("".join(value), cell_start, i))
+                i += 1  # the closing quote
+                while i < n and text[i] not in ",\r\n":
+                    i += 1  # anything after a closing quote: not CSV, and ignored
+            else:
+                cell_start = i
+                while i < n and text[i] not in ",\r\n":
+                    i += 1
+                raw = text[cell_start:i]
+                lead = len(raw) - len(raw.lstrip(" \t"))
+                value_text = raw.strip(" \t")
+                cells.append(_Cell(value_text, cell_start + lead, cell_start + lead + len(value_text)))
+            if i < n and text[i] == ",":
+                i += 1
+                continue
+            end = i
+            if text.startswith("\r\n", i):
+                i += 2
+            elif i < n:
+                i += 1
+            yield start, end, cells
+            break
+
+
+def _csv(path: str, source: Source) -> tuple[list[Variant], list[Diagnostic]]:
+    records = [r for r in _records(source.text) if any(c.text for c in r[2]) or len(r[2]) > 1]
+    if not records:
         return [], []
-    header_number, header_line = rows[0]
-    header = next(csv.reader([header_line]))
+    _, _, header = records[0]
     problems = []
-    columns: list[tuple[str, int]] = []  # name, offset of its header cell
-    for name, column in zip(header, _cell_columns(header_line, len(header)), strict=True):
-        name = name.strip()
-        offset = starts[header_number] + column
-        if not _NAME.match(name):
-            problems.append(_problem(source, offset, len(name) or 1, f"column `{name}` of {path} is not a `let` name"))
-        elif name in (c for c, _ in columns):
-            problems.append(_problem(source, offset, len(name), f"column `{name}` appears twice in {path}"))
-        columns.append((name, offset))
+    names: list[str] = []
+    for cell in header:
+        if not _NAME.match(cell.text):
+            message = f"column `{cell.text}` of {path} is not a `let` name"
+            problems.append(_problem(source, cell.start, max(1, cell.end - cell.start), message))
+        elif cell.text in names:
+            problems.append(
+                _problem(source, cell.start, cell.end - cell.start, f"column `{cell.text}` appears twice in {path}")
+            )
+        names.append(cell.text)
     if problems:
         return [], problems
     variants = []
-    for row, (number, line) in enumerate(rows[1:], start=1):
-        cells = next(csv.reader([line]))
-        if len(cells) != len(columns):
+    for row, (start, end, cells) in enumerate(records[1:], start=1):
+        if len(cells) != len(names):
             problems.append(
                 _problem(
                     source,
-                    starts[number],
-                    len(line.rstrip("\r\n")) or 1,
+                    start,
+                    max(1, end - start),
                     f"row {row} of {path} has {len(cells)} cell{'s' if len(cells) != 1 else ''}; "
-                    f"the header names {len(columns)}",
+                    f"the header names {len(names)}",
                 )
             )
             continue
         found = []
-        for (name, _), cell, column in zip(columns, cells, _cell_columns(line, len(cells)), strict=True):
-            if cell == "":
+        for name, cell in zip(names, cells, strict=True):
+            if cell.text == "":
                 continue  # the `let`'s default stands
-            span = source.span(starts[number] + column, starts[number] + column + max(1, len(cell)))
-            found.append(Var(name, cell, span, f"{path} row {row}", as_text=True))
-        variants.append(Variant(row, tuple(found), _line_span(source, starts[number], line)))
+            span = source.span(cell.start, max(cell.end, cell.start + 1))
+            found.append(Var(name, cell.text, span, f"{path} row {row}", as_text=True))
+        variants.append(Variant(row, tuple(found), source.span(start, max(end, start + 1))))
     return variants, problems
 
 
-def _json_lines(path: str, source: Source, lines: list[str]) -> tuple[list[Variant], list[Diagnostic]]:
+def _json_lines(path: str, source: Source) -> tuple[list[Variant], list[Diagnostic]]:
     import json
 
-    starts = _line_starts(lines)
     variants, problems = [], []
     row = 0
-    for number, line in enumerate(lines):
+    offset = 0
+    for line in source.text.split("\n"):
+        start, offset = offset, offset + len(line) + 1
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         row += 1
         try:
             values = json.loads(line)
         except json.JSONDecodeError as error:
-            problems.append(_problem(source, starts[number] + error.pos, 1, f"row {row} of {path}: {error.msg}"))
+            problems.append(_problem(source, start + error.pos, 1, f"row {row} of {path}: {error.msg}"))
             continue
         if not isinstance(values, dict):
             message = f"row {row} of {path} is not an object"
-            problems.append(_problem(source, starts[number], len(line.rstrip()), message))
+            problems.append(_problem(source, start, len(line.rstrip()), message))
             continue
         found = []
         for name, value in values.items():
-            at = line.find(json.dumps(name))
-            offset = starts[number] + max(at, 0)
+            at, length = _key_place(line, name)
             if not _NAME.match(name):
-                problems.append(_problem(source, offset, len(name) + 2, f"`{name}` in row {row} is not a `let` name"))
+                message = f"`{name}` in row {row} is not a `let` name"
+                problems.append(_problem(source, start + at, max(1, len(name)), message))
                 continue
-            found.append(Var(name, value, source.span(offset, offset + len(name) + 2), f"{path} row {row}"))
-        variants.append(Variant(row, tuple(found), _line_span(source, starts[number], line)))
+            span = source.span(start + at, start + at + length)
+            found.append(Var(name, value, span, f"{path} row {row}"))
+        variants.append(Variant(row, tuple(found), source.span(start, start + max(1, len(line)))))
     return variants, problems
 
 
-def _line_span(source: Source, start: int, line: str) -> Span:
-    return source.span(start, start + max(1, len(line.rstrip("\r\n"))))
+def _key_place(line: str, name: str) -> tuple[int, int]:
+    """Where the key `name` is written in a JSON object's line, and its length (a key, not
+    a value equal to it: the one followed by `:`), however it is escaped; the line's start
+    when not found."""
+    import json
 
-
-def _line_starts(lines: list[str]) -> list[int]:
-    starts, offset = [], 0
-    for line in lines:
-        starts.append(offset)
-        offset += len(line)
-    return starts
-
-
-def _cell_columns(line: str, count: int) -> list[int]:
-    """Where each of a CSV line's `count` cells starts (inside its quotes, if quoted)."""
-    columns, position, quoted = [0], 0, False
-    while position < len(line) and len(columns) < count:
-        char = line[position]
-        if char == '"':
-            quoted = not quoted
-        elif char == "," and not quoted:
-            columns.append(position + 1)
-        position += 1
-    columns += [len(line)] * (count - len(columns))
-    return [c + 1 if line[c : c + 1] == '"' else c for c in columns]
+    for written in (json.dumps(name, ensure_ascii=False), json.dumps(name)):
+        found = re.search(re.escape(written) + r"\s*:", line)
+        if found:
+            return found.start(), len(written)
+    return 0, 1
 
 
 def _problem(source: Source, offset: int, length: int, message: str) -> Diagnostic:

@@ -92,6 +92,8 @@ def test_the_page_needs_no_network_but_the_remote_thumbnails(page, tmp_path, cap
     assert written(capsys, script, out) == Exit.OK
     page.open(out)
     assert page.refused == []
+    loaded = "() => { const i = document.querySelector('.mention img'); return i.complete && i.naturalWidth > 0; }"
+    page.page.wait_for_function(loaded, timeout=10_000)  # lazy: decoded when laid out
     size = page.js(
         "() => { const i = document.querySelector('.mention img'); return [i.complete, i.naturalWidth, i.naturalHeight]; }"
     )
@@ -197,7 +199,7 @@ def test_a_served_page_reloads_itself_on_save_where_the_reader_was(page, tmp_pat
         watch.wait_for(r'"event": "watching"')
         page.page.goto(url)  # the index sends the one script's page
         assert page.js("() => document.querySelector('#shot-1 .name').innerText") == "arrival"
-        page.js("() => window.scrollTo(0, 300)")
+        page.js("() => { history.scrollRestoration = 'manual'; window.scrollTo(0, 300); }")  # the page's own doing
         page.js("() => { window.notReloaded = true; }")
         replace_atomically(script, script.read_text(encoding="utf-8").replace("arrival", "departure"))
         page.page.wait_for_function(

@@ -67,3 +67,22 @@ def test_a_broken_table_gives_a_page_of_its_diagnostics_and_no_grid(tmp_path, ca
     assert not page.all(id="variants")
     [shown] = page.by_id("diagnostics").all("li", "diagnostic")
     assert shown.attrs["data-code"] == "KVS-vars-table"
+
+
+def test_a_row_that_repeats_another_is_priced_once_as_plan_and_run_count_it(tmp_path, capsys):
+    script = write(tmp_path, SCENE, "scene.kvs")
+    table = tmp_path / "t.csv"
+    table.write_text("mood,steps\ndusk,4\nnoon,6\ndusk,4\n", encoding="utf-8")
+    page_file = tmp_path / "grid.html"
+    code, _, _ = preview(capsys, script, "--vars-table", str(table), "-o", str(page_file))
+    assert code == Exit.OK
+    page = parse(page_file.read_text(encoding="utf-8"))
+    rows = page.by_id("variants").all("tr", "variant")
+    assert rows[2].one("small", "same-as").text().startswith("the same request as row 1")
+    assert not rows[1].all("small", "same-as")
+    results = results_of([script], Options(), str(table))
+    once = pricing.add([results[0].estimate.quote, results[1].estimate.quote])
+    assert page.by_id("variants-total").text() == pricing.usd_quote(once)
+    capsys.readouterr()
+    main(["plan", script, "--vars-table", str(table)])
+    assert f"total: {pricing.usd_quote(once)}" in capsys.readouterr().out

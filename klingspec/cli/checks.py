@@ -136,6 +136,10 @@ def _compile_variants(file: str, output: str | None, options: Options, vars_tabl
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise click.BadParameter(f"{folder} is a file: with --vars-table, -o names a folder", param_hint="-o")
     os.makedirs(folder, exist_ok=True)
+    import glob
+
+    for stale in glob.glob(os.path.join(glob.escape(folder), glob.escape(stem) + ".row-*.json")):
+        os.unlink(stale)  # an earlier table's rows: whoever sends the folder must not send them too
     for result in results:
         assert result.request is not None and result.variant is not None
         row = result.variant.split()[-1]
@@ -238,6 +242,8 @@ def compile_(
     from klingspec.pipeline import run_pipeline
 
     if vars_table is not None:
+        if output == "-":
+            raise click.BadParameter("with --vars-table, -o names a folder (one body per row)", param_hint="-o")
         _compile_variants(file, output, pipeline_options(var_options, var_files, assets=assets), vars_table, fmt)
     if output is not None and os.path.isdir(output):
         raise click.BadParameter(f"{output} is a folder: name a file", param_hint="-o")

@@ -46,7 +46,7 @@ def print_diagnostics(results: Sequence[Checked], fmt: str, stream: IO[str] | No
     from klingspec import __version__, printing
 
     stream = stream or sys.stdout
-    diagnostics = [d for r in results for d in r.diagnostics]
+    diagnostics = distinct(results)
     if fmt == "json":
         stream.write(printing.as_json(diagnostics))
     elif fmt == "sarif":
@@ -55,12 +55,27 @@ def print_diagnostics(results: Sequence[Checked], fmt: str, stream: IO[str] | No
         stream.write(printing.texts(diagnostics, printing.TextStyle(color=color(stream))))
 
 
+def distinct(results: Sequence[Checked]) -> list[Diagnostic]:
+    """Every result's diagnostics in order, each told once: a file `use`d by several
+    scripts, or an error every row of a vars table has, is one mistake, not one per result."""
+    seen: set[tuple[object, ...]] = set()
+    found = []
+    for result in results:
+        for d in result.diagnostics:
+            key = (d.sort_key(), tuple((r.span.path, r.span.start, r.message) for r in d.related))
+            if key not in seen:
+                seen.add(key)
+                found.append(d)
+    return found
+
+
 def report_of(results: Sequence[Checked]) -> Report:
-    diagnostics = [d for r in results for d in r.diagnostics]
+    diagnostics = distinct(results)
+    paths = {getattr(r, "path", i) for i, r in enumerate(results)}  # a vars table's rows are one file
     return Report(
         errors=sum(d.severity == "error" for d in diagnostics),
         warnings=sum(d.severity == "warning" for d in diagnostics),
-        files=len(results),
+        files=len(paths),
     )
 
 

@@ -48,7 +48,9 @@ class Plan:
         from klingspec.run.jobs import Job, Upload
 
         uploads = tuple(Upload.of(u) for u in self.uploads)
-        return Job.create(self.path, self.body, self.generations, self.request_hash, uploads=uploads)
+        return Job.create(
+            self.path, self.body, self.generations, self.request_hash, uploads=uploads, variant=self.variant
+        )
 
     def as_dict(self, standing: Standing | None = None, uploaded: frozenset[str] | None = None) -> dict[str, Any]:
         e = self.estimate
@@ -227,6 +229,7 @@ def saved_file(plans: Sequence[Plan]) -> str:
             "body": p.body,
             "total_usd": pricing.usd_number(p.estimate.total),
             "uploads": [Upload.of(u).as_dict() for u in p.uploads],
+            **({"variant": p.variant} if p.variant else {}),
         }
         for p in plans
     ]
@@ -252,6 +255,7 @@ class SavedRequest:
     generations: int
     request_hash: str  # the job is priced again from the body, never from the file
     uploads: tuple[Upload, ...] = ()  # local images to upload first (their files are among the checked inputs)
+    variant: str | None = None  # the `--vars-table` row it was planned for (`row 3`)
 
 
 _SAVED_FIELDS = {"path": str, "inputs": dict, "request_hash": str, "num_generations": int, "body": dict}
@@ -321,14 +325,15 @@ def read_saved(path: str) -> list[SavedRequest]:
         for upload in uploads:
             if upload.path not in item["inputs"]:  # its content is what was checked: never upload an unchecked file
                 raise PlanStale(f"{path} was edited by hand (an upload is not among its inputs); refusing")
-        requests.append(SavedRequest(item["path"], body, generations, item["request_hash"], uploads))
+        variant = item.get("variant") if isinstance(item.get("variant"), str) else None
+        requests.append(SavedRequest(item["path"], body, generations, item["request_hash"], uploads, variant))
     return requests
 
 
 def print_table(plans: Sequence[Plan], marks: Sequence[Standing], uploaded: frozenset[str] = frozenset()) -> None:
     """Each plan's shots and bill, its local images (`uploaded`: the URLs the ledger records
     as uploaded), where it stands by the ledger, and the new spend."""
-    from rich.markup import escape
+    from rich.markup import escape  # paths, names and notes are text, never markup (`a[/b`)
     from rich.table import Table
 
     from klingspec.cli.options import shown_as
@@ -336,7 +341,7 @@ def print_table(plans: Sequence[Plan], marks: Sequence[Standing], uploaded: froz
     console = printing.console()
     for i, plan in enumerate(plans):
         e = plan.estimate
-        console.print(f"[bold]{escape(shown_as(plan.path, plan.variant))}[/]  [dim]{e.model}[/]")
+        console.print(f"[bold]{escape(shown_as(plan.path, plan.variant))}[/]  [dim]{escape(e.model)}[/]")
         table = Table(show_footer=True)
         rate = e.price_per_second
         one_video = e.per_generation
@@ -346,23 +351,25 @@ def print_table(plans: Sequence[Plan], marks: Sequence[Standing], uploaded: froz
         table.add_column("cost", justify="right", footer=f"${_fmt(one_video)}" if one_video is not None else "unknown")
         for shot in e.shots:
             table.add_row(
-                shot.name,
+                escape(shot.name),
                 str(shot.line),
                 f"{shot.seconds} s",
                 f"${_fmt(shot.cost)}" if shot.cost is not None else "unknown",
             )
         console.print(table)
         if rate is None:
-            console.print(f"  price per second: [bold yellow]unknown[/] for {e.model}: the cost cannot be previewed")
+            console.print(
+                f"  price per second: [bold yellow]unknown[/] for {escape(e.model)}: the cost cannot be previewed"
+            )
         else:
             console.print(
                 f"  {e.seconds} s × ${rate}/s × {e.generations} generation"
                 f"{'s' if e.generations != 1 else ''} = [bold]{pricing.usd_quote(e.quote)}[/]"
             )
         for note in e.assumptions:
-            console.print(f"  [dim]assumes {note}[/]")
+            console.print(f"  [dim]assumes {escape(note)}[/]")
         print_uploads(console, plan.uploads, uploaded)
-        console.print(f"  [bold]{stand_line(marks[i])}[/]")
+        console.print(f"  [bold]{escape(stand_line(marks[i]))}[/]")
         console.print()
     new = new_spend(marks)
     if len(plans) > 1:
@@ -383,7 +390,7 @@ def stand_line(standing: Standing) -> str:
     if stand == Stand.NEW:
         return f"→ new: {new}"
     if stand == Stand.DUPLICATE:
-        first = standing.first.script if standing.first is not None else "an earlier file"
+        first = standing.first.shown if standing.first is not None else "an earlier file"
         return f"→ the same request as {first}: rendered once, {new} new"
     assert render is not None  # every other stand concerns a render of the ledger
     if stand == Stand.TOP_UP:
@@ -438,12 +445,14 @@ def uploads_json(uploads: Sequence[LocalImage], uploaded: frozenset[str] | None 
 def print_uploads(console: Console, uploads: Sequence[LocalImage], uploaded: frozenset[str] = frozenset()) -> None:
     """The local images still to upload (with their sizes and the total), then those the
     ledger records as uploaded already."""
+    from rich.markup import escape
+
     if not uploads:
         return
     first = uploads[0]
     to_send = [u for u in uploads if u.url not in uploaded]
     already = [u for u in uploads if u.url in uploaded]
-    where = f"{first.namespace}/{first.repo} (branch {first.branch})"
+    where = escape(f"{first.namespace}/{first.repo} (branch {first.branch})")
     if to_send:
         total = f", {size_text(sum(u.size for u in to_send))}" if len(to_send) > 1 else ""
         console.print(f"  {len(to_send)} local image{'s' if len(to_send) != 1 else ''} to upload to {where}{total}:")
@@ -459,10 +468,13 @@ def print_uploads(console: Console, uploads: Sequence[LocalImage], uploaded: fro
 
 
 def _image_line(u: LocalImage) -> str:
+    """The line of one local image, as rich markup (its paths escaped)."""
+    from rich.markup import escape
+
     shown = os.path.relpath(u.path)
     return (
-        f"{shown if not shown.startswith(os.pardir) else u.path}  {u.format.upper()} "
-        f"{u.width}x{u.height}, {size_text(u.size)}  [dim]-> {u.remote_path}[/]"
+        f"{escape(shown if not shown.startswith(os.pardir) else u.path)}  {u.format.upper()} "
+        f"{u.width}x{u.height}, {size_text(u.size)}  [dim]-> {escape(u.remote_path)}[/]"
     )
 
 

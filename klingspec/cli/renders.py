@@ -217,6 +217,7 @@ def _jobs_from_scripts(files: Sequence[str], options: Options, out_dir: str | No
             r.request.content_hash,
             out_dir,
             tuple(Upload.of(u) for u in r.uploads),
+            r.variant,
         )
         for r in results
         if r.request is not None and r.estimate is not None
@@ -248,7 +249,7 @@ def _jobs_from_plan(path: str, out_dir: str | None) -> list[Job]:
     except PlanStale as error:
         click.echo(f"klingspec: {error}", err=True)
         return []
-    return [Job.create(s.script, s.body, s.generations, s.request_hash, out_dir, s.uploads) for s in saved]
+    return [Job.create(s.script, s.body, s.generations, s.request_hash, out_dir, s.uploads, s.variant) for s in saved]
 
 
 @contextlib.contextmanager
@@ -331,7 +332,7 @@ def _run(
             return
         display.saved_plan(jobs)
         for mark in marks:
-            click.echo(f"{mark.job.script}: {plans.stand_line(mark)}")
+            click.echo(f"{mark.job.shown}: {plans.stand_line(mark)}")
         for upload in uploading.distinct(needs_uploads(marks)):
             state = "uploaded already" if upload.url in uploaded else "to upload"
             click.echo(f"{_shown_path(upload.path)}: {state} ({upload.size:,} B) -> {upload.remote_path}")
@@ -509,6 +510,7 @@ def _ledger(ledger_path: str | None) -> Ledger:
 
 
 def _status(*, active_only: bool, refresh: bool, fmt: str, api_url: str | None, ledger_path: str | None) -> Report:
+    from rich.markup import escape  # scripts, models and paths are text, never markup
     from rich.table import Table
 
     from klingspec import printing
@@ -529,7 +531,7 @@ def _status(*, active_only: bool, refresh: bool, fmt: str, api_url: str | None, 
         if not renders:
             console.print("no renders in flight" if active_only else "the ledger is empty")
             if missing:
-                console.print(missing)
+                console.print(missing, markup=False)
             return report
         table = Table(title="renders in flight" if active_only else "renders", title_justify="left")
         for column in ("id", "script", "state", "generations", "cost", "api"):
@@ -537,10 +539,12 @@ def _status(*, active_only: bool, refresh: bool, fmt: str, api_url: str | None, 
         for r in renders:
             gens = ledger.generations(r.id)
             detail = ", ".join(f"{g.generation_id[:8]} {g.status}" for g in gens) or "-"
-            table.add_row(str(r.id), r.script, _state(ledger, r), detail, ledger_bill(r), r.api_url)
+            table.add_row(
+                str(r.id), escape(r.script), _state(ledger, r), escape(detail), ledger_bill(r), escape(r.api_url)
+            )
         console.print(table)
         if missing:
-            console.print(missing)
+            console.print(missing, markup=False)
     return report
 
 
@@ -653,6 +657,7 @@ def _refresh(ledger: Ledger, renders: Sequence[Render], api_url: str | None) -> 
 
 
 def _listing(*, limit: int, fmt: str, ledger_path: str | None) -> Report:
+    from rich.markup import escape  # scripts, models and paths are text, never markup
     from rich.table import Table
 
     from klingspec import printing
@@ -673,12 +678,15 @@ def _listing(*, limit: int, fmt: str, ledger_path: str | None) -> Report:
             table.add_column(column, overflow="fold")  # a path or an id is never cut to "…"
         for r in renders:
             files = "\n".join(f"{f.path} ({f.bytes:,} B)" for f in ledger.all_files(r.id)) or "-"
-            table.add_row(str(r.id), r.script, r.model, _state(ledger, r), ledger_bill(r), files)
+            table.add_row(
+                str(r.id), escape(r.script), escape(r.model), _state(ledger, r), ledger_bill(r), escape(files)
+            )
         console.print(table)
     return Report()
 
 
 def _spending(*, fmt: str, ledger_path: str | None) -> Report:
+    from rich.markup import escape  # scripts, models and paths are text, never markup
     from rich.table import Table
 
     from klingspec import printing
@@ -707,13 +715,16 @@ def _spending(*, fmt: str, ledger_path: str | None) -> Report:
         )
         for t in tallies:
             grid.add_row(
-                t.label, str(t.renders), figure(t.spent, t.unknown), figure(t.may_be_billed, t.may_be_billed_unknown)
+                escape(t.label),
+                str(t.renders),
+                figure(t.spent, t.unknown),
+                figure(t.may_be_billed, t.may_be_billed_unknown),
             )
         console.print(grid)
 
     real, sandbox = report.real, report.sandbox
     if not real.total.renders and not sandbox.total.renders:
-        console.print(f"nothing was sent from this ledger ({path})")
+        console.print(f"nothing was sent from this ledger ({path})", markup=False)
         return Report()
     if real.total.renders:
         table("spent at the API, per day", "day", real.days, real)

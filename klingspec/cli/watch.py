@@ -28,6 +28,7 @@ from klingspec.cli.report import Report
 
 if TYPE_CHECKING:
     from klingspec.cli.watching import Say, Watcher
+    from klingspec.preview.live import Server
 
 
 @click.command(
@@ -109,6 +110,8 @@ def watch(
     stack = contextlib.ExitStack()
     renders = None
     try:
+        # the port is taken before anything is asked or opened: a busy one fails first
+        server = _server(stack, port, ledger_path) if preview else None
         if render:
             from klingspec.cli.renders import api_connection, poll_policy
             from klingspec.run.client import OxenClient
@@ -133,8 +136,8 @@ def watch(
                     out_dir=out_dir,
                 )
         watcher = Watcher(paths, options, out=out, render=renders)
-        if preview:
-            _serve(stack, watcher, out, port, open_it, ledger_path)
+        if server is not None:
+            _serve(server, watcher, out, open_it)
         with contextlib.suppress(KeyboardInterrupt):
             loop(watcher)
         in_flight = renders.stop() if renders else 0
@@ -155,19 +158,21 @@ def watch(
             stack.close()
 
 
-def _serve(
-    stack: contextlib.ExitStack, watcher: Watcher, out: Say, port: int, open_it: bool, ledger: str | None
-) -> None:
-    """Start the live storyboard server (klingspec/preview/live.py) before the first check,
-    so the first page already shows it, and stop it with the watch."""
+def _server(stack: contextlib.ExitStack, port: int, ledger: str | None) -> Server:
+    """The live storyboard server (klingspec/preview/live.py), listening; stopped with the watch."""
     from klingspec.preview.live import Live, Server
 
-    live = Live(ledger)
     try:
-        server = Server(live, port)
+        server = Server(Live(ledger), port)
     except OSError as error:
         raise click.UsageError(f"cannot serve the preview on 127.0.0.1:{port}: {error.strerror or error}") from None
     stack.callback(server.close)
+    return server
+
+
+def _serve(server: Server, watcher: Watcher, out: Say, open_it: bool) -> None:
+    """Serve the pages, told every check from the first on, so the first page already shows it."""
+    live = server.live
     server.start()
     watcher.on_check = live.checked
 

@@ -19,12 +19,14 @@ import logging
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import Any
 
 from lsprotocol import types as lsp
-from pygls.exceptions import JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 from pygls.uris import from_fs_path, to_fs_path
 from pygls.workspace import PositionCodec
 
@@ -94,11 +96,43 @@ class Positions:
 # -- the server --------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Refused:
+    """A request whose params could not be read: answered with its error, not dropped."""
+
+    id: int | str
+    method: str
+    error: lsp.ResponseError
+    jsonrpc: str = "2.0"
+
+
+class _AnsweringProtocol(LanguageServerProtocol):
+    """pygls reports a request with mistyped params (`"position": "oops"`) to the user in
+    a window message and never answers it, so the client waits forever: here it gets the
+    JSON-RPC error response the specification asks for (-32602, invalid params)."""
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as error:
+            if "id" not in data or "method" not in data:
+                raise  # a notification has no one to answer; pygls logs it
+            method = str(data["method"])
+            words = f"the params of {method} are not what the LSP specification says"
+            return _Refused(data["id"], method, lsp.ResponseError(error.code, words))
+
+    def handle_message(self, message: Any) -> None:
+        if isinstance(message, _Refused):
+            self._send_response(message.id, error=message.error)
+            return
+        super().handle_message(message)
+
+
 class KlingspecServer(LanguageServer):
     """Open documents -> pipeline results (cached per buffer state) -> LSP answers."""
 
     def __init__(self, options: Options = Options()):
-        super().__init__("klingspec", __version__)
+        super().__init__("klingspec", __version__, protocol_cls=_AnsweringProtocol)
         self.options = replace(options, validate_schema=False, library_ok=True)  # as `check`
         self.generation = 0  # bumped on every buffer event: cached results go stale
         self.cache: dict[str, tuple[int, str, Result]] = {}

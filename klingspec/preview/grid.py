@@ -37,6 +37,7 @@ class VariantRow:
     request_hash: str | None  # None: the row has errors
     errors: int
     takes: tuple[Take, ...]
+    same_as: str | None = None  # an earlier row with the very same request: rendered (and paid) once
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ def grid_of(table: str, variants: Sequence[Variant], results: Sequence[Result], 
     for version in takes.versions if takes is not None else ():
         by_hash.setdefault(version.request_hash, []).extend(k for r in version.renders for k in r.takes)
     rows = []
+    first_of: dict[str, str] = {}  # request hash -> the first row that sends it
     for variant, result in zip(variants, results, strict=True):
         request_hash = result.request.content_hash if result.ok and result.request is not None else None
         if result.estimate is not None and result.ok:
@@ -71,11 +73,18 @@ def grid_of(table: str, variants: Sequence[Variant], results: Sequence[Result], 
                 request_hash,
                 result.errors,
                 tuple(by_hash.get(request_hash, ())) if request_hash else (),
+                first_of.get(request_hash) if request_hash else None,
             )
         )
-    quotes = [r.estimate.quote for r in results if r.ok and r.estimate is not None]
-    priced = len(quotes) == len(results)
-    total = pricing.usd_quote(pricing.add(quotes), "unknown") if priced else "not priced: some rows have errors"
+        if request_hash:
+            first_of.setdefault(request_hash, variant.label)
+    # as `plan` and `run` count them: one request, one bill, however many rows ask for it
+    once: dict[str, pricing.Quote] = {}
+    for result in results:
+        if result.ok and result.request is not None and result.estimate is not None:
+            once.setdefault(result.request.content_hash, result.estimate.quote)
+    priced = all(r.ok and r.estimate is not None for r in results)
+    total = pricing.usd_quote(pricing.add(once.values()), "unknown") if priced else "not priced: some rows have errors"
     return Grid(table, tuple(rows), total)
 
 

@@ -8,11 +8,14 @@ position, when its script was checked again or a render of it finished (`Live.ch
 A page is built when it is asked for, from the newest result and the ledger's takes at
 that moment, by the same `storyboard` function `klingspec preview` writes files with.
 
-What it serves, and to whom, is narrow on purpose: it listens on 127.0.0.1 only; a request
-whose `Host` is not this server's loopback address is refused (a web page elsewhere cannot
-reach it through DNS rebinding); pages exist only for watched scripts; and a video is
-served only when a page being served links it, under a random token, never by path.
-The standard library's threading HTTP server is enough: one person's browser, a few tabs.
+What it serves, and to whom, is narrow on purpose: it listens on 127.0.0.1 only; every
+address is under a random secret path (`/SECRET/...`, in the URL `watch` prints), so
+another user or program of the machine cannot read the pages by guessing the port; a
+request whose `Host` is not this server's loopback address is refused (a web page
+elsewhere cannot reach it through DNS rebinding); pages exist only for watched scripts;
+and a video is served only under a random token a served page handed out, never by path.
+The standard library's threading HTTP server is enough: one person's browser, a few tabs
+(each holds one event stream open, and a browser opens about six connections to one host).
 """
 
 from __future__ import annotations
@@ -121,7 +124,7 @@ class Live:
         if self.render_takes:
             current = result.request.content_hash if result.request is not None and result.ok else None
             takes = sheet.read(result.path, current, self.ledger_path, None, link=self._link)
-        events = "/events?" + urllib.parse.urlencode({"script": _key(script), "version": shown.version})
+        events = "events?" + urllib.parse.urlencode({"script": _key(script), "version": shown.version})
         return storyboard(result, takes=takes, live=events)
 
     def _link(self, video: str) -> str:
@@ -132,7 +135,7 @@ class Live:
                 token = secrets.token_urlsafe(12)
                 self._tokens[absolute] = token
                 self._media[token] = absolute
-        return f"/media/{token}/{urllib.parse.quote(os.path.basename(absolute))}"
+        return f"media/{token}/{urllib.parse.quote(os.path.basename(absolute))}"  # relative: under the secret
 
     def media(self, token: str) -> str | None:
         with self._changed:
@@ -152,11 +155,12 @@ class Server(ThreadingHTTPServer):
 
     def __init__(self, live: Live, port: int = 0) -> None:
         self.live = live
+        self.secret = secrets.token_urlsafe(16)
         super().__init__(("127.0.0.1", port), _Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/"
+        return f"http://127.0.0.1:{self.server_address[1]}/{self.secret}/"
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, name="preview-server", daemon=True)
@@ -182,26 +186,37 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_text(HTTPStatus.MISDIRECTED_REQUEST, "this server answers to its loopback address only\n")
             return
         url = urllib.parse.urlsplit(self.path)
+        prefix = f"/{self.server.secret}"
+        if url.path != prefix and not url.path.startswith(prefix + "/"):
+            self._send_text(HTTPStatus.NOT_FOUND, "not found\n")  # the same answer as any wrong path
+            return
+        if url.path == prefix:  # the relative links of the index need its trailing slash
+            self.send_response(HTTPStatus.MOVED_PERMANENTLY)
+            self.send_header("Location", prefix + "/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        path = url.path[len(prefix) :]
         query = urllib.parse.parse_qs(url.query)
         live = self.server.live
-        if url.path == "/":
+        if path == "/":
             self._index()
-        elif url.path == "/page":
+        elif path == "/page":
             script = self._script(query)
             page = live.page(script) if script is not None else None
             if page is None:
                 self._send_text(HTTPStatus.NOT_FOUND, "not a watched script\n")
             else:
                 self._send(HTTPStatus.OK, page.encode("utf-8"), "text/html; charset=utf-8")
-        elif url.path == "/events":
+        elif path == "/events":
             every = query.get("script") == [ANY]
             script = None if every else self._script(query)
             if script is None and not every:
                 self._send_text(HTTPStatus.NOT_FOUND, "not a watched script\n")
             else:
                 self._events(script, _int(query.get("version", [""])[0]))
-        elif url.path.startswith("/media/"):
-            self._video(url.path.split("/")[2])
+        elif path.startswith("/media/"):
+            self._video(path.split("/")[2])
         else:
             self._send_text(HTTPStatus.NOT_FOUND, "not found\n")
 
@@ -220,20 +235,21 @@ class _Handler(BaseHTTPRequestHandler):
         scripts = self.server.live.scripts()
         if len(scripts) == 1:
             self.send_response(HTTPStatus.SEE_OTHER)
-            self.send_header("Location", "/page?" + urllib.parse.urlencode({"script": _key(scripts[0])}))
+            where = f"/{self.server.secret}/page?" + urllib.parse.urlencode({"script": _key(scripts[0])})
+            self.send_header("Location", where)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
         from html import escape
 
         items = "".join(
-            f'<li><a href="/page?{escape(urllib.parse.urlencode({"script": _key(s)}))}">{escape(_key(s))}</a></li>'
+            f'<li><a href="page?{escape(urllib.parse.urlencode({"script": _key(s)}))}">{escape(_key(s))}</a></li>'
             for s in scripts
         )
         body = (
             '<!doctype html><meta charset="utf-8"><title>klingspec watch: storyboards</title>'
             f"<h1>Storyboards</h1><ul>{items or '<li>no script yet</li>'}</ul>"
-            '<script>new EventSource("/events?script=%2A")'
+            '<script>new EventSource("events?script=%2A")'
             '.addEventListener("checked", () => location.reload())</script>'
         )
         self._send(HTTPStatus.OK, body.encode("utf-8"), "text/html; charset=utf-8")

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -77,11 +78,12 @@ class LiveView:
             else:
                 self.progress.update(task, **fields)
             if event.kind in ("reconcile", "note", "failed", "reattach"):
-                self.progress.console.print(f"  [dim]{_label(event.job)}:[/] {event.message}")
+                self.progress.console.print(f"  [dim]{_label(event.job)}:[/] {escape(event.message)}")
 
 
 def _label(job: Job) -> str:
-    return f"{job.stem} [dim]{job.request_hash.removeprefix('sha256:')[:8]}[/]"
+    """The job as rich markup: its script's name is escaped (a path may hold `[/`)."""
+    return f"{escape(job.stem)} [dim]{job.request_hash.removeprefix('sha256:')[:8]}[/]"
 
 
 def _shown(path: str) -> str:
@@ -99,7 +101,7 @@ def saved_plan(jobs: Sequence[Job]) -> None:
 
     for job in jobs:
         click.echo(
-            f"{job.script}  {job.model}  {pricing.seconds_of(job.body)} s × {job.generations} = "
+            f"{job.shown}  {job.model}  {pricing.seconds_of(job.body)} s × {job.generations} = "
             f"{pricing.usd_quote(job.bill)}"
         )
     if len(jobs) > 1:
@@ -178,7 +180,7 @@ def summary(outcomes: Sequence[Outcome], console: Console | None = None, *, sand
         files = "\n".join(_shown(f.path) for f in outcome.files) or (outcome.error or "")
         made = f"{outcome.top_up} (top-up)" if outcome.top_up else str(outcome.job.generations)
         seconds = f"{pricing.seconds_of(outcome.job.body)} s × {made}"
-        table.add_row(outcome.job.script, outcome.state, seconds, _cost(outcome), files)
+        table.add_row(escape(outcome.job.shown), outcome.state, seconds, _cost(outcome), escape(files))
     console.print(table)
     console.print(spend_line(outcomes, sandbox=sandbox), markup=False)
 

@@ -90,6 +90,12 @@ class Job:
     out_dir: str
     ceiling_usd: Decimal | None  # the most it may be billed: what budgets and consent count
     uploads: tuple[Upload, ...] = ()  # local images its body sends: uploaded before it is sent
+    variant: str | None = None  # the `--vars-table` row it renders (`row 3`): for people only
+
+    @property
+    def shown(self) -> str:
+        """The script, and its row when it is a variant (`scene.kvs [row 3]`)."""
+        return f"{self.script} [{self.variant}]" if self.variant else self.script
 
     @classmethod
     def create(
@@ -100,6 +106,7 @@ class Job:
         request_hash: str,
         out_dir: str | None = None,
         uploads: tuple[Upload, ...] = (),
+        variant: str | None = None,
     ) -> Job:
         """A job priced from its body by `pricing.quote_body` (the same figure the plan
         showed), whose videos land in `out_dir`, by default `renders/` beside the script."""
@@ -107,7 +114,7 @@ class Job:
 
         folder = out_dir or os.path.join(os.path.dirname(os.path.abspath(script)), "renders")
         bill = quote_body(body, generations)
-        return cls(script, body, generations, request_hash, bill.amount, folder, bill.ceiling, uploads)
+        return cls(script, body, generations, request_hash, bill.amount, folder, bill.ceiling, uploads, variant)
 
     def for_generations(self, generations: int) -> Job:
         """This job for `generations` videos only (a top-up), priced for that many."""

@@ -467,3 +467,19 @@ def test_an_empty_or_damaged_ledger_sends_nothing_and_says_why(tmp_path, capsys,
         assert not (tmp_path / "renders").exists()
         code, _, err = run_cli(capsys, "status")
         assert code == Exit.USAGE and words in err
+
+
+def test_a_script_path_with_markup_brackets_is_shown_as_text(tmp_path, capsys):
+    """`[/bold]` in a folder name is a path, not a rich closing tag (it crashed plan and run)."""
+    folder = tmp_path / "c[/bold]" / "[dim]"
+    folder.mkdir(parents=True)
+    path = script(folder, shots(generations=1))
+    code, out, err = run_cli(capsys, "plan", path)
+    assert code == Exit.OK, err
+    assert "c[/bold]" in out and "internal error" not in out + err
+    code, out, err = run_cli(capsys, "run", "--sandbox", "--yes", path)
+    assert code == Exit.OK, err
+    assert "[dim]" in out + err and "internal error" not in out + err
+    for command in (["ls"], ["status"], ["ls", "--spend"]):
+        code, out, err = run_cli(capsys, *command)
+        assert "internal error" not in out + err, command

@@ -90,10 +90,12 @@ def test_the_page_is_served_and_each_save_reloads_it_with_the_new_script(tmp_pat
     script = tmp_path / "scene.kvs"
     write(script, SCRIPT)
     watch, base = served("scene.kvs")
-    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", base)
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/[\w-]{20,}/", base)  # under a random secret
 
     index = httpx.get(base)  # one watched script: the index sends the reader to its page
-    assert index.status_code == 303 and index.headers["location"] == "/page?script=scene.kvs"
+    secret = urllib.parse.urlsplit(base).path
+    assert index.status_code == 303 and index.headers["location"] == secret + "page?script=scene.kvs"
+    assert httpx.get(base.rstrip("/")).headers["location"] == secret
     page = httpx.get(page_url(base, "scene.kvs"))
     assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
     assert shot_names(page.text) == ["arrival", "inside"]
@@ -106,7 +108,7 @@ def test_the_page_is_served_and_each_save_reloads_it_with_the_new_script(tmp_pat
         [first] = events.wait_for(1)
         assert first["script"] == "scene.kvs" and first["version"] > version
         assert shot_names(httpx.get(page_url(base, "scene.kvs")).text) == ["departure", "inside"]
-        write(script, SCRIPT.replace("3s", "30s"))  # an error: the page still reloads, showing it
+        replace_atomically(script, SCRIPT.replace("3s", "30s"))  # an error: the page still reloads, showing it
         second = events.wait_for(2)[1]
         assert second["version"] > first["version"]
         broken = httpx.get(page_url(base, "scene.kvs")).text
@@ -122,7 +124,7 @@ def test_a_page_opened_late_catches_up_at_once(tmp_path, served):
     write(script, SCRIPT)
     watch, base = served("scene.kvs")
     version = int(re.search(r"version=(\d+)", httpx.get(page_url(base, "scene.kvs")).text).group(1))
-    write(script, SCRIPT.replace("a red door", "a blue door"))
+    replace_atomically(script, SCRIPT.replace("a red door", "a blue door"))
     watch.wait_for(r'"event": "checked"')
     events = Events(base + f"events?script=scene.kvs&version={version}")
     try:
@@ -143,6 +145,9 @@ def test_it_serves_only_watched_scripts_only_to_loopback_names_and_videos_only_b
     _, base = served("scene.kvs", "--ledger", os.path.join(klingspec_home, "ledger.sqlite"))
 
     assert httpx.get(page_url(base, "other.kvs")).status_code == 404  # in the folder, not watched
+    root = base[: base.index("/", len("http://"))] + "/"
+    assert httpx.get(page_url(root, "scene.kvs")).status_code == 404  # the port alone reads nothing
+    assert httpx.get(root + "wrong-secret/page?script=scene.kvs").status_code == 404
     assert httpx.get(page_url(base, "/etc/passwd")).status_code == 404
     assert httpx.get(base + "events?script=other.kvs").status_code == 404
     port = urllib.parse.urlsplit(base).port
@@ -151,13 +156,13 @@ def test_it_serves_only_watched_scripts_only_to_loopback_names_and_videos_only_b
     assert httpx.get(page_url(base, "scene.kvs"), headers={"Host": f"localhost:{port}"}).status_code == 200
 
     page = httpx.get(page_url(base, "scene.kvs")).text
-    links = re.findall(r'<video[^>]* src="(/media/[^"]+)"', page)
+    links = re.findall(r'<video[^>]* src="(media/[^"]+)"', page)
     assert len(links) == 1, page
-    video = httpx.get(base.rstrip("/") + links[0])
+    video = httpx.get(base + links[0])
     assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
     [downloaded] = (tmp_path / "renders").glob("*.mp4")
     assert video.content == downloaded.read_bytes()
-    part = httpx.get(base.rstrip("/") + links[0], headers={"Range": "bytes=4-11"})
+    part = httpx.get(base + links[0], headers={"Range": "bytes=4-11"})
     assert part.status_code == 206 and part.content == downloaded.read_bytes()[4:12]
     assert part.headers["content-range"] == f"bytes 4-11/{downloaded.stat().st_size}"
     assert httpx.get(base + "media/not-a-token/x.mp4").status_code == 404
