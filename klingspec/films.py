@@ -151,7 +151,7 @@ def _scene_result(
         inline = ast.Script(scene.span.source, scene.body)
         loader = Loader(options.overlays, reader)
         key = os.path.abspath(film_path)
-        statements = loader.splice(inline, film_path, (key,), {key}, top=True)
+        statements = loader.splice(inline, film_path)
         from klingspec.loading import Program
 
         files = (inline, *loader.scripts.values())
