@@ -59,9 +59,9 @@ class Film:
 
     @property
     def seconds(self) -> Decimal | None:
-        """The running time: every scene's seconds (None while a scene has errors)."""
-        seconds = [s.result.estimate.seconds for s in self.scenes if s.result.estimate is not None]
-        return Decimal(sum(seconds)) if len(seconds) == len(self.scenes) else None
+        """The running time: every scene's shots (None while a scene could not be read)."""
+        seconds = [s.result.bound.total_seconds for s in self.scenes if s.result.bound is not None]
+        return sum(seconds, Decimal(0)) if len(seconds) == len(self.scenes) else None
 
     def chain_of(self, name: str) -> tuple[str, ...]:
         """The scenes `name` waits for, nearest first."""

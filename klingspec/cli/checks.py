@@ -18,6 +18,7 @@ from klingspec.cli.options import (
     pipeline_options,
     print_diagnostics,
     project_of,
+    refuse_films,
     report_of,
     results_of,
     var_options,
@@ -62,6 +63,13 @@ class _Cached:
 )
 @click.option("--no-cache", is_flag=True, help="Check every file anew; neither read nor write the result cache.")
 @click.option(
+    "--max-seconds",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="SECONDS",
+    help="A film may run no longer than this (KVS-film-length).",
+)
+@click.option(
     "--online",
     is_flag=True,
     help="Also fetch the headers of every http(s) image URL and report what the servers answer (no credentials sent).",
@@ -84,8 +92,9 @@ def check(
     no_cache: bool,
     online: bool,
     online_timeout: float,
+    max_seconds: int | None,
 ) -> None:
-    """Parse, expand, bind and check scripts; print diagnostics."""
+    """Parse, expand, bind and check scripts (and films, scene by scene); print diagnostics."""
     if vars_table is not None:
         if online:
             raise click.UsageError("--online checks a script's URLs once: leave out --vars-table")
@@ -98,13 +107,20 @@ def check(
     for path in discover_scripts(files):
         # --online needs the bound script (its URLs and their places), so it always runs the
         # pipeline; it still stores the offline result, which is what a plain check prints
-        found = None if online else cache.get(path, var_options, var_files, assets=assets)
+        # --online needs the bound script; --max-seconds is not part of the cache's key
+        found = None if online or max_seconds else cache.get(path, var_options, var_files, assets=assets)
         bound = None
         if found is None:  # the pipeline (and the parser, Jinja) load only on a miss
             from klingspec.pipeline import run_pipeline
 
             options = pipeline_options(
-                var_options, var_files, validate_schema=False, library_ok=True, assets=assets, check_only=True
+                var_options,
+                var_files,
+                validate_schema=False,
+                library_ok=True,
+                assets=assets,
+                check_only=True,
+                max_seconds=max_seconds,
             )
             reader = cache.reader()
             result = run_pipeline(path, options, reader)
@@ -249,6 +265,7 @@ def compile_(
         raise click.BadParameter(f"{output} is a folder: name a file", param_hint="-o")
 
     result = run_pipeline(file, pipeline_options(var_options, var_files, assets=assets))
+    refuse_films([result], "compile")
     print_diagnostics([result], fmt, sys.stderr)
     report = report_of([result])
     if result.request is None:
@@ -312,6 +329,7 @@ def plan(
         raise click.UsageError("--compare prices one script on several models: leave out --vars-table")
     options = pipeline_options(var_options, var_files, assets=assets, vars_table=vars_table)
     results = results_of(files, options, vars_table)
+    refuse_films(results, "plan")
     failed = [r for r in results if not r.ok or r.request is None]
     print_diagnostics(results, "json" if fmt == "json" and failed else "text", sys.stderr)
     report = report_of(results)

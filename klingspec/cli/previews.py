@@ -100,6 +100,9 @@ def preview(
         result = replace(results[0], diagnostics=tuple(d for r in results for d in r.diagnostics))
     else:
         result = run_pipeline(script, options)
+        from klingspec.cli.options import refuse_films
+
+        refuse_films([result], "preview")
         results = [result]
     print_diagnostics([result], "text", sys.stderr)
     report = report_of([result])
