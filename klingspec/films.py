@@ -115,7 +115,14 @@ def run_film(path: str, program: Program, options: Options, reader: Reader, diag
     film = Film(tuple(scenes))
     _length(film, main, options, diagnostics)
     every = diagnostics + [d for s in scenes for d in s.result.diagnostics]
-    return Result(path, sort_unique(every), program, film=film)
+    # everything the film's result depends on, for `watch` and the editor: its scenes' files too
+    read = [*program.dependencies]
+    for s in scenes:
+        if s.result.program is not None:
+            read += [d for d in s.result.program.dependencies if d not in read]
+        elif os.path.abspath(s.path) not in read:
+            read.append(os.path.abspath(s.path))  # a scene still missing: its creation re-checks the film
+    return Result(path, sort_unique(every), replace(program, dependencies=tuple(read)), film=film)
 
 
 def _continues(scene: ast.Scene, seen: dict[str, ast.Scene], diagnostics: list[Diagnostic]) -> tuple[str | None, int]:

@@ -151,3 +151,9 @@ def test_the_commands_that_do_not_take_films_yet_say_so(command, scenes, capsys)
     argv = [command, film] + (["--sandbox", "--yes"] if command == "run" else [])
     assert main(argv) == Exit.USAGE
     assert "is a film" in capsys.readouterr().err
+
+
+def test_a_films_dependencies_are_its_scenes_files_even_missing_ones(scenes):
+    film = write(scenes, 'scene intro "intro.kvs"\nscene gone "gone.kvs"\n', "film.kvs")
+    result = run_pipeline(film)
+    assert {Path(d).name for d in result.program.dependencies} == {"film.kvs", "intro.kvs", "gone.kvs"}
