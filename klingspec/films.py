@@ -23,6 +23,7 @@ time): the rules that want a start frame do not fire for it.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -105,13 +106,14 @@ def run_film(path: str, program: Program, options: Options, reader: Reader, diag
                     related=[Related(seen[name].name.span, "first named here")],
                 )
             )
-        continues, take = _continues(scene, seen, diagnostics)
+        continues, take = _continues(scene, seen, diagnostics, main.partial)
         seen.setdefault(name, scene)
-        result, scene_path = _scene_result(path, scene, options, reader, diagnostics)
+        result, scene_path = _scene_result(path, scene, options, reader, diagnostics, main.comments)
         if continues is not None:
             result = _continued(scene, result, diagnostics)
         scenes.append(FilmScene(scene, result, scene_path, continues, take))
     _takes(scenes, diagnostics)
+    scenes = _unused_variables(scenes)
     film = Film(tuple(scenes))
     _length(film, main, options, diagnostics)
     every = diagnostics + [d for s in scenes for d in s.result.diagnostics]
@@ -125,11 +127,15 @@ def run_film(path: str, program: Program, options: Options, reader: Reader, diag
     return Result(path, sort_unique(every), replace(program, dependencies=tuple(read)), film=film)
 
 
-def _continues(scene: ast.Scene, seen: dict[str, ast.Scene], diagnostics: list[Diagnostic]) -> tuple[str | None, int]:
+def _continues(
+    scene: ast.Scene, seen: dict[str, ast.Scene], diagnostics: list[Diagnostic], partial: bool
+) -> tuple[str | None, int]:
     if scene.continues is None:
         return None, 1
     target = scene.continues.scene
     take = scene.continues.take.value if scene.continues.take is not None else 1
+    if target.value not in seen and partial:
+        return None, take  # the scene it names may be one the syntax errors above dropped
     if target.value not in seen:
         later = target.value == scene.name.value
         diagnostics.append(
@@ -148,39 +154,44 @@ def _continues(scene: ast.Scene, seen: dict[str, ast.Scene], diagnostics: list[D
 
 
 def _scene_result(
-    film_path: str, scene: ast.Scene, options: Options, reader: Reader, diagnostics: list[Diagnostic]
+    film_path: str,
+    scene: ast.Scene,
+    options: Options,
+    reader: Reader,
+    diagnostics: list[Diagnostic],
+    comments: tuple[ast.Comment, ...],
 ) -> tuple[Result, str]:
-    from klingspec.pipeline import Result, run_pipeline, run_program
+    from klingspec.loading import Loader, Program
+    from klingspec.pipeline import Result, run_program
 
-    if scene.body is not None:  # written in place: the film's own lines
-        from klingspec.loading import Loader
-
-        inline = ast.Script(scene.span.source, scene.body)
-        loader = Loader(options.overlays, reader)
+    alone = replace(options, max_seconds=None, variant=None)
+    loader = Loader(options.overlays, reader)
+    if scene.body is not None:  # written in place: the film's own lines (and its comments)
+        # its comments go with it: a `# kvs: allow(...)` inside works as in a script
+        inside = tuple(c for c in comments if scene.span.start < c.span.start < scene.span.end)
+        inline = ast.Script(scene.span.source, scene.body, inside)
         key = os.path.abspath(film_path)
         statements = loader.splice(inline, film_path)
-        from klingspec.loading import Program
-
         files = (inline, *loader.scripts.values())
         program = Program(inline, files, tuple(statements), dependencies=(key, *loader.order))
-        alone = replace(options, max_seconds=None)
-        return run_program(film_path, program, alone, reader, loader.diagnostics), film_path
+        result = run_program(film_path, program, alone, reader, loader.diagnostics)
+        return _anchored(result, scene), film_path
     assert scene.path is not None  # the grammar gives a scene a file or a body
     written = scene.path.value
     target = os.path.join(os.path.dirname(film_path), written)
     name = os.path.normpath(os.path.join(os.path.dirname(film_path), written))
-    if not os.path.isfile(target) and os.path.abspath(target) not in options.overlays:
-        diagnostics.append(
-            Diagnostic.of(
-                "KVS-file-not-found",
-                scene.path.span,
-                f"no such scene script: {name}",
-                "a scene's path is relative to the film",
-            )
-        )
+    if not written.endswith(".kvs"):  # as `use`: `scene x "/proc/self/environ"` shows no secret
+        message = f"cannot read {name}: a scene is a .kvs script"
+        diagnostics.append(Diagnostic.of("KVS-file-unreadable", scene.path.span, message))
         return Result(name, ()), name
-    result = run_pipeline(name, replace(options, max_seconds=None, variant=None), reader)
-    if result.film is not None:
+    script = loader.script(target, name, scene.path.span)  # through the reader: regular files, size-capped
+    if script is None:
+        diagnostics += [
+            replace(d, help="a scene's path is relative to the film") if d.span == scene.path.span else d
+            for d in loader.diagnostics
+        ]
+        return Result(name, ()), name
+    if script.film:  # never run: a film of films would check itself without end
         diagnostics.append(
             Diagnostic.of(
                 "KVS-scene-film",
@@ -190,7 +201,24 @@ def _scene_result(
             )
         )
         return Result(name, ()), name
-    return result, name
+    statements = loader.splice(script, target)
+    program = Program(
+        script, tuple(loader.scripts[k] for k in loader.order), tuple(statements), dependencies=tuple(loader.order)
+    )
+    return run_program(name, program, alone, reader, loader.diagnostics), name
+
+
+def _anchored(result: Result, scene: ast.Scene) -> Result:
+    """A scene written in place: a diagnostic about the whole scene (no shots, say), which
+    the pipeline puts at the end of the file, is put at the scene's name instead."""
+    inside = scene.span
+    moved = tuple(
+        d
+        if d.span.source is not inside.source or inside.start <= d.span.start < inside.end - 1  # before its `}`
+        else replace(d, span=scene.name.span)
+        for d in result.diagnostics
+    )
+    return replace(result, diagnostics=moved)
 
 
 def _continued(scene: ast.Scene, result: Result, diagnostics: list[Diagnostic]) -> Result:
@@ -226,8 +254,28 @@ def _continued(scene: ast.Scene, result: Result, diagnostics: list[Diagnostic]) 
     return result
 
 
+def _unused_variables(scenes: list[FilmScene]) -> list[FilmScene]:
+    """A `--var` or `--vars` value is unused only when no scene uses it: each scene's own
+    warning is kept for the first scene alone, and only when every scene has it."""
+
+    def key(d: Diagnostic) -> tuple[str, int, str]:
+        return (d.span.path, d.span.start, d.message)
+
+    unused = [{key(d) for d in s.result.diagnostics if d.code == "KVS-var-unused"} for s in scenes]
+    everywhere = set.intersection(*unused) if unused else set()
+    kept = []
+    for index, scene in enumerate(scenes):
+        diagnostics = tuple(
+            d for d in scene.result.diagnostics if d.code != "KVS-var-unused" or (index == 0 and key(d) in everywhere)
+        )
+        kept.append(replace(scene, result=replace(scene.result, diagnostics=diagnostics)))
+    return kept
+
+
 def _takes(scenes: list[FilmScene], diagnostics: list[Diagnostic]) -> None:
-    by_name = {s.name: s for s in scenes}
+    by_name: dict[str, FilmScene] = {}
+    for scene in scenes:
+        by_name.setdefault(scene.name, scene)  # `continues` names the first of a name
     for scene in scenes:
         take = scene.scene.continues.take if scene.scene.continues is not None else None
         if take is None or scene.continues is None:
@@ -258,3 +306,20 @@ def _length(film: Film, main: ast.Script, options: Options, diagnostics: list[Di
             "shorten or remove scenes, or raise --max-seconds",
         )
     )
+
+
+_SCENE_LINE = re.compile(r'^[ \t\ufeff]*scene[ \t]+[^\W\d]\w*[ \t]+"((?:[^"\\\n]|\\.)*)"', re.M)
+
+
+def scene_paths(path: str) -> list[str]:
+    """The scene scripts a film names, found by a look at its lines (no parse, no reading
+    of anything but the film, bounded as every read): for `check FOLDER`, which checks a
+    scene through its film. A file that is no film names none."""
+    from klingspec.loading import read_bytes
+
+    try:
+        text = read_bytes(path).decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    folder = os.path.dirname(path)
+    return [os.path.join(folder, m.group(1)) for m in _SCENE_LINE.finditer(text)]

@@ -278,13 +278,14 @@ class _Formatter:
             assert s.path is not None  # a scene is a file or a block
             return [_Line(f"{head} {self.raw(s.path)}{follows}", s.span.end)]
         brace = self.text.index("{", (s.continues or s.name).span.end)
-        if not s.body and not self.inner[id(s)]:
+        comments = tuple(c for c in self.script.comments if s.span.start < c.span.start < s.span.end)
+        if not s.body and not comments:
             return [_Line(f"{head}{follows} {{}}", s.span.end)]
         lines = [_Line(f"{head}{follows} {{", brace + 1)]
-        inner = _Formatter(ast.Script(self.script.source, s.body, ()))
-        inner.end_of_line, inner.full_line = [], []
-        inner.inner.update({k: v for k, v in self.inner.items() if k in inner.inner})
-        inner.top_comments = sorted(self.inner[id(s)], key=lambda c: c.span.start)
+        # the block laid out as a script of its own; its end-of-line comments are attached
+        # with the film's, by offset, once every line is made
+        inner = _Formatter(ast.Script(self.script.source, s.body, comments))
+        inner.end_of_line = []
         items = inner.items()
         run_of = inner.runs(items)
         widths: dict[int, int] = {}

@@ -157,3 +157,92 @@ def test_a_films_dependencies_are_its_scenes_files_even_missing_ones(scenes):
     film = write(scenes, 'scene intro "intro.kvs"\nscene gone "gone.kvs"\n', "film.kvs")
     result = run_pipeline(film)
     assert {Path(d).name for d in result.program.dependencies} == {"film.kvs", "intro.kvs", "gone.kvs"}
+
+
+def test_a_film_naming_a_film_as_its_scene_is_told_at_once_never_run(tmp_path):
+    film = write(tmp_path, 'scene x "two.kvs"\nscene y "two.kvs"\n', "two.kvs")  # itself, twice
+    found = codes(run_pipeline(film))
+    assert found.count(("KVS-scene-film", "two.kvs", 1)) == 1 and ("KVS-scene-film", "two.kvs", 2) in found
+    assert not any(code == "KVS-internal" for code, _, _ in found)
+
+
+def test_a_scene_path_is_a_kvs_script_so_no_file_of_secrets_is_shown(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("KLINGSPEC_TEST_SECRET", "hunter2-secret")
+    film = write(tmp_path, 'scene c "/proc/self/environ"\n', "f.kvs")
+    assert ("KVS-file-unreadable", "f.kvs", 1) in codes(run_pipeline(film))
+    main(["check", film])
+    assert "hunter2-secret" not in capsys.readouterr().out
+
+
+def test_the_check_cache_follows_a_films_scenes_and_not_max_seconds(scenes, capsys):
+    film = write(scenes, 'scene intro "intro.kvs"\nscene later "later.kvs"\n', "film.kvs")
+    assert main(["check", film]) == Exit.SCRIPT_ERRORS  # later.kvs missing
+    write(scenes, WALK, "later.kvs")
+    assert main(["check", film]) == Exit.OK  # its creation is seen through the cache
+    assert main(["check", film, "--max-seconds", "6"]) == Exit.SCRIPT_ERRORS
+    assert main(["check", film]) == Exit.OK  # the cap is not remembered as the film's result
+    capsys.readouterr()
+
+
+def test_a_folder_check_checks_a_scene_through_its_film_once(tmp_path, capsys):
+    write(tmp_path, INTRO, "scenes/intro.kvs")
+    write(tmp_path, "model kling-video-o3-pro-image-to-video\n" + 'shot b 20s "too long"\n', "scenes/walk.kvs")
+    write(tmp_path, 'scene intro "scenes/intro.kvs"\nscene walk "scenes/walk.kvs" continues intro\n', "launch.kvs")
+    capsys.readouterr()
+    assert main(["check", str(tmp_path)]) == Exit.SCRIPT_ERRORS
+    out = capsys.readouterr().out
+    assert out.count("error[KVS-shot-duration]") == 1  # once, through the film
+    assert "KVS-start-required" not in out  # a continued scene's start comes from the one before
+
+
+def test_a_scene_written_in_place_keeps_its_allowances_and_its_own_place(tmp_path):
+    film = write(
+        tmp_path,
+        'scene a {\n  image spare = "https://e.com/x.png"  # kvs: allow(KVS-binding-unused)\n  shot 5s "x"\n}\n'
+        "scene b {\n  aspect 16:9\n}\n",
+        "f.kvs",
+    )
+    found = codes(run_pipeline(film))
+    assert not any(code == "KVS-binding-unused" for code, _, _ in found)
+    assert ("KVS-no-shots", "f.kvs", 5) in found  # at scene b, not at the end of the film
+
+
+def test_a_variable_is_unused_only_when_no_scene_uses_it(tmp_path):
+    film = write(
+        tmp_path, 'scene a {\n  let who = "a"\n  shot 5s "{{ who }}"\n}\nscene b {\n  shot 5s "x"\n}\n', "f.kvs"
+    )
+    assert not any(code == "KVS-var-unused" for code, _, _ in codes(run_pipeline(film, Options(("who=cat",)))))
+    unused = [c for c, _, _ in codes(run_pipeline(film, Options(("nobody=1",)))) if c == "KVS-var-unused"]
+    assert len(unused) == 1
+
+
+def test_a_scene_lost_to_a_syntax_error_does_not_make_its_followers_wrong(tmp_path):
+    film = write(tmp_path, 'scene a {\n  shot "x" 5s\n}\nscene b continues a {\n  shot 5s "y"\n}\n', "f.kvs")
+    found = [code for code, _, _ in codes(run_pipeline(film))]
+    assert "KVS-syntax-unexpected" in found and "KVS-scene-name" not in found
+
+
+@pytest.mark.parametrize(
+    ("messy", "tidy"),
+    [
+        ('scene z "s.kvs"\nscene a {  # about a\n}\n', 'scene z "s.kvs"\nscene a {  # about a\n}\n'),
+        (
+            'scene a {\n  element e {\n  # c\n  }\n  shot 5s "x"\n}\n',
+            'scene a {\n  element e {\n    # c\n  }\n\n  shot 5s "x"\n}\n',
+        ),
+        (
+            'scene a {\n  element e {  # about e\n  }\n  shot 5s "x"\n}\n',
+            'scene a {\n  element e {  # about e\n  }\n\n  shot 5s "x"\n}\n',
+        ),
+    ],
+)
+def test_fmt_keeps_every_comment_of_a_scene_block_where_it_was(messy, tidy):
+    assert format_text(messy) == tidy
+
+
+@pytest.mark.parametrize("command", ["compile", "preview"])
+def test_a_film_with_a_vars_table_is_refused_too(command, scenes, capsys):
+    film = write(scenes, 'scene intro "intro.kvs"\n', "film.kvs")
+    table = write(scenes, "x\n1\n", "t.csv")
+    assert main([command, film, "--vars-table", table]) == Exit.USAGE
+    assert "is a film" in capsys.readouterr().err

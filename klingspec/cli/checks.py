@@ -98,13 +98,13 @@ def check(
     if vars_table is not None:
         if online:
             raise click.UsageError("--online checks a script's URLs once: leave out --vars-table")
-        _check_variants(files, var_options, var_files, vars_table, assets, fmt)
+        _check_variants(files, var_options, var_files, vars_table, assets, fmt, max_seconds)
     from klingspec.cli.cache import CheckCache
 
     cache = CheckCache.open(enabled=not no_cache)
     results: list[_Cached] = []
     scripts: list[BoundScript | None] = []
-    for path in discover_scripts(files):
+    for path in _without_scenes(discover_scripts(files)):
         # --online needs the bound script (its URLs and their places), so it always runs the
         # pipeline; it still stores the offline result, which is what a plain check prints
         # --online needs the bound script; --max-seconds is not part of the cache's key
@@ -125,7 +125,8 @@ def check(
             reader = cache.reader()
             result = run_pipeline(path, options, reader)
             found, bound = result.diagnostics, result.bound
-            cache.put(path, var_options, var_files, reader, found, assets=assets)
+            if max_seconds is None:  # the cache's key does not hold --max-seconds
+                cache.put(path, var_options, var_files, reader, found, assets=assets)
         results.append(_Cached(found))
         scripts.append(bound)
     if online:
@@ -142,6 +143,7 @@ def check(
 def _compile_variants(file: str, output: str | None, options: Options, vars_table: str, fmt: str) -> None:
     """One body per row, `SCRIPT.row-N.json` in the folder; none at all when a row has errors."""
     results = results_of([file], options, vars_table)
+    refuse_films(results, "compile")
     print_diagnostics(results, fmt, sys.stderr)
     report = report_of(results)
     if report.errors or any(r.request is None for r in results):
@@ -171,12 +173,19 @@ def _check_variants(
     vars_table: str,
     assets: str | None,
     fmt: str,
+    max_seconds: int | None = None,
 ) -> None:
     """`check --vars-table`: every script once per row (uncached: a row is not a file)."""
     options = pipeline_options(
-        var_options, var_files, validate_schema=False, library_ok=True, assets=assets, check_only=True
+        var_options,
+        var_files,
+        validate_schema=False,
+        library_ok=True,
+        assets=assets,
+        check_only=True,
+        max_seconds=max_seconds,
     )
-    results = results_of(discover_scripts(files), options, vars_table)
+    results = results_of(_without_scenes(discover_scripts(files)), options, vars_table)
     print_diagnostics(results, fmt)
     report = report_of(results)
     if fmt == "text":
@@ -188,6 +197,18 @@ def _check_variants(
             click.echo(f"{vars_table}: {rows} errors: {', '.join(bad)}", err=True)
         click.echo(summary(report.errors, report.warnings, report.files), err=True)
     raise SystemExit(report.return_code)
+
+
+def _without_scenes(paths: list[str]) -> list[str]:
+    """The scripts to check, less the scene scripts of films among them: a scene is checked
+    through its film, which knows where its start frame comes from (checked alone, a
+    continued scene would want a start frame of its own), and is reported once."""
+    if len(paths) < 2:
+        return paths
+    from klingspec.films import scene_paths
+
+    scenes = {os.path.abspath(s) for path in paths for s in scene_paths(path)}
+    return [p for p in paths if os.path.abspath(p) not in scenes]
 
 
 def _online(

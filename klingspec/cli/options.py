@@ -149,7 +149,7 @@ def refuse_films(results: Sequence[Result], command: str) -> None:
     if films:
         raise click.UsageError(
             f"{films[0]} is a film (a script of scenes): `klingspec {command}` takes scene scripts for now; "
-            "`klingspec check` checks a film and each of its scenes, and each scene can be planned and run on its own"
+            "`klingspec check` checks a film and each of its scenes"
         )
 
 

@@ -12,13 +12,15 @@ from tests.lsp.test_edits import apply
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-FILM = 'scene opening "teaser.kvs"\nscene later "morph.kvs" continues nowhere\n'
+FILM = 'scene opening "teaser.kvs"\nscene later "morph.kvs" continues nowhere\nscene long "long.kvs"\n'
 
 
-async def test_a_films_mistake_is_shown_at_its_line(client, workspace):
+async def test_a_films_mistakes_are_shown_at_its_lines_a_scenes_at_the_scene(client, workspace):
+    (workspace / "long.kvs").write_text('shot 20s "too long"\n', encoding="utf-8")
     found = await open_document(client, workspace / "film.kvs", FILM)
     ours = [(d.code, d.range.start.line) for d in found]
     assert ("KVS-scene-name", 1) in ours
+    assert ("KVS-shot-duration", 2) in ours  # long.kvs's own error, at the scene that brings it in
 
 
 async def test_scene_is_offered_at_a_lines_start(client, workspace):
