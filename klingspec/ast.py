@@ -209,6 +209,28 @@ _S = TypeVar("_S", bound=Statement)
 
 
 @dataclass(frozen=True)
+class Continues:
+    """`continues NAME [take N]`: the scene starts on the last frame of an earlier one
+    (of its take N; the first when not given)."""
+
+    scene: Name
+    take: Integer | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class Scene:
+    """`scene NAME "FILE" [continues ...]`, or `scene NAME [continues ...] { ... }` with
+    the statements of a scene script written in place: one scene of a film."""
+
+    name: Name
+    path: Text | None  # a scene script of its own
+    body: tuple[Statement, ...] | None  # or the scene written in the film
+    continues: Continues | None
+    span: Span
+
+
+@dataclass(frozen=True)
 class Comment:
     """A `#` comment, kept for the formatter."""
 
@@ -224,6 +246,11 @@ class Script:
     statements: tuple[Statement, ...]
     comments: tuple[Comment, ...] = ()
     partial: bool = False  # syntax errors: some statements were skipped
+    scenes: tuple[Scene, ...] = ()  # a film's scenes (then it should hold nothing else)
+
+    @property
+    def film(self) -> bool:
+        return bool(self.scenes)
 
     def of(self, kind: type[_S]) -> tuple[_S, ...]:
         return tuple(s for s in self.statements if isinstance(s, kind))

@@ -40,6 +40,14 @@ CODES: dict[str, Code] = _catalogue(
     ("KVS-use-ignored", "warning", "a used file's settings, frames or shots are ignored"),
     ("KVS-vars-file", "error", "a --vars file could not be read or parsed"),
     ("KVS-var-syntax", "error", "a --var option is not NAME=VALUE"),
+    # films
+    ("KVS-film-mixed", "error", "a film holds scenes only, not settings, bindings or shots of its own"),
+    ("KVS-scene-name", "error", "a scene name is used twice, or `continues` names no earlier scene"),
+    ("KVS-scene-film", "error", "a scene's file is itself a film"),
+    ("KVS-scene-start", "error", "a continued scene declares its own start frame"),
+    ("KVS-scene-frames", "error", "a continued scene's model takes no start frame"),
+    ("KVS-scene-take", "error", "`continues ... take N` names a take the scene does not render"),
+    ("KVS-film-length", "error", "the film runs longer than --max-seconds"),
     ("KVS-vars-table", "error", "a --vars-table file could not be read, or a row or column is malformed"),
     # syntax
     ("KVS-syntax-unexpected", "error", "the parser met a token it did not expect here"),

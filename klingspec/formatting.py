@@ -33,7 +33,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from klingspec import ast
 from klingspec.diagnostics import Diagnostic, has_errors
@@ -44,7 +44,8 @@ INDENT = "  "
 ALIGN_LIMIT = 100  # wider lines do not push the comments of their paragraph right
 COMMENT_GAP = 2  # spaces between code and an end-of-line comment
 _FIELD_WIDTH = len("front")
-_KIND = {
+_KIND: dict[type, str] = {
+    ast.Scene: "scene",
     ast.Setting: "setting",
     ast.Use: "use",
     ast.Let: "let",
@@ -101,7 +102,7 @@ class _Item:
 
     start: int
     end: int
-    statement: ast.Statement | None = None
+    statement: ast.Statement | ast.Scene | None = None
     comment: ast.Comment | None = None
     blank_before: bool = False
 
@@ -121,7 +122,7 @@ def _pad(text: str, width: int) -> str:
     return text + " " * max(0, width - _width(text))
 
 
-def _kind(statement: ast.Statement) -> str:
+def _kind(statement: ast.Statement | ast.Scene) -> str:
     return _KIND[type(statement)]
 
 
@@ -139,10 +140,13 @@ class _Formatter:
                 self.end_of_line.append(comment)
             else:
                 self.full_line.append(comment)
-        self.inner: dict[int, list[ast.Comment]] = {id(e): [] for e in elements}
+        blocks: list[ast.Element | ast.Scene] = [*elements, *(s for s in script.scenes if s.body is not None)]
+        blocks += [s for scene in script.scenes for s in scene.body or () if isinstance(s, ast.Element)]
+        self.inner: dict[int, list[ast.Comment]] = {id(e): [] for e in blocks}
         self.top_comments: list[ast.Comment] = []
         for comment in self.full_line:
-            owner = next((e for e in elements if e.span.start < comment.span.start < e.span.end), None)
+            inside = [e for e in blocks if e.span.start < comment.span.start < e.span.end]
+            owner = min(inside, key=lambda e: e.span.end - e.span.start, default=None)  # the innermost block
             if owner is None:
                 self.top_comments.append(comment)
             else:
@@ -151,7 +155,7 @@ class _Formatter:
     # -- items, blank lines and runs ---------------------------------------------------
 
     def items(self) -> list[_Item]:
-        items = [_Item(s.span.start, s.span.end, statement=s) for s in self.script.statements]
+        items = [_Item(s.span.start, s.span.end, statement=s) for s in (*self.script.statements, *self.script.scenes)]
         items += [_Item(c.span.start, c.span.end, comment=c) for c in self.top_comments]
         items.sort(key=lambda i: i.start)
         line = self.source.position
@@ -214,7 +218,7 @@ class _Formatter:
         self.attach(lines)
         return self.emit(lines)
 
-    def label_width(self, s: ast.Statement) -> int:
+    def label_width(self, s: ast.Statement | ast.Scene) -> int:
         if isinstance(s, (ast.Let, ast.Image)):
             return _width(s.name.value)
         if isinstance(s, ast.Shot):
@@ -238,8 +242,10 @@ class _Formatter:
             return "[" + ", ".join(self.value(v) for v in value.items) + "]"
         return value.span.text
 
-    def statement(self, s: ast.Statement, width: int) -> list[_Line]:
+    def statement(self, s: ast.Statement | ast.Scene, width: int) -> list[_Line]:
         end = s.span.end
+        if isinstance(s, ast.Scene):
+            return self.scene(s)
         if isinstance(s, ast.Setting):
             value = self.value(s.value)
             # a word may start with U+FEFF, which after a space would be skipped as blank
@@ -258,6 +264,46 @@ class _Formatter:
             name = f"{_pad(s.name.value, width)} " if s.name else ""
             return [_Line(f"shot {name}{seconds} {self.raw(s.prompt)}", end)]
         return self.element(s)
+
+    def scene(self, s: ast.Scene) -> list[_Line]:
+        """`scene NAME "FILE" [continues X [take N]]`, or its block: the scene's statements
+        one a line, indented, laid out as a script's are; comments inside kept in place."""
+        head = f"scene {s.name.value}"
+        follows = ""
+        if s.continues is not None:
+            follows = f" continues {s.continues.scene.value}"
+            if s.continues.take is not None:
+                follows += f" take {s.continues.take.span.text}"
+        if s.body is None:
+            assert s.path is not None  # a scene is a file or a block
+            return [_Line(f"{head} {self.raw(s.path)}{follows}", s.span.end)]
+        brace = self.text.index("{", (s.continues or s.name).span.end)
+        comments = tuple(c for c in self.script.comments if s.span.start < c.span.start < s.span.end)
+        if not s.body and not comments:
+            return [_Line(f"{head}{follows} {{}}", s.span.end)]
+        lines = [_Line(f"{head}{follows} {{", brace + 1)]
+        # the block laid out as a script of its own; its end-of-line comments are attached
+        # with the film's, by offset, once every line is made
+        inner = _Formatter(ast.Script(self.script.source, s.body, comments))
+        inner.end_of_line = []
+        items = inner.items()
+        run_of = inner.runs(items)
+        widths: dict[int, int] = {}
+        for item in items:
+            if item.statement is not None:
+                key = run_of[id(item.statement)]
+                widths[key] = max(widths.get(key, 0), inner.label_width(item.statement))
+        for index, item in enumerate(items):
+            if item.comment is not None:
+                rendered = [_Line(INDENT + self.comment_text(item.comment))]
+            else:
+                assert item.statement is not None
+                rendered = inner.statement(item.statement, widths[run_of[id(item.statement)]])
+                rendered = [replace(line, code=_indent(line.code)) for line in rendered]
+            rendered[0].blank_before = item.blank_before and index > 0
+            lines += rendered
+        lines.append(_Line("}", s.span.end, align=False))
+        return lines
 
     def element(self, e: ast.Element) -> list[_Line]:
         brace = self.text.index("{", e.name.span.end)
@@ -341,6 +387,12 @@ class _Formatter:
         return "\n".join(out) + "\n" if out else ""
 
 
+def _indent(code: str) -> str:
+    """One level in: every physical line but those inside a triple-quoted string's body."""
+    first, newline, rest = code.partition("\n")
+    return INDENT + first + newline + rest
+
+
 def _strip_trailing(code: str) -> str:
     """Trailing blanks go, except on lines inside a triple-quoted string (only the last
     physical line of `code` is ours)."""
@@ -361,8 +413,25 @@ def _fingerprint_value(value: ast.Value) -> tuple[object, ...]:
 
 
 def _fingerprint(script: ast.Script) -> tuple[tuple[tuple[object, ...], ...], tuple[str, ...]]:
+    out = _fingerprint_statements(script.statements)
+    for scene in script.scenes:
+        follows = scene.continues
+        out.append(
+            (
+                "scene",
+                scene.name.value,
+                _fingerprint_value(scene.path) if scene.path is not None else None,
+                (follows.scene.value, follows.take.value if follows.take else None) if follows else None,
+                tuple(_fingerprint_statements(scene.body)) if scene.body is not None else None,
+            )
+        )
+    comments = tuple(c.text.rstrip(_TRAILING) for c in script.comments)
+    return tuple(out), comments
+
+
+def _fingerprint_statements(statements: tuple[ast.Statement, ...]) -> list[tuple[object, ...]]:
     out: list[tuple[object, ...]] = []
-    for s in script.statements:
+    for s in statements:
         if isinstance(s, ast.Setting):
             out.append(("setting", s.key.value, _fingerprint_value(s.value)))
         elif isinstance(s, ast.Use):
@@ -383,8 +452,7 @@ def _fingerprint(script: ast.Script) -> tuple[tuple[tuple[object, ...], ...], tu
             out.append(("frame", s.kind, _fingerprint_value(s.uri)))
         else:
             out.append(("shot", s.name.value if s.name else None, s.duration.seconds, _fingerprint_value(s.prompt)))
-    comments = tuple(c.text.rstrip(_TRAILING) for c in script.comments)
-    return tuple(out), comments
+    return out
 
 
 def _verify(original: ast.Script, formatted: str, name: str) -> None:

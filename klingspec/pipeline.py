@@ -26,6 +26,7 @@ from klingspec.templating import expand
 
 if TYPE_CHECKING:
     from klingspec.compiling import Request
+    from klingspec.films import Film
     from klingspec.images import LocalImage
     from klingspec.pricing import Estimate
 
@@ -45,6 +46,7 @@ class Options:
     variables: tuple[Var, ...] = ()  # one row of a `--vars-table`: after the --vars files, before --var
     variant: str | None = None  # that row's label (`row 3`), carried to the result
     vars_table: str | None = None  # the table the rows come from (a plan's input, hashed)
+    max_seconds: int | None = None  # a film may run no longer (`--max-seconds`)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class Result:
     request: Request | None = None
     estimate: Estimate | None = None
     variant: str | None = None  # the `--vars-table` row this result is of (`row 3`)
+    film: Film | None = None  # the file is a film: its scenes, each with its own result
 
     @property
     def ok(self) -> bool:
@@ -131,12 +134,25 @@ def _no_cycle_collection() -> Iterator[None]:
 
 def _run(path: str, options: Options, reader: Reader) -> Result:
     diagnostics: list[Diagnostic] = []
-    variables, problems = outside_variables(options, reader)
-    diagnostics += problems
     program, problems = load(path, overlays=options.overlays, reader=reader)
     diagnostics += problems
     if program is None:
-        return Result(path, sort_unique(diagnostics))
+        return Result(path, sort_unique(diagnostics + outside_variables(options, reader)[1]))
+    if program.main.film:
+        from klingspec.films import run_film  # a film: each scene through this pipeline
+
+        return run_film(path, program, options, reader, diagnostics)
+    return run_program(path, program, options, reader, diagnostics)
+
+
+def run_program(
+    path: str, program: Program, options: Options, reader: Reader, diagnostics: list[Diagnostic] | None = None
+) -> Result:
+    """The phases after loading, on a loaded `program` (a script, or a film's scene written
+    in place); `diagnostics`: the loader's."""
+    diagnostics = list(diagnostics or [])
+    variables, problems = outside_variables(options, reader)
+    diagnostics += problems
     project = load_project(path, reader)
     diagnostics += project.problems
     expansion, problems = expand(program, variables)

@@ -59,6 +59,7 @@ STATEMENT_KEYWORDS = (
     "start",
     "end",
     "shot",
+    "scene",
 )
 _ESCAPE = r"\\(.)"  # a backslash and the character it escapes
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "{": ast.OPEN_BRACE, "}": ast.CLOSE_BRACE}
@@ -95,12 +96,18 @@ def parse(source: Source) -> tuple[ast.Script, list[Diagnostic]]:
                     )
                 return ast.Script(source, (), partial=True), diagnostics
     builder = _Builder(source)
-    statements = tuple(s for s in (builder.statement(c) for c in tree.children) if s is not None)
+    scenes = tuple(builder.scene(c) for c in tree.children if isinstance(c, Tree) and c.data == "scene")
+    statements = tuple(
+        s
+        for s in (builder.statement(c) for c in tree.children if not (isinstance(c, Tree) and c.data == "scene"))
+        if s is not None
+    )
     script = ast.Script(
         source,
         statements,
         tuple(ast.Comment(t.value, builder.span(t)) for t in _comments(source.text)),
         partial=bool(diagnostics),
+        scenes=scenes,
     )
     return script, diagnostics + builder.diagnostics
 
@@ -699,6 +706,29 @@ class _Builder:
         except InvalidOperation:  # the token regex makes this unreachable; stay total anyway
             seconds = Decimal(0)
         return ast.Shot(name, ast.Duration(seconds, self.span(token)), self.text(_tree(prompt)), self.span(t))
+
+    def scene(self, t: Tree[Token]) -> ast.Scene:
+        name, *rest = t.children
+        path = None
+        continues = None
+        body: list[ast.Statement] = []
+        block = False
+        for child in rest:
+            if isinstance(child, Tree) and child.data == "text":
+                path = self.text(child)
+            elif isinstance(child, Tree) and child.data == "continues":
+                scene, *take = child.children
+                number = self.value(_tree(take[0])) if take else None
+                assert number is None or isinstance(number, ast.Integer)  # the grammar allows only this
+                continues = ast.Continues(self.name(_token(scene)), number, self.span(child))
+            else:
+                block = True
+                built = self.statement(child)
+                if built is not None:
+                    body.append(built)
+        if path is None:
+            block = True
+        return ast.Scene(self.name(_token(name)), path, tuple(body) if block else None, continues, self.span(t))
 
     def name(self, token: Token) -> ast.Name:
         return ast.Name(str(token), self.span(token))

@@ -123,7 +123,7 @@ def _replay(page: Path, tmp_path: Path, monkeypatch) -> tuple[str, list[str]]:
     assert command, "the page shows the `$ klingspec ...` command of its example"
     words = shlex.split(command)[1:]
     verb, args = words[0], words[1:]
-    main, var_options, var_files, table = None, [], [], None
+    main, var_options, var_files, table, max_seconds = None, [], [], None, None
     while args:
         arg = args.pop(0)
         if arg == "--var":
@@ -132,6 +132,8 @@ def _replay(page: Path, tmp_path: Path, monkeypatch) -> tuple[str, list[str]]:
             var_files.append(args.pop(0))
         elif arg == "--vars-table":
             table = args.pop(0)
+        elif arg == "--max-seconds":
+            max_seconds = int(args.pop(0))
         elif not arg.startswith("-") and main is None:
             main = arg
     assert verb in ("check", "compile", "plan") and main, command
@@ -154,7 +156,9 @@ def _replay(page: Path, tmp_path: Path, monkeypatch) -> tuple[str, list[str]]:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(body, encoding="utf-8")
     if verb == "check":
-        options = Options(tuple(var_options), tuple(var_files), validate_schema=False, library_ok=True)
+        options = Options(
+            tuple(var_options), tuple(var_files), validate_schema=False, library_ok=True, max_seconds=max_seconds
+        )
     else:
         options = Options(tuple(var_options), tuple(var_files))
     if table is not None:

@@ -31,6 +31,7 @@ CORE = (
     "pipeline",
     "comparing",
     "variants",
+    "films",
     "allowances",
     "project",
     "assets",

@@ -18,6 +18,7 @@ from klingspec.cli.options import (
     pipeline_options,
     print_diagnostics,
     project_of,
+    refuse_films,
     report_of,
     results_of,
     var_options,
@@ -62,6 +63,13 @@ class _Cached:
 )
 @click.option("--no-cache", is_flag=True, help="Check every file anew; neither read nor write the result cache.")
 @click.option(
+    "--max-seconds",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="SECONDS",
+    help="A film may run no longer than this (KVS-film-length).",
+)
+@click.option(
     "--online",
     is_flag=True,
     help="Also fetch the headers of every http(s) image URL and report what the servers answer (no credentials sent).",
@@ -84,32 +92,41 @@ def check(
     no_cache: bool,
     online: bool,
     online_timeout: float,
+    max_seconds: int | None,
 ) -> None:
-    """Parse, expand, bind and check scripts; print diagnostics."""
+    """Parse, expand, bind and check scripts (and films, scene by scene); print diagnostics."""
     if vars_table is not None:
         if online:
             raise click.UsageError("--online checks a script's URLs once: leave out --vars-table")
-        _check_variants(files, var_options, var_files, vars_table, assets, fmt)
+        _check_variants(files, var_options, var_files, vars_table, assets, fmt, max_seconds)
     from klingspec.cli.cache import CheckCache
 
     cache = CheckCache.open(enabled=not no_cache)
     results: list[_Cached] = []
     scripts: list[BoundScript | None] = []
-    for path in discover_scripts(files):
+    for path in _without_scenes(discover_scripts(files)):
         # --online needs the bound script (its URLs and their places), so it always runs the
         # pipeline; it still stores the offline result, which is what a plain check prints
-        found = None if online else cache.get(path, var_options, var_files, assets=assets)
+        # --online needs the bound script; --max-seconds is not part of the cache's key
+        found = None if online or max_seconds else cache.get(path, var_options, var_files, assets=assets)
         bound = None
         if found is None:  # the pipeline (and the parser, Jinja) load only on a miss
             from klingspec.pipeline import run_pipeline
 
             options = pipeline_options(
-                var_options, var_files, validate_schema=False, library_ok=True, assets=assets, check_only=True
+                var_options,
+                var_files,
+                validate_schema=False,
+                library_ok=True,
+                assets=assets,
+                check_only=True,
+                max_seconds=max_seconds,
             )
             reader = cache.reader()
             result = run_pipeline(path, options, reader)
             found, bound = result.diagnostics, result.bound
-            cache.put(path, var_options, var_files, reader, found, assets=assets)
+            if max_seconds is None:  # the cache's key does not hold --max-seconds
+                cache.put(path, var_options, var_files, reader, found, assets=assets)
         results.append(_Cached(found))
         scripts.append(bound)
     if online:
@@ -126,6 +143,7 @@ def check(
 def _compile_variants(file: str, output: str | None, options: Options, vars_table: str, fmt: str) -> None:
     """One body per row, `SCRIPT.row-N.json` in the folder; none at all when a row has errors."""
     results = results_of([file], options, vars_table)
+    refuse_films(results, "compile")
     print_diagnostics(results, fmt, sys.stderr)
     report = report_of(results)
     if report.errors or any(r.request is None for r in results):
@@ -155,12 +173,19 @@ def _check_variants(
     vars_table: str,
     assets: str | None,
     fmt: str,
+    max_seconds: int | None = None,
 ) -> None:
     """`check --vars-table`: every script once per row (uncached: a row is not a file)."""
     options = pipeline_options(
-        var_options, var_files, validate_schema=False, library_ok=True, assets=assets, check_only=True
+        var_options,
+        var_files,
+        validate_schema=False,
+        library_ok=True,
+        assets=assets,
+        check_only=True,
+        max_seconds=max_seconds,
     )
-    results = results_of(discover_scripts(files), options, vars_table)
+    results = results_of(_without_scenes(discover_scripts(files)), options, vars_table)
     print_diagnostics(results, fmt)
     report = report_of(results)
     if fmt == "text":
@@ -172,6 +197,18 @@ def _check_variants(
             click.echo(f"{vars_table}: {rows} errors: {', '.join(bad)}", err=True)
         click.echo(summary(report.errors, report.warnings, report.files), err=True)
     raise SystemExit(report.return_code)
+
+
+def _without_scenes(paths: list[str]) -> list[str]:
+    """The scripts to check, less the scene scripts of films among them: a scene is checked
+    through its film, which knows where its start frame comes from (checked alone, a
+    continued scene would want a start frame of its own), and is reported once."""
+    if len(paths) < 2:
+        return paths
+    from klingspec.films import scene_paths
+
+    scenes = {os.path.abspath(s) for path in paths for s in scene_paths(path)}
+    return [p for p in paths if os.path.abspath(p) not in scenes]
 
 
 def _online(
@@ -249,6 +286,7 @@ def compile_(
         raise click.BadParameter(f"{output} is a folder: name a file", param_hint="-o")
 
     result = run_pipeline(file, pipeline_options(var_options, var_files, assets=assets))
+    refuse_films([result], "compile")
     print_diagnostics([result], fmt, sys.stderr)
     report = report_of([result])
     if result.request is None:
@@ -312,6 +350,7 @@ def plan(
         raise click.UsageError("--compare prices one script on several models: leave out --vars-table")
     options = pipeline_options(var_options, var_files, assets=assets, vars_table=vars_table)
     results = results_of(files, options, vars_table)
+    refuse_films(results, "plan")
     failed = [r for r in results if not r.ok or r.request is None]
     print_diagnostics(results, "json" if fmt == "json" and failed else "text", sys.stderr)
     report = report_of(results)

@@ -142,6 +142,17 @@ def results_of(files: Sequence[str], options: Options, vars_table: str | None = 
     return results
 
 
+def refuse_films(results: Sequence[Result], command: str) -> None:
+    """Films are checked and formatted today; planning, rendering and previewing them is
+    the next step: say so plainly instead of failing without a word."""
+    films = [r.path for r in results if r.film is not None]
+    if films:
+        raise click.UsageError(
+            f"{films[0]} is a film (a script of scenes): `klingspec {command}` takes scene scripts for now; "
+            "`klingspec check` checks a film and each of its scenes"
+        )
+
+
 def shown_as(path: str, variant: str | None) -> str:
     """How a result is named to people: the script, and its row when it is a variant."""
     return f"{path} [{variant}]" if variant else path

@@ -21,6 +21,7 @@ from klingspec.cli.options import (
     ledger_option,
     pipeline_options,
     print_diagnostics,
+    refuse_films,
     report_of,
     var_options,
     vars_table_option,
@@ -96,10 +97,12 @@ def preview(
         from klingspec.cli.options import results_of
 
         results = results_of([script], options, vars_table)
+        refuse_films(results, "preview")
         # the timeline is row 1's (a broken table: only its diagnostics); every row's are listed
         result = replace(results[0], diagnostics=tuple(d for r in results for d in r.diagnostics))
     else:
         result = run_pipeline(script, options)
+        refuse_films([result], "preview")
         results = [result]
     print_diagnostics([result], "text", sys.stderr)
     report = report_of([result])

@@ -28,6 +28,7 @@ from klingspec.cli.options import (
     pipeline_options,
     print_diagnostics,
     project_of,
+    refuse_films,
     results_of,
     var_options,
     vars_table_option,
@@ -206,6 +207,7 @@ def _jobs_from_scripts(files: Sequence[str], options: Options, out_dir: str | No
     from klingspec.run.runner import Job
 
     results = results_of(files, options, options.vars_table)
+    refuse_films(results, "run")
     print_diagnostics([r for r in results if r.diagnostics], "text", sys.stderr)
     if any(not r.ok or r.request is None or r.estimate is None for r in results):
         return [], results

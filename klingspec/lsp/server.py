@@ -259,7 +259,7 @@ class KlingspecServer(LanguageServer):
         if d.span.path == path:
             where = positions.range(d.span)
         else:
-            use = _use_reaching(result, d.span.path)
+            use = _use_reaching(result, d.span.path) or _scene_reaching(result, d.span.path)
             where = positions.range(use.span) if use else lsp.Range(lsp.Position(0, 0), lsp.Position(0, 0))
             line, column = d.span.start_position
             message = f"{os.path.relpath(d.span.path, os.path.dirname(path))}:{line}:{column}: {message}"
@@ -324,6 +324,19 @@ def _use_reaching(result: Result, path: str) -> ast.Use | None:
         target = os.path.abspath(os.path.join(os.path.dirname(main.source.name), use.path.value))
         if target == path or (target in by_path and reaches(by_path[target], {target})):
             return use
+    return None
+
+
+def _scene_reaching(result: Result, path: str) -> ast.Scene | None:
+    """A film's `scene` whose script is the file `path` (or whose script uses it)."""
+    if result.film is None:
+        return None
+    target = os.path.abspath(path)
+    for scene in result.film.scenes:
+        program = scene.result.program
+        read = {os.path.abspath(d) for d in program.dependencies} if program is not None else set()
+        if scene.scene.path is not None and (os.path.abspath(scene.path) == target or target in read):
+            return scene.scene
     return None
 
 
