@@ -108,6 +108,7 @@ def average_colour(data: bytes) -> RGB | None:
     """The mean colour of the image in `data` (its first frame), or None if Pillow cannot read it."""
     try:
         with Image.open(io.BytesIO(data)) as image:
+            image.thumbnail((256, 256))  # a large image is averaged from a reduced copy
             mean = ImageStat.Stat(image.convert("RGB")).mean
     except Exception:  # Pillow raises many kinds for bytes that are not a whole image
         return None
