@@ -22,7 +22,7 @@ import contextlib
 import json
 import uuid
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +43,7 @@ from klingspec.sandbox.mp4 import VideoSpec, iter_mp4, mp4_bytes
 from klingspec.sandbox.queue import ACTIVE, STATUSES, Job, JobStatus, now
 from klingspec.sandbox.state import SandboxState
 from klingspec.sandbox.streams import RAW_SEND, Dropped, FileStream
-from klingspec.sandbox.validation import find_model, model_error, num_generations, num_generations_error, total_seconds
+from klingspec.sandbox.validation import find_model, model_error, num_generations, num_generations_error
 
 
 @dataclass(frozen=True)
@@ -213,7 +213,10 @@ async def generate(request: Request, call: Call) -> Any:
     if refused is not None:
         return refused
     assert body is not None  # refused otherwise
-    error = call.fault.forced_error(0) or model_error(body, spec) or await call.state.input_error(body, spec)
+    error: str | None = call.fault.forced_error(0) or model_error(body, spec)
+    fetched: Mapping[str, bytes] = {}
+    if error is None:
+        error, fetched = await call.state.inputs(body, spec)
     if error is not None:
         return errors.invalid_params(error)
     if call.fault.drop:
@@ -221,9 +224,10 @@ async def generate(request: Request, call: Call) -> Any:
         return Dropped()
     config = call.state.config
     await asyncio.sleep(config.queue_seconds + config.processing_seconds)
-    video = VideoSpec(total_seconds(body, spec), config.file_size)
+    video = await call.state.result(body, spec, fetched)
     if body.get("response_format") == "b64_json":
-        item = {"b64_json": base64.b64encode(mp4_bytes(video)).decode("ascii")}
+        data = await asyncio.to_thread(mp4_bytes, video)
+        item = {"b64_json": base64.b64encode(data).decode("ascii")}
     else:
         file_id = str(uuid.uuid4())
         call.state.files.add(file_id, video)
@@ -337,6 +341,8 @@ async def download(request: Request, call: Call) -> Any:
     video = call.state.files.get(request.path_params["file_id"])
     if video is None:
         return errors.not_found()
+    if video.picture is not None:  # rendered once, off the event loop; kept by footage.render
+        await asyncio.to_thread(lambda: video.size)
     fault = call.fault
     if fault.not_mp4:
         return Response("<html><body>Access denied</body></html>", media_type="text/html")

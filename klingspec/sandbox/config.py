@@ -41,8 +41,10 @@ class SandboxConfig:
             The sync endpoint blocks for `queue_seconds + processing_seconds`.
         keepalive_seconds: Idle interval between `: keep-alive` comments on `/api/events`
             (Oxen documents 15 s).
-        file_size: Pad every result MP4 to this many bytes (`None`: natural size, < 1 KB).
-            The padding is streamed in `chunk_size` pieces, never held in memory.
+        file_size: Pad every result MP4 to this many bytes (`None`: natural size). A padded
+            result is always the pure-Python grey file (`mp4.py`), whose padding is
+            streamed in `chunk_size` pieces, never held in memory; an unpadded one is
+            footage of the request when PyAV is installed (`footage.py`).
         chunk_size: Size of each body chunk of a download.
         slow_bytes_per_second: Default download rate of the `slow` fault when the fault
             does not give one.

@@ -120,12 +120,15 @@ def _uri_fields(spec: ModelSpec) -> Iterator[tuple[str, Mapping[str, Any]]]:
 class Fetcher:
     """Checks the inputs of generations; `async with Fetcher(config, repos) as fetch:`.
 
-    One HTTP client, made on first need, serves every loopback URL of the block.
+    One HTTP client, made on first need, serves every loopback URL of the block. `fetched`
+    keeps the bytes of each URL read (repository store or loopback; after redirects, under
+    the URL asked for), so the result can show its start image (`footage.py`).
     """
 
     def __init__(self, config: SandboxConfig, repos: RepoStore) -> None:
         self.config, self.repos = config, repos
         self._http: httpx.AsyncClient | None = None
+        self.fetched: dict[str, bytes] = {}
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -178,6 +181,7 @@ class Fetcher:
             stored = None if where is None else self.repos.get(where)
             if stored is None:
                 return _http_error(404, url)
+            self.fetched[url] = stored.data
             return await _content_error(stored.data, stored.content_type, url, kind)
         if _is_example(host):
             return _example_error(parts.path, url, kind)
@@ -201,7 +205,11 @@ class Fetcher:
                     if response.is_redirect and "location" in response.headers:
                         if hops >= MAX_REDIRECTS:
                             return f"Too many redirects for url: {url}"  # OWN WORDING
-                        return await self.check(urljoin(url, response.headers["location"]), kind, hops + 1)
+                        target = urljoin(url, response.headers["location"])
+                        reason = await self.check(target, kind, hops + 1)
+                        if target in self.fetched:
+                            self.fetched[url] = self.fetched[target]
+                        return reason
                     if response.status_code >= 300:
                         return _http_error(response.status_code, url, response.reason_phrase)
                     data = bytearray()
@@ -215,7 +223,8 @@ class Fetcher:
             return f"Timed out after {timeout:g} s downloading url: {url}"  # OWN WORDING
         except httpx.HTTPError as exc:
             return f"Failed to download url: {url} ({type(exc).__name__})"  # OWN WORDING
-        return await _content_error(bytes(data), declared or content_type(urlsplit(url).path, bytes(data)), url, kind)
+        body = self.fetched[url] = bytes(data)
+        return await _content_error(body, declared or content_type(urlsplit(url).path, body), url, kind)
 
 
 def _http_error(status: int, url: str, phrase: str | None = None) -> str:

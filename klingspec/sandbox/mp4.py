@@ -1,6 +1,11 @@
-"""The result videos: small, valid, playable MP4 files built in pure Python.
+"""The result videos: real footage made with PyAV when it is installed, else small, valid,
+playable MP4 files built in pure Python.
 
-A result is one 16x16 grey H.264 frame (an I_PCM macroblock, so no encoder is needed)
+A `VideoSpec` with a `picture` is rendered by `footage.py` (flat colours from the prompts,
+H.264 and AAC; see there), once, then served from memory. Without one (no PyAV, or a padded
+file):
+
+A pure-Python result is one 16x16 grey H.264 frame (an I_PCM macroblock, so no encoder is needed)
 shown for the requested number of seconds: `mvhd`, `tkhd` and `mdhd` all carry that
 duration, so a client that reads the container sees the length it asked for. The file
 can be padded (zeros at the end of `mdat`, which ISO-BMFF allows) to any size for
@@ -17,6 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 
+from klingspec.sandbox.footage import Picture, render
+
 TIMESCALE = 1000  # ticks per second in mvhd and mdhd: durations are in milliseconds
 WIDTH = HEIGHT = 16  # one macroblock
 _GREY = 0x80  # mid-grey in Y, Cb and Cr; never 0x00, so the PCM bytes need no escaping
@@ -25,14 +32,19 @@ _UNITY_MATRIX = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x4000000
 
 @dataclass(frozen=True)
 class VideoSpec:
-    """What a result file looks like: its length and the size to pad it to."""
+    """What a result file looks like: its length and the size to pad it to, or the
+    `picture` PyAV renders (then `pad_to` is not used: padding is the grey file's)."""
 
     seconds: int
     pad_to: int | None = None
+    picture: Picture | None = None
 
     @property
     def size(self) -> int:
-        """Total bytes of the file, known before any byte is produced (Content-Length)."""
+        """Total bytes of the file, known before any byte is sent (Content-Length). A
+        `picture` is rendered for it (call it off the event loop first: `render` keeps it)."""
+        if self.picture is not None:
+            return len(render(self.picture))
         natural = len(_ftyp()) + len(_moov(self.seconds, 0)) + 8 + len(_sample())
         return max(natural, self.pad_to or 0)
 
@@ -44,6 +56,10 @@ def mp4_bytes(spec: VideoSpec) -> bytes:
 
 def iter_mp4(spec: VideoSpec, chunk_size: int = 64 * 1024) -> Iterator[bytes]:
     """Yield the file: the real boxes first, then zero padding in `chunk_size` pieces."""
+    if spec.picture is not None:
+        data = render(spec.picture)
+        yield from (data[i : i + chunk_size] for i in range(0, len(data), chunk_size))
+        return
     head = _head(spec.seconds, spec.size)
     yield head
     remaining = spec.size - len(head)

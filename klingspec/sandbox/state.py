@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from klingspec.sandbox import footage
 from klingspec.sandbox.catalog import MODELS, ModelSpec
 from klingspec.sandbox.config import SandboxConfig
 from klingspec.sandbox.events import Broker
@@ -97,10 +98,23 @@ class SandboxState:
         for task in list(self._tasks):
             task.cancel()
 
-    async def input_error(self, body: Mapping[str, Any], spec: ModelSpec) -> str | None:
-        """Why one of the body's input URLs cannot be used (fetched as Oxen would), or None."""
+    async def inputs(self, body: Mapping[str, Any], spec: ModelSpec) -> tuple[str | None, Mapping[str, bytes]]:
+        """Why one of the body's input URLs cannot be used (fetched as Oxen would), or None;
+        and the bytes of the URLs read (`Fetcher.fetched`)."""
         async with Fetcher(self.config, self.repos) as fetcher:
-            return await fetcher.error(body, spec)
+            return await fetcher.error(body, spec), fetcher.fetched
+
+    async def result(self, body: Mapping[str, Any], spec: ModelSpec, fetched: Mapping[str, bytes]) -> VideoSpec:
+        """The result of a valid request: footage of what it asks (`footage.py`) when PyAV is
+        installed and no padding is configured, else the pure-Python grey file (`mp4.py`).
+        Only the start image's colour is worked out here; the video is rendered on first use."""
+        seconds = total_seconds(body, spec)
+        if self.config.file_size is not None or not footage.available():
+            return VideoSpec(seconds, self.config.file_size)
+        url = footage.start_url(body, spec)
+        data = fetched.get(url) if url is not None else None
+        start = None if data is None else await asyncio.to_thread(footage.average_colour, data)
+        return VideoSpec(seconds, picture=footage.picture_of(body, spec, start))
 
     async def _run(self, job: Job, result_url: str) -> None:
         config, gid = self.config, job.generation_id
@@ -111,10 +125,13 @@ class SandboxState:
         job = processing
         # Era C: model parameters are checked when the generation runs, not at enqueue.
         spec = MODELS[job.model_name]
-        error = job.forced_error or model_error(job.body, spec) or await self.input_error(job.body, spec)
+        error: str | None = job.forced_error or model_error(job.body, spec)
+        fetched: Mapping[str, bytes] = {}
+        if error is None:
+            error, fetched = await self.inputs(job.body, spec)
         if error is None:
             await asyncio.sleep(config.processing_seconds)
-            self.files.add(gid, VideoSpec(total_seconds(job.body, spec), config.file_size))
+            self.files.add(gid, await self.result(job.body, spec, fetched))
             done = self.jobs.transition(
                 gid, (JobStatus.PROCESSING,), status=JobStatus.SUCCEEDED, result_url=result_url, completed_at=now()
             )
