@@ -145,7 +145,7 @@ def test_fmt_lays_a_film_out_and_keeps_what_it_means():
     ]
 
 
-@pytest.mark.parametrize("command", ["plan", "run", "compile", "preview"])
+@pytest.mark.parametrize("command", ["run", "compile", "preview"])
 def test_the_commands_that_do_not_take_films_yet_say_so(command, scenes, capsys):
     film = write(scenes, 'scene intro "intro.kvs"\n', "film.kvs")
     argv = [command, film] + (["--sandbox", "--yes"] if command == "run" else [])

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from klingspec.binding import BoundScript
     from klingspec.comparing import Trial
-    from klingspec.pipeline import Options
+    from klingspec.pipeline import Options, Result
 
 
 @dataclass(frozen=True)
@@ -350,7 +350,10 @@ def plan(
         raise click.UsageError("--compare prices one script on several models: leave out --vars-table")
     options = pipeline_options(var_options, var_files, assets=assets, vars_table=vars_table)
     results = results_of(files, options, vars_table)
-    refuse_films(results, "plan")
+    if any(r.film is not None for r in results):
+        if len(results) != 1 or compare_with is not None or output is not None:
+            raise click.UsageError("plan takes a film alone, for now without --vars-table, --compare or -o")
+        _plan_film(results[0], options, fmt, sandbox=sandbox, again=again, api_url=api_url, ledger_path=ledger_path)
     failed = [r for r in results if not r.ok or r.request is None]
     print_diagnostics(results, "json" if fmt == "json" and failed else "text", sys.stderr)
     report = report_of(results)
@@ -382,6 +385,35 @@ def plan(
     if output:
         write_atomically(output, plans.saved_file(previews))
         click.echo(f"saved {len(previews)} request{'s' if len(previews) != 1 else ''} to {output}", err=True)
+    raise SystemExit(report.return_code)
+
+
+def _plan_film(
+    result: Result,
+    options: Options,
+    fmt: str,
+    *,
+    sandbox: bool,
+    again: bool,
+    api_url: str | None,
+    ledger_path: str | None,
+) -> None:
+    """`plan FILM` (cli/filmplans.py): its scenes, stages, total and new spend."""
+    from klingspec.cli import filmplans
+
+    print_diagnostics([result], "json" if fmt == "json" and not result.ok else "text", sys.stderr)
+    report = report_of([result])
+    if not result.ok:
+        raise SystemExit(report.return_code)
+    assert result.film is not None
+    api_url = api_url or project_of([result.path]).value("api_url")
+    scenes = filmplans.plan_film(
+        result, options, sandbox=sandbox, again=again, api_url=api_url, ledger_path=ledger_path
+    )
+    if fmt == "json":
+        sys.stdout.write(filmplans.as_json(result.path, result.film, scenes))
+    else:
+        filmplans.print_film(result.path, result.film, scenes)
     raise SystemExit(report.return_code)
 
 

@@ -148,7 +148,8 @@ def refuse_films(results: Sequence[Result], command: str) -> None:
     films = [r.path for r in results if r.film is not None]
     if films:
         raise click.UsageError(
-            f"{films[0]} is a film (a script of scenes): `klingspec {command}` takes scene scripts for now; "
+            f"{films[0]} is a film (a script of scenes): `klingspec {command}` takes scene scripts for now "
+            "(`klingspec plan` shows a film); "
             "`klingspec check` checks a film and each of its scenes"
         )
 
