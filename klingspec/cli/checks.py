@@ -113,15 +113,7 @@ def check(
         if found is None:  # the pipeline (and the parser, Jinja) load only on a miss
             from klingspec.pipeline import run_pipeline
 
-            options = pipeline_options(
-                var_options,
-                var_files,
-                validate_schema=False,
-                library_ok=True,
-                assets=assets,
-                check_only=True,
-                max_seconds=max_seconds,
-            )
+            options = _check_options(var_options, var_files, assets, max_seconds)
             reader = cache.reader()
             result = run_pipeline(path, options, reader)
             found, bound = result.diagnostics, result.bound
@@ -176,15 +168,7 @@ def _check_variants(
     max_seconds: int | None = None,
 ) -> None:
     """`check --vars-table`: every script once per row (uncached: a row is not a file)."""
-    options = pipeline_options(
-        var_options,
-        var_files,
-        validate_schema=False,
-        library_ok=True,
-        assets=assets,
-        check_only=True,
-        max_seconds=max_seconds,
-    )
+    options = _check_options(var_options, var_files, assets, max_seconds)
     results = results_of(_without_scenes(discover_scripts(files)), options, vars_table)
     print_diagnostics(results, fmt)
     report = report_of(results)
@@ -197,6 +181,21 @@ def _check_variants(
             click.echo(f"{vars_table}: {rows} errors: {', '.join(bad)}", err=True)
         click.echo(summary(report.errors, report.warnings, report.files), err=True)
     raise SystemExit(report.return_code)
+
+
+def _check_options(
+    var_options: tuple[str, ...], var_files: tuple[str, ...], assets: str | None, max_seconds: int | None
+) -> Options:
+    """What `check` asks of the pipeline: checks only (no body, no schema), libraries welcome."""
+    return pipeline_options(
+        var_options,
+        var_files,
+        validate_schema=False,
+        library_ok=True,
+        assets=assets,
+        check_only=True,
+        max_seconds=max_seconds,
+    )
 
 
 def _without_scenes(paths: list[str]) -> list[str]:
