@@ -32,6 +32,7 @@ from klingspec import ast
 from klingspec.diagnostics import Diagnostic, Related, sort_unique
 
 if TYPE_CHECKING:
+    from klingspec.binding import BoundScript
     from klingspec.loading import Program, Reader
     from klingspec.pipeline import Options, Result
 
@@ -110,7 +111,7 @@ def run_film(path: str, program: Program, options: Options, reader: Reader, diag
         seen.setdefault(name, scene)
         result, scene_path = _scene_result(path, scene, options, reader, diagnostics, main.comments)
         if continues is not None:
-            result = _continued(scene, result, diagnostics)
+            result = _continued(scene, result, diagnostics, options, reader)
         scenes.append(FilmScene(scene, result, scene_path, continues, take))
     _takes(scenes, diagnostics)
     scenes = _unused_variables(scenes)
@@ -221,7 +222,9 @@ def _anchored(result: Result, scene: ast.Scene) -> Result:
     return replace(result, diagnostics=moved)
 
 
-def _continued(scene: ast.Scene, result: Result, diagnostics: list[Diagnostic]) -> Result:
+def _continued(
+    scene: ast.Scene, result: Result, diagnostics: list[Diagnostic], options: Options, reader: Reader
+) -> Result:
     """A continued scene: its start frame comes from the scene before."""
     assert scene.continues is not None
     kept = tuple(d for d in result.diagnostics if d.code not in _ANSWERED_BY_CONTINUING)
@@ -242,7 +245,8 @@ def _continued(scene: ast.Scene, result: Result, diagnostics: list[Diagnostic]) 
             )
         )
     model = bound.model
-    if model is not None and not model.frames:
+    frames = model is None or bool(model.frames)
+    if model is not None and not frames:
         diagnostics.append(
             Diagnostic.of(
                 "KVS-scene-frames",
@@ -251,7 +255,29 @@ def _continued(scene: ast.Scene, result: Result, diagnostics: list[Diagnostic]) 
                 "give the scene a model that takes a start frame (see `klingspec models`), or drop `continues`",
             )
         )
+    if frames and bound.start is None and not _has_assets_target(result, bound, options, reader):
+        diagnostics.append(
+            Diagnostic.of(
+                "KVS-assets-missing",
+                where,
+                f"scene `{scene.name.value}` starts on the last frame of `{scene.continues.scene.value}`, "
+                "a local image uploaded before the scene is sent, and the scene has no Oxen repository for it",
+                'add `assets NAMESPACE/REPO` to the scene (or `[assets] repo = "NAMESPACE/REPO"` to a '
+                "klingspec.toml beside the film, or pass --assets NAMESPACE/REPO)",
+            )
+        )
     return result
+
+
+def _has_assets_target(result: Result, bound: BoundScript, options: Options, reader: Reader) -> bool:
+    """--assets, the scene's own `assets` or its project file's `[assets]` (as `images.attach`
+    chooses; a malformed one is reported by its own rule)."""
+    from klingspec.project import load as load_project
+
+    if options.assets or "assets" in bound.settings:
+        return True
+    project = load_project(result.path, reader)
+    return project.assets is not None or bool(project.problems)
 
 
 def _unused_variables(scenes: list[FilmScene]) -> list[FilmScene]:
@@ -323,3 +349,33 @@ def scene_paths(path: str) -> list[str]:
         return []
     folder = os.path.dirname(path)
     return [os.path.join(folder, m.group(1)) for m in _SCENE_LINE.finditer(text)]
+
+
+def start_line(image: str) -> str:
+    """The statement `start "IMAGE"`, the path escaped as a string of the language."""
+    escaped = "".join("\\" + c if c in '\\"{}' else c for c in image)
+    return f'start "{escaped}"\n'
+
+
+def with_start(film_path: str, scene: FilmScene, image: str, options: Options) -> Result:
+    """A continued scene compiled again once the scene before is rendered: the same
+    statements plus `start "IMAGE"` (the local file of that scene's last frame), through the
+    same pipeline, as an overlay: the scene's script with the line added, or for a scene
+    written in place, its block's text as a script beside the film."""
+    from klingspec.pipeline import run_pipeline
+
+    alone = replace(options, max_seconds=None, variant=None)
+    program = scene.result.program
+    assert program is not None  # the film checked without errors
+    if scene.scene.body is None:
+        text = program.main.source.text
+        path = scene.path
+    else:
+        film_text = scene.scene.span.source.text
+        opened = film_text.index("{", scene.scene.span.start)
+        text = film_text[opened + 1 : scene.scene.span.end - 1]
+        stem = os.path.splitext(os.path.basename(film_path))[0]
+        path = os.path.join(os.path.dirname(film_path), f".{stem}.{scene.name}.scene.kvs")
+    overlays = {**options.overlays, os.path.abspath(path): text.rstrip() + "\n" + start_line(image)}
+    result = run_pipeline(path, replace(alone, overlays=overlays))
+    return replace(result, path=scene.path)

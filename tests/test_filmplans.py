@@ -29,6 +29,7 @@ def film(tmp_path) -> str:
     write(tmp_path, 'shot a 5s "a hero walks to a door"\n', "intro.kvs")
     write(tmp_path, 'shot t 3s "the title on red"\n', "title.kvs")
     write(tmp_path, 'shot b 6s "the hero walks in"\n', "walk.kvs")
+    write(tmp_path, '[assets]\nrepo = "ada/film"\n', "klingspec.toml")  # where start frames are uploaded
     return write(tmp_path, FILM, "film.kvs")
 
 

@@ -25,6 +25,7 @@ WALK = 'shot b 6s "the hero walks through the door"\n'
 def scenes(tmp_path: Path) -> Path:
     write(tmp_path, INTRO, "intro.kvs")
     write(tmp_path, WALK, "walk.kvs")
+    write(tmp_path, '[assets]\nrepo = "ada/film"\n', "klingspec.toml")  # where a start frame is uploaded
     return tmp_path
 
 
@@ -145,10 +146,32 @@ def test_fmt_lays_a_film_out_and_keeps_what_it_means():
     ]
 
 
-@pytest.mark.parametrize("command", ["run", "compile", "preview"])
+def test_a_continued_scene_needs_somewhere_to_upload_its_start_frame(tmp_path, capsys):
+    write(tmp_path, INTRO, "intro.kvs")
+    write(tmp_path, WALK, "walk.kvs")
+    text = 'scene intro "intro.kvs"\nscene walk "walk.kvs" continues intro\nscene end continues walk {\n'
+    film = write(tmp_path, text + '  assets ada/film\n  shot 5s "the end"\n}\n', "film.kvs")
+    result = run_pipeline(film)
+    assert codes(result) == [("KVS-assets-missing", "film.kvs", 2)]  # at `continues intro`; `end` has its own
+    (missing,) = result.diagnostics
+    assert film_text(film)[missing.span.start : missing.span.end] == "continues intro"
+    assert run_pipeline(film, Options(assets="ada/film")).diagnostics == ()
+    write(tmp_path, "assets ada/film\n" + WALK, "walk.kvs")
+    assert run_pipeline(film).diagnostics == ()
+    write(tmp_path, WALK, "walk.kvs")
+    assert main(["run", "--sandbox", "--yes", film]) == Exit.SCRIPT_ERRORS  # before anything is sent
+    out, err = capsys.readouterr()
+    assert "KVS-assets-missing" in err and "renders" not in out
+
+
+def film_text(path: str) -> str:
+    return Path(path).read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("command", ["compile", "preview"])
 def test_the_commands_that_do_not_take_films_yet_say_so(command, scenes, capsys):
     film = write(scenes, 'scene intro "intro.kvs"\n', "film.kvs")
-    argv = [command, film] + (["--sandbox", "--yes"] if command == "run" else [])
+    argv = [command, film]
     assert main(argv) == Exit.USAGE
     assert "is a film" in capsys.readouterr().err
 

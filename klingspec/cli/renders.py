@@ -28,7 +28,6 @@ from klingspec.cli.options import (
     pipeline_options,
     print_diagnostics,
     project_of,
-    refuse_films,
     results_of,
     var_options,
     vars_table_option,
@@ -50,6 +49,7 @@ SANDBOX_LEDGER_URL = "sandbox://local"
         "klingspec run examples/teaser.kvs --budget 10",
         "klingspec run plan.json --yes   # exactly what `plan -o plan.json` showed",
         "klingspec run scene.kvs --vars-table variants.csv --budget 20   # one render per row",
+        "klingspec run launch.kvs --budget 20   # a film: scene by scene, chained, then joined",
     ),
 )
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
@@ -65,6 +65,7 @@ SANDBOX_LEDGER_URL = "sandbox://local"
 @click.option("--again", is_flag=True, help="Render anew even if this exact request was rendered before.")
 @click.option("--concurrency", type=click.IntRange(1, 16), default=4, help="Renders in flight at once.")
 @click.option("--poll", "poll_only", is_flag=True, help="Follow by polling only (no server-sent events).")
+@click.option("--no-join", is_flag=True, help="A film: leave the scenes' clips, do not join them into one MP4.")
 @click.option(
     "--format",
     "fmt",
@@ -90,6 +91,7 @@ def run(
     again: bool,
     concurrency: int,
     poll_only: bool,
+    no_join: bool,
     fmt: str,
     api_url: str | None,
     ledger_path: str | None,
@@ -118,6 +120,7 @@ def run(
         api_url=api_url or project.value("api_url"),
         ledger_path=ledger_path,
         json_out=fmt == "json",
+        join=not no_join,
     )
     raise SystemExit(report.return_code)
 
@@ -207,7 +210,6 @@ def _jobs_from_scripts(files: Sequence[str], options: Options, out_dir: str | No
     from klingspec.run.runner import Job
 
     results = results_of(files, options, options.vars_table)
-    refuse_films(results, "run")
     print_diagnostics([r for r in results if r.diagnostics], "text", sys.stderr)
     if any(not r.ok or r.request is None or r.estimate is None for r in results):
         return [], results
@@ -307,6 +309,7 @@ def _run(
     api_url: str | None,
     ledger_path: str | None,
     json_out: bool = False,
+    join: bool = True,
 ) -> Report:
     from klingspec.cli import plans
     from klingspec.run import display, uploading
@@ -317,6 +320,32 @@ def _run(
         jobs = _jobs_from_plan(files[0], out_dir)
     else:
         jobs, results = _jobs_from_scripts(files, options, out_dir)
+        if any(r.film is not None for r in results):
+            if len(results) != 1 or dry_run or json_out or options.vars_table is not None:
+                raise click.UsageError(
+                    "run takes a film alone, for now without --dry-run, --format json or --vars-table "
+                    "(`klingspec plan FILM` shows what it would do)"
+                )
+            if not results[0].ok:
+                return Report(errors=1)
+            from klingspec.cli.filmruns import run_film
+
+            return run_film(
+                results[0],
+                options,
+                sandbox=sandbox,
+                mode=mode,
+                budget=budget,
+                cap=cap,
+                yes=yes,
+                out_dir=out_dir,
+                again=again,
+                concurrency=concurrency,
+                sse=sse,
+                api_url=api_url,
+                ledger_path=ledger_path,
+                join=join,
+            )
     if not jobs:
         return Report(errors=1)
     if mode == "sync" and any(j.generations > 1 for j in jobs):

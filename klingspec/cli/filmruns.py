@@ -1,0 +1,311 @@
+"""`run FILM`: a film rendered scene by scene, in the stages `plan FILM` shows, then joined.
+
+The film is planned as `plan FILM` plans it (cli/filmplans.py) and consent is asked once
+for its new spend (an upper bound: a continued scene is counted in full). The stages then
+go to the `Runner` one after another, the scenes of a stage together. A scene that
+continues none is its compiled request; a continued scene is compiled only once the scene
+it continues is done: the last frame of that scene's chosen take is saved as a PNG in the
+out folder (`<film stem>.<scene>.start.png`, the same bytes for the same video), and the
+scene is compiled again with that file as its `start` (films.with_start), so the upload
+step puts the frame in the scene's assets repository before the request is sent.
+
+Paying once: the PNG is a function of the video and its URL a function of its bytes, so a
+film run again makes the same bodies and the ledger reuses every finished scene; an edited
+scene changes its own body and so the start frames of the scenes chained after it, nothing
+else. A scene whose chain failed is not sent.
+
+Joining (`video.join`) needs PyAV, the `video` extra; without it the clips are left where
+they were downloaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+from dataclasses import replace
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import click
+
+from klingspec import printing
+from klingspec.cli.report import Report
+
+if TYPE_CHECKING:
+    from klingspec.cli.filmplans import ScenePlan
+    from klingspec.films import Film, FilmScene
+    from klingspec.pipeline import Options, Result
+    from klingspec.run.jobs import Job, Outcome
+    from klingspec.run.ledger import Ledger
+    from klingspec.run.runner import Runner
+
+
+def run_film(
+    result: Result,
+    options: Options,
+    *,
+    sandbox: bool,
+    mode: str,
+    budget: float | None,
+    cap: float | None,
+    yes: bool,
+    out_dir: str | None,
+    again: bool,
+    concurrency: int,
+    sse: bool,
+    api_url: str | None,
+    ledger_path: str | None,
+    join: bool,
+) -> Report:
+    from klingspec.cli import filmplans, plans
+    from klingspec.cli.consent import Consent, amount, ask, can_ask, decide, refusal
+    from klingspec.cli.renders import api_connection, poll_policy
+    from klingspec.run.client import OxenClient
+    from klingspec.run.ledger import Ledger
+    from klingspec.run.runner import BudgetRefused, Runner
+
+    film = result.film
+    assert film is not None and result.ok
+    if mode == "sync" and any(s.result.request and s.result.request.generations > 1 for s in film.scenes):
+        raise click.UsageError("`generations` above 1 needs the queue; drop --sync")
+    folder = out_dir or os.path.join(os.path.dirname(os.path.abspath(result.path)), "renders")
+    previews = [plans.plan_of(s.result, options) for s in film.scenes]
+    free = {i: replace(previews[i].job(), out_dir=folder) for i, s in enumerate(film.scenes) if s.continues is None}
+
+    with api_connection(sandbox, api_url) as (base_url, key, ledger_url), Ledger(ledger_path) as ledger:
+        client = OxenClient.create(base_url, key)
+        runner = Runner(
+            client,
+            ledger,
+            api_url=ledger_url,
+            mode=mode,
+            sse=sse,
+            poll=poll_policy(sandbox),
+            again=again,
+            concurrency=concurrency,
+        )
+        try:
+            marks = dict(zip(free, runner.submitting.standings(list(free.values())), strict=True))
+            scenes = [
+                filmplans.ScenePlan(s, previews[i], len(film.chain_of(s.name)) + 1, film.chain_of(s.name), marks.get(i))
+                for i, s in enumerate(film.scenes)
+            ]
+            filmplans.print_film(result.path, film, scenes)
+            # what was shown is what may be paid for; a continued scene's request joins it when made
+            runner.consented = frozenset(m.job.request_hash for m in marks.values() if m.paid is not None)
+            if cap is not None:  # --budget, else the project file's `budget`: every scene counted
+                every = [replace(p.job(), out_dir=folder) for p in previews]
+                try:
+                    runner.check_budget(every, Decimal(str(cap)))
+                except BudgetRefused as refused:
+                    click.echo(f"klingspec: budget refused: {refused}", err=True)
+                    return Report(budget_refused=True)
+            paying = [s for s in scenes if s.standing is None or s.standing.paid is not None]
+            consent = decide(sandbox=sandbox, yes=yes, budget=budget, terminal=can_ask())
+            if paying and consent is not Consent.GIVEN:
+                cost = amount(filmplans.totals(scenes)[1])
+                if consent is Consent.REFUSED:
+                    click.echo(refusal(f"this film would spend up to {cost} at the API"), err=True)
+                    return Report(consent_refused=True)
+                many = "s" if len(paying) != 1 else ""
+                if not ask(f"Render {len(paying)} scene{many} of the film for up to {cost}?"):
+                    click.echo("nothing was sent", err=True)
+                    return Report()
+            return _render(result.path, film, scenes, options, runner, ledger, ledger_url, folder, sandbox, join)
+        finally:
+            client.close()
+
+
+def _render(
+    film_path: str,
+    film: Film,
+    scenes: list[ScenePlan],
+    options: Options,
+    runner: Runner,
+    ledger: Ledger,
+    ledger_url: str,
+    folder: str,
+    sandbox: bool,
+    join: bool,
+) -> Report:
+    from klingspec.run import display
+
+    outcomes: dict[str, Outcome] = {}
+    held: dict[str, str] = {}  # scenes not sent, and why
+    for stage in range(1, max(s.stage for s in scenes) + 1):
+        jobs: list[tuple[str, Job]] = []
+        for plan in (s for s in scenes if s.stage == stage):
+            scene = plan.scene
+            if scene.continues is None:
+                jobs.append((scene.name, replace(plan.plan.job(), out_dir=folder, variant=f"scene {scene.name}")))
+                continue
+            job = _continued_job(film_path, scene, outcomes, held, options, runner, folder)
+            if job is not None:
+                jobs.append((scene.name, job))
+        if not jobs:
+            continue
+        if not _upload([j for _, j in jobs], runner, ledger, ledger_url):
+            for name, _ in jobs:
+                held[name] = "its local images could not be uploaded"
+            break
+        view = display.LiveView([j for _, j in jobs])
+        runner.on_event = view
+        try:
+            with view:
+                done = runner.run([j for _, j in jobs])
+        except KeyboardInterrupt:
+            click.echo(
+                "interrupted: renders in flight keep going; running the same command again picks the film "
+                "up where it stopped without paying twice",
+                err=True,
+            )
+            return Report(interrupted=True)
+        outcomes.update((name, o) for (name, _), o in zip(jobs, done, strict=True))
+    return _finish(film_path, film, outcomes, held, folder, sandbox, join)
+
+
+def _continued_job(
+    film_path: str,
+    scene: FilmScene,
+    outcomes: dict[str, Outcome],
+    held: dict[str, str],
+    options: Options,
+    runner: Runner,
+    folder: str,
+) -> Job | None:
+    """The job of a continued scene, its start frame the last frame of the chosen take of
+    the scene it continues; None (and why, in `held`) when that scene gave none."""
+    from klingspec.cli import plans
+    from klingspec.films import with_start
+    from klingspec.run.states import RenderState
+    from klingspec.run.video import VideoError
+
+    assert scene.continues is not None
+    before = outcomes.get(scene.continues)
+    if before is None:
+        held[scene.name] = f"it continues `{scene.continues}`, which was not rendered"
+        return None
+    if before.state != RenderState.DONE or len(before.files) < scene.take:
+        held[scene.name] = f"it continues `{scene.continues}`, which {before.state}"
+        return None
+    try:
+        start = save_last_frame(before.files[scene.take - 1].path, _start_path(folder, film_path, scene.name))
+    except VideoError as error:
+        held[scene.name] = f"the last frame of `{scene.continues}` could not be read: {error}"
+        return None
+    compiled = with_start(film_path, scene, start, options)
+    if not compiled.ok or compiled.request is None or compiled.estimate is None:
+        from klingspec.cli.options import print_diagnostics
+
+        print_diagnostics([compiled], "text", sys.stderr)
+        held[scene.name] = "it did not compile with its start frame"
+        return None
+    job = replace(plans.plan_of(compiled, options).job(), out_dir=folder, variant=f"scene {scene.name}")
+    runner.consented = (runner.consented or frozenset()) | {job.request_hash}  # counted in full when agreed to
+    return job
+
+
+def _start_path(folder: str, film_path: str, scene: str) -> str:
+    stem = os.path.splitext(os.path.basename(film_path))[0]
+    return os.path.abspath(os.path.join(folder, f"{stem}.{scene}.start.png"))
+
+
+def save_last_frame(video: str, out: str) -> str:
+    """The last frame of `video` as the PNG `out`: the same video gives the same bytes (an
+    RGB image; Pillow writes no time into a PNG). Written only when it changed."""
+    from klingspec.run.video import last_frame
+
+    data = io.BytesIO()
+    last_frame(video).convert("RGB").save(data, "PNG")
+    png = data.getvalue()
+    with contextlib.suppress(OSError), open(out, "rb") as existing:
+        if existing.read() == png:
+            return out
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    partial = out + ".partial"
+    with open(partial, "wb") as file:
+        file.write(png)
+    os.replace(partial, out)
+    return out
+
+
+def _upload(jobs: list[Job], runner: Runner, ledger: Ledger, ledger_url: str) -> bool:
+    """The stage's local images (start frames too) into their repositories first."""
+    from klingspec.cli.renders import needs_uploads
+    from klingspec.run import display, uploading
+    from klingspec.run.uploading import Uploader, UploadFailed
+
+    needed = uploading.pending(ledger, ledger_url, uploading.distinct(needs_uploads(runner.submitting.standings(jobs))))
+    if not needed:
+        return True
+    try:
+        Uploader(runner.client, ledger, ledger_url, on_event=display.upload_event).upload_all(needed)
+    except UploadFailed as refused:
+        click.echo(f"klingspec: {refused}; the scenes that need it were not sent", err=True)
+        return False
+    return True
+
+
+def _finish(
+    film_path: str,
+    film: Film,
+    outcomes: dict[str, Outcome],
+    held: dict[str, str],
+    folder: str,
+    sandbox: bool,
+    join: bool,
+) -> Report:
+    from rich.markup import escape
+
+    from klingspec.run import display
+    from klingspec.run.states import RenderState
+
+    console = printing.console()
+    ran = [outcomes[s.name] for s in film.scenes if s.name in outcomes]
+    if ran:
+        display.summary(ran, sandbox=sandbox)
+    for name, why in held.items():
+        console.print(f"scene {escape(name)}: not sent: {escape(why)}")
+    failed = [o for o in ran if o.state != RenderState.DONE]
+    report = Report(api_failures=len(failed) + len(held), files=len(ran))
+    if failed or held:
+        spent = display.spend_line(ran, sandbox=sandbox) if ran else "nothing was spent"
+        console.print(
+            f"the film is not finished: {len(failed) + len(held)} of {len(film.scenes)} scenes missing; "
+            f"spend so far ({spent}); run the same command again to go on without paying twice",
+            markup=False,
+        )
+        return report
+    if not join:
+        console.print(f"not joined (--no-join): the clips are in {_shown(folder)}", markup=False)
+        return report
+    clips = [outcomes[s.name].files[chosen_take(film, s.name) - 1].path for s in film.scenes]
+    _join(film_path, clips, folder)
+    return report
+
+
+def chosen_take(film: Film, name: str) -> int:
+    """The take of a scene the film shows: the one the scene continuing it starts from,
+    else its first."""
+    return next((s.take for s in film.scenes if s.continues == name), 1)
+
+
+def _join(film_path: str, clips: list[str], folder: str) -> None:
+    from klingspec.run.video import VideoError, join
+
+    stem = os.path.splitext(os.path.basename(film_path))[0]
+    out = os.path.join(folder, f"{stem}.mp4")
+    try:
+        joined = join(clips, out)
+    except VideoError as error:
+        click.echo(f"klingspec: the film was not joined: {error}; the clips are in {_shown(folder)}", err=True)
+        return
+    how = "remuxed: packets copied, nothing re-encoded" if joined.remuxed else "re-encoded: the clips differ"
+    click.echo(f"joined {len(clips)} scenes: {_shown(joined.path)} ({joined.seconds:g} s, {how})")
+
+
+def _shown(path: str) -> str:
+    relative = os.path.relpath(path)
+    return path if relative.startswith(os.pardir) else relative

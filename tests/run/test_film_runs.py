@@ -1,0 +1,155 @@
+"""`run FILM` (klingspec/cli/filmruns.py) against a real sandbox over HTTP, with a real
+ledger: the scenes render in stages, a continued scene starts on the last frame of the one
+before (the sandbox paints a start image's colour over the first 0.5 s, decoded here with
+PyAV), the chosen takes are joined; a re-run sends nothing, an edit re-renders the edited
+scene and the scenes chained after it, a failed scene holds back its chain only.
+Enqueues are counted with `/_sandbox/stats`."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+av = pytest.importorskip("av", reason="PyAV (the video extra) is not installed")
+
+from run_helpers import new_key, stats  # noqa: E402
+
+from klingspec.cli import main  # noqa: E402
+from klingspec.cli.report import Exit  # noqa: E402
+from klingspec.run.ledger import Ledger  # noqa: E402
+from klingspec.run.video import probe  # noqa: E402
+from klingspec.sandbox import FaultRule  # noqa: E402
+
+ENQUEUE = "POST /api/ai/queue"
+RED, GREEN, BLUE, YELLOW = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)
+TOLERANCE = 12  # per channel, after yuv420p and H.264
+
+FILM = (
+    'scene intro "scenes/intro.kvs"\n'
+    'scene title "scenes/title.kvs"\n'
+    'scene walk "scenes/walk.kvs" continues intro\n'
+    "scene outro continues walk {\n"
+    "  assets ada/film\n"
+    '  shot 3s "a yellow logo on the wall"\n'
+    "}\n"
+)
+SECONDS = {"intro": 3, "title": 5, "walk": 4, "outro": 3}
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OXEN_API_KEY", new_key())
+    monkeypatch.setenv("KLINGSPEC_AUTHOR_NAME", "Ada")
+    monkeypatch.setenv("KLINGSPEC_AUTHOR_EMAIL", "ada@example.com")
+
+
+def film(tmp_path: Path, walk: str = "a blue walk through the town") -> str:
+    scenes = tmp_path / "scenes"
+    scenes.mkdir(exist_ok=True)
+    (scenes / "intro.kvs").write_text('shot 3s "a red dawn over the hills"\n', encoding="utf-8")
+    (scenes / "title.kvs").write_text('shot 5s "a white title card"\n', encoding="utf-8")
+    (scenes / "walk.kvs").write_text(f'assets ada/film\nshot 4s "{walk}"\n', encoding="utf-8")
+    path = tmp_path / "launch.kvs"
+    path.write_text(FILM, encoding="utf-8")
+    return str(path)
+
+
+def enqueues(base: str) -> int:
+    return int(stats(base)["requests"].get(ENQUEUE, 0))
+
+
+def run(capsys: pytest.CaptureFixture[str], base: str, ledger: str, *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(["run", "--yes", "--api-url", base, "--ledger", ledger, *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def colours(path: str) -> list[tuple[int, int, int]]:
+    """The centre pixel of every frame, in order."""
+    with av.open(path) as container:
+        out = []
+        for frame in container.decode(container.streams.video[0]):
+            image = frame.to_image()
+            out.append(image.getpixel((image.width // 2, image.height // 2)))
+        return out
+
+
+def near(pixel: tuple[int, ...], colour: tuple[int, ...]) -> bool:
+    return all(abs(a - b) <= TOLERANCE for a, b in zip(pixel, colour, strict=True))
+
+
+def clips(ledger: str) -> dict[str, str]:
+    """Each scene's newest video, by the ledger (a scene's render is `launch.kvs [scene NAME]`
+    on screen; the ledger keeps the script, so the scene is told by its request's prompt)."""
+    words = {"dawn": "intro", "title": "title", "walk": "walk", "logo": "outro"}
+    found: dict[str, str] = {}
+    with Ledger(ledger) as book:
+        for render in sorted(book.renders(), key=lambda r: r.id):  # oldest first: the newest wins
+            prompt = str(render.body.get("prompt", ""))
+            files = book.all_files(render.id)
+            for word, name in words.items():
+                if word in prompt and files:
+                    found[name] = files[0].path
+    return found
+
+
+def test_a_film_renders_in_stages_chained_and_joined_and_a_rerun_pays_for_nothing(tmp_path, capsys, sandbox_with):
+    path = film(tmp_path)
+    ledger = str(tmp_path / "ledger.sqlite")
+    joined = tmp_path / "renders" / "launch.mp4"
+    with sandbox_with() as base:
+        code, out, err = run(capsys, base, ledger, "--no-join", path)
+        assert code == Exit.OK, err
+        assert enqueues(base) == 4
+        assert "stage 1: intro, title (side by side)" in out and "new spend: $" in out
+        assert not joined.exists() and "not joined (--no-join)" in out
+
+        shown = {name: colours(p) for name, p in clips(ledger).items()}
+        assert set(shown) == {"intro", "title", "walk", "outro"}
+        assert near(shown["intro"][-1], RED) and near(shown["walk"][-1], BLUE) and near(shown["outro"][-1], YELLOW)
+        assert near(shown["walk"][0], RED), shown["walk"][:6]  # walk starts on intro's last frame
+        assert near(shown["outro"][0], BLUE), shown["outro"][:6]  # outro on walk's
+        assert not near(shown["title"][0], RED) and not near(shown["title"][0], BLUE)  # title starts on nothing
+        start = tmp_path / "renders" / "launch.walk.start.png"
+        first_png = start.read_bytes()
+
+        code, out, err = run(capsys, base, ledger, path)  # again, joined this time
+        assert code == Exit.OK, err
+        assert enqueues(base) == 4  # every scene reused, the continued ones too
+        assert start.read_bytes() == first_png  # the same video, the same frame, the same bytes
+        assert probe(str(joined)).seconds == sum(SECONDS.values())
+        assert f"renders/launch.mp4 ({sum(SECONDS.values())} s, remuxed" in out
+
+        film(tmp_path, walk="a green walk through the town")  # the second scene of the chain
+        code, out, err = run(capsys, base, ledger, path)
+        assert code == Exit.OK, err
+        assert enqueues(base) == 4 + 2  # walk, and outro (its start frame changed); intro and title reused
+        shown = {name: colours(p) for name, p in clips(ledger).items()}
+        assert near(shown["walk"][0], RED) and near(shown["walk"][-1], GREEN)
+        assert near(shown["outro"][0], GREEN), shown["outro"][:6]
+        assert probe(str(joined)).seconds == sum(SECONDS.values())
+
+
+def test_a_failed_scene_holds_back_its_chain_and_a_rerun_finishes_the_film(tmp_path, capsys, sandbox_with):
+    path = film(tmp_path)
+    ledger = str(tmp_path / "ledger.sqlite")
+    # one worker: intro (the film's first scene) is the first enqueue, and the only one to fail
+    fault = FaultRule("fail=Injected fault: no credits", path="/api/ai/queue", method="POST", times=1)
+    with sandbox_with(faults=(fault,)) as base:
+        code, out, err = run(capsys, base, ledger, "--concurrency", "1", path)
+        assert code == Exit.API_FAILURE, err
+        assert enqueues(base) == 2  # intro (failed) and title; walk and outro never sent
+        assert "scene walk: not sent: it continues `intro`, which failed" in out
+        assert "scene outro: not sent: it continues `walk`, which was not rendered" in out
+        assert re.search(r"3 of 4 scenes missing; spend so far \(new spend this run: \$\d+\.\d\d\)", out), out
+        assert not (tmp_path / "renders" / "launch.mp4").exists()
+        assert set(clips(ledger)) == {"title"}
+
+        code, out, err = run(capsys, base, ledger, path)
+        assert code == Exit.OK, err
+        assert enqueues(base) == 2 + 3  # intro again, then walk and outro; title reused
+        assert probe(str(tmp_path / "renders" / "launch.mp4")).seconds == sum(SECONDS.values())
