@@ -70,6 +70,11 @@ def run_film(
     assert film is not None and result.ok
     if mode == "sync" and any(s.result.request and s.result.request.generations > 1 for s in film.scenes):
         raise click.UsageError("`generations` above 1 needs the queue; drop --sync")
+    if any(s.continues is not None for s in film.scenes) and not _has_pyav():
+        raise click.UsageError(
+            "a continued scene starts on the last frame of the one before, read with PyAV: "
+            "pip install 'klingspec[video]' (nothing was sent)"
+        )
     folder = out_dir or os.path.join(os.path.dirname(os.path.abspath(result.path)), "renders")
     previews = [plans.plan_of(s.result, options) for s in film.scenes]
     free = {i: replace(previews[i].job(), out_dir=folder) for i, s in enumerate(film.scenes) if s.continues is None}
@@ -205,6 +210,14 @@ def _continued_job(
     job = replace(plans.plan_of(compiled, options).job(), out_dir=folder, variant=f"scene {scene.name}")
     runner.consented = (runner.consented or frozenset()) | {job.request_hash}  # counted in full when agreed to
     return job
+
+
+def _has_pyav() -> bool:
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _start_path(folder: str, film_path: str, scene: str) -> str:

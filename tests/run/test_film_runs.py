@@ -8,6 +8,9 @@ Enqueues are counted with `/_sandbox/stats`."""
 from __future__ import annotations
 
 import re
+import signal
+import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,12 @@ import pytest
 av = pytest.importorskip("av", reason="PyAV (the video extra) is not installed")
 
 from run_helpers import new_key, stats  # noqa: E402
+from test_processes import (  # noqa: E402
+    _env,
+    _klingspec,
+    _wait_for,
+    sandbox_process,  # noqa: F401  (the fixture: a sandbox in a process of its own)
+)
 
 from klingspec.cli import main  # noqa: E402
 from klingspec.cli.report import Exit  # noqa: E402
@@ -23,6 +32,7 @@ from klingspec.run.video import probe  # noqa: E402
 from klingspec.sandbox import FaultRule  # noqa: E402
 
 ENQUEUE = "POST /api/ai/queue"
+PUT = "PUT /api/repos/{namespace}/{repo}/file/{branch}/{path:path}"
 RED, GREEN, BLUE, YELLOW = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)
 TOLERANCE = 12  # per channel, after yuv420p and H.264
 
@@ -153,3 +163,71 @@ def test_a_failed_scene_holds_back_its_chain_and_a_rerun_finishes_the_film(tmp_p
         assert code == Exit.OK, err
         assert enqueues(base) == 2 + 3  # intro again, then walk and outro; title reused
         assert probe(str(tmp_path / "renders" / "launch.mp4")).seconds == sum(SECONDS.values())
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+def test_a_film_killed_mid_chain_resumes_and_pays_for_no_scene_twice(tmp_path, request):
+    """`klingspec run FILM` in a process of its own, SIGKILLed while the chain's second
+    scene is at the API; the same command again reattaches to it and finishes the film."""
+    base = request.getfixturevalue("sandbox_process")
+    path = film(tmp_path)
+    env = _env(tmp_path, new_key())
+    ledger = tmp_path / "home" / "ledger.sqlite"
+
+    def walk_state() -> str | None:
+        if not ledger.exists():
+            return None
+        try:
+            with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=1) as db:
+                rows = db.execute("SELECT state, body FROM renders").fetchall()
+        except sqlite3.Error:
+            return None
+        return next((state for state, body in rows if "walk" in body), None)
+
+    first = _klingspec("run", "--api-url", base, "--yes", path, env=env)
+    _wait_for(lambda: walk_state() == "submitted", timeout=30, what="the walk scene to be submitted")
+    first.send_signal(signal.SIGKILL)
+    first.communicate(timeout=10)
+    assert first.returncode == -signal.SIGKILL
+    assert enqueues(base) == 3  # intro, title, walk
+    assert not (tmp_path / "renders" / "launch.mp4").exists()
+
+    second = _klingspec("run", "--api-url", base, "--yes", path, env=env)
+    out, err = second.communicate(timeout=60)
+    assert second.returncode == Exit.OK, err.decode()
+    assert enqueues(base) == 4  # only outro is new: walk was reattached to, not sent again
+    assert probe(str(tmp_path / "renders" / "launch.mp4")).seconds == sum(SECONDS.values())
+
+
+def test_consent_is_asked_once_for_the_whole_film_and_the_budget_caps_it(tmp_path, capsys, sandbox_with):
+    path = film(tmp_path)
+    ledger = str(tmp_path / "ledger.sqlite")
+    with sandbox_with() as base:
+        capsys.readouterr()
+        code = main(["run", "--api-url", base, "--ledger", ledger, path])  # no terminal to ask, no --yes
+        out, err = capsys.readouterr()
+        assert code == Exit.BUDGET_REFUSED
+        assert "nothing was sent: this film would spend up to $" in err and "new spend: $" in out
+        code, _, err = run(capsys, base, ledger, "--budget", "1", path)  # the film costs more: refused
+        assert code == Exit.BUDGET_REFUSED and "budget refused" in err
+        assert enqueues(base) == 0 and stats(base)["requests"].get(PUT, 0) == 0
+
+
+def test_without_pyav_a_chain_is_refused_before_anything_is_sent_and_nothing_is_joined(
+    tmp_path, capsys, sandbox_with, monkeypatch
+):
+    path = film(tmp_path)
+    alone = tmp_path / "alone.kvs"  # no chain: its scenes render without PyAV, and are not joined
+    alone.write_text('scene intro "scenes/intro.kvs"\nscene title "scenes/title.kvs"\n', encoding="utf-8")
+    ledger = str(tmp_path / "ledger.sqlite")
+    with sandbox_with() as base:
+        assert run(capsys, base, ledger, "--no-join", str(alone))[0] == Exit.OK
+        monkeypatch.setitem(sys.modules, "av", None)  # `import av` fails, as without the video extra
+        code, _, err = run(capsys, base, ledger, path)
+        assert code == Exit.USAGE and "pip install 'klingspec[video]'" in err
+        assert enqueues(base) == 2
+        code, out, err = run(capsys, base, ledger, str(alone))
+        assert code == Exit.OK, err
+        assert "the film was not joined" in err and "pip install 'klingspec[video]'" in err
+        assert "the clips are in renders" in err
+        assert not (tmp_path / "renders" / "alone.mp4").exists() and enqueues(base) == 2
