@@ -246,11 +246,6 @@ def test_example_checks_clean(script: Path, var_files: tuple[str, ...]):
 @pytest.mark.parametrize("script, var_files", [p for p in _example_runs() if "lib/" not in p.id])
 def test_example_compiles(script: Path, var_files: tuple[str, ...]):
     result = run_pipeline(str(script), Options(var_files=var_files))
-    if result.film is not None:  # a film: each scene is a request of its own
-        assert result.ok, [d.message for d in result.diagnostics]
-        for scene in result.film.scenes:
-            assert scene.result.request is not None and 3 <= sum(int(s.seconds) for s in scene.result.bound.shots) <= 15
-        return
     assert result.ok and result.request is not None, [d.message for d in result.diagnostics]
     total = sum(int(s.seconds) for s in result.bound.shots)
     assert 3 <= total <= 15
