@@ -168,7 +168,7 @@ def film_text(path: str) -> str:
     return Path(path).read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("command", ["compile", "preview"])
+@pytest.mark.parametrize("command", ["compile"])
 def test_the_commands_that_do_not_take_films_yet_say_so(command, scenes, capsys):
     film = write(scenes, 'scene intro "intro.kvs"\n', "film.kvs")
     argv = [command, film]

@@ -102,7 +102,6 @@ def preview(
         result = replace(results[0], diagnostics=tuple(d for r in results for d in r.diagnostics))
     else:
         result = run_pipeline(script, options)
-        refuse_films([result], "preview")
         results = [result]
     print_diagnostics([result], "text", sys.stderr)
     report = report_of([result])
@@ -122,7 +121,15 @@ def preview(
         variants, _ = read_table(vars_table)
         page_dir = None if target == "-" else os.path.dirname(os.path.abspath(target))
         grid = grid_of(vars_table, variants, results, sheet.read(script, None, ledger_path, page_dir))
-    page = storyboard(result, takes=takes, grid=grid)
+    if result.film is not None:  # a film: its scenes on one timeline, then the joined film
+        from klingspec.cli.options import project_of
+        from klingspec.preview.filmboard import film_page
+
+        page_dir = None if target == "-" else os.path.dirname(os.path.abspath(target))
+        out_dir = project_of([script]).value("out")
+        page = film_page(result, ledger_path=ledger_path, page_dir=page_dir, out_dir=out_dir)
+    else:
+        page = storyboard(result, takes=takes, grid=grid)
     if target == "-":
         sys.stdout.write(page)
     else:

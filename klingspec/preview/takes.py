@@ -119,7 +119,7 @@ def read(
         by_hash: dict[str, list[Render]] = {}
         for render in renders:  # newest first
             by_hash.setdefault(render.request_hash, []).append(render)
-        where = link or (lambda video: _src(video, page_dir))
+        where = link or (lambda video: src_of(video, page_dir))
         versions = [_version(h, rs, h == current_hash, ledger, where) for h, rs in by_hash.items()]
     versions.sort(key=lambda v: (not v.current, -max(r.id for r in v.renders)))
     if not versions:
@@ -176,7 +176,7 @@ def _render(render: Render, ledger: Ledger, link: Callable[[str], str]) -> Rende
     )
 
 
-def _src(video: str, page_dir: str | None) -> str:
+def src_of(video: str, page_dir: str | None) -> str:
     """A URL for the video from a page in `page_dir`: relative when it can be, else a
     `file:` URI (the page works opened from disk, wherever it is)."""
     absolute = os.path.abspath(video)
