@@ -112,7 +112,10 @@ def run_film(path: str, program: Program, options: Options, reader: Reader, diag
         result, scene_path = _scene_result(path, scene, options, reader, diagnostics, main.comments)
         if continues is not None:
             result = _continued(scene, result, diagnostics, options, reader)
-        scenes.append(FilmScene(scene, result, scene_path, continues, take))
+        filmed = FilmScene(scene, result, scene_path, continues, take)
+        if continues is not None and not options.check_only:
+            filmed = _priced(path, filmed, options)
+        scenes.append(filmed)
     _takes(scenes, diagnostics)
     scenes = _unused_variables(scenes)
     film = Film(tuple(scenes))
@@ -355,6 +358,29 @@ def start_line(image: str) -> str:
     """The statement `start "IMAGE"`, the path escaped as a string of the language."""
     escaped = "".join("\\" + c if c in '\\"{}' else c for c in image)
     return f'start "{escaped}"\n'
+
+
+def _priced(film_path: str, scene: FilmScene, options: Options) -> FilmScene:
+    """A continued scene whose model wants a start frame compiles only with one: it is
+    compiled with a stand-in frame (a blank PNG, uploaded nowhere) so `plan` and `run` can
+    price it; the real frame comes at run time, and the price does not depend on it."""
+    result = scene.result
+    if not result.ok or result.request is not None or result.bound is None or not result.bound.shots:
+        return scene
+    import tempfile
+
+    from PIL import Image  # only for a scene whose model needs a start frame
+
+    descriptor, stand_in = tempfile.mkstemp(prefix="klingspec-start-", suffix=".png")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            Image.new("RGB", (512, 512), (128, 128, 128)).save(file, "PNG")
+        priced = with_start(film_path, scene, stand_in, options)
+    finally:
+        os.unlink(stand_in)
+    if not priced.ok or priced.request is None or priced.estimate is None:
+        return scene
+    return replace(scene, result=replace(result, request=priced.request, estimate=priced.estimate))
 
 
 def with_start(film_path: str, scene: FilmScene, image: str, options: Options) -> Result:

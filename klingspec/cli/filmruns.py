@@ -101,9 +101,17 @@ def run_film(
             # what was shown is what may be paid for; a continued scene's request joins it when made
             runner.consented = frozenset(m.job.request_hash for m in marks.values() if m.paid is not None)
             if cap is not None:  # --budget, else the project file's `budget`: every scene counted
-                every = [replace(p.job(), out_dir=folder) for p in previews]
+                # a continued scene's request is made later: its ceiling is set aside in full,
+                # never looked up in the ledger (its body there is not the one it will send)
+                later = [previews[i].estimate.ceiling for i, s in enumerate(film.scenes) if s.continues is not None]
+                known = [c for c in later if c is not None]
+                room = Decimal(str(cap)) - sum(known, Decimal(0))
                 try:
-                    runner.check_budget(every, Decimal(str(cap)))
+                    if len(known) != len(later) or room < 0:
+                        raise BudgetRefused(
+                            sum(known, Decimal(0)) if len(known) == len(later) else None, Decimal(str(cap)), None
+                        )
+                    runner.check_budget(list(free.values()), room)
                 except BudgetRefused as refused:
                     click.echo(f"klingspec: budget refused: {refused}", err=True)
                     return Report(budget_refused=True)
@@ -154,6 +162,8 @@ def _render(
         if not _upload([j for _, j in jobs], runner, ledger, ledger_url):
             for name, _ in jobs:
                 held[name] = "its local images could not be uploaded"
+            for later in (s for s in scenes if s.stage > stage):
+                held.setdefault(later.scene.name, "an earlier stage could not be sent")
             break
         view = display.LiveView([j for _, j in jobs])
         runner.on_event = view
@@ -207,6 +217,20 @@ def _continued_job(
         print_diagnostics([compiled], "text", sys.stderr)
         held[scene.name] = "it did not compile with its start frame"
         return None
+    shown = scene.result.estimate
+    made = compiled.estimate
+    same = (
+        shown is not None
+        and made.model == shown.model
+        and made.seconds == shown.seconds
+        and made.generations == shown.generations
+        and made.ceiling is not None
+        and shown.ceiling is not None
+        and made.ceiling <= shown.ceiling
+    )
+    if not same:  # its files changed while the film ran (model, seconds, price): not what was agreed to
+        held[scene.name] = "it changed since the plan was shown (model, seconds or price): run the film again"
+        return None
     job = replace(plans.plan_of(compiled, options).job(), out_dir=folder, variant=f"scene {scene.name}")
     runner.consented = (runner.consented or frozenset()) | {job.request_hash}  # counted in full when agreed to
     return job
@@ -237,10 +261,16 @@ def save_last_frame(video: str, out: str) -> str:
         if existing.read() == png:
             return out
     os.makedirs(os.path.dirname(out), exist_ok=True)
-    partial = out + ".partial"
-    with open(partial, "wb") as file:
-        file.write(png)
-    os.replace(partial, out)
+    import tempfile
+
+    descriptor, partial = tempfile.mkstemp(dir=os.path.dirname(out), prefix=".start-", suffix=".partial")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(png)
+        os.replace(partial, out)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
     return out
 
 

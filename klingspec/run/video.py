@@ -131,6 +131,7 @@ def join(paths: Sequence[str], out: str) -> Joined:
     infos = [probe(p) for p in paths]
     remux = _matching(infos)
     partial = out + ".partial.mp4"
+    av = _av()
     try:
         if remux:
             try:
@@ -140,6 +141,8 @@ def join(paths: Sequence[str], out: str) -> Joined:
         if not remux:
             _reencode(infos, partial)
         os.replace(partial, out)
+    except (av.FFmpegError, OSError) as error:  # a disk full, a stream PyAV cannot write
+        raise VideoError(f"cannot join into {out}: {error}") from None
     finally:
         if os.path.exists(partial):
             os.unlink(partial)

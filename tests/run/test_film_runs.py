@@ -231,3 +231,35 @@ def test_without_pyav_a_chain_is_refused_before_anything_is_sent_and_nothing_is_
         assert "the film was not joined" in err and "pip install 'klingspec[video]'" in err
         assert "the clips are in renders" in err
         assert not (tmp_path / "renders" / "alone.mp4").exists() and enqueues(base) == 2
+
+
+def test_a_continued_scene_whose_model_needs_a_start_frame_is_planned_and_run(tmp_path, capsys):
+    """kling-video-v2-6-pro-image-to-video refuses a request without a start frame: the scene
+    is priced with a stand-in frame, then sent with the real one."""
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    (scenes / "intro.kvs").write_text('shot 5s "a red dawn over the hills"\n', encoding="utf-8")
+    (scenes / "walk.kvs").write_text(
+        'model kling-video-v2-6-pro-image-to-video\nassets ada/film\nshot 5s "a blue walk"\n', encoding="utf-8"
+    )
+    path = tmp_path / "film.kvs"
+    path.write_text('scene intro "scenes/intro.kvs"\nscene walk "scenes/walk.kvs" continues intro\n', encoding="utf-8")
+    capsys.readouterr()
+    assert main(["plan", str(path)]) == Exit.OK, capsys.readouterr().err
+    assert main(["run", "--sandbox", "--yes", "--no-join", str(path)]) == Exit.OK, capsys.readouterr().err
+    with Ledger() as ledger:
+        models = sorted(r.model for r in ledger.renders())
+    assert models == ["kling-video-o3-pro-reference-to-video", "kling-video-v2-6-pro-image-to-video"]
+
+
+def test_the_budget_counts_a_continued_scene_in_full_even_when_its_script_was_rendered(tmp_path, capsys):
+    """The continued scene shares its script with the scene it continues: looked up in the
+    ledger before its frame is added, it would count for nothing against the budget."""
+    (tmp_path / "walk.kvs").write_text('assets ada/film\nshot 5s "a blue walk"\n', encoding="utf-8")
+    path = tmp_path / "film.kvs"
+    path.write_text('scene one "walk.kvs"\nscene two "walk.kvs" continues one\n', encoding="utf-8")
+    capsys.readouterr()
+    assert main(["run", "--sandbox", "--budget", "1.5", str(path)]) == Exit.BUDGET_REFUSED
+    assert "budget refused" in capsys.readouterr().err
+    with Ledger() as ledger:
+        assert ledger.renders() == []  # nothing sent
