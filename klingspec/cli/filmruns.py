@@ -61,10 +61,8 @@ def run_film(
 ) -> Report:
     from klingspec.cli import filmplans, plans
     from klingspec.cli.consent import Consent, amount, ask, can_ask, decide, refusal
-    from klingspec.cli.renders import api_connection, poll_policy
-    from klingspec.run.client import OxenClient
-    from klingspec.run.ledger import Ledger
-    from klingspec.run.runner import BudgetRefused, Runner
+    from klingspec.cli.renders import connected_runner
+    from klingspec.run.runner import BudgetRefused
 
     film = result.film
     assert film is not None and result.ok
@@ -79,18 +77,17 @@ def run_film(
     previews = [plans.plan_of(s.result, options) for s in film.scenes]
     free = {i: replace(previews[i].job(), out_dir=folder) for i, s in enumerate(film.scenes) if s.continues is None}
 
-    with api_connection(sandbox, api_url) as (base_url, key, ledger_url), Ledger(ledger_path) as ledger:
-        client = OxenClient.create(base_url, key)
-        runner = Runner(
-            client,
-            ledger,
-            api_url=ledger_url,
-            mode=mode,
-            sse=sse,
-            poll=poll_policy(sandbox),
-            again=again,
-            concurrency=concurrency,
-        )
+    connection = connected_runner(
+        sandbox=sandbox,
+        api_url=api_url,
+        ledger_path=ledger_path,
+        mode=mode,
+        sse=sse,
+        again=again,
+        concurrency=concurrency,
+    )
+    with connection as (runner, ledger, ledger_url):
+        client = runner.client
         try:
             marks = dict(zip(free, runner.submitting.standings(list(free.values())), strict=True))
             scenes = [

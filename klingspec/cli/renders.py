@@ -38,7 +38,7 @@ from klingspec.pipeline import Options, Result
 if TYPE_CHECKING:
     from klingspec.run.jobs import Standing
     from klingspec.run.ledger import Ledger, Render
-    from klingspec.run.runner import Job, PollPolicy
+    from klingspec.run.runner import Job, PollPolicy, Runner
 
 SANDBOX_LEDGER_URL = "sandbox://local"
 
@@ -257,6 +257,32 @@ def _jobs_from_plan(path: str, out_dir: str | None) -> list[Job]:
 
 
 @contextlib.contextmanager
+def connected_runner(
+    *, sandbox: bool, api_url: str | None, ledger_path: str | None, mode: str, sse: bool, again: bool, concurrency: int
+) -> Iterator[tuple[Runner, Ledger, str]]:
+    """The API (or the sandbox), the ledger and a `Runner` over both, as `run` uses them
+    for scripts and films alike; yields the runner, the ledger and the ledger's API URL.
+    The caller closes `runner.client` when it is done with the network."""
+    from klingspec.run.client import OxenClient
+    from klingspec.run.ledger import Ledger
+    from klingspec.run.runner import Runner
+
+    with api_connection(sandbox, api_url) as (base_url, key, ledger_url), Ledger(ledger_path) as ledger:
+        client = OxenClient.create(base_url, key)
+        runner = Runner(
+            client,
+            ledger,
+            api_url=ledger_url,
+            mode=mode,
+            sse=sse,
+            poll=poll_policy(sandbox),
+            again=again,
+            concurrency=concurrency,
+        )
+        yield runner, ledger, ledger_url
+
+
+@contextlib.contextmanager
 def api_connection(sandbox: bool, api_url: str | None) -> Iterator[tuple[str, str | None, str]]:
     """(base URL, key, ledger identity of the API): the built-in sandbox, or the API with
     the user's key."""
@@ -396,24 +422,21 @@ def _run(
         click.echo("dry run: nothing was sent", err=True)
         return Report()
     from klingspec.cli.consent import Consent, amount, ask, can_ask, decide, refusal
-    from klingspec.run.client import OxenClient
-    from klingspec.run.ledger import Ledger
-    from klingspec.run.runner import BudgetRefused, Runner
+    from klingspec.run.runner import BudgetRefused
     from klingspec.run.states import RenderState
     from klingspec.run.uploading import Uploader, UploadFailed
 
-    with api_connection(sandbox, api_url) as (base_url, key, ledger_url), Ledger(ledger_path) as ledger:
-        client = OxenClient.create(base_url, key)
-        runner = Runner(
-            client,
-            ledger,
-            api_url=ledger_url,
-            mode=mode,
-            sse=sse,
-            poll=poll_policy(sandbox),
-            again=again,
-            concurrency=concurrency,
-        )
+    connection = connected_runner(
+        sandbox=sandbox,
+        api_url=api_url,
+        ledger_path=ledger_path,
+        mode=mode,
+        sse=sse,
+        again=again,
+        concurrency=concurrency,
+    )
+    with connection as (runner, ledger, ledger_url):
+        client = runner.client
         marks = runner.submitting.standings(jobs)
         wanted = uploading.distinct(needs_uploads(marks))
         needed = uploading.pending(ledger, ledger_url, wanted)
