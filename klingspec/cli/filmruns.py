@@ -24,6 +24,8 @@ import contextlib
 import io
 import os
 import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 def run_film(
     result: Result,
     options: Options,
+    connection: Callable[[], AbstractContextManager[tuple[Runner, Ledger, str]]],
     *,
     sandbox: bool,
     mode: str,
@@ -52,16 +55,12 @@ def run_film(
     cap: float | None,
     yes: bool,
     out_dir: str | None,
-    again: bool,
-    concurrency: int,
-    sse: bool,
-    api_url: str | None,
-    ledger_path: str | None,
     join: bool,
 ) -> Report:
+    """`connection`: `run`'s own (cli/renders.connected_runner with its options), opened
+    once the film is checked and its chains can be read."""
     from klingspec.cli import filmplans, plans
     from klingspec.cli.consent import Consent, amount, ask, can_ask, decide, refusal
-    from klingspec.cli.renders import connected_runner
     from klingspec.run.runner import BudgetRefused
 
     film = result.film
@@ -77,16 +76,7 @@ def run_film(
     previews = [plans.plan_of(s.result, options) for s in film.scenes]
     free = {i: replace(previews[i].job(), out_dir=folder) for i, s in enumerate(film.scenes) if s.continues is None}
 
-    connection = connected_runner(
-        sandbox=sandbox,
-        api_url=api_url,
-        ledger_path=ledger_path,
-        mode=mode,
-        sse=sse,
-        again=again,
-        concurrency=concurrency,
-    )
-    with connection as (runner, ledger, ledger_url):
+    with connection() as (runner, ledger, ledger_url):
         client = runner.client
         try:
             marks = dict(zip(free, runner.submitting.standings(list(free.values())), strict=True))

@@ -9,6 +9,7 @@ printed or stored.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -341,6 +342,17 @@ def _run(
     from klingspec.run import display, uploading
     from klingspec.run.jobs import Stand
 
+    # how this run reaches the API and the ledger, opened only once something is to be sent
+    connection = functools.partial(
+        connected_runner,
+        sandbox=sandbox,
+        api_url=api_url,
+        ledger_path=ledger_path,
+        mode=mode,
+        sse=sse,
+        again=again,
+        concurrency=concurrency,
+    )
     results: list[Result] | None = None
     if len(files) == 1 and files[0].endswith(".json"):
         jobs = _jobs_from_plan(files[0], out_dir)
@@ -359,17 +371,13 @@ def _run(
             return run_film(
                 results[0],
                 options,
+                connection,
                 sandbox=sandbox,
                 mode=mode,
                 budget=budget,
                 cap=cap,
                 yes=yes,
                 out_dir=out_dir,
-                again=again,
-                concurrency=concurrency,
-                sse=sse,
-                api_url=api_url,
-                ledger_path=ledger_path,
                 join=join,
             )
     if not jobs:
@@ -426,16 +434,7 @@ def _run(
     from klingspec.run.states import RenderState
     from klingspec.run.uploading import Uploader, UploadFailed
 
-    connection = connected_runner(
-        sandbox=sandbox,
-        api_url=api_url,
-        ledger_path=ledger_path,
-        mode=mode,
-        sse=sse,
-        again=again,
-        concurrency=concurrency,
-    )
-    with connection as (runner, ledger, ledger_url):
+    with connection() as (runner, ledger, ledger_url):
         client = runner.client
         marks = runner.submitting.standings(jobs)
         wanted = uploading.distinct(needs_uploads(marks))

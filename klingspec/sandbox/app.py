@@ -22,7 +22,7 @@ import contextlib
 import json
 import uuid
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +43,7 @@ from klingspec.sandbox.mp4 import VideoSpec, iter_mp4, mp4_bytes
 from klingspec.sandbox.queue import ACTIVE, STATUSES, Job, JobStatus, now
 from klingspec.sandbox.state import SandboxState
 from klingspec.sandbox.streams import RAW_SEND, Dropped, FileStream
-from klingspec.sandbox.validation import find_model, model_error, num_generations, num_generations_error
+from klingspec.sandbox.validation import find_model, num_generations, num_generations_error
 
 
 @dataclass(frozen=True)
@@ -213,10 +213,7 @@ async def generate(request: Request, call: Call) -> Any:
     if refused is not None:
         return refused
     assert body is not None  # refused otherwise
-    error: str | None = call.fault.forced_error(0) or model_error(body, spec)
-    fetched: Mapping[str, bytes] = {}
-    if error is None:
-        error, fetched = await call.state.inputs(body, spec)
+    error, fetched = await call.state.checked(body, spec, call.fault.forced_error(0))
     if error is not None:
         return errors.invalid_params(error)
     if call.fault.drop:

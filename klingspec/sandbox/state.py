@@ -98,9 +98,15 @@ class SandboxState:
         for task in list(self._tasks):
             task.cancel()
 
-    async def inputs(self, body: Mapping[str, Any], spec: ModelSpec) -> tuple[str | None, Mapping[str, bytes]]:
-        """Why one of the body's input URLs cannot be used (fetched as Oxen would), or None;
-        and the bytes of the URLs read (`Fetcher.fetched`)."""
+    async def checked(
+        self, body: Mapping[str, Any], spec: ModelSpec, forced: str | None
+    ) -> tuple[str | None, Mapping[str, bytes]]:
+        """Why the generation fails, in the order Oxen finds out: a forced fault's error,
+        then the model's parameters, then the input URLs (fetched as Oxen would); or None.
+        With the bytes of the URLs read (`Fetcher.fetched`), for the result's start frame."""
+        error = forced or model_error(body, spec)
+        if error is not None:
+            return error, {}
         async with Fetcher(self.config, self.repos) as fetcher:
             return await fetcher.error(body, spec), fetcher.fetched
 
@@ -125,10 +131,7 @@ class SandboxState:
         job = processing
         # Era C: model parameters are checked when the generation runs, not at enqueue.
         spec = MODELS[job.model_name]
-        error: str | None = job.forced_error or model_error(job.body, spec)
-        fetched: Mapping[str, bytes] = {}
-        if error is None:
-            error, fetched = await self.inputs(job.body, spec)
+        error, fetched = await self.checked(job.body, spec, job.forced_error)
         if error is None:
             await asyncio.sleep(config.processing_seconds)
             self.files.add(gid, await self.result(job.body, spec, fetched))
