@@ -55,13 +55,17 @@ def test_every_scene_its_stage_and_the_films_total(film, capsys):
     assert scenes["outro"]["path"] == film and scenes["outro"]["line"] == 4  # written in place
 
 
-def test_a_scene_rendered_before_is_reused_and_a_continued_one_counted_in_full(film, tmp_path, capsys):
+def test_a_scene_rendered_before_is_reused_and_the_one_it_starts_is_planned_with_its_frame(film, tmp_path, capsys):
     intro = str(tmp_path / "intro.kvs")
     assert main(["run", "--sandbox", "--yes", intro]) == Exit.OK
     planned = plan_json(capsys, film, "--sandbox")
     scenes = {s["name"]: s for s in planned["scenes"]}
     assert scenes["intro"]["standing"] == "reuse" and scenes["intro"]["new_usd"] == 0
-    assert scenes["walk"]["standing"] == "after" and scenes["walk"]["new_usd"] == scenes["walk"]["cost_usd"]
+    # intro's video is on disk: walk's start frame is known, so walk is a request like any other
+    assert scenes["walk"]["standing"] == "new" and scenes["walk"]["request_hash"] is not None
+    assert scenes["walk"]["new_usd"] == scenes["walk"]["cost_usd"]
+    # outro continues walk, which is not rendered yet: counted in full, its request unknown
+    assert scenes["outro"]["standing"] == "after" and scenes["outro"]["request_hash"] is None
     assert planned["new_usd"] == pytest.approx(planned["total_usd"] - scenes["intro"]["cost_usd"])
 
 

@@ -3,10 +3,14 @@ time and the total, which scenes wait for which, and what a re-run would reuse.
 
 A scene that continues none is planned exactly as a script is (the same `Plan`, priced by
 `pricing`, its standing by the ledger: new, reuse, in flight...). A continued scene's
-request holds its start frame, the last frame of the scene before, which exists only once
-that scene is rendered: its price is known (a start frame changes no price), but whether
-the ledger already holds it is not, so it is counted as new spend in full. The new-spend
-figure of a film is therefore an upper bound, never an under-estimate.
+request holds its start frame, the last frame of the scene before. When the ledger holds
+that scene's render finished and its video is on disk, the frame is read now
+(`run.startframes`, the same PNG a run would send) and the continued scene is compiled
+with it and planned like any other: so after an edit, `plan` says exactly which scenes
+will be rendered again (the edited one and those chained after it) and which reused.
+Otherwise the frame does not exist yet: the scene's price is known (a start frame changes
+no price) but not whether the ledger holds it, so it is counted as new spend in full. The
+new-spend figure of a film is therefore exact or an upper bound, never an under-estimate.
 
 Scenes render in stages: a scene waits for the chain it continues; the scenes of one stage
 (none waiting for another) render side by side, within `run`'s concurrency.
@@ -15,7 +19,9 @@ Scenes render in stages: a scene waits for the chain it continues; the scenes of
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +31,10 @@ if TYPE_CHECKING:
     from klingspec.cli.plans import Plan
     from klingspec.films import Film, FilmScene
     from klingspec.pipeline import Options, Result
-    from klingspec.run.jobs import Standing
+    from klingspec.run.jobs import Job, Standing
+    from klingspec.run.ledger import File, Ledger
+
+    Standings = Callable[[Sequence[Job]], list[Standing]]
 
 
 @dataclass(frozen=True)
@@ -34,7 +43,7 @@ class ScenePlan:
     plan: Plan
     stage: int  # 1: waits for nothing; n: after a chain of n - 1 scenes
     waits_for: tuple[str, ...]  # the scenes it waits for, nearest first
-    standing: Standing | None  # by the ledger; None for a continued scene (not knowable yet)
+    standing: Standing | None  # by the ledger; None: a continued scene whose start frame is not known yet
 
     @property
     def new(self) -> pricing.Quote:
@@ -50,20 +59,103 @@ def plan_film(
     api_url: str | None,
     ledger_path: str | None,
 ) -> list[ScenePlan]:
-    from klingspec.cli.plans import ledger_standings, plan_of
+    """The film's scenes by the ledger `run` would use; a ledger that does not exist yet
+    is not created (nothing has been rendered), and with `again` nothing is reused."""
+    from klingspec.cli.plans import plan_of
+    from klingspec.run.ledger import Ledger, default_path
 
     film = result.film
     assert film is not None and result.ok  # the caller reports a film with errors
     plans = [plan_of(s.result, options) for s in film.scenes]
+    path = ledger_path or default_path()
+    if again or not os.path.exists(path):
+        return scene_plans(result.path, film, plans, options, None, None)
+    from klingspec.cli.renders import ledger_url
+    from klingspec.run.submitting import Spending
+
+    with Ledger(path) as ledger:
+        spending = Spending.of(ledger, ledger_url(sandbox, api_url))
+        return scene_plans(result.path, film, plans, options, spending.standings, ledger)
+
+
+def scene_plans(
+    film_path: str,
+    film: Film,
+    plans: Sequence[Plan],
+    options: Options,
+    standings: Standings | None,
+    ledger: Ledger | None,
+) -> list[ScenePlan]:
+    """Each scene planned, in the film's order (`plans`: each scene's own `plan_of`). A
+    continued scene whose scene before is finished in the ledger is planned with its start
+    frame (its standing then known); else it has no standing. `standings`: the ledger's
+    (`Spending.standings`), None without a ledger (everything new)."""
+    from klingspec.cli.plans import standings as unledgered
+
+    def stand(jobs: Sequence[Job]) -> list[Standing]:
+        return standings(jobs) if standings is not None else unledgered(jobs, None)
+
     free = [i for i, s in enumerate(film.scenes) if s.continues is None]
-    marks = ledger_standings(
-        [plans[i].job() for i in free], sandbox=sandbox, api_url=api_url, ledger_path=ledger_path, again=again
-    )
-    standing = dict(zip(free, marks, strict=True))
+    marks: dict[str, Standing] = {
+        film.scenes[i].name: m for i, m in zip(free, stand([plans[i].job() for i in free]), strict=True)
+    }
+    chosen: dict[str, Plan] = {film.scenes[i].name: plans[i] for i in free}
+    for scene in film.scenes:  # in order: a scene continues one written before it
+        if scene.continues is None or ledger is None:
+            continue
+        video = finished_take(marks.get(scene.continues), scene.take, ledger)
+        if video is None:
+            continue
+        made = continued_plan(film_path, scene, video, options, ledger)
+        if isinstance(made, str):
+            continue
+        chosen[scene.name] = made
+        marks[scene.name] = stand([made.job()])[0]
     return [
-        ScenePlan(s, plans[i], len(film.chain_of(s.name)) + 1, film.chain_of(s.name), standing.get(i))
+        ScenePlan(
+            s,
+            chosen.get(s.name, plans[i]),
+            len(film.chain_of(s.name)) + 1,
+            film.chain_of(s.name),
+            marks.get(s.name),
+        )
         for i, s in enumerate(film.scenes)
     ]
+
+
+def finished_take(before: Standing | None, take: int, ledger: Ledger) -> File | None:
+    """The video of take `take` of a scene the ledger holds finished, in the order `run`
+    gives its files (a top-up's videos fill the numbers in between: by name); None when
+    that scene is still to render (or its take is missing)."""
+    from klingspec.run.jobs import Stand
+
+    if before is None or before.stand != Stand.REUSE or before.render is None:
+        return None
+    files = ledger.kept_files(before.render.root)
+    if len(files) > len(ledger.all_files(before.render.root)):  # top-ups completed it
+        files.sort(key=lambda f: f.path)
+    return files[take - 1] if len(files) >= take else None
+
+
+def continued_plan(
+    film_path: str, scene: FilmScene, video: File, options: Options, ledger: Ledger | None
+) -> Plan | str:
+    """A continued scene's plan with the last frame of `video` as its start frame, or why
+    there is none (the frame unreadable, or the scene no longer compiling with it)."""
+    from klingspec.cli.plans import plan_of
+    from klingspec.films import with_start
+    from klingspec.run.startframes import start_frame
+    from klingspec.run.video import VideoError
+
+    try:
+        start = start_frame(video, ledger)
+    except VideoError as error:
+        return f"the last frame of `{scene.continues}` could not be read: {error}"
+    compiled = with_start(film_path, scene, start, options)
+    if not compiled.ok or compiled.request is None or compiled.estimate is None:
+        errors = [d.message for d in compiled.diagnostics if d.severity == "error"]
+        return "it did not compile with its start frame" + (f": {errors[0]}" if errors else "")
+    return plan_of(compiled, options)
 
 
 def totals(scenes: list[ScenePlan]) -> tuple[pricing.Quote, pricing.Quote]:

@@ -1,18 +1,18 @@
 """`run FILM`: a film rendered scene by scene, in the stages `plan FILM` shows, then joined.
 
-The film is planned as `plan FILM` plans it (cli/filmplans.py) and consent is asked once
-for its new spend (an upper bound: a continued scene is counted in full). The stages then
-go to the `Runner` one after another, the scenes of a stage together. A scene that
-continues none is its compiled request; a continued scene is compiled only once the scene
-it continues is done: the last frame of that scene's chosen take is saved as a PNG in the
-out folder (`<film stem>.<scene>.start.png`, the same bytes for the same video), and the
-scene is compiled again with that file as its `start` (films.with_start), so the upload
-step puts the frame in the scene's assets repository before the request is sent.
+The film is planned as `plan FILM` plans it (cli/filmplans.py: a continued scene whose
+scene before is finished in the ledger is planned with its start frame, exactly; any other
+continued scene is counted in full) and consent is asked once for its new spend. The
+stages then go to the `Runner` one after another, the scenes of a stage together. A scene
+that continues none is its compiled request; a continued scene is compiled once the scene
+it continues is done: the last frame of that scene's chosen take, kept as a PNG beside its
+video (run/startframes.py), becomes its `start` (films.with_start), so the upload step puts
+the frame in the scene's assets repository before the request is sent.
 
-Paying once: the PNG is a function of the video and its URL a function of its bytes, so a
-film run again makes the same bodies and the ledger reuses every finished scene; an edited
-scene changes its own body and so the start frames of the scenes chained after it, nothing
-else. A scene whose chain failed is not sent.
+Paying once: the PNG is made once per video (recorded in the ledger) and its URL is a
+function of its bytes, so a film run again makes the same bodies and the ledger reuses
+every finished scene; an edited scene changes its own body and so the start frames of the
+scenes chained after it, nothing else. A scene whose chain failed is not sent.
 
 Joining (`video.join`) needs PyAV, the `video` extra; without it the clips are left where
 they were downloaded.
@@ -20,10 +20,7 @@ they were downloaded.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
-import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import replace
@@ -37,7 +34,7 @@ from klingspec.cli.report import Report
 
 if TYPE_CHECKING:
     from klingspec.cli.filmplans import ScenePlan
-    from klingspec.films import Film, FilmScene
+    from klingspec.films import Film
     from klingspec.pipeline import Options, Result
     from klingspec.run.jobs import Job, Outcome
     from klingspec.run.ledger import Ledger
@@ -74,31 +71,27 @@ def run_film(
         )
     folder = out_dir or os.path.join(os.path.dirname(os.path.abspath(result.path)), "renders")
     previews = [plans.plan_of(s.result, options) for s in film.scenes]
-    free = {i: replace(previews[i].job(), out_dir=folder) for i, s in enumerate(film.scenes) if s.continues is None}
 
     with connection() as (runner, ledger, ledger_url):
         client = runner.client
         try:
-            marks = dict(zip(free, runner.submitting.standings(list(free.values())), strict=True))
-            scenes = [
-                filmplans.ScenePlan(s, previews[i], len(film.chain_of(s.name)) + 1, film.chain_of(s.name), marks.get(i))
-                for i, s in enumerate(film.scenes)
-            ]
+            scenes = filmplans.scene_plans(result.path, film, previews, options, runner.submitting.standings, ledger)
             filmplans.print_film(result.path, film, scenes)
-            # what was shown is what may be paid for; a continued scene's request joins it when made
-            runner.consented = frozenset(m.job.request_hash for m in marks.values() if m.paid is not None)
+            known = [s for s in scenes if s.standing is not None]
+            # what was shown is what may be paid for; a later continued scene's request joins it when made
+            runner.consented = frozenset(s.plan.request_hash for s in known if s.standing and s.standing.paid)
             if cap is not None:  # --budget, else the project file's `budget`: every scene counted
-                # a continued scene's request is made later: its ceiling is set aside in full,
-                # never looked up in the ledger (its body there is not the one it will send)
-                later = [previews[i].estimate.ceiling for i, s in enumerate(film.scenes) if s.continues is not None]
-                known = [c for c in later if c is not None]
-                room = Decimal(str(cap)) - sum(known, Decimal(0))
+                # a continued scene whose start frame is not known yet: its ceiling is set aside
+                # in full, never looked up in the ledger (the body there is not the one it will send)
+                later = [s.plan.estimate.ceiling for s in scenes if s.standing is None]
+                fixed = [c for c in later if c is not None]
+                room = Decimal(str(cap)) - sum(fixed, Decimal(0))
                 try:
-                    if len(known) != len(later) or room < 0:
+                    if len(fixed) != len(later) or room < 0:
                         raise BudgetRefused(
-                            sum(known, Decimal(0)) if len(known) == len(later) else None, Decimal(str(cap)), None
+                            sum(fixed, Decimal(0)) if len(fixed) == len(later) else None, Decimal(str(cap)), None
                         )
-                    runner.check_budget(list(free.values()), room)
+                    runner.check_budget([s.plan.job() for s in known], room)
                 except BudgetRefused as refused:
                     click.echo(f"klingspec: budget refused: {refused}", err=True)
                     return Report(budget_refused=True)
@@ -141,7 +134,7 @@ def _render(
             if scene.continues is None:
                 jobs.append((scene.name, replace(plan.plan.job(), out_dir=folder, variant=f"scene {scene.name}")))
                 continue
-            job = _continued_job(film_path, scene, outcomes, held, options, runner, folder)
+            job = _continued_job(film_path, plan, outcomes, held, options, runner, ledger, folder)
             if job is not None:
                 jobs.append((scene.name, job))
         if not jobs:
@@ -170,20 +163,23 @@ def _render(
 
 def _continued_job(
     film_path: str,
-    scene: FilmScene,
+    planned: ScenePlan,
     outcomes: dict[str, Outcome],
     held: dict[str, str],
     options: Options,
     runner: Runner,
+    ledger: Ledger,
     folder: str,
 ) -> Job | None:
     """The job of a continued scene, its start frame the last frame of the chosen take of
-    the scene it continues; None (and why, in `held`) when that scene gave none."""
-    from klingspec.cli import plans
-    from klingspec.films import with_start
+    the scene it continues; None (and why, in `held`) when that scene gave none, or when
+    the request made now is not what the plan showed and consent covered: a scene planned
+    with its start frame must be that very request; one planned before its frame was known
+    was counted in full, so its model, seconds, generations and ceiling must be as shown."""
+    from klingspec.cli.filmplans import continued_plan
     from klingspec.run.states import RenderState
-    from klingspec.run.video import VideoError
 
+    scene = planned.scene
     assert scene.continues is not None
     before = outcomes.get(scene.continues)
     if before is None:
@@ -192,33 +188,29 @@ def _continued_job(
     if before.state != RenderState.DONE or len(before.files) < scene.take:
         held[scene.name] = f"it continues `{scene.continues}`, which {before.state}"
         return None
-    try:
-        start = save_last_frame(before.files[scene.take - 1].path, _start_path(folder, film_path, scene.name))
-    except VideoError as error:
-        held[scene.name] = f"the last frame of `{scene.continues}` could not be read: {error}"
+    made = continued_plan(film_path, scene, before.files[scene.take - 1], options, ledger)
+    if isinstance(made, str):
+        held[scene.name] = made
         return None
-    compiled = with_start(film_path, scene, start, options)
-    if not compiled.ok or compiled.request is None or compiled.estimate is None:
-        from klingspec.cli.options import print_diagnostics
-
-        print_diagnostics([compiled], "text", sys.stderr)
-        held[scene.name] = "it did not compile with its start frame"
-        return None
+    if planned.standing is not None:
+        if made.request_hash != planned.plan.request_hash:
+            held[scene.name] = "its start frame is not the one the plan showed: run the film again"
+            return None
+        return replace(made.job(), out_dir=folder, variant=f"scene {scene.name}")
     shown = scene.result.estimate
-    made = compiled.estimate
     same = (
         shown is not None
-        and made.model == shown.model
-        and made.seconds == shown.seconds
-        and made.generations == shown.generations
-        and made.ceiling is not None
+        and made.estimate.model == shown.model
+        and made.estimate.seconds == shown.seconds
+        and made.estimate.generations == shown.generations
+        and made.estimate.ceiling is not None
         and shown.ceiling is not None
-        and made.ceiling <= shown.ceiling
+        and made.estimate.ceiling <= shown.ceiling
     )
     if not same:  # its files changed while the film ran (model, seconds, price): not what was agreed to
         held[scene.name] = "it changed since the plan was shown (model, seconds or price): run the film again"
         return None
-    job = replace(plans.plan_of(compiled, options).job(), out_dir=folder, variant=f"scene {scene.name}")
+    job = replace(made.job(), out_dir=folder, variant=f"scene {scene.name}")
     runner.consented = (runner.consented or frozenset()) | {job.request_hash}  # counted in full when agreed to
     return job
 
@@ -229,36 +221,6 @@ def _has_pyav() -> bool:
     except ImportError:
         return False
     return True
-
-
-def _start_path(folder: str, film_path: str, scene: str) -> str:
-    stem = os.path.splitext(os.path.basename(film_path))[0]
-    return os.path.abspath(os.path.join(folder, f"{stem}.{scene}.start.png"))
-
-
-def save_last_frame(video: str, out: str) -> str:
-    """The last frame of `video` as the PNG `out`: the same video gives the same bytes (an
-    RGB image; Pillow writes no time into a PNG). Written only when it changed."""
-    from klingspec.run.video import last_frame
-
-    data = io.BytesIO()
-    last_frame(video).convert("RGB").save(data, "PNG")
-    png = data.getvalue()
-    with contextlib.suppress(OSError), open(out, "rb") as existing:
-        if existing.read() == png:
-            return out
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    import tempfile
-
-    descriptor, partial = tempfile.mkstemp(dir=os.path.dirname(out), prefix=".start-", suffix=".partial")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(png)
-        os.replace(partial, out)
-    finally:
-        if os.path.exists(partial):
-            os.unlink(partial)
-    return out
 
 
 def _upload(jobs: list[Job], runner: Runner, ledger: Ledger, ledger_url: str) -> bool:

@@ -39,7 +39,8 @@ from klingspec.run.states import ACTIVE_RENDER_STATES, GenerationStatus, RenderS
 if sys.platform != "win32":
     import fcntl
 
-SCHEMA_VERSION = 3  # 2: renders.completes (top-ups of partial renders); 3: uploads (local images)
+# 2: renders.completes (top-ups of partial renders); 3: uploads (local images); 4: start_frames (films)
+SCHEMA_VERSION = 4
 SANDBOX_PREFIX = "sandbox:"  # the ledger's name for an in-process sandbox (nothing is charged)
 _ACTIVE = sql_list(ACTIVE_RENDER_STATES)
 _NOT_REUSABLE = sql_list((RenderState.FAILED, RenderState.CANCELLED))
@@ -96,6 +97,11 @@ CREATE TABLE IF NOT EXISTS uploads (
     created_at    REAL NOT NULL,
     updated_at    REAL NOT NULL,
     PRIMARY KEY (api_url, url)
+);
+CREATE TABLE IF NOT EXISTS start_frames (
+    video_sha256  TEXT PRIMARY KEY,       -- a video a continued scene of a film starts from
+    png_sha256    TEXT NOT NULL,          -- the PNG of its last frame that was sent (its URL names it)
+    created_at    REAL NOT NULL
 );
 """
 
@@ -244,7 +250,7 @@ class Ledger:
             columns = {r["name"] for r in self.db.execute("PRAGMA table_info(renders)")}
             if "completes" not in columns:  # 1 -> 2
                 self.db.execute("ALTER TABLE renders ADD COLUMN completes INTEGER REFERENCES renders(id)")
-            # 2 -> 3: the `uploads` table, created by `_SCHEMA`'s CREATE TABLE IF NOT EXISTS above
+            # 2 -> 3 and 3 -> 4: `uploads` and `start_frames`, made by `_SCHEMA`'s CREATE TABLE IF NOT EXISTS
             self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
 
     @_locked
@@ -626,6 +632,23 @@ class Ledger:
             " sha256=excluded.sha256, bytes=excluded.bytes, local_path=excluded.local_path, state=excluded.state,"
             " commit_id=excluded.commit_id, error=excluded.error, updated_at=excluded.updated_at",
             (api_url, url, sha256, size, local_path, state, commit_id, error, now, now),
+        )
+
+    # -- start frames of films' continued scenes ----------------------------------------------
+    @_locked
+    def start_frame(self, video_sha256: str) -> str | None:
+        """The SHA-256 of the PNG last made of this video's last frame, if any."""
+        row = self.db.execute("SELECT png_sha256 FROM start_frames WHERE video_sha256=?", (video_sha256,)).fetchone()
+        return str(row[0]) if row else None
+
+    @_locked
+    def record_start_frame(self, video_sha256: str, png_sha256: str) -> None:
+        """The PNG made of this video's last frame (replacing an older one: the newest is
+        the one on disk)."""
+        self.db.execute(
+            "INSERT INTO start_frames VALUES (?,?,?) ON CONFLICT (video_sha256) DO UPDATE SET"
+            " png_sha256=excluded.png_sha256, created_at=excluded.created_at",
+            (video_sha256, png_sha256, time.time()),
         )
 
     @contextlib.contextmanager

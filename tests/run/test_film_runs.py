@@ -7,11 +7,14 @@ Enqueues are counted with `/_sandbox/stats`."""
 
 from __future__ import annotations
 
+import io
+import json
 import re
 import signal
 import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +31,7 @@ from test_processes import (  # noqa: E402
 from klingspec.cli import main  # noqa: E402
 from klingspec.cli.report import Exit  # noqa: E402
 from klingspec.run.ledger import Ledger  # noqa: E402
+from klingspec.run.startframes import frame_path  # noqa: E402
 from klingspec.run.video import probe  # noqa: E402
 from klingspec.sandbox import FaultRule  # noqa: E402
 
@@ -124,7 +128,7 @@ def test_a_film_renders_in_stages_chained_and_joined_and_a_rerun_pays_for_nothin
         assert near(shown["walk"][0], RED), shown["walk"][:6]  # walk starts on intro's last frame
         assert near(shown["outro"][0], BLUE), shown["outro"][:6]  # outro on walk's
         assert not near(shown["title"][0], RED) and not near(shown["title"][0], BLUE)  # title starts on nothing
-        start = tmp_path / "renders" / "launch.walk.start.png"
+        start = Path(frame_path(clips(ledger)["intro"]))  # walk's start frame, kept beside intro's video
         first_png = start.read_bytes()
 
         code, out, err = run(capsys, base, ledger, path)  # again, joined this time
@@ -263,3 +267,90 @@ def test_the_budget_counts_a_continued_scene_in_full_even_when_its_script_was_re
     assert "budget refused" in capsys.readouterr().err
     with Ledger() as ledger:
         assert ledger.renders() == []  # nothing sent
+
+
+def plan_of_film(capsys: pytest.CaptureFixture[str], base: str, ledger: str, path: str) -> dict[str, dict[str, Any]]:
+    capsys.readouterr()
+    code = main(["plan", "--api-url", base, "--ledger", ledger, "--format", "json", path])
+    out, err = capsys.readouterr()
+    assert code == Exit.OK, err
+    planned = json.loads(out)
+    return {s["name"]: s for s in planned["scenes"]} | {"": planned}
+
+
+def test_plan_says_before_a_run_which_scenes_an_edit_renders_again(tmp_path, capsys, sandbox_with):
+    path = film(tmp_path)
+    ledger = str(tmp_path / "ledger.sqlite")
+    with sandbox_with() as base:
+        assert run(capsys, base, ledger, "--no-join", path)[0] == Exit.OK
+        planned = plan_of_film(capsys, base, ledger, path)  # every start frame is known now
+        assert {n: planned[n]["standing"] for n in SECONDS} == dict.fromkeys(SECONDS, "reuse")
+        assert planned[""]["new_usd"] == 0 == planned[""]["max_new_usd"]
+
+        (tmp_path / "scenes" / "title.kvs").write_text('shot 5s "a black title card"\n', encoding="utf-8")
+        planned = plan_of_film(capsys, base, ledger, path)  # title is in no chain: only it is new
+        assert {n: planned[n]["standing"] for n in SECONDS} == {
+            "intro": "reuse",
+            "title": "new",
+            "walk": "reuse",
+            "outro": "reuse",
+        }
+        assert planned[""]["new_usd"] == planned["title"]["cost_usd"]
+        code, _, _ = run(capsys, base, ledger, "--no-join", path)
+        assert code == Exit.OK and enqueues(base) == 4 + 1  # as planned
+
+        film(tmp_path, walk="a green walk through the town")  # walk, and outro after it
+        planned = plan_of_film(capsys, base, ledger, path)
+        stands = {n: planned[n]["standing"] for n in SECONDS}
+        # film() wrote title's first text back: rendered in the first run, so reused
+        assert stands == {"intro": "reuse", "title": "reuse", "walk": "new", "outro": "after"}, stands
+        assert planned[""]["new_usd"] == planned["walk"]["cost_usd"] + planned["outro"]["cost_usd"]
+
+
+def test_a_finished_film_run_again_asks_for_nothing_and_sends_nothing(tmp_path, capsys, sandbox_with):
+    path = film(tmp_path)
+    ledger = str(tmp_path / "ledger.sqlite")
+    with sandbox_with() as base:
+        assert run(capsys, base, ledger, path)[0] == Exit.OK
+        capsys.readouterr()
+        code = main(["run", "--api-url", base, "--ledger", ledger, path])  # no terminal, no --yes: nothing to pay
+        out, err = capsys.readouterr()
+        assert code == Exit.OK, err
+        assert "new spend: $0.00" in out and enqueues(base) == 4
+        assert probe(str(tmp_path / "renders" / "launch.mp4")).seconds == sum(SECONDS.values())
+
+
+def test_a_start_frame_is_made_once_per_video_so_a_new_decoder_pays_for_nothing(
+    tmp_path, capsys, sandbox_with, monkeypatch
+):
+    """An upgrade of FFmpeg, zlib or Pillow may turn the same video into other PNG bytes, so
+    another upload URL and another request for every scene chained after it. The PNG the
+    ledger recorded is used while it is on disk; only a lost one is made anew."""
+    from klingspec.run import startframes
+
+    path = film(tmp_path)
+    ledger = str(tmp_path / "ledger.sqlite")
+    with sandbox_with() as base:
+        assert run(capsys, base, ledger, "--no-join", path)[0] == Exit.OK
+        made = startframes.last_frame_png
+
+        def upgraded(video: str) -> bytes:  # the same picture, other bytes: as another zlib writes it
+            from PIL import Image
+
+            image = Image.open(io.BytesIO(made(video)))
+            data = io.BytesIO()
+            image.save(data, "PNG", compress_level=1)
+            return data.getvalue()
+
+        monkeypatch.setattr(startframes, "last_frame_png", upgraded)
+        assert run(capsys, base, ledger, "--no-join", path)[0] == Exit.OK
+        assert enqueues(base) == 4  # every scene reused: the recorded frames were used as they are
+
+        Path(frame_path(clips(ledger)["walk"])).unlink()  # outro's start frame is lost
+        planned = plan_of_film(capsys, base, ledger, path)
+        assert planned["outro"]["standing"] == "new"  # made anew by the new decoder: another request
+        assert planned["walk"]["standing"] == "reuse"
+        assert run(capsys, base, ledger, "--no-join", path)[0] == Exit.OK
+        assert enqueues(base) == 5
+        assert run(capsys, base, ledger, "--no-join", path)[0] == Exit.OK
+        assert enqueues(base) == 5  # and the new frame is the one kept from now on

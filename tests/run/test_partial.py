@@ -226,7 +226,7 @@ def test_a_ledger_written_by_schema_1_is_migrated_in_place(tmp_path):
         db.executescript(_SCHEMA_1)
     db.close()
     with Ledger(path) as ledger:
-        assert ledger.schema_version() == SCHEMA_VERSION == 3
+        assert ledger.schema_version() == SCHEMA_VERSION == 4
         old = ledger.latest_for("sha256:old", "https://api")
         assert old is not None and old.id == 1 and old.completes is None and old.root == 1
         assert [f.path for f in ledger.kept_files(1)] == ["/tmp/old-1.mp4"]
@@ -246,7 +246,7 @@ def test_a_ledger_written_by_schema_1_is_migrated_in_place(tmp_path):
         assert top_up.completes == 1 and top_up.root == 1
         assert ledger.latest_for("sha256:old", "https://api").id == top_up.id
     with Ledger(path) as again:  # opening a migrated file again changes nothing
-        assert again.schema_version() == 3 and again.render(top_up.id).completes == 1
+        assert again.schema_version() == 4 and again.render(top_up.id).completes == 1
     with sqlite3.connect(path) as db:
         columns = [row[1] for row in db.execute("PRAGMA table_info(renders)")]
     db.close()
@@ -273,7 +273,7 @@ def test_processes_opening_an_old_ledger_at_once_migrate_it_once(tmp_path):
         t.join()
     assert errors == []
     with Ledger(path) as ledger:
-        assert ledger.schema_version() == 3 and ledger.render(1).state == "done"
+        assert ledger.schema_version() == 4 and ledger.render(1).state == "done"
 
 
 # -- the command line --------------------------------------------------------------------

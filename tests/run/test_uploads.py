@@ -304,7 +304,7 @@ def test_a_schema_2_ledger_is_migrated_in_place_and_keeps_its_renders(tmp_path):
         db.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
     db.close()
     with Ledger(path) as ledger:
-        assert ledger.schema_version() == SCHEMA_VERSION == 3
+        assert ledger.schema_version() == SCHEMA_VERSION == 4
         assert [r.request_hash for r in ledger.renders()] == ["sha256:x"]
         assert ledger.uploaded_urls("https://api") == set()
         ledger.record_upload("https://api", "u", sha256="ab", size=3, local_path="p", state="done", commit_id="c")
