@@ -73,6 +73,36 @@ def test_after_a_run_the_joined_film_and_each_scenes_takes_play(film, tmp_path, 
     joined = (out.parent / video.attrs["src"]).resolve()
     assert joined == (tmp_path / "renders" / "launch.mp4").resolve() and joined.is_file()
     blocks = html.by_id("scenes").all("li", "scene")
-    for block in blocks[:2]:  # the scene scripts' takes (a scene written in place is the film's)
+    srcs = []
+    for block in blocks:  # every scene's take, the scene written in place too
         [take] = block.all("li", "take")
-        assert (out.parent / take.one("video").attrs["src"]).resolve().is_file()
+        srcs.append((out.parent / take.one("video").attrs["src"]).resolve())
+        assert srcs[-1].is_file()
+    assert len(set(srcs)) == 3
+
+
+def test_a_scene_shows_the_takes_of_the_request_the_film_sends_not_its_scripts_newest(
+    film, tmp_path, capsys, monkeypatch
+):
+    """walk.kvs rendered on its own (no start frame) is another request than the film's
+    walk: the film's page shows the film's take of it, and none before the film is run."""
+    pytest.importorskip("av", reason="reading start frames needs PyAV (the video extra)")
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["run", "--sandbox", "--yes", str(tmp_path / "walk.kvs")]) == Exit.OK
+    assert main(["run", "--sandbox", "--yes", str(tmp_path / "intro.kvs")]) == Exit.OK
+    out = tmp_path / "film.html"
+
+    def takes_of(html) -> dict[str, list[str]]:
+        blocks = html.by_id("scenes").all("li", "scene")
+        return {b.attrs["data-name"]: [t.one("video").attrs["src"] for t in b.all("li", "take")] for b in blocks}
+
+    shown = takes_of(page(capsys, film, out)[1])
+    assert len(shown["intro"]) == 1 and shown["walk"] == [] and shown["outro"] == []
+    alone = shown["intro"]
+    [walk_alone] = (tmp_path / "renders").glob("walk-*.mp4")
+    assert main(["run", "--sandbox", "--yes", film]) == Exit.OK, capsys.readouterr().err
+    shown = takes_of(page(capsys, film, out)[1])
+    assert shown["intro"] == alone and len(shown["walk"]) == 1 and len(shown["outro"]) == 1
+    [walk_in_film] = set((tmp_path / "renders").glob("walk-*.mp4")) - {walk_alone}
+    assert (tmp_path / shown["walk"][0]).resolve() == walk_in_film.resolve()

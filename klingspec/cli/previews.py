@@ -127,7 +127,7 @@ def preview(
 
         page_dir = None if target == "-" else os.path.dirname(os.path.abspath(target))
         out_dir = project_of([script]).value("out")
-        page = film_page(result, ledger_path=ledger_path, page_dir=page_dir, out_dir=out_dir)
+        page = film_page(result, options, ledger_path=ledger_path, page_dir=page_dir, out_dir=out_dir)
     else:
         page = storyboard(result, takes=takes, grid=grid)
     if target == "-":
