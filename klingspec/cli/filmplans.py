@@ -167,6 +167,11 @@ def totals(scenes: list[ScenePlan]) -> tuple[pricing.Quote, pricing.Quote]:
 
 
 def as_json(film_path: str, film: Film, scenes: list[ScenePlan]) -> str:
+    return json.dumps(film_json(film_path, film, scenes), indent=2, ensure_ascii=False) + "\n"
+
+
+def film_json(film_path: str, film: Film, scenes: list[ScenePlan]) -> dict[str, Any]:
+    """`plan FILM --format json` (and the head of `run FILM --dry-run --format json`)."""
     total, new = totals(scenes)
     payload: dict[str, Any] = {
         "film": film_path,
@@ -197,7 +202,7 @@ def as_json(film_path: str, film: Film, scenes: list[ScenePlan]) -> str:
         "new_usd": pricing.usd_number(new.amount),
         "max_new_usd": pricing.usd_number(new.ceiling),
     }
-    return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+    return payload
 
 
 def print_film(film_path: str, film: Film, scenes: list[ScenePlan]) -> None:

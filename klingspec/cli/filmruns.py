@@ -20,12 +20,14 @@ they were downloaded.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from klingspec.run.jobs import Job, Outcome
     from klingspec.run.ledger import Ledger
     from klingspec.run.runner import Runner
+    from klingspec.run.video import Joined
 
 
 def run_film(
@@ -53,9 +56,12 @@ def run_film(
     yes: bool,
     out_dir: str | None,
     join: bool,
+    json_out: bool = False,
 ) -> Report:
     """`connection`: `run`'s own (cli/renders.connected_runner with its options), opened
-    once the film is checked and its chains can be read."""
+    once the film is checked and its chains can be read. `json_out` (`--format json`): the
+    plan and the progress are not shown and no terminal is asked; stdout holds one object
+    at the end (`film_run_json`)."""
     from klingspec.cli import filmplans, plans
     from klingspec.cli.consent import Consent, amount, ask, can_ask, decide, refusal
     from klingspec.run.runner import BudgetRefused
@@ -76,7 +82,8 @@ def run_film(
         client = runner.client
         try:
             scenes = filmplans.scene_plans(result.path, film, previews, options, runner.submitting.standings, ledger)
-            filmplans.print_film(result.path, film, scenes)
+            if not json_out:
+                filmplans.print_film(result.path, film, scenes)
             known = [s for s in scenes if s.standing is not None]
             # what was shown is what may be paid for; a later continued scene's request joins it when made
             runner.consented = frozenset(s.plan.request_hash for s in known if s.standing and s.standing.paid)
@@ -96,7 +103,7 @@ def run_film(
                     click.echo(f"klingspec: budget refused: {refused}", err=True)
                     return Report(budget_refused=True)
             paying = [s for s in scenes if s.standing is None or s.standing.paid is not None]
-            consent = decide(sandbox=sandbox, yes=yes, budget=budget, terminal=can_ask())
+            consent = decide(sandbox=sandbox, yes=yes, budget=budget, terminal=can_ask() and not json_out)
             if paying and consent is not Consent.GIVEN:
                 cost = amount(filmplans.totals(scenes)[1])
                 if consent is Consent.REFUSED:
@@ -106,9 +113,61 @@ def run_film(
                 if not ask(f"Render {len(paying)} scene{many} of the film for up to {cost}?"):
                     click.echo("nothing was sent", err=True)
                     return Report()
-            return _render(result.path, film, scenes, options, runner, ledger, ledger_url, folder, sandbox, join)
+            return _render(
+                result.path, film, scenes, options, runner, ledger, ledger_url, folder, sandbox, join, json_out
+            )
         finally:
             client.close()
+
+
+def dry_run_film(
+    result: Result,
+    options: Options,
+    *,
+    sandbox: bool,
+    api_url: str | None,
+    ledger_path: str | None,
+    again: bool,
+    mode: str,
+    json_out: bool,
+) -> Report:
+    """`run FILM --dry-run`: the film's plan, then each upload and request as it would be
+    sent: every scene whose request is known now (a continued scene once the scene before
+    is finished in the ledger); a continued scene still waiting for its start frame is
+    named, with the scene it waits for. Nothing is sent, nothing is asked."""
+    from klingspec.cli import filmplans, plans
+    from klingspec.cli.renders import dry_run_json, print_requests
+
+    film = result.film
+    assert film is not None
+    scenes = filmplans.plan_film(
+        result, options, sandbox=sandbox, again=again, api_url=api_url, ledger_path=ledger_path
+    )
+    known = [s for s in scenes if s.standing is not None]
+    jobs = [replace(s.plan.job(), variant=f"scene {s.scene.name}") for s in known]
+    marks = [replace(s.standing, job=job) for s, job in zip(known, jobs, strict=True) if s.standing is not None]
+    uploaded = plans.ledger_uploaded(sandbox=sandbox, api_url=api_url, ledger_path=ledger_path)
+    if json_out:
+        requests = dry_run_json(jobs, marks, uploaded, mode)
+        for entry, scene in zip(requests["requests"], known, strict=True):
+            entry["scene"] = scene.scene.name
+        payload = filmplans.film_json(result.path, film, scenes) | {
+            "dry_run": True,
+            "requests": requests["requests"],
+            "uploads": requests["uploads"],
+        }
+        click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        return Report()
+    filmplans.print_film(result.path, film, scenes)
+    print_requests(jobs, marks, uploaded, mode)
+    for s in scenes:
+        if s.standing is None:
+            click.echo(
+                f"# scene {s.scene.name}: starts on the last frame of `{s.scene.continues}`, "
+                "so its request is made once that scene is rendered"
+            )
+    click.echo("dry run: nothing was sent", err=True)
+    return Report()
 
 
 def _render(
@@ -122,6 +181,7 @@ def _render(
     folder: str,
     sandbox: bool,
     join: bool,
+    json_out: bool,
 ) -> Report:
     from klingspec.run import display
 
@@ -146,9 +206,10 @@ def _render(
                 held.setdefault(later.scene.name, "an earlier stage could not be sent")
             break
         view = display.LiveView([j for _, j in jobs])
-        runner.on_event = view
+        if not json_out:
+            runner.on_event = view
         try:
-            with view:
+            with contextlib.nullcontext() if json_out else view:
                 done = runner.run([j for _, j in jobs])
         except KeyboardInterrupt:
             click.echo(
@@ -158,7 +219,7 @@ def _render(
             )
             return Report(interrupted=True)
         outcomes.update((name, o) for (name, _), o in zip(jobs, done, strict=True))
-    return _finish(film_path, film, outcomes, held, folder, sandbox, join)
+    return _finish(film_path, film, outcomes, held, folder, sandbox, join, json_out)
 
 
 def _continued_job(
@@ -248,34 +309,97 @@ def _finish(
     folder: str,
     sandbox: bool,
     join: bool,
+    json_out: bool,
 ) -> Report:
+    """The summary (or, `json_out`, the one JSON object), then the join when every scene
+    is done."""
     from rich.markup import escape
 
     from klingspec.run import display
     from klingspec.run.states import RenderState
+    from klingspec.run.video import VideoError
 
     console = printing.console()
     ran = [outcomes[s.name] for s in film.scenes if s.name in outcomes]
+    failed = [o for o in ran if o.state != RenderState.DONE]
+    report = Report(api_failures=len(failed) + len(held), files=len(ran))
+    missing = len(failed) + len(held)
+    spent = display.spend_line(ran, sandbox=sandbox) if ran else "nothing was spent"
+    joined: Joined | None = None
+    why_not: str | None = None
+    if missing:
+        why_not = f"{missing} of {len(film.scenes)} scenes missing"
+    elif not join:
+        why_not = "--no-join"
+    else:
+        clips = [outcomes[s.name].files[chosen_take(film, s.name) - 1].path for s in film.scenes]
+        try:
+            joined = _join(film_path, clips, folder)
+        except VideoError as error:
+            why_not = str(error)
+            click.echo(f"klingspec: the film was not joined: {error}; the clips are in {_shown(folder)}", err=True)
+    if json_out:
+        click.echo(
+            json.dumps(
+                film_run_json(film_path, film, outcomes, held, spent, joined, why_not, sandbox),
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return report
     if ran:
         display.summary(ran, sandbox=sandbox)
     for name, why in held.items():
         console.print(f"scene {escape(name)}: not sent: {escape(why)}")
-    failed = [o for o in ran if o.state != RenderState.DONE]
-    report = Report(api_failures=len(failed) + len(held), files=len(ran))
-    if failed or held:
-        spent = display.spend_line(ran, sandbox=sandbox) if ran else "nothing was spent"
+    if missing:
         console.print(
-            f"the film is not finished: {len(failed) + len(held)} of {len(film.scenes)} scenes missing; "
+            f"the film is not finished: {missing} of {len(film.scenes)} scenes missing; "
             f"spend so far ({spent}); run the same command again to go on without paying twice",
             markup=False,
         )
-        return report
-    if not join:
+    elif not join:
         console.print(f"not joined (--no-join): the clips are in {_shown(folder)}", markup=False)
-        return report
-    clips = [outcomes[s.name].files[chosen_take(film, s.name) - 1].path for s in film.scenes]
-    _join(film_path, clips, folder)
+    elif joined is not None:
+        how = "remuxed: packets copied, nothing re-encoded" if joined.remuxed else "re-encoded: the clips differ"
+        n = len(film.scenes)
+        click.echo(f"joined {n} scene{'s' if n != 1 else ''}: {_shown(joined.path)} ({joined.seconds:g} s, {how})")
     return report
+
+
+def film_run_json(
+    film_path: str,
+    film: Film,
+    outcomes: dict[str, Outcome],
+    held: dict[str, str],
+    spent: str,
+    joined: Joined | None,
+    why_not: str | None,
+    sandbox: bool,
+) -> dict[str, Any]:
+    """`run FILM --format json`: each scene's render as `run --format json` gives a
+    script's (`scene`, and the take the film uses, added), the scenes not sent and why,
+    the closing figure, and the joined film (its path, exact seconds and how it was made)
+    or why there is none."""
+    from klingspec.run import display
+
+    scenes = []
+    for scene in film.scenes:
+        entry: dict[str, Any] = {"scene": scene.name, "take": chosen_take(film, scene.name)}
+        if scene.name in outcomes:
+            entry |= display.outcome_json(outcomes[scene.name])
+        else:
+            entry |= {"state": "not sent", "why": held.get(scene.name, "not reached")}
+        scenes.append(entry)
+    return {
+        "film": film_path,
+        "scenes": scenes,
+        "sandbox": sandbox,
+        "spend": spent,
+        "joined": (
+            {"path": joined.path, "seconds": joined.seconds, "remuxed": joined.remuxed} if joined is not None else None
+        ),
+        "not_joined": why_not,
+    }
 
 
 def chosen_take(film: Film, name: str) -> int:
@@ -284,18 +408,12 @@ def chosen_take(film: Film, name: str) -> int:
     return next((s.take for s in film.scenes if s.continues == name), 1)
 
 
-def _join(film_path: str, clips: list[str], folder: str) -> None:
-    from klingspec.run.video import VideoError, join
+def _join(film_path: str, clips: list[str], folder: str) -> Joined:
+    """The clips joined into `<folder>/<film stem>.mp4`; raises VideoError."""
+    from klingspec.run.video import join
 
     stem = os.path.splitext(os.path.basename(film_path))[0]
-    out = os.path.join(folder, f"{stem}.mp4")
-    try:
-        joined = join(clips, out)
-    except VideoError as error:
-        click.echo(f"klingspec: the film was not joined: {error}; the clips are in {_shown(folder)}", err=True)
-        return
-    how = "remuxed: packets copied, nothing re-encoded" if joined.remuxed else "re-encoded: the clips differ"
-    click.echo(f"joined {len(clips)} scenes: {_shown(joined.path)} ({joined.seconds:g} s, {how})")
+    return join(clips, os.path.join(folder, f"{stem}.mp4"))
 
 
 def _shown(path: str) -> str:

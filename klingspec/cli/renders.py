@@ -340,7 +340,6 @@ def _run(
 ) -> Report:
     from klingspec.cli import plans
     from klingspec.run import display, uploading
-    from klingspec.run.jobs import Stand
 
     # how this run reaches the API and the ledger, opened only once something is to be sent
     connection = functools.partial(
@@ -359,15 +358,23 @@ def _run(
     else:
         jobs, results = _jobs_from_scripts(files, options, out_dir)
         if any(r.film is not None for r in results):
-            if len(results) != 1 or dry_run or json_out or options.vars_table is not None:
-                raise click.UsageError(
-                    "run takes a film alone, for now without --dry-run, --format json or --vars-table "
-                    "(`klingspec plan FILM` shows what it would do)"
-                )
+            if len(results) != 1 or options.vars_table is not None:
+                raise click.UsageError("run takes a film alone, for now without --vars-table")
             if not results[0].ok:
                 return Report(errors=1)
-            from klingspec.cli.filmruns import run_film
+            from klingspec.cli.filmruns import dry_run_film, run_film
 
+            if dry_run:
+                return dry_run_film(
+                    results[0],
+                    options,
+                    sandbox=sandbox,
+                    api_url=api_url,
+                    ledger_path=ledger_path,
+                    again=again,
+                    mode=mode,
+                    json_out=json_out,
+                )
             return run_film(
                 results[0],
                 options,
@@ -379,6 +386,7 @@ def _run(
                 yes=yes,
                 out_dir=out_dir,
                 join=join,
+                json_out=json_out,
             )
     if not jobs:
         return Report(errors=1)
@@ -408,25 +416,9 @@ def _run(
         uploaded = plans.ledger_uploaded(sandbox=sandbox, api_url=api_url, ledger_path=ledger_path)
         show(marks, uploaded)
         if json_out:
-            click.echo(json.dumps(_dry_run_json(jobs, marks, uploaded, mode), indent=2, ensure_ascii=False))
+            click.echo(json.dumps(dry_run_json(jobs, marks, uploaded, mode), indent=2, ensure_ascii=False))
             return Report()
-        for upload in uploading.distinct(needs_uploads(marks)):
-            if upload.url not in uploaded:
-                click.echo(
-                    f"# upload {_shown_path(upload.path)} ({upload.size:,} B)\n"
-                    f"PUT /repos/{upload.namespace}/{upload.repo}/file/{upload.branch}/{upload.remote_path}"
-                )
-        paid = {m.job.request_hash: m.paid for m in marks if m.paid is not None and m.stand == Stand.TOP_UP}
-        for job in jobs:
-            payload = dict(job.body)
-            if mode == "queue":
-                payload["num_generations"] = (paid.get(job.request_hash) or job).generations
-            click.echo(
-                f"# {job.script}  {job.request_hash}"
-                + (" (top-up: the missing generations only)" if job.request_hash in paid else "")
-                + f"\nPOST {'/ai/queue' if mode == 'queue' else '/ai/videos/generate'}"
-            )
-            click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        print_requests(jobs, marks, uploaded, mode)
         click.echo("dry run: nothing was sent", err=True)
         return Report()
     from klingspec.cli.consent import Consent, amount, ask, can_ask, decide, refusal
@@ -503,9 +495,31 @@ def _run(
         return Report(api_failures=len(failed), interrupted=interrupted, files=len(jobs))
 
 
-def _dry_run_json(
-    jobs: Sequence[Job], marks: Sequence[Standing], uploaded: frozenset[str], mode: str
-) -> dict[str, Any]:
+def print_requests(jobs: Sequence[Job], marks: Sequence[Standing], uploaded: frozenset[str], mode: str) -> None:
+    """`run --dry-run`: each upload still to make and each request, as it would be sent."""
+    from klingspec.run import uploading
+    from klingspec.run.jobs import Stand
+
+    for upload in uploading.distinct(needs_uploads(marks)):
+        if upload.url not in uploaded:
+            click.echo(
+                f"# upload {_shown_path(upload.path)} ({upload.size:,} B)\n"
+                f"PUT /repos/{upload.namespace}/{upload.repo}/file/{upload.branch}/{upload.remote_path}"
+            )
+    paid = {m.job.request_hash: m.paid for m in marks if m.paid is not None and m.stand == Stand.TOP_UP}
+    for job in jobs:
+        payload = dict(job.body)
+        if mode == "queue":
+            payload["num_generations"] = (paid.get(job.request_hash) or job).generations
+        click.echo(
+            f"# {job.shown}  {job.request_hash}"
+            + (" (top-up: the missing generations only)" if job.request_hash in paid else "")
+            + f"\nPOST {'/ai/queue' if mode == 'queue' else '/ai/videos/generate'}"
+        )
+        click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+
+
+def dry_run_json(jobs: Sequence[Job], marks: Sequence[Standing], uploaded: frozenset[str], mode: str) -> dict[str, Any]:
     """`run --dry-run --format json`: what would be uploaded and sent, nothing more."""
     from klingspec.cli import plans
     from klingspec.run import uploading

@@ -354,3 +354,56 @@ def test_a_start_frame_is_made_once_per_video_so_a_new_decoder_pays_for_nothing(
         assert enqueues(base) == 5
         assert run(capsys, base, ledger, "--no-join", path)[0] == Exit.OK
         assert enqueues(base) == 5  # and the new frame is the one kept from now on
+
+
+def test_a_dry_run_shows_the_film_and_every_request_known_now_and_sends_nothing(tmp_path, capsys, sandbox_with):
+    path = film(tmp_path)
+    ledger = str(tmp_path / "ledger.sqlite")
+    with sandbox_with() as base:
+        code, out, err = run(capsys, base, ledger, "--dry-run", path)
+        assert code == Exit.OK and "dry run: nothing was sent" in err
+        assert "stage 1: intro, title (side by side)" in out
+        assert re.search(r"^# \S*scenes/intro\.kvs \[scene intro\]  sha256:\w+\nPOST /ai/queue$", out, re.M), out
+        assert "# scene walk: starts on the last frame of `intro`" in out
+        assert "# scene outro: starts on the last frame of `walk`" in out
+
+        code, out, _ = run(capsys, base, ledger, "--dry-run", "--format", "json", path)
+        planned = json.loads(out)
+        assert code == Exit.OK and planned["dry_run"] is True
+        assert [r["scene"] for r in planned["requests"]] == ["intro", "title"]
+        assert planned["requests"][0]["body"]["prompt"] == "a red dawn over the hills"
+        assert planned["new_usd"] == planned["total_usd"]  # walk and outro counted in full
+        assert enqueues(base) == 0 and stats(base)["requests"].get(PUT, 0) == 0
+
+        assert run(capsys, base, ledger, "--no-join", path)[0] == Exit.OK
+        code, out, _ = run(capsys, base, ledger, "--dry-run", "--format", "json", path)
+        planned = json.loads(out)
+        assert [(r["scene"], r["standing"]) for r in planned["requests"]] == [
+            (name, "reuse") for name in ("intro", "title", "walk", "outro")
+        ]
+        walk = planned["requests"][2]["body"]
+        assert re.search(r"/ada/film/file/main/klingspec/[0-9a-f]{64}\.png\"", json.dumps(walk)), walk  # its frame
+        assert planned["new_usd"] == 0 and enqueues(base) == 4
+
+
+def test_format_json_prints_one_object_with_every_scene_and_the_joined_film(tmp_path, capsys, sandbox_with):
+    path = film(tmp_path)
+    ledger = str(tmp_path / "ledger.sqlite")
+    fault = FaultRule("fail=Injected fault: no credits", path="/api/ai/queue", method="POST", times=1)
+    with sandbox_with(faults=(fault,)) as base:
+        code, out, _ = run(capsys, base, ledger, "--concurrency", "1", "--format", "json", path)
+        result = json.loads(out)  # nothing else on stdout
+        assert code == Exit.API_FAILURE
+        states = {s["scene"]: s["state"] for s in result["scenes"]}
+        assert states == {"intro": "failed", "title": "done", "walk": "not sent", "outro": "not sent"}
+        assert result["scenes"][2]["why"] == "it continues `intro`, which failed"
+        assert result["joined"] is None and result["not_joined"] == "3 of 4 scenes missing"
+
+        code, out, _ = run(capsys, base, ledger, "--format", "json", path)
+        result = json.loads(out)
+        assert code == Exit.OK
+        assert [s["state"] for s in result["scenes"]] == ["done"] * 4
+        assert [s["reused"] for s in result["scenes"]] == [False, True, False, False]
+        assert result["joined"]["seconds"] == sum(SECONDS.values()) and result["not_joined"] is None
+        assert Path(result["joined"]["path"]) == tmp_path / "renders" / "launch.mp4"
+        assert all(Path(s["files"][0]["path"]).is_file() for s in result["scenes"])
