@@ -235,6 +235,8 @@ class Watcher:
                         path=_rel(script),
                         error=f"{type(error).__name__}: {error}",
                     )
+        elif result.ok and result.film is not None:
+            self._checked_film(script, result, summary, elapsed)
         else:
             self.out(
                 "checked",
@@ -248,6 +250,40 @@ class Watcher:
                 ms=round(elapsed, 1),
             )
         return result
+
+    def _checked_film(self, script: str, result: Result, summary: str, elapsed: float) -> None:
+        """A film checked clean: its scenes, running time and cost (as `plan FILM` totals
+        them). `--run` renders scripts, not films: a film is rendered by `klingspec run`,
+        which asks consent for the whole chain and joins it; the watcher says so."""
+        film = result.film
+        assert film is not None
+        quotes = [s.result.estimate.quote for s in film.scenes if s.result.estimate is not None]
+        total = pricing.add(quotes) if len(quotes) == len(film.scenes) else None
+        cost = "price unknown" if total is None else pricing.usd_quote(total, "price unknown")
+        seconds = int(film.seconds) if film.seconds is not None else None
+        self.out(
+            "checked",
+            f"watch: {_rel(script)}: ok ({summary}) · a film of {len(film.scenes)} scenes, "
+            f"{seconds if seconds is not None else '?'} s · {cost} · {elapsed:.1f} ms",
+            path=_rel(script),
+            ok=True,
+            errors=result.errors,
+            warnings=result.warnings,
+            film=True,
+            scenes=len(film.scenes),
+            seconds=seconds,
+            cost_usd=pricing.usd_number(total.amount) if total is not None else None,
+            max_cost_usd=pricing.usd_number(total.ceiling) if total is not None else None,
+            ms=round(elapsed, 1),
+        )
+        if self.render is not None:
+            self.out(
+                "render-skipped",
+                f"watch: {_rel(script)}: a film is not rendered by watch: `klingspec run {_rel(script)}` renders "
+                "it scene by scene and joins it",
+                path=_rel(script),
+                film=True,
+            )
 
 
 def _image_paths(result: Result) -> set[str]:

@@ -331,3 +331,28 @@ def test_a_missing_image_beside_a_used_library_rechecks_the_script(tmp_path, wat
     assert any("error[KVS-image-not-found]" in line for line in watch.lines), watch.lines
     _png(tmp_path / "lib" / "faces" / "hero.png")
     watch.wait_for(r"^watch: scenes/scene\.kvs: ok")
+
+
+def test_a_film_checks_ok_with_its_running_time_and_cost_and_watch_run_says_run_renders_it(tmp_path, monkeypatch):
+    from klingspec import pricing
+    from klingspec.cli.watching import Say, Watcher
+    from klingspec.pipeline import Options, run_pipeline
+
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "scenes" / "intro.kvs", 'shot 5s "a red dawn"\n')
+    write(tmp_path / "scenes" / "walk.kvs", 'assets ada/film\nshot 4s "a blue walk"\n')
+    write(tmp_path / "launch.kvs", 'scene intro "scenes/intro.kvs"\nscene walk "scenes/walk.kvs" continues intro\n')
+    said: list[str] = []
+    rendered: list[str] = []
+    watcher = Watcher(["launch.kvs"], Options(), out=Say(said.append), render=lambda t, r: rendered.append(t.path))
+    watcher.start()
+    film = run_pipeline("launch.kvs").film
+    cost = pricing.usd_quote(pricing.add(s.result.estimate.quote for s in film.scenes))
+    checked = [line for line in said if line.startswith("watch: launch.kvs: ok")]
+    assert len(checked) == 1 and "a film of 2 scenes, 9 s" in checked[0] and cost in checked[0]
+    assert any("a film is not rendered by watch: `klingspec run launch.kvs`" in line for line in said)
+    assert rendered == []
+    said.clear()
+    write(tmp_path / "scenes" / "walk.kvs", 'assets ada/film\nshot 6s "a blue walk"\n')
+    watcher.changed([str(tmp_path / "scenes" / "walk.kvs")])  # a scene's script: the film is checked again
+    assert any(line.startswith("watch: launch.kvs: ok") and "11 s" in line for line in said), said
