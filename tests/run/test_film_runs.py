@@ -407,3 +407,24 @@ def test_format_json_prints_one_object_with_every_scene_and_the_joined_film(tmp_
         assert result["joined"]["seconds"] == sum(SECONDS.values()) and result["not_joined"] is None
         assert Path(result["joined"]["path"]) == tmp_path / "renders" / "launch.mp4"
         assert all(Path(s["files"][0]["path"]).is_file() for s in result["scenes"])
+
+
+def test_take_n_starts_the_next_scene_on_that_take_and_puts_that_take_in_the_film(tmp_path, capsys, sandbox_with):
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    (scenes / "intro.kvs").write_text('generations 2\nshot 3s "a red dawn over the hills"\n', encoding="utf-8")
+    (scenes / "walk.kvs").write_text('assets ada/film\nshot 4s "a blue walk"\n', encoding="utf-8")
+    path = tmp_path / "two.kvs"
+    path.write_text('scene intro "scenes/intro.kvs"\nscene walk "scenes/walk.kvs" continues intro take 2\n', "utf-8")
+    ledger = str(tmp_path / "ledger.sqlite")
+    with sandbox_with() as base:
+        code, out, err = run(capsys, base, ledger, "--format", "json", str(path))
+        assert code == Exit.OK, err
+        result = json.loads(out)
+        intro, walk = result["scenes"]
+        assert intro["take"] == 2 and len(intro["files"]) == 2 and walk["take"] == 1
+        first, second = (f["path"] for f in intro["files"])
+        assert Path(frame_path(second)).is_file() and not Path(frame_path(first)).exists()  # take 2's frame
+        assert result["joined"]["seconds"] == 3 + 4
+        planned = plan_of_film(capsys, base, ledger, str(path))
+        assert planned["walk"]["standing"] == "reuse"  # the plan reads take 2 as the run did
