@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from klingspec import pricing, printing
@@ -43,7 +43,11 @@ TOTAL_STEPS = 6
 
 
 class LiveView:
-    """A progress row per render, updated from worker threads."""
+    """A progress row per render, updated from worker threads.
+
+    The jobs known up front get their rows at once; a job that exists only later (a
+    film's continued scene, made when the scene it continues is done) gets one with
+    `add` when it starts. Events of a job without a row are not shown."""
 
     def __init__(self, jobs: Sequence[Job], console: Console | None = None):
         self.console = console or printing.console(stderr=True)
@@ -56,8 +60,21 @@ class LiveView:
             console=self.console,
             transient=False,
         )
-        self.tasks = {id(job): self.progress.add_task(_label(job), total=TOTAL_STEPS, status="waiting") for job in jobs}
         self.lock = threading.Lock()
+        self.tasks: dict[int, TaskID] = {}  # by id(job): events carry the job object itself
+        self.jobs: list[Job] = []  # kept alive, so no later job can take a shown one's id
+        for job in jobs:
+            self.add(job)
+
+    def add(self, job: Job) -> TaskID:
+        """The row of `job`, made now (as "waiting") unless it has one; from any thread.
+        Rows are per job object, as events are matched to them."""
+        with self.lock:
+            task = self.tasks.get(id(job))
+            if task is None:
+                task = self.tasks[id(job)] = self.progress.add_task(_label(job), total=TOTAL_STEPS, status="waiting")
+                self.jobs.append(job)
+            return task
 
     def __enter__(self) -> LiveView:
         self.progress.start()
@@ -67,11 +84,11 @@ class LiveView:
         self.progress.stop()
 
     def __call__(self, event: Event) -> None:
-        task = self.tasks.get(id(event.job))
-        if task is None:
-            return
         step = _STEPS.get(event.status or event.kind)
         with self.lock:
+            task = self.tasks.get(id(event.job))
+            if task is None:
+                return
             fields: dict[str, Any] = {"status": event.status or event.kind}
             if step is not None:
                 self.progress.update(task, completed=max(step, self.progress.tasks[task].completed), **fields)

@@ -9,9 +9,9 @@ reported as `Event` values to a callback; the CLI and the watcher decide how to 
 from __future__ import annotations
 
 import threading
-import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from decimal import Decimal
 
@@ -24,7 +24,15 @@ from klingspec.run.submitting import BudgetRefused, Submitted, Submitting
 
 EVENT = "media_generation_completed"
 
-__all__ = ["EVENT", "BudgetRefused", "Event", "Job", "Outcome", "PollPolicy", "Runner"]
+__all__ = ["EVENT", "BudgetRefused", "Event", "Job", "Outcome", "PollPolicy", "Runner", "Then"]
+
+Then = Callable[[Job, Outcome], Sequence[Job]]
+"""What `Runner.run_chained` calls with each job's outcome: the jobs that can start now."""
+
+
+def _reused(outcome: Outcome, job: Job) -> Outcome:
+    """The outcome of a duplicate `job`: the same render, nothing new spent."""
+    return replace(outcome, job=job, reused=True, spent_usd=Decimal(0))
 
 
 class Runner:
@@ -92,21 +100,84 @@ class Runner:
     def run(self, jobs: Sequence[Job]) -> list[Outcome]:
         """Render every job (concurrently, within the bound), one outcome per job in order.
         Identical requests are rendered once. On Ctrl-C the workers stop waiting, the
-        ledger keeps every id, and KeyboardInterrupt is raised again."""
-        first: dict[str, Job] = {}
-        for job in jobs:
-            first.setdefault(job.request_hash, job)
+        ledger keeps every id, and KeyboardInterrupt is raised again.
+
+        `run_chained` with nothing chained: one loop serves both."""
+        return self.run_chained(jobs, lambda job, outcome: ())
+
+    def run_chained(self, first: Sequence[Job], then: Then) -> list[Outcome]:
+        """Render `first`, and each job `then` makes of an outcome as soon as that outcome
+        arrives: a job that depends on another (a film's continued scene needs the last
+        frame of the take it continues) starts when that one is done, not when a whole
+        stage is, while unrelated renders keep going. One pool of `concurrency` workers
+        serves every job, so the bound holds for the chained jobs too.
+
+        `then(job, outcome)` is called once for every job, the ones it returned included,
+        with that job's outcome (whatever its state), in this thread (the caller's), one
+        call at a time, in the order outcomes arrive (a duplicate right after the job it
+        duplicates). It may be slow (decode a video, compile, upload): the workers keep
+        rendering meanwhile. The jobs it returns (often none) are started at once.
+
+        Returns one outcome per job, in the order the jobs were given: `first`, then each
+        batch `then` returned, in the order of those calls.
+
+        As in `run`: identical requests (same `request_hash`, across `first` and every
+        batch) are rendered once; a later duplicate gets the first one's outcome with
+        `reused=True` and nothing spent. The SSE listener is opened once for the whole
+        call. If anything is raised here — Ctrl-C (KeyboardInterrupt) while waiting, or
+        any exception `then` raises — jobs not yet started are dropped (nothing more is
+        sent), the workers are halted and waited for (no render thread outlives the
+        call), and the exception is raised again unchanged: the ledger keeps every id, so
+        running again reattaches without paying twice. So `then` should return [] for an
+        outcome it cannot continue from (and say why itself) rather than raise."""
+        jobs: list[Job] = []  # every job, in the order given: the outcomes' order
+        outcomes: dict[int, Outcome] = {}  # by index into `jobs`
+        rendering: dict[str, int] = {}  # request hash -> the job that renders it
+        duplicates: dict[str, list[int]] = {}  # request hash -> later jobs waiting for its outcome
+        due: deque[int] = deque()  # jobs whose outcome is known and whose `then` is not yet called
+
+        def settle(index: int, outcome: Outcome) -> None:
+            """A job's outcome is known: it, and every duplicate waiting for it, is due."""
+            outcomes[index] = outcome
+            due.append(index)
+            for later in duplicates.pop(jobs[index].request_hash, []):
+                outcomes[later] = _reused(outcome, jobs[later])
+                due.append(later)
+
         listener = self._start_events() if self.sse else None
         try:
             with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="render") as pool:
-                futures = {h: pool.submit(self._render_safely, j) for h, j in first.items()}
+                running: dict[Future[Outcome], int] = {}
+
+                def start(batch: Sequence[Job]) -> None:
+                    for job in batch:
+                        index = len(jobs)
+                        jobs.append(job)
+                        original = rendering.setdefault(job.request_hash, index)
+                        if original == index:
+                            running[pool.submit(self._render_safely, job)] = index
+                        elif original in outcomes:
+                            settle(index, _reused(outcomes[original], job))
+                        else:
+                            duplicates.setdefault(job.request_hash, []).append(index)
+
                 try:
-                    while not all(f.done() for f in futures.values()):
-                        time.sleep(0.02)
-                except KeyboardInterrupt:
+                    start(first)
+                    while due or running:
+                        while due:
+                            index = due.popleft()
+                            start(then(jobs[index], outcomes[index]))
+                        if running:
+                            # a timeout, so Ctrl-C is seen however the platform's lock waits treat signals
+                            finished, _ = wait(running, timeout=0.1, return_when=FIRST_COMPLETED)
+                            for future in sorted(finished, key=running.__getitem__):
+                                settle(running.pop(future), future.result())
+                except BaseException:
+                    # drop the jobs not yet started *before* halting: a worker freed by the
+                    # halt must not pick one up and send it
+                    pool.shutdown(wait=False, cancel_futures=True)
                     self.halt()
                     raise
-                done = {h: f.result() for h, f in futures.items()}
         finally:
             self.halt()
             if listener is not None:
@@ -114,13 +185,7 @@ class Runner:
             # ready for another run; a `halt()` that came before this run still counted
             self.stop, self.waiters = threading.Event(), Waiters()
             self.client.resume()
-        outcomes = []
-        for job in jobs:
-            outcome = done[job.request_hash]
-            if first[job.request_hash] is not job:  # a duplicate: same render, nothing new spent
-                outcome = replace(outcome, job=job, reused=True, spent_usd=Decimal(0))
-            outcomes.append(outcome)
-        return outcomes
+        return [outcomes[i] for i in range(len(jobs))]
 
     def halt(self) -> None:
         """Stop following (from any thread; Ctrl-C): workers return `interrupted` soon,
