@@ -354,6 +354,18 @@ def scene_paths(path: str) -> list[str]:
     return [os.path.join(folder, m.group(1)) for m in _SCENE_LINE.finditer(text)]
 
 
+def without_scenes(paths: list[str]) -> list[str]:
+    """The scripts to check (`check FOLDER`, `watch FOLDER`), less the scene scripts of
+    films among them: a scene is checked through its film, which knows where its start
+    frame comes from (checked alone, a continued scene would want a start frame of its
+    own, and `watch --run` would render, and pay for, a request no film sends), and is
+    reported once. A script named alone is kept."""
+    if len(paths) < 2:
+        return paths
+    scenes = {os.path.abspath(s) for path in paths for s in scene_paths(path)}
+    return [p for p in paths if os.path.abspath(p) not in scenes]
+
+
 def start_line(image: str) -> str:
     """The statement `start "IMAGE"`, the path escaped as a string of the language."""
     escaped = "".join("\\" + c if c in '\\"{}' else c for c in image)

@@ -104,7 +104,9 @@ def check(
     cache = CheckCache.open(enabled=not no_cache)
     results: list[_Cached] = []
     scripts: list[BoundScript | None] = []
-    for path in _without_scenes(discover_scripts(files)):
+    from klingspec.films import without_scenes
+
+    for path in without_scenes(discover_scripts(files)):
         # --online needs the bound script (its URLs and their places), so it always runs the
         # pipeline; it still stores the offline result, which is what a plain check prints
         # --online needs the bound script; --max-seconds is not part of the cache's key
@@ -169,7 +171,9 @@ def _check_variants(
 ) -> None:
     """`check --vars-table`: every script once per row (uncached: a row is not a file)."""
     options = _check_options(var_options, var_files, assets, max_seconds)
-    results = results_of(_without_scenes(discover_scripts(files)), options, vars_table)
+    from klingspec.films import without_scenes
+
+    results = results_of(without_scenes(discover_scripts(files)), options, vars_table)
     print_diagnostics(results, fmt)
     report = report_of(results)
     if fmt == "text":
@@ -196,18 +200,6 @@ def _check_options(
         check_only=True,
         max_seconds=max_seconds,
     )
-
-
-def _without_scenes(paths: list[str]) -> list[str]:
-    """The scripts to check, less the scene scripts of films among them: a scene is checked
-    through its film, which knows where its start frame comes from (checked alone, a
-    continued scene would want a start frame of its own), and is reported once."""
-    if len(paths) < 2:
-        return paths
-    from klingspec.films import scene_paths
-
-    scenes = {os.path.abspath(s) for path in paths for s in scene_paths(path)}
-    return [p for p in paths if os.path.abspath(p) not in scenes]
 
 
 def _online(

@@ -44,10 +44,21 @@ class ScenePlan:
     stage: int  # 1: waits for nothing; n: after a chain of n - 1 scenes
     waits_for: tuple[str, ...]  # the scenes it waits for, nearest first
     standing: Standing | None  # by the ledger; None: a continued scene whose start frame is not known yet
+    # a continued scene whose scene before is finished but which could not be planned with
+    # its frame: why (the frame unreadable now, or the scene not compiling with it)
+    why: Unresolved | None = None
 
     @property
     def new(self) -> pricing.Quote:
         return self.standing.new if self.standing is not None else self.plan.estimate.quote
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """Why a continued scene could not be planned with its start frame."""
+
+    why: str
+    compiled: Result | None = None  # the scene compiled with its frame, with its errors
 
 
 def plan_film(
@@ -91,6 +102,7 @@ def scene_plans(
     frame (its standing then known); else it has no standing. `standings`: the ledger's
     (`Spending.standings`), None without a ledger (everything new)."""
     from klingspec.cli.plans import standings as unledgered
+    from klingspec.run.jobs import Stand
 
     def stand(jobs: Sequence[Job]) -> list[Standing]:
         return standings(jobs) if standings is not None else unledgered(jobs, None)
@@ -99,18 +111,26 @@ def scene_plans(
     marks: dict[str, Standing] = {
         film.scenes[i].name: m for i, m in zip(free, stand([plans[i].job() for i in free]), strict=True)
     }
+    # a scene listed twice is rendered once: the second's standing is the first's
+    rendered = {m.job.request_hash: m for m in marks.values() if m.stand != Stand.DUPLICATE}
     chosen: dict[str, Plan] = {film.scenes[i].name: plans[i] for i in free}
+    unresolved: dict[str, Unresolved] = {}
     for scene in film.scenes:  # in order: a scene continues one written before it
         if scene.continues is None or ledger is None:
             continue
-        video = finished_take(marks.get(scene.continues), scene.take, ledger)
+        before = marks.get(scene.continues)
+        if before is not None and before.stand == Stand.DUPLICATE:
+            before = rendered.get(before.job.request_hash)
+        video = finished_take(before, scene.take, ledger)
         if video is None:
             continue
         made = continued_plan(film_path, scene, video, options, ledger)
-        if isinstance(made, str):
+        if isinstance(made, Unresolved):
+            unresolved[scene.name] = made
             continue
         chosen[scene.name] = made
         marks[scene.name] = stand([made.job()])[0]
+        rendered.setdefault(made.request_hash, marks[scene.name])
     return [
         ScenePlan(
             s,
@@ -118,6 +138,7 @@ def scene_plans(
             len(film.chain_of(s.name)) + 1,
             film.chain_of(s.name),
             marks.get(s.name),
+            unresolved.get(s.name),
         )
         for i, s in enumerate(film.scenes)
     ]
@@ -139,7 +160,7 @@ def finished_take(before: Standing | None, take: int, ledger: Ledger) -> File | 
 
 def continued_plan(
     film_path: str, scene: FilmScene, video: File, options: Options, ledger: Ledger | None
-) -> Plan | str:
+) -> Plan | Unresolved:
     """A continued scene's plan with the last frame of `video` as its start frame, or why
     there is none (the frame unreadable, or the scene no longer compiling with it)."""
     from klingspec.cli.plans import plan_of
@@ -150,11 +171,11 @@ def continued_plan(
     try:
         start = start_frame(video, ledger)
     except VideoError as error:
-        return f"the last frame of `{scene.continues}` could not be read: {error}"
+        return Unresolved(f"the last frame of `{scene.continues}` could not be read: {error}")
     compiled = with_start(film_path, scene, start, options)
     if not compiled.ok or compiled.request is None or compiled.estimate is None:
         errors = [d.message for d in compiled.diagnostics if d.severity == "error"]
-        return "it did not compile with its start frame" + (f": {errors[0]}" if errors else "")
+        return Unresolved("it does not compile with its start frame" + (f": {errors[0]}" if errors else ""), compiled)
     return plan_of(compiled, options)
 
 
@@ -192,6 +213,7 @@ def film_json(film_path: str, film: Film, scenes: list[ScenePlan]) -> dict[str, 
                 "stage": s.stage,
                 "request_hash": s.plan.request_hash if s.standing is not None else None,
                 "standing": str(s.standing.stand) if s.standing is not None else "after",
+                "unresolved": s.why.why if s.why is not None else None,
                 "new_usd": pricing.usd_number(s.new.amount),
             }
             for s in scenes
@@ -230,6 +252,8 @@ def print_film(film_path: str, film: Film, scenes: list[ScenePlan]) -> None:
             waits += f" (take {s.scene.take})"
         if s.standing is not None:
             stand = stand_line(s.standing).removeprefix("→ ")
+        elif s.why is not None:
+            stand = f"after {s.scene.continues}: new, {pricing.usd_quote(s.new, 'unknown')} at most ({s.why.why})"
         else:
             stand = f"after {s.scene.continues}: new, {pricing.usd_quote(s.new, 'unknown')} at most"
         generations = f" × {e.generations}" if e.generations != 1 else ""

@@ -2,10 +2,11 @@
 
 The film is planned as `plan FILM` plans it (cli/filmplans.py: a continued scene whose
 scene before is finished in the ledger is planned with its start frame, exactly; any other
-continued scene is counted in full) and consent is asked once for its new spend. The
-stages then go to the `Runner` one after another, the scenes of a stage together. A scene
-that continues none is its compiled request; a continued scene is compiled once the scene
-it continues is done: the last frame of that scene's chosen take, kept as a PNG beside its
+continued scene is counted in full) and consent is asked once for its new spend. Every
+scene goes to the `Runner` as soon as it can (`run_chained`: the scenes that continue none
+at once, a continued scene the moment the scene it continues is done; one pool, one
+concurrency bound). A scene that continues none is its compiled request; a continued scene
+is compiled once the scene it continues is done: the last frame of that scene's chosen take, kept as a PNG beside its
 video (run/startframes.py), becomes its `start` (films.with_start), so the upload step puts
 the frame in the scene's assets repository before the request is sent.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import replace
@@ -68,13 +70,7 @@ def run_film(
 
     film = result.film
     assert film is not None and result.ok
-    if mode == "sync" and any(s.result.request and s.result.request.generations > 1 for s in film.scenes):
-        raise click.UsageError("`generations` above 1 needs the queue; drop --sync")
-    if any(s.continues is not None for s in film.scenes) and not _has_pyav():
-        raise click.UsageError(
-            "a continued scene starts on the last frame of the one before, read with PyAV: "
-            "pip install 'klingspec[video]' (nothing was sent)"
-        )
+    refuse_unrunnable(film, mode)
     folder = out_dir or os.path.join(os.path.dirname(os.path.abspath(result.path)), "renders")
     previews = [plans.plan_of(s.result, options) for s in film.scenes]
 
@@ -84,6 +80,8 @@ def run_film(
             scenes = filmplans.scene_plans(result.path, film, previews, options, runner.submitting.standings, ledger)
             if not json_out:
                 filmplans.print_film(result.path, film, scenes)
+            if _refuse_broken(scenes, json_out):
+                return Report(errors=1)
             known = [s for s in scenes if s.standing is not None]
             # what was shown is what may be paid for; a later continued scene's request joins it when made
             runner.consented = frozenset(s.plan.request_hash for s in known if s.standing and s.standing.paid)
@@ -120,6 +118,31 @@ def run_film(
             client.close()
 
 
+def refuse_unrunnable(film: Film, mode: str) -> None:
+    """What `run FILM` (and its dry run) refuses before anything: usage errors (exit 2)."""
+    if mode == "sync" and any(s.result.request and s.result.request.generations > 1 for s in film.scenes):
+        raise click.UsageError("`generations` above 1 needs the queue; drop --sync")
+    if any(s.continues is not None for s in film.scenes) and not _has_pyav():
+        raise click.UsageError(
+            "a continued scene starts on the last frame of the one before, read with PyAV: "
+            "pip install 'klingspec[video]' (nothing was sent)"
+        )
+
+
+def _refuse_broken(scenes: list[ScenePlan], json_out: bool) -> bool:
+    """A continued scene whose scene before is rendered but which does not compile with
+    its start frame would be held back after the rest were paid for: the film is refused
+    first, with the scene's diagnostics (True: refused)."""
+    from klingspec.cli.options import print_diagnostics
+
+    broken = [s for s in scenes if s.why is not None and s.why.compiled is not None]
+    for s in broken:
+        assert s.why is not None and s.why.compiled is not None
+        print_diagnostics([s.why.compiled], "json" if json_out else "text", sys.stderr)
+        click.echo(f"klingspec: scene {s.scene.name}: {s.why.why}; nothing was sent", err=True)
+    return bool(broken)
+
+
 def dry_run_film(
     result: Result,
     options: Options,
@@ -140,9 +163,12 @@ def dry_run_film(
 
     film = result.film
     assert film is not None
+    refuse_unrunnable(film, mode)
     scenes = filmplans.plan_film(
         result, options, sandbox=sandbox, again=again, api_url=api_url, ledger_path=ledger_path
     )
+    if _refuse_broken(scenes, json_out):
+        return Report(errors=1)
     known = [s for s in scenes if s.standing is not None]
     jobs = [replace(s.plan.job(), variant=f"scene {s.scene.name}") for s in known]
     marks = [replace(s.standing, job=job) for s, job in zip(known, jobs, strict=True) if s.standing is not None]
@@ -183,42 +209,82 @@ def _render(
     join: bool,
     json_out: bool,
 ) -> Report:
+    """Every scene, each as soon as it can be: the scenes that continue none at once, a
+    continued scene the moment the scene it continues is done (`Runner.run_chained`: one
+    pool, the concurrency bound shared, no waiting for unrelated scenes). A scene that
+    cannot be sent holds back the scenes chained after it, each named with why."""
     from klingspec.run import display
 
     outcomes: dict[str, Outcome] = {}
     held: dict[str, str] = {}  # scenes not sent, and why
-    for stage in range(1, max(s.stage for s in scenes) + 1):
-        jobs: list[tuple[str, Job]] = []
-        for plan in (s for s in scenes if s.stage == stage):
-            scene = plan.scene
-            if scene.continues is None:
-                jobs.append((scene.name, replace(plan.plan.job(), out_dir=folder, variant=f"scene {scene.name}")))
-                continue
-            job = _continued_job(film_path, plan, outcomes, held, options, runner, ledger, folder)
-            if job is not None:
-                jobs.append((scene.name, job))
-        if not jobs:
-            continue
-        if not _upload([j for _, j in jobs], runner, ledger, ledger_url):
-            for name, _ in jobs:
+    followers: dict[str, list[ScenePlan]] = {}
+    for plan in scenes:
+        if plan.scene.continues is not None:
+            followers.setdefault(plan.scene.continues, []).append(plan)
+    names: dict[int, str] = {}  # id(job) -> its scene (the runner hands back the very job)
+    view = display.LiveView([])
+
+    def hold_after(name: str) -> None:
+        """The scenes chained after `name`, which is not rendered: not sent."""
+        for later in followers.get(name, []):
+            held.setdefault(later.scene.name, f"it continues `{name}`, which was not rendered")
+            hold_after(later.scene.name)
+
+    def started(batch: list[tuple[str, Job]]) -> list[Job]:
+        """The batch's local images uploaded (start frames too), then its jobs shown and
+        handed to the runner; on an upload failure none of them, nor what follows them."""
+        if batch and not _upload([j for _, j in batch], runner, ledger, ledger_url):
+            for name, _ in batch:
                 held[name] = "its local images could not be uploaded"
-            for later in (s for s in scenes if s.stage > stage):
-                held.setdefault(later.scene.name, "an earlier stage could not be sent")
-            break
-        view = display.LiveView([j for _, j in jobs])
-        if not json_out:
-            runner.on_event = view
+                hold_after(name)
+            return []
+        for name, job in batch:
+            names[id(job)] = name
+            view.add(job)
+        return [job for _, job in batch]
+
+    def then(job: Job, outcome: Outcome) -> list[Job]:
+        """The scenes continuing this one, made and started; never raises (the runner
+        would stop every render in flight): a scene that cannot be made is held back."""
+        name = names[id(job)]
+        outcomes[name] = outcome
+        batch = []
+        for plan in followers.get(name, []):
+            try:
+                made = _continued_job(film_path, plan, outcomes, held, options, runner, ledger, folder)
+            except Exception as error:  # a ledger, a disk: the scene waits for the next run
+                held[plan.scene.name] = f"it could not be made: {type(error).__name__}: {error}"
+                made = None
+            if made is None:
+                hold_after(plan.scene.name)
+            else:
+                batch.append((plan.scene.name, made))
         try:
-            with contextlib.nullcontext() if json_out else view:
-                done = runner.run([j for _, j in jobs])
-        except KeyboardInterrupt:
-            click.echo(
-                "interrupted: renders in flight keep going; running the same command again picks the film "
-                "up where it stopped without paying twice",
-                err=True,
-            )
-            return Report(interrupted=True)
-        outcomes.update((name, o) for (name, _), o in zip(jobs, done, strict=True))
+            return started(batch)
+        except Exception as error:
+            for scene, _ in batch:
+                held[scene] = f"its images could not be uploaded: {type(error).__name__}: {error}"
+                hold_after(scene)
+            return []
+
+    first = [
+        (s.scene.name, replace(s.plan.job(), out_dir=folder, variant=f"scene {s.scene.name}"))
+        for s in scenes
+        if s.scene.continues is None
+    ]
+    jobs = started(first)
+    if not json_out:
+        runner.on_event = view
+    try:
+        with contextlib.nullcontext() if json_out else view:
+            runner.run_chained(jobs, then)
+    except KeyboardInterrupt:
+        click.echo(
+            "interrupted: renders in flight keep going; running the same command again picks the film "
+            "up where it stopped without paying twice",
+            err=True,
+        )
+        return Report(interrupted=True)
     return _finish(film_path, film, outcomes, held, folder, sandbox, join, json_out)
 
 
@@ -237,7 +303,7 @@ def _continued_job(
     the request made now is not what the plan showed and consent covered: a scene planned
     with its start frame must be that very request; one planned before its frame was known
     was counted in full, so its model, seconds, generations and ceiling must be as shown."""
-    from klingspec.cli.filmplans import continued_plan
+    from klingspec.cli.filmplans import Unresolved, continued_plan
     from klingspec.run.states import RenderState
 
     scene = planned.scene
@@ -250,8 +316,12 @@ def _continued_job(
         held[scene.name] = f"it continues `{scene.continues}`, which {before.state}"
         return None
     made = continued_plan(film_path, scene, before.files[scene.take - 1], options, ledger)
-    if isinstance(made, str):
-        held[scene.name] = made
+    if isinstance(made, Unresolved):
+        if made.compiled is not None:
+            from klingspec.cli.options import print_diagnostics
+
+            print_diagnostics([made.compiled], "text", sys.stderr)
+        held[scene.name] = made.why
         return None
     if planned.standing is not None:
         if made.request_hash != planned.plan.request_hash:

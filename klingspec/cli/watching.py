@@ -106,7 +106,11 @@ class Watcher:
 
     # -- which files matter --------------------------------------------------------------
     def discover(self) -> list[str]:
-        return discover_scripts(self.roots)
+        """The scripts under the roots, less the scene scripts of films among them (checked,
+        never rendered, through their film: `films.without_scenes`)."""
+        from klingspec.films import without_scenes
+
+        return without_scenes(discover_scripts(self.roots))
 
     def folders(self) -> set[str]:
         """Folders to hand to watchfiles: the roots and every dependency's folder."""
@@ -255,11 +259,14 @@ class Watcher:
         """A film checked clean: its scenes, running time and cost (as `plan FILM` totals
         them). `--run` renders scripts, not films: a film is rendered by `klingspec run`,
         which asks consent for the whole chain and joins it; the watcher says so."""
+        from klingspec.cli.filmplans import scene_plans, totals
+        from klingspec.cli.plans import plan_of
+
         film = result.film
         assert film is not None
-        quotes = [s.result.estimate.quote for s in film.scenes if s.result.estimate is not None]
-        total = pricing.add(quotes) if len(quotes) == len(film.scenes) else None
-        cost = "price unknown" if total is None else pricing.usd_quote(total, "price unknown")
+        plans = [plan_of(s.result, self.options) for s in film.scenes]
+        total = totals(scene_plans(result.path, film, plans, self.options, None, None))[0]
+        cost = pricing.usd_quote(total, "price unknown")
         seconds = int(film.seconds) if film.seconds is not None else None
         self.out(
             "checked",
@@ -272,8 +279,8 @@ class Watcher:
             film=True,
             scenes=len(film.scenes),
             seconds=seconds,
-            cost_usd=pricing.usd_number(total.amount) if total is not None else None,
-            max_cost_usd=pricing.usd_number(total.ceiling) if total is not None else None,
+            cost_usd=pricing.usd_number(total.amount),
+            max_cost_usd=pricing.usd_number(total.ceiling),
             ms=round(elapsed, 1),
         )
         if self.render is not None:

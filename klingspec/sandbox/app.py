@@ -220,7 +220,7 @@ async def generate(request: Request, call: Call) -> Any:
         call.state.stats.dropped()
         return Dropped()
     config = call.state.config
-    await asyncio.sleep(config.queue_seconds + config.processing_seconds)
+    await asyncio.sleep(config.queue_seconds + call.state.processing_time(body, spec))
     video = await call.state.result(body, spec, fetched)
     if body.get("response_format") == "b64_json":
         data = await asyncio.to_thread(mp4_bytes, video)

@@ -39,6 +39,8 @@ class SandboxConfig:
         queue_seconds: Time a generation spends `queued` before a worker picks it up.
         processing_seconds: Time a generation spends `processing` before it succeeds.
             The sync endpoint blocks for `queue_seconds + processing_seconds`.
+        processing_per_second: More `processing` time per second of output, as a real
+            model takes longer for a longer video (0: every generation takes the same).
         keepalive_seconds: Idle interval between `: keep-alive` comments on `/api/events`
             (Oxen documents 15 s).
         file_size: Pad every result MP4 to this many bytes (`None`: natural size). A padded
@@ -69,6 +71,7 @@ class SandboxConfig:
     username: str = "sandbox-user"
     queue_seconds: float = 0.3
     processing_seconds: float = 0.3
+    processing_per_second: float = 0.0
     keepalive_seconds: float = 15.0
     file_size: int | None = None
     chunk_size: int = 64 * 1024

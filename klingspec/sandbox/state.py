@@ -110,6 +110,11 @@ class SandboxState:
         async with Fetcher(self.config, self.repos) as fetcher:
             return await fetcher.error(body, spec), fetcher.fetched
 
+    def processing_time(self, body: Mapping[str, Any], spec: ModelSpec) -> float:
+        """How long a valid generation of `body` is `processing`: longer for a longer video."""
+        config = self.config
+        return config.processing_seconds + config.processing_per_second * float(total_seconds(body, spec))
+
     async def result(self, body: Mapping[str, Any], spec: ModelSpec, fetched: Mapping[str, bytes]) -> VideoSpec:
         """The result of a valid request: footage of what it asks (`footage.py`) when PyAV is
         installed and no padding is configured, else the pure-Python grey file (`mp4.py`).
@@ -133,7 +138,7 @@ class SandboxState:
         spec = MODELS[job.model_name]
         error, fetched = await self.checked(job.body, spec, job.forced_error)
         if error is None:
-            await asyncio.sleep(config.processing_seconds)
+            await asyncio.sleep(self.processing_time(job.body, spec))
             self.files.add(gid, await self.result(job.body, spec, fetched))
             done = self.jobs.transition(
                 gid, (JobStatus.PROCESSING,), status=JobStatus.SUCCEEDED, result_url=result_url, completed_at=now()

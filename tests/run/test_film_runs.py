@@ -7,6 +7,7 @@ Enqueues are counted with `/_sandbox/stats`."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -325,7 +326,7 @@ def test_a_start_frame_is_made_once_per_video_so_a_new_decoder_pays_for_nothing(
 ):
     """An upgrade of FFmpeg, zlib or Pillow may turn the same video into other PNG bytes, so
     another upload URL and another request for every scene chained after it. The PNG the
-    ledger recorded is used while it is on disk; only a lost one is made anew."""
+    ledger recorded is used while a copy of it is on disk; only a lost one is made anew."""
     from klingspec.run import startframes
 
     path = film(tmp_path)
@@ -346,7 +347,9 @@ def test_a_start_frame_is_made_once_per_video_so_a_new_decoder_pays_for_nothing(
         assert run(capsys, base, ledger, "--no-join", path)[0] == Exit.OK
         assert enqueues(base) == 4  # every scene reused: the recorded frames were used as they are
 
-        Path(frame_path(clips(ledger)["walk"])).unlink()  # outro's start frame is lost
+        lost = Path(frame_path(clips(ledger)["walk"]))  # outro's start frame is lost, both copies of it
+        (Path(ledger + ".frames") / f"{hashlib.sha256(lost.read_bytes()).hexdigest()}.png").unlink()
+        lost.unlink()
         planned = plan_of_film(capsys, base, ledger, path)
         assert planned["outro"]["standing"] == "new"  # made anew by the new decoder: another request
         assert planned["walk"]["standing"] == "reuse"
@@ -428,3 +431,123 @@ def test_take_n_starts_the_next_scene_on_that_take_and_puts_that_take_in_the_fil
         assert result["joined"]["seconds"] == 3 + 4
         planned = plan_of_film(capsys, base, ledger, str(path))
         assert planned["walk"]["standing"] == "reuse"  # the plan reads take 2 as the run did
+
+
+def test_a_chain_goes_on_while_an_unrelated_longer_scene_still_renders(tmp_path, capsys, sandbox_with):
+    """No stages: walk starts the moment intro is done, not when title (a longer video,
+    which the sandbox renders for longer) is done too; outro as soon as walk is."""
+    path = film(tmp_path)
+    (tmp_path / "scenes" / "title.kvs").write_text('shot 15s "a white title card"\n', encoding="utf-8")
+    ledger = str(tmp_path / "ledger.sqlite")
+    # title: 0.1 + 15 x 0.4 = 6.1 s at the sandbox; intro, walk, outro: 1.3 to 1.7 s each
+    with sandbox_with(processing_seconds=0.1, processing_per_second=0.4) as base:
+        code, _, err = run(capsys, base, ledger, "--no-join", "--concurrency", "4", path)
+        assert code == Exit.OK, err
+    with sqlite3.connect(ledger) as db:
+        rows = db.execute("SELECT body, created_at, updated_at FROM renders").fetchall()
+    made = {name: (created, done) for body, created, done in rows for name in SECONDS if _word(name) in body}
+    assert made["walk"][0] < made["title"][1] and made["outro"][0] < made["title"][1], made
+    assert made["intro"][1] <= made["walk"][0] and made["walk"][1] <= made["outro"][0]  # each after its own
+
+
+def _word(scene: str) -> str:
+    return {"intro": "dawn", "title": "title card", "walk": "walk", "outro": "logo"}[scene]
+
+
+def test_a_scene_continuing_a_scene_listed_twice_is_planned_with_its_frame(tmp_path, capsys, sandbox_with):
+    """`a` and `b` are the same request, rendered once; `c` continues `b`: once the film is
+    done, a run again has nothing to ask for."""
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    (scenes / "x.kvs").write_text('shot 3s "a red dawn over the hills"\n', encoding="utf-8")
+    (scenes / "y.kvs").write_text('assets ada/film\nshot 3s "a blue walk"\n', encoding="utf-8")
+    path = tmp_path / "twice.kvs"
+    path.write_text(
+        'scene a "scenes/x.kvs"\nscene b "scenes/x.kvs"\nscene c "scenes/y.kvs" continues b\n', encoding="utf-8"
+    )
+    ledger = str(tmp_path / "ledger.sqlite")
+    with sandbox_with() as base:
+        assert run(capsys, base, ledger, str(path))[0] == Exit.OK
+        assert enqueues(base) == 2  # x once, and c
+        planned = plan_of_film(capsys, base, ledger, str(path))
+        assert [planned[n]["standing"] for n in "abc"] == ["reuse", "duplicate", "reuse"]
+        capsys.readouterr()
+        assert main(["run", "--api-url", base, "--ledger", ledger, str(path)]) == Exit.OK  # no --yes: nothing to pay
+        assert enqueues(base) == 2
+
+
+def test_a_start_frame_that_cannot_be_kept_holds_its_scene_back_and_says_why(
+    tmp_path, capsys, sandbox_with, monkeypatch
+):
+    from klingspec.run import startframes
+
+    path = film(tmp_path)
+    ledger = str(tmp_path / "ledger.sqlite")
+
+    def full(out: str, data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    with sandbox_with() as base:
+        with monkeypatch.context() as disk:
+            disk.setattr(startframes, "_write", full)
+            code, out, err = run(capsys, base, ledger, "--no-join", path)
+            assert code == Exit.API_FAILURE, err
+            assert "internal error" not in err and "Traceback" not in err
+            assert "scene walk: not sent: the last frame of `intro` could not be read: the last frame of" in out
+            assert "No space left on device" in out
+            assert "scene outro: not sent: it continues `walk`, which was not rendered" in out
+            assert enqueues(base) == 2  # intro and title: spend so far reported, nothing after
+            planned = plan_of_film(capsys, base, ledger, path)  # plan: counted in full, with why
+            assert planned["walk"]["standing"] == "after" and "No space left" in planned["walk"]["unresolved"]
+        assert run(capsys, base, ledger, path)[0] == Exit.OK
+        assert enqueues(base) == 4
+
+
+def test_a_lost_frame_is_taken_back_from_the_ledgers_copy_not_decoded_again(
+    tmp_path, capsys, sandbox_with, monkeypatch
+):
+    from klingspec.run import startframes
+
+    path = film(tmp_path)
+    ledger = str(tmp_path / "ledger.sqlite")
+    with sandbox_with() as base:
+        assert run(capsys, base, ledger, "--no-join", path)[0] == Exit.OK
+        lost = [Path(frame_path(clips(ledger)[name])) for name in ("intro", "walk")]
+        kept = [p.read_bytes() for p in lost]
+        for p in lost:
+            p.unlink()
+
+        def never(video: str) -> bytes:
+            raise AssertionError("decoded again")
+
+        monkeypatch.setattr(startframes, "last_frame_png", never)
+        assert run(capsys, base, ledger, "--no-join", path)[0] == Exit.OK
+        assert enqueues(base) == 4 and [p.read_bytes() for p in lost] == kept
+
+
+def test_a_scene_that_does_not_compile_with_its_frame_stops_the_film_before_anything_is_paid(
+    tmp_path, capsys, sandbox_with
+):
+    """The sandbox's frames are 96x54 px; a project that makes small images an error makes
+    walk fail to compile with intro's frame: found before paying for title."""
+    path = film(tmp_path)
+    ledger = str(tmp_path / "ledger.sqlite")
+    with sandbox_with() as base:
+        assert run(capsys, base, ledger, "--no-join", str(tmp_path / "scenes" / "intro.kvs"))[0] == Exit.OK
+        (tmp_path / "klingspec.toml").write_text('[severity]\nKVS-image-small = "error"\n', encoding="utf-8")
+        planned = plan_of_film(capsys, base, ledger, path)
+        assert planned["walk"]["standing"] == "after"
+        assert "does not compile with its start frame" in planned["walk"]["unresolved"]
+        for extra in ((), ("--dry-run",)):
+            code, out, err = run(capsys, base, ledger, *extra, path)
+            assert code == Exit.SCRIPT_ERRORS and "KVS-image-small" in err, (extra, out, err)
+            assert "scene walk: it does not compile with its start frame" in err and "nothing was sent" in err
+        assert enqueues(base) == 1  # intro alone, before; title was not sent
+
+
+def test_a_dry_run_refuses_what_the_run_refuses(tmp_path, capsys, sandbox_with, monkeypatch):
+    path = film(tmp_path)
+    monkeypatch.setitem(sys.modules, "av", None)
+    with sandbox_with() as base:
+        code, _, err = run(capsys, base, str(tmp_path / "ledger.sqlite"), "--dry-run", path)
+        assert code == Exit.USAGE and "pip install 'klingspec[video]'" in err

@@ -301,6 +301,7 @@ def test_a_schema_2_ledger_is_migrated_in_place_and_keeps_its_renders(tmp_path):
         )
     with sqlite3.connect(path) as db:  # as klingspec with schema 2 left it
         db.execute("DROP TABLE uploads")
+        db.execute("DROP TABLE start_frames")
         db.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
     db.close()
     with Ledger(path) as ledger:
@@ -309,6 +310,10 @@ def test_a_schema_2_ledger_is_migrated_in_place_and_keeps_its_renders(tmp_path):
         assert ledger.uploaded_urls("https://api") == set()
         ledger.record_upload("https://api", "u", sha256="ab", size=3, local_path="p", state="done", commit_id="c")
         assert ledger.uploaded_urls("https://api") == {"u"} and ledger.uploaded_urls("https://other") == set()
+        assert ledger.start_frame("sha256:v") is None  # schema 4: start frames, made by the migration
+        ledger.record_start_frame("sha256:v", "p1")
+        ledger.record_start_frame("sha256:v", "p2")  # made anew: the newest is the one kept
+        assert ledger.start_frame("sha256:v") == "p2"
 
 
 def test_the_commit_author_comes_from_the_environment_then_git_then_klingspec(monkeypatch, tmp_path):

@@ -356,3 +356,27 @@ def test_a_film_checks_ok_with_its_running_time_and_cost_and_watch_run_says_run_
     write(tmp_path / "scenes" / "walk.kvs", 'assets ada/film\nshot 6s "a blue walk"\n')
     watcher.changed([str(tmp_path / "scenes" / "walk.kvs")])  # a scene's script: the film is checked again
     assert any(line.startswith("watch: launch.kvs: ok") and "11 s" in line for line in said), said
+
+
+def test_a_folder_with_a_film_never_renders_its_scene_scripts_on_their_own(tmp_path, monkeypatch):
+    """`watch --run FOLDER`: walk.kvs alone (no start frame) is a request no film sends."""
+    from klingspec.cli.watching import Say, Watcher
+    from klingspec.pipeline import Options
+
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "scenes" / "intro.kvs", 'shot 5s "a red dawn"\n')
+    write(tmp_path / "scenes" / "walk.kvs", 'assets ada/film\nshot 4s "a blue walk"\n')
+    write(tmp_path / "launch.kvs", 'scene intro "scenes/intro.kvs"\nscene walk "scenes/walk.kvs" continues intro\n')
+    write(tmp_path / "other.kvs", 'shot 5s "a script of its own"\n')
+    said: list[str] = []
+    rendered: list[str] = []
+    watcher = Watcher(["."], Options(), out=Say(said.append), render=lambda t, r: rendered.append(t.path))
+    assert watcher.startup_spend()[0] == 1  # other.kvs alone
+    watcher.start()
+    assert [os.path.basename(p) for p in rendered] == ["other.kvs"]
+    assert sorted(os.path.basename(p) for p in watcher.scripts) == ["launch.kvs", "other.kvs"]
+    said.clear()
+    write(tmp_path / "scenes" / "walk.kvs", 'assets ada/film\nshot 6s "a blue walk"\n')
+    watcher.changed([str(tmp_path / "scenes" / "walk.kvs")])
+    assert [os.path.basename(p) for p in rendered] == ["other.kvs"]
+    assert any(line.startswith("watch: launch.kvs: ok") for line in said) and not any("walk.kvs: ok" in x for x in said)
