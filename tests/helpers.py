@@ -81,3 +81,14 @@ def locate(text: str, needle: str, nth: int = 0) -> tuple[int, int, int, int]:
         return line, column
 
     return (*position(index), *position(index + len(needle)))
+
+
+def is_film(path) -> bool:
+    """Whether the file at `path` is a film (a file of `scene`s), as the parser tells."""
+    from pathlib import Path
+
+    from klingspec.source import Source
+    from klingspec.syntax import parse
+
+    script, _ = parse(Source(str(path), Path(path).read_text(encoding="utf-8")))
+    return script.film

@@ -6,7 +6,8 @@
     line says, produces the page's code (pages marked `<!-- docs-test: skip ... -->`
     are kept but not replayed);
 (c) every script under examples/ passes `check` with no errors and no warnings, and
-    compiles (libraries are checked alone, as `klingspec check` does);
+    compiles (libraries are checked alone and a film's scene scripts through the film,
+    as `klingspec check` does);
 (d) the README's tour shows the mistake `klingspec check` really reports, and every
     relative link in the Markdown files points at a file inside the repository (and at a
     heading that exists, for a `#fragment`).
@@ -30,8 +31,11 @@ import shlex
 from pathlib import Path
 
 import pytest
+from helpers import is_film
 
+from klingspec import pricing
 from klingspec.codes import CODES
+from klingspec.films import scene_paths
 from klingspec.pipeline import Options, run_pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -219,6 +223,21 @@ def test_most_pages_are_replayed():
 # -- (c) the example scripts are clean ---------------------------------------------
 
 
+def _films() -> dict[Path, Path]:
+    """Every scene script a film under examples/ names, and that film: a scene script is
+    checked through its film, as `klingspec check FOLDER` does (its start frame may come
+    from the scene before, so on its own it need not check clean)."""
+    return {
+        Path(scene).resolve(): film
+        for film in sorted(EXAMPLES.rglob("*.kvs"))
+        if is_film(film)
+        for scene in scene_paths(str(film))
+    }
+
+
+FILMS = _films()
+
+
 def _example_runs():
     runs = []
     for script in sorted(EXAMPLES.rglob("*.kvs")):
@@ -230,28 +249,67 @@ def _example_runs():
 
 
 def test_the_required_examples_exist():
-    for name in ("teaser", "dialogue", "morph", "storyboard", "library", "campaign", "minimal"):
+    for name in ("teaser", "dialogue", "morph", "storyboard", "library", "campaign", "minimal", "launch"):
         assert (EXAMPLES / f"{name}.kvs").is_file(), name
     assert (EXAMPLES / "lib" / "characters.kvs").is_file()
     assert (EXAMPLES / "campaign.vars.toml").is_file()
+    assert is_film(EXAMPLES / "launch.kvs")
+    assert all(scene.is_file() for scene in FILMS), "every scene a film names is there"
+
+
+def _checked(script: Path, options: Options):
+    """The pipeline's result for an example, and the results of the requests it makes: its
+    own; a film's, one a scene; a scene script's, its scene's in the film that names it."""
+    film = FILMS.get(script.resolve())
+    result = run_pipeline(str(film if film is not None else script), options)
+    if result.film is None:
+        return result, [result]
+    scenes = [s.result for s in result.film.scenes if film is None or Path(s.path).resolve() == script.resolve()]
+    assert scenes, f"{script} is no scene of the film {film}"
+    return result, scenes
 
 
 @pytest.mark.parametrize("script, var_files", _example_runs())
 def test_example_checks_clean(script: Path, var_files: tuple[str, ...]):
-    result = run_pipeline(str(script), Options(var_files=var_files, validate_schema=False, library_ok=True))
+    result, scenes = _checked(script, Options(var_files=var_files, validate_schema=False, library_ok=True))
     shown = [f"{d.code} {d.span.start_position}: {d.message}" for d in result.diagnostics]
     assert result.errors == 0 and result.warnings == 0, shown
+    assert all(s.ok for s in scenes)
 
 
 @pytest.mark.parametrize("script, var_files", [p for p in _example_runs() if "lib/" not in p.id])
 def test_example_compiles(script: Path, var_files: tuple[str, ...]):
-    result = run_pipeline(str(script), Options(var_files=var_files))
-    assert result.ok and result.request is not None, [d.message for d in result.diagnostics]
-    total = sum(int(s.seconds) for s in result.bound.shots)
-    assert 3 <= total <= 15
-    assert len(result.bound.images) + len(result.bound.elements) <= 4
-    for shot in result.bound.shots:
-        assert len(shot.prompt) <= 512
+    """Every request an example makes compiles (a continued scene's with a stand-in start
+    frame, as `plan FILM` prices it) and keeps to the API's limits."""
+    result, scenes = _checked(script, Options(var_files=var_files))
+    assert result.ok, [d.message for d in result.diagnostics]
+    for scene in scenes:
+        assert scene.ok and scene.request is not None, [d.message for d in scene.diagnostics]
+        total = sum(int(s.seconds) for s in scene.bound.shots)
+        assert 3 <= total <= 15
+        assert len(scene.bound.images) + len(scene.bound.elements) <= 4
+        for shot in scene.bound.shots:
+            assert len(shot.prompt) <= 512
+
+
+def test_the_film_example_chains_scenes_frame_to_frame():
+    """examples/launch.kvs shows what a film is for: scene scripts and a scene written in
+    place, a chain of continued scenes (each on a model that takes a start frame) and a
+    scene that waits for none; longer than one request may be, and still modest."""
+    film = run_pipeline(str(EXAMPLES / "launch.kvs")).film
+    assert film is not None
+    assert [(s.name, s.continues) for s in film.scenes] == [
+        ("roastery", None),
+        ("pour", "roastery"),
+        ("cup", "pour"),
+        ("ident", None),
+    ]
+    assert [s.scene.body is not None for s in film.scenes] == [False, False, False, True]
+    assert 15 < film.seconds <= 30
+    total = pricing.add(s.result.estimate.quote for s in film.scenes)
+    assert total.ceiling is not None and total.ceiling < 10
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert f"running {film.seconds} s for {pricing.usd_quote(total)}" in readme, "the README's figures are the film's"
 
 
 def test_storyboard_is_five_three_second_shots():

@@ -133,6 +133,8 @@ def test_language_configuration(langconf):
     decrease = re.compile(langconf["indentationRules"]["decreaseIndentPattern"])
     assert increase.search("element hero {") and increase.search("  element hero {   # the lead")
     assert not increase.search('element hero { front "https://a.example/f.png" }')
+    assert increase.search("scene outro {") and increase.search("scene outro continues walk take 2 {  # the end")
+    assert not increase.search('scene intro "intro.kvs"') and not increase.search('scene a { shot 3s "x" }')
     assert not increase.search('shot a 5s "{{ mood }} {"')
     assert decrease.search("}") and decrease.search("  }  # end") and not decrease.search('front "}"')
 
@@ -267,6 +269,9 @@ KEYWORD_SCOPES = {
     "start": "keyword.control.frame.kvs",
     "end": "keyword.control.frame.kvs",
     "shot": "keyword.control.shot.kvs",
+    "scene": "keyword.control.scene.kvs",
+    "continues": "keyword.control.continues.kvs",
+    "take": "keyword.other.take.kvs",
     "front": "keyword.other.field.kvs",
     "refs": "keyword.other.field.kvs",
     "true": "constant.language.boolean.kvs",
@@ -290,6 +295,8 @@ NAME_SCOPES = {
     "image": "entity.name.function.image.kvs",
     "element": "entity.name.function.element.kvs",
     "shot": "entity.name.tag.shot.kvs",
+    "scene": "entity.name.section.scene.kvs",
+    "continues": "variable.other.scene.kvs",
 }
 
 # Valid, and exercising what the examples do not: keywords as names, lists, booleans,
@@ -322,6 +329,24 @@ shot 3 """
     {# a note #}{{ café | upper }}
 """
 '''
+
+
+# A film: scenes from files and written in place, `continues` with and without `take`, and
+# a keyword of films used as a name.
+FILM_SINK = """\
+# A film that uses every construct of films.
+scene intro "scenes/intro.kvs"   # a scene script
+scene walk "scenes/walk.kvs" continues intro take 2
+scene take "scenes/{{ not_a_template }}.kvs" continues walk
+scene outro continues take take 1 {   # written in place
+  aspect 16:9
+  element hero { front "https://assets.example.com/hero.png" }
+  shot scene 4s "@hero and the logo on black"
+}
+scene card {
+  shot 3s "a title card"
+}
+"""
 
 
 def lark_tokens(text: str) -> list[Token]:
@@ -388,7 +413,9 @@ def test_textmate_agrees_with_the_parser_on_every_example(tmp_path):
     _node_tools()
     sink = tmp_path / "sink.kvs"
     sink.write_text(KITCHEN_SINK, encoding="utf-8")
-    files = [*EXAMPLES, sink]
+    film_sink = tmp_path / "film-sink.kvs"
+    film_sink.write_text(FILM_SINK, encoding="utf-8")
+    files = [*EXAMPLES, sink, film_sink]
     assert len(EXAMPLES) >= 8
     tokenized = tokenize_with_textmate(files)
     for path in files:

@@ -42,8 +42,16 @@ def _input(path: Path) -> str:
 
 
 def outcome(path: str, options: Options = Options()) -> tuple:
-    """What a script compiles to: the request body (or None) and its diagnostic codes."""
+    """What a script compiles to: the request body (or None) and its diagnostic codes; for
+    a film, every scene's name, the scene it continues and its request body."""
     result = run_pipeline(path, options)
+    if result.film is not None:
+        scenes = tuple(
+            (s.name, s.continues, s.take, s.result.request.body if s.result.request else None)
+            for s in result.film.scenes
+        )
+        compiled = scenes if all(body is not None for *_, body in scenes) else None
+        return (compiled, sorted(d.code for d in result.diagnostics))
     return (result.request.body if result.request else None, sorted(d.code for d in result.diagnostics))
 
 
@@ -127,7 +135,8 @@ def test_idempotent(path: Path) -> None:
 
 @pytest.mark.parametrize("script", [p for p in EXAMPLES if p.parent.name == "examples"], ids=lambda p: p.stem)
 def test_examples_compile_the_same(script: Path) -> None:
-    """Every example (and the library it uses) formatted, as editor overlays."""
+    """Every example (and the library it uses, and a film's scene scripts) formatted, as
+    editor overlays."""
     overlays = {os.path.abspath(p): format_text(p.read_text(encoding="utf-8"), p.name) for p in EXAMPLES}
     assert all(text is not None for text in overlays.values())
     vars_files = tuple(str(p) for p in (script.with_name(script.stem + ".vars.toml"),) if p.exists())

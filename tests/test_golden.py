@@ -33,6 +33,7 @@ from pathlib import Path
 
 import golden
 import pytest
+from helpers import is_film
 
 from klingspec import cli
 
@@ -158,8 +159,11 @@ def test_case(case: Path, tmp_path: Path, monkeypatch, run: Cli, update_golden: 
 # (a `--vars examples/NAME.vars.toml` or `.json` beside it is passed automatically), what
 # `check` prints and the compiled request. A library (a file with no shot, made to be
 # `use`d) has no request: `check` must accept it and `compile` refuse it for lack of shots.
+# A film (a file of scenes) is not compiled yet (`compile` refuses it, exit 2): its bundle
+# holds `plan --format json` instead, every scene with its seconds, cost, stage and the
+# hash of its request (a continued scene's is made only once the scene before is rendered).
 
-EXAMPLE_OUTPUTS = ("args", "diagnostics.txt", "request.json", "exit")
+EXAMPLE_OUTPUTS = ("args", "diagnostics.txt", "request.json", "plan.json", "exit")
 
 
 def _example_args(script: Path) -> list[str]:
@@ -178,14 +182,24 @@ def test_example(script: Path, monkeypatch, run: Cli, update_golden: bool) -> No
     check, text, summary = run("check", *args, path)
     compiled, request, compile_err = run("compile", *args, path)
     library = check == 0 and compiled != 0 and "KVS-no-shots" in compile_err
-    assert compiled == 0 or library, f"{path} does not compile:\n{compile_err}"
+    film = is_film(script)
+    if film:
+        assert compiled == 2 and not request and "film" in compile_err, compile_err
+    else:
+        assert compiled == 0 or library, f"{path} does not compile:\n{compile_err}"
     assert run("compile", *args, path) == (compiled, request, compile_err), (
         f"compiling {path} twice gave different bytes"
     )
     found = {"args": shlex.join(args) + "\n" if args else "", "diagnostics.txt": text + summary}
-    if not library:
-        found["request.json"] = request
-    found["exit"] = f"check: {check}\ncompile: {compiled}\n"
+    if film:
+        planned, plan, plan_err = run("plan", "--format", "json", *args, path)
+        assert planned == 0 and run("plan", "--format", "json", *args, path) == (planned, plan, plan_err), plan_err
+        found["plan.json"] = plan
+        found["exit"] = f"check: {check}\ncompile: {compiled}\nplan --format json: {planned}\n"
+    else:
+        if not library:
+            found["request.json"] = request
+        found["exit"] = f"check: {check}\ncompile: {compiled}\n"
     bundle = EXAMPLE_CASES / f"{script.stem}.txt"
     if not bundle.exists():
         if not update_golden:

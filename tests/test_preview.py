@@ -367,6 +367,18 @@ def test_every_example_renders(script, capsys):
     code, page, err = page_of(capsys, script)
     assert (code, err) == (Exit.OK, "")
     assert not page.all(id="diagnostics")
+    if result.film is not None:  # a film's page: a timeline of its scenes, each with its shots
+        scenes = result.film.scenes
+        blocks = page.by_id("scenes").all("li", "scene")
+        assert [b.attrs["data-name"] for b in blocks] == [s.name for s in scenes]
+        assert [b.attrs.get("data-continues") for b in blocks] == [s.continues for s in scenes]
+        assert [[shot.one("strong").text() for shot in b.one("ol", "shots").all("li")] for b in blocks] == [
+            [s.name for s in scene.result.estimate.shots] for scene in scenes
+        ]
+        quotes = [s.result.estimate.quote for s in scenes]
+        assert [b.one("strong", "cost").text() for b in blocks] == [pricing.usd_quote(q) for q in quotes]
+        assert page.by_id("total-cost").text() == pricing.usd_quote(pricing.add(quotes))
+        return
     assert [s.attrs["data-name"] for s in shots(page)] == [s.name for s in result.estimate.shots]
     assert page.by_id("total-cost").text() == pricing.usd_quote(result.estimate.quote)
 

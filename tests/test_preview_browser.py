@@ -57,12 +57,25 @@ SHOTS_JS = """() => [...document.querySelectorAll('#track > li.shot')].map(e => 
 }))"""
 
 
+SCENES_JS = """() => [...document.querySelectorAll('#scenes > li.scene')].map(e => ({
+    name: e.querySelector('h3.name').innerText,
+    seconds: Number(e.dataset.seconds),
+    cost: e.querySelector('.cost').innerText,
+    shots: [...e.querySelectorAll('.shots > li > strong')].map(s => s.innerText),
+    width: e.getBoundingClientRect().width,
+    top: e.getBoundingClientRect().top,
+}))"""
+
+
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
 def test_every_example_is_laid_out_one_block_per_shot_as_wide_as_it_is_long(script, page, tmp_path, capsys):
     result = run_pipeline(str(script))
     out = tmp_path / "storyboard.html"
     assert written(capsys, script, out) == Exit.OK
     page.open(out)
+    if result.film is not None:
+        _film_is_laid_out_one_block_per_scene_as_wide_as_it_is_long(result, page)
+        return
     blocks = page.js(SHOTS_JS)
     figures = result.estimate.shots
     assert [b["name"] for b in blocks] == [f.name for f in figures]
@@ -80,6 +93,29 @@ def test_every_example_is_laid_out_one_block_per_shot_as_wide_as_it_is_long(scri
     fits = "() => { const t = document.querySelector('.timeline'); return t.scrollWidth <= t.clientWidth + 1; }"
     assert page.js(fits), "a timeline of 15 s at most fits a 1280-pixel window without scrolling"
     assert all(url.startswith(("http://", "https://")) for url in page.refused), page.refused
+
+
+def _film_is_laid_out_one_block_per_scene_as_wide_as_it_is_long(result, page) -> None:
+    """A film's page (examples/launch.kvs): its scenes on one row, each as wide as it is
+    long, with its cost and its shots; the total; nothing spilling, nothing scrolling."""
+    scenes = result.film.scenes
+    blocks = page.js(SCENES_JS)
+    assert [b["name"] for b in blocks] == [s.name for s in scenes]
+    assert [b["seconds"] for b in blocks] == [s.result.bound.total_seconds for s in scenes]
+    assert [b["cost"] for b in blocks] == [pricing.usd_quote(s.result.estimate.quote) for s in scenes]
+    assert [b["shots"] for b in blocks] == [[f.name for f in s.result.estimate.shots] for s in scenes]
+    assert len({round(b["top"]) for b in blocks}) == 1, "the scenes stand on one row"
+    total_width = sum(b["width"] for b in blocks)
+    total_seconds = sum(b["seconds"] for b in blocks)
+    for block in blocks:
+        assert block["width"] / total_width == pytest.approx(block["seconds"] / total_seconds, abs=0.005)
+    quotes = [s.result.estimate.quote for s in scenes]
+    assert page.js("() => document.getElementById('total-cost').innerText") == pricing.usd_quote(pricing.add(quotes))
+    no_spill = "() => [...document.querySelectorAll('.scene')].every(e => e.scrollWidth <= e.clientWidth + 1)"
+    assert page.js(no_spill), "no scene's contents spill out of it"
+    fits = "() => { const t = document.getElementById('scenes'); return t.scrollWidth <= t.clientWidth + 1; }"
+    assert page.js(fits), "the film's timeline fits a 1280-pixel window without scrolling"
+    assert page.refused == []
 
 
 def test_the_page_needs_no_network_but_the_remote_thumbnails(page, tmp_path, capsys):
