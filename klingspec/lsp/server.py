@@ -42,7 +42,7 @@ DOCS_URL = "https://github.com/klingspec/klingspec/blob/main/"  # as SARIF's hel
 MAX_WORKSPACE_FILES = 500
 _SKIP_DIRS = {"node_modules", "__pycache__", "venv", "site-packages"}
 _RAW_REF = re.compile(r"(Image|Element)[0-9]+\Z")
-_BLOCK_OPEN = re.compile(r"^[ \t]*scene\b[^\n]*\{[ \t]*(?:#[^\n]*)?$", re.M)  # `scene NAME ... {`
+_BLOCK_OPEN = re.compile(r"^[ \t]*scene\b[^\n]*\{[ \t]*(?:#[^\n]*)?\r?$", re.M)  # `scene NAME ... {`
 _BLOCK_CLOSE = re.compile(r"^[ \t]*\}", re.M)
 log = logging.getLogger(__name__)
 
