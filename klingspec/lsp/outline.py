@@ -75,6 +75,8 @@ def outline(result: Result, path: str) -> list[Entry]:
 
 
 def _film(result: Result, path: str) -> list[Entry]:
+    """A film's scenes in order, each with where it is written, its seconds (as `plan FILM`
+    writes them) and the scene it continues: what an author scans a film for."""
     assert result.film is not None
     entries = []
     for scene in result.film.scenes:

@@ -510,6 +510,11 @@ def create_server(options: Options = Options()) -> KlingspecServer:
             )
         if binding and _RAW_REF.match(new):
             raise JsonRpcInvalidParams(f"`{new}` looks like a raw @ImageN/@ElementN reference")
+        if isinstance(occurrence.symbol.statement, ast.Scene) and new != occurrence.symbol.name:
+            program = ls.result(uri)[1].program
+            if program is not None and any(s.name.value == new for s in program.main.scenes):
+                # two scenes of one name: `continues` would name another scene than before
+                raise JsonRpcInvalidParams(f"a scene named `{new}` is already in this film")
         index = symbols.merge(symbols.build(r) for r in ls.results_around(uri))
         changes: dict[str, list[lsp.TextEdit]] = {}
         for found in index.of(occurrence.symbol.key):

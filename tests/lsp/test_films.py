@@ -233,6 +233,21 @@ async def test_rename_a_scene_renames_it_and_every_continues(client, workspace):
     assert apply(CHAIN, edit.changes[path.as_uri()], client.encoding) == CHAIN.replace("opening", "dawn")
     with pytest.raises(Exception, match="is not a name"):
         await client.text_document_rename_async(lsp.RenameParams(doc(path), at, "2nd"))
+    with pytest.raises(Exception, match="a scene named `opening` is already in this film"):
+        await client.text_document_rename_async(lsp.RenameParams(doc(path), at, "opening"))
+    found = await client.text_document_references_async(
+        lsp.ReferenceParams(
+            text_document=doc(path),
+            position=position(CHAIN, "scene walk", 7, client.encoding),
+            context=lsp.ReferenceContext(True),
+        )
+    )
+    assert sorted((loc.uri, loc.range.start) for loc in found) == sorted(
+        [
+            (path.as_uri(), position(CHAIN, "walk ", 0, client.encoding)),
+            (path.as_uri(), position(CHAIN, "continues walk", 10, client.encoding)),
+        ]
+    )
 
 
 async def test_a_continues_naming_no_earlier_scene_is_left_alone(client, workspace):
