@@ -5,6 +5,10 @@ being typed is usually not valid yet (`shot a 5s "@he` is an unclosed string). T
 candidates come from the last pipeline result of the same buffer: declarations are on
 other lines, which still parse. Values for settings come from the capability matrix of
 the script's model (`targets.py`), so completion offers what the checker accepts.
+
+In a film, a line inside a scene written in place is completed from that scene's own
+result (`scenes.within`), as a script's line is; after `continues ` come the scenes a
+scene may continue: those written above it (`films.run_film`'s rule).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 
 from klingspec import ast
 from klingspec.binding import FORMAT_WORDS
+from klingspec.lsp import scenes
 from klingspec.lsp.paths import IMAGE_EXTENSIONS, describe
 from klingspec.pipeline import Result
 from klingspec.syntax import STATEMENT_KEYWORDS
@@ -27,7 +32,7 @@ class Completion:
     """One candidate: `new_text` replaces the text from `start` to the cursor."""
 
     label: str
-    kind: str  # "keyword" | "value" | "variable" | "reference" | "folder" | "file"
+    kind: str  # "keyword" | "value" | "variable" | "reference" | "folder" | "file" | "scene"
     detail: str
     new_text: str
     start: int
@@ -37,6 +42,7 @@ _MENTION = re.compile(r"(?<![\w@])@(\w*)\Z")
 _WORD = re.compile(r"[^\W\d]?\w*\Z")
 _SETTING = re.compile(r"^[ \t]*(aspect|resolution|format|audio|model)[ \t]+(\S*)\Z")
 _STATEMENT = re.compile(r"^[ \t]*(\w*)\Z")
+_CONTINUES = re.compile(r"""^[ \t]*scene[ \t]+\w+(?:[ \t]+"(?:[^"\\\n]|\\.)*")?[ \t]+continues[ \t]+(\w*)\Z""")
 # What stands before the string of a URI on its line: `image NAME =`, `front`, `refs`
 # (or `refs "a", ` further along a list), `start`, `end`; a one-line element block too.
 _URI_BEFORE = re.compile(
@@ -52,6 +58,9 @@ def complete(result: Result | None, text: str, offset: int, path: str | None = N
     `path` is the buffer's file, against which local image paths are completed."""
     line_start = text.rfind("\n", 0, offset) + 1
     prefix = text[line_start:offset]
+    film = result if result is not None and result.film is not None else None
+    if film is not None:
+        result = scenes.within(film, offset)
     string = string_start(text, offset)
     if string is not None:
         if path is not None and _uri_string(text, line_start, string):
@@ -66,6 +75,9 @@ def complete(result: Result | None, text: str, offset: int, path: str | None = N
         if mention:
             return _references(result, offset - len(mention.group()))
         return []
+    after = _CONTINUES.match(prefix)
+    if after:
+        return _scene_names(film, line_start, offset - len(after.group(1)))
     setting = _SETTING.match(prefix)
     if setting:
         return _values(result, setting.group(1), offset - len(setting.group(2)))
@@ -76,6 +88,20 @@ def complete(result: Result | None, text: str, offset: int, path: str | None = N
             return [Completion(k, "keyword", "element field", k, start) for k in ("front", "refs")]
         return [Completion(k, "keyword", "statement", k, start) for k in STATEMENT_KEYWORDS]
     return []
+
+
+def _scene_names(film: Result | None, line_start: int, start: int) -> list[Completion]:
+    """The scenes written above the line at `line_start`, each name once (`continues X`
+    starts on the first scene named X), with its seconds: a scene can only continue an
+    earlier one, so the chains run forward."""
+    if film is None or film.film is None:
+        return []
+    items: dict[str, Completion] = {}
+    for scene in film.film.scenes:
+        name = scene.name
+        if scene.scene.span.start < line_start and name not in items:
+            items[name] = Completion(name, "scene", scenes.seconds(scene) or "seconds unknown", name, start)
+    return list(items.values())
 
 
 def string_start(text: str, offset: int) -> int | None:

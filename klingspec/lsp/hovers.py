@@ -1,5 +1,5 @@
 """Hover texts (Markdown): what a shot will cost and send, what an `@name` binds to, what
-a local image file holds and the URL it is sent as.
+a local image file holds and the URL it is sent as, and in a film what a scene is.
 
 The point of hovering a shot is to see the prompt exactly as the API will receive it
 (templates expanded, triple-quoted text folded, `@names` rewritten) with its length
@@ -16,7 +16,8 @@ from decimal import Decimal
 
 from klingspec import ast
 from klingspec.binding import Binding, BoundShot
-from klingspec.lsp import paths
+from klingspec.films import Film, FilmScene
+from klingspec.lsp import paths, scenes
 from klingspec.lsp.symbols import Index, Symbol
 from klingspec.pipeline import Result
 from klingspec.pricing import Estimate, estimate, usd_quote
@@ -33,6 +34,8 @@ class Hover:
 
 def hover(result: Result, index: Index, path: str, offset: int) -> Hover | None:
     """The hover at `offset` of the file `path` (the main script or a used file)."""
+    if result.film is not None:
+        return _film_hover(result, result.film, index, path, offset)
     bound = result.bound
     if bound is None:
         return None
@@ -42,7 +45,7 @@ def hover(result: Result, index: Index, path: str, offset: int) -> Hover | None:
             if span.path == path and span.start <= offset <= span.end and span.text == mention.written:
                 return Hover(span, mention_text(mention.written, mention.binding, result))
     occurrence = index.at(path, offset)
-    if occurrence is not None:
+    if occurrence is not None and occurrence.symbol.kind != "scene":  # a scene's is the film's
         return Hover(occurrence.span, symbol_text(occurrence.symbol, result))
     local = paths.local_path_at(result, path, offset)
     if local is not None:
@@ -52,6 +55,46 @@ def hover(result: Result, index: Index, path: str, offset: int) -> Hover | None:
         if span.path == path and span.start <= offset <= span.end:
             return Hover(span, shot_text(shot, result))
     return None
+
+
+def _film_hover(result: Result, film: Film, index: Index, path: str, offset: int) -> Hover | None:
+    """In a film: a scene's name (at its `scene NAME` or a `continues NAME`) or script path
+    shows the scene; inside a scene written in place, the hovers of a script, answered
+    from that scene's own result (a shot's cost is that scene's)."""
+    occurrence = index.at(path, offset)
+    if occurrence is not None and isinstance(occurrence.symbol.statement, ast.Scene):
+        scene = next((s for s in film.scenes if s.scene is occurrence.symbol.statement), None)
+        if scene is not None:
+            return Hover(occurrence.span, scene_text(scene, film, result.path))
+    if path != result.path:
+        return None
+    for scene in film.scenes:
+        written = scene.scene.path
+        if written is not None and written.span.start <= offset <= written.span.end:
+            return Hover(written.span, scene_text(scene, film, result.path))
+    inside = scenes.inline_at(result, offset)
+    return hover(inside.result, index, path, offset) if inside is not None else None
+
+
+def scene_text(scene: FilmScene, film: Film, film_path: str) -> str:
+    """`**scene walk** · scenes/walk.kvs · 11 s × 2 · $4.93 (up to $6.16)`, with the
+    seconds and cost as `plan FILM` words them, then the chain: what the scene continues
+    (whose last frame it starts on) and which scenes continue it."""
+    seconds = scenes.seconds(scene)
+    cost = scenes.cost(scene)
+    parts = [f"**scene {scene.name}**", scenes.script(scene, film_path)]
+    if seconds is None:
+        parts.append("not checked that far: see the diagnostics")
+    else:
+        parts += [seconds, cost or "no shots to price"]
+    lines = [" · ".join(parts)]
+    if scene.continues is not None:
+        lines.append(f"continues `{scene.continues}`: starts on the last frame of its take {scene.take}")
+    first = next(s for s in film.scenes if s.name == scene.name) is scene  # `continues` names the first
+    after = scenes.continued_by(film, scene.name) if first else []
+    if after:
+        lines.append("continued by " + ", ".join(f"`{s.name}` (take {s.take})" for s in after))
+    return "\n\n".join(lines)
 
 
 def shot_text(shot: BoundShot, result: Result) -> str:
@@ -90,7 +133,7 @@ def symbol_text(symbol: Symbol, result: Result) -> str:
     binding = _binding_of(symbol, result)
     if binding is not None:
         return _binding_text(binding, result, "@" + symbol.name)
-    assert not isinstance(symbol.statement, ast.Let)  # a let returned above
+    assert isinstance(symbol.statement, (ast.Image, ast.Element))  # a let returned above
     uris = ", ".join(_uris(symbol.statement, result)) or "(no URI)"
     return (
         f"**@{symbol.name}** ({symbol.kind}) is not sent: no prompt of this script mentions it\n\n"

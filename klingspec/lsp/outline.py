@@ -1,7 +1,9 @@
 """The outline of a script (document symbols): its shots in order, then its declarations.
 
 Shots come first because they are the story; the detail line carries what an author
-scans for (length and, for bindings, the `@ImageN`/`@ElementN` a name becomes).
+scans for (length and, for bindings, the `@ImageN`/`@ElementN` a name becomes). A film's
+outline is its scenes in order, each with its script, seconds and the scene it continues;
+a scene written in place holds its own outline (its shots, then its declarations).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from klingspec import ast
+from klingspec.lsp import scenes
 from klingspec.pipeline import Result
 from klingspec.source import Span
 
@@ -16,7 +19,7 @@ from klingspec.source import Span
 @dataclass(frozen=True)
 class Entry:
     name: str
-    kind: str  # "shot" | "image" | "element" | "let"
+    kind: str  # "shot" | "image" | "element" | "let" | "scene" | "field"
     detail: str
     span: Span  # the whole statement
     selection: Span  # the name (or the keyword of an unnamed shot)
@@ -28,6 +31,8 @@ def outline(result: Result, path: str) -> list[Entry]:
     program = result.program
     if program is None:
         return []
+    if result.film is not None and path == program.main.source.name:
+        return _film(result, path)
     script = next((s for s in program.files if s.source.name == path), None)
     if script is None:
         return []
@@ -67,3 +72,17 @@ def outline(result: Result, path: str) -> list[Entry]:
         elif isinstance(statement, ast.Let):
             declarations.append(Entry(statement.name.value, "let", "let", statement.span, statement.name.span))
     return shots + declarations
+
+
+def _film(result: Result, path: str) -> list[Entry]:
+    """A film's scenes in order, each with where it is written, its seconds (as `plan FILM`
+    writes them) and the scene it continues: what an author scans a film for."""
+    assert result.film is not None
+    entries = []
+    for scene in result.film.scenes:
+        details = [scenes.script(scene, path), scenes.seconds(scene) or "seconds unknown"]
+        if scene.continues is not None:
+            details.append(f"continues {scene.continues}" + (f" take {scene.take}" if scene.take != 1 else ""))
+        inside = tuple(outline(scene.result, path)) if scene.scene.body is not None else ()
+        entries.append(Entry(scene.name, "scene", " · ".join(details), scene.scene.span, scene.scene.name.span, inside))
+    return entries

@@ -1,5 +1,6 @@
-"""Local image paths in the editor: which URI literal names a local file, where that file
-is, and a short description of an image file read from its header only.
+"""Local paths in the editor: which URI literal names a local file, where that file is,
+and a short description of an image file read from its header only; and which script a
+`use` or a film's `scene NAME "FILE"` names, for "go to definition".
 
 A URI without a scheme names a file relative to the file that names it (`images.resolve`,
 as the checker resolves it). The editor completes such paths from the filesystem, opens
@@ -17,6 +18,7 @@ from functools import lru_cache
 
 from klingspec import ast
 from klingspec.assets import is_local_path
+from klingspec.lsp import scenes
 from klingspec.pipeline import Result
 
 IMAGE_EXTENSIONS = ("png", "jpg", "jpeg", "webp")  # taken by every model; `gif` where the model lists it
@@ -57,6 +59,25 @@ def local_path_at(result: Result, path: str, offset: int) -> LocalPath | None:
                     from klingspec.images import resolve
 
                     return LocalPath(text, resolve(text, written)[0], written)
+    return None
+
+
+def script_at(result: Result, offset: int) -> str | None:
+    """The script file named at `offset` of the main file: by a `use` (the main script's,
+    or one in a film's scene written in place) or by a film's `scene NAME "FILE"` (on
+    its path). Absolute, as the loader resolves it: relative to the file that names it."""
+    if result.film is not None:
+        for scene in result.film.scenes:
+            written = scene.scene.path
+            if written is not None and written.span.start <= offset <= written.span.end:
+                return os.path.abspath(scene.path)
+        result = scenes.within(result, offset)
+    if result.program is None:
+        return None
+    main = result.program.main
+    for use in main.of(ast.Use):
+        if use.span.start <= offset <= use.span.end:
+            return os.path.abspath(os.path.join(os.path.dirname(main.source.name), use.path.value))
     return None
 
 

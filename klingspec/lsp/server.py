@@ -33,7 +33,7 @@ from pygls.workspace import PositionCodec
 from klingspec import __version__, ast
 from klingspec.codes import CODES
 from klingspec.diagnostics import Diagnostic
-from klingspec.lsp import completions, fixes, hovers, outline, paths, symbols
+from klingspec.lsp import completions, fixes, hovers, outline, paths, scenes, symbols
 from klingspec.pipeline import Options, Result, run_pipeline
 from klingspec.source import Span
 
@@ -42,6 +42,8 @@ DOCS_URL = "https://github.com/klingspec/klingspec/blob/main/"  # as SARIF's hel
 MAX_WORKSPACE_FILES = 500
 _SKIP_DIRS = {"node_modules", "__pycache__", "venv", "site-packages"}
 _RAW_REF = re.compile(r"(Image|Element)[0-9]+\Z")
+_BLOCK_OPEN = re.compile(r"^[ \t]*scene\b[^\n]*\{[ \t]*(?:#[^\n]*)?\r?$", re.M)  # `scene NAME ... {`
+_BLOCK_CLOSE = re.compile(r"^[ \t]*\}", re.M)
 log = logging.getLogger(__name__)
 
 
@@ -174,6 +176,26 @@ class KlingspecServer(LanguageServer):
         result = run_pipeline(self.path(uri), replace(self.options, overlays=self.overlays()))
         self.cache[uri] = (self.generation, text, result)
         return text, result
+
+    def completion_result(self, uri: str, text: str, offset: int) -> Result:
+        """The result completion reads. In a film, the line being typed inside a scene
+        written in place (`shot a 5s "@he`, an unclosed string) is a syntax error, and
+        the parser's recovery drops the whole `scene { }` block with it, and the scene's
+        bindings and variables that completion offers. Then the film is checked once more
+        with that one line blanked (same length: offsets hold), so the block's other lines
+        answer as a script's do while one of its lines is being typed."""
+        _, result = self.result(uri)
+        if result.program is None or not result.program.main.partial or scenes.inline_at(result, offset):
+            return result
+        line_start = text.rfind("\n", 0, offset) + 1
+        opened = [m.end() for m in _BLOCK_OPEN.finditer(text, 0, line_start)]
+        if not opened or _BLOCK_CLOSE.search(text, opened[-1], line_start):
+            return result  # not inside a block: nothing to recover
+        line_end = text.find("\n", offset)
+        line_end = len(text) if line_end == -1 else line_end
+        blanked = text[:line_start] + " " * (line_end - line_start) + text[line_end:]
+        path = self.path(uri)
+        return run_pipeline(path, replace(self.options, overlays={**self.overlays(), path: blanked}))
 
     def results_around(self, uri: str) -> Iterable[Result]:
         """This document's result, then every other open document's and workspace script's:
@@ -349,9 +371,11 @@ _COMPLETION_KINDS = {
     "reference": lsp.CompletionItemKind.Reference,
     "folder": lsp.CompletionItemKind.Folder,
     "file": lsp.CompletionItemKind.File,
+    "scene": lsp.CompletionItemKind.Module,
 }
 _SYMBOL_KINDS = {
     "shot": lsp.SymbolKind.Event,
+    "scene": lsp.SymbolKind.Module,
     "image": lsp.SymbolKind.File,
     "element": lsp.SymbolKind.Object,
     "let": lsp.SymbolKind.Variable,
@@ -399,7 +423,7 @@ def create_server(options: Options = Options()) -> KlingspecServer:
     def completion(ls: KlingspecServer, params: lsp.CompletionParams) -> lsp.CompletionList:
         uri = params.text_document.uri
         text, offset = ls.offset(uri, params.position)
-        _, result = ls.result(uri)
+        result = ls.completion_result(uri, text, offset)
         end = ls.positions.position(text, offset)
         items = [
             lsp.CompletionItem(
@@ -434,18 +458,16 @@ def create_server(options: Options = Options()) -> KlingspecServer:
         _, result = ls.result(uri)
         path = ls.path(uri)
         occurrence = symbols.build(result).at(path, offset)
-        if occurrence is not None:
+        if occurrence is not None:  # a binding, a `let`, a film's scene (at a `continues`)
             return [ls.location(occurrence.symbol.span)]
-        if result.program is not None:
-            for use in result.program.main.of(ast.Use):
-                if use.span.start <= offset <= use.span.end:
-                    target = os.path.abspath(os.path.join(os.path.dirname(path), use.path.value))
-                    if os.path.exists(target) or target in ls.overlays():
-                        start = lsp.Position(0, 0)
-                        return [lsp.Location(ls.uri(target), lsp.Range(start, start))]
-        local = paths.local_path_at(result, path, offset)
+        start = lsp.Position(0, 0)
+        script = paths.script_at(result, offset)  # `use "lib.kvs"`, a film's `scene NAME "FILE"`
+        if script is not None:
+            if os.path.exists(script) or script in ls.overlays():
+                return [lsp.Location(ls.uri(script), lsp.Range(start, start))]
+            return None
+        local = paths.local_path_at(scenes.within(result, offset), path, offset)
         if local is not None and os.path.isfile(local.path):  # a local image: open the file itself
-            start = lsp.Position(0, 0)
             return [lsp.Location(ls.uri(local.path), lsp.Range(start, start))]
         return None
 
@@ -480,13 +502,19 @@ def create_server(options: Options = Options()) -> KlingspecServer:
         occurrence = symbol_at(ls, uri, params.position)
         if occurrence is None:
             return None
-        new = params.new_name.lstrip("@") if occurrence.symbol.kind != "let" else params.new_name
+        binding = occurrence.symbol.kind in ("image", "element")
+        new = params.new_name.lstrip("@") if binding else params.new_name
         if not symbols.NAME.match(new):
             raise JsonRpcInvalidParams(
                 f"`{params.new_name}` is not a name: letters, digits and _, not starting with a digit"
             )
-        if occurrence.symbol.kind != "let" and _RAW_REF.match(new):
+        if binding and _RAW_REF.match(new):
             raise JsonRpcInvalidParams(f"`{new}` looks like a raw @ImageN/@ElementN reference")
+        if isinstance(occurrence.symbol.statement, ast.Scene) and new != occurrence.symbol.name:
+            program = ls.result(uri)[1].program
+            if program is not None and any(s.name.value == new for s in program.main.scenes):
+                # two scenes of one name: `continues` would name another scene than before
+                raise JsonRpcInvalidParams(f"a scene named `{new}` is already in this film")
         index = symbols.merge(symbols.build(r) for r in ls.results_around(uri))
         changes: dict[str, list[lsp.TextEdit]] = {}
         for found in index.of(occurrence.symbol.key):

@@ -1,15 +1,18 @@
 """The symbol index of one pipeline `Result`: who defines a name and who uses it.
 
-Two kinds of names can be followed in an editor: bindings (`image`/`element` names and
-their `@name` mentions in prompts) and `let` variables (their `{{ name }}` uses inside
-templates). The pipeline already resolves mentions (binding.Mention carries the
-declaration it bound to), so binding references come straight from it; template uses
-are not recorded by the core, so they are found here by scanning the `{{ }}`/`{% %}`
-blocks of each string literal and mapped back through `Text.span_of`.
+Three kinds of names can be followed in an editor: bindings (`image`/`element` names and
+their `@name` mentions in prompts), `let` variables (their `{{ name }}` uses inside
+templates) and a film's scenes (`scene NAME` and the `continues NAME` that name it).
+The pipeline already resolves mentions (binding.Mention carries the declaration it bound
+to), so binding references come straight from it; template uses are not recorded by the
+core, so they are found here by scanning the `{{ }}`/`{% %}` blocks of each string
+literal and mapped back through `Text.span_of`.
 
 Symbols are keyed by `(path, offset of the declared name)`, not by object identity, so
 indexes built from different runs (scene.kvs and lib/chars.kvs checked separately) can
-be merged: that is how a rename in a library reaches the scripts that use it.
+be merged: that is how a rename in a library reaches the scripts that use it. A film's
+index is its scenes' names merged with the index of every scene's own result, so a
+binding in a scene written in place is followed as in a script.
 """
 
 from __future__ import annotations
@@ -80,12 +83,12 @@ _KEYWORDS = frozenset(
 
 @dataclass(frozen=True)
 class Symbol:
-    """A declared name: an image, an element or a `let`."""
+    """A declared name: an image, an element, a `let` or a film's scene."""
 
-    kind: str  # "image" | "element" | "let"
+    kind: str  # "image" | "element" | "let" | "scene"
     name: str
     span: Span  # the name where it is declared
-    statement: ast.Image | ast.Element | ast.Let
+    statement: ast.Image | ast.Element | ast.Let | ast.Scene
 
     @property
     def key(self) -> Key:
@@ -158,6 +161,29 @@ def build(result: Result) -> Index:
                 span = text.span_of(start, end)
                 if span.text == name:
                     occurrences.append(Occurrence(symbol, span, span))
+    occurrences.sort(key=lambda o: (o.span.path, o.span.start))
+    index = Index(tuple(symbols), tuple(occurrences))
+    if result.film is None:
+        return index
+    return merge([index, _scenes(program.main), *(build(s.result) for s in result.film.scenes)])
+
+
+def _scenes(film: ast.Script) -> Index:
+    """A film's scene names and the `continues` that name them. As `films.run_film` reads
+    a film, `continues X` is the first scene named X written above it; one naming no such
+    scene (itself, a later one, a typo) is an error there and no use of any scene here,
+    so a rename never touches it."""
+    seen: dict[str, Symbol] = {}
+    symbols: list[Symbol] = []
+    occurrences: list[Occurrence] = []
+    for scene in film.scenes:
+        if scene.continues is not None and (target := seen.get(scene.continues.scene.value)) is not None:
+            span = scene.continues.scene.span
+            occurrences.append(Occurrence(target, span, span))
+        symbol = Symbol("scene", scene.name.value, scene.name.span, scene)
+        symbols.append(symbol)
+        occurrences.append(Occurrence(symbol, symbol.span, symbol.span, True))
+        seen.setdefault(symbol.name, symbol)
     occurrences.sort(key=lambda o: (o.span.path, o.span.start))
     return Index(tuple(symbols), tuple(occurrences))
 

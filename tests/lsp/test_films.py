@@ -1,12 +1,17 @@
-"""Films in the editor: a film's own mistakes at its lines, `scene` offered at a line's
-start, formatting and hover on a film, over a real `klingspec lsp`."""
+"""Films in the editor, over a real `klingspec lsp`: a film's own mistakes at its lines,
+`scene` offered at a line's start, formatting; go to definition of a `continues` name and
+a scene's script, the earlier scenes offered after `continues`, the scenes as the
+outline, hover on a scene and rename of one; and inside a scene written in place, a
+script's hovers, references and completion."""
 
 from __future__ import annotations
 
 import pytest
 from lsprotocol import types as lsp
 
-from tests.lsp.conftest import open_document
+from klingspec.pipeline import Options, run_pipeline
+from klingspec.pricing import usd_quote
+from tests.lsp.conftest import open_document, position
 from tests.lsp.test_completion import complete
 from tests.lsp.test_edits import apply
 
@@ -43,3 +48,214 @@ async def test_a_film_is_formatted_and_hovered_without_trouble(client, workspace
         lsp.HoverParams(lsp.TextDocumentIdentifier(path.as_uri()), lsp.Position(2, 8))
     )
     assert hover is None or isinstance(hover, lsp.Hover)
+
+
+# -- navigation, completion, outline, hover and rename of a film's scenes -----------------
+
+SCENE = 'assets me/repo\nshot walk 5s "a slow walk along the pier"\n'
+CHAIN = (
+    'scene opening "teaser.kvs"\n'
+    'scene walk "walk_scene.kvs" continues opening take 2\n'
+    "scene outro continues walk {\n"
+    "  assets me/repo\n"
+    '  use "lib/characters.kvs"\n'
+    '  image hero = "refs/postcard.png"\n'
+    '  shot logo 4s "@hero with @ada, {{ studio_look }}"\n'
+    "}\n"
+)
+
+
+def doc(path):
+    return lsp.TextDocumentIdentifier(path.as_uri())
+
+
+async def open_chain(client, workspace, name="chain.kvs", text=CHAIN):
+    (workspace / "walk_scene.kvs").write_text(SCENE, encoding="utf-8")
+    path = workspace / name
+    found = await open_document(client, path, text)
+    return path, found
+
+
+async def definition(client, path, text, needle, delta):
+    return await client.text_document_definition_async(
+        lsp.DefinitionParams(doc(path), position(text, needle, delta, client.encoding))
+    )
+
+
+async def hover(client, path, text, needle, delta):
+    return await client.text_document_hover_async(
+        lsp.HoverParams(doc(path), position(text, needle, delta, client.encoding))
+    )
+
+
+async def test_the_chain_film_checks_clean(client, workspace):
+    _, found = await open_chain(client, workspace)
+    assert found == []
+
+
+async def test_definition_of_a_continued_name_is_the_scene_that_defines_it(client, workspace):
+    path, _ = await open_chain(client, workspace)
+    found = await definition(client, path, CHAIN, "continues opening", 12)
+    assert [(loc.uri, loc.range) for loc in found] == [
+        (
+            path.as_uri(),
+            lsp.Range(position(CHAIN, "opening", 0, client.encoding), position(CHAIN, "opening", 7, client.encoding)),
+        )
+    ]
+    found = await definition(client, path, CHAIN, "continues walk", 12)
+    assert [loc.range.start for loc in found] == [position(CHAIN, 'walk "', 0, client.encoding)]
+
+
+async def test_definition_of_a_scene_path_opens_the_scene_script(client, workspace):
+    path, _ = await open_chain(client, workspace)
+    found = await definition(client, path, CHAIN, '"teaser.kvs"', 3)
+    assert [(loc.uri, loc.range.start) for loc in found] == [((workspace / "teaser.kvs").as_uri(), lsp.Position(0, 0))]
+    found = await definition(client, path, CHAIN, '"walk_scene.kvs"', 1)
+    assert [loc.uri for loc in found] == [(workspace / "walk_scene.kvs").as_uri()]
+    # a `use` inside a scene written in place opens the library, as a script's `use` does
+    found = await definition(client, path, CHAIN, 'use "lib', 6)
+    assert [loc.uri for loc in found] == [(workspace / "lib" / "characters.kvs").as_uri()]
+
+
+async def test_after_continues_the_scenes_written_above_are_offered_with_their_seconds(client, workspace):
+    text = CHAIN + "scene finale continues "
+    labels, items = await complete(client, workspace / "chain_end.kvs", text, "finale continues ", 17, client.encoding)
+    assert labels == ["opening", "walk", "outro"]
+    assert [i.detail for i in items] == ["11 s × 2", "5 s", "4 s"]
+    assert all(i.kind == lsp.CompletionItemKind.Module for i in items)
+    # the second scene may continue the first only: not itself, not one written after it
+    text = CHAIN.replace("continues opening take 2", "continues op")
+    labels, items = await complete(client, workspace / "chain_mid.kvs", text, "continues op", 12, client.encoding)
+    assert labels == ["opening"]
+    assert items[0].text_edit.range.start == position(text, "continues op", 10, client.encoding)
+
+
+async def test_document_symbols_are_the_scenes_an_inline_scenes_shots_inside(client, workspace):
+    path, _ = await open_chain(client, workspace)
+    found = await client.text_document_document_symbol_async(lsp.DocumentSymbolParams(doc(path)))
+    hierarchical = client.capabilities.text_document.document_symbol.hierarchical_document_symbol_support
+    if hierarchical:
+        assert [(s.name, s.kind) for s in found] == [
+            ("opening", lsp.SymbolKind.Module),
+            ("walk", lsp.SymbolKind.Module),
+            ("outro", lsp.SymbolKind.Module),
+        ]
+        assert [s.detail for s in found] == [
+            "teaser.kvs · 11 s × 2",
+            "walk_scene.kvs · 5 s · continues opening take 2",
+            "written in place, lines 3 to 8 · 4 s · continues walk",
+        ]
+        assert [(c.name, c.kind) for c in found[2].children] == [
+            ("logo", lsp.SymbolKind.Event),
+            ("hero", lsp.SymbolKind.File),
+        ]
+        assert found[0].children is None
+        assert found[1].selection_range.start == position(CHAIN, 'walk "', 0, client.encoding)
+    else:
+        assert [(s.name, s.container_name) for s in found] == [
+            ("opening", None),
+            ("walk", None),
+            ("outro", None),
+            ("logo", "outro"),
+            ("hero", "outro"),
+        ]
+
+
+async def test_hover_on_a_scene_shows_its_script_seconds_cost_and_chain(client, workspace):
+    path, _ = await open_chain(client, workspace)
+    film = run_pipeline(str(path), Options(overlays={str(path): CHAIN})).film
+    assert film is not None
+    walk_cost = usd_quote(film.scenes[1].result.estimate.quote, "unknown")
+    opening_cost = usd_quote(film.scenes[0].result.estimate.quote, "unknown")
+    found = await hover(client, path, CHAIN, 'walk "', 1)
+    value = found.contents.value
+    assert value.startswith(f"**scene walk** · walk_scene.kvs · 5 s · {walk_cost}")
+    assert "continues `opening`: starts on the last frame of its take 2" in value
+    assert "continued by `outro` (take 1)" in value
+    assert found.range == lsp.Range(
+        position(CHAIN, 'walk "', 0, client.encoding), position(CHAIN, 'walk "', 4, client.encoding)
+    )
+    # the same scene hovered where another scene continues it
+    again = await hover(client, path, CHAIN, "continues walk", 11)
+    assert again.contents.value == value
+    assert again.range.start == position(CHAIN, "continues walk", 10, client.encoding)
+    found = await hover(client, path, CHAIN, "scene opening", 8)
+    assert found.contents.value.startswith(f"**scene opening** · teaser.kvs · 11 s × 2 · {opening_cost}")
+    assert "(up to $" in opening_cost  # teaser's audio: the plan words an open bill so
+    assert "continues" not in found.contents.value.split("\n\n")[1]
+    found = await hover(client, path, CHAIN, "scene outro", 8)
+    assert found.contents.value.startswith("**scene outro** · written in place, lines 3 to 8 · 4 s · $")
+
+
+async def test_inside_a_scene_written_in_place_a_script_s_features_work(client, workspace):
+    path, _ = await open_chain(client, workspace)
+    found = await hover(client, path, CHAIN, "shot logo", 2)
+    assert found.contents.value.startswith("**shot logo** · 4 s · $")
+    assert "@Image1 with @Element1" in found.contents.value
+    found = await hover(client, path, CHAIN, "@hero with", 2)
+    assert found.contents.value.startswith("**@hero** → `@Image1`")
+    found = await definition(client, path, CHAIN, "@hero with", 2)
+    assert [(loc.uri, loc.range.start) for loc in found] == [
+        (path.as_uri(), position(CHAIN, "hero =", 0, client.encoding))
+    ]
+    found = await definition(client, path, CHAIN, "@ada,", 2)
+    assert [loc.uri for loc in found] == [(workspace / "lib" / "characters.kvs").as_uri()]
+    found = await definition(client, path, CHAIN, '"refs/postcard.png"', 3)
+    assert [loc.uri for loc in found] == [(workspace / "refs" / "postcard.png").as_uri()]
+    # a diagnostic of the scene at its own line of the film
+    bad = CHAIN.replace("  assets me/repo\n", "  assets me/repo\n  aspect 7:3\n")
+    found = await open_document(client, workspace / "chain_bad.kvs", bad)
+    assert [(d.code, d.range.start) for d in found] == [("KVS-aspect-ratio", position(bad, "7:3", 0, client.encoding))]
+
+
+async def test_at_completion_inside_a_scene_written_in_place_while_its_line_is_typed(client, workspace):
+    # the unclosed string makes the block a syntax error: its other lines still answer
+    text = CHAIN.replace("}\n", '  shot more 3s "@\n}\n')
+    labels, _ = await complete(client, workspace / "chain_at.kvs", text, '3s "@', 5, client.encoding)
+    assert {"@hero", "@ada", "@pip"} <= set(labels)
+    text = CHAIN.replace("}\n", '  shot more 3s "{{ \n}\n')
+    labels, _ = await complete(client, workspace / "chain_var.kvs", text, '3s "{{ ', 7, client.encoding)
+    assert "studio_look" in labels
+
+
+async def test_rename_a_scene_renames_it_and_every_continues(client, workspace):
+    path, _ = await open_chain(client, workspace)
+    at = position(CHAIN, "continues walk", 12, client.encoding)
+    prepared = await client.text_document_prepare_rename_async(lsp.PrepareRenameParams(doc(path), at))
+    assert prepared.placeholder == "walk"
+    edit = await client.text_document_rename_async(lsp.RenameParams(doc(path), at, "stroll"))
+    assert list(edit.changes) == [path.as_uri()]
+    renamed = apply(CHAIN, edit.changes[path.as_uri()], client.encoding)
+    assert renamed == CHAIN.replace("scene walk", "scene stroll").replace("continues walk", "continues stroll")
+    edit = await client.text_document_rename_async(
+        lsp.RenameParams(doc(path), position(CHAIN, "scene opening", 7, client.encoding), "dawn")
+    )
+    assert apply(CHAIN, edit.changes[path.as_uri()], client.encoding) == CHAIN.replace("opening", "dawn")
+    with pytest.raises(Exception, match="is not a name"):
+        await client.text_document_rename_async(lsp.RenameParams(doc(path), at, "2nd"))
+    with pytest.raises(Exception, match="a scene named `opening` is already in this film"):
+        await client.text_document_rename_async(lsp.RenameParams(doc(path), at, "opening"))
+    found = await client.text_document_references_async(
+        lsp.ReferenceParams(
+            text_document=doc(path),
+            position=position(CHAIN, "scene walk", 7, client.encoding),
+            context=lsp.ReferenceContext(True),
+        )
+    )
+    assert sorted((loc.uri, loc.range.start) for loc in found) == sorted(
+        [
+            (path.as_uri(), position(CHAIN, "walk ", 0, client.encoding)),
+            (path.as_uri(), position(CHAIN, "continues walk", 10, client.encoding)),
+        ]
+    )
+
+
+async def test_a_continues_naming_no_earlier_scene_is_left_alone(client, workspace):
+    text = 'scene a "walk_scene.kvs" continues b\nscene b "walk_scene.kvs"\n'
+    path, _ = await open_chain(client, workspace, "chain_forward.kvs", text)
+    found = await definition(client, path, text, "continues b", 10)
+    assert not found
+    edit = await client.text_document_rename_async(
+        lsp.RenameParams(doc(path), position(text, "scene b", 6, client.encoding), "c")
+    )
+    assert apply(text, edit.changes[path.as_uri()], client.encoding) == text.replace("scene b", "scene c")
