@@ -168,7 +168,7 @@ def _scene_result(
     from klingspec.loading import Loader, Program
     from klingspec.pipeline import Result, run_program
 
-    alone = replace(options, max_seconds=None, variant=None)
+    alone = replace(options, max_seconds=None, variant=None, library_ok=False)  # a scene is never a library
     loader = Loader(options.overlays, reader)
     if scene.body is not None:  # written in place: the film's own lines (and its comments)
         # its comments go with it: a `# kvs: allow(...)` inside works as in a script
@@ -402,7 +402,7 @@ def with_start(film_path: str, scene: FilmScene, image: str, options: Options) -
     written in place, its block's text as a script beside the film."""
     from klingspec.pipeline import run_pipeline
 
-    alone = replace(options, max_seconds=None, variant=None)
+    alone = replace(options, max_seconds=None, variant=None, library_ok=False)
     program = scene.result.program
     assert program is not None  # the film checked without errors
     if scene.scene.body is None:

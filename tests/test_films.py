@@ -269,3 +269,14 @@ def test_a_film_with_a_vars_table_is_refused_too(command, scenes, capsys):
     table = write(scenes, "x\n1\n", "t.csv")
     assert main([command, film, "--vars-table", table]) == Exit.USAGE
     assert "is a film" in capsys.readouterr().err
+
+
+def test_a_scene_with_no_shot_is_an_error_even_where_a_library_may_be_checked(tmp_path, capsys):
+    """`check` (and the editor, and watch) accept a declarations-only file as a library; a
+    scene is never one: `plan` could not price it, so `check` must not pass it."""
+    write(tmp_path, 'let colour = "red"\nimage cafe = "https://example.com/cafe.jpg"\n', "lib.kvs")
+    film = write(tmp_path, 'scene a {\n  let x = "y"\n}\nscene b "lib.kvs"\n', "film.kvs")
+    capsys.readouterr()
+    assert main(["check", film]) == Exit.SCRIPT_ERRORS
+    out = "".join(capsys.readouterr())
+    assert out.count("error[KVS-no-shots]") == 2, out
