@@ -333,15 +333,16 @@ class KlingspecServer(LanguageServer):
         return result
 
     def dependents(self, uri: str) -> list[str]:
-        """Other open documents whose last result read `uri`'s file (a `use`d library)."""
+        """Other open documents whose last result read `uri`'s file (a `use`d library),
+        and, when `uri` is a film, its open scene scripts (they show what it says of them)."""
         path = self.path(uri)
+        scenes_of = set(self.scenes_of(path)) if self.file_path(uri) is not None else set()
         return [
             other
             for other, (_, _, result) in self.cache.items()
             if other != uri
             and other in self.workspace.text_documents
-            and result.program is not None
-            and path in result.program.dependencies
+            and ((result.program is not None and path in result.program.dependencies) or self.path(other) in scenes_of)
         ]
 
     def changed(self, uri: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 from lsprotocol import types as lsp
 
 from klingspec.cli import main
-from tests.lsp.conftest import open_document, position
+from tests.lsp.conftest import change_document, diagnostics, open_document, position
 from tests.lsp.test_completion import complete
 from tests.lsp.test_edits import apply
 
@@ -388,6 +388,30 @@ async def test_a_scene_script_of_a_workspace_film_shows_what_the_film_says_of_it
     alone.write_text((workspace / "scenes" / "cup.kvs").read_text(encoding="utf-8"), encoding="utf-8")
     found = await open_document(client, alone)
     assert [d.code for d in found] == ["KVS-start-required"]
+    # the film's own rule about a continued scene is shown at the scene script's line
+    folder = workspace / "film_rules"
+    folder.mkdir(exist_ok=True)
+    (folder / "first.kvs").write_text('shot a 5s "the first"\n', encoding="utf-8")
+    second = 'assets me/repo\nstart "https://assets.example.com/s.png"\nshot b 5s "the second"\n'
+    (folder / "second.kvs").write_text(second, encoding="utf-8")
+    (folder / "film.kvs").write_text('scene one "first.kvs"\nscene two "second.kvs" continues one\n', encoding="utf-8")
+    found = await open_document(client, folder / "second.kvs")
+    assert [(d.code, d.range.start.line) for d in found] == [("KVS-scene-start", 1)]
+
+
+async def test_a_scene_script_is_shown_again_when_its_film_changes(client, workspace):
+    folder = workspace / "film_again"
+    folder.mkdir(exist_ok=True)
+    (folder / "first.kvs").write_text('shot a 5s "the first"\n', encoding="utf-8")
+    (folder / "cup.kvs").write_text((workspace / "scenes" / "cup.kvs").read_text(encoding="utf-8"), encoding="utf-8")
+    film = 'scene one "first.kvs"\nscene cup "cup.kvs" continues one\n'
+    (folder / "film.kvs").write_text(film, encoding="utf-8")
+    assert await open_document(client, folder / "cup.kvs") == []
+    await open_document(client, folder / "film.kvs", film)
+    cup = (folder / "cup.kvs").as_uri()
+    client.diagnostics.pop(cup, None)
+    await change_document(client, (folder / "film.kvs").as_uri(), 2, film.replace(" continues one", ""))
+    assert [d.code for d in await diagnostics(client, cup)] == ["KVS-start-required"]
 
 
 async def test_a_scenes_diagnostic_is_at_that_scenes_line(client, workspace):
