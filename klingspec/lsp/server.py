@@ -33,7 +33,7 @@ from pygls.workspace import PositionCodec
 from klingspec import __version__, ast, films
 from klingspec.codes import CODES
 from klingspec.diagnostics import Diagnostic
-from klingspec.films import FilmScene
+from klingspec.films import Film, FilmScene
 from klingspec.lsp import completions, fixes, hovers, outline, paths, scenes, symbols
 from klingspec.pipeline import Options, Result, run_pipeline
 from klingspec.source import Span
@@ -280,7 +280,11 @@ class KlingspecServer(LanguageServer):
                 for d in scene.result.diagnostics:
                     of_scenes.add(d.sort_key())
                     placed.append((d, scene))
-            own = [(d, result) for d in result.diagnostics if d.sort_key() not in of_scenes]
+            own = [
+                (d, _scene_of(film, result.path, d) or result)
+                for d in result.diagnostics
+                if d.sort_key() not in of_scenes
+            ]
             return sorted(own + placed, key=lambda pair: pair[0].sort_key())
         films = self.films_naming(uri) if result.program is not None and not result.program.main.film else []
         if not films:
@@ -437,6 +441,25 @@ def _use_reaching(result: Result, path: str) -> ast.Use | None:
         target = os.path.abspath(os.path.join(os.path.dirname(main.source.name), use.path.value))
         if target == path or (target in by_path and reaches(by_path[target], {target})):
             return use
+    return None
+
+
+def _scene_of(film: Film, film_path: str, d: Diagnostic) -> FilmScene | None:
+    """The scene a film's own diagnostic found in another file is about (a continued
+    scene's own `start`, in its script): the scene its related places are in, else the
+    first scene whose script is (or reads) that file; None for one at the film's lines."""
+    if d.span.path == film_path:
+        return None
+    for scene in film.scenes:
+        span = scene.scene.span
+        if any(r.span.path == film_path and span.start <= r.span.start <= span.end for r in d.related):
+            return scene
+    target = os.path.abspath(d.span.path)
+    for scene in film.scenes:
+        program = scene.result.program
+        read = {os.path.abspath(p) for p in program.dependencies} if program is not None else set()
+        if scene.scene.path is not None and (os.path.abspath(scene.path) == target or target in read):
+            return scene
     return None
 
 
@@ -665,7 +688,7 @@ def create_server(options: Options = Options()) -> KlingspecServer:
         end = positions.offset(text, params.range.end)
         path = ls.path(uri)
         actions = []
-        for d in result.diagnostics:
+        for d, anchor in ls.diagnostics_of(uri, result):  # what the document shows: a scene's as its film says
             if d.span.path != path or d.span.end < start or d.span.start > end:
                 continue
             for fix in fixes.quick_fixes(d):
@@ -674,7 +697,7 @@ def create_server(options: Options = Options()) -> KlingspecServer:
                     lsp.CodeAction(
                         fix.title,
                         kind=lsp.CodeActionKind.QuickFix,
-                        diagnostics=[ls.diagnostic(d, result, uri)],
+                        diagnostics=[ls.diagnostic(d, anchor, uri)],
                         is_preferred=fix.preferred or None,
                         edit=lsp.WorkspaceEdit(changes={uri: edits}),
                     )

@@ -422,6 +422,19 @@ async def test_a_scenes_diagnostic_is_at_that_scenes_line(client, workspace):
     )
     found = await open_document(client, workspace / "film_twice.kvs", text)
     assert [(d.code, d.range.start.line) for d in found] == [("KVS-start-required", 2)]
+    # the film's rule about a scene, found in the scene's script, at that scene's line
+    folder = workspace / "film_twice"
+    folder.mkdir(exist_ok=True)
+    (folder / "first.kvs").write_text('shot a 5s "the first"\n', encoding="utf-8")
+    second = 'assets me/repo\nstart "https://assets.example.com/s.png"\nshot b 5s "the second"\n'
+    (folder / "second.kvs").write_text(second, encoding="utf-8")
+    text = (
+        'scene r "film_twice/first.kvs"\n'
+        'scene a "film_twice/second.kvs"\n'
+        'scene b "film_twice/second.kvs" continues r\n'  # b's start frame is r's last: its own is one too many
+    )
+    found = await open_document(client, workspace / "film_start_twice.kvs", text)
+    assert [(d.code, d.range.start.line) for d in found] == [("KVS-scene-start", 2)]
     # a scene written in place shows its library's problem on its `use`
     (workspace / "lib_bad.kvs").write_text('image broken = "ftp://example.com/x.png"\n', encoding="utf-8")
     text = 'scene r "scenes/roastery.kvs"\nscene s {\n  use "lib_bad.kvs"\n  shot a 5s "x @broken"\n}\n'
