@@ -346,6 +346,9 @@ scene outro continues take take 1 {   # written in place
 scene card {
   shot 3s "a title card"
 }
+scene empty continues card take 1 {}   # an empty scene written on one line
+scene bare { }
+shot after 5s "after the film's scenes"
 """
 
 

@@ -8,7 +8,8 @@ the script's model (`targets.py`), so completion offers what the checker accepts
 
 In a film, a line inside a scene written in place is completed from that scene's own
 result (`scenes.within`), as a script's line is; after `continues ` come the scenes a
-scene may continue: those written above it (`films.run_film`'s rule).
+scene may continue: those written above it (`films.run_film`'s rule). A statement
+keyword at a film's top level is `scene` alone; inside a scene, anything but `scene`.
 """
 
 from __future__ import annotations
@@ -86,8 +87,28 @@ def complete(result: Result | None, text: str, offset: int, path: str | None = N
         start = offset - len(statement.group(1))
         if _in_element_block(text, line_start):
             return [Completion(k, "keyword", "element field", k, start) for k in ("front", "refs")]
-        return [Completion(k, "keyword", "statement", k, start) for k in STATEMENT_KEYWORDS]
+        if film is not None and scenes.inline_at(film, offset) is None:
+            return [Completion("scene", "keyword", "statement", "scene", start)]  # a film holds scenes only
+        words = [k for k in STATEMENT_KEYWORDS if film is None or k != "scene"]  # a scene holds no scene
+        return [Completion(k, "keyword", "statement", k, start) for k in words]
     return []
+
+
+def needs_result(text: str, offset: int) -> bool:
+    """Whether what is completed at `offset` comes from the script's declarations or
+    settings (`@` references, `{{ }}` variables, image paths, setting values, statement
+    keywords, which depend on where in a film the line is): what a line of a scene
+    written in place, while it is being typed, needs its scene's result for. Plain words
+    of a prompt, a `continues`, or nothing at all do not."""
+    line_start = text.rfind("\n", 0, offset) + 1
+    prefix = text[line_start:offset]
+    string = string_start(text, offset)
+    if string is not None:
+        inside = text[string:offset]
+        return _uri_string(text, line_start, string) or _in_template(inside) or bool(_MENTION.search(inside))
+    if _CONTINUES.match(prefix):
+        return False
+    return bool(_SETTING.match(prefix) or _STATEMENT.match(prefix))
 
 
 def _scene_names(film: Result | None, line_start: int, start: int) -> list[Completion]:

@@ -15,7 +15,7 @@ import os
 
 from klingspec.films import Film, FilmScene
 from klingspec.pipeline import Result
-from klingspec.pricing import estimate, usd_quote
+from klingspec.pricing import Estimate, estimate, usd_quote
 
 
 def inline_at(result: Result, offset: int) -> FilmScene | None:
@@ -46,23 +46,35 @@ def script(scene: FilmScene, film_path: str) -> str:
 
 def seconds(scene: FilmScene) -> str | None:
     """`11 s × 2` (seconds, times its generations when more than one), as `plan FILM`
-    writes a scene's seconds; None when the scene could not be checked that far."""
+    writes a scene's seconds: the estimate's, so whole seconds per shot as the cost beside
+    them is priced; None when the scene could not be checked that far."""
     bound = scene.result.bound
     if bound is None:
         return None
-    generations = bound.generations()
-    total = format(bound.total_seconds.normalize(), "f")
+    found = _estimate(scene)
+    if found is not None:
+        total, generations = str(found.seconds), found.generations
+    else:  # no shots to price
+        total, generations = format(bound.total_seconds.normalize(), "f"), bound.generations()
     return f"{total} s" + (f" × {generations}" if generations != 1 else "")
 
 
 def cost(scene: FilmScene) -> str | None:
     """The scene's bill, worded by `pricing.usd_quote` as `plan FILM`'s cost column
     (`$4.93 (up to $6.16)`, `unknown`); None when it has no shots to price."""
-    result = scene.result
-    found = result.estimate
-    if found is None and result.bound is not None and result.bound.shots:
-        found = estimate(result.bound)  # a scene with errors still has a price per shot
+    found = _estimate(scene)
     return usd_quote(found.quote, "unknown") if found is not None else None
+
+
+def _estimate(scene: FilmScene) -> Estimate | None:
+    """The pipeline's estimate, else (the editor checks only, as `check`; a scene with
+    errors) one from the bound scene: a price per shot, which no start frame changes."""
+    result = scene.result
+    if result.estimate is not None:
+        return result.estimate
+    if result.bound is not None and result.bound.shots:
+        return estimate(result.bound)
+    return None
 
 
 def continued_by(film: Film, name: str) -> list[FilmScene]:

@@ -30,9 +30,10 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.uris import from_fs_path, to_fs_path
 from pygls.workspace import PositionCodec
 
-from klingspec import __version__, ast
+from klingspec import __version__, ast, films
 from klingspec.codes import CODES
 from klingspec.diagnostics import Diagnostic
+from klingspec.films import Film, FilmScene
 from klingspec.lsp import completions, fixes, hovers, outline, paths, scenes, symbols
 from klingspec.pipeline import Options, Result, run_pipeline
 from klingspec.source import Span
@@ -42,8 +43,6 @@ DOCS_URL = "https://github.com/klingspec/klingspec/blob/main/"  # as SARIF's hel
 MAX_WORKSPACE_FILES = 500
 _SKIP_DIRS = {"node_modules", "__pycache__", "venv", "site-packages"}
 _RAW_REF = re.compile(r"(Image|Element)[0-9]+\Z")
-_BLOCK_OPEN = re.compile(r"^[ \t]*scene\b[^\n]*\{[ \t]*(?:#[^\n]*)?\r?$", re.M)  # `scene NAME ... {`
-_BLOCK_CLOSE = re.compile(r"^[ \t]*\}", re.M)
 log = logging.getLogger(__name__)
 
 
@@ -135,9 +134,14 @@ class KlingspecServer(LanguageServer):
 
     def __init__(self, options: Options = Options()):
         super().__init__("klingspec", __version__, protocol_cls=_AnsweringProtocol)
-        self.options = replace(options, validate_schema=False, library_ok=True)  # as `check`
+        # as `check`: checks only, so a film's continued scenes are not compiled again with
+        # a stand-in start frame (films._priced); costs come from each bound script
+        self.options = replace(options, validate_schema=False, library_ok=True, check_only=True)
         self.generation = 0  # bumped on every buffer event: cached results go stale
         self.cache: dict[str, tuple[int, str, Result]] = {}
+        self.blanked: dict[str, tuple[int, str, int, Result]] = {}  # completion's re-checks
+        self.film_cache: dict[str, tuple[int, Result]] = {}  # films checked for a scene script's diagnostics
+        self.scene_lines: dict[str, tuple[tuple[int, int], list[str]]] = {}  # films.scene_paths by (mtime, size)
         self.pending: dict[str, asyncio.TimerHandle] = {}
         self.last_check: dict[str, float] = {}
 
@@ -181,21 +185,34 @@ class KlingspecServer(LanguageServer):
         """The result completion reads. In a film, the line being typed inside a scene
         written in place (`shot a 5s "@he`, an unclosed string) is a syntax error, and
         the parser's recovery drops the whole `scene { }` block with it, and the scene's
-        bindings and variables that completion offers. Then the film is checked once more
-        with that one line blanked (same length: offsets hold), so the block's other lines
-        answer as a script's do while one of its lines is being typed."""
+        bindings and variables that completion offers. Then, when what is completed needs
+        them (`completions.needs_result`), the film is checked once more with that one
+        line blanked (same length: offsets hold), so the block's other lines answer as a
+        script's do while one of its lines is being typed; that check is kept for the
+        buffer's text and line, so the next keystroke's completion of the same text reuses it."""
         _, result = self.result(uri)
-        if result.program is None or not result.program.main.partial or scenes.inline_at(result, offset):
+        program = result.program
+        if program is None or not program.main.partial or scenes.inline_at(result, offset):
             return result
+        if not completions.needs_result(text, offset):
+            return result
+        path = self.path(uri)
         line_start = text.rfind("\n", 0, offset) + 1
-        opened = [m.end() for m in _BLOCK_OPEN.finditer(text, 0, line_start)]
-        if not opened or _BLOCK_CLOSE.search(text, opened[-1], line_start):
-            return result  # not inside a block: nothing to recover
         line_end = text.find("\n", offset)
         line_end = len(text) if line_end == -1 else line_end
-        blanked = text[:line_start] + " " * (line_end - line_start) + text[line_end:]
-        path = self.path(uri)
-        return run_pipeline(path, replace(self.options, overlays={**self.overlays(), path: blanked}))
+        if not any(
+            d.code.startswith("KVS-syntax") and d.span.path == path and line_start <= d.span.start <= line_end
+            for d in result.diagnostics
+        ):
+            return result  # the line being typed is not what broke the parse
+        cached = self.blanked.get(uri)
+        if cached and cached[0] == self.generation and cached[1] == text and cached[2] == line_start:
+            again = cached[3]
+        else:
+            blanked = text[:line_start] + " " * (line_end - line_start) + text[line_end:]
+            again = run_pipeline(path, replace(self.options, overlays={**self.overlays(), path: blanked}))
+            self.blanked[uri] = (self.generation, text, line_start, again)
+        return again if scenes.inline_at(again, offset) is not None else result
 
     def results_around(self, uri: str) -> Iterable[Result]:
         """This document's result, then every other open document's and workspace script's:
@@ -246,19 +263,90 @@ class KlingspecServer(LanguageServer):
     def publish(self, uri: str) -> None:
         _text, result = self.result(uri)
         version = self.workspace.get_text_document(uri).version
-        diagnostics = [self.diagnostic(d, result, uri) for d in result.diagnostics]
+        diagnostics = [self.diagnostic(d, anchor, uri) for d, anchor in self.diagnostics_of(uri, result)]
         self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri, diagnostics, version))
 
-    def dependents(self, uri: str) -> list[str]:
-        """Other open documents whose last result read `uri`'s file (a `use`d library)."""
+    def diagnostics_of(self, uri: str, result: Result) -> list[tuple[Diagnostic, Result | FilmScene]]:
+        """What the document `uri` shows, each diagnostic with what places it: a film's
+        scene's with that scene (its `scene` line, or in a scene written in place, the
+        `use` that brings the file in), the others with the document's result. A scene
+        script that films of the workspace name shows what those films say of it (as
+        `check FOLDER` does): checked alone, a continued scene would want a start frame."""
+        film = result.film
+        if film is not None:
+            placed: list[tuple[Diagnostic, Result | FilmScene]] = []
+            of_scenes = set()
+            for scene in film.scenes:
+                for d in scene.result.diagnostics:
+                    of_scenes.add(d.sort_key())
+                    placed.append((d, scene))
+            own = [
+                (d, _scene_of(film, result.path, d) or result)
+                for d in result.diagnostics
+                if d.sort_key() not in of_scenes
+            ]
+            return sorted(own + placed, key=lambda pair: pair[0].sort_key())
+        films = self.films_naming(uri) if result.program is not None and not result.program.main.film else []
+        if not films:
+            return [(d, result) for d in result.diagnostics]
         path = self.path(uri)
+        seen: set[tuple[str, int, int, int, str, str]] = set()
+        shown: list[tuple[Diagnostic, Result | FilmScene]] = []
+        for film_result in films:
+            assert film_result.film is not None
+            ours = [s for s in film_result.film.scenes if s.scene.path is not None and os.path.abspath(s.path) == path]
+            found = [(d, s.result) for s in ours for d in s.result.diagnostics]
+            # the film's own rules about this script (a `start` of a continued scene) are at its lines
+            found += [(d, result) for d in film_result.diagnostics if d.span.path == path]
+            for d, where in found:
+                if d.sort_key() not in seen:
+                    seen.add(d.sort_key())
+                    shown.append((d, where))
+        return sorted(shown, key=lambda pair: pair[0].sort_key())
+
+    def films_naming(self, uri: str) -> list[Result]:
+        """The results of the workspace's films that name the file of `uri` as a scene's
+        script (`films.scene_paths`, read again only when a film's file changes on disk)."""
+        path = self.file_path(uri)
+        if path is None:
+            return []
+        found = []
+        for film_path in self.workspace_scripts():
+            if film_path != path and path in self.scenes_of(film_path):
+                found.append(self.film_result(film_path))
+        return [r for r in found if r.film is not None]
+
+    def scenes_of(self, film_path: str) -> list[str]:
+        try:
+            stat = os.stat(film_path)
+        except OSError:
+            return []
+        key = (stat.st_mtime_ns, stat.st_size)
+        cached = self.scene_lines.get(film_path)
+        if cached is None or cached[0] != key:
+            cached = (key, [os.path.abspath(p) for p in films.scene_paths(film_path)])
+            self.scene_lines[film_path] = cached
+        return cached[1]
+
+    def film_result(self, film_path: str) -> Result:
+        cached = self.film_cache.get(film_path)
+        if cached is not None and cached[0] == self.generation:
+            return cached[1]
+        result = run_pipeline(film_path, replace(self.options, overlays=self.overlays()))
+        self.film_cache[film_path] = (self.generation, result)
+        return result
+
+    def dependents(self, uri: str) -> list[str]:
+        """Other open documents whose last result read `uri`'s file (a `use`d library),
+        and, when `uri` is a film, its open scene scripts (they show what it says of them)."""
+        path = self.path(uri)
+        scenes_of = set(self.scenes_of(path)) if self.file_path(uri) is not None else set()
         return [
             other
             for other, (_, _, result) in self.cache.items()
             if other != uri
             and other in self.workspace.text_documents
-            and result.program is not None
-            and path in result.program.dependencies
+            and ((result.program is not None and path in result.program.dependencies) or self.path(other) in scenes_of)
         ]
 
     def changed(self, uri: str) -> None:
@@ -267,9 +355,11 @@ class KlingspecServer(LanguageServer):
             self.schedule(target)
 
     # conversions
-    def diagnostic(self, d: Diagnostic, result: Result, uri: str) -> lsp.Diagnostic:
+    def diagnostic(self, d: Diagnostic, result: Result | FilmScene, uri: str) -> lsp.Diagnostic:
         """One klingspec diagnostic for the document `uri`. One found in a used file is
-        shown on the `use` that brings that file in, pointing at the real place."""
+        shown on the `use` that brings that file in (of `result`), pointing at the real
+        place; one of a film's scene (`result` a `FilmScene`) from a file of its own, on
+        that scene's `scene` line, or in a scene written in place, on its `use`."""
         positions = self.positions
         path = self.path(uri)
         related = [
@@ -281,7 +371,12 @@ class KlingspecServer(LanguageServer):
         if d.span.path == path:
             where = positions.range(d.span)
         else:
-            use = _use_reaching(result, d.span.path) or _scene_reaching(result, d.span.path)
+            use: ast.Use | ast.Scene | None
+            if isinstance(result, FilmScene):
+                use = _use_reaching(result.result, d.span.path) if result.scene.body is not None else None
+                use = use or result.scene
+            else:
+                use = _use_reaching(result, d.span.path)
             where = positions.range(use.span) if use else lsp.Range(lsp.Position(0, 0), lsp.Position(0, 0))
             line, column = d.span.start_position
             message = f"{os.path.relpath(d.span.path, os.path.dirname(path))}:{line}:{column}: {message}"
@@ -349,16 +444,22 @@ def _use_reaching(result: Result, path: str) -> ast.Use | None:
     return None
 
 
-def _scene_reaching(result: Result, path: str) -> ast.Scene | None:
-    """A film's `scene` whose script is the file `path` (or whose script uses it)."""
-    if result.film is None:
+def _scene_of(film: Film, film_path: str, d: Diagnostic) -> FilmScene | None:
+    """The scene a film's own diagnostic found in another file is about (a continued
+    scene's own `start`, in its script): the scene its related places are in, else the
+    first scene whose script is (or reads) that file; None for one at the film's lines."""
+    if d.span.path == film_path:
         return None
-    target = os.path.abspath(path)
-    for scene in result.film.scenes:
+    for scene in film.scenes:
+        span = scene.scene.span
+        if any(r.span.path == film_path and span.start <= r.span.start <= span.end for r in d.related):
+            return scene
+    target = os.path.abspath(d.span.path)
+    for scene in film.scenes:
         program = scene.result.program
-        read = {os.path.abspath(d) for d in program.dependencies} if program is not None else set()
+        read = {os.path.abspath(p) for p in program.dependencies} if program is not None else set()
         if scene.scene.path is not None and (os.path.abspath(scene.path) == target or target in read):
-            return scene.scene
+            return scene
     return None
 
 
@@ -463,7 +564,7 @@ def create_server(options: Options = Options()) -> KlingspecServer:
         start = lsp.Position(0, 0)
         script = paths.script_at(result, offset)  # `use "lib.kvs"`, a film's `scene NAME "FILE"`
         if script is not None:
-            if os.path.exists(script) or script in ls.overlays():
+            if os.path.isfile(script) or script in ls.overlays():
                 return [lsp.Location(ls.uri(script), lsp.Range(start, start))]
             return None
         local = paths.local_path_at(scenes.within(result, offset), path, offset)
@@ -587,7 +688,7 @@ def create_server(options: Options = Options()) -> KlingspecServer:
         end = positions.offset(text, params.range.end)
         path = ls.path(uri)
         actions = []
-        for d in result.diagnostics:
+        for d, anchor in ls.diagnostics_of(uri, result):  # what the document shows: a scene's as its film says
             if d.span.path != path or d.span.end < start or d.span.start > end:
                 continue
             for fix in fixes.quick_fixes(d):
@@ -596,7 +697,7 @@ def create_server(options: Options = Options()) -> KlingspecServer:
                     lsp.CodeAction(
                         fix.title,
                         kind=lsp.CodeActionKind.QuickFix,
-                        diagnostics=[ls.diagnostic(d, result, uri)],
+                        diagnostics=[ls.diagnostic(d, anchor, uri)],
                         is_preferred=fix.preferred or None,
                         edit=lsp.WorkspaceEdit(changes={uri: edits}),
                     )
