@@ -68,9 +68,9 @@ def test_the_starter_files_ship(wheel):
         assert wheel.read(f"klingspec/starter/{name}") == (ROOT / "klingspec" / "starter" / name).read_bytes()
 
 
-def test_the_storyboard_template_ships(wheel):
-    """`klingspec preview` renders the page from the template beside its module."""
-    for name in ("storyboard.html.j2", "storyboard.py", "thumbnails.py"):
+def test_the_storyboard_templates_ship(wheel):
+    """`klingspec preview` renders the pages from the templates beside their modules."""
+    for name in ("storyboard.html.j2", "film.html.j2", "prompt.html.j2", "storyboard.py", "thumbnails.py"):
         path = f"klingspec/preview/{name}"
         assert wheel.read(path) == (ROOT / path).read_bytes()
 

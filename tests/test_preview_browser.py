@@ -115,7 +115,10 @@ def _film_is_laid_out_one_block_per_scene_as_wide_as_it_is_long(result, page) ->
     assert page.js(no_spill), "no scene's contents spill out of it"
     fits = "() => { const t = document.getElementById('scenes'); return t.scrollWidth <= t.clientWidth + 1; }"
     assert page.js(fits), "the film's timeline fits a 1280-pixel window without scrolling"
-    assert page.refused == []
+    # the only network a film's page asks for: the remote pictures its prompts' @names show
+    chips = page.js("() => [...document.querySelectorAll('#scenes .mention img')].map(i => i.getAttribute('src'))")
+    assert chips and all(src.startswith(("http://", "https://")) for src in chips)
+    assert set(page.refused) <= set(chips), page.refused
 
 
 def test_the_page_needs_no_network_but_the_remote_thumbnails(page, tmp_path, capsys):

@@ -55,7 +55,7 @@ def test_a_film_is_one_timeline_of_scenes_as_wide_as_they_are_long(film, tmp_pat
     ]
     assert html.by_id("total-seconds").text() == "12 s"
     assert html.by_id("total-cost").text() == pricing.usd_quote(pricing.add(s.result.estimate.quote for s in scenes))
-    prompt = blocks[2].one("span", "prompt")
+    prompt = blocks[2].one("p", "prompt")
     assert prompt.text() == "the <b>logo</b> on black" and not prompt.all("b")  # text, not markup
     assert not html.all(id="film")  # not run yet
 
@@ -106,3 +106,16 @@ def test_a_scene_shows_the_takes_of_the_request_the_film_sends_not_its_scripts_n
     assert shown["intro"] == alone and len(shown["walk"]) == 1 and len(shown["outro"]) == 1
     [walk_in_film] = set((tmp_path / "renders").glob("walk-*.mp4")) - {walk_alone}
     assert (tmp_path / shown["walk"][0]).resolve() == walk_in_film.resolve()
+
+
+def test_a_scenes_prompt_shows_each_mention_with_its_picture_and_what_it_is_sent_as(tmp_path, capsys):
+    write(tmp_path, 'image cafe = "https://assets.example.com/cafe.jpg"\nshot a 5s "morning in @cafe"\n', "cafe.kvs")
+    film = write(tmp_path, 'scene open "cafe.kvs"\nscene close {\n  shot z 3s "@nobody waves"\n}\n', "film.kvs")
+    code, html = page(capsys, film, tmp_path / "film.html")
+    blocks = html.by_id("scenes").all("li", "scene")
+    [mention] = blocks[0].one("p", "prompt").all("span", "mention")
+    assert mention.attrs["data-ref"] == "@Image1" and mention.one("span", "written").text() == "@cafe"
+    assert mention.one("img").attrs["src"] == "https://assets.example.com/cafe.jpg"
+    assert blocks[0].one("p", "prompt").text().startswith("morning in ")
+    [unbound] = blocks[1].one("p", "prompt").all("span", "mention")  # checked: an error, still shown
+    assert "unbound" in unbound.attrs["class"] and unbound.one("span", "ref").text() == "not bound"

@@ -2,8 +2,9 @@
 long, with its cost, the scene it continues and its shots' prompts as sent; then, once the
 film has been run, the joined film and each scene's takes, playable.
 
-A scene's figures come from its own pipeline result (money worded by `pricing`), as a
-script's storyboard does. Its takes are those of the request the film would send for it
+A scene's figures come from its own pipeline result (money worded by `pricing`), and its
+shots are the script storyboard's own (`storyboard.page_of`): each `@name` of a prompt a chip
+with its picture and what it is sent as. Its takes are those of the request the film would send for it
 now, found in the ledger by request hash (`takes.read`'s current version): a scene script
 shared with another film, or edited since, shows no other request's takes, and a scene
 written in place is found like any other. A continued scene's request is known once the
@@ -27,18 +28,12 @@ if TYPE_CHECKING:
 
     from klingspec.films import FilmScene
     from klingspec.pipeline import Options, Result
+    from klingspec.preview.storyboard import Shot
     from klingspec.preview.takes import Take
     from klingspec.run.jobs import Job, Standing
     from klingspec.run.ledger import Ledger, Render
 
 TEMPLATE = "film.html.j2"
-
-
-@dataclass(frozen=True)
-class FilmShot:
-    name: str
-    seconds: str
-    prompt: str  # as sent
 
 
 @dataclass(frozen=True)
@@ -51,7 +46,7 @@ class SceneBlock:
     cost: str
     continues: str | None
     take: int
-    shots: tuple[FilmShot, ...]
+    shots: tuple[Shot, ...]  # as the script's storyboard has them: each `@name` with its picture
     takes: tuple[Take, ...]
 
 
@@ -72,7 +67,7 @@ def film_page(
     result: Result, options: Options, *, ledger_path: str | None, page_dir: str | None, out_dir: str | None
 ) -> str:
     from klingspec.preview import takes as sheet
-    from klingspec.preview.storyboard import _environment
+    from klingspec.preview.storyboard import _environment, page_of
 
     film = result.film
     assert film is not None
@@ -86,10 +81,7 @@ def film_page(
         if estimate is not None:
             quotes.append(estimate.quote)
         cost = pricing.usd_quote(estimate.quote, "unknown") if estimate is not None else "not priced"
-        shots = tuple(
-            FilmShot(s.shot.label, f"{s.seconds.normalize():f}", s.prompt)
-            for s in (scene.result.bound.shots if scene.result.bound is not None else ())
-        )
+        shots = page_of(scene.result).shots
         request = requests.get(scene.name)
         found = sheet.read(scene.path, request, ledger_path, page_dir) if request is not None else None
         current = [v for v in found.versions if v.current] if found is not None else []
