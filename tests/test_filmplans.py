@@ -91,3 +91,21 @@ def test_a_film_is_planned_alone(film, tmp_path, capsys):
     other = write(tmp_path, 'shot z 5s "x"\n', "other.kvs")
     assert main(["plan", film, other]) == Exit.USAGE
     assert main(["plan", film, "-o", str(tmp_path / "p.json")]) == Exit.USAGE
+
+
+@pytest.mark.parametrize("kind", ["example", "twice"])
+def test_the_total_watch_says_is_the_plans(kind, film, tmp_path, capsys):
+    """`filmplans.film_total` (no input file hashed) counts as `plan FILM` does: a scene
+    listed twice once, a continued scene in full."""
+    from pathlib import Path
+
+    from klingspec.cli.filmplans import film_total
+
+    if kind == "example":
+        path = str(Path(__file__).parent.parent / "examples" / "launch.kvs")
+    else:
+        path = write(tmp_path, 'scene a "intro.kvs"\nscene b "intro.kvs"\nscene c "walk.kvs" continues b\n', "two.kvs")
+    planned = plan_json(capsys, path)
+    total = film_total(run_pipeline(path).film)
+    assert total is not None and pricing.usd_number(total.amount) == planned["total_usd"]
+    assert pricing.usd_number(total.ceiling) == planned["max_total_usd"]

@@ -187,6 +187,20 @@ def totals(scenes: list[ScenePlan]) -> tuple[pricing.Quote, pricing.Quote]:
     return pricing.add(s.plan.estimate.quote for s in once.values()), pricing.add(s.new for s in once.values())
 
 
+def film_total(film: Film) -> pricing.Quote | None:
+    """The film's total as `totals` counts it before the ledger is read (a scene listed
+    twice once, a continued scene in full), from the scenes' own estimates alone: no
+    `Plan`, so no input file is read and hashed (`watch` says it on every save). None when
+    a scene has no estimate."""
+    once: dict[str, pricing.Quote] = {}
+    for s in film.scenes:
+        request, estimate = s.result.request, s.result.estimate
+        if request is None or estimate is None:
+            return None
+        once.setdefault(request.content_hash if s.continues is None else f"{s.name}:continued", estimate.quote)
+    return pricing.add(once.values())
+
+
 def as_json(film_path: str, film: Film, scenes: list[ScenePlan]) -> str:
     return json.dumps(film_json(film_path, film, scenes), indent=2, ensure_ascii=False) + "\n"
 

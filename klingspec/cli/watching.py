@@ -259,14 +259,12 @@ class Watcher:
         """A film checked clean: its scenes, running time and cost (as `plan FILM` totals
         them). `--run` renders scripts, not films: a film is rendered by `klingspec run`,
         which asks consent for the whole chain and joins it; the watcher says so."""
-        from klingspec.cli.filmplans import scene_plans, totals
-        from klingspec.cli.plans import plan_of
+        from klingspec.cli.filmplans import film_total
 
         film = result.film
         assert film is not None
-        plans = [plan_of(s.result, self.options) for s in film.scenes]
-        total = totals(scene_plans(result.path, film, plans, self.options, None, None))[0]
-        cost = pricing.usd_quote(total, "price unknown")
+        total = film_total(film)
+        cost = "price unknown" if total is None else pricing.usd_quote(total, "price unknown")
         seconds = int(film.seconds) if film.seconds is not None else None
         self.out(
             "checked",
@@ -279,8 +277,8 @@ class Watcher:
             film=True,
             scenes=len(film.scenes),
             seconds=seconds,
-            cost_usd=pricing.usd_number(total.amount),
-            max_cost_usd=pricing.usd_number(total.ceiling),
+            cost_usd=pricing.usd_number(total.amount) if total is not None else None,
+            max_cost_usd=pricing.usd_number(total.ceiling) if total is not None else None,
             ms=round(elapsed, 1),
         )
         if self.render is not None:
