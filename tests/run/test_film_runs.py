@@ -25,6 +25,7 @@ from run_helpers import new_key, stats  # noqa: E402
 from test_processes import (  # noqa: E402
     _env,
     _klingspec,
+    _ledger_rows,
     _wait_for,
     sandbox_process,  # noqa: F401  (the fixture: a sandbox in a process of its own)
 )
@@ -180,13 +181,7 @@ def test_a_film_killed_mid_chain_resumes_and_pays_for_no_scene_twice(tmp_path, r
     ledger = tmp_path / "home" / "ledger.sqlite"
 
     def walk_state() -> str | None:
-        if not ledger.exists():
-            return None
-        try:
-            with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=1) as db:
-                rows = db.execute("SELECT state, body FROM renders").fetchall()
-        except sqlite3.Error:
-            return None
+        rows = _ledger_rows(ledger, "SELECT state, body FROM renders") or []
         return next((state for state, body in rows if "walk" in body), None)
 
     first = _klingspec("run", "--api-url", base, "--yes", path, env=env)

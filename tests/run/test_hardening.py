@@ -15,7 +15,8 @@ from run_helpers import job, my_generations, new_key, oxen, runner, script, shot
 
 from klingspec.run import display
 from klingspec.run.client import BadBody, Limits, OxenClient
-from klingspec.run.ledger import Ledger
+from klingspec.run.jobs import Job
+from klingspec.run.ledger import Ledger, Render
 from klingspec.run.states import RenderState
 from klingspec.run.submitting import sync_answer_path
 from klingspec.sandbox import FaultRule
@@ -26,6 +27,23 @@ SMALL = Limits(video_bytes=2_000_000, json_bytes=1_000_000, sse_line_chars=100_0
 def _small(client: OxenClient) -> OxenClient:
     client.limits = SMALL
     return client
+
+
+def _sent_sync(ledger: Ledger, the_job: Job, url: str) -> Render:
+    """`the_job` recorded as a sync render and sent, as a run killed right after sending leaves it."""
+    render, _ = ledger.claim(
+        request_hash=the_job.request_hash,
+        api_url=url,
+        script=the_job.script,
+        model=the_job.model,
+        body=the_job.body,
+        generations=1,
+        mode="sync",
+        out_dir=the_job.out_dir,
+        estimate_usd=str(the_job.estimate_usd),
+    )
+    ledger.mark_sent(render.id)
+    return render
 
 
 def _sync_posts(url: str) -> int:
@@ -65,18 +83,7 @@ def test_a_sync_answer_left_whole_on_disk_is_used_not_sent_again(sandbox_with, t
     path = script(tmp_path, shots())
     the_job = job(path)
     with sandbox_with() as url, Ledger(str(tmp_path / "l.sqlite")) as ledger:
-        render, _ = ledger.claim(
-            request_hash=the_job.request_hash,
-            api_url=url,
-            script=path,
-            model=the_job.model,
-            body=the_job.body,
-            generations=1,
-            mode="sync",
-            out_dir=the_job.out_dir,
-            estimate_usd=str(the_job.estimate_usd),
-        )
-        ledger.mark_sent(render.id)
+        render = _sent_sync(ledger, the_job, url)
         os.makedirs(the_job.out_dir)
         with oxen(url, key) as client:
             client.generate_to_file(the_job.body, sync_answer_path(render))  # the answer the crash left
@@ -92,18 +99,7 @@ def test_a_sync_render_sent_without_an_answer_is_unknown_and_never_sent_again(sa
     path = script(tmp_path, shots())
     the_job = job(path)
     with sandbox_with() as url, Ledger(str(tmp_path / "l.sqlite")) as ledger:
-        render, _ = ledger.claim(
-            request_hash=the_job.request_hash,
-            api_url=url,
-            script=path,
-            model=the_job.model,
-            body=the_job.body,
-            generations=1,
-            mode="sync",
-            out_dir=the_job.out_dir,
-            estimate_usd=str(the_job.estimate_usd),
-        )
-        ledger.mark_sent(render.id)
+        render = _sent_sync(ledger, the_job, url)
         os.makedirs(the_job.out_dir)
         with open(sync_answer_path(render) + ".part", "w") as half:  # cut short by the crash
             half.write('{"videos": [{"url": "http')
@@ -124,18 +120,7 @@ def test_a_sync_render_an_older_klingspec_left_submitted_is_never_polled_nor_pai
     path = script(tmp_path, shots())
     the_job = job(path)
     with sandbox_with() as url, Ledger(str(tmp_path / "l.sqlite")) as ledger:
-        render, _ = ledger.claim(
-            request_hash=the_job.request_hash,
-            api_url=url,
-            script=path,
-            model=the_job.model,
-            body=the_job.body,
-            generations=1,
-            mode="sync",
-            out_dir=the_job.out_dir,
-            estimate_usd=str(the_job.estimate_usd),
-        )
-        ledger.mark_sent(render.id)
+        render = _sent_sync(ledger, the_job, url)
         ledger.mark_submitted(render.id, [f"sync-{render.id}-1"])
         for _ in range(2):
             with oxen(url, new_key()) as client:

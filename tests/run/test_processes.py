@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -72,16 +73,21 @@ def _klingspec(*args: str, env: dict, **kwargs) -> subprocess.Popen:
     )
 
 
-def _ledger_state(tmp_path: Path) -> str | None:
-    path = tmp_path / "home" / "ledger.sqlite"
+def _ledger_rows(path: Path, query: str) -> list[tuple[Any, ...]] | None:
+    """`query` on the ledger another process is writing, read-only; None while it does
+    not exist yet or is locked."""
     if not path.exists():
         return None
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1) as db:
-            row = db.execute("SELECT state FROM renders ORDER BY id DESC LIMIT 1").fetchone()
+            return db.execute(query).fetchall()
     except sqlite3.Error:
         return None
-    return row[0] if row else None
+
+
+def _ledger_state(tmp_path: Path) -> str | None:
+    rows = _ledger_rows(tmp_path / "home" / "ledger.sqlite", "SELECT state FROM renders ORDER BY id DESC LIMIT 1")
+    return rows[0][0] if rows else None
 
 
 def _wait_for(predicate, timeout: float = 15.0, what: str = "") -> None:
