@@ -39,6 +39,13 @@ def _main(*argv: str) -> str:
     return out.getvalue()
 
 
+def _timed(*argv: str) -> float:
+    """Seconds one command takes in this process."""
+    start = time.perf_counter()
+    _main(*argv)
+    return time.perf_counter() - start
+
+
 def _film(folder: str, chains: int) -> tuple[str, list[str]]:
     scripts = []
     lines = []
@@ -64,13 +71,9 @@ def plan_bench() -> None:
         planned = json.loads(_main("plan", "--format", "json", film))
         assert len(planned["scenes"]) == 40
         films, bases = [], []
-        for _ in range(rounds):
-            start = time.perf_counter()
-            _main("plan", "--format", "json", film)
-            films.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            _main("plan", "--format", "json", *scripts)
-            bases.append(time.perf_counter() - start)
+        for _ in range(rounds):  # interleaved: the machine's load falls on both alike
+            films.append(_timed("plan", "--format", "json", film))
+            bases.append(_timed("plan", "--format", "json", *scripts))
         f, b = statistics.median(films), statistics.median(bases)
         print(
             f"plan of a 40-scene film: median {f * 1000:.0f} ms (goal: well under 1 s); "
@@ -83,19 +86,11 @@ def rendered_plan_bench() -> None:
     with tempfile.TemporaryDirectory() as folder:
         os.environ["KLINGSPEC_HOME"] = os.path.join(folder, "home")
         film, _ = _film(folder, 20)
-        before = []
-        for _ in range(rounds):
-            start = time.perf_counter()
-            _main("plan", "--sandbox", "--format", "json", film)
-            before.append(time.perf_counter() - start)
+        before = [_timed("plan", "--sandbox", "--format", "json", film) for _ in range(rounds)]
         _main("run", "--sandbox", "--yes", "--no-join", "--concurrency", "8", film)
         planned = json.loads(_main("plan", "--sandbox", "--format", "json", film))
         assert [s["standing"] for s in planned["scenes"]] == ["reuse"] * 40, planned
-        after = []
-        for _ in range(rounds):
-            start = time.perf_counter()
-            _main("plan", "--sandbox", "--format", "json", film)
-            after.append(time.perf_counter() - start)
+        after = [_timed("plan", "--sandbox", "--format", "json", film) for _ in range(rounds)]
         a, b = statistics.median(after), statistics.median(before)
         print(
             f"plan of the 40-scene film once rendered (20 start frames read): median {a * 1000:.0f} ms; "
